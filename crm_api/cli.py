@@ -1,0 +1,122 @@
+"""`callcard`: run the product, its parts, and its chores."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+
+from crm_api.settings import Settings
+
+
+async def _seed(settings: Settings) -> None:
+    from crm_api.db.session import make_engine, make_sessionmaker
+    from crm_api.seed import seed_demo
+
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            made = await seed_demo(session)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    if made is None:
+        print("The database already has users; demo data not added.")
+        return
+    print("Demo users (username / password / role):")
+    for user in made:
+        print(f"  {user.username:<11} {user.password:<18} {user.role}")
+
+
+async def _create_user(settings: Settings, args: argparse.Namespace) -> None:
+    from crm_api.db.session import make_engine, make_sessionmaker
+    from crm_api.db.users import Role
+    from crm_api.domain.auth import MIN_PASSWORD_LENGTH, create_user
+
+    password = args.password or getpass.getpass("Password: ")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        sys.exit(f"The password must have at least {MIN_PASSWORD_LENGTH} characters.")
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            user = await create_user(
+                session,
+                username=args.username,
+                password=password,
+                full_name=args.full_name or args.username,
+                role=Role(args.role),
+                extension=args.extension,
+            )
+            await session.commit()
+            print(f"Created {user.role} {user.username} (#{user.id}).")
+    finally:
+        await engine.dispose()
+
+
+def _prepare_embedded(settings: Settings) -> None:
+    from crm_api.db.migrate import upgrade_url
+
+    if settings.is_sqlite:
+        settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+        db_path = settings.database_url.split("///", 1)[-1]
+        if db_path and db_path != ":memory:":
+            from pathlib import Path
+
+            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    upgrade_url(settings.database_url)
+    if settings.seed_demo_on_first_run:
+        asyncio.run(_seed(settings))
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from crm_api.app import create_app
+    from crm_api.features import enabled_features
+
+    app = create_app(settings, features=enabled_features(settings))
+    print(f"Callcard is at http://{settings.bind_host}:{settings.bind_port}/")
+    uvicorn.run(app, host=settings.bind_host, port=settings.bind_port, log_level="info")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="callcard", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="everything in one process (embedded defaults), migrates first")
+    sub.add_parser("api", help="the API server alone (production: run `migrate` first)")
+    sub.add_parser("migrate", help="apply the database migrations")
+    sub.add_parser("seed-demo", help="demo users, clients and communications")
+    cu = sub.add_parser("create-user", help="make a user, e.g. the first admin")
+    cu.add_argument("username")
+    cu.add_argument(
+        "--role", default="admin", choices=["operator", "manager", "supervisor", "admin"]
+    )
+    cu.add_argument("--full-name")
+    cu.add_argument("--extension")
+    cu.add_argument("--password", help="read from the terminal when omitted")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = Settings()
+
+    if args.command == "run":
+        _prepare_embedded(settings)
+        _serve(settings)
+    elif args.command == "api":
+        _serve(settings)
+    elif args.command == "migrate":
+        from crm_api.db.migrate import upgrade_url
+
+        upgrade_url(settings.database_url)
+        print("Database is up to date.")
+    elif args.command == "seed-demo":
+        asyncio.run(_seed(settings))
+    elif args.command == "create-user":
+        asyncio.run(_create_user(settings, args))
+
+
+if __name__ == "__main__":
+    main()

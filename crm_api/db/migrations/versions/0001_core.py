@@ -1,0 +1,438 @@
+"""core: users, clients, communications, audit, views
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-23 03:24:26.093600
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy import Text
+from sqlalchemy.dialects import postgresql
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "client_groups",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("color", sa.String(length=16), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_client_groups")),
+        sa.UniqueConstraint("name", name=op.f("uq_client_groups_name")),
+    )
+    op.create_table(
+        "custom_field_defs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=50), nullable=False),
+        sa.Column("label", sa.String(length=100), nullable=False),
+        sa.Column("type", sa.String(length=16), nullable=False),
+        sa.Column(
+            "options",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_custom_field_defs")),
+        sa.UniqueConstraint("key", name=op.f("uq_custom_field_defs_key")),
+    )
+    op.create_table(
+        "lead_sources",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("code", sa.String(length=50), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_lead_sources")),
+        sa.UniqueConstraint("code", name=op.f("uq_lead_sources_code")),
+        sa.UniqueConstraint("name", name=op.f("uq_lead_sources_name")),
+    )
+    op.create_table(
+        "segments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_segments")),
+        sa.UniqueConstraint("name", name=op.f("uq_segments_name")),
+    )
+    op.create_table(
+        "users",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("username", sa.String(length=64), nullable=False),
+        sa.Column("full_name", sa.String(length=200), nullable=False),
+        sa.Column("password_hash", sa.String(length=200), nullable=False),
+        sa.Column(
+            "role",
+            sa.Enum(
+                "OPERATOR",
+                "MANAGER",
+                "SUPERVISOR",
+                "ADMIN",
+                name="role",
+                native_enum=False,
+                length=16,
+            ),
+            nullable=False,
+        ),
+        sa.Column("extension", sa.String(length=32), nullable=True),
+        sa.Column("sip_address", sa.String(length=200), nullable=True),
+        sa.Column("language", sa.String(length=8), nullable=False),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
+        sa.UniqueConstraint("extension", name=op.f("uq_users_extension")),
+        sa.UniqueConstraint("username", name=op.f("uq_users_username")),
+    )
+    op.create_table(
+        "audit_log",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("action", sa.String(length=32), nullable=False),
+        sa.Column("entity", sa.String(length=50), nullable=False),
+        sa.Column("entity_id", sa.Integer(), nullable=False),
+        sa.Column("client_id", sa.Integer(), nullable=True),
+        sa.Column(
+            "changes",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_audit_log_user_id_users")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
+    )
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.create_index("ix_audit_log_client", ["client_id", "id"], unique=False)
+        batch_op.create_index("ix_audit_log_entity", ["entity", "entity_id"], unique=False)
+
+    op.create_table(
+        "auth_tokens",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_auth_tokens_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_auth_tokens")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_auth_tokens_token_hash")),
+    )
+    with op.batch_alter_table("auth_tokens", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_auth_tokens_user_id"), ["user_id"], unique=False)
+
+    op.create_table(
+        "clients",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum("PERSON", "COMPANY", name="clientkind", native_enum=False, length=16),
+            nullable=False,
+        ),
+        sa.Column("name", sa.String(length=300), nullable=False),
+        sa.Column("search_name", sa.String(length=300), nullable=False),
+        sa.Column("company_id", sa.Integer(), nullable=True),
+        sa.Column("position", sa.String(length=200), nullable=True),
+        sa.Column("address", sa.Text(), nullable=True),
+        sa.Column("birthday", sa.Date(), nullable=True),
+        sa.Column(
+            "dates",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "custom_fields",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("lead_source_id", sa.Integer(), nullable=True),
+        sa.Column("segment_id", sa.Integer(), nullable=True),
+        sa.Column("manager_id", sa.Integer(), nullable=True),
+        sa.Column("sms_opted_out", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by_id", sa.Integer(), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_by_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["company_id"],
+            ["clients.id"],
+            name=op.f("fk_clients_company_id_clients"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"], ["users.id"], name=op.f("fk_clients_created_by_id_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["lead_source_id"],
+            ["lead_sources.id"],
+            name=op.f("fk_clients_lead_source_id_lead_sources"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["manager_id"], ["users.id"], name=op.f("fk_clients_manager_id_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["segment_id"], ["segments.id"], name=op.f("fk_clients_segment_id_segments")
+        ),
+        sa.ForeignKeyConstraint(
+            ["updated_by_id"], ["users.id"], name=op.f("fk_clients_updated_by_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_clients")),
+    )
+    with op.batch_alter_table("clients", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_clients_company_id"), ["company_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_clients_created_at"), ["created_at"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_clients_lead_source_id"), ["lead_source_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_clients_manager_id"), ["manager_id"], unique=False)
+        batch_op.create_index("ix_clients_search_name", ["search_name"], unique=False)
+        batch_op.create_index(batch_op.f("ix_clients_segment_id"), ["segment_id"], unique=False)
+
+    op.create_table(
+        "import_jobs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("filename", sa.String(length=255), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("total", sa.Integer(), nullable=False),
+        sa.Column("processed", sa.Integer(), nullable=False),
+        sa.Column("created", sa.Integer(), nullable=False),
+        sa.Column(
+            "errors",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("message", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_import_jobs_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_import_jobs")),
+    )
+    op.create_table(
+        "saved_views",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column(
+            "filters",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_saved_views_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_saved_views")),
+        sa.UniqueConstraint("user_id", "name", name="uq_saved_views_user_name"),
+    )
+    op.create_table(
+        "client_emails",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("client_id", sa.Integer(), nullable=False),
+        sa.Column("email", sa.String(length=254), nullable=False),
+        sa.Column("label", sa.String(length=50), nullable=True),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["client_id"],
+            ["clients.id"],
+            name=op.f("fk_client_emails_client_id_clients"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_client_emails")),
+        sa.UniqueConstraint("email", name=op.f("uq_client_emails_email")),
+    )
+    with op.batch_alter_table("client_emails", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_client_emails_client_id"), ["client_id"], unique=False)
+
+    op.create_table(
+        "client_group_links",
+        sa.Column("client_id", sa.Integer(), nullable=False),
+        sa.Column("group_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["client_id"],
+            ["clients.id"],
+            name=op.f("fk_client_group_links_client_id_clients"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["group_id"],
+            ["client_groups.id"],
+            name=op.f("fk_client_group_links_group_id_client_groups"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("client_id", "group_id", name=op.f("pk_client_group_links")),
+    )
+    op.create_table(
+        "client_phones",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("client_id", sa.Integer(), nullable=False),
+        sa.Column("e164", sa.String(length=20), nullable=False),
+        sa.Column("digits", sa.String(length=20), nullable=False),
+        sa.Column("raw", sa.String(length=50), nullable=False),
+        sa.Column("label", sa.String(length=50), nullable=True),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["client_id"],
+            ["clients.id"],
+            name=op.f("fk_client_phones_client_id_clients"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_client_phones")),
+        sa.UniqueConstraint("e164", name=op.f("uq_client_phones_e164")),
+    )
+    with op.batch_alter_table("client_phones", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_client_phones_client_id"), ["client_id"], unique=False)
+
+    op.create_table(
+        "communications",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("client_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum("CALL", "SMS", "EMAIL", "NOTE", name="commkind", native_enum=False, length=16),
+            nullable=False,
+        ),
+        sa.Column(
+            "direction",
+            sa.Enum(
+                "INBOUND",
+                "OUTBOUND",
+                "INTERNAL",
+                name="commdirection",
+                native_enum=False,
+                length=16,
+            ),
+            nullable=True,
+        ),
+        sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("subject", sa.String(length=300), nullable=True),
+        sa.Column("body", sa.Text(), nullable=True),
+        sa.Column("deal_id", sa.Integer(), nullable=True),
+        sa.Column("external_id", sa.String(length=100), nullable=True),
+        sa.Column(
+            "details",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["client_id"],
+            ["clients.id"],
+            name=op.f("fk_communications_client_id_clients"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_communications_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_communications")),
+        sa.UniqueConstraint("kind", "external_id", name="uq_communications_kind_external_id"),
+    )
+    with op.batch_alter_table("communications", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_communications_client_timeline", ["client_id", "occurred_at", "id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_communications_deal_id"), ["deal_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_communications_user_id"), ["user_id"], unique=False)
+
+    op.create_table(
+        "communication_comments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("communication_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["communication_id"],
+            ["communications.id"],
+            name=op.f("fk_communication_comments_communication_id_communications"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_communication_comments_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_communication_comments")),
+    )
+    with op.batch_alter_table("communication_comments", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_communication_comments_communication_id"),
+            ["communication_id"],
+            unique=False,
+        )
+
+    lead_sources = sa.table(
+        "lead_sources", sa.column("name", sa.String), sa.column("code", sa.String)
+    )
+    op.bulk_insert(
+        lead_sources,
+        [
+            {"name": "Входящий звонок", "code": "incoming_call"},
+            {"name": "Входящее SMS", "code": "incoming_sms"},
+        ],
+    )
+    if op.get_bind().dialect.name == "postgresql":
+        # Substring search over names and phone digits ("916 123", "4567") at any size.
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        op.execute(
+            "CREATE INDEX ix_clients_search_name_trgm ON clients "
+            "USING gin (search_name gin_trgm_ops)"
+        )
+        op.execute(
+            "CREATE INDEX ix_client_phones_digits_trgm ON client_phones "
+            "USING gin (digits gin_trgm_ops)"
+        )
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP INDEX IF EXISTS ix_client_phones_digits_trgm")
+        op.execute("DROP INDEX IF EXISTS ix_clients_search_name_trgm")
+    with op.batch_alter_table("communication_comments", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_communication_comments_communication_id"))
+
+    op.drop_table("communication_comments")
+    with op.batch_alter_table("communications", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_communications_user_id"))
+        batch_op.drop_index(batch_op.f("ix_communications_deal_id"))
+        batch_op.drop_index("ix_communications_client_timeline")
+
+    op.drop_table("communications")
+    with op.batch_alter_table("client_phones", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_client_phones_client_id"))
+
+    op.drop_table("client_phones")
+    op.drop_table("client_group_links")
+    with op.batch_alter_table("client_emails", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_client_emails_client_id"))
+
+    op.drop_table("client_emails")
+    op.drop_table("saved_views")
+    op.drop_table("import_jobs")
+    with op.batch_alter_table("clients", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_clients_segment_id"))
+        batch_op.drop_index("ix_clients_search_name")
+        batch_op.drop_index(batch_op.f("ix_clients_manager_id"))
+        batch_op.drop_index(batch_op.f("ix_clients_lead_source_id"))
+        batch_op.drop_index(batch_op.f("ix_clients_created_at"))
+        batch_op.drop_index(batch_op.f("ix_clients_company_id"))
+
+    op.drop_table("clients")
+    with op.batch_alter_table("auth_tokens", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_auth_tokens_user_id"))
+
+    op.drop_table("auth_tokens")
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_log_entity")
+        batch_op.drop_index("ix_audit_log_client")
+
+    op.drop_table("audit_log")
+    op.drop_table("users")
+    op.drop_table("segments")
+    op.drop_table("lead_sources")
+    op.drop_table("custom_field_defs")
+    op.drop_table("client_groups")

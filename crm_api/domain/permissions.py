@@ -1,0 +1,63 @@
+"""The one permission table. Every HTTP route and `/ws` names a permission from here;
+row-level scope (whose clients a user works with) is `client_scope` below."""
+
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import ColumnElement, or_, true
+
+from crm_api.db.clients import Client
+from crm_api.db.users import Role, User
+
+
+class Permission(enum.StrEnum):
+    SELF = "self"  # own profile, own tokens, own saved views, /ws
+    USERS_READ = "users:read"
+    USERS_MANAGE = "users:manage"
+    DIRECTORIES_READ = "directories:read"
+    DIRECTORIES_MANAGE = "directories:manage"
+    CLIENTS_READ = "clients:read"
+    CLIENTS_WRITE = "clients:write"
+    CLIENTS_IMPORT = "clients:import"
+    CLIENTS_EXPORT = "clients:export"
+    NOTES_WRITE = "notes:write"
+    AUDIT_READ = "audit:read"
+
+
+_ALL = frozenset(Role)
+_STAFF = frozenset({Role.SUPERVISOR, Role.ADMIN})
+
+GRANTS: dict[Permission, frozenset[Role]] = {
+    Permission.SELF: _ALL,
+    Permission.USERS_READ: _STAFF,
+    Permission.USERS_MANAGE: frozenset({Role.ADMIN}),
+    Permission.DIRECTORIES_READ: _ALL,
+    Permission.DIRECTORIES_MANAGE: frozenset({Role.ADMIN}),
+    Permission.CLIENTS_READ: _ALL,
+    Permission.CLIENTS_WRITE: _ALL,
+    Permission.CLIENTS_IMPORT: frozenset({Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
+    Permission.CLIENTS_EXPORT: frozenset({Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
+    Permission.NOTES_WRITE: _ALL,
+    Permission.AUDIT_READ: _STAFF,
+}
+
+
+def allowed(role: Role, permission: Permission) -> bool:
+    return role in GRANTS[permission]
+
+
+def sees_all_clients(user: User) -> bool:
+    """Operators answer calls for everyone, supervisors and admins oversee everyone;
+    managers work with their own clients and the unassigned pool."""
+    return user.role is not Role.MANAGER
+
+
+def can_access_client(user: User, client: Client) -> bool:
+    return sees_all_clients(user) or client.manager_id in (None, user.id)
+
+
+def client_scope(user: User) -> ColumnElement[bool]:
+    if sees_all_clients(user):
+        return true()
+    return or_(Client.manager_id.is_(None), Client.manager_id == user.id)

@@ -1,0 +1,11 @@
+"""Which services run beside the API, from the settings."""
+
+from __future__ import annotations
+
+from crm_api.app import Feature
+from crm_api.settings import Settings
+
+
+def enabled_features(settings: Settings) -> tuple[Feature, ...]:
+    features: list[Feature] = []
+    return tuple(features)

@@ -1,0 +1,147 @@
+"""Durable event pipelines: call and SMS events that must not be lost.
+
+An event is acknowledged only after its handler returned, which is after the handler's
+database commit; a handler that fails leaves the event pending, and it is tried again
+(by this consumer after a pause, or by another one that claims it). Handlers must be
+idempotent: a retried event can arrive twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+RETRY_PAUSE_S = 1.0
+
+
+class EventStream(Protocol):
+    async def add(self, event: dict[str, Any]) -> str: ...
+
+    async def consume(self, handler: Handler) -> None:
+        """Runs until cancelled."""
+        ...
+
+
+class InProcessStream:
+    """For the embedded single process: in order, retried until the handler succeeds."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self._seq = 0
+
+    async def add(self, event: dict[str, Any]) -> str:
+        self._seq += 1
+        event_id = f"{self._seq}-0"
+        self._queue.put_nowait((event_id, event))
+        return event_id
+
+    async def consume(self, handler: Handler) -> None:
+        while True:
+            event_id, event = await self._queue.get()
+            while True:
+                try:
+                    await handler(event)
+                    break
+                except Exception:
+                    log.exception("%s: event %s failed, retrying", self.name, event_id)
+                    await asyncio.sleep(RETRY_PAUSE_S)
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+
+class RedisStream:
+    """A Redis stream read by a consumer group; several workers share the load."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        name: str,
+        *,
+        group: str = "callcard",
+        consumer: str = "worker",
+        claim_idle_ms: int = 30_000,
+        block_ms: int = 1000,
+        maxlen: int = 1_000_000,
+    ) -> None:
+        self._redis = redis
+        self.name = name
+        self.group = group
+        self.consumer = consumer
+        self._claim_idle_ms = claim_idle_ms
+        self._block_ms = block_ms
+        self._maxlen = maxlen
+
+    async def add(self, event: dict[str, Any]) -> str:
+        event_id = await self._redis.xadd(
+            self.name,
+            {"e": json.dumps(event, ensure_ascii=False, default=str)},
+            maxlen=self._maxlen,
+            approximate=True,
+        )
+        return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+
+    async def ensure_group(self) -> None:
+        try:
+            await self._redis.xgroup_create(self.name, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _handle(self, handler: Handler, rows: list[Any]) -> bool:
+        """True when every event was handled and acknowledged."""
+        for raw_id, fields in rows:
+            if not fields:  # deleted while pending
+                await self._redis.xack(self.name, self.group, raw_id)
+                continue
+            try:
+                await handler(json.loads(fields[b"e"]))
+            except Exception:
+                log.exception("%s: event %s failed; left pending", self.name, raw_id)
+                return False
+            await self._redis.xack(self.name, self.group, raw_id)
+        return True
+
+    async def consume(self, handler: Handler) -> None:
+        await self.ensure_group()
+        backlog_first = True
+        while True:
+            # Our own pending entries first (a restart or a failed handler), then entries
+            # other consumers left idle too long, then new ones.
+            if backlog_first:
+                reply = await self._redis.xreadgroup(
+                    self.group, self.consumer, {self.name: "0"}, count=100
+                )
+                rows = reply[0][1] if reply else []
+                if rows:
+                    if not await self._handle(handler, rows):
+                        await asyncio.sleep(RETRY_PAUSE_S)
+                    continue
+                backlog_first = False
+            claimed = await self._redis.xautoclaim(
+                self.name, self.group, self.consumer, self._claim_idle_ms, "0-0", count=100
+            )
+            if claimed[1]:
+                backlog_first = True
+                continue
+            reply = await self._redis.xreadgroup(
+                self.group, self.consumer, {self.name: ">"}, count=100, block=self._block_ms
+            )
+            for _stream, rows in reply or []:
+                if not await self._handle(handler, rows):
+                    backlog_first = True
+                    await asyncio.sleep(RETRY_PAUSE_S)
+                    break
+
+    async def pending(self) -> int:
+        info = await self._redis.xpending(self.name, self.group)
+        return int(info["pending"])

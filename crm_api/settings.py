@@ -1,0 +1,51 @@
+"""Every knob is a CALLCARD_* environment variable (or a line in `.env`)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VAR_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CALLCARD_", env_file=".env", extra="ignore")
+
+    environment: str = "development"  # development | production
+    database_url: str = f"sqlite+aiosqlite:///{VAR_DIR / 'callcard.db'}"
+    redis_url: str | None = None  # unset → the in-process bus
+    bind_host: str = "127.0.0.1"
+    bind_port: int = 8000
+    secret_key: str = "development-only-secret"
+    session_ttl_hours: int = 24 * 14
+    cookie_secure: bool = False
+    default_region: str = "RU"
+    timezone: str = "Europe/Moscow"
+    recordings_dir: Path = VAR_DIR / "recordings"
+    ui_dist: Path = Path(__file__).resolve().parent.parent / "ui" / "dist"
+    ws_backlog: int = 200  # frames kept per user for a reconnecting socket
+    import_max_rows: int = 100_000
+
+    ami_url: str | None = None  # ami://user:secret@host:5038
+    agi_bind: str = "127.0.0.1:4573"
+    smpp_url: str | None = None  # smpp://system_id:password@host:2775
+    sip_bind: str = "127.0.0.1:5062"
+
+    seed_demo_on_first_run: bool = True
+    languages: tuple[str, ...] = Field(default=("ru", "en"))
+
+    def model_post_init(self, _context: object) -> None:
+        if self.environment == "production" and self.secret_key == "development-only-secret":
+            raise ValueError("CALLCARD_SECRET_KEY must be set in production")
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
