@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -366,15 +366,17 @@ def filtered(actor: User, filters: ClientFilters, region: str) -> Select[tuple[C
         q = filters.q.strip()
         if phones.looks_like_phone(q):
             query = query.where(_phone_match(q, region))
-        elif "@" in q:
-            query = query.where(
-                exists().where(
-                    ClientEmail.client_id == Client.id,
-                    ClientEmail.email.contains(q.lower(), autoescape=True),
-                )
-            )
         else:
-            query = query.where(Client.search_name.contains(q.casefold(), autoescape=True))
+            email_match = exists().where(
+                ClientEmail.client_id == Client.id,
+                ClientEmail.email.contains(q.lower(), autoescape=True),
+            )
+            if "@" in q:
+                query = query.where(email_match)
+            else:
+                query = query.where(
+                    or_(Client.search_name.contains(q.casefold(), autoescape=True), email_match)
+                )
     if filters.phone:
         query = query.where(_phone_match(filters.phone, region))
     if filters.email:

@@ -1,0 +1,157 @@
+"""Fixtures every test folder may use: the two storage backends (SQLite, and PostgreSQL
+with the Redis bus), a running Callcard API on a loopback port, and users of each role."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import asyncpg
+import pytest
+import redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.factories import Actor, make_user
+from support.peers import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER, REDIS_URL, missing, port_open
+from support.server import RunningApi, running_api
+
+from crm_api.db import Base
+from crm_api.db.migrate import upgrade_url
+from crm_api.db.session import make_engine, make_sessionmaker
+from crm_api.db.users import Role
+from crm_api.settings import Settings
+
+BACKENDS = ["sqlite", "postgres"]
+T = TypeVar("T")
+
+
+def _outside_loop(fn: Callable[[], T]) -> T:
+    """Session fixtures may be first asked for inside a running test loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn).result()
+
+
+def _pg_dsn(db: str) -> str:
+    return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{db}"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, migrated to head."""
+    if not port_open(PG_HOST, PG_PORT):
+        missing("PostgreSQL", f"nothing listens on {PG_HOST}:{PG_PORT}")
+    name = f"callcard_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(_pg_dsn(PG_ADMIN_DB))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        _outside_loop(lambda: asyncio.run(admin(f'CREATE DATABASE "{name}"')))
+    except (OSError, asyncpg.PostgresError) as exc:
+        missing("PostgreSQL", str(exc))
+    url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    _outside_loop(lambda: upgrade_url(url))
+    yield url
+    _outside_loop(lambda: asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        missing("Redis", str(exc))
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path: Path = tmp_path_factory.mktemp("sqlite") / "callcard.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    _outside_loop(lambda: upgrade_url(url))
+    return url
+
+
+async def reset_database(url: str) -> None:
+    """Empties every table but the built-in directory rows the migrations made."""
+    engine = make_engine(url)
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    try:
+        async with engine.begin() as conn:
+            if url.startswith("postgresql"):
+                others = [t for t in tables if t != "lead_sources"]
+                await conn.execute(text(f"TRUNCATE {', '.join(others)} RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    if table != "lead_sources":
+                        await conn.execute(text(f"DELETE FROM {table}"))
+            await conn.execute(text("DELETE FROM lead_sources WHERE code IS NULL"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for the backend under test, on an emptied database."""
+    if backend == "postgres":
+        url = request.getfixturevalue("pg_url")
+        bus_url = request.getfixturevalue("redis_url")
+        client = redis.asyncio.Redis.from_url(bus_url)
+        await client.flushdb()
+        await client.aclose()
+    else:
+        url = request.getfixturevalue("sqlite_url")
+        bus_url = None
+    await reset_database(url)
+    return Settings(
+        database_url=url,
+        redis_url=bus_url,
+        recordings_dir=tmp_path / "recordings",
+        ui_dist=tmp_path / "no-ui",
+        seed_demo_on_first_run=False,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[RunningApi]:
+    async with running_api(settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = make_engine(settings.database_url)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def actors(db: async_sessionmaker[AsyncSession]) -> dict[Role, Actor]:
+    """One user of every role, with an API token each."""
+    async with db() as session:
+        made = {
+            Role.OPERATOR: await make_user(session, Role.OPERATOR, extension="104"),
+            Role.MANAGER: await make_user(session, Role.MANAGER, extension="101"),
+            Role.SUPERVISOR: await make_user(session, Role.SUPERVISOR, extension="100"),
+            Role.ADMIN: await make_user(session, Role.ADMIN),
+        }
+        await session.commit()
+    return made

@@ -1,0 +1,1 @@
+"""Test support shared by every test folder: real peers, a running Callcard, factories."""

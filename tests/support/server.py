@@ -1,0 +1,58 @@
+"""A real Callcard API server (uvicorn on a loopback port) inside the test's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from crm_api.app import Feature, create_app
+from crm_api.settings import Settings
+from support.peers import free_port
+
+
+@dataclass
+class RunningApi:
+    app: FastAPI
+    settings: Settings
+    base_url: str
+
+    @property
+    def ws_url(self) -> str:
+        return self.base_url.replace("http://", "ws://") + "/ws"
+
+    def client(self, token: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.base_url + "/api/v1", headers=headers, timeout=30)
+
+
+@contextlib.asynccontextmanager
+async def running_api(
+    settings: Settings, features: tuple[Feature, ...] = ()
+) -> AsyncIterator[RunningApi]:
+    port = free_port()
+    settings = settings.model_copy(update={"bind_port": port})
+    app = create_app(settings, features=features)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws_ping_interval=None
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    else:
+        raise RuntimeError("the API server did not start")
+    try:
+        yield RunningApi(app=app, settings=settings, base_url=f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
