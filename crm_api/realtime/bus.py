@@ -40,8 +40,10 @@ class InProcessBus:
     def __init__(self, backlog: int = 1000) -> None:
         self._backlog: deque[Frame] = deque(maxlen=backlog)
         self._subscribers: set[asyncio.Queue[Frame]] = set()
-        self._last = (0, 0)
-        self._dropped = (0, 0)  # the newest id that fell out of the backlog
+        self._last = (int(time.time() * 1000), 0)
+        # The newest id that fell out of the backlog; at start, everything before now
+        # (an id from a previous process cannot be resumed from).
+        self._dropped = self._last
 
     def _next_id(self) -> str:
         ms = int(time.time() * 1000)
@@ -132,10 +134,15 @@ class RedisBus:
             info = await self._redis.xinfo_stream(BACKLOG_STREAM)
         except ResponseError:  # no stream yet: nothing was ever published
             return [] if key == (0, 0) else None
-        if key < frame_key(_text(info["max-deleted-entry-id"])):
+        deleted = frame_key(_text(info["max-deleted-entry-id"]))
+        first = info.get("first-entry")
+        first_key = frame_key(_text(first[0])) if first else None
+        if key < deleted:
             return None  # frames after `frame_id` were trimmed away
+        if first_key is not None and key < first_key and key != deleted:
+            return None  # an id from before this backlog began (Redis was reset)
         if key > frame_key(_text(info["last-generated-id"])):
-            return None  # an id from another backlog (Redis was reset)
+            return None  # an id from another backlog
         rows = await self._redis.xrange(BACKLOG_STREAM, min=f"({frame_id}")
         return [Frame.decode(fields[b"f"]).with_id(_text(raw_id)) for raw_id, fields in rows]
 

@@ -25,8 +25,8 @@ RETRY_PAUSE_S = 1.0
 class EventStream(Protocol):
     async def add(self, event: dict[str, Any]) -> str: ...
 
-    async def consume(self, handler: Handler) -> None:
-        """Runs until cancelled."""
+    async def consume(self, handler: Handler, stop: asyncio.Event) -> None:
+        """Runs until `stop` is set; the event in hand is finished first."""
         ...
 
 
@@ -44,9 +44,12 @@ class InProcessStream:
         self._queue.put_nowait((event_id, event))
         return event_id
 
-    async def consume(self, handler: Handler) -> None:
-        while True:
-            event_id, event = await self._queue.get()
+    async def consume(self, handler: Handler, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                event_id, event = await asyncio.wait_for(self._queue.get(), 0.2)
+            except TimeoutError:
+                continue
             while True:
                 try:
                     await handler(event)
@@ -111,10 +114,12 @@ class RedisStream:
             await self._redis.xack(self.name, self.group, raw_id)
         return True
 
-    async def consume(self, handler: Handler) -> None:
+    async def consume(self, handler: Handler, stop: asyncio.Event) -> None:
+        # Stopped by an event, not by cancelling: redis-py leaves a connection hanging
+        # when a task is cancelled inside a blocking XREADGROUP (redis/redis-py#2579).
         await self.ensure_group()
         backlog_first = True
-        while True:
+        while not stop.is_set():
             # Our own pending entries first (a restart or a failed handler), then entries
             # other consumers left idle too long, then new ones.
             if backlog_first:

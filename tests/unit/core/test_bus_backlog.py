@@ -28,6 +28,7 @@ async def test_since_refuses_garbage_and_future_ids() -> None:
     await bus.publish(_frame(0))
     assert await bus.since("not-an-id") is None
     assert await bus.since("99999999999999-0") is None
+    assert await bus.since("1-0") is None  # from a previous process: cannot be resumed
 
 
 def test_frame_survives_the_bus_encoding() -> None:

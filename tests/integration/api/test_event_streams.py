@@ -1,0 +1,95 @@
+"""Durable event pipelines on real Redis Streams: acknowledged only after the handler
+succeeded, retried after a failure, taken over from a consumer that died."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import redis.asyncio as aredis
+
+from crm_api.realtime import streams
+from crm_api.realtime.streams import InProcessStream, RedisStream
+
+
+async def _run_until(consumer, handler, done: asyncio.Event) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.consume(handler, stop))
+    try:
+        await asyncio.wait_for(done.wait(), 15)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
+async def test_failed_event_is_retried_and_acked_only_after_success(redis_url, monkeypatch) -> None:
+    monkeypatch.setattr(streams, "RETRY_PAUSE_S", 0.05)
+    client = aredis.Redis.from_url(redis_url, protocol=2)
+    stream = RedisStream(client, f"test:{uuid.uuid4().hex}", consumer="a", block_ms=100)
+    for n in range(3):
+        await stream.add({"n": n, "text": "Звонок"})
+    seen: list[int] = []
+    failed_once = False
+    done = asyncio.Event()
+
+    async def handler(event: dict) -> None:
+        nonlocal failed_once
+        if event["n"] == 1 and not failed_once:
+            failed_once = True
+            raise RuntimeError("database restarting")
+        seen.append(event["n"])
+        if len(seen) == 3:
+            done.set()
+
+    await _run_until(stream, handler, done)
+    assert seen == [0, 1, 2]
+    await asyncio.sleep(0.05)
+    assert await stream.pending() == 0
+    await client.aclose()
+
+
+async def test_events_of_a_dead_consumer_are_claimed_by_another(redis_url) -> None:
+    client = aredis.Redis.from_url(redis_url, protocol=2)
+    name = f"test:{uuid.uuid4().hex}"
+    dead = RedisStream(client, name, consumer="dead")
+    await dead.ensure_group()
+    await dead.add({"n": 1})
+    # The dead consumer read the event and never acknowledged it.
+    await client.xreadgroup(dead.group, "dead", {name: ">"}, count=10)
+    assert await dead.pending() == 1
+    alive = RedisStream(client, name, consumer="alive", claim_idle_ms=50, block_ms=100)
+    await asyncio.sleep(0.1)
+    got: list[int] = []
+    done = asyncio.Event()
+
+    async def handler(event: dict) -> None:
+        got.append(event["n"])
+        done.set()
+
+    await _run_until(alive, handler, done)
+    assert got == [1]
+    await asyncio.sleep(0.05)
+    assert await alive.pending() == 0
+    await client.aclose()
+
+
+async def test_in_process_stream_keeps_order_and_retries(monkeypatch) -> None:
+    monkeypatch.setattr(streams, "RETRY_PAUSE_S", 0.01)
+    stream = InProcessStream("calls")
+    for n in range(4):
+        await stream.add({"n": n})
+    seen: list[int] = []
+    attempts = 0
+    done = asyncio.Event()
+
+    async def handler(event: dict) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 2:
+            raise RuntimeError("boom")
+        seen.append(event["n"])
+        if len(seen) == 4:
+            done.set()
+
+    await _run_until(stream, handler, done)
+    assert seen == [0, 1, 2, 3] and attempts == 5
