@@ -79,7 +79,7 @@ def read_rows(filename: str, content: bytes) -> list[dict[str, str]]:
     header = [h.strip().lower() for h in values[0]]
     if "name" not in header:
         raise UnreadableFile("the first row must name the columns; 'name' is required")
-    rows = []
+    rows: list[dict[str, str]] = []
     for line in values[1:]:
         if not any(cell.strip() for cell in line):
             rows.append({})
@@ -155,8 +155,7 @@ def _row_to_create(
     except ValidationError as exc:
         for err in exc.errors():
             loc = [str(p) for p in err["loc"]]
-            column = {"emails": "emails", "phones": "phones"}.get(loc[0], loc[0]) if loc else None
-            problems.append((column, err["msg"]))
+            problems.append((loc[0] if loc else None, err["msg"]))
         return None, problems
 
 

@@ -360,7 +360,7 @@ def _phone_match(fragment: str, region: str) -> Any:
     )
 
 
-def filtered(actor: User, filters: ClientFilters, region: str) -> Select[tuple[Client]]:
+def filtered(actor: User, filters: ClientFilters, region: str) -> Select[Client]:
     query = select(Client).where(client_scope(actor))
     if filters.q:
         q = filters.q.strip()
@@ -406,7 +406,7 @@ def filtered(actor: User, filters: ClientFilters, region: str) -> Select[tuple[C
     return query
 
 
-def _ordered(query: Select[tuple[Client]], sort: str) -> Select[tuple[Client]]:
+def _ordered(query: Select[Client], sort: str) -> Select[Client]:
     column = {
         "name": Client.search_name,
         "created_at": Client.created_at,

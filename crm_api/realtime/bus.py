@@ -9,7 +9,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -131,7 +131,7 @@ class RedisBus:
         if key is None:
             return None
         try:
-            info = await self._redis.xinfo_stream(BACKLOG_STREAM)
+            info: Any = await self._redis.xinfo_stream(BACKLOG_STREAM)
         except ResponseError:  # no stream yet: nothing was ever published
             return [] if key == (0, 0) else None
         deleted = frame_key(_text(info["max-deleted-entry-id"]))
@@ -143,7 +143,7 @@ class RedisBus:
             return None  # an id from before this backlog began (Redis was reset)
         if key > frame_key(_text(info["last-generated-id"])):
             return None  # an id from another backlog
-        rows = await self._redis.xrange(BACKLOG_STREAM, min=f"({frame_id}")
+        rows: Any = await self._redis.xrange(BACKLOG_STREAM, min=f"({frame_id}")
         return [Frame.decode(fields[b"f"]).with_id(_text(raw_id)) for raw_id, fields in rows]
 
     async def close(self) -> None:

@@ -123,7 +123,7 @@ class RedisStream:
             # Our own pending entries first (a restart or a failed handler), then entries
             # other consumers left idle too long, then new ones.
             if backlog_first:
-                reply = await self._redis.xreadgroup(
+                reply: Any = await self._redis.xreadgroup(
                     self.group, self.consumer, {self.name: "0"}, count=100
                 )
                 rows = reply[0][1] if reply else []
@@ -132,16 +132,16 @@ class RedisStream:
                         await asyncio.sleep(RETRY_PAUSE_S)
                     continue
                 backlog_first = False
-            claimed = await self._redis.xautoclaim(
+            claimed: Any = await self._redis.xautoclaim(
                 self.name, self.group, self.consumer, self._claim_idle_ms, "0-0", count=100
             )
             if claimed[1]:
                 backlog_first = True
                 continue
-            reply = await self._redis.xreadgroup(
+            fresh: Any = await self._redis.xreadgroup(
                 self.group, self.consumer, {self.name: ">"}, count=100, block=self._block_ms
             )
-            for _stream, rows in reply or []:
+            for _stream, rows in fresh or []:
                 if not await self._handle(handler, rows):
                     backlog_first = True
                     await asyncio.sleep(RETRY_PAUSE_S)

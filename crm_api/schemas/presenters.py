@@ -5,7 +5,14 @@ from __future__ import annotations
 from crm_api.db.clients import Client
 from crm_api.db.communications import Communication
 from crm_api.db.users import User
-from crm_api.schemas.clients import ClientPublic, ClientSummary, ContactPerson, DateIn
+from crm_api.schemas.clients import (
+    ClientPublic,
+    ClientSummary,
+    ContactPerson,
+    DateIn,
+    EmailPublic,
+    PhonePublic,
+)
 from crm_api.schemas.common import UserRef
 from crm_api.schemas.communications import CommentPublic, CommunicationPublic
 from crm_api.schemas.directories import DirectoryItem
@@ -39,8 +46,8 @@ def client_summary(client: Client) -> ClientSummary:
 def client_public(client: Client, contacts: list[Client]) -> ClientPublic:
     return ClientPublic(
         **client_summary(client).model_dump(),
-        phones=client.phones,
-        emails=client.emails,
+        phones=[PhonePublic.model_validate(p) for p in client.phones],
+        emails=[EmailPublic.model_validate(e) for e in client.emails],
         position=client.position,
         address=client.address,
         birthday=client.birthday,
@@ -48,7 +55,11 @@ def client_public(client: Client, contacts: list[Client]) -> ClientPublic:
         custom_fields=client.custom_fields or {},
         contacts=[
             ContactPerson(
-                id=c.id, name=c.name, position=c.position, phones=c.phones, emails=c.emails
+                id=c.id,
+                name=c.name,
+                position=c.position,
+                phones=[PhonePublic.model_validate(p) for p in c.phones],
+                emails=[EmailPublic.model_validate(e) for e in c.emails],
             )
             for c in contacts
         ],
