@@ -365,6 +365,82 @@ def upgrade() -> None:
             unique=False,
         )
 
+    op.create_table(
+        "calls",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("pbx_call_id", sa.String(length=64), nullable=True),
+        sa.Column("crm_call_id", sa.String(length=64), nullable=True),
+        sa.Column("client_id", sa.Integer(), nullable=True),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("direction", sa.String(length=16), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("caller", sa.String(length=40), nullable=True),
+        sa.Column("callee", sa.String(length=40), nullable=True),
+        sa.Column("did", sa.String(length=40), nullable=True),
+        sa.Column(
+            "ringing",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "agents",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("answered_by", sa.String(length=32), nullable=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("disposition", sa.String(length=16), nullable=True),
+        sa.Column("cause", sa.Integer(), nullable=True),
+        sa.Column("ring_s", sa.Double(), nullable=True),
+        sa.Column("talk_s", sa.Double(), nullable=True),
+        sa.Column("failure", sa.String(length=32), nullable=True),
+        sa.Column("communication_id", sa.Integer(), nullable=True),
+        sa.Column(
+            "score",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.ForeignKeyConstraint(
+            ["client_id"],
+            ["clients.id"],
+            name=op.f("fk_calls_client_id_clients"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["communication_id"],
+            ["communications.id"],
+            name=op.f("fk_calls_communication_id_communications"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_calls_user_id_users")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_calls")),
+        sa.UniqueConstraint("crm_call_id", name=op.f("uq_calls_crm_call_id")),
+        sa.UniqueConstraint("pbx_call_id", name=op.f("uq_calls_pbx_call_id")),
+    )
+    with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_calls_client_id"), ["client_id"], unique=False)
+        batch_op.create_index("ix_calls_state", ["state"], unique=False)
+        batch_op.create_index(batch_op.f("ix_calls_user_id"), ["user_id"], unique=False)
+
+    op.create_table(
+        "recordings",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("call_id", sa.Integer(), nullable=False),
+        sa.Column("pbx_path", sa.String(length=500), nullable=False),
+        sa.Column("file_name", sa.String(length=255), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["call_id"], ["calls.id"], name=op.f("fk_recordings_call_id_calls"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_recordings")),
+    )
+    with op.batch_alter_table("recordings", schema=None) as batch_op:
+        batch_op.create_index("ix_recordings_call_file", ["call_id", "file_name"], unique=True)
+        batch_op.create_index(batch_op.f("ix_recordings_call_id"), ["call_id"], unique=False)
+
     lead_sources = sa.table(
         "lead_sources", sa.column("name", sa.String), sa.column("code", sa.String)
     )
@@ -392,6 +468,17 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP INDEX IF EXISTS ix_client_phones_digits_trgm")
         op.execute("DROP INDEX IF EXISTS ix_clients_search_name_trgm")
+    with op.batch_alter_table("recordings", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_recordings_call_id"))
+        batch_op.drop_index("ix_recordings_call_file")
+
+    op.drop_table("recordings")
+    with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_calls_user_id"))
+        batch_op.drop_index("ix_calls_state")
+        batch_op.drop_index(batch_op.f("ix_calls_client_id"))
+
+    op.drop_table("calls")
     with op.batch_alter_table("communication_comments", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_communication_comments_communication_id"))
 
