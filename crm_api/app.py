@@ -20,6 +20,7 @@ from crm_api.realtime.bus import Bus, InProcessBus, RedisBus
 from crm_api.realtime.hub import Hub
 from crm_api.routes import (
     auth,
+    calls,
     clients,
     communications,
     directories,
@@ -129,7 +130,17 @@ def create_app(settings: Settings | None = None, features: tuple[Feature, ...] =
     )
     _install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, auth, users, directories, imports, clients, communications, views):
+    for module in (
+        health,
+        auth,
+        users,
+        directories,
+        imports,
+        clients,
+        communications,
+        views,
+        calls,
+    ):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(ws.router)

@@ -23,6 +23,9 @@ class Permission(enum.StrEnum):
     CLIENTS_EXPORT = "clients:export"
     NOTES_WRITE = "notes:write"
     AUDIT_READ = "audit:read"
+    CALLS_READ = "calls:read"  # live calls and recordings of one's own calls
+    CALLS_ORIGINATE = "calls:originate"
+    CALLS_REVIEW = "calls:review"  # every call, recordings review and scoring
 
 
 _ALL = frozenset(Role)
@@ -40,6 +43,9 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.CLIENTS_EXPORT: frozenset({Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     Permission.NOTES_WRITE: _ALL,
     Permission.AUDIT_READ: _STAFF,
+    Permission.CALLS_READ: _ALL,
+    Permission.CALLS_ORIGINATE: frozenset({Role.OPERATOR, Role.MANAGER, Role.SUPERVISOR}),
+    Permission.CALLS_REVIEW: _STAFF,
 }
 
 

@@ -14,8 +14,8 @@ class Socket:
         self.conn = conn
         self.frames: list[dict[str, Any]] = []
 
-    async def next_of(self, type_: str, timeout: float = 10.0) -> dict[str, Any]:
-        async with asyncio.timeout(timeout):
+    async def next_of(self, type_: str, within: float = 10.0) -> dict[str, Any]:
+        async with asyncio.timeout(within):
             while True:
                 frame = json.loads(await self.conn.recv())
                 self.frames.append(frame)

@@ -96,13 +96,12 @@ async def test_frames_fan_out_across_two_api_workers(
 ) -> None:
     manager = actors[Role.MANAGER]
     card = await _card(api, manager, "Николаев Роман")
-    async with running_api(api.settings) as second:
-        async with open_socket(second.ws_url, manager.token) as ws:
-            s = Socket(ws)
-            await s.next_of("hello")
-            await s.send("watch", client_id=card["id"])
-            await s.next_of("watching")
-            async with api.client(manager.token) as http:  # the edit lands on worker one
-                await http.patch(f"/clients/{card['id']}", json={"name": "Николаев Роман Ильич"})
-            frame = await s.next_of("client.updated")
-            assert frame["data"]["client"]["name"] == "Николаев Роман Ильич"
+    async with running_api(api.settings) as second, open_socket(second.ws_url, manager.token) as ws:
+        s = Socket(ws)
+        await s.next_of("hello")
+        await s.send("watch", client_id=card["id"])
+        await s.next_of("watching")
+        async with api.client(manager.token) as http:  # the edit lands on worker one
+            await http.patch(f"/clients/{card['id']}", json={"name": "Николаев Роман Ильич"})
+        frame = await s.next_of("client.updated")
+        assert frame["data"]["client"]["name"] == "Николаев Роман Ильич"

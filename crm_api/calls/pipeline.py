@@ -1,0 +1,74 @@
+"""The durable path of call events: PBX adapter → event stream → call-event service.
+
+With Redis the stream is a Redis Stream read by one consumer group, so an event is
+acknowledged only after its database commit and survives an API restart; embedded, it is
+an in-process queue. Either way the adapter only appends; it never waits on the CRM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from crm_api.calls import codec
+from crm_api.calls.service import CallService, MissedCallHook
+from crm_api.deps import Services
+from crm_api.realtime.streams import EventStream, InProcessStream, RedisStream
+from telephony.events import CallEvent
+
+log = logging.getLogger(__name__)
+CALL_EVENTS_STREAM = "callcard:call-events"
+
+
+class CallEventSink:
+    """What a PBX adapter hands its events to."""
+
+    def __init__(self, stream: EventStream) -> None:
+        self.stream = stream
+
+    async def __call__(self, event: CallEvent) -> None:
+        await self.stream.add(codec.encode(event))
+
+
+def make_stream(services: Services) -> EventStream:
+    if services.redis is not None:
+        return RedisStream(
+            services.redis, CALL_EVENTS_STREAM, group="calls", consumer=socket.gethostname()
+        )
+    return InProcessStream(CALL_EVENTS_STREAM)
+
+
+async def start_call_events(
+    services: Services, *, on_missed: MissedCallHook | None = None
+) -> Callable[[], Awaitable[None]]:
+    service = CallService(
+        services.sessions,
+        services.hub,
+        region=services.settings.default_region,
+        recordings_dir=services.settings.recordings_dir,
+        on_missed=on_missed,
+    )
+    stream = make_stream(services)
+
+    async def handle(data: dict[str, Any]) -> None:
+        try:
+            event = codec.decode(data)
+        except (codec.UnknownEvent, TypeError, ValueError, KeyError):
+            log.error("dropping an undecodable call event: %r", data)
+            return  # acknowledged: a garbage entry must not stop the pipeline
+        await service.handle(event)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(stream.consume(handle, stop), name="call-events")
+    services.extras["call_events"] = CallEventSink(stream)
+
+    async def shutdown() -> None:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, 5)
+        except TimeoutError:
+            task.cancel()
+
+    return shutdown

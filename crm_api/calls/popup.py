@@ -1,0 +1,54 @@
+"""What the operator sees the moment the phone rings: the card in brief."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.calls import card_extras
+from crm_api.db.calls import Call
+from crm_api.db.clients import Client
+from crm_api.domain import communications
+from crm_api.schemas.presenters import communication_public, user_ref
+
+LAST_COMMUNICATIONS = 3
+
+
+async def card_summary(session: AsyncSession, client: Client) -> dict[str, Any]:
+    recent, _ = await communications.timeline(
+        session, client.id, kind=None, page=1, page_size=LAST_COMMUNICATIONS
+    )
+    # A card the PBX made for an unknown number that nobody has filled in yet: the
+    # operator gets the new-card form instead of an empty card.
+    is_new = client.created_by_id is None and client.updated_by_id is None and not recent
+    manager = user_ref(client.manager)
+    return {
+        "client": {
+            "id": client.id,
+            "name": client.name,
+            "company_name": client.company.name if client.company else None,
+            "is_new": is_new,
+            "manager": manager.model_dump() if manager else None,
+        },
+        "communications": [communication_public(c).model_dump(mode="json") for c in recent],
+        "deals": await card_extras.open_deals(session, client.id),
+        "tasks": await card_extras.open_tasks(session, client.id),
+    }
+
+
+def call_state(call: Call) -> dict[str, Any]:
+    return {
+        "call_id": call.pbx_call_id or call.crm_call_id,
+        "id": call.id,
+        "direction": call.direction,
+        "state": call.state,
+        "caller": call.caller,
+        "callee": call.callee,
+        "did": call.did,
+        "ringing": list(call.ringing or []),
+        "agents": list(call.agents or []),
+        "answered_by": call.answered_by,
+        "started_at": call.started_at.isoformat(),
+        "answered_at": call.answered_at.isoformat() if call.answered_at else None,
+    }

@@ -1,0 +1,305 @@
+"""Call events in, CRM facts and live frames out.
+
+Each event is one transaction; frames are published after the commit. Events are
+processed idempotently: a replay after a reconnect or a retried stream entry finds the
+call already in that state and changes and pushes nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_api.calls.popup import call_state, card_summary
+from crm_api.db.calls import Call, Recording
+from crm_api.db.clients import Client
+from crm_api.db.communications import CommDirection, CommKind
+from crm_api.db.users import Role, User
+from crm_api.domain import clients as clients_domain
+from crm_api.domain import communications, phones
+from crm_api.realtime.hub import Hub
+from telephony import events as ev
+
+log = logging.getLogger(__name__)
+EMPTY_WAV_BYTES = 44  # MixMonitor leaves a header-only file for an unanswered call
+SUPERVISORS = (Role.SUPERVISOR.value,)
+
+
+@dataclass(frozen=True, slots=True)
+class MissedCall:
+    call_id: int
+    client_id: int
+    assignee_id: int
+    at: datetime
+    caller: str | None
+
+
+MissedCallHook = Callable[[AsyncSession, MissedCall], Awaitable[None]]
+
+
+class CallService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        hub: Hub,
+        *,
+        region: str,
+        recordings_dir: Path,
+        on_missed: MissedCallHook | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._hub = hub
+        self._region = region
+        self._recordings_dir = recordings_dir
+        self._on_missed = on_missed
+
+    async def handle(self, event: ev.CallEvent) -> None:
+        async with self._sessions() as session:
+            frames = await self._apply(session, event)
+            await session.commit()
+        for type_, data, users in frames:
+            await self._hub.notify(type_, data, users=users, roles=SUPERVISORS)
+
+    async def _apply(
+        self, session: AsyncSession, event: ev.CallEvent
+    ) -> list[tuple[str, dict[str, Any], list[int]]]:
+        call = await self._call_for(session, event)
+        if isinstance(event, ev.CallStarted):
+            return await self._started(session, call, event)
+        if call.state in ("ended", "failed"):
+            return []  # an event after the end (replay, late leg): the call is written
+        if isinstance(event, ev.CallRinging):
+            return await self._ringing(session, call, event)
+        if isinstance(event, ev.CallAnswered):
+            return await self._answered(session, call, event)
+        if isinstance(event, ev.CallTransferred):
+            if event.to_agent not in call.agents and event.to_agent.isdigit():
+                call.ringing = [*call.ringing, event.to_agent]
+            return []
+        if isinstance(event, ev.RecordingStarted):
+            await self._recording(session, call, event)
+            return []
+        if isinstance(event, ev.CallEnded):
+            return await self._ended(session, call, event)
+        if isinstance(event, ev.OriginateFailed):
+            call.state, call.failure, call.ended_at = "failed", event.reason, event.at
+            users = [call.user_id] if call.user_id else []
+            return [("call.failed", {**call_state(call), "reason": event.reason}, users)]
+        return []
+
+    async def _call_for(self, session: AsyncSession, event: ev.CallEvent) -> Call:
+        call = await session.scalar(
+            select(Call).where(Call.pbx_call_id == event.call_id).with_for_update()
+        )
+        if call is None and event.crm_call_id:
+            call = await session.scalar(
+                select(Call).where(Call.crm_call_id == event.crm_call_id).with_for_update()
+            )
+            if call is not None:
+                call.pbx_call_id = event.call_id
+        if call is None:  # the first we hear of it (adapter restarted mid-call, resync)
+            direction = getattr(event, "direction", ev.Direction.INBOUND)
+            call = Call(
+                pbx_call_id=event.call_id,
+                crm_call_id=event.crm_call_id,
+                direction=str(direction),
+                state="ringing",
+                started_at=event.at,
+                ringing=[],
+                agents=[],
+            )
+            session.add(call)
+            await session.flush()
+        return call
+
+    async def _client_for(self, session: AsyncSession, call: Call) -> tuple[Client | None, bool]:
+        """The card of the external party; a fresh card for an unknown number."""
+        if call.direction == ev.Direction.INTERNAL:
+            return None, False
+        number = call.caller if call.direction == ev.Direction.INBOUND else call.callee
+        e164 = phones.try_normalize(number, self._region)
+        if e164 is None:  # anonymous, withheld or garbage: nobody to put it on
+            return None, False
+        if call.client_id is not None:
+            client = await clients_domain.load_card(session, call.client_id)
+            if client is not None:
+                return client, False
+        client, created = await clients_domain.find_or_create_by_phone(
+            session, e164, source_code="incoming_call"
+        )
+        call.client_id = client.id
+        return client, created
+
+    async def _user_by_extension(self, session: AsyncSession, extension: str | None) -> User | None:
+        if not extension:
+            return None
+        return await session.scalar(
+            select(User).where(User.extension == extension, User.is_active.is_(True))
+        )
+
+    async def _started(
+        self, session: AsyncSession, call: Call, event: ev.CallStarted
+    ) -> list[tuple[str, dict[str, Any], list[int]]]:
+        call.direction = str(event.direction)
+        call.caller = call.caller or event.caller
+        call.callee = call.callee or event.callee
+        call.did = event.did or call.did
+        if call.state == "originating":
+            call.state = "ringing"
+        await self._client_for(session, call)
+        return []
+
+    async def _ringing(
+        self, session: AsyncSession, call: Call, event: ev.CallRinging
+    ) -> list[tuple[str, dict[str, Any], list[int]]]:
+        if event.caller and call.direction == ev.Direction.INBOUND:
+            call.caller = event.caller  # normalized by the dialplan since CallStarted
+        if event.agent in call.ringing:
+            return []  # already popped for this agent
+        call.ringing = [*call.ringing, event.agent]
+        client, _ = await self._client_for(session, call)
+        agent = await self._user_by_extension(session, event.agent)
+        if call.direction == ev.Direction.OUTBOUND:
+            return []  # the manager placed this call: nothing to pop
+        data: dict[str, Any] = {**call_state(call), "agent": event.agent}
+        if agent is not None:
+            data["agent_user_id"] = agent.id
+        if client is not None:
+            data.update(await card_summary(session, client))
+        else:
+            data.update({"client": None, "communications": [], "deals": [], "tasks": []})
+        return [("call.ringing", data, [agent.id] if agent else [])]
+
+    async def _answered(
+        self, session: AsyncSession, call: Call, event: ev.CallAnswered
+    ) -> list[tuple[str, dict[str, Any], list[int]]]:
+        agent_ext = event.agent
+        if agent_ext and agent_ext in call.agents:
+            return []
+        if agent_ext:
+            call.agents = [*call.agents, agent_ext]
+        first = call.answered_at is None
+        if first:
+            call.answered_at = event.at
+            call.answered_by = agent_ext
+        call.state = "answered"
+        agent = await self._user_by_extension(session, agent_ext)
+        if agent is not None and call.user_id is None:
+            call.user_id = agent.id
+        users = [agent.id] if agent else ([call.user_id] if call.user_id else [])
+        return [("call.answered", {**call_state(call), "agent": agent_ext}, users)]
+
+    async def _recording(
+        self, session: AsyncSession, call: Call, event: ev.RecordingStarted
+    ) -> None:
+        # Only the name is kept: files are served from CALLCARD_RECORDINGS_DIR, never
+        # from a path the PBX (or anyone spoofing it) dictates.
+        name = PurePosixPath(event.file.replace("\\", "/")).name
+        if not name or name in (".", ".."):
+            return
+        existing = await session.scalar(
+            select(Recording).where(Recording.call_id == call.id, Recording.file_name == name)
+        )
+        if existing is None:
+            session.add(Recording(call_id=call.id, pbx_path=event.file, file_name=name))
+
+    def _offered(self, recording: Recording) -> bool:
+        path = self._recordings_dir / recording.file_name
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return True  # not visible from here (yet): offered, served when it appears
+        recording.size = size
+        return size > EMPTY_WAV_BYTES
+
+    async def _ended(
+        self, session: AsyncSession, call: Call, event: ev.CallEnded
+    ) -> list[tuple[str, dict[str, Any], list[int]]]:
+        call.state = "ended"
+        call.ended_at = event.at
+        call.direction = str(event.direction)
+        call.caller = event.caller or call.caller
+        call.callee = event.callee or call.callee
+        call.disposition = str(event.disposition)
+        call.cause = event.cause
+        call.ring_s = event.ring_s
+        call.talk_s = event.talk_s
+        for agent in event.agents:
+            if agent not in call.agents:
+                call.agents = [*call.agents, agent]
+        call.answered_by = call.answered_by or event.answered_by
+        client, _ = await self._client_for(session, call)
+        recordings = (
+            await session.scalars(select(Recording).where(Recording.call_id == call.id))
+        ).all()
+        offered = [r for r in recordings if event.talk_s > 0 and self._offered(r)]
+        answered_user = await self._user_by_extension(session, call.answered_by)
+        if answered_user is not None:
+            call.user_id = answered_user.id
+        responsible = await self._responsible(session, call, client)
+        frames: list[tuple[str, dict[str, Any], list[int]]] = []
+        if client is not None:
+            comm, created = await communications.record(
+                session,
+                client_id=client.id,
+                kind=CommKind.CALL,
+                external_id=f"call:{call.pbx_call_id}",
+                direction=CommDirection(call.direction),
+                status=call.disposition,
+                occurred_at=call.started_at,
+                user_id=call.user_id or responsible,
+                details={
+                    "call_id": call.id,
+                    "disposition": call.disposition,
+                    "cause": call.cause,
+                    "caller": call.caller,
+                    "callee": call.callee,
+                    "did": call.did,
+                    "ring_s": call.ring_s,
+                    "talk_s": call.talk_s,
+                    "agents": list(call.agents),
+                    "answered_by": call.answered_by,
+                    "recording_id": offered[0].id if offered else None,
+                },
+            )
+            call.communication_id = comm.id
+            if (
+                created
+                and call.direction == ev.Direction.INBOUND
+                and event.disposition is not ev.Disposition.ANSWERED
+                and responsible is not None
+            ):
+                missed = MissedCall(call.id, client.id, responsible, event.at, call.caller)
+                if self._on_missed is not None:
+                    await self._on_missed(session, missed)
+                frames.append(
+                    ("call.missed", {**call_state(call), "client_id": client.id}, [responsible])
+                )
+        users = sorted({u for u in (call.user_id, responsible) if u is not None})
+        ended = {
+            **call_state(call),
+            "disposition": call.disposition,
+            "talk_s": call.talk_s,
+            "ring_s": call.ring_s,
+            "ended_at": event.at.isoformat(),
+            "client_id": client.id if client else None,
+        }
+        return [("call.ended", ended, users), *frames]
+
+    async def _responsible(
+        self, session: AsyncSession, call: Call, client: Client | None
+    ) -> int | None:
+        """Who owns the follow-up: the client's manager, else the first agent rung."""
+        if client is not None and client.manager_id is not None:
+            return client.manager_id
+        for ext in call.ringing:
+            user = await self._user_by_extension(session, ext)
+            if user is not None:
+                return user.id
+        return None

@@ -1,0 +1,331 @@
+"""The call-event service fed the adapters' typed events: screen-pop, one communication
+per call, recordings, missed calls, idempotent replays, bad entries."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from support.factories import Actor
+from support.server import RunningApi
+from support.ws import Socket, open_socket
+
+from crm_api.db.users import Role
+from telephony import events as ev
+
+SHARED_WAV = (
+    Path(__file__).resolve().parents[3].parent / "shared" / "asterisk-ami" / "incoming-answered.wav"
+)
+T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+
+def at(s: float) -> datetime:
+    return T0 + timedelta(seconds=s)
+
+
+def answered_call(
+    call_id: str, caller: str = "89161234567", agent: str = "101"
+) -> list[ev.CallEvent]:
+    return [
+        ev.CallStarted(
+            call_id=call_id,
+            at=at(0),
+            direction=ev.Direction.INBOUND,
+            caller=caller,
+            callee="74951234567",
+            did="74951234567",
+            caller_name="Иван",
+        ),
+        ev.RecordingStarted(
+            call_id=call_id, at=at(0.1), file=f"/var/spool/asterisk/monitor/{call_id}.wav"
+        ),
+        ev.CallRinging(call_id=call_id, at=at(0.2), agent=agent, caller="+79161234567"),
+        ev.CallAnswered(call_id=call_id, at=at(2.2), agent=agent),
+        ev.CallEnded(
+            call_id=call_id,
+            at=at(5.2),
+            direction=ev.Direction.INBOUND,
+            disposition=ev.Disposition.ANSWERED,
+            cause=16,
+            caller="+79161234567",
+            callee="74951234567",
+            ring_s=2.2,
+            talk_s=3.0,
+            agents=(agent,),
+            answered_by=agent,
+        ),
+    ]
+
+
+async def feed(api: RunningApi, events: list[ev.CallEvent]) -> None:
+    sink = api.app.state.services.extras["call_events"]
+    for event in events:
+        await sink(event)
+
+
+async def wait_for(predicate, within: float = 10.0):
+    async with asyncio.timeout(within):
+        while True:
+            result = await predicate()
+            if result:
+                return result
+            await asyncio.sleep(0.05)
+
+
+async def calls_of(api: RunningApi, token: str, client_id: int) -> list[dict]:
+    async with api.client(token) as http:
+        r = await http.get(f"/clients/{client_id}/communications", params={"kind": "call"})
+        return r.json()["items"]
+
+
+async def test_incoming_call_pops_the_card_and_lands_once_with_its_recording(
+    calls_api: RunningApi, actors: dict[Role, Actor], settings
+) -> None:
+    api, manager, supervisor = calls_api, actors[Role.MANAGER], actors[Role.SUPERVISOR]
+    async with api.client(supervisor.token) as http:
+        known = (
+            await http.post(
+                "/clients",
+                json={
+                    "name": "Сидоров Алексей",
+                    "phones": [{"number": "+7 916 123-45-67"}],
+                    "manager_id": manager.user.id,
+                },
+            )
+        ).json()
+        await http.post(
+            f"/clients/{known['id']}/notes", json={"body": "Ждёт коммерческое предложение"}
+        )
+    shutil.copy(SHARED_WAV, settings.recordings_dir / "1795386673.0.wav")
+    async with (
+        open_socket(api.ws_url, manager.token) as m,
+        open_socket(api.ws_url, supervisor.token) as s,
+        open_socket(api.ws_url, actors[Role.OPERATOR].token) as o,
+    ):
+        sm, ss, so = Socket(m), Socket(s), Socket(o)
+        for sock in (sm, ss, so):
+            await sock.next_of("hello")
+        await feed(api, answered_call("1795386673.0"))
+        for sock in (sm, ss):
+            pop = await sock.next_of("call.ringing")
+            assert pop["data"]["agent"] == "101"
+            assert pop["data"]["client"]["id"] == known["id"]
+            assert pop["data"]["client"]["is_new"] is False
+            assert pop["data"]["client"]["manager"]["id"] == manager.user.id
+            assert pop["data"]["communications"][0]["body"] == "Ждёт коммерческое предложение"
+            assert (await sock.next_of("call.answered"))["data"]["agent"] == "101"
+            ended = await sock.next_of("call.ended")
+            assert ended["data"]["disposition"] == "answered"
+        assert not [f for f in await so.quiet() if f["type"].startswith("call.")]  # not their call
+    items = await calls_of(api, manager.token, known["id"])
+    assert len(items) == 1
+    call = items[0]
+    assert call["direction"] == "inbound" and call["status"] == "answered"
+    assert call["user"]["id"] == manager.user.id
+    details = call["details"]
+    assert details["talk_s"] == 3.0 and details["ring_s"] == 2.2 and details["agents"] == ["101"]
+    assert details["caller"] == "+79161234567"
+    rec = details["recording_id"]
+    assert rec is not None
+    async with api.client(manager.token) as http:
+        full = await http.get(f"/recordings/{rec}")
+        assert full.status_code == 200 and full.headers["content-type"] == "audio/wav"
+        assert full.content == SHARED_WAV.read_bytes()
+        part = await http.get(f"/recordings/{rec}", headers={"Range": "bytes=1000-1999"})
+        assert part.status_code == 206 and part.content == SHARED_WAV.read_bytes()[1000:2000]
+    async with api.client(actors[Role.OPERATOR].token) as http:
+        assert (await http.get(f"/recordings/{rec}")).status_code == 403  # not on that call
+    # A replay (adapter reconnect) writes and pushes nothing new.
+    await feed(api, answered_call("1795386673.0"))
+    await asyncio.sleep(0.5)
+    assert len(await calls_of(api, manager.token, known["id"])) == 1
+
+
+async def test_unknown_number_gets_a_fresh_card_and_a_missed_call_is_followed_up(
+    calls_api: RunningApi, actors: dict[Role, Actor], settings
+) -> None:
+    api, manager = calls_api, actors[Role.MANAGER]
+    (settings.recordings_dir / "m1.wav").write_bytes(b"RIFF" + b"\0" * 40)  # header-only
+    events = [
+        ev.CallStarted(
+            call_id="m1",
+            at=at(0),
+            direction=ev.Direction.INBOUND,
+            caller="89167654321",
+            callee="74951234567",
+            did="74951234567",
+        ),
+        ev.RecordingStarted(call_id="m1", at=at(0.1), file="/var/spool/asterisk/monitor/m1.wav"),
+        ev.CallRinging(call_id="m1", at=at(0.2), agent="101", caller="+79167654321"),
+        ev.CallEnded(
+            call_id="m1",
+            at=at(15.2),
+            direction=ev.Direction.INBOUND,
+            disposition=ev.Disposition.MISSED,
+            cause=19,
+            caller="+79167654321",
+            callee="74951234567",
+            ring_s=15.0,
+            talk_s=0.0,
+        ),
+    ]
+    async with open_socket(api.ws_url, manager.token) as m:
+        sm = Socket(m)
+        await sm.next_of("hello")
+        await feed(api, events)
+        pop = await sm.next_of("call.ringing")
+        assert pop["data"]["client"]["is_new"] is True
+        assert pop["data"]["client"]["name"] == "+7 916 765-43-21"
+        missed = await sm.next_of("call.missed")
+        client_id = missed["data"]["client_id"]
+    async with api.client(manager.token) as http:
+        card = (await http.get(f"/clients/{client_id}")).json()
+        assert card["phones"][0]["e164"] == "+79167654321"
+        assert card["lead_source"]["name"] == "Входящий звонок"
+    items = await calls_of(api, manager.token, client_id)
+    assert [(c["status"], c["details"]["recording_id"]) for c in items] == [("missed", None)]
+
+
+async def test_queue_call_pops_every_member_and_is_one_communication(
+    calls_api: RunningApi, actors: dict[Role, Actor], db
+) -> None:
+    from support.factories import make_user
+
+    api = calls_api
+    async with db() as session:
+        m102 = await make_user(session, Role.MANAGER, extension="102")
+        m103 = await make_user(session, Role.MANAGER, extension="103")
+        await session.commit()
+    members = {"101": actors[Role.MANAGER], "102": m102, "103": m103}
+    events: list[ev.CallEvent] = [
+        ev.CallStarted(
+            call_id="q1",
+            at=at(0),
+            direction=ev.Direction.INBOUND,
+            caller="84951112233",
+            callee="74951234569",
+            did="74951234569",
+        ),
+        *[
+            ev.CallRinging(call_id="q1", at=at(0.5), agent=a, caller="+74951112233")
+            for a in members
+        ],
+        ev.CallAnswered(call_id="q1", at=at(3.5), agent="102"),
+        ev.CallEnded(
+            call_id="q1",
+            at=at(7.5),
+            direction=ev.Direction.INBOUND,
+            disposition=ev.Disposition.ANSWERED,
+            cause=16,
+            caller="+74951112233",
+            ring_s=3.5,
+            talk_s=4.0,
+            agents=("102",),
+            answered_by="102",
+        ),
+    ]
+    sockets = {}
+    async with (
+        open_socket(api.ws_url, members["101"].token) as a,
+        open_socket(api.ws_url, m102.token) as b,
+        open_socket(api.ws_url, m103.token) as c,
+    ):
+        for ext, conn in zip(members, (a, b, c), strict=True):
+            sockets[ext] = Socket(conn)
+            await sockets[ext].next_of("hello")
+        await feed(api, events)
+        for ext, sock in sockets.items():
+            pop = await sock.next_of("call.ringing")
+            assert pop["data"]["agent"] == ext
+        assert (await sockets["102"].next_of("call.answered"))["data"]["answered_by"] == "102"
+        client_id = (await sockets["102"].next_of("call.ended"))["data"]["client_id"]
+    items = await calls_of(api, actors[Role.SUPERVISOR].token, client_id)
+    assert len(items) == 1
+    assert items[0]["details"]["answered_by"] == "102" and items[0]["user"]["id"] == m102.user.id
+
+
+async def test_anonymous_and_internal_calls_make_no_card_and_garbage_is_skipped(
+    calls_api: RunningApi, actors: dict[Role, Actor]
+) -> None:
+    api, supervisor = calls_api, actors[Role.SUPERVISOR]
+    sink = api.app.state.services.extras["call_events"]
+    await sink.stream.add({"type": "NoSuchEvent", "call_id": "x"})
+    await sink.stream.add({"type": "CallRinging", "call_id": "y"})  # missing fields
+    await feed(
+        api,
+        [
+            ev.CallStarted(
+                call_id="a1",
+                at=at(0),
+                direction=ev.Direction.INBOUND,
+                caller="anonymous",
+                callee="74951234567",
+            ),
+            ev.CallRinging(call_id="a1", at=at(0.1), agent="101", caller="anonymous"),
+            ev.CallEnded(
+                call_id="a1",
+                at=at(4),
+                direction=ev.Direction.INBOUND,
+                disposition=ev.Disposition.ABANDONED,
+                cause=16,
+                caller="anonymous",
+                ring_s=4.0,
+            ),
+            ev.CallStarted(
+                call_id="i1", at=at(0), direction=ev.Direction.INTERNAL, caller="101", callee="102"
+            ),
+            ev.CallEnded(
+                call_id="i1",
+                at=at(3),
+                direction=ev.Direction.INTERNAL,
+                disposition=ev.Disposition.ANSWERED,
+                cause=16,
+                caller="101",
+                callee="102",
+                talk_s=2.0,
+                agents=("102",),
+            ),
+        ],
+    )
+    async with api.client(supervisor.token) as http:
+
+        async def ended() -> list:
+            items = (await http.get("/calls")).json()["items"]
+            return items if len(items) == 2 else []
+
+        calls = await wait_for(ended)
+        assert {c["call_id"]: c["client_id"] for c in calls} == {"a1": None, "i1": None}
+        assert (await http.get("/clients")).json()["total"] == 0
+        r = await http.post(
+            f"/calls/{calls[0]['id']}/score",
+            json={"criteria": {"greeting": 5, "script": 3}, "comment": "Хорошо"},
+        )
+        assert r.status_code == 200 and r.json()["score"]["criteria"]["greeting"] == 5
+        r = await http.post(f"/calls/{calls[0]['id']}/score", json={"criteria": {"greeting": 9}})
+        assert r.status_code == 422
+        assert (await http.get("/calls", params={"unscored": True})).json()["items"][0][
+            "id"
+        ] == calls[1]["id"]
+
+
+async def test_click_to_call_without_a_pbx_is_a_clear_503(
+    calls_api: RunningApi, actors: dict[Role, Actor]
+) -> None:
+    manager = actors[Role.MANAGER]
+    async with calls_api.client(manager.token) as http:
+        card = (
+            await http.post(
+                "/clients", json={"name": "Клиент", "phones": [{"number": "+7 916 555-00-11"}]}
+            )
+        ).json()
+        r = await http.post(
+            f"/clients/{card['id']}/call", json={"phone_id": card["phones"][0]["id"]}
+        )
+        assert r.status_code == 503 and r.json()["error"]["code"] == "pbx_unavailable"
+        r = await http.post(f"/clients/{card['id']}/call", json={"phone_id": 424242})
+        assert (
+            r.status_code == 422
+            and r.json()["error"]["details"]["fields"][0]["field"] == "phone_id"
+        )
