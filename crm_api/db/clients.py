@@ -4,10 +4,10 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Date, Enum, ForeignKey, Index, String, Table, Text
+from sqlalchemy import Boolean, Column, Date, ForeignKey, Index, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from crm_api.db.base import Base, JsonType, utcnow
+from crm_api.db.base import Base, JsonType, str_enum, utcnow
 from crm_api.db.directories import ClientGroup, LeadSource, Segment
 from crm_api.db.users import User
 
@@ -29,7 +29,7 @@ class Client(Base):
     __tablename__ = "clients"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[ClientKind] = mapped_column(Enum(ClientKind, native_enum=False, length=16))
+    kind: Mapped[ClientKind] = mapped_column(str_enum(ClientKind))
     name: Mapped[str] = mapped_column(String(300))
     # casefold()ed name: SQLite's LIKE folds ASCII only, so Cyrillic search needs this.
     search_name: Mapped[str] = mapped_column(String(300))

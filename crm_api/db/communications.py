@@ -4,10 +4,10 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from crm_api.db.base import Base, JsonType, utcnow
+from crm_api.db.base import Base, JsonType, str_enum, utcnow
 from crm_api.db.users import User
 
 
@@ -36,10 +36,8 @@ class Communication(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
-    kind: Mapped[CommKind] = mapped_column(Enum(CommKind, native_enum=False, length=16))
-    direction: Mapped[CommDirection | None] = mapped_column(
-        Enum(CommDirection, native_enum=False, length=16)
-    )
+    kind: Mapped[CommKind] = mapped_column(str_enum(CommKind))
+    direction: Mapped[CommDirection | None] = mapped_column(str_enum(CommDirection))
     status: Mapped[str] = mapped_column(String(32), default="done")
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)

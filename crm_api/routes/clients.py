@@ -17,6 +17,7 @@ from crm_api.domain.permissions import Permission
 from crm_api.errors import DuplicateContact, InvalidInput, NotFound
 from crm_api.schemas.clients import (
     AuditEntryPublic,
+    ClientCard,
     ClientCreate,
     ClientFilters,
     ClientPublic,
@@ -37,6 +38,7 @@ Reader = Annotated[User, require(Permission.CLIENTS_READ)]
 Writer = Annotated[User, require(Permission.CLIENTS_WRITE)]
 PageNo = Annotated[int, Query(ge=1, le=100_000)]
 PageSize = Annotated[int, Query(ge=1, le=200)]
+CARD_COMMUNICATIONS = 20
 
 
 async def publish_client(services: Services, session: SessionDep, client: Client) -> ClientPublic:
@@ -104,6 +106,20 @@ async def lookup(
 async def get_client(client_id: int, session: SessionDep, user: Reader) -> ClientPublic:
     client = await clients_domain.get_for(session, user, client_id)
     return client_public(client, await clients_domain.contacts_of(session, client.id))
+
+
+@router.get("/{client_id}/card", operation_id="get_client_card")
+async def get_card(client_id: int, session: SessionDep, user: Reader) -> ClientCard:
+    """The card page in one request: the client and the newest communications."""
+    client = await clients_domain.get_for(session, user, client_id)
+    rows, total = await communications.timeline(
+        session, client_id, kind=None, page=1, page_size=CARD_COMMUNICATIONS
+    )
+    return ClientCard(
+        client=client_public(client, await clients_domain.contacts_of(session, client.id)),
+        communications=[communication_public(c) for c in rows],
+        communications_total=total,
+    )
 
 
 @router.patch("/{client_id}", operation_id="update_client")

@@ -7,6 +7,7 @@ from pydantic import EmailStr, Field
 
 from crm_api.db.clients import ClientKind
 from crm_api.schemas.common import ApiModel, UserRef
+from crm_api.schemas.communications import CommunicationPublic
 from crm_api.schemas.directories import DirectoryItem
 
 ClientSort = Literal["name", "-name", "created_at", "-created_at", "updated_at", "-updated_at"]
@@ -167,3 +168,9 @@ class AuditEntryPublic(ApiModel):
     entity: str
     entity_id: int
     changes: dict[str, Any]
+
+
+class ClientCard(ApiModel):
+    client: ClientPublic
+    communications: list[CommunicationPublic]
+    communications_total: int

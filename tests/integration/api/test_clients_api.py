@@ -204,6 +204,10 @@ async def test_update_timeline_notes_comments_and_audit(
         assert r.status_code == 201
         timeline = (await http.get(f"/clients/{card['id']}/communications")).json()
         assert timeline["total"] == 1
+        page = (await http.get(f"/clients/{card['id']}/card")).json()
+        assert page["client"]["name"] == "Козлов Павел Игоревич"
+        assert page["communications_total"] == 1
+        assert page["communications"][0]["body"] == "Перезвонить в пятницу"
         assert timeline["items"][0]["kind"] == "note"
         assert timeline["items"][0]["comments"][0]["body"] == "Согласен"
         assert (await http.get(f"/clients/{card['id']}/audit")).status_code == 403
