@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from crm_api.db.base import utcnow
 from crm_api.db.clients import Client, ClientEmail, ClientKind, ClientPhone, client_group_links
@@ -20,16 +20,18 @@ from crm_api.domain.permissions import can_access_client, client_scope
 from crm_api.errors import DuplicateContact, Forbidden, InvalidInput, NotFound
 from crm_api.schemas.clients import ClientCreate, ClientFilters, ClientUpdate, EmailIn, PhoneIn
 
+# To-one relations ride along in the card's own query; collections come in one
+# query each for every card loaded together.
 CARD_LOAD = (
+    joinedload(Client.lead_source),
+    joinedload(Client.segment),
+    joinedload(Client.manager),
+    joinedload(Client.company),
+    joinedload(Client.created_by),
+    joinedload(Client.updated_by),
     selectinload(Client.phones),
     selectinload(Client.emails),
     selectinload(Client.groups),
-    selectinload(Client.lead_source),
-    selectinload(Client.segment),
-    selectinload(Client.manager),
-    selectinload(Client.company),
-    selectinload(Client.created_by),
-    selectinload(Client.updated_by),
 )
 
 
@@ -329,14 +331,18 @@ async def load_card(session: AsyncSession, client_id: int) -> Client | None:
     )
 
 
+def ensure_access(actor: User, client: Client) -> None:
+    if not can_access_client(actor, client):
+        raise Forbidden(
+            f"client #{client.id} belongs to another manager", details={"client_id": client.id}
+        )
+
+
 async def get_for(session: AsyncSession, actor: User, client_id: int) -> Client:
     client = await load_card(session, client_id)
     if client is None:
         raise NotFound(f"client #{client_id} not found", details={"client_id": client_id})
-    if not can_access_client(actor, client):
-        raise Forbidden(
-            f"client #{client_id} belongs to another manager", details={"client_id": client_id}
-        )
+    ensure_access(actor, client)
     return client
 
 

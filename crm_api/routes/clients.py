@@ -98,7 +98,7 @@ async def lookup(
     client = await clients_domain.find_by_phone(session, e164)
     if client is None:
         raise NotFound(f"no client with phone {e164}", details={"phone": e164})
-    await clients_domain.get_for(session, user, client.id)
+    clients_domain.ensure_access(user, client)
     return client_summary(client)
 
 

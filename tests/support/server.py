@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -56,3 +58,41 @@ async def running_api(
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 15)
+
+
+@contextlib.asynccontextmanager
+async def api_process(database_url: str, **env: str) -> AsyncIterator[str]:
+    """`callcard api` as its own process (for benchmarks: the client gets the other core)."""
+    port = free_port()
+    environ = {
+        **os.environ,
+        "CALLCARD_DATABASE_URL": database_url,
+        "CALLCARD_BIND_PORT": str(port),
+        "CALLCARD_SEED_DEMO_ON_FIRST_RUN": "false",
+        **env,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "crm_api.cli",
+        "api",
+        env=environ,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as probe:
+            for _ in range(300):
+                try:
+                    if (await probe.get(base + "/api/v1/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("callcard api did not start")
+        yield base
+    finally:
+        proc.terminate()
+        await proc.wait()
