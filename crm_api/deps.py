@@ -16,6 +16,7 @@ from starlette.requests import HTTPConnection
 from crm_api.db.users import User
 from crm_api.domain.auth import user_for_token
 from crm_api.domain.permissions import Permission, allowed
+from crm_api.domain.token_cache import TokenCache
 from crm_api.errors import Forbidden, Unauthorized
 from crm_api.realtime.hub import Hub
 from crm_api.settings import Settings
@@ -34,6 +35,7 @@ class Services:
     redis: Redis | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    tokens: TokenCache = field(default_factory=TokenCache)
 
 
 def get_services(conn: HTTPConnection) -> Services:
@@ -72,17 +74,29 @@ class Authorize:
     async def __call__(
         self,
         request: Request,
-        session: SessionDep,
+        services: ServicesDep,
         _c: Annotated[str | None, Depends(_cookie)] = None,
         _b: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
     ) -> User:
+        """The user, detached from any session: read it, do not change it."""
         token = token_of(request)
-        user = await user_for_token(session, token) if token else None
+        user = await authorized_user(services, token) if token else None
         if user is None:
             raise Unauthorized("log in first")
         if not allowed(user.role, self.permission):
             raise Forbidden(f"a {user.role} may not do this ({self.permission})")
         return user
+
+
+async def authorized_user(services: Services, token: str) -> User | None:
+    user = services.tokens.get(token)
+    if user is None:
+        async with services.sessions() as session:
+            user = await user_for_token(session, token)
+            if user is not None:
+                session.expunge(user)
+                services.tokens.put(token, user)
+    return user
 
 
 def require(permission: Permission) -> Any:

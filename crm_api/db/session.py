@@ -26,7 +26,9 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **kwargs)
+    # No pre-ping (a round trip per checkout): after a database restart the first failing
+    # query invalidates the whole pool, and the call-event stream retries its event.
+    return create_async_engine(url, pool_size=10, max_overflow=20, **kwargs)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

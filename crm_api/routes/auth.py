@@ -45,11 +45,14 @@ async def login(
 
 
 @router.post("/logout", status_code=204, operation_id="logout")
-async def logout(request: Request, response: Response, session: SessionDep, _me: Me) -> None:
+async def logout(
+    request: Request, response: Response, session: SessionDep, services: ServicesDep, _me: Me
+) -> None:
     token = token_of(request)
     if token:
         await auth.revoke_token(session, token)
         await session.commit()
+        services.tokens.forget_token(token)
     response.delete_cookie(SESSION_COOKIE)
 
 
@@ -59,12 +62,17 @@ async def me(user: Me) -> UserPublic:
 
 
 @router.patch("/me", operation_id="update_me")
-async def update_me(body: ProfileUpdate, user: Me, session: SessionDep) -> UserPublic:
+async def update_me(
+    body: ProfileUpdate, me: Me, session: SessionDep, services: ServicesDep
+) -> UserPublic:
+    user = await session.get(User, me.id)
+    assert user is not None
     for field in body.model_fields_set:
         value = getattr(body, field)
         if value is not None:
             setattr(user, field, value)
     await session.commit()
+    services.tokens.forget_user(user.id)
     return UserPublic.model_validate(user)
 
 

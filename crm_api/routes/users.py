@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from crm_api.db.users import User
-from crm_api.deps import SessionDep, require
+from crm_api.deps import ServicesDep, SessionDep, require
 from crm_api.domain import audit, auth
 from crm_api.domain.permissions import Permission
 from crm_api.errors import Conflict, NotFound
@@ -69,6 +69,7 @@ async def update_user(
     user_id: int,
     body: UserUpdate,
     session: SessionDep,
+    services: ServicesDep,
     admin: Annotated[User, require(Permission.USERS_MANAGE)],
 ) -> UserPublic:
     user = await session.get(User, user_id)
@@ -93,4 +94,5 @@ async def update_user(
         changes=audit.diff(before, _public_fields(user)),
     )
     await session.commit()
+    services.tokens.forget_user(user.id)  # a new role or a deactivation applies at once
     return UserPublic.model_validate(user)

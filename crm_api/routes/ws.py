@@ -13,8 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from crm_api.db.clients import Client
 from crm_api.db.users import User
-from crm_api.deps import Services, get_services, token_of
-from crm_api.domain.auth import user_for_token
+from crm_api.deps import Services, authorized_user, get_services, token_of
 from crm_api.domain.permissions import Permission, allowed, can_access_client
 from crm_api.realtime.frames import frame_key
 from crm_api.realtime.hub import Connection
@@ -82,8 +81,7 @@ async def _receiver(ws: WebSocket, conn: Connection, services: Services) -> None
 async def websocket(ws: WebSocket) -> None:
     services = get_services(ws)
     token = token_of(ws)
-    async with services.sessions() as session:
-        user = await user_for_token(session, token) if token else None
+    user = await authorized_user(services, token) if token else None
     if user is None:
         await ws.close(code=CLOSE_UNAUTHORIZED, reason="log in first")
         return
