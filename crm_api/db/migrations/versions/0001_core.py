@@ -441,6 +441,69 @@ def upgrade() -> None:
         batch_op.create_index("ix_recordings_call_file", ["call_id", "file_name"], unique=True)
         batch_op.create_index(batch_op.f("ix_recordings_call_id"), ["call_id"], unique=False)
 
+    op.create_table(
+        "outbox_messages",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("channel", sa.String(length=8), nullable=False),
+        sa.Column("client_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("communication_id", sa.Integer(), nullable=True),
+        sa.Column("bulk_id", sa.Integer(), nullable=True),
+        sa.Column("idempotency_key", sa.String(length=100), nullable=True),
+        sa.Column("to_address", sa.String(length=254), nullable=False),
+        sa.Column("subject", sa.String(length=300), nullable=True),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column(
+            "parts",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("final_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["client_id"],
+            ["clients.id"],
+            name=op.f("fk_outbox_messages_client_id_clients"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["communication_id"],
+            ["communications.id"],
+            name=op.f("fk_outbox_messages_communication_id_communications"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_outbox_messages_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_messages")),
+        sa.UniqueConstraint("user_id", "idempotency_key", name="uq_outbox_user_idempotency"),
+    )
+    with op.batch_alter_table("outbox_messages", schema=None) as batch_op:
+        batch_op.create_index("ix_outbox_due", ["status", "next_attempt_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_outbox_messages_bulk_id"), ["bulk_id"], unique=False)
+
+    op.create_table(
+        "sms_parts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("outbox_id", sa.Integer(), nullable=False),
+        sa.Column("smsc_message_id", sa.String(length=100), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["outbox_id"],
+            ["outbox_messages.id"],
+            name=op.f("fk_sms_parts_outbox_id_outbox_messages"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sms_parts")),
+        sa.UniqueConstraint("smsc_message_id", name=op.f("uq_sms_parts_smsc_message_id")),
+    )
     lead_sources = sa.table(
         "lead_sources", sa.column("name", sa.String), sa.column("code", sa.String)
     )
@@ -468,6 +531,12 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP INDEX IF EXISTS ix_client_phones_digits_trgm")
         op.execute("DROP INDEX IF EXISTS ix_clients_search_name_trgm")
+    op.drop_table("sms_parts")
+    with op.batch_alter_table("outbox_messages", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_outbox_messages_bulk_id"))
+        batch_op.drop_index("ix_outbox_due")
+
+    op.drop_table("outbox_messages")
     with op.batch_alter_table("recordings", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_recordings_call_id"))
         batch_op.drop_index("ix_recordings_call_file")
