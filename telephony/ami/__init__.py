@@ -1,0 +1,1 @@
+"""Asterisk: the AMI adapter (panoramisk), the translation of AMI events into call events, and the FastAGI routing server."""
