@@ -22,11 +22,13 @@ from support.server import RunningApi, running_api
 
 from crm_api.db import Base
 from crm_api.db.migrate import upgrade_url
+from crm_api.db.sales import builtin_stage_rows
 from crm_api.db.session import make_engine, make_sessionmaker
 from crm_api.db.users import Role
 from crm_api.settings import Settings
 
 BACKENDS = ["sqlite", "postgres"]
+KEPT_TABLES = {"lead_sources", "deal_stages"}  # built-in rows the migrations made
 T = TypeVar("T")
 
 
@@ -91,13 +93,23 @@ async def reset_database(url: str) -> None:
     try:
         async with engine.begin() as conn:
             if url.startswith("postgresql"):
-                others = [t for t in tables if t != "lead_sources"]
+                others = [t for t in tables if t not in KEPT_TABLES]
                 await conn.execute(text(f"TRUNCATE {', '.join(others)} RESTART IDENTITY CASCADE"))
             else:
                 for table in tables:
-                    if table != "lead_sources":
+                    if table not in KEPT_TABLES:
                         await conn.execute(text(f"DELETE FROM {table}"))
             await conn.execute(text("DELETE FROM lead_sources WHERE code IS NULL"))
+            await conn.execute(text("DELETE FROM deal_stages WHERE code IS NULL"))
+            for row in builtin_stage_rows():  # undo renames and reorders
+                await conn.execute(
+                    text(
+                        "UPDATE deal_stages SET name = :name, name_ru = :name_ru,"
+                        " position = :position, kind = :kind, is_active = :is_active"
+                        " WHERE code = :code"
+                    ),
+                    row,
+                )
     finally:
         await engine.dispose()
 

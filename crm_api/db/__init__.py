@@ -7,6 +7,7 @@ from crm_api.db import (  # noqa: F401
     communications,
     directories,
     outbox,
+    sales,
     users,
     views,
 )
