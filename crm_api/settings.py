@@ -31,7 +31,10 @@ class Settings(BaseSettings):
     import_max_rows: int = 100_000
 
     ami_url: str | None = None  # ami://user:secret@host:5038
+    ami_outbound_context: str = "internal"  # where click-to-call dials the client's number
     agi_bind: str = "127.0.0.1:4573"
+    agi_fallback: str = "queue"  # CALLCARD_ROUTE when nobody is on duty or routing is slow
+    agi_decide_within: float = 0.8  # seconds the caller may wait for the routing answer
     smpp_url: str | None = None  # smpp://system_id:password@host:2775
     sip_bind: str = "127.0.0.1:5062"
 
