@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     smpp_url: str | None = None  # smpp://system_id:password@host:2775
     sip_bind: str = "127.0.0.1:5062"
 
+    routing_fallback: str = "queue:sales"  # nobody on duty: `queue:<name>` or an extension
+    stale_deal_days: int = 7  # an open deal idle this long gets a callback task
+    reminder_poll_seconds: float = 1.0
+    stale_deal_scan_seconds: float = 300.0
+    morning: str = "09:00"  # "tomorrow morning" of a snoozed reminder, company time
+
     seed_demo_on_first_run: bool = True
     languages: tuple[str, ...] = Field(default=("ru", "en"))
 

@@ -1,0 +1,247 @@
+"""The routing policy: which extension rings for an incoming call.
+
+The client's responsible manager when on duty and free; otherwise the on-duty managers
+in schedule order, taken round robin; nobody left → the configured fallback. The
+round-robin position and the extensions already offered for a call live in Redis (or
+the database without Redis), so every API worker and a restarted one continue the same
+rotation, and a second ask for one call moves on to the next manager."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from redis.asyncio import Redis
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_api.db.calls import Call
+from crm_api.db.clients import Client, ClientPhone
+from crm_api.db.sales import RouteAsk, RouteCounter
+from crm_api.db.users import Role, User
+from crm_api.domain import phones, schedules
+
+ROUTE_TURN_KEY = "callcard:route:turn"
+ROUTE_CALL_KEY = "callcard:route:call:"
+ROUTE_CALL_TTL = 3600  # a call's offers are remembered this long (seconds)
+LIVE_CALL_HORIZON = timedelta(hours=12)  # an unended call older than this is stale data
+ROUTABLE_ROLES = (Role.MANAGER, Role.SUPERVISOR, Role.OPERATOR)
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    user_id: int
+    extension: str
+    busy: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDecision:
+    """`extension` to dial, or `queue` when nobody is available; `reason` says why:
+    owner | round_robin | fallback."""
+
+    extension: str | None
+    queue: str | None
+    user_id: int | None
+    reason: str
+
+    @property
+    def target(self) -> str:
+        """What the dialplan gets in CALLCARD_ROUTE: an extension or `queue:<name>`."""
+        return self.extension if self.extension is not None else f"queue:{self.queue}"
+
+
+def fallback_decision(fallback: str) -> RouteDecision:
+    """`queue:<name>` or a bare extension, as configured."""
+    if fallback.startswith("queue:"):
+        return RouteDecision(None, fallback.removeprefix("queue:"), None, "fallback")
+    return RouteDecision(fallback.removeprefix("ext:"), None, None, "fallback")
+
+
+def free_candidates(on_duty: Sequence[Agent], tried: frozenset[int]) -> list[Agent]:
+    return [a for a in on_duty if not a.busy and a.user_id not in tried]
+
+
+def decide(
+    on_duty: Sequence[Agent],
+    *,
+    owner_id: int | None,
+    tried: frozenset[int],
+    turn: int | None,
+    fallback: str,
+) -> RouteDecision | None:
+    """The pure decision. `on_duty` is in schedule order; `turn` is the shared round-robin
+    counter, drawn only when needed: None answers "round robin needed" with None."""
+    candidates = free_candidates(on_duty, tried)
+    for agent in candidates:
+        if agent.user_id == owner_id:
+            return RouteDecision(agent.extension, None, agent.user_id, "owner")
+    if not candidates:
+        return fallback_decision(fallback)
+    if turn is None:
+        return None
+    agent = candidates[turn % len(candidates)]
+    return RouteDecision(agent.extension, None, agent.user_id, "round_robin")
+
+
+# --- state: Redis or the database -------------------------------------------------------
+
+
+class _RedisState:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def asked(self, call_id: str) -> dict[int, int | None]:
+        raw = await self.redis.hgetall(ROUTE_CALL_KEY + call_id)
+        return {int(k): (int(v) if v not in (b"", "") else None) for k, v in raw.items()}
+
+    async def record(self, call_id: str, attempt: int, user_id: int | None) -> None:
+        key = ROUTE_CALL_KEY + call_id
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(key, str(attempt), "" if user_id is None else str(user_id))
+            pipe.expire(key, ROUTE_CALL_TTL)
+            await pipe.execute()
+
+    async def turn(self) -> int:
+        return int(await self.redis.incr(ROUTE_TURN_KEY))
+
+
+class _DbState:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def asked(self, call_id: str) -> dict[int, int | None]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(RouteAsk.attempt, RouteAsk.user_id).where(RouteAsk.call_id == call_id)
+            )
+            return {a: u for a, u in rows.tuples()}
+
+    async def record(self, call_id: str, attempt: int, user_id: int | None) -> None:
+        async with self.sessions() as session:
+            session.add(RouteAsk(call_id=call_id, attempt=attempt, user_id=user_id))
+            try:
+                await session.commit()
+            except Exception:  # the same ask answered twice concurrently: first one stays
+                await session.rollback()
+
+    async def turn(self) -> int:
+        async with self.sessions() as session:
+            value = await session.scalar(
+                update(RouteCounter)
+                .where(RouteCounter.name == "turn")
+                .values(value=RouteCounter.value + 1)
+                .returning(RouteCounter.value)
+            )
+            if value is None:
+                session.add(RouteCounter(name="turn", value=1))
+                try:
+                    await session.commit()
+                    return 1
+                except Exception:  # another worker created it first
+                    await session.rollback()
+                    return await self.turn()
+            await session.commit()
+            return int(value)
+
+
+# --- the entry point -------------------------------------------------------------------
+
+
+async def on_duty_agents(
+    session: AsyncSession, now: datetime, tz: ZoneInfo, call_id: str
+) -> list[Agent]:
+    """On-duty users with an extension, in schedule order, each with its busy flag."""
+    shifts, absences = await schedules.load(session, now - 2 * schedules.DAY, now + schedules.DAY)
+    order = schedules.on_duty(shifts, absences, now, tz)
+    if not order:
+        return []
+    users = {
+        u.id: u
+        for u in (
+            await session.scalars(
+                select(User).where(
+                    User.id.in_(order),
+                    User.is_active.is_(True),
+                    User.extension.is_not(None),
+                    User.role.in_(ROUTABLE_ROLES),
+                )
+            )
+        ).all()
+    }
+    busy = set(
+        (
+            await session.scalars(
+                select(Call.user_id)
+                .where(
+                    Call.user_id.in_(list(users)),
+                    Call.ended_at.is_(None),
+                    Call.started_at > now - LIVE_CALL_HORIZON,
+                    func.coalesce(Call.pbx_call_id, "") != call_id,
+                )
+                .distinct()
+            )
+        ).all()
+    )
+    return [Agent(uid, users[uid].extension or "", uid in busy) for uid in order if uid in users]
+
+
+async def owner_of(session: AsyncSession, caller: str, region: str) -> int | None:
+    try:
+        e164 = phones.normalize(caller, region)
+    except phones.InvalidPhone:
+        return None  # withheld or garbage caller id: no owner to prefer
+    owner: int | None = await session.scalar(
+        select(Client.manager_id)
+        .join(ClientPhone, ClientPhone.client_id == Client.id)
+        .where(ClientPhone.e164 == e164)
+    )
+    return owner
+
+
+async def choose_extension(
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis | None,
+    *,
+    caller: str,
+    did: str | None,
+    call_id: str,
+    now: datetime,
+    attempt: int | None = None,
+    tz: ZoneInfo,
+    region: str,
+    fallback: str,
+) -> RouteDecision:
+    """Answers the FastAGI server for one ask. The same (call, attempt) asked again gets
+    the same answer; a new attempt of the call gets a manager not yet offered."""
+    state: _RedisState | _DbState = _RedisState(redis) if redis is not None else _DbState(sessions)
+    asked = await state.asked(call_id)
+    if attempt is not None and attempt in asked:
+        return await _replay(sessions, asked[attempt], fallback)
+    attempt = attempt if attempt is not None else max(asked, default=0) + 1
+    tried = frozenset(u for u in asked.values() if u is not None)
+    async with sessions() as session:
+        agents = await on_duty_agents(session, now, tz, call_id)
+        owner = await owner_of(session, caller, region) if agents else None
+    decision = decide(agents, owner_id=owner, tried=tried, turn=None, fallback=fallback)
+    if decision is None:
+        decision = decide(
+            agents, owner_id=owner, tried=tried, turn=await state.turn(), fallback=fallback
+        )
+        assert decision is not None
+    await state.record(call_id, attempt, decision.user_id)
+    return decision
+
+
+async def _replay(
+    sessions: async_sessionmaker[AsyncSession], user_id: int | None, fallback: str
+) -> RouteDecision:
+    if user_id is None:
+        return fallback_decision(fallback)
+    async with sessions() as session:
+        ext = await session.scalar(select(User.extension).where(User.id == user_id))
+    if ext is None:
+        return fallback_decision(fallback)
+    return RouteDecision(ext, None, user_id, "repeat")
