@@ -1,0 +1,214 @@
+"""The asyncio face of the SMPP adapter: `send()` a message, take `batch()`es of what the
+SMSC delivered (receipts and received messages) and acknowledge them once they are safe.
+A deliver_sm is answered only when the user acknowledges it, so a crash before the
+database commit makes the SMSC deliver it again instead of losing it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from sms_gateway import status as st
+from sms_gateway.connection import LINK_LOST, NOT_SENT, Deliver, SmppConfig, SmppConnection, Submit
+from sms_gateway.encoding import decode_text, make_parts
+from sms_gateway.receipts import is_receipt, parse_receipt
+from sms_gateway.types import DeliveryReceipt, InboundSms, OutgoingSms, PartResult, SendResult
+from sms_gateway.udh import Key, Reassembler, key_of, split_udh
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    item: DeliveryReceipt | InboundSms
+    delivers: tuple[Deliver, ...]
+
+
+class SmsGateway:
+    def __init__(self, config: SmppConfig, *, reassembly_timeout: float = 300.0) -> None:
+        self.config = config
+        self._conn: SmppConnection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._incoming: asyncio.Queue[Incoming] = asyncio.Queue()
+        self._reassembler = Reassembler(reassembly_timeout)
+        self._held: dict[Key, list[Deliver]] = {}
+        self._bound = asyncio.Event()
+        self.state_listeners: list[Callable[[bool, str | None], None]] = []
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._conn = SmppConnection(self.config, self._deliver_from_thread, self._state_from_thread)
+        self._conn.start()
+
+    async def stop(self) -> None:
+        if self._conn is not None:
+            await asyncio.to_thread(self._conn.stop)
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and self._conn.bound
+
+    @property
+    def last_error(self) -> str | None:
+        return self._conn.last_error if self._conn else None
+
+    async def wait_bound(self, timeout: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._bound.wait(), timeout)
+        return self.connected
+
+    # -- sending ------------------------------------------------------------------------
+
+    async def send(self, message: OutgoingSms, *, skip: Iterable[int] = ()) -> SendResult:
+        """Submits every part not in `skip` (parts an earlier attempt already placed) and
+        waits for the SMSC's answers. Never raises for SMSC conditions: see SendResult."""
+        conn = self._conn
+        if conn is None or not conn.bound:
+            return SendResult("retry", error=self.last_error or "not bound to the SMSC")
+        try:
+            parts = make_parts(message.text, message.reference)
+        except ValueError as e:
+            return SendResult("failed", error=str(e))
+        loop = asyncio.get_running_loop()
+        skipped = set(skip)
+        futures: list[tuple[int, asyncio.Future[tuple[int, str | None]]]] = []
+        for index, part in enumerate(parts):
+            if index in skipped:
+                continue
+            fut: asyncio.Future[tuple[int, str | None]] = loop.create_future()
+
+            def done(
+                code: int, mid: str | None, fut: asyncio.Future[tuple[int, str | None]] = fut
+            ) -> None:
+                loop.call_soon_threadsafe(_resolve, fut, (code, mid))
+
+            conn.submit(
+                Submit(
+                    destination=message.destination.lstrip("+"),
+                    part=part,
+                    source=message.source or self.config.source_addr,
+                    done=done,
+                )
+            )
+            futures.append((index, fut))
+        results = []
+        for index, fut in futures:
+            code, mid = await fut
+            results.append(PartResult(index, mid, code))
+        return summarize(results, total=len(parts))
+
+    # -- receiving ----------------------------------------------------------------------
+
+    async def batch(self, max_items: int = 200, timeout: float = 1.0) -> list[Incoming]:
+        """What arrived, at most `max_items`, waiting up to `timeout` for the first."""
+        self._release_expired()
+        try:
+            first = await asyncio.wait_for(self._incoming.get(), timeout)
+        except TimeoutError:
+            return []
+        items = [first]
+        while len(items) < max_items and not self._incoming.empty():
+            items.append(self._incoming.get_nowait())
+        return items
+
+    def ack(self, incoming: Incoming, ok: bool = True) -> None:
+        """Answers the SMSC: ok once the item is stored; not ok asks it to redeliver."""
+        if self._conn is None:
+            return
+        code = st.ESME_ROK if ok else st.ESME_RX_T_APPN
+        for deliver in incoming.delivers:
+            self._conn.answer(deliver, code)
+
+    # -- from the IO thread -------------------------------------------------------------
+
+    def _deliver_from_thread(self, deliver: Deliver) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._on_deliver, deliver)
+
+    def _state_from_thread(self, bound: bool, error: str | None) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._on_state, bound, error)
+
+    def _on_state(self, bound: bool, error: str | None) -> None:
+        if bound:
+            self._bound.set()
+        else:
+            self._bound.clear()
+            # Held parts of a long MO message belong to a dead session: the SMSC will
+            # deliver them again, so start over.
+            self._held.clear()
+            self._reassembler = Reassembler(self._reassembler.timeout)
+        for listener in self.state_listeners:
+            listener(bound, error)
+
+    def _on_deliver(self, deliver: Deliver) -> None:
+        if is_receipt(deliver.esm_class):
+            receipt = parse_receipt(deliver.short_message, deliver.tlvs)
+            if receipt is None:
+                log.warning("a delivery receipt without a message id: %r", deliver)
+                self._answer(deliver)
+                return
+            self._incoming.put_nowait(Incoming(receipt, (deliver,)))
+            return
+        payload = deliver.short_message
+        concat = None
+        if deliver.esm_class & 0x40:
+            concat, payload = split_udh(payload)
+        text = decode_text(payload, deliver.data_coding)
+        if concat is None or concat.total <= 1:
+            self._incoming.put_nowait(
+                Incoming(InboundSms(deliver.source, deliver.destination, text), (deliver,))
+            )
+            return
+        key = key_of(deliver.source, concat)
+        self._held.setdefault(key, []).append(deliver)
+        whole = self._reassembler.add(deliver.source, concat, text)
+        if whole is not None:
+            delivers = tuple(self._held.pop(key, []))
+            self._incoming.put_nowait(
+                Incoming(InboundSms(deliver.source, deliver.destination, whole), delivers)
+            )
+
+    def _release_expired(self) -> None:
+        for key, text in self._reassembler.expired():
+            delivers = tuple(self._held.pop(key, []))
+            if delivers:
+                sms = InboundSms(key[0], delivers[0].destination, text)
+                self._incoming.put_nowait(Incoming(sms, delivers))
+
+    def _answer(self, deliver: Deliver) -> None:
+        if self._conn is not None:
+            self._conn.answer(deliver, st.ESME_ROK)
+
+
+def _resolve(fut: asyncio.Future[tuple[int, str | None]], value: tuple[int, str | None]) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def summarize(results: list[PartResult], *, total: int) -> SendResult:
+    """One outcome for a message from its parts' answers: a part refused for good fails
+    the message; a part not placed (link lost, SMSC busy) makes it retry with the placed
+    parts remembered."""
+    parts = tuple(results)
+    final = [
+        r
+        for r in results
+        if r.status not in (0, LINK_LOST, NOT_SENT) and not st.is_retryable(r.status)
+    ]
+    if final:
+        return SendResult("failed", parts, f"SMSC refused: {st.name(final[0].status)}")
+    pending = [r for r in results if r.status != 0]
+    if pending:
+        code = pending[0].status
+        reason = {
+            LINK_LOST: "SMSC link lost before it answered",
+            NOT_SENT: "not bound to the SMSC",
+        }.get(code) or f"SMSC busy: {st.name(code)}"
+        return SendResult("retry", parts, reason)
+    return SendResult("submitted", parts)
