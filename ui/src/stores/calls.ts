@@ -1,0 +1,181 @@
+import { defineStore } from 'pinia'
+import { computed, ref } from 'vue'
+import { get, type CallPublic, type ClientCard, type Communication } from '../api/client'
+import { realtime, type Frame } from '../realtime/socket'
+import { claimPop } from './popclaim'
+
+export interface PopClient {
+  id: number
+  name: string
+  company_name: string | null
+  is_new: boolean
+  manager: { id: number; full_name: string } | null
+}
+export type Extra = Record<string, unknown> & { id?: number }
+
+/** One call as the console shows it: the call's state plus the card summary. */
+export interface LiveCall {
+  call_id: string
+  id: number
+  direction: string
+  state: 'originating' | 'ringing' | 'answered' | 'ended' | 'failed' | string
+  caller: string | null
+  callee: string | null
+  started_at: string
+  answered_at: string | null
+  ended_at: string | null
+  disposition: string | null
+  agent: string | null
+  client: PopClient | null
+  client_id: number | null
+  communications: Communication[]
+  deals: Extra[]
+  tasks: Extra[]
+  popped: boolean // this tab shows the pop (one tab per call per user)
+  summaryLoaded: boolean
+}
+
+type CallFrame = Partial<LiveCall> & { call_id: string; id: number; client_id?: number | null }
+
+export interface MissedCall {
+  id: number
+  call_id: string
+  caller: string | null
+  client_id: number | null
+  at: string
+}
+
+export const useCalls = defineStore('calls', () => {
+  const calls = ref<Record<string, LiveCall>>({})
+  const missed = ref<MissedCall[]>([])
+  const dismissed = new Set<string>()
+
+  const list = computed(() =>
+    Object.values(calls.value).sort((a, b) => b.started_at.localeCompare(a.started_at)),
+  )
+  const current = computed(() => list.value.find((c) => !dismissed.has(c.call_id)) ?? null)
+  const onCall = computed(() => list.value.some((c) => c.state === 'answered'))
+  const ringing = computed(() => list.value.some((c) => c.state === 'ringing'))
+
+  function upsert(data: CallFrame): LiveCall {
+    const prev = calls.value[data.call_id]
+    const next: LiveCall = {
+      call_id: data.call_id,
+      id: data.id,
+      direction: data.direction ?? prev?.direction ?? 'inbound',
+      state: data.state ?? prev?.state ?? 'ringing',
+      caller: data.caller ?? prev?.caller ?? null,
+      callee: data.callee ?? prev?.callee ?? null,
+      started_at: data.started_at ?? prev?.started_at ?? new Date().toISOString(),
+      answered_at: data.answered_at ?? prev?.answered_at ?? null,
+      ended_at: data.ended_at ?? prev?.ended_at ?? null,
+      disposition: data.disposition ?? prev?.disposition ?? null,
+      agent: data.agent ?? prev?.agent ?? null,
+      client: data.client !== undefined ? data.client : (prev?.client ?? null),
+      client_id: data.client?.id ?? data.client_id ?? prev?.client_id ?? null,
+      communications: data.communications ?? prev?.communications ?? [],
+      deals: data.deals ?? prev?.deals ?? [],
+      tasks: data.tasks ?? prev?.tasks ?? [],
+      popped: prev?.popped ?? false,
+      summaryLoaded: prev?.summaryLoaded || data.client !== undefined,
+    }
+    calls.value = { ...calls.value, [data.call_id]: next }
+    return next
+  }
+
+  async function onRinging(frame: Frame): Promise<void> {
+    const data = frame.data as unknown as CallFrame
+    performance.mark(`call.ringing:${data.call_id}`)
+    upsert(data)
+    if (await claimPop(data.call_id)) {
+      calls.value[data.call_id].popped = true
+      dismissed.delete(data.call_id)
+    }
+  }
+
+  function onState(frame: Frame): void {
+    const data = frame.data as unknown as CallFrame
+    const call = upsert(data)
+    if (frame.type === 'call.ended' && call.client_id && !call.summaryLoaded) void loadSummary(call)
+  }
+
+  function onMissed(frame: Frame): void {
+    const d = frame.data as unknown as CallFrame & { ended_at?: string }
+    if (missed.value.some((m) => m.call_id === d.call_id)) return
+    missed.value = [
+      { id: d.id, call_id: d.call_id, caller: d.caller ?? null, client_id: d.client_id ?? null,
+        at: d.ended_at ?? d.started_at ?? new Date().toISOString() },
+      ...missed.value,
+    ]
+  }
+
+  /** The card of a call this tab did not see ring (a page opened during the call). */
+  async function loadSummary(call: LiveCall): Promise<void> {
+    if (!call.client_id) return
+    try {
+      const card = await get<ClientCard>(`/clients/${call.client_id}/card`)
+      const c = card.client
+      const fresh = !c.created_by && !c.updated_by && card.communications_total === 0
+      upsert({
+        call_id: call.call_id, id: call.id,
+        client: { id: c.id, name: c.name, company_name: c.company_name, is_new: fresh, manager: c.manager ?? null },
+        communications: card.communications.slice(0, 3),
+      })
+    } catch {
+      /* the card is not ours to see: the panel shows the number only */
+    }
+  }
+
+  /** GET /calls/active: on page load and after every (re)connect of the socket. */
+  async function refetch(): Promise<void> {
+    let active: CallPublic[]
+    try {
+      active = (await get<{ items: CallPublic[] }>('/calls/active')).items
+    } catch {
+      return
+    }
+    const live = new Set(active.map((c) => c.call_id ?? String(c.id)))
+    const kept: Record<string, LiveCall> = {}
+    for (const [k, v] of Object.entries(calls.value)) {
+      // Calls that ended while we were away drop out; ended ones stay for the after-call note.
+      if (live.has(k) || v.state === 'ended' || v.state === 'failed') kept[k] = v
+    }
+    calls.value = kept
+    for (const c of active) {
+      const callId = c.call_id ?? String(c.id)
+      const call = upsert({
+        call_id: callId, id: c.id, direction: c.direction, state: c.state, caller: c.caller,
+        callee: c.callee, started_at: c.started_at, answered_at: c.answered_at, client_id: c.client_id,
+      })
+      if (!call.summaryLoaded) {
+        if (await claimPop(callId)) calls.value[callId].popped = true
+        await loadSummary(call)
+      }
+    }
+  }
+
+  function dismiss(callId: string): void {
+    dismissed.add(callId)
+    const { [callId]: _gone, ...rest } = calls.value
+    calls.value = rest
+  }
+
+  function forgetMissed(callId: string): void {
+    missed.value = missed.value.filter((m) => m.call_id !== callId)
+  }
+
+  let bound = false
+  function bind(): void {
+    if (bound) return
+    bound = true
+    realtime.on('call.ringing', (f) => void onRinging(f))
+    realtime.on('call.answered', onState)
+    realtime.on('call.ended', onState)
+    realtime.on('call.failed', onState)
+    realtime.on('call.missed', onMissed)
+    realtime.on('reconnected', () => void refetch())
+    realtime.on('resync', () => void refetch())
+  }
+
+  return { calls, list, current, missed, onCall, ringing, bind, refetch, dismiss, forgetMissed, upsert }
+})

@@ -1,0 +1,56 @@
+import { defineStore } from 'pinia'
+import { computed, ref } from 'vue'
+import { get, patch, post, type Role, type User } from '../api/client'
+import { realtime, type SocketState } from '../realtime/socket'
+
+export type Section =
+  | 'console' | 'clients' | 'deals' | 'tasks' | 'supervisor' | 'reports' | 'schedules' | 'admin'
+
+// Which sections each role sees in the navigation (the API enforces the same on its side).
+export const SECTIONS: Record<Role, Section[]> = {
+  operator: ['console', 'clients', 'tasks'],
+  manager: ['console', 'clients', 'deals', 'tasks', 'schedules'],
+  supervisor: ['console', 'clients', 'deals', 'tasks', 'supervisor', 'reports', 'schedules'],
+  admin: ['clients', 'supervisor', 'reports', 'schedules', 'admin'],
+}
+
+export const useSession = defineStore('session', () => {
+  const user = ref<User | null>(null)
+  const checked = ref(false)
+  const socket = ref<SocketState>('closed')
+  realtime.onState = (s) => (socket.value = s)
+  realtime.on('unauthorized', () => void logout(false))
+
+  const sections = computed<Section[]>(() => (user.value ? SECTIONS[user.value.role] : []))
+  const home = computed(() => (sections.value[0] ? `/${sections.value[0]}` : '/login'))
+  const isStaff = computed(() => user.value?.role === 'supervisor' || user.value?.role === 'admin')
+
+  async function restore(): Promise<void> {
+    try {
+      user.value = await get<User>('/auth/me')
+      realtime.start()
+    } catch {
+      user.value = null
+    } finally {
+      checked.value = true
+    }
+  }
+
+  async function login(username: string, password: string): Promise<void> {
+    const res = await post<{ user: User }>('/auth/login', { username, password })
+    user.value = res.user
+    realtime.start()
+  }
+
+  async function logout(callApi = true): Promise<void> {
+    realtime.stop()
+    if (callApi) await post('/auth/logout').catch(() => undefined)
+    user.value = null
+  }
+
+  async function saveLanguage(lang: string): Promise<void> {
+    if (user.value) user.value = await patch<User>('/auth/me', { language: lang })
+  }
+
+  return { user, checked, socket, sections, home, isStaff, restore, login, logout, saveLanguage }
+})
