@@ -1,0 +1,33 @@
+"""What the e2e tests do in a page: contexts in a language, login, screenshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.async_api import Browser, BrowserContext, Page
+from support.server import RunningApi
+
+SHOTS = Path(__file__).resolve().parents[2] / "var" / "e2e-screenshots"
+
+
+async def new_context(browser: Browser, app: RunningApi, lang: str = "ru") -> BrowserContext:
+    return await browser.new_context(
+        base_url=app.base_url,
+        locale="ru-RU" if lang == "ru" else "en-US",
+        viewport={"width": 1366, "height": 900},
+    )
+
+
+async def login(page: Page, username: str, password: str) -> None:
+    await page.goto("/login")
+    await page.locator("#username").fill(username)
+    await page.locator("#password").fill(password)
+    await page.locator("#password").press("Enter")
+    await page.wait_for_url(lambda url: "/login" not in url)
+
+
+async def shoot(page: Page, name: str) -> None:
+    """Screenshots of every page, in both languages, for a human to look at."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.wait_for_timeout(150)  # let transitions settle
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
