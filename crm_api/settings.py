@@ -36,6 +36,17 @@ class Settings(BaseSettings):
     agi_fallback: str = "queue"  # CALLCARD_ROUTE when nobody is on duty or routing is slow
     agi_decide_within: float = 0.8  # seconds the caller may wait for the routing answer
     smpp_url: str | None = None  # smpp://system_id:password@host:2775
+    smpp_window: int = 50  # unanswered submit_sm at most
+    smpp_max_rate: float = 0.0  # submit_sm per second, 0 = as fast as the window allows
+    smpp_source_addr: str = "Callcard"  # sender name or number the SMSC allows us
+    smpp_enquire_link_s: float = 30.0
+    sms_bulk_rate: float = 20.0  # messages per second of a bulk send, unless it says
+    smtp_host: str | None = None  # unset → e-mail stays queued
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "callcard@localhost"
+    smtp_starttls: bool = False
     sip_bind: str = "127.0.0.1:5062"
 
     routing_fallback: str = "queue:sales"  # nobody on duty: `queue:<name>` or an extension

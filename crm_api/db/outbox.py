@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_api.db.base import Base, JsonType, utcnow
@@ -51,7 +51,31 @@ class SmsPart(Base):
     __tablename__ = "sms_parts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox_messages.id", ondelete="CASCADE"))
+    outbox_id: Mapped[int] = mapped_column(
+        ForeignKey("outbox_messages.id", ondelete="CASCADE"), index=True
+    )
+    part_index: Mapped[int] = mapped_column(default=0)
     smsc_message_id: Mapped[str] = mapped_column(String(100), unique=True)
     status: Mapped[str] = mapped_column(String(16), default="submitted")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BulkSend(Base):
+    """One send to many clients (a saved view or a filter). Its messages are ordinary
+    outbox messages carrying its id, spaced `rate` per second apart; the report counts
+    them by state."""
+
+    __tablename__ = "bulk_sends"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(8), default="sms")
+    body: Mapped[str] = mapped_column(Text)  # the template as written
+    view_id: Mapped[int | None]
+    filters: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    rate: Mapped[float] = mapped_column(Float)  # messages per second
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | done
+    total: Mapped[int] = mapped_column(default=0)  # messages queued
+    skipped: Mapped[list[dict[str, Any]]] = mapped_column(JsonType, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

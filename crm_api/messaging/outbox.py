@@ -14,7 +14,7 @@ from crm_api.db.outbox import OutboxMessage
 from crm_api.db.users import User
 from crm_api.errors import Conflict
 
-FINAL = ("delivered", "failed", "expired", "rejected")
+FINAL = ("delivered", "sent", "failed", "expired", "rejected")  # "sent": e-mail handed over
 CLAIM_FOR = timedelta(seconds=60)
 
 
@@ -88,37 +88,32 @@ async def claim_due(session: AsyncSession, channel: str, now: datetime, limit: i
     """Claims due messages for this worker: a claim is an atomic UPDATE guarded by the old
     state, so two workers never send the same message. A claim that outlived a crashed
     worker expires and the message is tried again."""
+    due = or_(
+        (OutboxMessage.status == "queued") & (OutboxMessage.next_attempt_at <= now),
+        (OutboxMessage.status == "sending") & (OutboxMessage.claimed_until < now),
+    )
     candidates = (
         await session.scalars(
             select(OutboxMessage.id)
-            .where(
-                OutboxMessage.channel == channel,
-                or_(
-                    (OutboxMessage.status == "queued") & (OutboxMessage.next_attempt_at <= now),
-                    (OutboxMessage.status == "sending") & (OutboxMessage.claimed_until < now),
-                ),
-            )
+            .where(OutboxMessage.channel == channel, due)
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
             .limit(limit)
         )
     ).all()
-    claimed = []
-    for message_id in candidates:
-        result = await session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.id == message_id,
-                or_(
-                    OutboxMessage.status == "queued",
-                    (OutboxMessage.status == "sending") & (OutboxMessage.claimed_until < now),
-                ),
-            )
-            .values(
-                status="sending", claimed_until=now + CLAIM_FOR, attempts=OutboxMessage.attempts + 1
-            )
+    if not candidates:
+        await session.commit()
+        return []
+    # One guarded UPDATE for the batch; RETURNING says which rows this worker won.
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(candidates), due)
+        .values(
+            status="sending", claimed_until=now + CLAIM_FOR, attempts=OutboxMessage.attempts + 1
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            claimed.append(message_id)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    )
+    claimed = sorted(result.scalars().all())
     await session.commit()
     return claimed
 

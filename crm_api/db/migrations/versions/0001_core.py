@@ -492,6 +492,7 @@ def upgrade() -> None:
         "sms_parts",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("outbox_id", sa.Integer(), nullable=False),
+        sa.Column("part_index", sa.Integer(), nullable=False),
         sa.Column("smsc_message_id", sa.String(length=100), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -503,6 +504,39 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sms_parts")),
         sa.UniqueConstraint("smsc_message_id", name=op.f("uq_sms_parts_smsc_message_id")),
+    )
+    with op.batch_alter_table("sms_parts", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_sms_parts_outbox_id"), ["outbox_id"], unique=False)
+
+    op.create_table(
+        "bulk_sends",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("channel", sa.String(length=8), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("view_id", sa.Integer(), nullable=True),
+        sa.Column(
+            "filters",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("rate", sa.Float(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("total", sa.Integer(), nullable=False),
+        sa.Column(
+            "skipped",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_bulk_sends_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_bulk_sends")),
     )
     lead_sources = sa.table(
         "lead_sources", sa.column("name", sa.String), sa.column("code", sa.String)
@@ -531,6 +565,9 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP INDEX IF EXISTS ix_client_phones_digits_trgm")
         op.execute("DROP INDEX IF EXISTS ix_clients_search_name_trgm")
+    op.drop_table("bulk_sends")
+    with op.batch_alter_table("sms_parts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_sms_parts_outbox_id"))
     op.drop_table("sms_parts")
     with op.batch_alter_table("outbox_messages", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_messages_bulk_id"))

@@ -1,0 +1,148 @@
+"""What the SMSC said about our messages, written down: submit results (every part's
+SMSC message id) and delivery receipts. States only move forward."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.db.communications import Communication
+from crm_api.db.outbox import OutboxMessage, SmsPart
+from crm_api.messaging.outbox import FINAL, retry_later, set_status
+from sms_gateway.types import DeliveryReceipt, SendResult
+
+MAX_ATTEMPTS = 12  # with the capped backoff: about half an hour of trying
+GIVE_UP_AFTER = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    message: OutboxMessage
+    status: str
+
+
+async def record_send(
+    session: AsyncSession, message: OutboxMessage, result: SendResult, now: datetime
+) -> Change | None:
+    """The parts the SMSC accepted and where the message stands now; None if it goes back
+    to the queue for another attempt."""
+    placed = [p for p in result.parts if p.status == 0 and p.message_id]
+    if placed:
+        for p in placed:
+            session.add(
+                SmsPart(
+                    outbox_id=message.id,
+                    part_index=p.index,
+                    smsc_message_id=p.message_id,
+                    status="submitted",
+                    updated_at=now,
+                )
+            )
+        message.parts = [
+            *message.parts,
+            *(
+                {"index": p.index, "message_id": p.message_id, "status": "submitted"}
+                for p in placed
+            ),
+        ]
+    if result.outcome == "submitted":
+        await set_status(session, message, "submitted")
+        return Change(message, "submitted")
+    if result.outcome == "failed":
+        await set_status(session, message, "failed", error=result.error)
+        return Change(message, "failed")
+    error = result.error or "try again later"
+    if message.attempts >= MAX_ATTEMPTS or now - _aware(message.created_at) > GIVE_UP_AFTER:
+        await set_status(session, message, "expired", error=f"gave up: {error}")
+        return Change(message, "expired")
+    retry_later(message, error, now)
+    return None
+
+
+def placed_indexes(message: OutboxMessage) -> set[int]:
+    """Parts an earlier attempt already placed: a retry sends only the others."""
+    return {int(p["index"]) for p in message.parts}
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands naive datetimes back; they were written in UTC.
+    from datetime import UTC
+
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def apply_receipts(
+    session: AsyncSession, receipts: Sequence[DeliveryReceipt], now: datetime
+) -> tuple[list[Change], set[str]]:
+    """Applies a batch of receipts; returns the messages whose state changed and the
+    receipt ids no part is known for (yet: a receipt can outrun our own commit)."""
+    ids = {r.message_id for r in receipts}
+    parts = {
+        p.smsc_message_id: p
+        for p in (
+            await session.scalars(select(SmsPart).where(SmsPart.smsc_message_id.in_(ids)))
+        ).all()
+    }
+    unknown = ids - parts.keys()
+    touched: set[int] = set()
+    for receipt in receipts:
+        part = parts.get(receipt.message_id)
+        if part is None or part.status in FINAL:
+            continue
+        part.status = receipt.outcome or receipt.stat.lower()
+        part.updated_at = now
+        touched.add(part.outbox_id)
+    if not touched:
+        return [], unknown
+    messages = (
+        await session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(touched)))
+    ).all()
+    all_parts = (await session.scalars(select(SmsPart).where(SmsPart.outbox_id.in_(touched)))).all()
+    by_message: dict[int, list[SmsPart]] = {}
+    for p in all_parts:
+        by_message.setdefault(p.outbox_id, []).append(p)
+    # Load the communications in one query so set_status finds them in the session.
+    comm_ids = [m.communication_id for m in messages if m.communication_id]
+    if comm_ids:
+        (await session.scalars(select(Communication).where(Communication.id.in_(comm_ids)))).all()
+    changes = []
+    for message in messages:
+        status = outcome_of(message, by_message.get(message.id, []))
+        if status is None or status == message.status:
+            continue
+        error = next(
+            (
+                f"part {p.part_index + 1}: {p.status}"
+                for p in by_message[message.id]
+                if p.status in FINAL and p.status != "delivered"
+            ),
+            None,
+        )
+        await set_status(session, message, status, error=error)
+        message.parts = [
+            {**entry, "status": _part_status(by_message[message.id], entry["message_id"])}
+            for entry in message.parts
+        ]
+        changes.append(Change(message, status))
+    return changes, unknown
+
+
+def _part_status(parts: list[SmsPart], message_id: str) -> str:
+    return next((p.status for p in parts if p.smsc_message_id == message_id), "submitted")
+
+
+def outcome_of(message: OutboxMessage, parts: list[SmsPart]) -> str | None:
+    """A message is delivered when every part is; it fails with its first part that
+    failed. Until every part is placed (status submitted) nothing is decided."""
+    if message.status in FINAL:
+        return None
+    failed = [p.status for p in parts if p.status in FINAL and p.status != "delivered"]
+    if failed:
+        return failed[0]
+    if message.status == "submitted" and parts and all(p.status == "delivered" for p in parts):
+        return "delivered"
+    return None

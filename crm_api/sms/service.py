@@ -1,0 +1,290 @@
+"""The SMS worker: outbox → SMSC, and SMSC → database → browsers.
+
+Sending: due messages are claimed in batches (a claim survives nothing but its own
+timeout, so a crashed worker's messages are tried again), submitted through the gateway
+with the window it enforces, and the results written in batches. Receiving: receipts
+and received texts are written in one transaction per batch and acknowledged to the
+SMSC only after the commit, so a crash makes the SMSC deliver them again. Frames are
+published after each commit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_api.db.base import utcnow
+from crm_api.db.clients import Client
+from crm_api.db.outbox import OutboxMessage
+from crm_api.messaging.outbox import claim_due
+from crm_api.realtime.hub import Hub
+from crm_api.sms import bulk as bulk_sends
+from crm_api.sms.delivery import Change, apply_receipts, placed_indexes, record_send
+from crm_api.sms.inbound import Received, receipt_key, receive
+from sms_gateway import Incoming, OutgoingSms, SendResult, SmsGateway
+from sms_gateway.types import DeliveryReceipt, InboundSms
+
+log = logging.getLogger(__name__)
+NOTIFY_ROLES = ("operator", "supervisor")  # who hears of a text nobody manages yet
+UNKNOWN_RECEIPT_GRACE = 30.0  # seconds a receipt may wait for its submit to be recorded
+
+
+@dataclass(slots=True)
+class _Waiting:
+    incoming: Incoming
+    since: float
+
+
+class SmsService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        hub: Hub,
+        gateway: SmsGateway,
+        *,
+        region: str,
+        max_in_flight: int = 200,
+        poll: float = 0.5,
+    ) -> None:
+        self.sessions = sessions
+        self.hub = hub
+        self.gateway = gateway
+        self.region = region
+        self.max_in_flight = max_in_flight
+        self.poll = poll
+        self.wake = asyncio.Event()  # set by a sender in this process: no need to wait a poll
+        self._results: asyncio.Queue[tuple[int, SendResult]] = asyncio.Queue()
+        self._in_flight = 0
+        self._waiting: list[_Waiting] = []
+        self._progress = bulk_sends.ProgressNotifier(sessions, hub)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        tasks = [
+            asyncio.create_task(self._claim_loop(stop), name="sms-claim"),
+            asyncio.create_task(self._result_loop(stop), name="sms-results"),
+            asyncio.create_task(self._receive_loop(stop), name="sms-receive"),
+        ]
+        await stop.wait()
+        # Let sends in progress finish and be written before the process goes.
+        deadline = time.monotonic() + 10
+        while (self._in_flight or not self._results.empty()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- sending ------------------------------------------------------------------------
+
+    async def _claim_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            free = self.max_in_flight - self._in_flight
+            if not self.gateway.connected or free <= 0:
+                await self._nap(0.05 if free <= 0 else self.poll)
+                continue
+            try:
+                batch = await self._claim(free)
+            except Exception:
+                log.exception("claiming SMS failed")
+                await self._nap(self.poll)
+                continue
+            if not batch:
+                await self._nap(self.poll)
+                continue
+            for message_id, outgoing, skip in batch:
+                self._in_flight += 1
+                asyncio.create_task(self._send(message_id, outgoing, skip))
+
+    async def _nap(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), seconds)
+        self.wake.clear()
+
+    async def _claim(self, limit: int) -> list[tuple[int, OutgoingSms, set[int]]]:
+        async with self.sessions() as session:
+            ids = await claim_due(session, "sms", utcnow(), limit)
+            if not ids:
+                return []
+            rows = (
+                await session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids)))
+            ).all()
+            return [
+                (
+                    m.id,
+                    OutgoingSms(destination=m.to_address, text=m.body, reference=m.id & 0xFF),
+                    placed_indexes(m),
+                )
+                for m in rows
+            ]
+
+    async def _send(self, message_id: int, outgoing: OutgoingSms, skip: set[int]) -> None:
+        try:
+            result = await self.gateway.send(outgoing, skip=skip)
+        except Exception as e:  # a bug, not the SMSC: retry later rather than lose it
+            log.exception("sending SMS %s failed", message_id)
+            result = SendResult("retry", error=f"internal error: {e}")
+        await self._results.put((message_id, result))
+
+    async def _result_loop(self, stop: asyncio.Event) -> None:
+        while True:
+            first = await self._results.get()
+            batch = [first]
+            while not self._results.empty() and len(batch) < 500:
+                batch.append(self._results.get_nowait())
+            for attempt in range(5):
+                try:
+                    changes = await self._write_results(batch)
+                    break
+                except Exception:
+                    log.exception("writing SMS results failed (attempt %s)", attempt + 1)
+                    await asyncio.sleep(0.5 * (attempt + 1))
+            else:
+                # Left claimed: after the claim runs out the messages are tried again.
+                changes = []
+            self._in_flight -= len(batch)
+            self.wake.set()
+            await self._publish_changes(changes)
+
+    async def _write_results(self, batch: list[tuple[int, SendResult]]) -> list[Change]:
+        now = utcnow()
+        results = dict(batch)
+        changes = []
+        async with self.sessions() as session:
+            messages = (
+                await session.scalars(
+                    select(OutboxMessage).where(OutboxMessage.id.in_(results.keys()))
+                )
+            ).all()
+            for message in messages:
+                if message.status != "sending":
+                    continue  # someone else's claim won after ours ran out
+                change = await record_send(session, message, results[message.id], now)
+                if change is not None:
+                    changes.append(change)
+            await session.commit()
+        return changes
+
+    # -- receiving ----------------------------------------------------------------------
+
+    async def _receive_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            items = await self.gateway.batch(max_items=500, timeout=0.5)
+            now = time.monotonic()
+            retry = [w for w in self._waiting if now - w.since >= 0.2]
+            self._waiting = [w for w in self._waiting if now - w.since < 0.2]
+            if not items and not retry:
+                continue
+            fresh = [_Waiting(i, now) for i in items]
+            try:
+                unknown, received, changes = await self._write_incoming(fresh + retry)
+            except Exception:
+                log.exception("storing received SMS/receipts failed; the SMSC will resend")
+                for w in fresh + retry:
+                    self.gateway.ack(w.incoming, ok=False)
+                await asyncio.sleep(0.5)
+                continue
+            for w in fresh + retry:
+                if id(w) not in unknown:
+                    self.gateway.ack(w.incoming)
+                elif now - w.since > UNKNOWN_RECEIPT_GRACE:
+                    log.warning("a receipt for an unknown message: %s", w.incoming.item)
+                    self.gateway.ack(w.incoming)
+                else:
+                    self._waiting.append(w)
+            await self._publish_changes(changes)
+            for r in received:
+                await self._publish_received(r)
+
+    async def _write_incoming(
+        self, items: list[_Waiting]
+    ) -> tuple[set[int], list[Received], list[Change]]:
+        receipts = [w for w in items if isinstance(w.incoming.item, DeliveryReceipt)]
+        texts = [w for w in items if isinstance(w.incoming.item, InboundSms)]
+        now = utcnow()
+        received: list[Received] = []
+        async with self.sessions() as session:
+            changes, unknown_ids = await apply_receipts(
+                session,
+                [w.incoming.item for w in receipts],
+                now,  # type: ignore[misc]
+            )
+            for w in texts:
+                sms = w.incoming.item
+                assert isinstance(sms, InboundSms)
+                r = await receive(
+                    session, sms, region=self.region, now=now, key=receipt_key(sms, now)
+                )
+                if r is not None:
+                    received.append(r)
+                else:
+                    log.warning("a text from a non-phone sender %r dropped", sms.source)
+            await session.commit()
+        unknown = {
+            id(w)
+            for w in receipts
+            if isinstance(w.incoming.item, DeliveryReceipt)
+            and w.incoming.item.message_id in unknown_ids
+        }
+        return unknown, received, changes
+
+    # -- frames -------------------------------------------------------------------------
+
+    async def _publish_changes(self, changes: Iterable[Change]) -> None:
+        changes = list(changes)
+        if not changes:
+            return
+        managers = await self._managers({c.message.client_id for c in changes})
+        bulks: set[int] = set()
+        for change in changes:
+            m = change.message
+            if m.bulk_id is not None:
+                bulks.add(m.bulk_id)
+                continue  # a bulk send reports progress, not thousands of frames
+            users = {u for u in (m.user_id, managers.get(m.client_id)) if u is not None}
+            await self.hub.notify(
+                "sms.status",
+                {
+                    "outbox_id": m.id,
+                    "communication_id": m.communication_id,
+                    "client_id": m.client_id,
+                    "status": change.status,
+                    "error": m.last_error if change.status != "submitted" else None,
+                    "parts": m.parts,
+                },
+                users=users,
+                client_id=m.client_id,
+            )
+        for bulk_id in bulks:
+            await self._progress.changed(bulk_id)
+
+    async def _managers(self, client_ids: set[int]) -> dict[int, int | None]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Client.id, Client.manager_id).where(Client.id.in_(client_ids))
+            )
+            return {cid: mid for cid, mid in rows.tuples()}
+
+    async def _publish_received(self, r: Received) -> None:
+        manager = r.client.manager_id
+        await self.hub.notify(
+            "sms.received",
+            {
+                "client_id": r.client.id,
+                "client_name": r.client.name,
+                "communication_id": r.communication.id,
+                "from": r.communication.details.get("from"),
+                "text": r.communication.body,
+                "new_card": r.new_card,
+                "opted_out": r.opted_out,
+            },
+            users=[manager] if manager else [],
+            roles=() if manager else NOTIFY_ROLES,
+            client_id=r.client.id,
+        )
