@@ -93,15 +93,27 @@ class Event(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class Action(Message):
+    """What a client sends (only a server, such as the simulator, parses these)."""
+
+    @property
+    def name(self) -> str:
+        return self.headers["Action"]
+
+
+@dataclass(frozen=True, slots=True)
 class Malformed:
     raw: bytes
     reason: str
 
 
-AmiMessage = Banner | Response | Event | Malformed
+AmiMessage = Banner | Response | Event | Action | Malformed
 
 
-def _build(lines: list[str], start: int) -> Response | Event:
+_STARTS = ("Event: ", "Response: ", "Action: ")
+
+
+def _build(lines: list[str], start: int) -> Response | Event | Action:
     headers: dict[str, str] = {}
     repeated: dict[str, list[str]] = {}
     for line in lines[start:] if start else lines:
@@ -116,8 +128,11 @@ def _build(lines: list[str], start: int) -> Response | Event:
             repeated.setdefault(key, []).append(value)
         else:
             headers[key] = value
-    if lines[start].startswith("Event"):
+    head = lines[start]
+    if head.startswith("Event"):
         return Event(headers, repeated)
+    if head.startswith("Action"):
+        return Action(headers, repeated)
     return Response(headers, repeated)
 
 
@@ -170,17 +185,17 @@ class AmiParser:
         # Stray blank-line noise (e.g. "\r\n\r\n\r\n") leaves a leading "\r\n".
         lines = text.lstrip("\r\n").split("\r\n")
         first = lines[0]
-        if first.startswith("Event: ") or first.startswith("Response: "):
+        if first.startswith(_STARTS):
             out.append(_build(lines, 0))
             return
         # Garbage before a real message (a block glued to junk): skip to its first line.
         for i, line in enumerate(lines):
-            if line.startswith("Event: ") or line.startswith("Response: "):
+            if line.startswith(_STARTS):
                 out.append(Malformed("\r\n".join(lines[:i]).encode(), "garbage before message"))
                 self.malformed += 1
                 out.append(_build(lines, i))
                 return
-        out.append(Malformed(block[:200], "no Event or Response header"))
+        out.append(Malformed(block[:200], "no Event, Response or Action header"))
         self.malformed += 1
 
     @property

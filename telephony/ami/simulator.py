@@ -1,0 +1,575 @@
+"""An AMI server that speaks Asterisk's wire protocol and replays real captures.
+
+Asterisk is not packaged here, so the adapter is tested against this: the banner, Login
+(a wrong secret gets `Response: Error` / `Authentication failed` and the connection is
+closed, like the bad-login capture), ActionID-tagged responses, Ping, CoreShowChannels
+(from a channel table kept from the events it sent), Originate (replays the
+click-to-call capture with the request's agent, number, CRM_CALL_ID and ActionID),
+Redirect, Hangup, Command, Logoff. Every replay gets fresh Uniqueid/Linkedid, channel
+names, bridge ids and CDR times, so replays never collide. For tests it can play a
+capture on demand (whole or in parts), drop every connection, or go silent; for load it
+generates N calls/s of the call scenarios (`callcard pbx-sim`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import re
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+
+from telephony.ami.frames import Action, AmiParser, Event, encode_message
+
+log = logging.getLogger(__name__)
+
+CAPTURES = Path(__file__).parent / "captures"
+BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+CALL_SCENARIOS = (
+    "incoming-answered",
+    "incoming-missed",
+    "incoming-busy",
+    "incoming-agi-routed",
+    "redirect",
+    "queue-call",
+    "click-to-call",
+)
+# Events of the capturing connection itself, not of the calls.
+_SESSION_EVENTS = frozenset({"SuccessfulAuth", "FullyBooted", "ChallengeSent"})
+_UID = re.compile(r"\b(1\d{9})\.(\d+)\b")
+_CHAN = re.compile(r"-([0-9a-f]{8})\b")
+_UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+_CDR_TIMES = ("StartTime", "AnswerTime", "EndTime")
+_CDR_FORMAT = "%Y-%m-%d %H:%M:%S"
+# What the click-to-call capture dialled: replaced by each Originate's own values.
+_C2C = {"agent": "102", "number": "79161234567", "crm": "crm-5001", "action": "c2c-0001"}
+
+Pairs = list[tuple[str, str]]
+
+
+@cache
+def load_capture(name: str, directory: Path = CAPTURES) -> tuple[Event, ...]:
+    """The call events of a capture, in order (replies to its own actions left out)."""
+    data = (directory / f"{name}.ami.txt").read_bytes()
+    out = []
+    for message in AmiParser().feed(data):
+        if not isinstance(message, Event) or message.name in _SESSION_EVENTS:
+            continue
+        if message.action_id and message.name != "OriginateResponse":
+            continue  # CoreShowChannel, QueueMember...: list replies, not call events
+        out.append(message)
+    return tuple(out)
+
+
+class _Renamer:
+    """Fresh ids and times for one replay of a capture."""
+
+    _seq = itertools.count(1000)
+    _chan = itertools.count(0x1000)
+
+    def __init__(self, events: Sequence[Event], literals: dict[str, str]) -> None:
+        epochs = [int(m.group(1)) for e in events for m in _UID.finditer(e.get("Uniqueid"))]
+        self._base = min(epochs) if epochs else int(time.time())
+        self._now = int(time.time())
+        self._uids: dict[str, str] = {}
+        self._chans: dict[str, str] = {}
+        self._uuids: dict[str, str] = {}
+        self._literals = [
+            (re.compile(rf"(?<![\w.]){re.escape(old)}(?![\w.])"), new)
+            for old, new in literals.items()
+            if old != new
+        ]
+        self.cdr_shift = timedelta(0)
+        starts = [e.get("StartTime") for e in events if e.name == "Cdr" and e.get("StartTime")]
+        if starts:
+            first = datetime.strptime(min(starts), _CDR_FORMAT)
+            self.cdr_shift = datetime.fromtimestamp(self._now) - first
+
+    def _uid(self, match: re.Match[str]) -> str:
+        old = match.group(0)
+        new = self._uids.get(old)
+        if new is None:
+            epoch = self._now + int(match.group(1)) - self._base
+            new = self._uids[old] = f"{epoch}.{next(self._seq)}"
+        return new
+
+    def _channel(self, match: re.Match[str]) -> str:
+        old = match.group(1)
+        new = self._chans.get(old)
+        if new is None:
+            new = self._chans[old] = f"{next(self._chan):08x}"
+        return f"-{new}"
+
+    def _bridge(self, match: re.Match[str]) -> str:
+        return self._uuids.setdefault(match.group(0), str(uuid.uuid4()))
+
+    def value(self, key: str, value: str) -> str:
+        if not value:
+            return value
+        if key in _CDR_TIMES:
+            try:
+                moved = datetime.strptime(value, _CDR_FORMAT) + self.cdr_shift
+            except ValueError:
+                return value
+            return moved.strftime(_CDR_FORMAT)
+        if "." in value:
+            value = _UID.sub(self._uid, value)
+        if "/" in value:
+            value = _CHAN.sub(self._channel, value)
+        if "-" in value and len(value) >= 36:
+            value = _UUID.sub(self._bridge, value)
+        for pattern, new in self._literals:
+            value = pattern.sub(new, value)
+        return value
+
+    def event(self, event: Event) -> Pairs:
+        return [(key, self.value(key, value)) for key, value in event.items()]
+
+
+def prepare(
+    name: str, *, literals: dict[str, str] | None = None, directory: Path = CAPTURES
+) -> list[Pairs]:
+    """One fresh replay of a capture: its events with new ids, ready to send."""
+    events = load_capture(name, directory)
+    renamer = _Renamer(events, literals or {})
+    return [renamer.event(event) for event in events]
+
+
+@dataclass(slots=True, eq=False)
+class _Session:
+    writer: asyncio.StreamWriter
+    authed: bool = False
+    events: bool = True
+    actions: list[Action] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SimStats:
+    calls: int = 0
+    events: int = 0
+    connections: int = 0
+    logins: int = 0
+    failed_logins: int = 0
+
+
+class AmiSimulator:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        username: str = "crm",
+        secret: str = "crmsecret",
+        captures: Path = CAPTURES,
+        bad_login_close_s: float = 1.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.username = username
+        self.secret = secret
+        self.captures = captures
+        self.bad_login_close_s = bad_login_close_s
+        self.silent = False  # read but never answer nor send events (a hung Asterisk)
+        # Agent -> OriginateResponse Reason for an Originate that fails (0 offline, 3
+        # no answer, 5 busy, 8 congestion); other agents answer like click-to-call.
+        self.originate_failures: dict[str, int] = {}
+        self.originate_pace = 0.0
+        self.received: list[Action] = []  # every action of every session, in order
+        self.stats = SimStats()
+        self._sessions: set[_Session] = set()
+        self._channels: dict[str, dict[str, str]] = {}  # Uniqueid -> CoreShowChannel fields
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        return f"ami://{self.username}:{self.secret}@{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        self.drop_connections()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> AmiSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------ test hooks
+    @property
+    def sessions(self) -> int:
+        return sum(1 for s in self._sessions if s.authed)
+
+    def drop_connections(self) -> None:
+        """Cut every client connection at once, as a crashed Asterisk or network would."""
+        for session in list(self._sessions):
+            transport = session.writer.transport
+            if transport is not None:
+                transport.abort()
+        self._sessions.clear()
+
+    def actions_named(self, name: str) -> list[Action]:
+        return [a for a in self.received if a.get("Action").lower() == name.lower()]
+
+    @property
+    def live_channels(self) -> list[dict[str, str]]:
+        return list(self._channels.values())
+
+    async def play(
+        self, name: str, *, pace: float = 0.0, literals: dict[str, str] | None = None
+    ) -> list[Pairs]:
+        """Replay a capture's call events to every logged-in client; returns what was sent."""
+        events = prepare(name, literals=literals, directory=self.captures)
+        self.stats.calls += 1
+        await self.emit(events, pace=pace)
+        return events
+
+    async def emit(self, events: Iterable[Pairs], *, pace: float = 0.0) -> None:
+        for pairs in events:
+            self._track(pairs)
+            self._broadcast(encode_message(pairs))
+            if pace:
+                await asyncio.sleep(pace)
+        await self._drain()
+
+    async def generate(
+        self,
+        *,
+        rate: float,
+        duration: float,
+        scenarios: Sequence[str] = CALL_SCENARIOS,
+        pace: float = 0.01,
+    ) -> int:
+        """Start `rate` calls per second for `duration` seconds (0: until cancelled)."""
+        names = [s for s in scenarios if s != "click-to-call"] or list(scenarios)
+        started = 0
+        loop = asyncio.get_running_loop()
+        begin = loop.time()
+        while duration <= 0 or loop.time() - begin < duration:
+            self._spawn(self.play(random.choice(names), pace=pace))
+            started += 1
+            await asyncio.sleep(max(begin + started / rate - loop.time(), 0))
+        return started
+
+    # ------------------------------------------------------------- internals
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[call-overload]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _broadcast(self, data: bytes) -> None:
+        if self.silent:
+            return
+        self.stats.events += 1
+        for session in self._sessions:
+            if session.authed and session.events:
+                session.writer.write(data)
+
+    async def _drain(self) -> None:
+        for session in list(self._sessions):
+            with contextlib.suppress(ConnectionError, OSError):
+                await session.writer.drain()
+
+    def _track(self, pairs: Pairs) -> None:
+        """Keep the channel table CoreShowChannels answers from."""
+        fields = dict(pairs)
+        name, uid = fields.get("Event"), fields.get("Uniqueid")
+        if not uid or not fields.get("Channel") or "Linkedid" not in fields:
+            return
+        if name == "Hangup":
+            self._channels.pop(uid, None)
+            return
+        if name != "Newchannel" and uid not in self._channels:
+            return
+        row = self._channels.setdefault(uid, {"Application": "", "ApplicationData": ""})
+        for key in (
+            "Channel",
+            "ChannelState",
+            "ChannelStateDesc",
+            "CallerIDNum",
+            "CallerIDName",
+            "ConnectedLineNum",
+            "ConnectedLineName",
+            "Language",
+            "AccountCode",
+            "Context",
+            "Exten",
+            "Priority",
+            "Uniqueid",
+            "Linkedid",
+        ):
+            if key in fields:
+                row[key] = fields[key]
+        if name == "Newexten":
+            row["Application"] = fields.get("Application", "")
+            row["ApplicationData"] = fields.get("AppData", "")
+        elif name == "BridgeEnter":
+            row["BridgeId"] = fields.get("BridgeUniqueid", "")
+        elif name == "BridgeLeave":
+            row["BridgeId"] = ""
+        row.setdefault("_since", str(time.monotonic()))
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = _Session(writer)
+        self._sessions.add(session)
+        self.stats.connections += 1
+        parser = AmiParser(expect_banner=False)
+        try:
+            writer.write(BANNER)
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    return
+                for message in parser.feed(data):
+                    if not isinstance(message, Action):
+                        continue
+                    self.received.append(message)
+                    session.actions.append(message)
+                    if self.silent:
+                        continue
+                    if not await self._handle(session, message):
+                        return
+                await writer.drain()
+        except (ConnectionError, OSError):
+            return
+        except asyncio.CancelledError:
+            return  # the server is stopping: a handler task must not die cancelled
+        finally:
+            self._sessions.discard(session)
+            writer.close()
+
+    def _reply(self, session: _Session, action: Action, pairs: Pairs) -> None:
+        head = pairs[:1]
+        if action.action_id is not None:
+            head.append(("ActionID", action.action_id))
+        session.writer.write(encode_message(head + pairs[1:]))
+
+    async def _handle(self, session: _Session, action: Action) -> bool:
+        """Answer one action; False closes the connection."""
+        name = action.get("Action").lower()
+        if name == "login":
+            if action.get("Username") == self.username and action.get("Secret") == self.secret:
+                session.authed = True
+                session.events = action.get("Events", "on").lower() not in ("off", "no")
+                self.stats.logins += 1
+                self._reply(
+                    session,
+                    action,
+                    [("Response", "Success"), ("Message", "Authentication accepted")],
+                )
+                if session.events:
+                    session.writer.write(
+                        encode_message(
+                            [
+                                ("Event", "FullyBooted"),
+                                ("Privilege", "system,all"),
+                                ("Uptime", "27"),
+                                ("LastReload", "27"),
+                                ("Status", "Fully Booted"),
+                            ]
+                        )
+                    )
+                return True
+            self.stats.failed_logins += 1
+            self._reply(
+                session, action, [("Response", "Error"), ("Message", "Authentication failed")]
+            )
+            await session.writer.drain()
+            await asyncio.sleep(self.bad_login_close_s)  # Asterisk waits ~1 s, no Goodbye
+            return False
+        if name == "logoff":
+            self._reply(
+                session, action, [("Response", "Goodbye"), ("Message", "Thanks for all the fish.")]
+            )
+            await session.writer.drain()
+            return False
+        if not session.authed:
+            self._reply(session, action, [("Response", "Error"), ("Message", "Permission denied")])
+            return True
+        handler = getattr(self, f"_action_{name}", None)
+        if handler is None:
+            self._reply(
+                session, action, [("Response", "Error"), ("Message", "Invalid/unknown command")]
+            )
+            return True
+        handler(session, action)
+        return True
+
+    def _action_ping(self, session: _Session, action: Action) -> None:
+        self._reply(
+            session,
+            action,
+            [("Response", "Success"), ("Ping", "Pong"), ("Timestamp", f"{time.time():.6f}")],
+        )
+
+    def _action_command(self, session: _Session, action: Action) -> None:
+        if action.get("Command").strip() == "core show version":
+            output = "Asterisk 22.10.1 (Callcard AMI simulator)"
+            self._reply(
+                session,
+                action,
+                [
+                    ("Response", "Success"),
+                    ("Message", "Command output follows"),
+                    ("Output", output),
+                ],
+            )
+        else:
+            self._reply(
+                session,
+                action,
+                [
+                    ("Response", "Error"),
+                    ("Message", "Command output follows"),
+                    ("Output", "No such command"),
+                ],
+            )
+
+    def _action_coreshowchannels(self, session: _Session, action: Action) -> None:
+        self._reply(
+            session,
+            action,
+            [
+                ("Response", "Success"),
+                ("EventList", "start"),
+                ("Message", "Channels will follow"),
+            ],
+        )
+        action_id = [("ActionID", action.action_id)] if action.action_id else []
+        rows = list(self._channels.values())
+        now = time.monotonic()
+        for row in rows:
+            seconds = int(now - float(row.get("_since", now)))
+            pairs = [("Event", "CoreShowChannel"), *action_id]
+            pairs += [(k, v) for k, v in row.items() if not k.startswith("_") and k != "BridgeId"]
+            pairs += [
+                ("Duration", f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"),
+                ("BridgeId", row.get("BridgeId", "")),
+            ]
+            session.writer.write(encode_message(pairs))
+        session.writer.write(
+            encode_message(
+                [
+                    ("Event", "CoreShowChannelsComplete"),
+                    *action_id,
+                    ("EventList", "Complete"),
+                    ("ListItems", str(len(rows))),
+                ]
+            )
+        )
+
+    def _find_channel(self, name: str) -> dict[str, str] | None:
+        return next((row for row in self._channels.values() if row.get("Channel") == name), None)
+
+    def _action_redirect(self, session: _Session, action: Action) -> None:
+        if self._find_channel(action.get("Channel")) is None:
+            self._reply(
+                session,
+                action,
+                [
+                    ("Response", "Error"),
+                    ("Message", "Channel does not exist: " + action.get("Channel")),
+                ],
+            )
+            return
+        self._reply(session, action, [("Response", "Success"), ("Message", "Redirect successful")])
+
+    def _action_hangup(self, session: _Session, action: Action) -> None:
+        if self._find_channel(action.get("Channel")) is None:
+            self._reply(session, action, [("Response", "Error"), ("Message", "No such channel")])
+            return
+        self._reply(session, action, [("Response", "Success"), ("Message", "Channel Hungup")])
+
+    def _action_originate(self, session: _Session, action: Action) -> None:
+        channel = action.get("Channel")
+        tech, _, agent = channel.partition("/")
+        number = action.get("Exten").lstrip("+")
+        if not tech or not agent or not number:
+            self._reply(
+                session, action, [("Response", "Error"), ("Message", "Channel not specified")]
+            )
+            return
+        variables = dict(v.partition("=")[::2] for v in action.get_all("Variable"))
+        action_id = action.action_id or f"orig-{uuid.uuid4().hex[:8]}"
+        self._reply(
+            session, action, [("Response", "Success"), ("Message", "Originate successfully queued")]
+        )
+        reason = self.originate_failures.get(agent)
+        if reason is not None:
+            self._spawn(self._originate_failure(channel, action, action_id, reason))
+            return
+        literals = {
+            _C2C["agent"]: agent,
+            _C2C["number"]: number,
+            _C2C["crm"]: variables.get("CRM_CALL_ID", _C2C["crm"]),
+            _C2C["action"]: action_id,
+        }
+        self._spawn(self.play("click-to-call", pace=self.originate_pace, literals=literals))
+
+    async def _originate_failure(
+        self, channel: str, action: Action, action_id: str, reason: int
+    ) -> None:
+        await asyncio.sleep(self.originate_pace)
+        self._broadcast(
+            encode_message(
+                [
+                    ("Event", "OriginateResponse"),
+                    ("Privilege", "call,all"),
+                    ("ActionID", action_id),
+                    ("Response", "Failure"),
+                    ("Channel", channel),
+                    ("Context", action.get("Context")),
+                    ("Exten", action.get("Exten")),
+                    ("Reason", str(reason)),
+                    ("Uniqueid", "<null>"),
+                    ("CallerIDNum", "<unknown>"),
+                    ("CallerIDName", "<unknown>"),
+                ]
+            )
+        )
+        await self._drain()
+
+
+async def serve(
+    *,
+    port: int,
+    username: str,
+    secret: str,
+    scenarios: Sequence[str],
+    rate: float,
+    duration: float,
+    host: str = "127.0.0.1",
+) -> None:
+    """`callcard pbx-sim`: serve AMI, and generate calls when a rate is given."""
+    simulator = AmiSimulator(host=host, port=port, username=username, secret=secret)
+    await simulator.start()
+    print(f"AMI simulator on {simulator.url}", flush=True)
+    try:
+        if rate > 0:
+            started = await simulator.generate(rate=rate, duration=duration, scenarios=scenarios)
+            await asyncio.sleep(1.0)  # let the last calls finish
+            print(f"{started} calls, {simulator.stats.events} events sent", flush=True)
+        elif duration > 0:
+            await asyncio.sleep(duration)
+        else:
+            await asyncio.Event().wait()
+    finally:
+        await simulator.stop()
