@@ -1,15 +1,53 @@
-"""Open deals and open tasks of a card, for the screen-pop (filled in by the sales side)."""
+"""Open deals and open tasks of a card, for the screen-pop: one small query each."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.db.sales import Deal, DealStage, StageKind, Task
+from crm_api.schemas.sales import from_minor
+
+CARD_ITEMS = 5
 
 
 async def open_deals(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
-    return []
+    rows = await session.execute(
+        select(Deal.id, Deal.title, Deal.amount_minor, Deal.currency, Deal.stage_id, DealStage.name)
+        .join(DealStage, DealStage.id == Deal.stage_id)
+        .where(Deal.client_id == client_id, Deal.stage_kind == StageKind.OPEN)
+        .order_by(Deal.updated_at.desc(), Deal.id.desc())
+        .limit(CARD_ITEMS)
+    )
+    return [
+        {
+            "id": deal_id,
+            "title": title,
+            "amount": str(from_minor(minor)),
+            "currency": currency,
+            "stage_id": stage_id,
+            "stage": stage,
+        }
+        for deal_id, title, minor, currency, stage_id, stage in rows.tuples()
+    ]
 
 
 async def open_tasks(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
-    return []
+    rows = await session.execute(
+        select(Task.id, Task.title, Task.due_at, Task.assignee_id, Task.deal_id)
+        .where(Task.client_id == client_id, Task.done_at.is_(None))
+        .order_by(Task.due_at.is_(None), Task.due_at, Task.id)
+        .limit(CARD_ITEMS)
+    )
+    return [
+        {
+            "id": task_id,
+            "title": title,
+            "due_at": due.isoformat() if due else None,
+            "assignee_id": assignee_id,
+            "deal_id": deal_id,
+        }
+        for task_id, title, due, assignee_id, deal_id in rows.tuples()
+    ]
