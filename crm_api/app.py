@@ -26,6 +26,7 @@ from crm_api.routes import (
     directories,
     health,
     imports,
+    messages,
     users,
     views,
     ws,
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None, features: tuple[Feature, ...] =
         communications,
         views,
         calls,
+        messages,
     ):
         api.include_router(module.router)
     app.include_router(api)

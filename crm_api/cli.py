@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("api", help="the API server alone (production: run `migrate` first)")
     sub.add_parser("migrate", help="apply the database migrations")
     sub.add_parser("seed-demo", help="demo users, clients and communications")
+    sub.add_parser("sms", help="the SMPP gateway and the SMS/e-mail outbox (CALLCARD_SMPP_URL)")
     cu = sub.add_parser("create-user", help="make a user, e.g. the first admin")
     cu.add_argument("username")
     cu.add_argument(
@@ -114,6 +115,10 @@ def main(argv: list[str] | None = None) -> None:
         print("Database is up to date.")
     elif args.command == "seed-demo":
         asyncio.run(_seed(settings))
+    elif args.command == "sms":
+        from crm_api.sms.process import run_sms
+
+        asyncio.run(run_sms(settings))
     elif args.command == "create-user":
         asyncio.run(_create_user(settings, args))
 

@@ -57,9 +57,9 @@ class SmsGateway:
     def last_error(self) -> str | None:
         return self._conn.last_error if self._conn else None
 
-    async def wait_bound(self, timeout: float) -> bool:
+    async def wait_bound(self, within: float) -> bool:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._bound.wait(), timeout)
+            await asyncio.wait_for(self._bound.wait(), within)
         return self.connected
 
     # -- sending ------------------------------------------------------------------------
@@ -104,11 +104,11 @@ class SmsGateway:
 
     # -- receiving ----------------------------------------------------------------------
 
-    async def batch(self, max_items: int = 200, timeout: float = 1.0) -> list[Incoming]:
-        """What arrived, at most `max_items`, waiting up to `timeout` for the first."""
+    async def batch(self, max_items: int = 200, wait: float = 1.0) -> list[Incoming]:
+        """What arrived, at most `max_items`, waiting up to `wait` seconds for the first."""
         self._release_expired()
         try:
-            first = await asyncio.wait_for(self._incoming.get(), timeout)
+            first = await asyncio.wait_for(self._incoming.get(), wait)
         except TimeoutError:
             return []
         items = [first]

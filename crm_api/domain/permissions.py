@@ -26,6 +26,8 @@ class Permission(enum.StrEnum):
     CALLS_READ = "calls:read"  # live calls and recordings of one's own calls
     CALLS_ORIGINATE = "calls:originate"
     CALLS_REVIEW = "calls:review"  # every call, recordings review and scoring
+    MESSAGES_SEND = "messages:send"  # SMS and e-mail from a card
+    MESSAGES_BULK = "messages:bulk"  # SMS to a whole view, and its reports
 
 
 _ALL = frozenset(Role)
@@ -46,6 +48,8 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.CALLS_READ: _ALL,
     Permission.CALLS_ORIGINATE: frozenset({Role.OPERATOR, Role.MANAGER, Role.SUPERVISOR}),
     Permission.CALLS_REVIEW: _STAFF,
+    Permission.MESSAGES_SEND: _ALL,
+    Permission.MESSAGES_BULK: frozenset({Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
 }
 
 

@@ -61,6 +61,7 @@ class SmsService:
         self.wake = asyncio.Event()  # set by a sender in this process: no need to wait a poll
         self._results: asyncio.Queue[tuple[int, SendResult]] = asyncio.Queue()
         self._in_flight = 0
+        self._sending: set[asyncio.Task[None]] = set()
         self._waiting: list[_Waiting] = []
         self._progress = bulk_sends.ProgressNotifier(sessions, hub)
 
@@ -72,9 +73,10 @@ class SmsService:
         ]
         await stop.wait()
         # Let sends in progress finish and be written before the process goes.
-        deadline = time.monotonic() + 10
-        while (self._in_flight or not self._results.empty()) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        if self._sending:
+            await asyncio.wait(self._sending, timeout=10)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._results.join(), 5)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -100,7 +102,9 @@ class SmsService:
                 continue
             for message_id, outgoing, skip in batch:
                 self._in_flight += 1
-                asyncio.create_task(self._send(message_id, outgoing, skip))
+                task = asyncio.create_task(self._send(message_id, outgoing, skip))
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
 
     async def _nap(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -150,6 +154,8 @@ class SmsService:
                 changes = []
             self._in_flight -= len(batch)
             self.wake.set()
+            for _ in batch:
+                self._results.task_done()
             await self._publish_changes(changes)
 
     async def _write_results(self, batch: list[tuple[int, SendResult]]) -> list[Change]:
@@ -175,7 +181,7 @@ class SmsService:
 
     async def _receive_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            items = await self.gateway.batch(max_items=500, timeout=0.5)
+            items = await self.gateway.batch(max_items=500, wait=0.5)
             now = time.monotonic()
             retry = [w for w in self._waiting if now - w.since >= 0.2]
             self._waiting = [w for w in self._waiting if now - w.since < 0.2]
@@ -210,11 +216,8 @@ class SmsService:
         now = utcnow()
         received: list[Received] = []
         async with self.sessions() as session:
-            changes, unknown_ids = await apply_receipts(
-                session,
-                [w.incoming.item for w in receipts],
-                now,  # type: ignore[misc]
-            )
+            only = [r for w in receipts if isinstance(r := w.incoming.item, DeliveryReceipt)]
+            changes, unknown_ids = await apply_receipts(session, only, now)
             for w in texts:
                 sms = w.incoming.item
                 assert isinstance(sms, InboundSms)

@@ -70,7 +70,7 @@ class Smsc:
         self.instance = f"{int(time.time() * 1000) % 10**9:x}"
         self.submit_count = 0
         self.dlr_queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.mo_ref = 0
+        self.mo_tasks: set[asyncio.Task[None]] = set()
 
     def next_id(self) -> str:
         self.counter += 1
@@ -178,7 +178,9 @@ class Smsc:
                 cmd = json.loads(line)
             except ValueError:
                 continue
-            asyncio.create_task(self.send_mo(cmd))
+            task = asyncio.create_task(self.send_mo(cmd))
+            self.mo_tasks.add(task)
+            task.add_done_callback(self.mo_tasks.discard)
 
     async def send_mo(self, cmd: dict[str, Any]) -> None:
         parts, encoding_flag, msg_type_flag = smpplib.gsm.make_parts(cmd["text"])
