@@ -80,11 +80,16 @@ async def app(settings: Settings, demo: None, ui_dist: Path) -> AsyncIterator[Ru
         yield running
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+@pytest.fixture(scope="session")
+def chromium() -> str:
     if not os.path.exists(CHROMIUM):
         missing("chromium", f"{CHROMIUM} not found (apt-get install chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: str) -> AsyncIterator[Browser]:
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         yield browser
         await browser.close()

@@ -7,6 +7,8 @@ from pathlib import Path
 from playwright.async_api import Browser, BrowserContext, Page
 from support.server import RunningApi
 
+from telephony.events import CallEvent
+
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "e2e-screenshots"
 
 
@@ -31,3 +33,10 @@ async def shoot(page: Page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     await page.wait_for_timeout(150)  # let transitions settle
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+async def pbx(app: RunningApi, *events: CallEvent) -> None:
+    """Feeds call events through the real pipeline, as a PBX adapter would."""
+    sink = app.app.state.services.extras["call_events"]
+    for event in events:
+        await sink(event)

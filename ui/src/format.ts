@@ -33,3 +33,10 @@ export function title(item: Record<string, unknown>): string {
   for (const k of ['title', 'name', 'subject', 'body']) if (typeof item[k] === 'string') return item[k] as string
   return `#${String(item.id ?? '')}`
 }
+
+/** A status word from the API in the current language (as is when it is unknown). */
+export function statusLabel(status: string | null | undefined): string {
+  if (!status) return ''
+  const key = `status2.${status}`
+  return i18n.global.te(key) ? i18n.global.t(key) : status
+}

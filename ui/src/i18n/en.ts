@@ -69,6 +69,7 @@ export default {
     }, comment: 'Comment', play: 'Play', pause: 'Pause', select: 'Pick a call to listen to it',
     scored: 'Scored', seekBack: 'Back 5 s', seekFwd: 'Forward 5 s',
   },
+  status2: { answered: 'answered', missed: 'missed', busy: 'busy', abandoned: 'abandoned', failed: 'failed', queued: 'queued', sent: 'sent', delivered: 'delivered', undelivered: 'not delivered', received: 'received', recorded: 'recorded', ringing: 'ringing', originating: 'dialling', ended: 'ended' },
   reports: { title: 'Reports', calls: 'Calls by day', byManager: 'Calls by manager' },
   schedules: { title: 'Schedules' },
   admin: {

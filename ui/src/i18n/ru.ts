@@ -72,6 +72,7 @@ const ru: typeof en = {
     }, comment: 'Комментарий', play: 'Слушать', pause: 'Пауза', select: 'Выберите звонок для прослушивания',
     scored: 'Оценён', seekBack: 'Назад 5 с', seekFwd: 'Вперёд 5 с',
   },
+  status2: { answered: 'отвечен', missed: 'пропущен', busy: 'занято', abandoned: 'сброшен', failed: 'ошибка', queued: 'в очереди', sent: 'отправлено', delivered: 'доставлено', undelivered: 'не доставлено', received: 'получено', recorded: 'записано', ringing: 'звонит', originating: 'набор', ended: 'завершён' },
   reports: { title: 'Отчёты', calls: 'Звонки по дням', byManager: 'Звонки по менеджерам' },
   schedules: { title: 'Графики' },
   admin: {

@@ -2,7 +2,9 @@
 // localStorage (shared by the browser's tabs); a focused tab claims at once, a background
 // tab waits a moment so the tab the user looks at wins.
 const PREFIX = 'callcard.pop.'
-const TAB = Math.random().toString(36).slice(2)
+// Kept in sessionStorage: a reloaded tab is still the tab that popped the call.
+const TAB = sessionStorage.getItem('callcard.tab') ?? Math.random().toString(36).slice(2)
+sessionStorage.setItem('callcard.tab', TAB)
 const TTL_MS = 10 * 60_000
 
 function read(key: string): { tab: string; at: number } | null {
