@@ -33,7 +33,6 @@ class Settings(BaseSettings):
     ami_url: str | None = None  # ami://user:secret@host:5038
     ami_outbound_context: str = "internal"  # where click-to-call dials the client's number
     agi_bind: str = "127.0.0.1:4573"
-    agi_fallback: str = "queue"  # CALLCARD_ROUTE when nobody is on duty or routing is slow
     agi_decide_within: float = 0.8  # seconds the caller may wait for the routing answer
     smpp_url: str | None = None  # smpp://system_id:password@host:2775
     smpp_window: int = 50  # unanswered submit_sm at most

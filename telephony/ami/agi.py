@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 ROUTE_VARIABLE = "CALLCARD_ROUTE"
 MAX_ENV_LINES = 200
 MAX_LINE = 4096
-# What Asterisk may Dial: an extension, a queue name or a channel like PJSIP/101.
-_TARGET = re.compile(r"^[A-Za-z0-9_+.@/-]{1,80}$")
+# What the dialplan may get: an extension, `queue:<name>`, or a channel like PJSIP/101.
+_TARGET = re.compile(r"^[A-Za-z0-9_+.@/:-]{1,80}$")
 _REPLY = re.compile(r"^(?P<code>\d{3})(?:[ -](?P<rest>.*))?$")
 _RESULT = re.compile(r"result=(?P<result>-?\w*)")
 

@@ -39,7 +39,7 @@ class Recorder:
 
 
 async def serve(router: Recorder, **kwargs: float) -> tuple[FastAgiServer, int]:
-    server = FastAgiServer(router, fallback="queue", **kwargs)  # type: ignore[arg-type]
+    server = FastAgiServer(router, fallback="queue:sales", **kwargs)  # type: ignore[arg-type]
     return server, await server.start("127.0.0.1", 0)
 
 
@@ -126,7 +126,7 @@ async def test_falls_back(router: Recorder, why: str) -> None:
         command = await ask(port, captured_environment())
     finally:
         await server.stop()
-    assert command == 'SET VARIABLE CALLCARD_ROUTE "queue"\n', why
+    assert command == 'SET VARIABLE CALLCARD_ROUTE "queue:sales"\n', why
     assert server.stats.fallbacks == 1
 
 
@@ -134,13 +134,13 @@ async def test_router_error_falls_back() -> None:
     async def broken(_request: AgiRequest) -> str | None:
         raise RuntimeError("database is down")
 
-    server = FastAgiServer(broken, fallback="queue")
+    server = FastAgiServer(broken, fallback="queue:sales")
     port = await server.start("127.0.0.1", 0)
     try:
         command = await ask(port, captured_environment())
     finally:
         await server.stop()
-    assert command.endswith('"queue"\n')
+    assert command.endswith('"queue:sales"\n')
 
 
 async def test_probes_garbage_and_hangups_leave_it_serving(router: Recorder) -> None:

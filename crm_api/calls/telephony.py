@@ -1,0 +1,79 @@
+"""The PBX link inside Callcard: the AMI adapter feeding the call-event stream, the PBX
+used by click-to-call, and the FastAGI server answering the routing policy.
+
+Runs in `callcard telephony` (one per PBX) or inside `callcard run` when
+CALLCARD_AMI_URL is set. The adapter only appends to the durable call-event stream; the
+API workers consume it, so a restart of either loses nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from crm_api.calls.pipeline import CallEventSink, make_stream
+from crm_api.db.base import utcnow
+from crm_api.deps import Services
+from crm_api.domain.routing import choose_extension
+from telephony.ami.adapter import AmiAdapter
+from telephony.ami.agi import AgiRequest, FastAgiServer, Router
+
+log = logging.getLogger(__name__)
+
+
+def routing_answer(services: Services) -> Router:
+    """The routing policy, as the FastAGI server asks it."""
+    settings = services.settings
+
+    async def route(request: AgiRequest) -> str | None:
+        decision = await choose_extension(
+            services.sessions,
+            services.redis,
+            caller=request.caller or "",
+            did=request.did,
+            call_id=request.call_id,
+            now=utcnow(),
+            tz=settings.tz,
+            region=settings.default_region,
+            fallback=settings.routing_fallback,
+        )
+        log.info(
+            "call %s from %s → %s (%s)",
+            request.call_id,
+            request.caller,
+            decision.target,
+            decision.reason,
+        )
+        return decision.target
+
+    return route
+
+
+def _host_port(bind: str) -> tuple[str, int]:
+    host, _, port = bind.rpartition(":")
+    return host or "0.0.0.0", int(port)
+
+
+async def start_telephony(services: Services) -> Callable[[], Awaitable[None]]:
+    settings = services.settings
+    if not settings.ami_url:
+        raise RuntimeError("CALLCARD_AMI_URL is not set: there is no PBX to connect to")
+    # Embedded, the in-process stream must be the one the consumer reads.
+    sink = services.extras.get("call_events") or CallEventSink(make_stream(services))
+    adapter = AmiAdapter(settings.ami_url, sink, outbound_context=settings.ami_outbound_context)
+    await adapter.start()
+    services.extras["pbx"] = adapter
+    services.extras["pbx_status"] = adapter.status
+    agi = FastAgiServer(
+        routing_answer(services),
+        fallback=settings.routing_fallback,
+        decide_within=settings.agi_decide_within,
+    )
+    await agi.start(*_host_port(settings.agi_bind))
+    services.extras["agi"] = agi
+
+    async def stop() -> None:
+        await agi.stop()
+        services.extras.pop("pbx", None)
+        await adapter.stop()
+
+    return stop
