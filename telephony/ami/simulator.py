@@ -226,6 +226,12 @@ class AmiSimulator:
                 transport.abort()
         self._sessions.clear()
 
+    def inject(self, data: bytes) -> None:
+        """Raw bytes to every logged-in client: garbage, or a frame cut anywhere."""
+        for session in self._sessions:
+            if session.authed:
+                session.writer.write(data)
+
     def actions_named(self, name: str) -> list[Action]:
         return [a for a in self.received if a.get("Action").lower() == name.lower()]
 
