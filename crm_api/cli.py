@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
 import sys
@@ -97,6 +98,16 @@ def main(argv: list[str] | None = None) -> None:
     cu.add_argument("--full-name")
     cu.add_argument("--extension")
     cu.add_argument("--password", help="read from the terminal when omitted")
+    sim = sub.add_parser("pbx-sim", help="an AMI server replaying real Asterisk captures")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=5038)
+    sim.add_argument("--user", default="crm")
+    sim.add_argument("--secret", default="crmsecret")
+    sim.add_argument(
+        "--scenario", action="append", help="capture to generate (repeatable; default: all)"
+    )
+    sim.add_argument("--rate", type=float, default=0.0, help="calls per second (0: none)")
+    sim.add_argument("--duration", type=float, default=0.0, help="seconds (0: until stopped)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -121,6 +132,20 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(run_sms(settings))
     elif args.command == "create-user":
         asyncio.run(_create_user(settings, args))
+    elif args.command == "pbx-sim":
+        from telephony.ami.simulator import CALL_SCENARIOS, serve
+
+        coro = serve(
+            host=args.host,
+            port=args.port,
+            username=args.user,
+            secret=args.secret,
+            scenarios=args.scenario or CALL_SCENARIOS,
+            rate=args.rate,
+            duration=args.duration,
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(coro)
 
 
 if __name__ == "__main__":
