@@ -186,7 +186,7 @@ async def test_reconnect_mid_call_loses_and_duplicates_nothing(
     connects = adapter.status.connects
     pbx.drop_connections()
     async with asyncio.timeout(10):
-        while adapter.status.connects == connects or not adapter.connected:
+        while adapter.status.connects == connects or not adapter.connected:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     await pbx.emit(events[bridged + 2 :])
     [call] = await calls_on(api, supervisor.token, known["id"])
