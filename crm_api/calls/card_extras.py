@@ -30,7 +30,7 @@ async def open_deals(session: AsyncSession, client_id: int) -> list[dict[str, An
             "stage_id": stage_id,
             "stage": stage,
         }
-        for deal_id, title, minor, currency, stage_id, stage in rows.tuples()
+        for deal_id, title, minor, currency, stage_id, stage in rows
     ]
 
 
@@ -49,5 +49,5 @@ async def open_tasks(session: AsyncSession, client_id: int) -> list[dict[str, An
             "assignee_id": assignee_id,
             "deal_id": deal_id,
         }
-        for task_id, title, due, assignee_id, deal_id in rows.tuples()
+        for task_id, title, due, assignee_id, deal_id in rows
     ]

@@ -361,7 +361,7 @@ async def board(
                     Deal.stage_id, func.count(), func.coalesce(func.sum(Deal.amount_minor), 0)
                 ).group_by(Deal.stage_id)
             )
-        ).tuples()
+        )
     }
     out = []
     for stage in await stages(session, active_only=True):

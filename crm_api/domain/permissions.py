@@ -28,6 +28,14 @@ class Permission(enum.StrEnum):
     CALLS_REVIEW = "calls:review"  # every call, recordings review and scoring
     MESSAGES_SEND = "messages:send"  # SMS and e-mail from a card
     MESSAGES_BULK = "messages:bulk"  # SMS to a whole view, and its reports
+    DEALS_READ = "deals:read"
+    DEALS_WRITE = "deals:write"
+    TASKS = "tasks"  # own tasks and the ones handed out; staff: everyone's
+    SCHEDULES_READ = "schedules:read"
+    SCHEDULES_MANAGE = "schedules:manage"
+    PLANS_READ = "plans:read"  # managers: their own
+    PLANS_MANAGE = "plans:manage"
+    REPORTS_READ = "reports:read"  # managers: their own figures
 
 
 _ALL = frozenset(Role)
@@ -50,6 +58,14 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.CALLS_REVIEW: _STAFF,
     Permission.MESSAGES_SEND: _ALL,
     Permission.MESSAGES_BULK: frozenset({Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
+    Permission.DEALS_READ: _ALL,
+    Permission.DEALS_WRITE: _ALL,
+    Permission.TASKS: _ALL,
+    Permission.SCHEDULES_READ: _ALL,
+    Permission.SCHEDULES_MANAGE: _STAFF,
+    Permission.PLANS_READ: frozenset({Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
+    Permission.PLANS_MANAGE: _STAFF,
+    Permission.REPORTS_READ: frozenset({Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
 }
 
 

@@ -114,7 +114,7 @@ async def _names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
     rows = await session.execute(select(User.id, User.full_name).where(User.id.in_(ids)))
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 # --- (a) the manager's daily report ----------------------------------------------------
@@ -160,7 +160,7 @@ async def manager_daily(
         )
         .group_by(Deal.manager_id, created_day)
     )
-    for uid, day, n, total in created.tuples():
+    for uid, day, n, total in created:
         r = row(uid, day)
         r["deals_created"], r["deals_created_sum"] = n, total or 0
 
@@ -177,7 +177,7 @@ async def manager_daily(
         )
         .group_by(Deal.manager_id, closed_day, Deal.stage_kind)
     )
-    for uid, day, kind, n, total in closed.tuples():
+    for uid, day, kind, n, total in closed:
         r = row(uid, day)
         if kind is StageKind.WON:
             r["deals_won"], r["sales_sum"] = n, total or 0
@@ -210,7 +210,7 @@ async def manager_daily(
         )
         .group_by(Communication.user_id, comm_day, Communication.kind, Communication.direction)
     )
-    for uid, day, kind, direction, n, n_missed, talk_s in comms.tuples():
+    for uid, day, kind, direction, n, n_missed, talk_s in comms:
         r = row(uid, day)
         inbound = direction is CommDirection.INBOUND
         if kind is CommKind.CALL:
@@ -264,7 +264,7 @@ async def _plans(
             _managers_filter(SalesPlan.user_id, manager_ids),
         )
     )
-    return {(uid, month): amount for uid, month, amount in rows.tuples()}
+    return {(uid, month): amount for uid, month, amount in rows}
 
 
 # --- (b) lead sources ------------------------------------------------------------------
@@ -284,9 +284,7 @@ async def lead_sources(
                 )
                 .group_by(Client.lead_source_id)
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     deals = {
         sid: (n, total)
@@ -300,7 +298,7 @@ async def lead_sources(
                 )
                 .group_by(Deal.lead_source_id)
             )
-        ).tuples()
+        )
     }
     won = {
         sid: (n, total)
@@ -315,9 +313,9 @@ async def lead_sources(
                 )
                 .group_by(Deal.lead_source_id)
             )
-        ).tuples()
+        )
     }
-    names = dict((await session.execute(select(LeadSource.id, LeadSource.name))).tuples().all())
+    names = dict((await session.execute(select(LeadSource.id, LeadSource.name))).all())
     ids = set(new_clients) | set(deals) | set(won)
     out = []
     for sid in sorted(ids, key=lambda s: (s is None, names.get(s, ""), s or 0)):
@@ -357,7 +355,7 @@ async def managers_sales(
         .group_by(Deal.manager_id, Deal.stage_kind)
     )
     per: dict[int, dict[str, int]] = {}
-    for uid, kind, n, total in closed.tuples():
+    for uid, kind, n, total in closed:
         r = per.setdefault(uid, {"won": 0, "won_sum": 0, "lost": 0, "lost_sum": 0, "plan": 0})
         r[str(kind)], r[f"{kind}_sum"] = n, int(total or 0)
     plan_rows = await session.execute(
@@ -369,7 +367,7 @@ async def managers_sales(
         )
         .group_by(SalesPlan.user_id)
     )
-    for uid, total in plan_rows.tuples():
+    for uid, total in plan_rows:
         r = per.setdefault(uid, {"won": 0, "won_sum": 0, "lost": 0, "lost_sum": 0, "plan": 0})
         r["plan"] = int(total or 0)
     names = await _names(session, set(per))
@@ -424,7 +422,7 @@ async def funnel(session: AsyncSession, period: Period, manager_ids: Sequence[in
                 .where(cohort)
                 .group_by(Deal.stage_id)
             )
-        ).tuples()
+        )
     }
     # The furthest open/won position each deal of the cohort reached, counted per position.
     furthest = (
@@ -436,9 +434,7 @@ async def funnel(session: AsyncSession, period: Period, manager_ids: Sequence[in
         .subquery()
     )
     per_pos = dict(
-        (await session.execute(select(furthest.c.pos, func.count()).group_by(furthest.c.pos)))
-        .tuples()
-        .all()
+        (await session.execute(select(furthest.c.pos, func.count()).group_by(furthest.c.pos))).all()
     )
     stay = sql.seconds(
         func.coalesce(
@@ -454,9 +450,7 @@ async def funnel(session: AsyncSession, period: Period, manager_ids: Sequence[in
                 .where(cohort)
                 .group_by(DealStageVisit.stage_id)
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     out = []
     previous: int | None = None
@@ -521,49 +515,45 @@ async def analytics(
         )
 
     created_b = sql.bucket(Deal.created_at, bucket)
-    for b, seg, uid, n, total in (
-        await session.execute(
-            select(
-                created_b,
-                Client.segment_id,
-                Deal.manager_id,
-                func.count(),
-                func.sum(Deal.amount_minor),
-            )
-            .join(Client, Client.id == Deal.client_id)
-            .where(
-                Deal.created_at >= period.start,
-                Deal.created_at < period.end,
-                _managers_filter(Deal.manager_id, manager_ids),
-            )
-            .group_by(created_b, Client.segment_id, Deal.manager_id)
+    for b, seg, uid, n, total in await session.execute(
+        select(
+            created_b,
+            Client.segment_id,
+            Deal.manager_id,
+            func.count(),
+            func.sum(Deal.amount_minor),
         )
-    ).tuples():
+        .join(Client, Client.id == Deal.client_id)
+        .where(
+            Deal.created_at >= period.start,
+            Deal.created_at < period.end,
+            _managers_filter(Deal.manager_id, manager_ids),
+        )
+        .group_by(created_b, Client.segment_id, Deal.manager_id)
+    ):
         r = row(b, seg, uid)
         r["new_deals"], r["new_sum"] = n, int(total or 0)
     closed_b = sql.bucket(Deal.closed_at, bucket)
-    for b, seg, uid, n, total in (
-        await session.execute(
-            select(
-                closed_b,
-                Client.segment_id,
-                Deal.manager_id,
-                func.count(),
-                func.sum(Deal.amount_minor),
-            )
-            .join(Client, Client.id == Deal.client_id)
-            .where(
-                Deal.closed_at >= period.start,
-                Deal.closed_at < period.end,
-                Deal.stage_kind == StageKind.WON,
-                _managers_filter(Deal.manager_id, manager_ids),
-            )
-            .group_by(closed_b, Client.segment_id, Deal.manager_id)
+    for b, seg, uid, n, total in await session.execute(
+        select(
+            closed_b,
+            Client.segment_id,
+            Deal.manager_id,
+            func.count(),
+            func.sum(Deal.amount_minor),
         )
-    ).tuples():
+        .join(Client, Client.id == Deal.client_id)
+        .where(
+            Deal.closed_at >= period.start,
+            Deal.closed_at < period.end,
+            Deal.stage_kind == StageKind.WON,
+            _managers_filter(Deal.manager_id, manager_ids),
+        )
+        .group_by(closed_b, Client.segment_id, Deal.manager_id)
+    ):
         r = row(b, seg, uid)
         r["won"], r["won_sum"] = n, int(total or 0)
-    segments = dict((await session.execute(select(Segment.id, Segment.name))).tuples().all())
+    segments = dict((await session.execute(select(Segment.id, Segment.name))).all())
     names = await _names(session, {uid for _, _, uid in rows if uid is not None})
     out = []
     for key in sorted(rows, key=lambda k: (k[0], k[1] or 0, k[2] or 0)):

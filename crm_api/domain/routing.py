@@ -117,7 +117,7 @@ class _DbState:
             rows = await session.execute(
                 select(RouteAsk.attempt, RouteAsk.user_id).where(RouteAsk.call_id == call_id)
             )
-            return {a: u for a, u in rows.tuples()}
+            return {a: u for a, u in rows}
 
     async def record(self, call_id: str, attempt: int, user_id: int | None) -> None:
         async with self.sessions() as session:

@@ -282,7 +282,7 @@ async def claim_due(
         )
         .execution_options(synchronize_session=False)
     )
-    return [DueReminder(*row) for row in rows.tuples()]
+    return [DueReminder(*row) for row in rows]
 
 
 # --- rules -----------------------------------------------------------------------------
@@ -366,6 +366,6 @@ async def stale_deal_tasks(session: AsyncSession, now: datetime, days: int) -> i
             "source_key": f"stale_deal:{deal_id}:{last.date().isoformat()}",
             "created_at": now,
         }
-        for deal_id, title, client_id, manager_id, last in stale.tuples()
+        for deal_id, title, client_id, manager_id, last in stale
     ]
     return await add_automatic(session, rows)
