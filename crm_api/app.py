@@ -4,41 +4,38 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
-from redis.asyncio import Redis
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from crm_api.db.session import make_engine, make_sessionmaker
-from crm_api.deps import Services
 from crm_api.errors import AppError
-from crm_api.realtime.bus import Bus, InProcessBus, RedisBus
-from crm_api.realtime.hub import Hub
 from crm_api.routes import (
     auth,
     calls,
     clients,
     communications,
+    deals,
     directories,
     health,
     imports,
     messages,
+    plans,
+    reports,
+    schedules,
+    tasks,
     users,
     views,
     ws,
 )
+from crm_api.runtime import Feature, running_features, running_services
 from crm_api.settings import Settings
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
-
-# Features that run beside the API (call events, SMS outbox, reminders) plug in here:
-# each gets the Services at start-up and returns a coroutine to stop it.
-Feature = Callable[[Services], Awaitable[Callable[[], Awaitable[None]]]]
 
 
 def _error(
@@ -91,36 +88,10 @@ def create_app(settings: Settings | None = None, features: tuple[Feature, ...] =
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
-        redis = Redis.from_url(settings.redis_url, protocol=2) if settings.redis_url else None
-        bus: Bus = (
-            RedisBus(redis, backlog=settings.ws_backlog * 10)
-            if redis is not None
-            else InProcessBus(backlog=settings.ws_backlog * 10)
-        )
-        hub = Hub(bus)
-        await hub.start()
-        services = Services(
-            settings=settings,
-            engine=engine,
-            sessions=make_sessionmaker(engine),
-            hub=hub,
-            redis=redis,
-        )
-        app.state.services = services
-        stops = [await start(services) for start in features]
-        try:
-            yield
-        finally:
-            for stop in reversed(stops):
-                await stop()
-            for task in list(services.background):
-                task.cancel()
-            await hub.stop()
-            await bus.close()
-            if redis is not None:
-                await redis.aclose()
-            await engine.dispose()
+        async with running_services(settings) as services:
+            app.state.services = services
+            async with running_features(services, features):
+                yield
 
     app = FastAPI(
         title="Callcard",
@@ -142,6 +113,11 @@ def create_app(settings: Settings | None = None, features: tuple[Feature, ...] =
         views,
         calls,
         messages,
+        deals,
+        tasks,
+        schedules,
+        plans,
+        reports,
     ):
         api.include_router(module.router)
     app.include_router(api)

@@ -90,6 +90,10 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("migrate", help="apply the database migrations")
     sub.add_parser("seed-demo", help="demo users, clients and communications")
     sub.add_parser("sms", help="the SMPP gateway and the SMS/e-mail outbox (CALLCARD_SMPP_URL)")
+    sub.add_parser(
+        "telephony",
+        help="the AMI adapter and FastAGI routing server, one per PBX (CALLCARD_AMI_URL)",
+    )
     cu = sub.add_parser("create-user", help="make a user, e.g. the first admin")
     cu.add_argument("username")
     cu.add_argument(
@@ -130,6 +134,13 @@ def main(argv: list[str] | None = None) -> None:
         from crm_api.sms.process import run_sms
 
         asyncio.run(run_sms(settings))
+    elif args.command == "telephony":
+        from crm_api.calls.telephony import start_telephony
+        from crm_api.runtime import run_headless
+
+        if not settings.ami_url:
+            sys.exit("CALLCARD_AMI_URL is not set (ami://user:secret@host:5038)")
+        asyncio.run(run_headless(settings, (start_telephony,)))
     elif args.command == "create-user":
         asyncio.run(_create_user(settings, args))
     elif args.command == "pbx-sim":
