@@ -71,13 +71,13 @@ def _prepare_embedded(settings: Settings) -> None:
         asyncio.run(_seed(settings))
 
 
-def _serve(settings: Settings) -> None:
+def _serve(settings: Settings, *, embedded: bool) -> None:
     import uvicorn
 
     from crm_api.app import create_app
     from crm_api.features import enabled_features
 
-    app = create_app(settings, features=enabled_features(settings))
+    app = create_app(settings, features=enabled_features(settings, embedded=embedded))
     print(f"Callcard is at http://{settings.bind_host}:{settings.bind_port}/")
     uvicorn.run(app, host=settings.bind_host, port=settings.bind_port, log_level="info")
 
@@ -120,9 +120,9 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.command == "run":
         _prepare_embedded(settings)
-        _serve(settings)
+        _serve(settings, embedded=True)
     elif args.command == "api":
-        _serve(settings)
+        _serve(settings, embedded=False)
     elif args.command == "migrate":
         from crm_api.db.migrate import upgrade_url
 

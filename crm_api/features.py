@@ -1,21 +1,28 @@
-"""Which services run beside the API, from the settings."""
+"""Which services run beside the API, from the settings and the kind of process."""
 
 from __future__ import annotations
 
 import functools
 
-from crm_api.app import Feature
 from crm_api.calls.pipeline import start_call_events
+from crm_api.calls.telephony import start_telephony
 from crm_api.messaging.email import start_email
 from crm_api.reminders import missed_call_hook, start_reminders
+from crm_api.runtime import Feature
 from crm_api.settings import Settings
 from crm_api.sms.pipeline import start_sms
 
 
-def enabled_features(settings: Settings) -> tuple[Feature, ...]:
+def enabled_features(settings: Settings, *, embedded: bool) -> tuple[Feature, ...]:
+    """`embedded` (`callcard run`): everything in one process. Otherwise (`callcard api`,
+    one of N workers) only what any number of workers may run side by side; the PBX link
+    and the SMPP bind run once, in `callcard telephony` and `callcard sms`."""
     # A missed call becomes a callback task in the call-event service's own transaction.
     call_events: Feature = functools.partial(start_call_events, on_missed=missed_call_hook)
-    features: list[Feature] = [call_events, start_reminders]
-    # Each starts only when its server is configured (CALLCARD_SMPP_URL, CALLCARD_SMTP_HOST).
-    features += [start_sms, start_email]
+    # The e-mail outbox claims each message atomically, so every worker may run it.
+    features: list[Feature] = [call_events, start_reminders, start_email]
+    if embedded:
+        features.append(start_sms)  # starts only when CALLCARD_SMPP_URL is set
+        if settings.ami_url:
+            features.append(start_telephony)
     return tuple(features)
