@@ -463,7 +463,8 @@ async def funnel(session: AsyncSession, period: Period, manager_ids: Sequence[in
             reached = sum(c for pos, c in per_pos.items() if pos >= stage.position)
             conversion = _pct(reached, previous) if previous is not None else None
             previous = reached
-        seconds = avg_stay.get(stage.id)
+        # A won or lost deal stays there for good: no time "in" a final stage.
+        seconds = avg_stay.get(stage.id) if stage.kind is StageKind.OPEN else None
         out.append(
             {
                 "stage_id": stage.id,
