@@ -1,7 +1,8 @@
 """The asyncio face of the SMPP adapter: `send()` a message, take `batch()`es of what the
 SMSC delivered (receipts and received messages) and acknowledge them once they are safe.
 A deliver_sm is answered only when the user acknowledges it, so a crash before the
-database commit makes the SMSC deliver it again instead of losing it."""
+database commit makes the SMSC deliver it again instead of losing it (for a long
+received message, its last part)."""
 
 from __future__ import annotations
 
@@ -100,7 +101,7 @@ class SmsGateway:
         for index, fut in futures:
             code, mid = await fut
             results.append(PartResult(index, mid, code))
-        return summarize(results, total=len(parts))
+        return summarize(results)
 
     # -- receiving ----------------------------------------------------------------------
 
@@ -166,20 +167,26 @@ class SmsGateway:
             )
             return
         key = key_of(deliver.source, concat)
-        self._held.setdefault(key, []).append(deliver)
         whole = self._reassembler.add(deliver.source, concat, text)
-        if whole is not None:
-            delivers = tuple(self._held.pop(key, []))
-            self._incoming.put_nowait(
-                Incoming(InboundSms(deliver.source, deliver.destination, whole), delivers)
-            )
+        if whole is None:
+            # Many SMSCs send the next part only after this one is answered, so a part
+            # is answered at once; the part that completes the message is answered
+            # after the commit. (A crash between loses the earlier parts: they live in
+            # memory only.)
+            self._held.setdefault(key, []).append(deliver)
+            self._answer(deliver)
+            return
+        self._held.pop(key, None)
+        self._incoming.put_nowait(
+            Incoming(InboundSms(deliver.source, deliver.destination, whole), (deliver,))
+        )
 
     def _release_expired(self) -> None:
         for key, text in self._reassembler.expired():
-            delivers = tuple(self._held.pop(key, []))
+            delivers = self._held.pop(key, [])
             if delivers:
                 sms = InboundSms(key[0], delivers[0].destination, text)
-                self._incoming.put_nowait(Incoming(sms, delivers))
+                self._incoming.put_nowait(Incoming(sms, ()))  # its parts were answered
 
     def _answer(self, deliver: Deliver) -> None:
         if self._conn is not None:
@@ -191,7 +198,7 @@ def _resolve(fut: asyncio.Future[tuple[int, str | None]], value: tuple[int, str 
         fut.set_result(value)
 
 
-def summarize(results: list[PartResult], *, total: int) -> SendResult:
+def summarize(results: list[PartResult]) -> SendResult:
     """One outcome for a message from its parts' answers: a part refused for good fails
     the message; a part not placed (link lost, SMSC busy) makes it retry with the placed
     parts remembered."""

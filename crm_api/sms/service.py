@@ -216,7 +216,7 @@ class SmsService:
         now = utcnow()
         received: list[Received] = []
         async with self.sessions() as session:
-            only = [r for w in receipts if isinstance(r := w.incoming.item, DeliveryReceipt)]
+            only = [i for w in receipts if isinstance(i := w.incoming.item, DeliveryReceipt)]
             changes, unknown_ids = await apply_receipts(session, only, now)
             for w in texts:
                 sms = w.incoming.item
@@ -272,7 +272,7 @@ class SmsService:
             rows = await session.execute(
                 select(Client.id, Client.manager_id).where(Client.id.in_(client_ids))
             )
-            return {cid: mid for cid, mid in rows.tuples()}
+            return {cid: mid for cid, mid in rows.all()}
 
     async def _publish_received(self, r: Received) -> None:
         manager = r.client.manager_id
