@@ -134,6 +134,7 @@ class AmiAdapter:
         self.status = AmiStatus(url=safe)
         self._ids = itertools.count(1)
         self._pending: dict[str, _Pending] = {}
+        self._lists = 0  # list actions (CoreShowChannels) waiting for their events
         self._writer: asyncio.StreamWriter | None = None
         self._queue: asyncio.Queue[ev.CallEvent] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -339,6 +340,7 @@ class AmiAdapter:
             self._publish(self.translator.resync(rows, datetime.now(UTC)))
 
         pending = _Pending(loop.create_future(), list_events=[], on_complete=apply)
+        self._lists += 1
         try:
             response = await self._send(
                 action_id, "CoreShowChannels", [("ActionID", action_id)], pending=pending
@@ -350,6 +352,7 @@ class AmiAdapter:
         except TimeoutError:
             raise PbxError("pbx_timeout", "CoreShowChannels list did not complete") from None
         finally:
+            self._lists -= 1
             self._pending.pop(action_id, None)
 
     async def _watchdog(self) -> None:
@@ -388,7 +391,9 @@ class AmiAdapter:
 
     def _on_event(self, event: Event, now: datetime) -> None:
         self.status.events += 1
-        action_id = event.headers.get("ActionID")
+        # Only list replies need their ActionID looked at; the rest skip the header split.
+        lists = self._lists
+        action_id = event.headers.get("ActionID") if lists else None
         if action_id is not None and event.name != "OriginateResponse":
             pending = self._pending.get(action_id)
             if pending is not None and pending.list_events is not None:

@@ -11,7 +11,7 @@ drops such characters). Garbage never stops the stream: lines before the first
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 TERMINATOR = b"\r\n\r\n"
 # A block this large without a blank line is not AMI: drop it instead of buffering forever.
@@ -27,14 +27,68 @@ class Banner:
         return self.text.rpartition("/")[2]
 
 
-@dataclass(frozen=True, slots=True)
 class Message:
     """Headers in wire order; `get` gives the first value, `get_all` every value of a key
-    that may repeat (`Output:`, `ChanVariable:`, `Variable:`)."""
+    that may repeat (`Output:`, `ChanVariable:`, `Variable:`).
 
-    headers: dict[str, str]
-    # Second and later values of repeated keys (rare: kept apart so lookups stay a dict get).
-    repeated: dict[str, list[str]] = field(default_factory=dict)
+    Built from the wire, a message keeps its text and splits it into headers only when
+    asked: most of Asterisk's events (VarSet, Newexten, DeviceStateChange...) are dropped
+    by name alone, and the header split is what a Python reader spends its time on.
+    """
+
+    __slots__ = ("_headers", "_raw", "_repeated")
+
+    def __init__(
+        self,
+        headers: dict[str, str] | None = None,
+        repeated: dict[str, list[str]] | None = None,
+        *,
+        raw: str | None = None,
+    ) -> None:
+        self._raw = raw
+        self._headers = headers if headers is not None or raw is not None else {}
+        # Second and later values of repeated keys (rare: kept apart so lookups stay a
+        # dict get).
+        self._repeated = repeated if repeated is not None else ({} if raw is None else None)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        headers = self._headers
+        if headers is None:
+            headers = self._split()
+        return headers
+
+    @property
+    def repeated(self) -> dict[str, list[str]]:
+        if self._repeated is None:
+            self._split()
+        assert self._repeated is not None
+        return self._repeated
+
+    @property
+    def raw(self) -> str:
+        """The message as received (header lines joined by CRLF, no blank line)."""
+        if self._raw is None:
+            self._raw = "\r\n".join(f"{k}: {v}" for k, v in self.items())
+        return self._raw
+
+    def _split(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        repeated: dict[str, list[str]] = {}
+        for line in (self._raw or "").split("\r\n"):
+            key, sep, value = line.partition(": ")
+            if not sep:
+                # "Key:" with an empty value has no space after the colon.
+                if line.endswith(":"):
+                    key, value = line[:-1], ""
+                else:
+                    continue  # a stray line inside a valid block: skip it, keep the block
+            if key in headers:
+                repeated.setdefault(key, []).append(value)
+            else:
+                headers[key] = value
+        self._headers, self._repeated = headers, repeated
+        return headers
 
     def get(self, key: str, default: str = "") -> str:
         return self.headers.get(key, default)
@@ -45,6 +99,17 @@ class Message:
     def __contains__(self, key: object) -> bool:
         return key in self.headers
 
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, Message)
+        return self.headers == other.headers and self.repeated == other.repeated
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.headers!r})"
+
     def get_all(self, key: str) -> list[str]:
         first = self.headers.get(key)
         if first is None:
@@ -52,9 +117,10 @@ class Message:
         return [first, *self.repeated.get(key, ())]
 
     def items(self) -> Iterator[tuple[str, str]]:
+        repeated = self.repeated
         for key, value in self.headers.items():
             yield key, value
-            for extra in self.repeated.get(key, ()):
+            for extra in repeated.get(key, ()):
                 yield key, extra
 
     @property
@@ -69,36 +135,47 @@ class Message:
             out[name] = value
         return out
 
+    def _first_value(self, prefix_len: int, key: str) -> str:
+        if self._headers is not None:
+            return self._headers[key]
+        raw = self._raw or ""
+        end = raw.find("\r\n")
+        return raw[prefix_len:] if end < 0 else raw[prefix_len:end]
 
-@dataclass(frozen=True, slots=True)
+
 class Response(Message):
+    __slots__ = ()
+
     @property
     def status(self) -> str:  # Success | Error | Goodbye | Follows
-        return self.headers["Response"]
+        return self._first_value(10, "Response")
 
     @property
     def ok(self) -> bool:
-        return self.headers["Response"] in ("Success", "Goodbye", "Follows")
+        return self.status in ("Success", "Goodbye", "Follows")
 
     @property
     def message(self) -> str:
         return self.headers.get("Message", "")
 
 
-@dataclass(frozen=True, slots=True)
 class Event(Message):
+    __slots__ = ()
+
     @property
     def name(self) -> str:
-        return self.headers["Event"]
+        """Read off the first line without splitting the rest."""
+        return self._first_value(7, "Event")
 
 
-@dataclass(frozen=True, slots=True)
 class Action(Message):
     """What a client sends (only a server, such as the simulator, parses these)."""
 
+    __slots__ = ()
+
     @property
     def name(self) -> str:
-        return self.headers["Action"]
+        return self._first_value(8, "Action")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,31 +186,16 @@ class Malformed:
 
 AmiMessage = Banner | Response | Event | Action | Malformed
 
+_KINDS: dict[str, type[Response | Event | Action]] = {
+    "Event: ": Event,
+    "Response: ": Response,
+    "Action: ": Action,
+}
+_STARTS = tuple(_KINDS)
 
-_STARTS = ("Event: ", "Response: ", "Action: ")
 
-
-def _build(lines: list[str], start: int) -> Response | Event | Action:
-    headers: dict[str, str] = {}
-    repeated: dict[str, list[str]] = {}
-    for line in lines[start:] if start else lines:
-        key, sep, value = line.partition(": ")
-        if not sep:
-            # "Key:" with an empty value has no space after the colon.
-            if line.endswith(":"):
-                key, value = line[:-1], ""
-            else:
-                continue  # a stray line inside a valid block: skip it, keep the block
-        if key in headers:
-            repeated.setdefault(key, []).append(value)
-        else:
-            headers[key] = value
-    head = lines[start]
-    if head.startswith("Event"):
-        return Event(headers, repeated)
-    if head.startswith("Action"):
-        return Action(headers, repeated)
-    return Response(headers, repeated)
+def _typed(block: str) -> Response | Event | Action:
+    return _KINDS[block[: block.index(" ") + 1]](raw=block)
 
 
 class AmiParser:
@@ -156,47 +218,47 @@ class AmiParser:
                 return out
             self._banner_pending = False
             line = buf[:end]
-            if b":" in line:
-                # No banner (a client side of the simulator, or a proxy): it is a header.
-                pass
-            else:
+            # No banner (the client side of a server, or a proxy): the line is a header.
+            if b":" not in line:
                 out.append(Banner(line.decode("utf-8", "replace")))
                 buf = buf[end + 2 :]
-        pos = 0
-        find = buf.find
-        while True:
-            end = find(TERMINATOR, pos)
-            if end < 0:
-                break
-            block = buf[pos:end]
-            pos = end + 4
-            if block:
-                self._block(block, out)
-        rest = buf[pos:] if pos else buf
-        if len(rest) > MAX_BLOCK:
-            out.append(Malformed(rest[:200], "block too long without a blank line"))
+        end = buf.rfind(TERMINATOR)
+        if end >= 0:
+            # Everything up to the last blank line is whole messages: one decode for the
+            # lot (a character cannot straddle a blank line), then split into blocks.
+            text = buf[:end].decode("utf-8", "replace")
+            buf = buf[end + 4 :]
+            starts = _STARTS
+            for block in text.split("\r\n\r\n"):
+                if block.startswith(starts):
+                    out.append(_typed(block))
+                elif block:
+                    self._odd(block, out)
+        if len(buf) > MAX_BLOCK:
+            out.append(Malformed(buf[:200], "block too long without a blank line"))
             self.malformed += 1
-            rest = b""
-        self._buf = rest
+            buf = b""
+        self._buf = buf
         return out
 
-    def _block(self, block: bytes, out: list[AmiMessage]) -> None:
-        text = block.decode("utf-8", "replace")
-        # Stray blank-line noise (e.g. "\r\n\r\n\r\n") leaves a leading "\r\n".
-        lines = text.lstrip("\r\n").split("\r\n")
-        first = lines[0]
-        if first.startswith(_STARTS):
-            out.append(_build(lines, 0))
-            return
-        # Garbage before a real message (a block glued to junk): skip to its first line.
+    def _odd(self, block: str, out: list[AmiMessage]) -> None:
+        """Stray blank lines, or garbage before (or instead of) a message."""
+        lines = block.lstrip("\r\n").split("\r\n")
         for i, line in enumerate(lines):
             if line.startswith(_STARTS):
-                out.append(Malformed("\r\n".join(lines[:i]).encode(), "garbage before message"))
-                self.malformed += 1
-                out.append(_build(lines, i))
+                if i:
+                    junk = "\r\n".join(lines[:i]).encode("utf-8", "replace")
+                    out.append(Malformed(junk[:200], "garbage before message"))
+                    self.malformed += 1
+                out.append(_typed("\r\n".join(lines[i:])))
                 return
-        out.append(Malformed(block[:200], "no Event, Response or Action header"))
-        self.malformed += 1
+        if lines != [""]:
+            out.append(
+                Malformed(
+                    block.encode("utf-8", "replace")[:200], "no Event, Response or Action header"
+                )
+            )
+            self.malformed += 1
 
     @property
     def pending(self) -> int:

@@ -1,0 +1,160 @@
+"""AMI ingestion rate on one core: the adapter's listener against a bare
+`readuntil(b"\\r\\n\\r\\n")` splitter, on the same bytes in the same run.
+
+The bytes are real call scenarios (fresh ids per replay) streamed over loopback TCP by
+a separate process, so the measured loop owns its core. Three readers:
+- bare: `readuntil` per message, nothing else (the floor any reader pays);
+- parser: the adapter's read loop body (reads of 64 KiB through `AmiParser`);
+- adapter: the whole `AmiAdapter` (login, resync, parse, translate, dispatch to a sink).
+Target: parser and adapter >= 50% of bare. Prints events/s and the ratios.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import socket
+import time
+from pathlib import Path
+
+from telephony import events as ev
+from telephony.ami.adapter import AmiAdapter
+from telephony.ami.frames import Action, AmiParser, encode_message
+from telephony.ami.simulator import BANNER, CALL_SCENARIOS, prepare
+
+EVENTS = int(os.environ.get("BENCH_AMI_EVENTS", "200000"))
+
+
+def _blob(path: Path) -> int:
+    chunks: list[bytes] = []
+    count = 0
+    while count < EVENTS:
+        for name in CALL_SCENARIOS:
+            for pairs in prepare(name):
+                chunks.append(encode_message(pairs))
+                count += 1
+    path.write_bytes(b"".join(chunks))
+    return count
+
+
+def _server(path: str, sock: socket.socket) -> None:
+    """Child process: per connection, answer Login and CoreShowChannels, then stream."""
+    blob = Path(path).read_bytes()
+    while True:
+        conn, _ = sock.accept()
+        with conn:
+            conn.sendall(BANNER)
+            parser = AmiParser(expect_banner=False)
+            mode = conn.recv(6)
+            if mode == b"BARE\r\n":
+                conn.sendall(blob)
+                continue
+            pending = mode
+            streamed = False
+            while True:
+                for action in parser.feed(pending):
+                    if not isinstance(action, Action):
+                        continue
+                    aid = action.get("ActionID")
+                    if action.name == "Login":
+                        conn.sendall(encode_message([("Response", "Success"), ("ActionID", aid)]))
+                    elif action.name == "CoreShowChannels":
+                        conn.sendall(
+                            encode_message([("Response", "Success"), ("ActionID", aid)])
+                            + encode_message(
+                                [
+                                    ("Event", "CoreShowChannelsComplete"),
+                                    ("ActionID", aid),
+                                    ("EventList", "Complete"),
+                                    ("ListItems", "0"),
+                                ]
+                            )
+                        )
+                        if not streamed:
+                            streamed = True
+                            conn.sendall(blob)
+                    else:
+                        conn.sendall(encode_message([("Response", "Success"), ("ActionID", aid)]))
+                pending = conn.recv(65536)
+                if not pending:
+                    break
+
+
+async def _bare(port: int, total: int) -> float:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    await reader.readuntil(b"\r\n")
+    writer.write(b"BARE\r\n")
+    await reader.readuntil(b"\r\n\r\n")
+    start = time.perf_counter()
+    count = 1
+    while count < total:
+        await reader.readuntil(b"\r\n\r\n")
+        count += 1
+    elapsed = time.perf_counter() - start
+    writer.close()
+    return total / elapsed
+
+
+async def _parser(port: int, total: int) -> float:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await reader.readuntil(b"\r\n")
+    writer.write(b"BARE\r\n")
+    parser = AmiParser(expect_banner=False)
+    count = 0
+    start = time.perf_counter()
+    while count < total:
+        data = await reader.read(65536)
+        if not data:
+            break
+        count += len(parser.feed(data))
+    elapsed = time.perf_counter() - start
+    writer.close()
+    assert count == total
+    return total / elapsed
+
+
+async def _adapter(port: int, total: int) -> tuple[float, int]:
+    ended = 0
+
+    async def sink(event: ev.CallEvent) -> None:
+        nonlocal ended
+        ended += isinstance(event, ev.CallEnded)
+
+    adapter = AmiAdapter(f"ami://crm:x@127.0.0.1:{port}", sink, ping_interval=60)
+    await adapter.start()
+    await adapter.wait_connected(10)
+    start = time.perf_counter()
+    while adapter.status.events < total + 1:  # + the resync list's Complete
+        await asyncio.sleep(0.002)
+    await adapter.drain()
+    elapsed = time.perf_counter() - start
+    await adapter.stop()
+    return total / elapsed, ended
+
+
+def test_ami_ingestion_rate(tmp_path: Path) -> None:
+    path = tmp_path / "events.ami"
+    total = _blob(path)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    port = sock.getsockname()[1]
+    ctx = multiprocessing.get_context("fork")
+    server = ctx.Process(target=_server, args=(str(path), sock), daemon=True)
+    server.start()
+    try:
+        bare = max(asyncio.run(_bare(port, total)) for _ in range(3))
+        parsed = max(asyncio.run(_parser(port, total)) for _ in range(3))
+        adapted, ended = asyncio.run(_adapter(port, total))
+    finally:
+        server.kill()
+        sock.close()
+    print(
+        f"\nAMI ingestion, {total} events ({path.stat().st_size / 1e6:.1f} MB), one core:\n"
+        f"  bare readuntil splitter : {bare:10,.0f} events/s\n"
+        f"  AmiParser listener      : {parsed:10,.0f} events/s  ({parsed / bare:.0%} of bare)\n"
+        f"  AmiAdapter end to end   : {adapted:10,.0f} events/s  ({adapted / bare:.0%} of bare,"
+        f" {ended} calls ended)"
+    )
+    assert parsed >= 0.5 * bare
