@@ -40,3 +40,9 @@ async def pbx(app: RunningApi, *events: CallEvent) -> None:
     sink = app.app.state.services.extras["call_events"]
     for event in events:
         await sink(event)
+
+
+async def choose(page: Page, label: str, option: str) -> None:
+    """Picks an option of a naive-ui select (its options are not ARIA options)."""
+    await page.get_by_label(label, exact=True).first.click()
+    await page.locator(".n-base-select-option", has_text=option).first.click()

@@ -14,6 +14,11 @@ export type SavedView = Schemas['SavedViewPublic']
 export type DirectoryItem = Schemas['DirectoryItem']
 export type AuditEntry = Schemas['AuditEntryPublic']
 export type ImportJob = Schemas['ImportJobPublic']
+export type Deal = Schemas['DealPublic']
+export type Task = Schemas['TaskPublic']
+export type Stage = Schemas['StagePublic']
+export type BoardColumn = Schemas['BoardColumn']
+export type Message = Schemas['MessagePublic']
 export type Page<T> = { items: T[]; total: number; page: number; page_size: number }
 export type ApiPath = keyof paths
 
@@ -44,9 +49,9 @@ export function withQuery(path: string, query?: Query): string {
 export async function request<T>(
   method: string,
   path: string,
-  opts: { query?: Query; body?: unknown; form?: FormData } = {},
+  opts: { query?: Query; body?: unknown; form?: FormData; headers?: Record<string, string> } = {},
 ): Promise<T> {
-  const init: RequestInit = { method, credentials: 'same-origin', headers: {} }
+  const init: RequestInit = { method, credentials: 'same-origin', headers: { ...opts.headers } }
   if (opts.form) init.body = opts.form
   else if (opts.body !== undefined) {
     init.body = JSON.stringify(opts.body)
@@ -87,6 +92,7 @@ export function setUnauthorizedHandler(fn: () => void): void {
 
 export const get = <T>(path: string, query?: Query) => request<T>('GET', path, { query })
 export const post = <T>(path: string, body?: unknown) => request<T>('POST', path, { body })
+export const put = <T>(path: string, body?: unknown) => request<T>('PUT', path, { body })
 export const patch = <T>(path: string, body?: unknown) => request<T>('PATCH', path, { body })
 export const del = <T>(path: string) => request<T>('DELETE', path)
 

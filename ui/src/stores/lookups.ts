@@ -1,0 +1,35 @@
+import { defineStore } from 'pinia'
+import { ref } from 'vue'
+import { get, type DirectoryItem, type Page, type User } from '../api/client'
+import { useSession } from './session'
+
+/** Directories and the staff list, loaded once per login for filters and forms. */
+export const useLookups = defineStore('lookups', () => {
+  const groups = ref<DirectoryItem[]>([])
+  const segments = ref<DirectoryItem[]>([])
+  const sources = ref<DirectoryItem[]>([])
+  const users = ref<User[]>([])
+  let loaded: Promise<void> | null = null
+
+  async function load(force = false): Promise<void> {
+    if (loaded && !force) return loaded
+    const session = useSession()
+    const list = (kind: string) =>
+      get<{ items: DirectoryItem[] }>(`/directories/${kind}`).then((r) => r.items).catch(() => [])
+    loaded = (async () => {
+      ;[groups.value, segments.value, sources.value] = await Promise.all([
+        list('groups'), list('segments'), list('lead-sources'),
+      ])
+      users.value = session.isStaff
+        ? await get<Page<User>>('/users').then((r) => r.items).catch(() => [])
+        : []
+    })()
+    return loaded
+  }
+
+  const options = (items: { id: number; name?: string; full_name?: string }[]) =>
+    items.map((i) => ({ label: i.name ?? i.full_name ?? `#${i.id}`, value: i.id }))
+  const managers = () => options(users.value.filter((u) => u.role === 'manager' && u.is_active))
+
+  return { groups, segments, sources, users, load, options, managers }
+})
