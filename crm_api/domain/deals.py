@@ -131,7 +131,7 @@ def deal_scope(user: User) -> ColumnElement[bool]:
     return or_(client_scope(user), Deal.manager_id == user.id)
 
 
-def _with_refs(q: Select[tuple[Deal]]) -> Select[tuple[Deal]]:
+def _with_refs(q: Select[Deal]) -> Select[Deal]:
     return q.options(selectinload(Deal.client), selectinload(Deal.manager))
 
 

@@ -85,7 +85,7 @@ class _Sql:
             return func.date(col, self.shift, "-6 days", "weekday 1")
         return func.strftime("%Y-%m-01", col, self.shift)
 
-    def seconds(self, later: Any, earlier: Any) -> ColumnElement[float]:
+    def seconds(self, later: Any, earlier: Any) -> Any:
         if self.pg:
             return func.extract("epoch", later - earlier)
         return (func.julianday(later) - func.julianday(earlier)) * 86400.0
@@ -126,7 +126,8 @@ async def manager_daily(
     sql = _Sql(session, period)
     rows: dict[tuple[int, str], dict[str, Any]] = {}
 
-    def row(uid: int, day: str) -> dict[str, Any]:
+    def row(uid: int | None, day: str) -> dict[str, Any]:
+        assert uid is not None  # the queries select managed deals only
         return rows.setdefault(
             (uid, day),
             {
@@ -315,7 +316,9 @@ async def lead_sources(
             )
         )
     }
-    names = dict((await session.execute(select(LeadSource.id, LeadSource.name))).all())
+    names: dict[int | None, str] = dict(
+        (await session.execute(select(LeadSource.id, LeadSource.name))).all()
+    )
     ids = set(new_clients) | set(deals) | set(won)
     out = []
     for sid in sorted(ids, key=lambda s: (s is None, names.get(s, ""), s or 0)):
@@ -356,6 +359,7 @@ async def managers_sales(
     )
     per: dict[int, dict[str, int]] = {}
     for uid, kind, n, total in closed:
+        assert uid is not None  # the query selects managed deals only
         r = per.setdefault(uid, {"won": 0, "won_sum": 0, "lost": 0, "lost_sum": 0, "plan": 0})
         r[str(kind)], r[f"{kind}_sum"] = n, int(total or 0)
     plan_rows = await session.execute(
@@ -433,7 +437,7 @@ async def funnel(session: AsyncSession, period: Period, manager_ids: Sequence[in
         .group_by(DealStageVisit.deal_id)
         .subquery()
     )
-    per_pos = dict(
+    per_pos: dict[int, int] = dict(
         (await session.execute(select(furthest.c.pos, func.count()).group_by(furthest.c.pos))).all()
     )
     stay = sql.seconds(
@@ -442,7 +446,7 @@ async def funnel(session: AsyncSession, period: Period, manager_ids: Sequence[in
         ),
         DealStageVisit.entered_at,
     )
-    avg_stay = dict(
+    avg_stay: dict[int, float | None] = dict(
         (
             await session.execute(
                 select(DealStageVisit.stage_id, func.avg(cast(stay, Float)))

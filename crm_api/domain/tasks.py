@@ -282,7 +282,10 @@ async def claim_due(
         )
         .execution_options(synchronize_session=False)
     )
-    return [DueReminder(*row) for row in rows]
+    return [
+        DueReminder(task_id, assignee, title, client_id, deal_id, due_at, remind_at or now)
+        for task_id, assignee, title, client_id, deal_id, due_at, remind_at in rows
+    ]
 
 
 # --- rules -----------------------------------------------------------------------------
