@@ -17,6 +17,7 @@ from crm_api.db.directories import ClientGroup, LeadSource, Segment
 from crm_api.db.users import Role, User
 from crm_api.domain import auth, communications
 from crm_api.domain.clients import create_client
+from crm_api.sales.demo import seed_sales
 from crm_api.schemas.clients import ClientCreate, EmailIn, PhoneIn
 
 
@@ -199,4 +200,12 @@ async def seed_demo(session: AsyncSession, clients: int = 50) -> list[DemoUser] 
                 "agents": [author.extension] if author.extension else [],
             },
         )
+    await seed_sales(
+        session,
+        admin,
+        [users["manager"], users["manager2"]],
+        users["manager3"],
+        made,
+        rng,
+    )
     return list(DEMO_USERS)
