@@ -1,1 +1,2 @@
-"""Asterisk: the AMI adapter (panoramisk), the translation of AMI events into call events, and the FastAGI routing server."""
+"""Asterisk: the AMI adapter (a small asyncio client), the translation of AMI events into
+call events, the AMI simulator, and the FastAGI routing server."""

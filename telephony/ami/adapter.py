@@ -410,9 +410,11 @@ class AmiAdapter:
         self._publish(self.translator.feed(event, now))
 
     def _publish(self, call_events: list[ev.CallEvent]) -> None:
+        if not call_events:
+            return
         for call_event in call_events:
             self._queue.put_nowait(call_event)
-        self.status.live_calls = len(self.translator.live_calls)
+        self.status.live_calls = self.translator.live_count
 
     async def _dispatch(self) -> None:
         while True:

@@ -91,7 +91,21 @@ class Message:
         return headers
 
     def get(self, key: str, default: str = "") -> str:
-        return self.headers.get(key, default)
+        headers = self._headers
+        if headers is not None:
+            return headers.get(key, default)
+        # Not split yet: a few lookups by search are cheaper than splitting every header.
+        raw = self._raw or ""
+        if raw.startswith(key + ": "):
+            start = len(key) + 2
+        else:
+            at = raw.find(f"\r\n{key}: ")
+            if at < 0:
+                # Absent, or "Key:" without the space (empty value): let the split decide.
+                return self.headers.get(key, default) if f"\n{key}:" in raw else default
+            start = at + len(key) + 4
+        end = raw.find("\r\n", start)
+        return raw[start:] if end < 0 else raw[start:end]
 
     def __getitem__(self, key: str) -> str:
         return self.headers[key]

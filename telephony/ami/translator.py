@@ -83,7 +83,7 @@ def epoch_of(uniqueid: str) -> datetime | None:
 
 
 def event_time(event: Event, now: datetime) -> datetime:
-    stamp = event.headers.get("Timestamp")
+    stamp = event.get("Timestamp")
     if stamp:
         try:
             return datetime.fromtimestamp(float(stamp), UTC)
@@ -191,6 +191,10 @@ class CallTranslator:
     def live_calls(self) -> list[str]:
         return list(self._calls)
 
+    @property
+    def live_count(self) -> int:
+        return len(self._calls)
+
     def client_channel(self, call_id: str) -> str | None:
         """The channel to Redirect/Hangup for a call: its client-facing leg, else its first."""
         call = self._calls.get(call_id)
@@ -231,10 +235,10 @@ class CallTranslator:
         if name == "Cdr":
             self._cdr(event, now, out)
             return out
-        linkedid = event.headers.get("Linkedid")
+        linkedid = event.get("Linkedid")
         if not linkedid:
             if name in ("DialBegin", "DialEnd"):  # originate's own dial: only Dest* headers
-                linkedid = event.headers.get("DestLinkedid")
+                linkedid = event.get("DestLinkedid")
             if name in ("BlindTransfer", "AttendedTransfer"):
                 self._transfer_event(event, now, out)
             if not linkedid:
@@ -245,7 +249,7 @@ class CallTranslator:
             if name != "Newchannel" or linkedid in self._ended:
                 return out  # a leg of a call we do not track (ended, or before we joined)
             call = self._new_call(event, linkedid, at)
-        if "Timestamp" in event.headers:
+        if event.get("Timestamp"):
             call.stamped = True
         call.last_at = at
         handler = _HANDLERS.get(name)
