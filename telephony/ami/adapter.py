@@ -366,6 +366,13 @@ class AmiAdapter:
                 ) from exc
 
     async def _read(self, reader: asyncio.StreamReader, parser: AmiParser) -> None:
+        try:
+            await self._read_loop(reader, parser)
+        except (ConnectionError, OSError) as exc:
+            self._fail_pending(exc)  # e.g. a Login waiting on a PBX that just hung up
+            raise
+
+    async def _read_loop(self, reader: asyncio.StreamReader, parser: AmiParser) -> None:
         while True:
             data = await reader.read(65536)
             if not data:
@@ -446,9 +453,12 @@ class AmiAdapter:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
+        self._fail_pending(_LinkDown("connection lost"))
+
+    def _fail_pending(self, exc: Exception) -> None:
         # Unanswered actions fail now; they are never re-sent on the next connection.
         for pending in list(self._pending.values()):
             if not pending.future.done():
-                pending.future.set_exception(_LinkDown("connection lost"))
+                pending.future.set_exception(_LinkDown(str(exc) or "connection lost"))
             pending.on_complete = None
         self._pending.clear()

@@ -129,7 +129,8 @@ class _Cdr:
 @dataclass(slots=True)
 class _Call:
     call_id: str
-    start_at: datetime
+    start_at: datetime  # CallStarted.at: Timestamp, else the Uniqueid's epoch
+    first_seen: datetime  # the first event's own time: durations are measured from it
     first: _Channel
     direction: ev.Direction | None = None
     started: bool = False
@@ -292,7 +293,7 @@ class CallTranslator:
             if call is None:
                 if linkedid in self._ended:
                     continue
-                call = self._new_call(legs[0], linkedid, epoch_of(linkedid) or now)
+                call = self._new_call(legs[0], linkedid, now)
                 self._maybe_start(call, now, out, force=True)
             live = {leg.get("Uniqueid") for leg in legs}
             for uid in list(call.channels):
@@ -321,10 +322,9 @@ class CallTranslator:
                         ),
                         out,
                     )
-            bridged = [c for c in call.channels.values() if c.bridge]
-            if bridged and not call.answered:
-                for channel in bridged:
-                    self._answered_by(call, channel, now, out)
+            # Answers (and transfers) that happened while we were away; repeats are ignored.
+            for channel in [c for c in call.channels.values() if c.bridge]:
+                self._answered_by(call, channel, now, out)
         for call in list(self._calls.values()):
             if call.call_id not in by_linked:
                 call.gone.update(call.channels)
@@ -354,8 +354,8 @@ class CallTranslator:
 
     def _new_call(self, event: Event, linkedid: str, at: datetime) -> _Call:
         first = self._channel(event)
-        start = epoch_of(linkedid) or at
-        call = _Call(call_id=linkedid, start_at=start, first=first)
+        start = at if event.get("Timestamp") else (epoch_of(linkedid) or at)
+        call = _Call(call_id=linkedid, start_at=start, first_seen=at, first=first)
         self._calls[linkedid] = call
         self._unstarted.add(linkedid)
         call.channels[first.uniqueid] = first
@@ -750,10 +750,11 @@ class CallTranslator:
     def _durations(self, call: _Call, end_at: datetime) -> tuple[float, float]:
         if not call.stamped and call.cdrs:
             return _cdr_durations(call)
-        total = max((end_at - call.start_at).total_seconds(), 0.0)
+        # One clock for both ends: the event times (Timestamp, or our receive times).
+        total = max((end_at - call.first_seen).total_seconds(), 0.0)
         if call.first_answer_at is None:
             return total, 0.0
-        ring = max((call.first_answer_at - call.start_at).total_seconds(), 0.0)
+        ring = max((call.first_answer_at - call.first_seen).total_seconds(), 0.0)
         return ring, max(total - ring, 0.0)
 
 

@@ -383,3 +383,31 @@ async def test_a_failing_sink_does_not_stop_the_stream(
     call_id = linked_id(await sim.play("incoming-busy"))
     await until(lambda: any(isinstance(e, ev.CallEnded) for e in seen), what="end")
     assert [type(e).__name__ for e in seen if e.call_id == call_id][-1] == "CallEnded"
+
+
+async def test_a_pbx_hanging_up_during_login_is_noticed_at_once(
+    adapter: AdapterFactory,
+) -> None:
+    hellos = 0
+
+    async def full(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal hellos
+        hellos += 1
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        await reader.readuntil(b"\r\n\r\n")  # the Login, then hang up (session limit)
+        writer.close()
+
+    server = await asyncio.start_server(full, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        # A login timeout far longer than the wait: the close itself must fail the Login.
+        amp, _ = await adapter(
+            url=f"ami://crm:x@127.0.0.1:{port}", connect=False, connect_timeout=60.0
+        )
+        await until(lambda: hellos >= 2, within=10.0, what="a second attempt")
+        assert amp.status.last_error == (
+            "AMI link lost during Login: AMI connection closed by the PBX"
+        )
+        assert not amp.connected
+    finally:
+        server.close()

@@ -101,7 +101,8 @@ def test_cyrillic_name_split_across_reads_survives() -> None:
     second = parser.feed(data[cut:])
     assert first == [Banner("Asterisk Call Manager/11.0.0")]
     assert isinstance(second[0], Event) and second[0]["CallerIDName"] == name
-    assert [m for m in _feed_in_chunks(data, 1) if isinstance(m, Event)][0]["CallerIDName"] == name
+    (event,) = [m for m in _feed_in_chunks(data, 1) if isinstance(m, Event)]
+    assert event["CallerIDName"] == name
 
 
 def test_garbage_is_reported_and_the_stream_goes_on() -> None:

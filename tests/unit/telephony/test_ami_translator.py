@@ -428,3 +428,146 @@ def test_blind_and_attended_transfer_events() -> None:
         (ev.CallAnswered, "105"),
     ]
     assert translator.feed(_edit(blind, Result="Fail"), NOW) == []
+
+
+def _event(name: str, channel: str = "", uid: str = "", linked: str = "", **more: str) -> Event:
+    """A minimal event as Asterisk would send it (only the headers the test needs)."""
+    headers = {"Event": name}
+    if channel:
+        headers |= {"Channel": channel, "Uniqueid": uid, "Linkedid": linked}
+    return Event(headers | more)
+
+
+def test_internal_call_between_extensions() -> None:
+    a, b, call = "1795386800.30", "1795386800.31", "1795386800.30"
+    out = translate(
+        [
+            _event(
+                "Newchannel",
+                "PJSIP/101-00000030",
+                a,
+                call,
+                Context="internal",
+                Exten="102",
+                CallerIDNum="101",
+            ),
+            _event(
+                "Newexten",
+                "PJSIP/101-00000030",
+                a,
+                call,
+                Context="internal",
+                Exten="102",
+                Application="Dial",
+            ),
+            _event("Newchannel", "PJSIP/102-00000031", b, call, Context="internal", Exten="s"),
+            _event(
+                "DialBegin",
+                "PJSIP/101-00000030",
+                a,
+                call,
+                DestChannel="PJSIP/102-00000031",
+                DestUniqueid=b,
+            ),
+            _event(
+                "DialEnd",
+                "PJSIP/101-00000030",
+                a,
+                call,
+                DestChannel="PJSIP/102-00000031",
+                DestUniqueid=b,
+                DialStatus="ANSWER",
+            ),
+            _event("Hangup", "PJSIP/102-00000031", b, call, Cause="16"),
+            _event("Hangup", "PJSIP/101-00000030", a, call, Cause="16"),
+            _event("Cdr", UniqueID=a, Duration="9", BillableSeconds="6", Disposition="ANSWERED"),
+        ]
+    )
+    assert [type(e).__name__ for e in out] == [
+        "CallStarted",
+        "CallRinging",
+        "CallAnswered",
+        "CallEnded",
+    ]
+    started, ended = out[0], out[-1]
+    assert isinstance(started, ev.CallStarted) and isinstance(ended, ev.CallEnded)
+    assert (started.direction, started.caller, started.callee) == (
+        ev.Direction.INTERNAL,
+        "101",
+        "102",
+    )
+    assert (ended.disposition, ended.agents, ended.answered_by) == (
+        ev.Disposition.ANSWERED,
+        ("102",),
+        "102",
+    )
+    assert (ended.ring_s, ended.talk_s) == (3, 6)
+
+
+def test_queue_member_behind_a_local_channel_rings_and_answers_once() -> None:
+    trunk, l1, l2, phone = "1795386900.40", "1795386900.41", "1795386900.42", "1795386900.43"
+    call = trunk
+    local1, local2 = "Local/101@agents-00000001;1", "Local/101@agents-00000001;2"
+    out = translate(
+        [
+            _event(
+                "Newchannel",
+                "PJSIP/trunk-00000040",
+                trunk,
+                call,
+                Context="from-trunk",
+                Exten="74951234569",
+                CallerIDNum="+79161234567",
+            ),
+            _event("QueueCallerJoin", "PJSIP/trunk-00000040", trunk, call, Queue="sales"),
+            _event("Newchannel", local1, l1, call, Context="agents", Exten="101"),
+            _event("Newchannel", local2, l2, call, Context="agents", Exten="101"),
+            _event(
+                "DialBegin",
+                "PJSIP/trunk-00000040",
+                trunk,
+                call,
+                DestChannel=local1,
+                DestUniqueid=l1,
+            ),
+            _event("Newchannel", "PJSIP/101-00000044", phone, call, Context="internal", Exten="s"),
+            _event(
+                "DialBegin", local2, l2, call, DestChannel="PJSIP/101-00000044", DestUniqueid=phone
+            ),
+            _event(
+                "DialEnd",
+                local2,
+                l2,
+                call,
+                DestChannel="PJSIP/101-00000044",
+                DestUniqueid=phone,
+                DialStatus="ANSWER",
+            ),
+            _event(
+                "DialEnd",
+                "PJSIP/trunk-00000040",
+                trunk,
+                call,
+                DestChannel=local1,
+                DestUniqueid=l1,
+                DialStatus="ANSWER",
+            ),
+            _event("BridgeEnter", local1, l1, call, BridgeUniqueid="b-1"),
+            _event("Hangup", "PJSIP/trunk-00000040", trunk, call, Cause="16"),
+            _event("Hangup", local1, l1, call, Cause="16"),
+            _event("Hangup", local2, l2, call, Cause="16"),
+            _event("Hangup", "PJSIP/101-00000044", phone, call, Cause="16"),
+            _event(
+                "Cdr", UniqueID=trunk, Duration="10", BillableSeconds="8", Disposition="ANSWERED"
+            ),
+        ]
+    )
+    assert [type(e).__name__ for e in out] == [
+        "CallStarted",
+        "CallRinging",
+        "CallAnswered",
+        "CallEnded",
+    ]
+    ended = out[-1]
+    assert isinstance(ended, ev.CallEnded)
+    assert (ended.agents, ended.answered_by, ended.cause) == (("101",), "101", 16)
