@@ -1,0 +1,144 @@
+"""Screen-pop latency under load, the whole production path: the AMI simulator writes a
+`DialBegin` frame → `callcard telephony` (the AMI adapter) → Redis Stream → `callcard api`
+(call-event service: client lookup among 1,000,000 in PostgreSQL, card summary) → Redis
+pub/sub → the manager's WebSocket receives `call.ringing`.
+
+50 new calls/s for 60 s (BENCH_CALL_RATE, BENCH_SECONDS); each call is the captured
+answered inbound call with a caller drawn from the seeded clients. Prints p50/p99
+(target p99 ≤ 20 ms) and how many pops arrived."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+from bench.measure import percentile, report
+from bench.seeding import CLIENTS, bench_database, number, seed_clients
+from support.factories import _HASH, PASSWORD
+from support.peers import REDIS_URL, free_port, missing
+from support.server import api_process
+from websockets.asyncio.client import connect
+
+from telephony.ami.simulator import AmiSimulator, prepare
+
+RATE = float(os.environ.get("BENCH_CALL_RATE", "50"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))
+CAPTURE_CALLER = "79161234567"  # the caller of the incoming-answered capture
+
+
+@contextlib.asynccontextmanager
+async def telephony_process(database_url: str, ami_url: str) -> AsyncIterator[None]:
+    env = {
+        **os.environ,
+        "CALLCARD_DATABASE_URL": database_url,
+        "CALLCARD_REDIS_URL": REDIS_URL,
+        "CALLCARD_AMI_URL": ami_url,
+        "CALLCARD_AGI_BIND": f"127.0.0.1:{free_port()}",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crm_api.cli", "telephony", env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+async def add_manager(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO users (username, full_name, password_hash, role, language, is_active,"
+            " extension, created_at) VALUES ('m101', 'Менеджер 101', $1, 'manager', 'ru', true,"
+            " '101', now())",
+            _HASH,
+        )
+    finally:
+        await conn.close()
+
+
+async def test_screen_pop_latency_at_50_calls_per_second() -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        await client.flushdb()
+    except aioredis.RedisError as exc:
+        missing("Redis", str(exc))
+    finally:
+        await client.aclose()
+    async with bench_database() as (url, dsn):
+        t = time.perf_counter()
+        await seed_clients(dsn)
+        await add_manager(dsn)
+        print(f"\nseeded {CLIENTS:,} clients in {time.perf_counter() - t:.0f} s")
+        async with (
+            AmiSimulator() as pbx,
+            api_process(url, CALLCARD_REDIS_URL=REDIS_URL) as base_url,
+            telephony_process(url, pbx.url),
+        ):
+            async with httpx.AsyncClient(base_url=base_url + "/api/v1") as http:
+                r = await http.post("/auth/login", json={"username": "m101", "password": PASSWORD})
+                token = r.json()["token"]
+            for _ in range(200):
+                if pbx.sessions:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("callcard telephony did not log in to the simulator")
+            ws_url = base_url.replace("http", "ws") + "/ws"
+            sent: dict[str, float] = {}
+            received: dict[str, float] = {}
+            async with connect(
+                ws_url, additional_headers={"Authorization": f"Bearer {token}"}
+            ) as ws:
+
+                async def listen() -> None:
+                    async for raw in ws:
+                        frame = json.loads(raw)
+                        if frame["type"] == "call.ringing":
+                            received.setdefault(frame["data"]["call_id"], time.perf_counter())
+
+                listener = asyncio.create_task(listen())
+                rng = random.Random(3)
+
+                async def one_call() -> None:
+                    caller = number(rng.randint(1, CLIENTS))[1:]
+                    events = prepare("incoming-answered", literals={CAPTURE_CALLER: caller})
+                    for pairs in events:
+                        fields = dict(pairs)
+                        if fields.get("Event") == "DialBegin":
+                            sent[fields["Linkedid"]] = time.perf_counter()
+                        await pbx.emit([pairs])
+                        await asyncio.sleep(0.02)  # a call's events spread like a real one's
+
+                calls: set[asyncio.Task[None]] = set()
+                begin = time.perf_counter()
+                n = 0
+                while time.perf_counter() - begin < SECONDS:
+                    task = asyncio.create_task(one_call())
+                    calls.add(task)
+                    task.add_done_callback(calls.discard)
+                    n += 1
+                    await asyncio.sleep(max(begin + n / RATE - time.perf_counter(), 0))
+                await asyncio.gather(*calls)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(30):
+                        while len(received) < len(sent):  # noqa: ASYNC110
+                            await asyncio.sleep(0.1)
+                listener.cancel()
+    latencies = [received[c] - sent[c] for c in sent if c in received]
+    print(f"{n} calls at {RATE:g}/s for {SECONDS:g} s; pops received {len(latencies)}/{len(sent)}")
+    report("DialBegin → call.ringing on /ws", latencies, 20)
+    print(f"max {max(latencies) * 1000:.1f} ms, p90 {percentile(latencies, 0.9) * 1000:.1f} ms")
+    assert len(latencies) == len(sent), "some pops never arrived"
