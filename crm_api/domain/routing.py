@@ -8,6 +8,8 @@ rotation, and a second ask for one call moves on to the next manager."""
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +30,7 @@ ROUTE_CALL_KEY = "callcard:route:call:"
 ROUTE_CALL_TTL = 3600  # a call's offers are remembered this long (seconds)
 LIVE_CALL_HORIZON = timedelta(hours=12)  # an unended call older than this is stale data
 ROUTABLE_ROLES = (Role.MANAGER, Role.SUPERVISOR, Role.OPERATOR)
+ROSTER_WINDOW = timedelta(hours=1)  # a cached schedule serves a `now` this close to its read
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,33 +153,70 @@ class _DbState:
 # --- the entry point -------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Roster:
+    """The schedule and the routable users, as one worker last read them."""
+
+    read_at: float  # monotonic
+    around: datetime  # the `now` it was read for
+    shifts: list[schedules.WeeklyShift]
+    absences: list[schedules.Absence]
+    extensions: dict[int, str]
+
+
+# Per session factory (one per worker and database): a schedule change reaches routing
+# within ROSTER_TTL seconds, and a routing answer costs two small queries, not five.
+_rosters: weakref.WeakKeyDictionary[async_sessionmaker[AsyncSession], _Roster] = (
+    weakref.WeakKeyDictionary()
+)
+ROSTER_TTL = 5.0
+
+
+async def _roster(
+    sessions: async_sessionmaker[AsyncSession], session: AsyncSession, now: datetime
+) -> _Roster:
+    cached = _rosters.get(sessions)
+    if (
+        cached is not None
+        and time.monotonic() - cached.read_at < ROSTER_TTL
+        and abs(now - cached.around) < ROSTER_WINDOW
+    ):
+        return cached
+    shifts, absences = await schedules.load(session, now - 2 * schedules.DAY, now + schedules.DAY)
+    users = await session.execute(
+        select(User.id, User.extension).where(
+            User.is_active.is_(True), User.extension.is_not(None), User.role.in_(ROUTABLE_ROLES)
+        )
+    )
+    roster = _Roster(
+        time.monotonic(), now, shifts, absences, {uid: ext for uid, ext in users if ext}
+    )
+    _rosters[sessions] = roster
+    return roster
+
+
 async def on_duty_agents(
-    session: AsyncSession, now: datetime, tz: ZoneInfo, call_id: str
+    sessions: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
+    now: datetime,
+    tz: ZoneInfo,
+    call_id: str,
 ) -> list[Agent]:
     """On-duty users with an extension, in schedule order, each with its busy flag."""
-    shifts, absences = await schedules.load(session, now - 2 * schedules.DAY, now + schedules.DAY)
-    order = schedules.on_duty(shifts, absences, now, tz)
+    roster = await _roster(sessions, session, now)
+    order = [
+        uid
+        for uid in schedules.on_duty(roster.shifts, roster.absences, now, tz)
+        if uid in roster.extensions
+    ]
     if not order:
         return []
-    users = {
-        u.id: u
-        for u in (
-            await session.scalars(
-                select(User).where(
-                    User.id.in_(order),
-                    User.is_active.is_(True),
-                    User.extension.is_not(None),
-                    User.role.in_(ROUTABLE_ROLES),
-                )
-            )
-        ).all()
-    }
     busy = set(
         (
             await session.scalars(
                 select(Call.user_id)
                 .where(
-                    Call.user_id.in_(list(users)),
+                    Call.user_id.in_(order),
                     Call.ended_at.is_(None),
                     Call.started_at > now - LIVE_CALL_HORIZON,
                     func.coalesce(Call.pbx_call_id, "") != call_id,
@@ -185,7 +225,7 @@ async def on_duty_agents(
             )
         ).all()
     )
-    return [Agent(uid, users[uid].extension or "", uid in busy) for uid in order if uid in users]
+    return [Agent(uid, roster.extensions[uid], uid in busy) for uid in order]
 
 
 async def owner_of(session: AsyncSession, caller: str, region: str) -> int | None:
@@ -223,7 +263,7 @@ async def choose_extension(
     attempt = attempt if attempt is not None else max(asked, default=0) + 1
     tried = frozenset(u for u in asked.values() if u is not None)
     async with sessions() as session:
-        agents = await on_duty_agents(session, now, tz, call_id)
+        agents = await on_duty_agents(sessions, session, now, tz, call_id)
         owner = await owner_of(session, caller, region) if agents else None
     decision = decide(agents, owner_id=owner, tried=tried, turn=None, fallback=fallback)
     if decision is None:

@@ -288,6 +288,7 @@ def upgrade() -> None:
     # The reports count a manager's calls and messages per day.
     with op.batch_alter_table("communications", schema=None) as batch_op:
         batch_op.create_index("ix_communications_user_time", ["user_id", "occurred_at"])
+        batch_op.create_index("ix_communications_occurred", ["occurred_at"])
 
     stages = sa.table(
         "deal_stages",
@@ -316,6 +317,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("communications", schema=None) as batch_op:
+        batch_op.drop_index("ix_communications_occurred")
         batch_op.drop_index("ix_communications_user_time")
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.drop_index("ix_tasks_reminder_due")
