@@ -3,6 +3,7 @@ import { computed, ref } from 'vue'
 import { get, type CallPublic, type ClientCard, type Communication } from '../api/client'
 import { realtime, type Frame } from '../realtime/socket'
 import { claimPop } from './popclaim'
+import { useSession } from './session'
 
 export interface PopClient {
   id: number
@@ -32,10 +33,13 @@ export interface LiveCall {
   deals: Extra[]
   tasks: Extra[]
   popped: boolean // this tab shows the pop (one tab per call per user)
+  ours: boolean // rings or rang on this user's phone
+  agents: string[]
+  ringing: string[]
   summaryLoaded: boolean
 }
 
-type CallFrame = Partial<LiveCall> & { call_id: string; id: number; client_id?: number | null }
+type CallFrame = Partial<LiveCall> & { call_id: string; id: number; client_id?: number | null; agent_user_id?: number; user_id?: number | null }
 
 export interface MissedCall {
   id: number
@@ -50,9 +54,11 @@ export const useCalls = defineStore('calls', () => {
   const missed = ref<MissedCall[]>([])
   const dismissed = new Set<string>()
 
-  const list = computed(() =>
+  const all = computed(() =>
     Object.values(calls.value).sort((a, b) => b.started_at.localeCompare(a.started_at)),
   )
+  // The console's calls: those that concern this user (others only feed the live board).
+  const list = computed(() => all.value.filter((c) => c.ours))
   const current = computed(() => list.value.find((c) => !dismissed.has(c.call_id)) ?? null)
   const onCall = computed(() => list.value.some((c) => c.state === 'answered'))
   const ringing = computed(() => list.value.some((c) => c.state === 'ringing'))
@@ -77,16 +83,31 @@ export const useCalls = defineStore('calls', () => {
       deals: data.deals ?? prev?.deals ?? [],
       tasks: data.tasks ?? prev?.tasks ?? [],
       popped: prev?.popped ?? false,
+      ringing: data.ringing ?? prev?.ringing ?? [],
+      agents: data.agents ?? prev?.agents ?? [],
+      ours:
+        prev?.ours ||
+        mine(data.agent_user_id, [data.agent, ...(data.ringing ?? []), ...(data.agents ?? [])], data.user_id),
       summaryLoaded: prev?.summaryLoaded || data.client !== undefined,
     }
     calls.value = { ...calls.value, [data.call_id]: next }
     return next
   }
 
+  // Supervisors get every call's frames for the live board; only calls ringing on this
+  // user's own phone pop.
+  function mine(agentUserId: unknown, exts: (string | null | undefined)[], userId?: number | null): boolean {
+    const me = useSession().user
+    if (!me) return false
+    if (agentUserId === me.id || (userId != null && userId === me.id)) return true
+    return !!me.extension && exts.includes(me.extension)
+  }
+
   async function onRinging(frame: Frame): Promise<void> {
-    const data = frame.data as unknown as CallFrame
+    const data = frame.data as unknown as CallFrame & { agent_user_id?: number }
     performance.mark(`call.ringing:${data.call_id}`)
     upsert(data)
+    if (!mine(data.agent_user_id, [data.agent])) return
     if (await claimPop(data.call_id)) {
       calls.value[data.call_id].popped = true
       dismissed.delete(data.call_id)
@@ -146,9 +167,11 @@ export const useCalls = defineStore('calls', () => {
       const call = upsert({
         call_id: callId, id: c.id, direction: c.direction, state: c.state, caller: c.caller,
         callee: c.callee, started_at: c.started_at, answered_at: c.answered_at, client_id: c.client_id,
+        ringing: c.ringing, agents: c.agents, user_id: c.user_id,
       })
       if (!call.summaryLoaded) {
-        if (await claimPop(callId)) calls.value[callId].popped = true
+        const ours = mine(null, [...c.ringing, ...c.agents], c.user_id)
+        if (ours && (await claimPop(callId))) calls.value[callId].popped = true
         await loadSummary(call)
       }
     }
@@ -177,5 +200,5 @@ export const useCalls = defineStore('calls', () => {
     realtime.on('resync', () => void refetch())
   }
 
-  return { calls, list, current, missed, onCall, ringing, bind, refetch, dismiss, forgetMissed, upsert }
+  return { calls, all, list, current, missed, onCall, ringing, bind, refetch, dismiss, forgetMissed, upsert }
 })

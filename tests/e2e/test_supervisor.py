@@ -1,0 +1,142 @@
+"""Supervisor desk: live calls, the recordings review with waveform player (play, speed,
+seek over HTTP Range) and the scoring form."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from e2e.helpers import login, new_context, pbx, shoot
+from playwright.async_api import Browser, expect
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+from support.peers import missing
+from support.server import RunningApi
+
+from crm_api.db.calls import Call
+from crm_api.db.clients import Client
+from telephony import events as ev
+
+WAV = Path("/work/shared/asterisk-ami/incoming-answered.wav")
+MANAGER_EXT = "101"
+
+
+async def test_live_board_then_listen_seek_and_score(
+    app: RunningApi, browser: Browser, db: async_sessionmaker[AsyncSession]
+) -> None:
+    if not WAV.is_file():
+        missing("Asterisk capture", f"{WAV} is not there")
+    async with db() as session:
+        client = (
+            await session.scalars(
+                select(Client).options(selectinload(Client.phones)).order_by(Client.id).offset(5)
+            )
+        ).first()
+        assert client is not None
+        caller = client.phones[0].e164
+    context = await new_context(browser, app, "ru")
+    page = await context.new_page()
+    await login(page, "supervisor", "supervisor-demo-1")
+    await page.goto("/supervisor")
+    board = page.get_by_test_id("live-calls")
+    await expect(board.get_by_text("Сейчас нет звонков")).to_be_visible()
+
+    t0 = datetime.now(UTC) - timedelta(seconds=30)
+    name = "rec-e2e-1.wav"
+    shutil.copy(WAV, app.settings.recordings_dir / name)
+    await pbx(
+        app,
+        ev.CallStarted(
+            call_id="rec-1", at=t0, direction=ev.Direction.INBOUND, caller=caller, callee="4950"
+        ),
+        ev.CallRinging(call_id="rec-1", at=t0, agent=MANAGER_EXT),
+        ev.CallAnswered(call_id="rec-1", at=t0 + timedelta(seconds=3), agent=MANAGER_EXT),
+        ev.RecordingStarted(call_id="rec-1", at=t0, file=f"/var/spool/asterisk/monitor/{name}"),
+    )
+    # The live board follows the call: it is answered by the manager right now.
+    row = board.locator("tr[data-call-id='rec-1']")
+    await expect(row).to_contain_text("отвечен")
+    await expect(row).to_contain_text("Иван Петров")
+    # The supervisor's own console does not pop a call ringing someone else's phone.
+    await expect(page.locator("aside.floating")).to_have_count(0)
+    await shoot(page, "supervisor-live-ru")
+
+    await pbx(
+        app,
+        ev.CallEnded(
+            call_id="rec-1",
+            at=t0 + timedelta(seconds=30),
+            direction=ev.Direction.INBOUND,
+            disposition=ev.Disposition.ANSWERED,
+            cause=16,
+            ring_s=3,
+            talk_s=27,
+            agents=(MANAGER_EXT,),
+            answered_by=MANAGER_EXT,
+        ),
+    )
+    await expect(board.get_by_text("Сейчас нет звонков")).to_be_visible()
+    async with db() as session:
+        call_id = await session.scalar(select(Call.id).where(Call.pbx_call_id == "rec-1"))
+
+    await page.reload()
+    await page.get_by_test_id(f"review-row-{call_id}").locator("td").first.click()
+    player = page.get_by_test_id("recording-player")
+    await expect(player).to_have_attribute("data-ready", "true")  # decoded: waveform drawn
+    wave = player.get_by_role("slider")
+    total = int(await wave.get_attribute("aria-valuemax") or 0)
+    assert total >= 2  # the capture is about three seconds long
+
+    await player.get_by_test_id("play").click()
+    await expect(player.get_by_test_id("play")).to_have_text("Пауза")
+    await player.get_by_test_id("play").click()
+    await expect(player.get_by_test_id("play")).to_have_text("Слушать")
+    # Seek: the arrow key jumps forward; the media element follows (Range requests).
+    await wave.focus()
+    await wave.press("Home")  # ignored: stays where it is
+    await wave.press("ArrowRight")
+    await expect(wave).to_have_attribute("aria-valuenow", str(total))
+    media_time = await page.evaluate(
+        "() => document.querySelector('[data-testid=player-media]')?.currentTime"
+    )
+    assert media_time is not None and media_time >= total - 1
+    await player.get_by_role("button", name="Назад 5 с").click()
+    await expect(wave).to_have_attribute("aria-valuenow", "0")
+    await page.get_by_label("Скорость").first.click()
+    await page.locator(".n-base-select-option", has_text="1.5×").click()
+    rate = await page.evaluate(
+        "() => document.querySelector('[data-testid=player-media]')?.playbackRate"
+    )
+    assert rate == 1.5
+    await shoot(page, "supervisor-review-ru")
+
+    # Scoring: incomplete criteria cannot be saved; a full score is stored.
+    form = page.get_by_test_id("score-form")
+    save = form.get_by_role("button", name="Сохранить")
+    await expect(save).to_be_disabled()
+    for criterion, score in [
+        ("Приветствие", "5"),
+        ("Выявление потребности", "4"),
+        ("Предложение решения", "4"),
+        ("Вежливость", "5"),
+        ("Завершение", "3"),
+    ]:
+        await form.get_by_role("group", name=criterion).get_by_text(score, exact=True).click()
+    await form.get_by_label("Комментарий").fill("Хорошо выявил потребность")
+    await expect(form.get_by_test_id("score-average")).to_have_text("4.2")
+    await save.click()
+    await expect(page.get_by_test_id(f"review-row-{call_id}")).to_contain_text("4.2")
+    async with db() as session:
+        score = (await session.get(Call, call_id)).score  # type: ignore[union-attr]
+    assert score is not None
+    assert score["criteria"] == {
+        "greeting": 5,
+        "needs": 4,
+        "solution": 4,
+        "politeness": 5,
+        "closing": 3,
+    }
+    assert score["comment"] == "Хорошо выявил потребность"
+    await context.close()
