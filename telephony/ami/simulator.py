@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 CAPTURES = Path(__file__).parent / "captures"
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+# `core show version` of the Asterisk the captures come from.
+VERSION_OUTPUT = (
+    "Asterisk 22.10.1 built by root @ vm on a x86_64 running Linux on 2026-11-22 22:18:12 UTC"
+)
 CALL_SCENARIOS = (
     "incoming-answered",
     "incoming-missed",
@@ -428,7 +432,7 @@ class AmiSimulator:
 
     def _action_command(self, session: _Session, action: Action) -> None:
         if action.get("Command").strip() == "core show version":
-            output = "Asterisk 22.10.1 (Callcard AMI simulator)"
+            output = VERSION_OUTPUT
             self._reply(
                 session,
                 action,
@@ -528,7 +532,21 @@ class AmiSimulator:
             _C2C["crm"]: variables.get("CRM_CALL_ID", _C2C["crm"]),
             _C2C["action"]: action_id,
         }
-        self._spawn(self.play("click-to-call", pace=self.originate_pace, literals=literals))
+        events = prepare("click-to-call", literals=literals, directory=self.captures)
+        # The Originate's other channel variables, set on the agent's channel like CRM_CALL_ID.
+        at = next(i for i, e in enumerate(events) if ("Variable", "CRM_CALL_ID") in e)
+        for name, value in variables.items():
+            if name != "CRM_CALL_ID":
+                at += 1
+                events.insert(
+                    at,
+                    [
+                        (k, name if k == "Variable" else value if k == "Value" else v)
+                        for k, v in events[at - 1]
+                    ],
+                )
+        self.stats.calls += 1
+        self._spawn(self.emit(events, pace=self.originate_pace))
 
     async def _originate_failure(
         self, channel: str, action: Action, action_id: str, reason: int
