@@ -186,6 +186,8 @@ class CallTranslator:
         self._by_crm: dict[str, PendingOriginate] = {}
         self._ended: dict[str, None] = {}  # recently ended Linkedids (ordered, bounded)
         self._unstarted: set[str] = set()  # calls whose CallStarted is still held back
+        self._cdr_seen = False
+        self._cdr_misses = 0
 
     # ----------------------------------------------------------------- public
     @property
@@ -274,6 +276,10 @@ class CallTranslator:
         for call in list(self._calls.values()):
             if call.ending_since is not None and now - call.ending_since >= self._cdr_grace:
                 self._end(call, out)
+                if not self._cdr_seen:
+                    # A PBX without cdr_manager never sends one: stop making calls wait.
+                    self._cdr_misses += 1
+                    self._expect_cdr = self._cdr_misses < 3
         return out
 
     def resync(self, channels: list[Event], now: datetime) -> list[ev.CallEvent]:
@@ -674,6 +680,7 @@ class CallTranslator:
         )
 
     def _cdr(self, event: Event, now: datetime, out: list) -> None:
+        self._cdr_seen = True
         uid = event.get("UniqueID") or event.get("Uniqueid")
         linkedid = self._by_uid.get(uid)
         call = self._calls.get(linkedid) if linkedid else None
@@ -704,6 +711,11 @@ class CallTranslator:
         if self._calls.pop(call.call_id, None) is None:
             return
         self._unstarted.discard(call.call_id)
+        if call.crm_call_id and call.crm_call_id in self._by_crm:
+            # Its OriginateResponse never came (link lost): forget the request with the call.
+            request = self._by_crm.pop(call.crm_call_id)
+            for action_id in [a for a, r in self._originates.items() if r is request]:
+                del self._originates[action_id]
         self._ended[call.call_id] = None
         if len(self._ended) > 10_000:
             self._ended.pop(next(iter(self._ended)))

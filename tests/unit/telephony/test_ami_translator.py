@@ -12,7 +12,7 @@ import pytest
 
 from telephony import events as ev
 from telephony.ami.frames import AmiParser, Event, parse_all
-from telephony.ami.simulator import CAPTURES
+from telephony.ami.simulator import CAPTURES, prepare
 from telephony.ami.translator import CallTranslator, PendingOriginate
 
 NOW = datetime(2026, 11, 22, 22, 40, tzinfo=UTC)
@@ -571,3 +571,22 @@ def test_queue_member_behind_a_local_channel_rings_and_answers_once() -> None:
     ended = out[-1]
     assert isinstance(ended, ev.CallEnded)
     assert (ended.agents, ended.answered_by, ended.cause) == (("101",), "101", 16)
+
+
+def test_a_pbx_without_cdrs_stops_delaying_call_ends() -> None:
+    translator = CallTranslator(cdr_grace_s=2.0)
+    later = NOW + timedelta(seconds=2)
+    for _ in range(3):
+        events = [e for e in prepare_fresh("incoming-answered") if e.name != "Cdr"]
+        out = translate(events, translator)
+        assert not any(isinstance(e, ev.CallEnded) for e in out)  # still waiting for a Cdr
+        assert [type(e) for e in translator.tick(later)] == [ev.CallEnded]
+    # Three calls and never a Cdr: the next call ends on its last Hangup.
+    events = [e for e in prepare_fresh("incoming-answered") if e.name != "Cdr"]
+    out = translate(events, translator)
+    assert isinstance(out[-1], ev.CallEnded) and out[-1].talk_s == 0  # receive times only
+
+
+def prepare_fresh(name: str) -> list[Event]:
+    """A capture with fresh ids (as the simulator replays it)."""
+    return [Event(dict(pairs)) for pairs in prepare(name)]
