@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.peers import missing
 from support.server import RunningApi, running_api
 
-from crm_api.calls.pipeline import start_call_events
+from crm_api.features import enabled_features
 from crm_api.seed import seed_demo
 from crm_api.settings import Settings
 
@@ -76,7 +76,8 @@ async def demo(db: async_sessionmaker[AsyncSession]) -> None:
 async def app(settings: Settings, demo: None, ui_dist: Path) -> AsyncIterator[RunningApi]:
     settings = settings.model_copy(update={"ui_dist": ui_dist})
     settings.recordings_dir.mkdir(parents=True, exist_ok=True)
-    async with running_api(settings, features=(start_call_events,)) as running:
+    # Everything `callcard run` starts (no PBX or SMSC URL here: those stay off).
+    async with running_api(settings, features=enabled_features(settings, embedded=True)) as running:
         yield running
 
 

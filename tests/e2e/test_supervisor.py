@@ -7,6 +7,7 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from e2e.helpers import login, new_context, pbx, shoot
 from playwright.async_api import Browser, expect
 from sqlalchemy import select
@@ -23,11 +24,17 @@ WAV = Path("/work/shared/asterisk-ami/incoming-answered.wav")
 MANAGER_EXT = "101"
 
 
-async def test_live_board_then_listen_seek_and_score(
-    app: RunningApi, browser: Browser, db: async_sessionmaker[AsyncSession]
-) -> None:
+@pytest.fixture
+def capture() -> Path:
+    """A real MixMonitor recording from the Asterisk captures."""
     if not WAV.is_file():
         missing("Asterisk capture", f"{WAV} is not there")
+    return WAV
+
+
+async def test_live_board_then_listen_seek_and_score(
+    app: RunningApi, browser: Browser, db: async_sessionmaker[AsyncSession], capture: Path
+) -> None:
     async with db() as session:
         client = (
             await session.scalars(
@@ -45,7 +52,7 @@ async def test_live_board_then_listen_seek_and_score(
 
     t0 = datetime.now(UTC) - timedelta(seconds=30)
     name = "rec-e2e-1.wav"
-    shutil.copy(WAV, app.settings.recordings_dir / name)
+    shutil.copy(capture, app.settings.recordings_dir / name)
     await pbx(
         app,
         ev.CallStarted(
