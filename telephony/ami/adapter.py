@@ -71,6 +71,7 @@ class AmiStatus:
     last_error_at: datetime | None = None
     version: str | None = None  # from the banner
     connects: int = 0
+    backoff_s: float | None = None  # the wait before the latest reconnect attempt
     events: int = 0
     malformed: int = 0
     live_calls: int = 0
@@ -84,6 +85,7 @@ class AmiStatus:
             "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,
             "version": self.version,
             "connects": self.connects,
+            "backoff_s": self.backoff_s,
             "events": self.events,
             "malformed": self.malformed,
             "live_calls": self.live_calls,
@@ -140,14 +142,14 @@ class AmiAdapter:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._connected = asyncio.Event()
-        self._logged_in_once = asyncio.Event()
+        self._logged_in = False  # in the current session: a later failure retries at once
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self._stopping = False
-        self._tasks = [
-            asyncio.create_task(self._run(), name="ami-connection"),
+        self._tasks = [  # the dispatcher first: stop() ends it last
             asyncio.create_task(self._dispatch(), name="ami-dispatch"),
+            asyncio.create_task(self._run(), name="ami-connection"),
             asyncio.create_task(self._ticker(), name="ami-tick"),
         ]
 
@@ -156,16 +158,23 @@ class AmiAdapter:
         if self._writer is not None and self._connected.is_set():
             with contextlib.suppress(PbxError, OSError):
                 await self._action("Logoff", [], limit_s=1.0)
-        for task in self._tasks:
+        if not self._tasks:
+            return  # never started, or stopped already
+        dispatcher, *others = self._tasks
+        for task in others:
             task.cancel()
-        for task in self._tasks:
+        for task in others:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._tasks = []
         self._close()
-        # Let the last queued call events out: they are facts the CRM must not lose.
-        while not self._queue.empty():
-            await self._deliver(self._queue.get_nowait())
+        # Let the queued call events out (they are facts the CRM must not lose), and never
+        # cancel the sink in the middle of one.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), 10.0)
+        dispatcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await dispatcher
+        self._tasks = []
 
     async def wait_connected(self, within_s: float = 5.0) -> None:
         await asyncio.wait_for(self._connected.wait(), within_s)
@@ -278,9 +287,9 @@ class AmiAdapter:
     async def _run(self) -> None:
         delay = self._backoff_min
         while not self._stopping:
+            self._logged_in = False
             try:
                 await self._session()
-                delay = self._backoff_min  # a session that logged in resets the backoff
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -289,6 +298,9 @@ class AmiAdapter:
                 self._close()
             if self._stopping:
                 return
+            if self._logged_in:
+                delay = self._backoff_min  # a link that worked: the backoff starts over
+            self.status.backoff_s = delay
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._backoff_max)
 
@@ -314,8 +326,8 @@ class AmiAdapter:
             self.status.connects += 1
             self._connected.set()
             log.info("AMI connected to %s", self.status.url)
+            self._logged_in = True
             await self._resync()
-            self._logged_in_once.set()
             watchdog = asyncio.create_task(self._watchdog())
             try:
                 done, _ = await asyncio.wait(

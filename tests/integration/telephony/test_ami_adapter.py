@@ -129,9 +129,10 @@ async def test_bad_login_gives_a_clear_error_and_retries(
     sim: AmiSimulator, adapter: AdapterFactory
 ) -> None:
     url = sim.url.replace(sim.secret, "wrong")
-    amp, _ = await adapter(url=url, connect=False)
-    await until(lambda: sim.stats.failed_logins >= 3, what="three login attempts")
+    amp, _ = await adapter(url=url, connect=False, backoff_min=0.01, backoff_max=0.04)
+    await until(lambda: sim.stats.failed_logins >= 4, what="four login attempts")
     assert not amp.connected
+    assert amp.status.backoff_s == 0.04  # 0.01, 0.02, 0.04, then capped
     assert amp.status.last_error == "AMI login refused: Authentication failed"
     assert sim.stats.logins == 0
     with pytest.raises(PbxError) as refused:
@@ -411,3 +412,26 @@ async def test_a_pbx_hanging_up_during_login_is_noticed_at_once(
         assert not amp.connected
     finally:
         server.close()
+
+
+async def test_stop_delivers_what_was_received_and_a_lost_link_retries_at_once(
+    sim: AmiSimulator, adapter: AdapterFactory
+) -> None:
+    delivered: list[ev.CallEvent] = []
+
+    async def slow(event: ev.CallEvent) -> None:
+        await asyncio.sleep(0.02)  # a database commit per event
+        delivered.append(event)
+
+    amp, _ = await adapter(sink=slow, backoff_min=0.05, backoff_max=30.0)
+    for connects in (2, 3, 4):
+        sim.drop_connections()
+        await until(lambda: amp.status.connects == connects, what="reconnect")  # noqa: B023
+        # Each link worked before it broke: the backoff starts over every time.
+        assert amp.status.backoff_s == 0.05
+    assert amp.status.as_dict()["connects"] == 4
+    call_id = linked_id(await sim.play("incoming-answered"))
+    await until(lambda: amp.status.live_calls == 0 and amp.status.events > 30, what="received")
+    await amp.stop()
+    assert [type(e).__name__ for e in delivered if e.call_id == call_id][-1] == "CallEnded"
+    await amp.stop()  # twice is harmless
