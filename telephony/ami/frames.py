@@ -96,14 +96,17 @@ class Message:
             return headers.get(key, default)
         # Not split yet: a few lookups by search are cheaper than splitting every header.
         raw = self._raw or ""
-        if raw.startswith(key + ": "):
-            start = len(key) + 2
+        needle = _NEEDLES.get(key) or _needle(key)
+        at = raw.find(needle)
+        if at >= 0:
+            start = at + len(needle)
+        elif raw.startswith(needle[2:]):
+            start = len(needle) - 2
+        elif needle[1:-1] in raw:
+            # "Key:" without the space (an empty value): let the split decide.
+            return self.headers.get(key, default)
         else:
-            at = raw.find(f"\r\n{key}: ")
-            if at < 0:
-                # Absent, or "Key:" without the space (empty value): let the split decide.
-                return self.headers.get(key, default) if f"\n{key}:" in raw else default
-            start = at + len(key) + 4
+            return default
         end = raw.find("\r\n", start)
         return raw[start:] if end < 0 else raw[start:end]
 
@@ -208,8 +211,18 @@ _KINDS: dict[str, type[Response | Event | Action]] = {
 _STARTS = tuple(_KINDS)
 
 
+_BY_INITIAL = {prefix[0]: kind for prefix, kind in _KINDS.items()}
+_NEEDLES: dict[str, str] = {}
+
+
+def _needle(key: str) -> str:
+    needle = _NEEDLES[key] = f"\r\n{key}: "
+    return needle
+
+
 def _typed(block: str) -> Response | Event | Action:
-    return _KINDS[block[: block.index(" ") + 1]](raw=block)
+    # Only called on blocks that start with one of _STARTS: the initial tells them apart.
+    return _BY_INITIAL[block[0]](raw=block)
 
 
 class AmiParser:

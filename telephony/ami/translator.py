@@ -247,12 +247,12 @@ class CallTranslator:
             if not linkedid:
                 return out
         call = self._calls.get(linkedid)
+        if call is None and (name != "Newchannel" or linkedid in self._ended):
+            return out  # a leg of a call we do not track (ended, or before we joined)
         at = event_time(event, now)
         if call is None:
-            if name != "Newchannel" or linkedid in self._ended:
-                return out  # a leg of a call we do not track (ended, or before we joined)
             call = self._new_call(event, linkedid, at)
-        if event.get("Timestamp"):
+        if at is not now:
             call.stamped = True
         call.last_at = at
         handler = _HANDLERS.get(name)
