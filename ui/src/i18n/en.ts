@@ -57,7 +57,7 @@ export default {
     dropWon: 'Drop here: won', dropLost: 'Drop here: lost',
   },
   tasks: {
-    title: 'Tasks', today: 'Today', overdue: 'Overdue', upcoming: 'Upcoming', done: 'Done',
+    tomorrow: 'Tomorrow', later: 'Later', new: 'New task', assignee: 'Assignee', title: 'Tasks', today: 'Today', overdue: 'Overdue', upcoming: 'Upcoming', done: 'Done',
     snooze: 'Snooze {min} min', reminder: 'Reminder', due: 'Due',
   },
   supervisor: {

@@ -60,7 +60,7 @@ const ru: typeof en = {
     amount: 'Сумма', dropWon: 'Перетащите сюда: успех', dropLost: 'Перетащите сюда: проигрыш',
   },
   tasks: {
-    title: 'Задачи', today: 'Сегодня', overdue: 'Просрочено', upcoming: 'Предстоящие', done: 'Готово',
+    tomorrow: 'Завтра', later: 'Позже', new: 'Новая задача', assignee: 'Исполнитель', title: 'Задачи', today: 'Сегодня', overdue: 'Просрочено', upcoming: 'Предстоящие', done: 'Готово',
     snooze: 'Отложить на {min} мин', reminder: 'Напоминание', due: 'Срок',
   },
   supervisor: {
