@@ -1,6 +1,7 @@
 """AMI events -> normalized call events. Pure: no I/O, no clock of its own.
 
-One state machine per Linkedid (Asterisk's id of the whole call across legs, transfers
+AMI events are decoded into the typed records of `records.py` on the way in; the state
+machine below reads fields, never header strings. One state machine per Linkedid (Asterisk's id of the whole call across legs, transfers
 and queue attempts). `feed(event, now)` returns the call events that AMI event completes,
 in order; `tick(now)` releases calls whose end waits for a late `Cdr`.
 
@@ -29,12 +30,13 @@ Where the pieces come from (see shared/asterisk-ami/README.md):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 
 from telephony import events as ev
+from telephony.ami import records as rec
 from telephony.ami.frames import Event
 
 # Events that only set a channel up: an inbound CallStarted waits past them.
@@ -42,6 +44,25 @@ _SETUP_EVENTS = frozenset(
     {"Newchannel", "NewCallerid", "Newexten", "VarSet", "Newstate", "NewConnectedLine"}
 )
 _SETUP_APPS = frozenset({"NoOp", "Set", "ExecIf", "GotoIf", "Goto", "Verbose", "Log", "Gosub"})
+# What the state machine reads; other events matter only to a call whose start is held.
+_WANTED = frozenset(
+    {
+        "Newchannel",
+        "NewCallerid",
+        "Newexten",
+        "VarSet",
+        "DialBegin",
+        "DialEnd",
+        "BridgeEnter",
+        "BridgeLeave",
+        "Hangup",
+        "QueueCallerAbandon",
+        "BlindTransfer",
+        "AttendedTransfer",
+        "OriginateResponse",
+        "Cdr",
+    }
+)
 _FAILED_CAUSES = frozenset({1, 3, 21, 27, 34, 38, 41, 42, 58, 88, 127})
 _CAUSE_TEXT = {
     0: "Unknown",
@@ -67,11 +88,8 @@ ORIGINATE_REASONS = {
 }
 
 
-def originate_reason(code: str) -> str:
-    try:
-        return ORIGINATE_REASONS.get(int(code), "failed")
-    except ValueError:
-        return "failed"
+def originate_reason(code: int) -> str:
+    return ORIGINATE_REASONS.get(code, "failed")
 
 
 def epoch_of(uniqueid: str) -> datetime | None:
@@ -80,23 +98,6 @@ def epoch_of(uniqueid: str) -> datetime | None:
     if not head.isdigit():
         return None
     return datetime.fromtimestamp(int(head), UTC)
-
-
-def event_time(event: Event, now: datetime) -> datetime:
-    stamp = event.get("Timestamp")
-    if stamp:
-        try:
-            return datetime.fromtimestamp(float(stamp), UTC)
-        except ValueError:
-            pass
-    return now
-
-
-def _cause(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        return 0
 
 
 class _Base(TypedDict):
@@ -115,15 +116,6 @@ class _Channel:
     exten: str = ""
     bridge: str | None = None
     cause: int | None = None
-
-
-@dataclass(slots=True)
-class _Cdr:
-    uniqueid: str
-    duration: float
-    billsec: float
-    answered: bool
-    start: str
 
 
 @dataclass(slots=True)
@@ -152,7 +144,7 @@ class _Call:
     current_agent: str | None = None
     last_transfer: str | None = None
     recordings: set[str] = field(default_factory=set)
-    cdrs: list[_Cdr] = field(default_factory=list)
+    cdrs: list[rec.Cdr] = field(default_factory=list)
     stamped: bool = False  # saw Timestamp headers: event times are the PBX's
     last_at: datetime | None = None
     ending_since: datetime | None = None
@@ -165,6 +157,9 @@ class PendingOriginate:
     crm_call_id: str
     agent: str
     number: str
+
+
+Out = list[ev.CallEvent]
 
 
 class CallTranslator:
@@ -218,9 +213,10 @@ class CallTranslator:
         if request is not None:
             self._by_crm.pop(request.crm_call_id, None)
 
-    def feed(self, event: Event, now: datetime) -> list[ev.CallEvent]:
+    def feed(self, event: Event, now: datetime) -> Out:
+        """One AMI event, as received at `now`; the call events it completes, in order."""
         # Most of Asterisk's events say nothing about calls: drop them by name alone,
-        # before their headers are split (that split is most of the cost per event).
+        # before their headers are read (that is most of the cost per event).
         name = event.name
         if name not in _WANTED:
             if not self._unstarted:
@@ -228,51 +224,55 @@ class CallTranslator:
         elif name == "VarSet":
             raw = event.raw
             if "MIXMONITOR_FILENAME" not in raw and "CRM_CALL_ID" not in raw:
-                return []
+                return []  # the dialplan's own variables
         elif name == "Newexten" and not self._unstarted:
             return []
-        out: list[ev.CallEvent] = []
-        if name == "OriginateResponse":
-            self._originate_response(event, event_time(event, now), out)
+        record = rec.decode(event)
+        return [] if record is None else self.apply(record, now)
+
+    def apply(self, record: rec.Record, now: datetime) -> Out:
+        """The same as `feed`, for an event already decoded."""
+        out: Out = []
+        at = record.stamp or now
+        if isinstance(record, rec.OriginateResult):
+            self._originate_result(record, at, out)
             return out
-        if name == "Cdr":
-            self._cdr(event, now, out)
+        if isinstance(record, rec.Cdr):
+            self._cdr(record, out)
             return out
-        linkedid = event.get("Linkedid")
-        if not linkedid:
-            if name in ("DialBegin", "DialEnd"):  # originate's own dial: only Dest* headers
-                linkedid = event.get("DestLinkedid")
-            if name in ("BlindTransfer", "AttendedTransfer"):
-                self._transfer_event(event, now, out)
-            if not linkedid:
-                return out
+        if isinstance(record, rec.Transfer):
+            self._transfer(record, at, out)
+            return out
+        if isinstance(record, rec.Dial):
+            # An Originate's own dial of its first party has only Dest* headers.
+            linkedid = (record.leg or record.dest).linkedid
+        else:
+            assert isinstance(record, rec.ChannelRecord)
+            linkedid = record.leg.linkedid
         call = self._calls.get(linkedid)
-        if call is None and (name != "Newchannel" or linkedid in self._ended):
-            return out  # a leg of a call we do not track (ended, or before we joined)
-        at = event_time(event, now)
         if call is None:
-            call = self._new_call(event, linkedid, at)
-        if at is not now:
+            if record.name != "Newchannel" or linkedid in self._ended:
+                return out  # a leg of a call we do not track (ended, or before we joined)
+            assert isinstance(record, rec.ChannelRecord)
+            call = self._new_call(record.leg, at, stamped=record.stamp is not None)
+        if record.stamp is not None:
             call.stamped = True
         call.last_at = at
-        handler = _HANDLERS.get(name)
-        if handler is not None:
-            handler(self, call, event, at, out)
+        self._dispatch(call, record, at, out)
         if not call.started and (
-            name not in _SETUP_EVENTS
-            or (name == "Newexten" and event.get("Application") not in _SETUP_APPS)
+            record.name not in _SETUP_EVENTS
+            or (isinstance(record, rec.Newexten) and record.application not in _SETUP_APPS)
         ):
-            self._maybe_start(call, at, out, force=call.first.kind == "trunk")
+            self._maybe_start(call, out, force=call.first.kind == "trunk")
         if not call.channels and call.ending_since is None and call.call_id in self._calls:
-            call.ending_since = at
-            call.end_at = at
+            call.ending_since = call.end_at = at
             if not self._waiting_cdr(call):
                 self._end(call, out)
         return out
 
-    def tick(self, now: datetime) -> list[ev.CallEvent]:
+    def tick(self, now: datetime) -> Out:
         """Release ended calls whose Cdr did not come within the grace period."""
-        out: list[ev.CallEvent] = []
+        out: Out = []
         for call in list(self._calls.values()):
             if call.ending_since is not None and now - call.ending_since >= self._cdr_grace:
                 self._end(call, out)
@@ -282,52 +282,43 @@ class CallTranslator:
                     self._expect_cdr = self._cdr_misses < 3
         return out
 
-    def resync(self, channels: list[Event], now: datetime) -> list[ev.CallEvent]:
+    def resync(self, rows: list[Event], now: datetime) -> Out:
         """Rebuild live calls from a CoreShowChannels reply after a (re)connect.
 
         Calls already known emit nothing new; calls unknown so far (the adapter started
         mid-call) get CallStarted/CallAnswered; known calls with no channel left ended
         while the link was down and end now, once.
         """
-        out: list[ev.CallEvent] = []
-        by_linked: dict[str, list[Event]] = {}
-        for row in channels:
-            by_linked.setdefault(row.get("Linkedid") or row.get("Uniqueid"), []).append(row)
+        out: Out = []
+        by_linked: dict[str, list[rec.ShownChannel]] = {}
+        for row in rows:
+            shown = rec.shown_channel(row)
+            if shown is not None:
+                by_linked.setdefault(shown.leg.linkedid, []).append(shown)
         for linkedid, legs in by_linked.items():
-            legs.sort(key=lambda e: _uid_key(e.get("Uniqueid")))
+            legs.sort(key=lambda shown: _uid_key(shown.leg.uniqueid))
             call = self._calls.get(linkedid)
             if call is None:
                 if linkedid in self._ended:
                     continue
-                call = self._new_call(legs[0], linkedid, now)
-                self._maybe_start(call, now, out, force=True)
-            live = {leg.get("Uniqueid") for leg in legs}
+                call = self._new_call(legs[0].leg, now, stamped=False)
+                self._maybe_start(call, out, force=True)
+            live = {shown.leg.uniqueid for shown in legs}
             for uid in list(call.channels):
                 if uid not in live:  # hung up while we were away
                     call.gone[uid] = call.channels.pop(uid)
-            for leg in legs:
-                uid = leg.get("Uniqueid")
+            for shown in legs:
+                uid = shown.leg.uniqueid
                 channel = call.channels.get(uid)
                 if channel is None:
-                    channel = self._channel(leg)
+                    channel = self._channel(shown.leg)
                     call.channels[uid] = channel
                     self._by_uid[uid] = linkedid
                     if call.client_uid is None and channel.kind == "trunk":
                         call.client_uid = uid
-                channel.bridge = leg.get("BridgeId") or None
-                ringing = leg.get("ChannelStateDesc") == "Ringing"
-                if ringing and channel.ext and channel.ext not in call.ringing:
-                    call.ringing.add(channel.ext)
-                    self._emit(
-                        call,
-                        ev.CallRinging(
-                            **self._base(call, now),
-                            agent=channel.ext,
-                            caller=call.caller,
-                            caller_name=call.caller_name,
-                        ),
-                        out,
-                    )
+                channel.bridge = shown.bridge
+                if shown.leg.state == "Ringing" and channel.ext:
+                    self._ringing(call, channel.ext, now, out)
             # Answers (and transfers) that happened while we were away; repeats are ignored.
             for channel in [c for c in call.channels.values() if c.bridge]:
                 self._answered_by(call, channel, now, out)
@@ -340,46 +331,41 @@ class CallTranslator:
         return out
 
     # ------------------------------------------------------------- internals
-    def _channel(self, event: Event) -> _Channel:
-        name = event.get("Channel")
-        tech, _, rest = name.partition("/")
-        context = event.get("Context")
+    def _channel(self, leg: rec.Leg) -> _Channel:
+        tech, _, rest = leg.channel.partition("/")
         resource = rest.rpartition("-")[0] if "-" in rest else rest
         ext: str | None = None
         if tech == "Local":
             kind = "local"
             target = rest.partition("@")[0]
             ext = target if self._ext_re.fullmatch(target) else None
-        elif context in self._trunk_contexts:
+        elif leg.context in self._trunk_contexts:
             kind = "trunk"
         elif self._ext_re.fullmatch(resource):
             kind, ext = "ext", resource
         else:
             kind = "trunk" if tech in ("PJSIP", "SIP", "IAX2", "DAHDI") else "other"
-        return _Channel(name, event.get("Uniqueid"), kind, ext, context, event.get("Exten"))
+        return _Channel(leg.channel, leg.uniqueid, kind, ext, leg.context, leg.exten)
 
-    def _new_call(self, event: Event, linkedid: str, at: datetime) -> _Call:
-        first = self._channel(event)
-        start = at if event.get("Timestamp") else (epoch_of(linkedid) or at)
-        call = _Call(call_id=linkedid, start_at=start, first_seen=at, first=first)
-        self._calls[linkedid] = call
-        self._unstarted.add(linkedid)
+    def _new_call(self, leg: rec.Leg, at: datetime, *, stamped: bool) -> _Call:
+        first = self._channel(leg)
+        start = at if stamped else (epoch_of(leg.linkedid) or at)
+        call = _Call(call_id=leg.linkedid, start_at=start, first_seen=at, first=first)
+        self._calls[leg.linkedid] = call
+        self._unstarted.add(leg.linkedid)
         call.channels[first.uniqueid] = first
-        self._by_uid[first.uniqueid] = linkedid
+        self._by_uid[first.uniqueid] = leg.linkedid
         if first.kind == "trunk":
             call.direction = ev.Direction.INBOUND
             call.client_uid = first.uniqueid
-            call.caller = _number(event.get("CallerIDNum"))
-            call.caller_name = _number(event.get("CallerIDName"))
-            call.did = call.callee = event.get("Exten") or None
+            call.caller, call.caller_name = leg.caller_num, leg.caller_name
+            call.did = call.callee = leg.exten or None
         else:
-            call.caller = first.ext or _number(event.get("CallerIDNum"))
+            call.caller = first.ext or leg.caller_num
             call.current_agent = first.ext
         return call
 
-    def _maybe_start(
-        self, call: _Call, at: datetime, out: list[ev.CallEvent], *, force: bool = False
-    ) -> None:
+    def _maybe_start(self, call: _Call, out: Out, *, force: bool = False) -> None:
         if call.started:
             return
         if call.direction is None:
@@ -408,20 +394,36 @@ class CallTranslator:
         out.extend(call.pending)
         call.pending.clear()
 
-    def _emit(self, call: _Call, event: ev.CallEvent, out: list[ev.CallEvent]) -> None:
+    def _emit(self, call: _Call, event: ev.CallEvent, out: Out) -> None:
         if call.started:
             out.append(event)
         else:
             call.pending.append(event)
+
+    def _base(self, call: _Call, at: datetime) -> _Base:
+        return {"call_id": call.call_id, "at": at, "crm_call_id": call.crm_call_id}
 
     def _decide(self, call: _Call, direction: ev.Direction, callee: str | None) -> None:
         if call.direction is None:
             call.direction = direction
             call.callee = call.callee or callee
 
-    def _answered_by(
-        self, call: _Call, channel: _Channel, at: datetime, out: list[ev.CallEvent]
-    ) -> None:
+    def _ringing(self, call: _Call, agent: str, at: datetime, out: Out) -> None:
+        if agent in call.ringing:
+            return
+        call.ringing.add(agent)
+        self._emit(
+            call,
+            ev.CallRinging(
+                **self._base(call, at),
+                agent=agent,
+                caller=call.caller,
+                caller_name=call.caller_name,
+            ),
+            out,
+        )
+
+    def _answered_by(self, call: _Call, channel: _Channel, at: datetime, out: Out) -> None:
         agent = channel.ext
         if channel.kind == "trunk":
             # The external party of an outbound call answered.
@@ -444,50 +446,78 @@ class CallTranslator:
             call.answered_by = agent
         self._emit(call, ev.CallAnswered(**self._base(call, at), agent=agent), out)
 
-    def _base(self, call: _Call, at: datetime) -> _Base:
-        return {"call_id": call.call_id, "at": at, "crm_call_id": call.crm_call_id}
+    def _transferred(self, call: _Call, to: str, kind: str, at: datetime, out: Out) -> None:
+        call.last_transfer = to
+        self._emit(
+            call,
+            ev.CallTransferred(
+                **self._base(call, at), from_agent=call.current_agent, to_agent=to, kind=kind
+            ),
+            out,
+        )
 
     # ---------------------------------------------------------------- events
-    def _on_newchannel(self, call: _Call, event: Event, at: datetime, out: list) -> None:
-        uid = event.get("Uniqueid")
-        if uid in call.channels:
+    def _dispatch(self, call: _Call, record: rec.Record, at: datetime, out: Out) -> None:
+        if isinstance(record, rec.Dial):
+            if record.name == "DialBegin":
+                self._on_dialbegin(call, record, at, out)
+            else:
+                self._on_dialend(call, record, at, out)
+        elif isinstance(record, rec.Bridge):
+            if record.name == "BridgeEnter":
+                self._on_bridgeenter(call, record, at, out)
+            else:
+                self._on_bridgeleave(call, record, at, out)
+        elif isinstance(record, rec.Hangup):
+            self._on_hangup(call, record)
+        elif isinstance(record, rec.VarSet):
+            self._on_varset(call, record, at, out)
+        elif isinstance(record, rec.Newexten):
+            self._on_newexten(call, record.leg, out)
+        elif isinstance(record, rec.ChannelRecord):
+            if record.name == "Newchannel":
+                self._on_newchannel(call, record.leg, out)
+            elif record.name == "NewCallerid":
+                self._on_newcallerid(call, record.leg)
+            elif record.name == "QueueCallerAbandon":
+                call.abandoned = True
+
+    def _on_newchannel(self, call: _Call, leg: rec.Leg, out: Out) -> None:
+        if leg.uniqueid in call.channels:
             return
-        channel = self._channel(event)
-        call.channels[uid] = channel
-        self._by_uid[uid] = call.call_id
+        channel = self._channel(leg)
+        call.channels[leg.uniqueid] = channel
+        self._by_uid[leg.uniqueid] = call.call_id
         if channel.kind == "trunk" and call.client_uid is None:
-            call.client_uid = uid
+            call.client_uid = leg.uniqueid
             if call.first.kind != "trunk":
                 self._decide(call, ev.Direction.OUTBOUND, None)
-                self._maybe_start(call, at, out)
+                self._maybe_start(call, out)
 
-    def _on_newcallerid(self, call: _Call, event: Event, at: datetime, out: list) -> None:
-        uid = event.get("Uniqueid")
-        if uid == call.client_uid and call.direction is ev.Direction.INBOUND:
-            call.caller = _number(event.get("CallerIDNum")) or call.caller
-            call.caller_name = _number(event.get("CallerIDName")) or call.caller_name
+    def _on_newcallerid(self, call: _Call, leg: rec.Leg) -> None:
+        if leg.uniqueid == call.client_uid and call.direction is ev.Direction.INBOUND:
+            call.caller = leg.caller_num or call.caller
+            call.caller_name = leg.caller_name or call.caller_name
 
-    def _on_newexten(self, call: _Call, event: Event, at: datetime, out: list) -> None:
-        channel = call.channels.get(event.get("Uniqueid"))
+    def _on_newexten(self, call: _Call, leg: rec.Leg, out: Out) -> None:
+        channel = call.channels.get(leg.uniqueid)
         if channel is None:
             return
-        channel.context, channel.exten = event.get("Context"), event.get("Exten")
-        if channel is call.first and call.first.kind != "trunk" and channel.exten not in ("s", ""):
-            target = channel.exten
+        channel.context, channel.exten = leg.context, leg.exten
+        if channel is call.first and call.first.kind != "trunk" and leg.exten not in ("s", ""):
+            # A call placed from an extension: the dialplan now shows what was dialled.
             if call.direction is None:
-                internal = self._ext_re.fullmatch(target) is not None
-                self._decide(
-                    call, ev.Direction.INTERNAL if internal else ev.Direction.OUTBOUND, target
-                )
-            call.callee = call.callee or target
-            self._maybe_start(call, at, out)
+                internal = self._ext_re.fullmatch(leg.exten) is not None
+                direction = ev.Direction.INTERNAL if internal else ev.Direction.OUTBOUND
+                self._decide(call, direction, leg.exten)
+            call.callee = call.callee or leg.exten
+            self._maybe_start(call, out)
 
-    def _on_varset(self, call: _Call, event: Event, at: datetime, out: list) -> None:
-        variable = event.get("Variable").lstrip("_")
-        value = event.get("Value")
+    def _on_varset(self, call: _Call, record: rec.VarSet, at: datetime, out: Out) -> None:
+        variable, value = record.variable, record.value
         if variable == "MIXMONITOR_FILENAME" and value and value not in call.recordings:
             call.recordings.add(value)
-            self._maybe_start(call, at, out, force=call.first.kind == "trunk")
+            self._maybe_start(call, out, force=call.first.kind == "trunk")
             self._emit(call, ev.RecordingStarted(**self._base(call, at), file=value), out)
         elif variable == "CRM_CALL_ID" and value and call.crm_call_id is None:
             call.crm_call_id = value
@@ -495,122 +525,94 @@ class CallTranslator:
             if call.first.kind != "trunk":
                 self._decide(call, ev.Direction.OUTBOUND, request.number if request else None)
                 if request is not None:
-                    self._maybe_start(call, at, out)
+                    self._maybe_start(call, out)
 
-    def _on_dialbegin(self, call: _Call, event: Event, at: datetime, out: list) -> None:
-        dest_uid = event.get("DestUniqueid")
-        dest = call.channels.get(dest_uid)
+    def _on_dialbegin(self, call: _Call, dial: rec.Dial, at: datetime, out: Out) -> None:
+        dest = call.channels.get(dial.dest.uniqueid)
         if dest is None:
             return
-        source_uid = event.get("Uniqueid")
+        source_uid = dial.leg.uniqueid if dial.leg else None
         if dest.kind == "trunk":
             if call.first.kind != "trunk":
-                self._decide(call, ev.Direction.OUTBOUND, event.get("DialString") or None)
-                self._maybe_start(call, at, out)
+                self._decide(call, ev.Direction.OUTBOUND, dial.dial_string or None)
+                self._maybe_start(call, out)
             return
         agent = dest.ext
         if agent is None:
             return
         if call.first.kind != "trunk" and source_uid == call.first.uniqueid:
             self._decide(call, ev.Direction.INTERNAL, agent)
-        if not source_uid and dest is call.first and call.crm_call_id is not None:
+        if source_uid is None and dest is call.first and call.crm_call_id is not None:
             # An Originate ringing the agent's own phone first.
             self._decide(call, ev.Direction.OUTBOUND, None)
-        self._maybe_start(call, at, out, force=call.first.kind == "trunk")
-        if agent in call.ringing or (agent in call.agents and dest is not call.first):
-            return
-        call.ringing.add(agent)
-        if call.direction is not ev.Direction.OUTBOUND and dest is not call.first:
-            self._redirect_check(call, agent, at, out)
-        caller = call.caller
-        self._emit(
-            call,
-            ev.CallRinging(
-                **self._base(call, at), agent=agent, caller=caller, caller_name=call.caller_name
-            ),
-            out,
-        )
-
-    def _redirect_check(self, call: _Call, agent: str, at: datetime, out: list) -> None:
-        """A client leg that talked to one agent and now rings another was moved."""
-        if call.agents and agent not in call.agents and call.last_transfer != agent:
+        self._maybe_start(call, out, force=call.first.kind == "trunk")
+        if agent in call.agents and dest is not call.first:
+            return  # rings again for an agent who already talked (a queue retry)
+        if (
+            call.direction is not ev.Direction.OUTBOUND
+            and dest is not call.first
+            and call.agents
+            and agent not in call.ringing
+            and call.last_transfer != agent
+        ):
+            # A client leg that talked to one agent and now rings another was moved.
             client = call.channels.get(call.client_uid or "")
             kind = "redirect" if client is not None and client.bridge is None else "blind"
-            call.last_transfer = agent
-            self._emit(
-                call,
-                ev.CallTransferred(
-                    **self._base(call, at), from_agent=call.current_agent, to_agent=agent, kind=kind
-                ),
-                out,
-            )
+            self._transferred(call, agent, kind, at, out)
+        self._ringing(call, agent, at, out)
 
-    def _on_dialend(self, call: _Call, event: Event, at: datetime, out: list) -> None:
-        dest = call.channels.get(event.get("DestUniqueid"))
-        status = event.get("DialStatus")
+    def _on_dialend(self, call: _Call, dial: rec.Dial, at: datetime, out: Out) -> None:
+        dest = call.channels.get(dial.dest.uniqueid)
         if dest is None:
             return
         if dest.ext:
             call.ringing.discard(dest.ext)
         if dest is call.first:
             return  # the Originate's ring of the agent: not the client's answer
-        client_side = dest.kind == "trunk" or event.get("Uniqueid") in (
-            call.client_uid,
-            call.first.uniqueid,
-        )
+        source_uid = dial.leg.uniqueid if dial.leg else None
+        client_side = dest.kind == "trunk" or source_uid in (call.client_uid, call.first.uniqueid)
         # A CANCEL to the queue's losers after one answered must not hide the ANSWER.
-        if client_side and (status != "CANCEL" or not call.last_dial):
-            call.last_dial = status
-        if status == "ANSWER":
+        if client_side and (dial.status != "CANCEL" or not call.last_dial):
+            call.last_dial = dial.status
+        if dial.status == "ANSWER":
             self._answered_by(call, dest, at, out)
 
-    def _on_bridgeenter(self, call: _Call, event: Event, at: datetime, out: list) -> None:
-        channel = call.channels.get(event.get("Uniqueid"))
+    def _on_bridgeenter(self, call: _Call, bridge: rec.Bridge, at: datetime, out: Out) -> None:
+        channel = call.channels.get(bridge.leg.uniqueid)
         if channel is None:
             return
-        channel.bridge = event.get("BridgeUniqueid")
-        channel.context, channel.exten = event.get("Context"), event.get("Exten")
+        channel.bridge = bridge.bridge
+        channel.context, channel.exten = bridge.leg.context, bridge.leg.exten
         if channel.kind == "ext" or (
             channel.kind == "trunk" and call.direction is ev.Direction.OUTBOUND
         ):
             self._answered_by(call, channel, at, out)
 
-    def _on_bridgeleave(self, call: _Call, event: Event, at: datetime, out: list) -> None:
-        channel = call.channels.get(event.get("Uniqueid"))
+    def _on_bridgeleave(self, call: _Call, bridge: rec.Bridge, at: datetime, out: Out) -> None:
+        leg = bridge.leg
+        channel = call.channels.get(leg.uniqueid)
         if channel is None:
             return
         channel.bridge = None
-        context, exten = event.get("Context"), event.get("Exten")
-        moved = (context, exten) != (channel.context, channel.exten)
-        channel.context, channel.exten = context, exten
+        moved = (leg.context, leg.exten) != (channel.context, channel.exten)
+        channel.context, channel.exten = leg.context, leg.exten
         if (
             moved
             and channel.uniqueid == call.client_uid
             and call.direction is ev.Direction.INBOUND
-            and exten
-            and self._ext_re.fullmatch(exten)
-            and exten != call.current_agent
-            and call.last_transfer != exten
+            and self._ext_re.fullmatch(leg.exten)
+            and leg.exten != call.current_agent
+            and call.last_transfer != leg.exten
         ):
             # The client leg was sent elsewhere in the dialplan while talking: a Redirect.
-            call.last_transfer = exten
-            self._emit(
-                call,
-                ev.CallTransferred(
-                    **self._base(call, at),
-                    from_agent=call.current_agent,
-                    to_agent=exten,
-                    kind="redirect",
-                ),
-                out,
-            )
+            self._transferred(call, leg.exten, "redirect", at, out)
 
-    def _on_hangup(self, call: _Call, event: Event, at: datetime, out: list) -> None:
-        uid = event.get("Uniqueid")
+    def _on_hangup(self, call: _Call, hangup: rec.Hangup) -> None:
+        uid = hangup.leg.uniqueid
         channel = call.channels.pop(uid, None)
         if channel is None:
             return
-        channel.cause = _cause(event.get("Cause"))
+        channel.cause = hangup.cause
         call.gone[uid] = channel
         if channel.ext:
             call.ringing.discard(channel.ext)
@@ -619,87 +621,50 @@ class CallTranslator:
             # The client-facing leg went first while agents still rang: the caller gave up.
             call.abandoned = any(c.kind == "ext" for c in call.channels.values())
 
-    def _on_queue_abandon(self, call: _Call, event: Event, at: datetime, out: list) -> None:
-        call.abandoned = True
-
-    def _transfer_event(self, event: Event, now: datetime, out: list) -> None:
-        name = event.get("Event")
-        at = event_time(event, now)
-        if name == "BlindTransfer":
-            if event.get("Result", "Success") != "Success":
-                return
-            linked = event.get("TransfereeLinkedid")
-            target = event.get("Extension")
-            from_channel = event.get("TransfererChannel")
-            kind = "blind"
+    def _transfer(self, transfer: rec.Transfer, at: datetime, out: Out) -> None:
+        call = self._calls.get(transfer.linkedid)
+        if not transfer.ok or call is None:
+            return
+        if transfer.name == "BlindTransfer":
+            target, kind = transfer.to_extension, "blind"
         else:
-            if event.get("Result", "Success") != "Success":
-                return
-            linked = event.get("OrigTransfererLinkedid") or event.get("TransfereeLinkedid")
-            target_channel = event.get("TransferTargetChannel")
-            target = _ext_of(target_channel, self._ext_re) or ""
-            from_channel = event.get("OrigTransfererChannel")
-            kind = "attended"
-        call = self._calls.get(linked)
-        if call is None or not target:
+            target, kind = _ext_of(transfer.to_channel, self._ext_re) or "", "attended"
+        if not target or call.last_transfer == target:
             return
-        from_agent = _ext_of(from_channel, self._ext_re) or call.current_agent
-        if call.last_transfer == target:
-            return
-        call.last_transfer = target
-        self._emit(
-            call,
-            ev.CallTransferred(
-                **self._base(call, at), from_agent=from_agent, to_agent=target, kind=kind
-            ),
-            out,
-        )
+        call.current_agent = _ext_of(transfer.from_channel, self._ext_re) or call.current_agent
+        self._transferred(call, target, kind, at, out)
         if kind == "attended" and target not in call.agents:
             # The target's leg belongs to the consultation call's Linkedid: it talks now.
             call.agents.append(target)
             call.current_agent = target
             self._emit(call, ev.CallAnswered(**self._base(call, at), agent=target), out)
 
-    def _originate_response(self, event: Event, at: datetime, out: list) -> None:
-        action_id = event.get("ActionID")
-        request = self._originates.pop(action_id, None)
+    def _originate_result(self, result: rec.OriginateResult, at: datetime, out: Out) -> None:
+        request = self._originates.pop(result.action_id, None)
         if request is not None:
             self._by_crm.pop(request.crm_call_id, None)
-        if event.get("Response") == "Success":
-            return
+        if result.ok:
+            return  # the call's own events follow
         crm_call_id = request.crm_call_id if request else None
-        uid = event.get("Uniqueid")
-        call_id = self._by_uid.get(uid) or (uid if uid and uid != "<null>" else None)
+        call_id = (self._by_uid.get(result.uniqueid) if result.uniqueid else None) or (
+            result.uniqueid or crm_call_id or result.action_id
+        )
         out.append(
             ev.OriginateFailed(
-                call_id=call_id or crm_call_id or action_id,
+                call_id=call_id,
                 at=at,
                 crm_call_id=crm_call_id,
-                reason=originate_reason(event.get("Reason")),
+                reason=originate_reason(result.reason),
             )
         )
 
-    def _cdr(self, event: Event, now: datetime, out: list) -> None:
+    def _cdr(self, cdr: rec.Cdr, out: Out) -> None:
         self._cdr_seen = True
-        uid = event.get("UniqueID") or event.get("Uniqueid")
-        linkedid = self._by_uid.get(uid)
+        linkedid = self._by_uid.get(cdr.uniqueid)
         call = self._calls.get(linkedid) if linkedid else None
         if call is None:
             return
-        try:
-            duration = float(event.get("Duration") or 0)
-            billsec = float(event.get("BillableSeconds") or 0)
-        except ValueError:
-            return
-        call.cdrs.append(
-            _Cdr(
-                uid,
-                duration,
-                billsec,
-                event.get("Disposition") == "ANSWERED",
-                event.get("StartTime"),
-            )
-        )
+        call.cdrs.append(cdr)
         if call.ending_since is not None and not self._waiting_cdr(call):
             self._end(call, out)
 
@@ -722,7 +687,7 @@ class CallTranslator:
         for uid in [*call.channels, *call.gone]:
             self._by_uid.pop(uid, None)
         end_at = call.end_at or call.last_at or call.start_at
-        self._maybe_start(call, end_at, out, force=True)
+        self._maybe_start(call, out, force=True)
         client = call.gone.get(call.client_uid or "") or call.gone.get(call.first.uniqueid)
         cause = client.cause if client is not None and client.cause is not None else 0
         disposition = self._disposition(call, cause)
@@ -787,28 +752,7 @@ def _uid_key(uid: str) -> tuple[int, int]:
     return (int(head) if head.isdigit() else 0, int(tail) if tail.isdigit() else 0)
 
 
-def _number(value: str) -> str | None:
-    return None if value in ("", "<unknown>", "<null>") else value
-
-
 def _ext_of(channel: str, pattern: re.Pattern[str]) -> str | None:
     _, _, rest = channel.partition("/")
     resource = rest.partition("@")[0] if channel.startswith("Local/") else rest.rpartition("-")[0]
     return resource if pattern.fullmatch(resource) else None
-
-
-_HANDLERS: dict[
-    str, Callable[[CallTranslator, _Call, Event, datetime, list[ev.CallEvent]], None]
-] = {
-    "Newchannel": CallTranslator._on_newchannel,
-    "NewCallerid": CallTranslator._on_newcallerid,
-    "Newexten": CallTranslator._on_newexten,
-    "VarSet": CallTranslator._on_varset,
-    "DialBegin": CallTranslator._on_dialbegin,
-    "DialEnd": CallTranslator._on_dialend,
-    "BridgeEnter": CallTranslator._on_bridgeenter,
-    "BridgeLeave": CallTranslator._on_bridgeleave,
-    "Hangup": CallTranslator._on_hangup,
-    "QueueCallerAbandon": CallTranslator._on_queue_abandon,
-}
-_WANTED = frozenset(_HANDLERS) | {"OriginateResponse", "Cdr", "BlindTransfer", "AttendedTransfer"}

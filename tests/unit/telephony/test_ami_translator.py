@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from telephony import events as ev
+from telephony.ami import records as rec
 from telephony.ami.frames import AmiParser, Event, parse_all
 from telephony.ami.simulator import CAPTURES, prepare
 from telephony.ami.translator import CallTranslator, PendingOriginate
@@ -590,3 +591,31 @@ def test_a_pbx_without_cdrs_stops_delaying_call_ends() -> None:
 def prepare_fresh(name: str) -> list[Event]:
     """A capture with fresh ids (as the simulator replays it)."""
     return [Event(dict(pairs)) for pairs in prepare(name)]
+
+
+def test_events_are_decoded_into_typed_records_at_the_boundary() -> None:
+    events = capture_events("click-to-call")
+    originate_dial = next(e for e in events if e.name == "DialBegin")
+    record = rec.decode(originate_dial)
+    assert isinstance(record, rec.Dial)
+    assert record.leg is None  # the Originate's own dial has only Dest* headers
+    assert (record.dest.channel, record.dest.linkedid, record.dest.caller_name) == (
+        "PJSIP/102-0000000a",
+        "1795386728.10",
+        "+79161234567",
+    )
+    response = rec.decode(next(e for e in events if e.name == "OriginateResponse"))
+    assert response == rec.OriginateResult(
+        name="OriginateResponse",
+        stamp=None,
+        action_id="c2c-0001",
+        ok=True,
+        reason=4,
+        uniqueid="1795386728.10",
+    )
+    trunk = next(e for e in events if e.name == "Newchannel" and "trunk" in e["Channel"])
+    decoded = rec.decode(trunk)
+    assert isinstance(decoded, rec.ChannelRecord)
+    assert decoded.leg.caller_num is None  # "<unknown>" on the wire
+    assert rec.decode(Event({"Event": "DeviceStateChange", "Device": "PJSIP/101"})) is None
+    assert rec.decode(Event({"Event": "Cdr", "UniqueID": "1.1", "Duration": "x"})) is None
