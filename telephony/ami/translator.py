@@ -1,9 +1,10 @@
 """AMI events -> normalized call events. Pure: no I/O, no clock of its own.
 
 AMI events are decoded into the typed records of `records.py` on the way in; the state
-machine below reads fields, never header strings. One state machine per Linkedid (Asterisk's id of the whole call across legs, transfers
-and queue attempts). `feed(event, now)` returns the call events that AMI event completes,
-in order; `tick(now)` releases calls whose end waits for a late `Cdr`.
+machine below reads fields, never header strings. One state machine per Linkedid
+(Asterisk's id of the whole call across legs, transfers and queue attempts).
+`feed(event, now)` returns the call events that AMI event completes, in order;
+`tick(now)` releases calls whose end waits for a late `Cdr`.
 
 Where the pieces come from (see shared/asterisk-ami/README.md):
 - Direction: a call whose first channel is a trunk leg (context in `trunk_contexts`) is
