@@ -17,6 +17,7 @@ async def new_context(browser: Browser, app: RunningApi, lang: str = "ru") -> Br
         base_url=app.base_url,
         locale="ru-RU" if lang == "ru" else "en-US",
         viewport={"width": 1366, "height": 900},
+        timezone_id="Europe/Moscow",
     )
 
 

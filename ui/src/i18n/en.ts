@@ -70,8 +70,8 @@ export default {
     scored: 'Scored', seekBack: 'Back 5 s', seekFwd: 'Forward 5 s',
   },
   status2: { answered: 'answered', missed: 'missed', busy: 'busy', abandoned: 'abandoned', failed: 'failed', queued: 'queued', sent: 'sent', delivered: 'delivered', undelivered: 'not delivered', received: 'received', recorded: 'recorded', ringing: 'ringing', originating: 'dialling', ended: 'ended' },
-  reports: { title: 'Reports', calls: 'Calls by day', byManager: 'Calls by manager' },
-  schedules: { title: 'Schedules' },
+  reports: { title: 'Reports', calls: 'Calls and sales by day', byManager: 'Sales by manager', funnel: 'Funnel: deals that reached each stage', sources: 'New clients by lead source', callsIn: 'Incoming', callsOut: 'Outgoing', callsMissed: 'Missed', sales: 'Sales', plan: 'Plan' },
+  schedules: { title: 'Schedules', prev: 'Previous week', next: 'Next week', onDuty: 'On duty now', shifts: 'Weekly shifts', weekday: 'Weekday' },
   admin: {
     title: 'Administration', users: 'Users', directories: 'Directories', username: 'Username',
     fullName: 'Full name', role: 'Role', extension: 'Extension', active: 'Active',
