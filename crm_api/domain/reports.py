@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, and_, case, cast, func, literal, select
+from sqlalchemy import Date, Float, and_, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -75,10 +75,13 @@ class _Sql:
         offset = period.start.astimezone(period.tz).utcoffset() or timedelta(0)
         self.shift = f"{int(offset.total_seconds() // 60):+d} minutes"
 
-    def bucket(self, col: Any, unit: Bucket) -> ColumnElement[str]:
+    def bucket(self, col: Any, unit: Bucket) -> Any:
+        """The local day/week/month start: a date on PostgreSQL, ISO text on SQLite."""
         if self.pg:
             local = func.timezone(self.tz.key, col)
-            return func.to_char(func.date_trunc(unit, local), "YYYY-MM-DD")
+            if unit == "day":
+                return cast(local, Date)
+            return cast(func.date_trunc(unit, local), Date)
         if unit == "day":
             return func.date(col, self.shift)
         if unit == "week":  # the Monday on or before the day
@@ -162,7 +165,7 @@ async def manager_daily(
         .group_by(Deal.manager_id, created_day)
     )
     for uid, day, n, total in created:
-        r = row(uid, day)
+        r = row(uid, str(day))
         r["deals_created"], r["deals_created_sum"] = n, total or 0
 
     closed_day = sql.bucket(Deal.closed_at, "day")
@@ -179,48 +182,49 @@ async def manager_daily(
         .group_by(Deal.manager_id, closed_day, Deal.stage_kind)
     )
     for uid, day, kind, n, total in closed:
-        r = row(uid, day)
+        r = row(uid, str(day))
         if kind is StageKind.WON:
             r["deals_won"], r["sales_sum"] = n, total or 0
         elif kind is StageKind.LOST:
             r["deals_cancelled"], r["deals_cancelled_sum"] = n, total or 0
 
+    # One row per manager and day, every figure a conditional sum: fewer groups to sort.
     comm_day = sql.bucket(Communication.occurred_at, "day")
-    missed = and_(
-        Communication.kind == CommKind.CALL,
-        Communication.direction == CommDirection.INBOUND,
-        Communication.status != "answered",
-    )
-    talk = Communication.details["talk_s"].as_float()
+    kind, direction = Communication.kind, Communication.direction
+    inbound = direction == CommDirection.INBOUND
+    outbound = direction == CommDirection.OUTBOUND
+    is_call = kind == CommKind.CALL
+
+    def n_of(*conds: ColumnElement[bool]) -> Any:
+        return func.sum(case((and_(*conds), 1), else_=0))
+
+    figures = {
+        "calls_in": n_of(is_call, inbound),
+        "calls_out": n_of(is_call, outbound),
+        "calls_missed": n_of(is_call, inbound, Communication.status != "answered"),
+        "talk_seconds": func.sum(
+            case((is_call, Communication.details["talk_s"].as_float()), else_=None)
+        ),
+        "sms_in": n_of(kind == CommKind.SMS, inbound),
+        "sms_out": n_of(kind == CommKind.SMS, outbound),
+        "emails_in": n_of(kind == CommKind.EMAIL, inbound),
+        "emails_out": n_of(kind == CommKind.EMAIL, outbound),
+    }
     comms = await session.execute(
-        select(
-            Communication.user_id,
-            comm_day,
-            Communication.kind,
-            Communication.direction,
-            func.count(),
-            func.sum(case((missed, 1), else_=0)),
-            func.sum(case((Communication.kind == CommKind.CALL, talk), else_=None)),
-        )
+        select(Communication.user_id, comm_day, *figures.values())
         .where(
             Communication.occurred_at >= period.start,
             Communication.occurred_at < period.end,
             Communication.user_id.is_not(None),
-            Communication.kind.in_([CommKind.CALL, CommKind.SMS, CommKind.EMAIL]),
+            kind.in_([CommKind.CALL, CommKind.SMS, CommKind.EMAIL]),
             _managers_filter(Communication.user_id, manager_ids),
         )
-        .group_by(Communication.user_id, comm_day, Communication.kind, Communication.direction)
+        .group_by(Communication.user_id, comm_day)
     )
-    for uid, day, kind, direction, n, n_missed, talk_s in comms:
-        r = row(uid, day)
-        inbound = direction is CommDirection.INBOUND
-        if kind is CommKind.CALL:
-            r["calls_in" if inbound else "calls_out"] += n
-            r["calls_missed"] += int(n_missed or 0)
-            r["talk_seconds"] += round(float(talk_s or 0))
-        elif direction in (CommDirection.INBOUND, CommDirection.OUTBOUND):
-            prefix = "sms" if kind is CommKind.SMS else "emails"
-            r[f"{prefix}_{'in' if inbound else 'out'}"] += n
+    for uid, day, *values in comms:
+        r = row(uid, str(day))
+        for key, value in zip(figures, values, strict=True):
+            r[key] = round(float(value or 0)) if key == "talk_seconds" else int(value or 0)
 
     plans = await _plans(session, period, manager_ids)
     names = await _names(session, {uid for uid, _ in rows})
@@ -536,7 +540,7 @@ async def analytics(
         )
         .group_by(created_b, Client.segment_id, Deal.manager_id)
     ):
-        r = row(b, seg, uid)
+        r = row(str(b), seg, uid)
         r["new_deals"], r["new_sum"] = n, int(total or 0)
     closed_b = sql.bucket(Deal.closed_at, bucket)
     for b, seg, uid, n, total in await session.execute(
@@ -556,7 +560,7 @@ async def analytics(
         )
         .group_by(closed_b, Client.segment_id, Deal.manager_id)
     ):
-        r = row(b, seg, uid)
+        r = row(str(b), seg, uid)
         r["won"], r["won_sum"] = n, int(total or 0)
     segments = dict((await session.execute(select(Segment.id, Segment.name))).all())
     names = await _names(session, {uid for _, _, uid in rows if uid is not None})
