@@ -118,6 +118,7 @@ class SmppConnection:
         self.bound = False
         self.last_error: str | None = None
         self.binds = 0
+        self.bind_attempts = 0
 
     # -- called from other threads ------------------------------------------------------
 
@@ -191,6 +192,7 @@ class SmppConnection:
         client = smpplib.client.Client(
             cfg.host, cfg.port, timeout=cfg.connect_timeout, allow_unknown_opt_params=True
         )
+        self.bind_attempts += 1
         client.connect()
         try:
             client.bind_transceiver(
@@ -279,7 +281,7 @@ class SmppConnection:
                 if sock not in readable:
                     continue
                 # Read everything that is already there, one PDU at a time.
-                while True:
+                while select.select([sock], [], [], 0)[0]:
                     pdu = client.read_pdu()
                     last_rx = time.monotonic()
                     probe_sent = None
@@ -317,8 +319,6 @@ class SmppConnection:
                         resp.sequence = pdu.sequence
                         client.send_pdu(resp)
                         raise smpplib.exceptions.ConnectionError("the SMSC unbound")
-                    if not select.select([sock], [], [], 0)[0]:
-                        break
             # Stopping: say goodbye politely, briefly.
             with contextlib.suppress(Exception):
                 client.send_pdu(smpplib.smpp.make_pdu("unbind", client=client))

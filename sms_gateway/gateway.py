@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -57,6 +58,10 @@ class SmsGateway:
     @property
     def last_error(self) -> str | None:
         return self._conn.last_error if self._conn else None
+
+    @property
+    def bind_attempts(self) -> int:
+        return self._conn.bind_attempts if self._conn else 0
 
     async def wait_bound(self, within: float) -> bool:
         with contextlib.suppress(TimeoutError):
@@ -154,6 +159,7 @@ class SmsGateway:
                 log.warning("a delivery receipt without a message id: %r", deliver)
                 self._answer(deliver)
                 return
+            receipt = dataclasses.replace(receipt, handset=deliver.source)
             self._incoming.put_nowait(Incoming(receipt, (deliver,)))
             return
         payload = deliver.short_message

@@ -37,6 +37,7 @@ class DeliveryReceipt:
     stat: str  # DELIVRD, EXPIRED, UNDELIV, ...
     outcome: str | None  # delivered | expired | failed | rejected, None if not final
     error: str | None = None
+    handset: str = ""  # the number the message went to, as the SMSC writes it
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,9 @@ class OutboxMessage(Base):
     to_address: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str | None] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text)
-    # queued → sending → submitted → delivered | failed | expired | rejected
+    # queued → sending → submitted → delivered | failed | expired | rejected; e-mail ends
+    # "sent"; "uncertain": the link died before the SMSC answered, so its receipt is
+    # awaited for a while before the message is sent again
     status: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)

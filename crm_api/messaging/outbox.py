@@ -89,7 +89,7 @@ async def claim_due(session: AsyncSession, channel: str, now: datetime, limit: i
     state, so two workers never send the same message. A claim that outlived a crashed
     worker expires and the message is tried again."""
     due = or_(
-        (OutboxMessage.status == "queued") & (OutboxMessage.next_attempt_at <= now),
+        OutboxMessage.status.in_(("queued", "uncertain")) & (OutboxMessage.next_attempt_at <= now),
         (OutboxMessage.status == "sending") & (OutboxMessage.claimed_until < now),
     )
     candidates = (

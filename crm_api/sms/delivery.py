@@ -7,16 +7,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.db.communications import Communication
 from crm_api.db.outbox import OutboxMessage, SmsPart
 from crm_api.messaging.outbox import FINAL, retry_later, set_status
+from sms_gateway.connection import LINK_LOST
 from sms_gateway.types import DeliveryReceipt, SendResult
 
 MAX_ATTEMPTS = 12  # with the capped backoff: about half an hour of trying
 GIVE_UP_AFTER = timedelta(hours=24)
+# A part written just before the link died may have reached the SMSC: its receipt is
+# awaited this long (after the link is back) before the part is sent again.
+UNCERTAIN_HOLD = timedelta(seconds=20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,15 @@ async def record_send(
     """The parts the SMSC accepted and where the message stands now; None if it goes back
     to the queue for another attempt."""
     placed = [p for p in result.parts if p.status == 0 and p.message_id]
+    lost = [p for p in result.parts if p.status == LINK_LOST]
+    redone = {p.index for p in result.parts}
+    # Entries of parts sent again in this attempt are replaced by this attempt's answer.
+    message.parts = [e for e in message.parts if e["message_id"] or e["index"] not in redone]
+    if lost:
+        message.parts = [
+            *message.parts,
+            *({"index": p.index, "message_id": None, "status": "unknown"} for p in lost),
+        ]
     if placed:
         for p in placed:
             session.add(
@@ -56,6 +69,12 @@ async def record_send(
         await set_status(session, message, "failed", error=result.error)
         return Change(message, "failed")
     error = result.error or "try again later"
+    if lost:
+        message.status = "uncertain"
+        message.claimed_until = None
+        message.last_error = error
+        message.next_attempt_at = now + UNCERTAIN_HOLD
+        return None
     if message.attempts >= MAX_ATTEMPTS or now - _aware(message.created_at) > GIVE_UP_AFTER:
         await set_status(session, message, "expired", error=f"gave up: {error}")
         return Change(message, "expired")
@@ -65,7 +84,49 @@ async def record_send(
 
 def placed_indexes(message: OutboxMessage) -> set[int]:
     """Parts an earlier attempt already placed: a retry sends only the others."""
-    return {int(p["index"]) for p in message.parts}
+    return {int(p["index"]) for p in message.parts if p["message_id"]}
+
+
+async def adopt(session: AsyncSession, receipt: DeliveryReceipt, now: datetime) -> bool:
+    """A receipt with an id we never heard of, from a number an uncertain message went
+    to: the SMSC did take that part before the link died. The part gets the id instead
+    of being sent a second time."""
+    digits = "".join(ch for ch in receipt.handset if ch.isdigit())
+    if not digits:
+        return False
+    candidates = (
+        await session.scalars(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.channel == "sms",
+                OutboxMessage.status.in_(("uncertain", "queued")),
+                OutboxMessage.to_address == "+" + digits,
+            )
+            .order_by(OutboxMessage.id)
+        )
+    ).all()
+    for message in candidates:
+        entries = list(message.parts)
+        slot = next((i for i, e in enumerate(entries) if e["status"] == "unknown"), None)
+        if slot is None:
+            continue
+        index = int(entries[slot]["index"])
+        entries[slot] = {"index": index, "message_id": receipt.message_id, "status": "submitted"}
+        message.parts = entries
+        session.add(
+            SmsPart(
+                outbox_id=message.id,
+                part_index=index,
+                smsc_message_id=receipt.message_id,
+                status="submitted",
+                updated_at=now,
+            )
+        )
+        if not any(e["status"] == "unknown" for e in entries):
+            await set_status(session, message, "submitted")
+        await session.flush()
+        return True
+    return False
 
 
 def _aware(value: datetime) -> datetime:
@@ -88,6 +149,14 @@ async def apply_receipts(
         ).all()
     }
     unknown = ids - parts.keys()
+    for receipt in receipts:
+        if receipt.message_id in unknown and await adopt(session, receipt, now):
+            unknown.discard(receipt.message_id)
+            part = await session.scalar(
+                select(SmsPart).where(SmsPart.smsc_message_id == receipt.message_id)
+            )
+            assert part is not None
+            parts[receipt.message_id] = part
     touched: set[int] = set()
     for receipt in receipts:
         part = parts.get(receipt.message_id)
@@ -146,3 +215,13 @@ def outcome_of(message: OutboxMessage, parts: list[SmsPart]) -> str | None:
     if message.status == "submitted" and parts and all(p.status == "delivered" for p in parts):
         return "delivered"
     return None
+
+
+async def hold_uncertain(session: AsyncSession, now: datetime) -> None:
+    """The link is back: uncertain messages wait for their receipts from now on."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == "uncertain")
+        .values(next_attempt_at=now + UNCERTAIN_HOLD)
+        .execution_options(synchronize_session=False)
+    )

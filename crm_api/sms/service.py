@@ -25,7 +25,13 @@ from crm_api.db.outbox import OutboxMessage
 from crm_api.messaging.outbox import claim_due
 from crm_api.realtime.hub import Hub
 from crm_api.sms import bulk as bulk_sends
-from crm_api.sms.delivery import Change, apply_receipts, placed_indexes, record_send
+from crm_api.sms.delivery import (
+    Change,
+    apply_receipts,
+    hold_uncertain,
+    placed_indexes,
+    record_send,
+)
 from crm_api.sms.inbound import Received, receipt_key, receive
 from sms_gateway import Incoming, OutgoingSms, SendResult, SmsGateway
 from sms_gateway.types import DeliveryReceipt, InboundSms
@@ -64,6 +70,13 @@ class SmsService:
         self._sending: set[asyncio.Task[None]] = set()
         self._waiting: list[_Waiting] = []
         self._progress = bulk_sends.ProgressNotifier(sessions, hub)
+        self._rebound = False
+        gateway.state_listeners.append(self._on_link)
+
+    def _on_link(self, bound: bool, _error: str | None) -> None:
+        if bound:
+            self._rebound = True
+            self.wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         tasks = [
@@ -88,6 +101,14 @@ class SmsService:
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             free = self.max_in_flight - self._in_flight
+            if self._rebound and self.gateway.connected:
+                self._rebound = False
+                try:
+                    async with self.sessions() as session:
+                        await hold_uncertain(session, utcnow())
+                        await session.commit()
+                except Exception:
+                    log.exception("holding uncertain SMS failed")
             if not self.gateway.connected or free <= 0:
                 await self._nap(0.05 if free <= 0 else self.poll)
                 continue

@@ -109,6 +109,7 @@ class Smsc:
         self.submit_count += 1
         every = self.args.throttle_every
         if every and self.submit_count % every == 0:
+            self.store.write({"ev": "throttled", "dest": event.destination_addr})
             event.reject(smpp34.ESME_RTHROTTLED)
             return
         mid = self.next_id()
@@ -150,7 +151,7 @@ class Smsc:
 
     def receipt(self, row: dict[str, Any]) -> dict[str, Any]:
         stamp = time.strftime("%y%m%d%H%M", time.gmtime(row["at"]))
-        stat = "UNDELIV" if row["dest"].endswith("0000") else "DELIVRD"
+        stat = "UNDELIV" if row["dest"].endswith("0000000") else "DELIVRD"  # unreachable
         text = (
             f"id:{row['id']} sub:001 dlvrd:{'001' if stat == 'DELIVRD' else '000'} "
             f"submit date:{stamp} done date:{stamp} stat:{stat} err:000 text:"

@@ -11,11 +11,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from support.peers import free_port
 from support.server import RunningApi, running_api
+from support.sms import sms_stack
 from support.smsc import SmscProcess
 
 from crm_api.messaging.email import start_email
 from crm_api.settings import Settings
-from crm_api.sms.pipeline import start_sms
 
 
 @pytest.fixture
@@ -26,17 +26,9 @@ async def smsc(tmp_path: Path) -> AsyncIterator[SmscProcess]:
     await proc.kill()
 
 
-def sms_settings(settings: Settings, smsc: SmscProcess, **more: Any) -> Settings:
-    return settings.model_copy(
-        update={"smpp_url": smsc.url, "smpp_window": 50, "smpp_enquire_link_s": 2.0, **more}
-    )
-
-
 @pytest.fixture
 async def sms_api(settings: Settings, smsc: SmscProcess) -> AsyncIterator[RunningApi]:
-    async with running_api(sms_settings(settings, smsc), features=(start_sms,)) as running:
-        service = running.app.state.services.extras["sms"]
-        assert await service.gateway.wait_bound(10), service.gateway.last_error
+    async with sms_stack(settings, smsc) as running:
         yield running
 
 

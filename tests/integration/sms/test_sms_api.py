@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
-import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.factories import Actor
 from support.server import RunningApi
+from support.sms import make_client, wait_for
 from support.smsc import SmscProcess
 from support.ws import Socket, open_socket
 
@@ -21,28 +19,6 @@ TEXT = (
     "{first_name}, здравствуйте! Ваш заказ собран и ждёт вас в пункте выдачи на Тверской, 12. "
     "Хранение — 7 дней. Вопросы: +7 495 000-00-00. Спасибо, что выбираете нас!"
 )
-
-
-async def make_client(
-    http: httpx.AsyncClient, name: str, phone: str, *, manager_id: int | None = None, **more: Any
-) -> dict[str, Any]:
-    r = await http.post(
-        "/clients",
-        json={"name": name, "phones": [{"number": phone}], "manager_id": manager_id, **more},
-    )
-    assert r.status_code == 201, r.text
-    return dict(r.json())
-
-
-async def wait_for(check: Any, within: float = 15.0, step: float = 0.1) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {within}s: last {value!r}")
-        await asyncio.sleep(step)
 
 
 def decode_parts(rows: list[dict[str, Any]]) -> str:

@@ -1,0 +1,69 @@
+"""Helpers of the SMS and e-mail tests: Callcard bound to a test SMSC, client cards in
+bulk, waiting for a condition."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from crm_api.settings import Settings
+from crm_api.sms.pipeline import start_sms
+from support.server import RunningApi, running_api
+from support.smsc import SmscProcess
+
+
+def sms_settings(settings: Settings, smsc: SmscProcess, **more: Any) -> Settings:
+    return settings.model_copy(
+        update={"smpp_url": smsc.url, "smpp_window": 50, "smpp_enquire_link_s": 2.0, **more}
+    )
+
+
+@contextlib.asynccontextmanager
+async def sms_stack(
+    settings: Settings, smsc: SmscProcess, **more: Any
+) -> AsyncIterator[RunningApi]:
+    """Callcard with the SMS feature bound to this SMSC."""
+    async with running_api(sms_settings(settings, smsc, **more), features=(start_sms,)) as api:
+        service = api.app.state.services.extras["sms"]
+        assert await service.gateway.wait_bound(10), service.gateway.last_error
+        yield api
+
+
+async def make_client(
+    http: httpx.AsyncClient, name: str, phone: str, *, manager_id: int | None = None, **more: Any
+) -> dict[str, Any]:
+    r = await http.post(
+        "/clients",
+        json={"name": name, "phones": [{"number": phone}], "manager_id": manager_id, **more},
+    )
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def make_clients(http: httpx.AsyncClient, n: int, *, prefix: str) -> list[dict[str, Any]]:
+    """n cards with distinct mobile numbers +7 926 5xx-xx-xx, 20 requests at a time."""
+    cards: list[dict[str, Any]] = []
+    for start in range(0, n, 20):
+        batch = range(start, min(n, start + 20))
+        cards += await asyncio.gather(
+            *(make_client(http, f"{prefix} {i:04d}", f"+7926{5000000 + i:07d}") for i in batch)
+        )
+    return cards
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[Any]], within: float = 15.0, step: float = 0.1
+) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {within}s: last {value!r}")
+        await asyncio.sleep(step)
