@@ -6,7 +6,7 @@ export default {
   },
   role: { operator: 'Operator', manager: 'Manager', supervisor: 'Supervisor', admin: 'Administrator' },
   status: {
-    online: 'Online', connecting: 'Connecting…', offline: 'Offline', onCall: 'On a call',
+    onDuty: 'on duty', offDuty: 'off duty',     online: 'Online', connecting: 'Connecting…', offline: 'Offline', onCall: 'On a call',
     ringing: 'Ringing', ext: 'ext. {ext}', label: 'My status',
   },
   login: {

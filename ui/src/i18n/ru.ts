@@ -8,7 +8,7 @@ const ru: typeof en = {
   },
   role: { operator: 'Оператор', manager: 'Менеджер', supervisor: 'Супервизор', admin: 'Администратор' },
   status: {
-    online: 'В сети', connecting: 'Подключение…', offline: 'Не в сети', onCall: 'На звонке',
+    onDuty: 'на смене', offDuty: 'не на смене',     online: 'В сети', connecting: 'Подключение…', offline: 'Не в сети', onCall: 'На звонке',
     ringing: 'Входящий', ext: 'доб. {ext}', label: 'Мой статус',
   },
   login: {

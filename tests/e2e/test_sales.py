@@ -1,0 +1,101 @@
+"""Deals board (drag between stages, Lost asks the reason) and task reminders with snooze."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from e2e.helpers import login, new_context, shoot
+from playwright.async_api import Browser, expect
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.server import RunningApi
+
+from crm_api.db.sales import Deal, DealStage, Task
+from crm_api.db.users import User
+
+
+async def test_drag_deals_across_stages_and_lose_one_with_a_reason(
+    app: RunningApi, browser: Browser, db: async_sessionmaker[AsyncSession]
+) -> None:
+    context = await new_context(browser, app, "ru")
+    page = await context.new_page()
+    await login(page, "manager", "manager-demo-1")
+    await page.goto("/deals")
+    board = page.get_by_test_id("deals-board")
+    await expect(board.locator("[data-deal]").first).to_be_visible()
+    await shoot(page, "deals-ru")
+
+    first = board.locator("section").first
+    second = board.locator("section").nth(1)
+    card = first.locator("[data-deal]").first
+    deal_id = int(await card.get_attribute("data-deal") or 0)
+    async with page.expect_response(lambda r: r.url.endswith(f"/deals/{deal_id}/move")) as moving:
+        await card.drag_to(second.locator(".cards"))
+    assert (await moving.value).ok
+    await expect(second.locator(f"[data-deal='{deal_id}']")).to_be_visible()
+    async with db() as session:
+        deal = await session.get(Deal, deal_id)
+        stage = await session.get(DealStage, deal.stage_id)  # type: ignore[union-attr]
+    assert stage is not None and stage.position == 1
+
+    # Into the Lost zone: the reason is asked; cancelling leaves the deal open.
+    moved = second.locator(f"[data-deal='{deal_id}']")
+    await moved.drag_to(page.get_by_test_id("drop-lost"))
+    dialog = page.get_by_role("dialog")
+    await expect(dialog.get_by_text("Почему сделка проиграна?")).to_be_visible()
+    save = dialog.get_by_role("button", name="Сохранить")
+    await expect(save).to_be_disabled()  # no reason, no loss
+    await dialog.get_by_role("button", name="Отмена").click()
+    await expect(moved).to_be_visible()
+
+    await moved.drag_to(page.get_by_test_id("drop-lost"))
+    await dialog.get_by_label("Почему сделка проиграна?").fill("Выбрали конкурента")
+    async with page.expect_response(lambda r: r.url.endswith(f"/deals/{deal_id}/close")) as closing:
+        await save.click()
+    assert (await closing.value).ok
+    await expect(board.locator(f"[data-deal='{deal_id}']")).to_have_count(0)
+    async with db() as session:
+        deal = await session.get(Deal, deal_id)
+    assert deal is not None and deal.stage_kind == "lost"
+    assert deal.lost_reason == "Выбрали конкурента"
+    await context.close()
+
+
+async def test_reminder_pops_and_snoozes(
+    app: RunningApi, browser: Browser, db: async_sessionmaker[AsyncSession]
+) -> None:
+    context = await new_context(browser, app, "en")
+    page = await context.new_page()
+    await login(page, "manager", "manager-demo-1")
+    await page.goto("/tasks")
+    async with db() as session:
+        manager = await session.scalar(select(User).where(User.username == "manager"))
+        assert manager is not None
+        now = datetime.now(UTC)
+        task = Task(
+            title="Call back about the invoice",
+            assignee_id=manager.id,
+            created_by_id=manager.id,
+            due_at=now + timedelta(minutes=5),
+            remind_at=now,
+            source="manual",
+        )
+        session.add(task)
+        await session.commit()
+        task_id = task.id
+
+    reminder = page.get_by_test_id("reminder")
+    await expect(page.get_by_text("Call back about the invoice").first).to_be_visible()
+    await expect(reminder).to_be_visible()
+    await shoot(page, "tasks-reminder-en")
+    await reminder.get_by_role("button", name="Snooze 10 min").click()
+    await expect(reminder).to_have_count(0)
+    async with db() as session:
+        snoozed = await session.get(Task, task_id)
+    assert snoozed is not None and snoozed.remind_at is not None
+    assert snoozed.remind_at.replace(tzinfo=UTC) > now + timedelta(minutes=9)
+    # The task is in today's column and can be marked done.
+    today = page.get_by_test_id("tasks-today")
+    await today.get_by_role("button", name="Done: Call back about the invoice").click()
+    await expect(today.get_by_text("Call back about the invoice")).to_have_count(0)
+    await context.close()
