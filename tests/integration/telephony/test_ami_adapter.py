@@ -237,19 +237,19 @@ async def test_garbage_frames_are_skipped(sim: AmiSimulator, adapter: AdapterFac
 async def test_ping_watchdog_detects_a_silent_server(
     sim: AmiSimulator, adapter: AdapterFactory
 ) -> None:
-    amp, _ = await adapter(ping_interval=0.1, ping_timeout=0.2)
-    await asyncio.sleep(0.3)
-    assert amp.connected and len(sim.actions_named("Ping")) >= 1
+    amp, _ = await adapter(ping_interval=0.1, ping_timeout=0.5)
+    await until(lambda: len(sim.actions_named("Ping")) >= 2, what="pings answered")
+    assert amp.connected
     sim.silent = True
     await until(lambda: not amp.connected, what="silent server declared dead")
-    assert amp.status.last_error == "Asterisk silent: no answer to Ping within 0.2s"
+    assert amp.status.last_error == "Asterisk silent: no answer to Ping within 0.5s"
     sim.silent = False
     await until(lambda: amp.connected, what="reconnect")
     assert amp.status.connects == 2
 
 
 async def test_actions_are_bounded_by_a_timeout(sim: AmiSimulator, adapter: AdapterFactory) -> None:
-    amp, _ = await adapter(action_timeout=0.2)
+    amp, _ = await adapter(action_timeout=0.5)
     sim.silent = True
     with pytest.raises(PbxError) as late:
         await amp.command("core show version")
