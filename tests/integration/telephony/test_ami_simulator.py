@@ -151,7 +151,7 @@ async def test_originate_carries_the_request_into_the_replay(sim: AmiSimulator) 
 
 async def test_pbx_sim_command_generates_calls_for_the_adapter() -> None:
     port = free_port()
-    command = ["pbx-sim", "--port", str(port), "--rate", "20", "--duration", "1.5"]
+    command = ["pbx-sim", "--port", str(port), "--rate", "20", "--duration", "3"]
     scenarios = ["--scenario", "incoming-answered", "--scenario", "queue-call"]
     process = await asyncio.create_subprocess_exec(
         sys.executable,
