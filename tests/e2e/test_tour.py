@@ -1,0 +1,71 @@
+"""Every page, in both languages: it renders its heading with its data, the browser logs
+no errors, and a screenshot is kept for a human to look at (var/e2e-screenshots)."""
+
+from __future__ import annotations
+
+import pytest
+from e2e.helpers import login, new_context, shoot
+from playwright.async_api import Browser, ConsoleMessage, expect
+from support.server import RunningApi
+
+PAGES = {
+    "ru": {
+        "console": "Пульт",
+        "clients": "Клиенты",
+        "deals": "Сделки",
+        "tasks": "Задачи",
+        "supervisor": "Контроль",
+        "reports": "Отчёты",
+        "schedules": "Графики",
+    },
+    "en": {
+        "console": "Console",
+        "clients": "Clients",
+        "deals": "Deals",
+        "tasks": "Tasks",
+        "supervisor": "Supervisor desk",
+        "reports": "Reports",
+        "schedules": "Schedules",
+    },
+}
+ADMIN = {"ru": "Администрирование", "en": "Administration"}
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+async def test_every_page_renders(app: RunningApi, browser: Browser, lang: str) -> None:
+    context = await new_context(browser, app, lang)
+    page = await context.new_page()
+    errors: list[str] = []
+
+    def on_console(msg: ConsoleMessage) -> None:
+        # The login page asks /auth/me first; its 401 is how it learns nobody is logged in.
+        if msg.type == "error" and "401" not in msg.text:
+            errors.append(msg.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await login(page, "supervisor", "supervisor-demo-1")
+    for path, heading in PAGES[lang].items():
+        await page.get_by_role("navigation").get_by_role("link", name=heading).click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+        await expect(page.get_by_test_id("not-available")).to_have_count(0)
+        await expect(page.locator(".n-spin")).to_have_count(0)
+        await shoot(page, f"page-{path}-{lang}")
+    # The card of a client with history.
+    await page.goto("/clients/1")  # the demo's first clients have notes and calls
+    await expect(page.get_by_test_id("timeline-item").first).to_be_visible()
+    await shoot(page, f"page-client-card-{lang}")
+    await page.get_by_role("tab").nth(1).click()  # the audit
+    await expect(page.get_by_test_id("audit").locator("tbody tr").first).to_be_visible()
+
+    await page.get_by_role("button", name="Выйти" if lang == "ru" else "Log out").click()
+    await login(page, "admin", "admin-demo-1")
+    await page.goto("/admin")
+    await expect(page.get_by_role("heading", level=1)).to_have_text(ADMIN[lang])
+    await expect(page.get_by_test_id("users-table").locator("tbody tr")).to_have_count(6)
+    await shoot(page, f"page-admin-{lang}")
+    await page.get_by_role("tab").nth(1).click()
+    await expect(page.get_by_test_id("dir-groups").locator("li")).to_have_count(3)
+    await shoot(page, f"page-admin-directories-{lang}")
+    assert errors == []
+    await context.close()
