@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_api.db.base import Base, str_enum, utcnow
 from crm_api.db.clients import Client
+from crm_api.db.communications import Communication
 from crm_api.db.users import User
 
 
@@ -109,10 +110,14 @@ class DealStageVisit(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     entered_at: Mapped[datetime] = mapped_column(default=utcnow)
     left_at: Mapped[datetime | None]
+    # The deal's own creation time, copied: the funnel reads a month's cohort of deals
+    # straight from this table's index instead of joining all of its history.
+    deal_created_at: Mapped[datetime]
 
     __table_args__ = (
         Index("ix_deal_stage_visits_deal", "deal_id", "entered_at"),
         Index("ix_deal_stage_visits_entered", "entered_at"),
+        Index("ix_deal_stage_visits_cohort", "deal_created_at", "deal_id"),
     )
 
 
@@ -219,6 +224,12 @@ class RouteAsk(Base):
     asked_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("call_id", "attempt", name="uq_route_asks_call_attempt"),)
+
+
+# The reports count communications per manager and day; migration 0002 adds these to the
+# communications table (declared here, beside the reports that need them).
+Index("ix_communications_user_time", Communication.user_id, Communication.occurred_at)
+Index("ix_communications_occurred", Communication.occurred_at)
 
 
 def builtin_stage_rows() -> list[dict[str, object]]:

@@ -202,7 +202,15 @@ async def create_deal(
     )
     session.add(deal)
     await session.flush()
-    session.add(DealStageVisit(deal_id=deal.id, stage_id=stage.id, user_id=user.id, entered_at=at))
+    session.add(
+        DealStageVisit(
+            deal_id=deal.id,
+            stage_id=stage.id,
+            user_id=user.id,
+            entered_at=at,
+            deal_created_at=deal.created_at,
+        )
+    )
     await session.flush()
     return deal
 
@@ -261,6 +269,7 @@ async def _change_stage(
         DealStageVisit(
             deal_id=deal.id,
             stage_id=stage.id,
+            deal_created_at=deal.created_at,
             from_stage_id=deal.stage_id,
             user_id=user.id,
             entered_at=at,

@@ -432,18 +432,30 @@ async def funnel(session: AsyncSession, period: Period, manager_ids: Sequence[in
             )
         )
     }
+
+    def cohort_visits(*cols: Any) -> Any:
+        # The cohort's visits come straight from their own index on the deal's creation.
+        q = select(*cols).where(
+            DealStageVisit.deal_created_at >= period.start,
+            DealStageVisit.deal_created_at < period.end,
+        )
+        if manager_ids is not None:
+            q = q.join(Deal, Deal.id == DealStageVisit.deal_id).where(
+                Deal.manager_id.in_(manager_ids)
+            )
+        return q.join(DealStage, DealStage.id == DealStageVisit.stage_id)
+
     # The furthest open/won position each deal of the cohort reached, counted per position.
     furthest = (
-        select(DealStageVisit.deal_id, func.max(DealStage.position).label("pos"))
-        .join(DealStage, DealStage.id == DealStageVisit.stage_id)
-        .join(Deal, Deal.id == DealStageVisit.deal_id)
-        .where(cohort, DealStage.kind != StageKind.LOST)
+        cohort_visits(DealStageVisit.deal_id, func.max(DealStage.position).label("pos"))
+        .where(DealStage.kind != StageKind.LOST)
         .group_by(DealStageVisit.deal_id)
         .subquery()
     )
     per_pos: dict[int, int] = dict(
         (await session.execute(select(furthest.c.pos, func.count()).group_by(furthest.c.pos))).all()
     )
+    # A won or lost deal stays there for good: time in stage is for open stages only.
     stay = sql.seconds(
         func.coalesce(
             DealStageVisit.left_at, literal(period.end, type_=DealStageVisit.left_at.type)
@@ -453,9 +465,8 @@ async def funnel(session: AsyncSession, period: Period, manager_ids: Sequence[in
     avg_stay: dict[int, float | None] = dict(
         (
             await session.execute(
-                select(DealStageVisit.stage_id, func.avg(cast(stay, Float)))
-                .join(Deal, Deal.id == DealStageVisit.deal_id)
-                .where(cohort)
+                cohort_visits(DealStageVisit.stage_id, func.avg(cast(stay, Float)))
+                .where(DealStage.kind == StageKind.OPEN)
                 .group_by(DealStageVisit.stage_id)
             )
         ).all()
@@ -471,8 +482,7 @@ async def funnel(session: AsyncSession, period: Period, manager_ids: Sequence[in
             reached = sum(c for pos, c in per_pos.items() if pos >= stage.position)
             conversion = _pct(reached, previous) if previous is not None else None
             previous = reached
-        # A won or lost deal stays there for good: no time "in" a final stage.
-        seconds = avg_stay.get(stage.id) if stage.kind is StageKind.OPEN else None
+        seconds = avg_stay.get(stage.id)
         out.append(
             {
                 "stage_id": stage.id,

@@ -142,7 +142,7 @@ async def _seed(dsn: str, now: datetime) -> list[int]:
                 at = at + timedelta(hours=rng.randint(1, 96))
             for k, stage in enumerate(path):
                 left = times[k + 1] if k + 1 < len(path) else None
-                visits.append((d, stage, prev, manager, times[k], left))
+                visits.append((d, stage, prev, manager, times[k], left, created))
                 prev = stage
             closed = times[-1] if kind != "open" else None
             deals.append(
@@ -188,7 +188,15 @@ async def _seed(dsn: str, now: datetime) -> list[int]:
         await conn.execute("SELECT setval('deals_id_seq', $1)", DEALS)
         await conn.copy_records_to_table(
             "deal_stage_visits",
-            columns=["deal_id", "stage_id", "from_stage_id", "user_id", "entered_at", "left_at"],
+            columns=[
+                "deal_id",
+                "stage_id",
+                "from_stage_id",
+                "user_id",
+                "entered_at",
+                "left_at",
+                "deal_created_at",
+            ],
             records=visits,
         )
         kinds = [

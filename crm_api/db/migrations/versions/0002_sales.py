@@ -201,6 +201,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("entered_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("left_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("deal_created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["deal_id"],
             ["deals.id"],
@@ -223,6 +224,9 @@ def upgrade() -> None:
     with op.batch_alter_table("deal_stage_visits", schema=None) as batch_op:
         batch_op.create_index("ix_deal_stage_visits_deal", ["deal_id", "entered_at"], unique=False)
         batch_op.create_index("ix_deal_stage_visits_entered", ["entered_at"], unique=False)
+        batch_op.create_index(
+            "ix_deal_stage_visits_cohort", ["deal_created_at", "deal_id"], unique=False
+        )
 
     op.create_table(
         "tasks",
@@ -327,6 +331,7 @@ def downgrade() -> None:
 
     op.drop_table("tasks")
     with op.batch_alter_table("deal_stage_visits", schema=None) as batch_op:
+        batch_op.drop_index("ix_deal_stage_visits_cohort")
         batch_op.drop_index("ix_deal_stage_visits_entered")
         batch_op.drop_index("ix_deal_stage_visits_deal")
 
