@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_api.db.calls import Call
@@ -127,7 +128,7 @@ class _DbState:
             session.add(RouteAsk(call_id=call_id, attempt=attempt, user_id=user_id))
             try:
                 await session.commit()
-            except Exception:  # the same ask answered twice concurrently: first one stays
+            except IntegrityError:  # the same ask answered twice concurrently: first one stays
                 await session.rollback()
 
     async def turn(self) -> int:
@@ -143,7 +144,7 @@ class _DbState:
                 try:
                     await session.commit()
                     return 1
-                except Exception:  # another worker created it first
+                except IntegrityError:  # another worker created it first
                     await session.rollback()
                     return await self.turn()
             await session.commit()
