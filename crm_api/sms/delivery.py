@@ -30,7 +30,12 @@ class Change:
 
 
 async def record_send(
-    session: AsyncSession, message: OutboxMessage, result: SendResult, now: datetime
+    session: AsyncSession,
+    message: OutboxMessage,
+    result: SendResult,
+    now: datetime,
+    *,
+    hold: timedelta = UNCERTAIN_HOLD,
 ) -> Change | None:
     """The parts the SMSC accepted and where the message stands now; None if it goes back
     to the queue for another attempt."""
@@ -73,7 +78,7 @@ async def record_send(
         message.status = "uncertain"
         message.claimed_until = None
         message.last_error = error
-        message.next_attempt_at = now + UNCERTAIN_HOLD
+        message.next_attempt_at = now + hold
         return None
     if message.attempts >= MAX_ATTEMPTS or now - _aware(message.created_at) > GIVE_UP_AFTER:
         await set_status(session, message, "expired", error=f"gave up: {error}")
@@ -217,11 +222,13 @@ def outcome_of(message: OutboxMessage, parts: list[SmsPart]) -> str | None:
     return None
 
 
-async def hold_uncertain(session: AsyncSession, now: datetime) -> None:
+async def hold_uncertain(
+    session: AsyncSession, now: datetime, hold: timedelta = UNCERTAIN_HOLD
+) -> None:
     """The link is back: uncertain messages wait for their receipts from now on."""
     await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.status == "uncertain")
-        .values(next_attempt_at=now + UNCERTAIN_HOLD)
+        .values(next_attempt_at=now + hold)
         .execution_options(synchronize_session=False)
     )

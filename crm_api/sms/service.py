@@ -26,6 +26,7 @@ from crm_api.messaging.outbox import claim_due
 from crm_api.realtime.hub import Hub
 from crm_api.sms import bulk as bulk_sends
 from crm_api.sms.delivery import (
+    UNCERTAIN_HOLD,
     Change,
     apply_receipts,
     hold_uncertain,
@@ -71,9 +72,14 @@ class SmsService:
         self._waiting: list[_Waiting] = []
         self._progress = bulk_sends.ProgressNotifier(sessions, hub)
         self._rebound = False
+        self._bound = gateway.connected
+        self.uncertain_hold = UNCERTAIN_HOLD
         gateway.state_listeners.append(self._on_link)
 
     def _on_link(self, bound: bool, _error: str | None) -> None:
+        # The loop's own view of the link, in event order: the gateway's flag flips in its
+        # thread before this runs, and claiming on it would skip the hold below.
+        self._bound = bound
         if bound:
             self._rebound = True
             self.wake.set()
@@ -101,15 +107,15 @@ class SmsService:
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             free = self.max_in_flight - self._in_flight
-            if self._rebound and self.gateway.connected:
+            if self._rebound and self._bound:
                 self._rebound = False
                 try:
                     async with self.sessions() as session:
-                        await hold_uncertain(session, utcnow())
+                        await hold_uncertain(session, utcnow(), self.uncertain_hold)
                         await session.commit()
                 except Exception:
                     log.exception("holding uncertain SMS failed")
-            if not self.gateway.connected or free <= 0:
+            if not self._bound or free <= 0:
                 await self._nap(0.05 if free <= 0 else self.poll)
                 continue
             try:
@@ -192,7 +198,9 @@ class SmsService:
             for message in messages:
                 if message.status != "sending":
                     continue  # someone else's claim won after ours ran out
-                change = await record_send(session, message, results[message.id], now)
+                change = await record_send(
+                    session, message, results[message.id], now, hold=self.uncertain_hold
+                )
                 if change is not None:
                     changes.append(change)
             await session.commit()

@@ -7,12 +7,17 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from email import message_from_bytes
+from email.policy import default
+from email.message import Message
 from typing import Any
 
 import httpx
+from aiosmtpd.controller import Controller
 
 from crm_api.settings import Settings
 from crm_api.sms.pipeline import start_sms
+from support.peers import free_port
 from support.server import RunningApi, running_api
 from support.smsc import SmscProcess
 
@@ -67,3 +72,40 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"not reached within {within}s: last {value!r}")
         await asyncio.sleep(step)
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.envelopes: list[Any] = []
+        self.refuse: set[str] = set()
+        self.arrived = asyncio.Event()
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.envelopes.append(envelope)
+        self.messages.append(message_from_bytes(envelope.content, policy=default))
+        return "250 Message accepted"
+
+
+class SmtpServer:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.box = Mailbox()
+        self.controller: Controller | None = None
+
+    def start(self) -> None:
+        self.controller = Controller(self.box, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
