@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -160,9 +160,17 @@ class _Roster:
 
     read_at: float  # monotonic
     around: datetime  # the `now` it was read for
-    shifts: list[schedules.WeeklyShift]
-    absences: list[schedules.Absence]
+    duties: list[schedules.Duty]  # laid out around `around`, sorted by start
     extensions: dict[int, str]
+
+    def on_duty(self, at: datetime) -> list[int]:
+        """Like schedules.on_duty, from the stretches laid out once per read."""
+        order: list[int] = []
+        for d in self.duties:
+            on = d.starts_at <= at < d.ends_at and d.user_id in self.extensions
+            if on and d.user_id not in order:
+                order.append(d.user_id)
+        return order
 
 
 # Per session factory (one per worker and database): a schedule change reaches routing
@@ -174,7 +182,7 @@ ROSTER_TTL = 5.0
 
 
 async def _roster(
-    sessions: async_sessionmaker[AsyncSession], session: AsyncSession, now: datetime
+    sessions: async_sessionmaker[AsyncSession], session: AsyncSession, now: datetime, tz: ZoneInfo
 ) -> _Roster:
     cached = _rosters.get(sessions)
     if (
@@ -189,57 +197,61 @@ async def _roster(
             User.is_active.is_(True), User.extension.is_not(None), User.role.in_(ROUTABLE_ROLES)
         )
     )
-    roster = _Roster(
-        time.monotonic(), now, shifts, absences, {uid: ext for uid, ext in users if ext}
-    )
+    # Laying the weekly pattern out is the costly part: once per read, not per call.
+    window = schedules.duties(shifts, absences, now - 2 * schedules.DAY, now + schedules.DAY, tz)
+    roster = _Roster(time.monotonic(), now, window, {uid: ext for uid, ext in users if ext})
     _rosters[sessions] = roster
     return roster
 
 
-async def on_duty_agents(
+def _e164(caller: str, region: str) -> str | None:
+    try:
+        return phones.normalize(caller, region)
+    except phones.InvalidPhone:
+        return None  # withheld or garbage caller id: no owner to prefer
+
+
+async def agents_and_owner(
     sessions: async_sessionmaker[AsyncSession],
     session: AsyncSession,
+    *,
     now: datetime,
     tz: ZoneInfo,
     call_id: str,
-) -> list[Agent]:
-    """On-duty users with an extension, in schedule order, each with its busy flag."""
-    roster = await _roster(sessions, session, now)
-    order = [
-        uid
-        for uid in schedules.on_duty(roster.shifts, roster.absences, now, tz)
-        if uid in roster.extensions
-    ]
+    caller: str,
+    region: str,
+) -> tuple[list[Agent], int | None]:
+    """On-duty users with an extension in schedule order, each with its busy flag, and
+    the caller's responsible manager: one query (the schedule comes from the roster)."""
+    roster = await _roster(sessions, session, now, tz)
+    order = roster.on_duty(now)
     if not order:
-        return []
-    busy = set(
-        (
-            await session.scalars(
-                select(Call.user_id)
-                .where(
-                    Call.user_id.in_(order),
-                    Call.ended_at.is_(None),
-                    Call.started_at > now - LIVE_CALL_HORIZON,
-                    func.coalesce(Call.pbx_call_id, "") != call_id,
-                )
-                .distinct()
-            )
-        ).all()
+        return [], None
+    busy_q = select(literal("busy"), Call.user_id).where(
+        Call.user_id.in_(order),
+        Call.ended_at.is_(None),
+        Call.started_at > now - LIVE_CALL_HORIZON,
+        func.coalesce(Call.pbx_call_id, "") != call_id,
     )
-    return [Agent(uid, roster.extensions[uid], uid in busy) for uid in order]
-
-
-async def owner_of(session: AsyncSession, caller: str, region: str) -> int | None:
-    try:
-        e164 = phones.normalize(caller, region)
-    except phones.InvalidPhone:
-        return None  # withheld or garbage caller id: no owner to prefer
-    owner: int | None = await session.scalar(
-        select(Client.manager_id)
-        .join(ClientPhone, ClientPhone.client_id == Client.id)
-        .where(ClientPhone.e164 == e164)
+    e164 = _e164(caller, region)
+    query = (
+        union_all(
+            busy_q,
+            select(literal("owner"), Client.manager_id)
+            .join(ClientPhone, ClientPhone.client_id == Client.id)
+            .where(ClientPhone.e164 == e164),
+        )
+        if e164 is not None
+        else busy_q
     )
-    return owner
+    busy, owner = set(), None
+    conn = await session.connection()  # Core, not the ORM: this runs on every call
+    for what, uid in await conn.execute(query):
+        if what == "owner":
+            owner = uid
+        else:
+            busy.add(uid)
+    return [Agent(uid, roster.extensions[uid], uid in busy) for uid in order], owner
 
 
 async def choose_extension(
@@ -264,8 +276,9 @@ async def choose_extension(
     attempt = attempt if attempt is not None else max(asked, default=0) + 1
     tried = frozenset(u for u in asked.values() if u is not None)
     async with sessions() as session:
-        agents = await on_duty_agents(sessions, session, now, tz, call_id)
-        owner = await owner_of(session, caller, region) if agents else None
+        agents, owner = await agents_and_owner(
+            sessions, session, now=now, tz=tz, call_id=call_id, caller=caller, region=region
+        )
     decision = decide(agents, owner_id=owner, tried=tried, turn=None, fallback=fallback)
     if decision is None:
         decision = decide(
