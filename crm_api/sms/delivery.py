@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -92,53 +92,66 @@ def placed_indexes(message: OutboxMessage) -> set[int]:
     return {int(p["index"]) for p in message.parts if p["message_id"]}
 
 
-async def adopt(session: AsyncSession, receipt: DeliveryReceipt, now: datetime) -> bool:
-    """A receipt with an id we never heard of, from a number an uncertain message went
-    to: the SMSC did take that part before the link died. The part gets the id instead
-    of being sent a second time."""
-    digits = "".join(ch for ch in receipt.handset if ch.isdigit())
-    if not digits:
-        return False
+def _aware(value: datetime) -> datetime:
+    # SQLite hands naive datetimes back; they were written in UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def adopt(
+    session: AsyncSession, receipts: Sequence[DeliveryReceipt], now: datetime
+) -> set[str]:
+    """Receipts with ids we never heard of, from numbers an uncertain message went to: the
+    SMSC did take those parts before the link died. Each such part gets the receipt's id
+    instead of being sent a second time. Returns the ids adopted."""
+    by_number: dict[str, list[DeliveryReceipt]] = {}
+    for r in receipts:
+        digits = "".join(ch for ch in r.handset if ch.isdigit())
+        if digits:
+            by_number.setdefault("+" + digits, []).append(r)
+    if not by_number:
+        return set()
     candidates = (
         await session.scalars(
             select(OutboxMessage)
             .where(
                 OutboxMessage.channel == "sms",
                 OutboxMessage.status.in_(("uncertain", "queued")),
-                OutboxMessage.to_address == "+" + digits,
+                OutboxMessage.to_address.in_(by_number.keys()),
             )
             .order_by(OutboxMessage.id)
         )
     ).all()
+    adopted: set[str] = set()
     for message in candidates:
+        waiting = by_number.get(message.to_address, [])
         entries = list(message.parts)
-        slot = next((i for i, e in enumerate(entries) if e["status"] == "unknown"), None)
-        if slot is None:
-            continue
-        index = int(entries[slot]["index"])
-        entries[slot] = {"index": index, "message_id": receipt.message_id, "status": "submitted"}
-        message.parts = entries
-        session.add(
-            SmsPart(
-                outbox_id=message.id,
-                part_index=index,
-                smsc_message_id=receipt.message_id,
-                status="submitted",
-                updated_at=now,
+        for slot, entry in enumerate(entries):
+            if entry["status"] != "unknown" or not waiting:
+                continue
+            receipt = waiting.pop(0)
+            index = int(entry["index"])
+            entries[slot] = {
+                "index": index,
+                "message_id": receipt.message_id,
+                "status": "submitted",
+            }
+            session.add(
+                SmsPart(
+                    outbox_id=message.id,
+                    part_index=index,
+                    smsc_message_id=receipt.message_id,
+                    status="submitted",
+                    updated_at=now,
+                )
             )
-        )
-        if not any(e["status"] == "unknown" for e in entries):
-            await set_status(session, message, "submitted")
+            adopted.add(receipt.message_id)
+        if entries != message.parts:
+            message.parts = entries
+            if not any(e["status"] == "unknown" for e in entries):
+                await set_status(session, message, "submitted")
+    if adopted:
         await session.flush()
-        return True
-    return False
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands naive datetimes back; they were written in UTC.
-    from datetime import UTC
-
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return adopted
 
 
 async def apply_receipts(
@@ -154,14 +167,14 @@ async def apply_receipts(
         ).all()
     }
     unknown = ids - parts.keys()
-    for receipt in receipts:
-        if receipt.message_id in unknown and await adopt(session, receipt, now):
-            unknown.discard(receipt.message_id)
-            part = await session.scalar(
-                select(SmsPart).where(SmsPart.smsc_message_id == receipt.message_id)
-            )
-            assert part is not None
-            parts[receipt.message_id] = part
+    if unknown:
+        adopted = await adopt(session, [r for r in receipts if r.message_id in unknown], now)
+        if adopted:
+            unknown -= adopted
+            for found in (
+                await session.scalars(select(SmsPart).where(SmsPart.smsc_message_id.in_(adopted)))
+            ).all():
+                parts[found.smsc_message_id] = found
     touched: set[int] = set()
     for receipt in receipts:
         part = parts.get(receipt.message_id)
@@ -179,10 +192,12 @@ async def apply_receipts(
     by_message: dict[int, list[SmsPart]] = {}
     for p in all_parts:
         by_message.setdefault(p.outbox_id, []).append(p)
-    # Load the communications in one query so set_status finds them in the session.
+    # Load the communications in one query so set_status finds them in the session (held in
+    # `comms`: the identity map only keeps objects someone references).
     comm_ids = [m.communication_id for m in messages if m.communication_id]
-    if comm_ids:
-        (await session.scalars(select(Communication).where(Communication.id.in_(comm_ids)))).all()
+    comms = (
+        await session.scalars(select(Communication).where(Communication.id.in_(comm_ids)))
+    ).all()
     changes = []
     for message in messages:
         status = outcome_of(message, by_message.get(message.id, []))
@@ -202,6 +217,7 @@ async def apply_receipts(
             for entry in message.parts
         ]
         changes.append(Change(message, status))
+    del comms
     return changes, unknown
 
 

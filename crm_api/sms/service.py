@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_api.db.base import utcnow
 from crm_api.db.clients import Client
+from crm_api.db.communications import Communication
 from crm_api.db.outbox import OutboxMessage
 from crm_api.messaging.outbox import claim_due
 from crm_api.realtime.hub import Hub
@@ -71,6 +72,9 @@ class SmsService:
         self._sending: set[asyncio.Task[None]] = set()
         self._waiting: list[_Waiting] = []
         self._progress = bulk_sends.ProgressNotifier(sessions, hub)
+        # Results and receipts touch the same rows: written one transaction at a time, they
+        # never wait on each other's row locks (or deadlock on PostgreSQL).
+        self._write_lock = asyncio.Lock()
         self._rebound = False
         self._bound = gateway.connected
         self.uncertain_hold = UNCERTAIN_HOLD
@@ -189,11 +193,17 @@ class SmsService:
         now = utcnow()
         results = dict(batch)
         changes = []
-        async with self.sessions() as session:
+        async with self._write_lock, self.sessions() as session:
             messages = (
                 await session.scalars(
                     select(OutboxMessage).where(OutboxMessage.id.in_(results.keys()))
                 )
+            ).all()
+            # One query for the communications, which set_status then finds in the session
+            # (held here: the identity map only keeps objects someone references).
+            comm_ids = [m.communication_id for m in messages if m.communication_id]
+            comms = (
+                await session.scalars(select(Communication).where(Communication.id.in_(comm_ids)))
             ).all()
             for message in messages:
                 if message.status != "sending":
@@ -204,6 +214,7 @@ class SmsService:
                 if change is not None:
                     changes.append(change)
             await session.commit()
+        del comms
         return changes
 
     # -- receiving ----------------------------------------------------------------------
@@ -244,7 +255,7 @@ class SmsService:
         texts = [w for w in items if isinstance(w.incoming.item, InboundSms)]
         now = utcnow()
         received: list[Received] = []
-        async with self.sessions() as session:
+        async with self._write_lock, self.sessions() as session:
             only = [i for w in receipts if isinstance(i := w.incoming.item, DeliveryReceipt)]
             changes, unknown_ids = await apply_receipts(session, only, now)
             for w in texts:

@@ -87,7 +87,7 @@ class Smsc:
         front = await asyncio.start_server(self.front, "127.0.0.1", self.args.port)
         for row in self.store.pending_dlrs():
             self.dlr_queue.put_nowait(row)
-        workers = [asyncio.create_task(self.dlr_worker()) for _ in range(8)]
+        workers = [asyncio.create_task(self.dlr_worker()) for _ in range(self.args.dlr_workers)]
         stdin_task = asyncio.create_task(self.read_stdin())
         print("SMSC ready", flush=True)
         try:
@@ -326,6 +326,7 @@ def main() -> None:
     parser.add_argument("--throttle-every", type=int, default=0)
     parser.add_argument("--dlr-tlv", action="store_true")
     parser.add_argument("--dlr-delay", type=float, default=0.0)
+    parser.add_argument("--dlr-workers", type=int, default=8)  # receipts in flight at once
     args = parser.parse_args()
     asyncio.run(Smsc(args).run())
 
