@@ -8,8 +8,8 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from email import message_from_bytes
-from email.policy import default
 from email.message import Message
+from email.policy import default
 from typing import Any
 
 import httpx
