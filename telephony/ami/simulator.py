@@ -57,6 +57,11 @@ _CDR_FORMAT = "%Y-%m-%d %H:%M:%S"
 _C2C = {"agent": "102", "number": "79161234567", "crm": "crm-5001", "action": "c2c-0001"}
 
 Pairs = list[tuple[str, str]]
+# OriginateResponse Reason -> how the agent's leg ended: DialStatus, Hangup cause, text.
+_ORIGINATE_HANGUP = {
+    5: ("BUSY", "17", "User busy"),
+    3: ("NOANSWER", "19", "No answer"),
+}
 
 
 @cache
@@ -522,10 +527,6 @@ class AmiSimulator:
         self._reply(
             session, action, [("Response", "Success"), ("Message", "Originate successfully queued")]
         )
-        reason = self.originate_failures.get(agent)
-        if reason is not None:
-            self._spawn(self._originate_failure(channel, action, action_id, reason))
-            return
         literals = {
             _C2C["agent"]: agent,
             _C2C["number"]: number,
@@ -533,6 +534,10 @@ class AmiSimulator:
             _C2C["action"]: action_id,
         }
         events = prepare("click-to-call", literals=literals, directory=self.captures)
+        reason = self.originate_failures.get(agent)
+        if reason is not None:
+            self._spawn(self._originate_failure(events, channel, action, action_id, reason))
+            return
         # The Originate's other channel variables, set on the agent's channel like CRM_CALL_ID.
         at = next(i for i, e in enumerate(events) if ("Variable", "CRM_CALL_ID") in e)
         for name, value in variables.items():
@@ -549,27 +554,42 @@ class AmiSimulator:
         self._spawn(self.emit(events, pace=self.originate_pace))
 
     async def _originate_failure(
-        self, channel: str, action: Action, action_id: str, reason: int
+        self, replay: list[Pairs], channel: str, action: Action, action_id: str, reason: int
     ) -> None:
+        """The agent's phone never answers. Busy (5) and no answer (3) ring a channel first
+        (built from the click-to-call replay's own first events); an endpoint that is not
+        registered (0) or congestion (8) gets no channel at all."""
         await asyncio.sleep(self.originate_pace)
-        self._broadcast(
-            encode_message(
-                [
-                    ("Event", "OriginateResponse"),
-                    ("Privilege", "call,all"),
-                    ("ActionID", action_id),
-                    ("Response", "Failure"),
-                    ("Channel", channel),
-                    ("Context", action.get("Context")),
-                    ("Exten", action.get("Exten")),
-                    ("Reason", str(reason)),
-                    ("Uniqueid", "<null>"),
-                    ("CallerIDNum", "<unknown>"),
-                    ("CallerIDName", "<unknown>"),
-                ]
+        events: list[Pairs] = []
+        uniqueid = "<null>"
+        if reason in _ORIGINATE_HANGUP:
+            status, cause, text = _ORIGINATE_HANGUP[reason]
+            newchannel = next(e for e in replay if ("Event", "Newchannel") in e)
+            uniqueid = dict(newchannel)["Uniqueid"]
+            crm_var = next(e for e in replay if ("Variable", "CRM_CALL_ID") in e)
+            dial_begin, dial_end = (
+                next(e for e in replay if ("Event", name) in e) for name in ("DialBegin", "DialEnd")
             )
+            dial_end = [(k, status if k == "DialStatus" else v) for k, v in dial_end]
+            hangup = [("Event", "Hangup"), *newchannel[1:], ("Cause", cause), ("Cause-txt", text)]
+            events = [newchannel, crm_var, dial_begin, dial_end, hangup]
+        events.append(
+            [
+                ("Event", "OriginateResponse"),
+                ("Privilege", "call,all"),
+                ("ActionID", action_id),
+                ("Response", "Failure"),
+                ("Channel", channel),
+                ("Context", action.get("Context")),
+                ("Exten", action.get("Exten")),
+                ("Reason", str(reason)),
+                ("Uniqueid", uniqueid),
+                ("CallerIDNum", "<unknown>"),
+                ("CallerIDName", "<unknown>"),
+            ]
         )
-        await self._drain()
+        self.stats.calls += 1
+        await self.emit(events, pace=self.originate_pace)
 
 
 async def serve(

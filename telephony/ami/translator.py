@@ -89,6 +89,21 @@ ORIGINATE_REASONS = {
 }
 
 
+# Hangup cause of an originated agent leg that never answered -> OriginateFailed.reason
+_AGENT_FAILURE = {
+    17: "agent_busy",
+    16: "agent_no_answer",  # rang out, or cancelled
+    18: "agent_no_answer",
+    19: "agent_no_answer",
+    21: "agent_no_answer",  # declined
+    0: "agent_no_answer",
+    1: "extension_offline",
+    3: "extension_offline",
+    20: "extension_offline",  # subscriber absent: not registered
+    27: "extension_offline",
+}
+
+
 def originate_reason(code: int) -> str:
     return ORIGINATE_REASONS.get(code, "failed")
 
@@ -142,6 +157,7 @@ class _Call:
     first_answer_at: datetime | None = None
     last_dial: str = ""
     abandoned: bool = False
+    agent_up: bool = False  # an Originate's first party (the agent's phone) answered
     current_agent: str | None = None
     last_transfer: str | None = None
     recordings: set[str] = field(default_factory=set)
@@ -181,6 +197,7 @@ class CallTranslator:
         self._originates: dict[str, PendingOriginate] = {}  # ActionID -> request
         self._by_crm: dict[str, PendingOriginate] = {}
         self._ended: dict[str, None] = {}  # recently ended Linkedids (ordered, bounded)
+        self._failed: dict[str, None] = {}  # CRM ids already given an OriginateFailed
         self._unstarted: set[str] = set()  # calls whose CallStarted is still held back
         self._cdr_seen = False
         self._cdr_misses = 0
@@ -569,7 +586,9 @@ class CallTranslator:
         if dest.ext:
             call.ringing.discard(dest.ext)
         if dest is call.first:
-            return  # the Originate's ring of the agent: not the client's answer
+            # The Originate's ring of the agent: not the client's answer.
+            call.agent_up = call.agent_up or dial.status == "ANSWER"
+            return
         source_uid = dial.leg.uniqueid if dial.leg else None
         client_side = dest.kind == "trunk" or source_uid in (call.client_uid, call.first.uniqueid)
         # A CANCEL to the queue's losers after one answered must not hide the ANSWER.
@@ -584,6 +603,8 @@ class CallTranslator:
             return
         channel.bridge = bridge.bridge
         channel.context, channel.exten = bridge.leg.context, bridge.leg.exten
+        if channel is call.first:
+            call.agent_up = True
         if channel.kind == "ext" or (
             channel.kind == "trunk" and call.direction is ev.Direction.OUTBOUND
         ):
@@ -646,18 +667,27 @@ class CallTranslator:
             self._by_crm.pop(request.crm_call_id, None)
         if result.ok:
             return  # the call's own events follow
-        crm_call_id = request.crm_call_id if request else None
-        call_id = (self._by_uid.get(result.uniqueid) if result.uniqueid else None) or (
-            result.uniqueid or crm_call_id or result.action_id
-        )
+        linkedid = self._by_uid.get(result.uniqueid) if result.uniqueid else None
+        call = self._calls.get(linkedid) if linkedid else None
+        crm_call_id = request.crm_call_id if request else (call.crm_call_id if call else None)
+        if crm_call_id is not None and crm_call_id in self._failed:
+            return  # its call ended first and said so already
+        self._remember_failed(crm_call_id)
         out.append(
             ev.OriginateFailed(
-                call_id=call_id,
+                call_id=linkedid or result.uniqueid or crm_call_id or result.action_id,
                 at=at,
                 crm_call_id=crm_call_id,
                 reason=originate_reason(result.reason),
             )
         )
+
+    def _remember_failed(self, crm_call_id: str | None) -> None:
+        if crm_call_id is None:
+            return
+        self._failed[crm_call_id] = None
+        if len(self._failed) > 10_000:
+            self._failed.pop(next(iter(self._failed)))
 
     def _cdr(self, cdr: rec.Cdr, out: Out) -> None:
         self._cdr_seen = True
@@ -677,8 +707,10 @@ class CallTranslator:
         if self._calls.pop(call.call_id, None) is None:
             return
         self._unstarted.discard(call.call_id)
-        if call.crm_call_id and call.crm_call_id in self._by_crm:
+        failed = bool(call.crm_call_id) and call.first.kind != "trunk" and not call.agent_up
+        if call.crm_call_id and call.crm_call_id in self._by_crm and not failed:
             # Its OriginateResponse never came (link lost): forget the request with the call.
+            # (A failed one keeps it: its late Failure must find it, and say nothing more.)
             request = self._by_crm.pop(call.crm_call_id)
             for action_id in [a for a, r in self._originates.items() if r is request]:
                 del self._originates[action_id]
@@ -688,9 +720,17 @@ class CallTranslator:
         for uid in [*call.channels, *call.gone]:
             self._by_uid.pop(uid, None)
         end_at = call.end_at or call.last_at or call.start_at
-        self._maybe_start(call, out, force=True)
         client = call.gone.get(call.client_uid or "") or call.gone.get(call.first.uniqueid)
         cause = client.cause if client is not None and client.cause is not None else 0
+        if failed:
+            # The CRM's Originate never reached the agent: that is its whole story.
+            if call.crm_call_id not in self._failed:
+                self._remember_failed(call.crm_call_id)
+                first = call.gone.get(call.first.uniqueid)
+                reason = _AGENT_FAILURE.get(first.cause if first and first.cause else 0, "failed")
+                out.append(ev.OriginateFailed(**self._base(call, end_at), reason=reason))
+            return
+        self._maybe_start(call, out, force=True)
         disposition = self._disposition(call, cause)
         ring_s, talk_s = self._durations(call, end_at)
         out.append(

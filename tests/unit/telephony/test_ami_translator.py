@@ -619,3 +619,40 @@ def test_events_are_decoded_into_typed_records_at_the_boundary() -> None:
     assert decoded.leg.caller_num is None  # "<unknown>" on the wire
     assert rec.decode(Event({"Event": "DeviceStateChange", "Device": "PJSIP/101"})) is None
     assert rec.decode(Event({"Event": "Cdr", "UniqueID": "1.1", "Duration": "x"})) is None
+
+
+def test_originate_whose_agent_never_answers_fails_once_whatever_comes_first() -> None:
+    agent, call = "1795387000.50", "1795387000.50"
+    leg = {"Channel": "PJSIP/102-00000050", "Uniqueid": agent, "Linkedid": call}
+    dest = {"DestChannel": leg["Channel"], "DestUniqueid": agent, "DestLinkedid": call}
+    ring = [
+        Event({"Event": "Newchannel", **leg, "Context": "internal", "Exten": "s"}),
+        Event({"Event": "VarSet", **leg, "Variable": "CRM_CALL_ID", "Value": "crm-60"}),
+        Event({"Event": "DialBegin", **dest}),
+        Event({"Event": "DialEnd", **dest, "DialStatus": "BUSY"}),
+        Event({"Event": "Hangup", **leg, "Cause": "17"}),
+    ]
+    cdr = Event({"Event": "Cdr", "UniqueID": agent, "Duration": "0", "BillableSeconds": "0"})
+    response = Event(
+        {
+            "Event": "OriginateResponse",
+            "ActionID": "orig-9",
+            "Response": "Failure",
+            "Reason": "5",
+            "Uniqueid": agent,
+        }
+    )
+    request = PendingOriginate("crm-60", "102", "79160000000")
+    for order in ([*ring, cdr, response], [*ring, response, cdr]):
+        translator = CallTranslator()
+        translator.expect_originate("orig-9", request)
+        out = translate(order, translator)
+        assert [type(e).__name__ for e in out] == [
+            "CallStarted",
+            "CallRinging",
+            "OriginateFailed",
+        ]
+        failed = out[-1]
+        assert isinstance(failed, ev.OriginateFailed)
+        assert (failed.call_id, failed.crm_call_id, failed.reason) == (call, "crm-60", "agent_busy")
+        assert translator.live_calls == [] and translator.tick(NOW + timedelta(hours=1)) == []
