@@ -57,6 +57,23 @@ _CDR_FORMAT = "%Y-%m-%d %H:%M:%S"
 _C2C = {"agent": "102", "number": "79161234567", "crm": "crm-5001", "action": "c2c-0001"}
 
 Pairs = list[tuple[str, str]]
+# The channel snapshot every channel event carries, in Asterisk's order.
+_SNAPSHOT = (
+    "Channel",
+    "ChannelState",
+    "ChannelStateDesc",
+    "CallerIDNum",
+    "CallerIDName",
+    "ConnectedLineNum",
+    "ConnectedLineName",
+    "Language",
+    "AccountCode",
+    "Context",
+    "Exten",
+    "Priority",
+    "Uniqueid",
+    "Linkedid",
+)
 # OriginateResponse Reason -> how the agent's leg ended: DialStatus, Hangup cause, text.
 _ORIGINATE_HANGUP = {
     5: ("BUSY", "17", "User busy"),
@@ -152,6 +169,11 @@ def prepare(
     return [renamer.event(event) for event in events]
 
 
+def _linkedid(pairs: Pairs) -> str | None:
+    # A Cdr has only its channel's UniqueID: the first leg's is the Linkedid.
+    return next((v for k, v in pairs if k in ("Linkedid", "DestLinkedid", "UniqueID")), None)
+
+
 @dataclass(slots=True, eq=False)
 class _Session:
     writer: asyncio.StreamWriter
@@ -197,6 +219,7 @@ class AmiSimulator:
         self._channels: dict[str, dict[str, str]] = {}  # Uniqueid -> CoreShowChannel fields
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._hung_up: set[str] = set()  # Linkedids ended by a Hangup action
 
     @property
     def url(self) -> str:
@@ -259,6 +282,8 @@ class AmiSimulator:
 
     async def emit(self, events: Iterable[Pairs], *, pace: float = 0.0) -> None:
         for pairs in events:
+            if self._hung_up and _linkedid(pairs) in self._hung_up:
+                continue  # the rest of a call that a Hangup action ended
             self._track(pairs)
             self._broadcast(encode_message(pairs))
             if pace:
@@ -315,22 +340,7 @@ class AmiSimulator:
         if name != "Newchannel" and uid not in self._channels:
             return
         row = self._channels.setdefault(uid, {"Application": "", "ApplicationData": ""})
-        for key in (
-            "Channel",
-            "ChannelState",
-            "ChannelStateDesc",
-            "CallerIDNum",
-            "CallerIDName",
-            "ConnectedLineNum",
-            "ConnectedLineName",
-            "Language",
-            "AccountCode",
-            "Context",
-            "Exten",
-            "Priority",
-            "Uniqueid",
-            "Linkedid",
-        ):
+        for key in _SNAPSHOT:
             if key in fields:
                 row[key] = fields[key]
         if name == "Newexten":
@@ -508,10 +518,30 @@ class AmiSimulator:
         self._reply(session, action, [("Response", "Success"), ("Message", "Redirect successful")])
 
     def _action_hangup(self, session: _Session, action: Action) -> None:
-        if self._find_channel(action.get("Channel")) is None:
+        row = self._find_channel(action.get("Channel"))
+        if row is None:
             self._reply(session, action, [("Response", "Error"), ("Message", "No such channel")])
             return
         self._reply(session, action, [("Response", "Success"), ("Message", "Channel Hungup")])
+        # The whole call goes, as when the dialplan's bridge breaks: every leg hangs up
+        # and the rest of its replay is not sent.
+        linkedid = row["Linkedid"]
+        cause = action.get("Cause") or "16"
+        legs = [r for r in self._channels.values() if r.get("Linkedid") == linkedid]
+        hangups = [
+            [
+                ("Event", "Hangup"),
+                ("Privilege", "call,all"),
+                *((k, leg[k]) for k in _SNAPSHOT if k in leg),
+                ("Cause", cause),
+                ("Cause-txt", "Normal Clearing"),
+            ]
+            for leg in legs
+        ]
+        for pairs in hangups:
+            self._track(pairs)
+            self._broadcast(encode_message(pairs))
+        self._hung_up.add(linkedid)
 
     def _action_originate(self, session: _Session, action: Action) -> None:
         channel = action.get("Channel")

@@ -372,11 +372,20 @@ async def test_redirect_and_hangup_target_the_client_leg(
     with pytest.raises(PbxError) as unknown:
         await amp.redirect("1.1", "103")
     assert unknown.value.reason == "call_not_found"
-    await sim.emit(events[bridged + 1 :])
+    # The PBX hangs every leg up; the rest of the recorded call never happens.
     await until(lambda: bool(sink.ended(call_id)), what="end")
+    (ended,) = sink.ended(call_id)
+    assert (ended.disposition, ended.cause, ended.agents) == (
+        ev.Disposition.ANSWERED,
+        16,
+        ("101",),
+    )
+    await sim.emit(events[bridged + 1 :])
+    assert sim.live_channels == []
     with pytest.raises(PbxError) as gone:
         await amp.hangup(call_id)
     assert gone.value.reason == "call_not_found"
+    assert len(sink.ended(call_id)) == 1
 
 
 async def test_a_failing_sink_does_not_stop_the_stream(
