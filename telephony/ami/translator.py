@@ -19,6 +19,9 @@ Where the pieces come from (see shared/asterisk-ami/README.md):
 - Transfers: `BlindTransfer` / `AttendedTransfer` events, and a Redirect seen as the
   client leg leaving its bridge at another dialplan location.
 - Recording: `VarSet MIXMONITOR_FILENAME` (MixMonitorStart carries no file name).
+- Originate: `CRM_CALL_ID` marks the call. If the agent's own phone never answers, the
+  call ends as one OriginateFailed (from the OriginateResponse Reason, or the agent
+  leg's Hangup cause, whichever comes first) and no CallEnded.
 - Times: an event's time is its `Timestamp:` header when Asterisk sends one
   (timestampevents=yes), else the receive time given to `feed`. The start is the
   Uniqueid's epoch. ring_s/talk_s at the end use the PBX's own clock when it gave one:
