@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.db.communications import Communication
@@ -87,9 +88,90 @@ async def record_send(
     return None
 
 
-def placed_indexes(message: OutboxMessage) -> set[int]:
-    """Parts an earlier attempt already placed: a retry sends only the others."""
-    return {int(p["index"]) for p in message.parts if p["message_id"]}
+async def record_first_submits(
+    session: AsyncSession, results: dict[int, SendResult], now: datetime
+) -> tuple[list[Change], set[int]]:
+    """The common case in bulk statements: a first attempt whose every part the SMSC took.
+    Returns the changes and the ids left for `record_send` (anything else)."""
+    rows = (
+        await session.execute(
+            select(
+                OutboxMessage.id,
+                OutboxMessage.status,
+                OutboxMessage.parts,
+                OutboxMessage.communication_id,
+                OutboxMessage.client_id,
+                OutboxMessage.user_id,
+                OutboxMessage.bulk_id,
+            ).where(OutboxMessage.id.in_(results.keys()))
+        )
+    ).all()
+    fast = [
+        r
+        for r in rows
+        if r.status == "sending" and not r.parts and results[r.id].outcome == "submitted"
+    ]
+    if not fast:
+        return [], set(results)
+    part_rows = []
+    message_rows = []
+    changes = []
+    for r in fast:
+        entries = [
+            {"index": p.index, "message_id": p.message_id, "status": "submitted"}
+            for p in results[r.id].parts
+        ]
+        part_rows += [
+            {
+                "outbox_id": r.id,
+                "part_index": p.index,
+                "smsc_message_id": p.message_id,
+                "status": "submitted",
+                "updated_at": now,
+            }
+            for p in results[r.id].parts
+        ]
+        message_rows.append(
+            {
+                "id": r.id,
+                "status": "submitted",
+                "claimed_until": None,
+                "submitted_at": now,
+                "parts": entries,
+            }
+        )
+        # A detached copy carrying what the frames need.
+        changes.append(
+            Change(
+                OutboxMessage(
+                    id=r.id,
+                    status="submitted",
+                    parts=entries,
+                    communication_id=r.communication_id,
+                    client_id=r.client_id,
+                    user_id=r.user_id,
+                    bulk_id=r.bulk_id,
+                ),
+                "submitted",
+            )
+        )
+    await session.execute(insert(SmsPart), part_rows)
+    await session.execute(update(OutboxMessage), message_rows)
+    comm_ids = [r.communication_id for r in fast if r.communication_id]
+    if comm_ids:
+        await session.execute(
+            update(Communication)
+            .where(Communication.id.in_(comm_ids))
+            .values(status="submitted")
+            .execution_options(synchronize_session=False)
+        )
+    return changes, set(results) - {r.id for r in fast}
+
+
+def placed_indexes(parts: list[dict[str, Any]]) -> set[int]:
+    """Parts an earlier attempt already placed (of a message's `parts`): a retry sends only
+    the others."""
+    return {int(p["index"]) for p in parts if p["message_id"]}
 
 
 def _aware(value: datetime) -> datetime:

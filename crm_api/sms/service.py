@@ -32,6 +32,7 @@ from crm_api.sms.delivery import (
     apply_receipts,
     hold_uncertain,
     placed_indexes,
+    record_first_submits,
     record_send,
 )
 from crm_api.sms.inbound import Received, receipt_key, receive
@@ -148,15 +149,22 @@ class SmsService:
             if not ids:
                 return []
             rows = (
-                await session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids)))
+                await session.execute(
+                    select(
+                        OutboxMessage.id,
+                        OutboxMessage.to_address,
+                        OutboxMessage.body,
+                        OutboxMessage.parts,
+                    ).where(OutboxMessage.id.in_(ids))
+                )
             ).all()
             return [
                 (
-                    m.id,
-                    OutgoingSms(destination=m.to_address, text=m.body, reference=m.id & 0xFF),
-                    placed_indexes(m),
+                    r.id,
+                    OutgoingSms(destination=r.to_address, text=r.body, reference=r.id & 0xFF),
+                    placed_indexes(r.parts),
                 )
-                for m in rows
+                for r in rows
             ]
 
     async def _send(self, message_id: int, outgoing: OutgoingSms, skip: set[int]) -> None:
@@ -192,13 +200,15 @@ class SmsService:
     async def _write_results(self, batch: list[tuple[int, SendResult]]) -> list[Change]:
         now = utcnow()
         results = dict(batch)
-        changes = []
         async with self._write_lock, self.sessions() as session:
+            changes, rest = await record_first_submits(session, results, now)
             messages = (
-                await session.scalars(
-                    select(OutboxMessage).where(OutboxMessage.id.in_(results.keys()))
-                )
-            ).all()
+                (
+                    await session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(rest)))
+                ).all()
+                if rest
+                else []
+            )
             # One query for the communications, which set_status then finds in the session
             # (held here: the identity map only keeps objects someone references).
             comm_ids = [m.communication_id for m in messages if m.communication_id]

@@ -156,14 +156,6 @@ async def test_sms_submit_and_receipts_sustained_rate(tmp_path: Path) -> None:
             assert time.perf_counter() - started < 600, counts
         stop.set()
         await task
-        async with sessions() as session:
-            errors = (
-                await session.execute(
-                    select(OutboxMessage.last_error, func.count(), func.max(OutboxMessage.attempts))
-                    .group_by(OutboxMessage.last_error)
-                )
-            ).all()
-        print("\nlast errors:", [tuple(e) for e in errors])
         await gateway.stop()
         await hub.stop()
     finally:

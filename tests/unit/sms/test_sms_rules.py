@@ -42,7 +42,7 @@ def test_a_retry_sends_only_the_parts_not_placed() -> None:
             {"index": 1, "message_id": None, "status": "unknown"},
         ],
     )
-    assert placed_indexes(message) == {0}
+    assert placed_indexes(message.parts) == {0}
 
 
 def test_stop_words() -> None:
