@@ -73,6 +73,7 @@ class AmiStatus:
     connects: int = 0
     backoff_s: float | None = None  # the wait before the latest reconnect attempt
     events: int = 0
+    last_event_at: datetime | None = None  # a quiet link is fine; a stale one is not
     malformed: int = 0
     live_calls: int = 0
 
@@ -87,6 +88,7 @@ class AmiStatus:
             "connects": self.connects,
             "backoff_s": self.backoff_s,
             "events": self.events,
+            "last_event_at": self.last_event_at.isoformat() if self.last_event_at else None,
             "malformed": self.malformed,
             "live_calls": self.live_calls,
         }
@@ -389,7 +391,7 @@ class AmiAdapter:
             data = await reader.read(65536)
             if not data:
                 raise ConnectionError("AMI connection closed by the PBX")
-            now = datetime.now(UTC)
+            now = self.status.last_event_at = datetime.now(UTC)
             for message in parser.feed(data):
                 if isinstance(message, Event):
                     self._on_event(message, now)

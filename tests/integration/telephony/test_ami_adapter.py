@@ -123,6 +123,9 @@ async def test_events_arrive_in_order_over_tcp(sim: AmiSimulator, adapter: Adapt
     redirect = sink.ended(played["redirect"])[0]
     assert redirect.agents == ("101", "103")
     assert amp.status.live_calls == 0 and amp.status.malformed == 0
+    status = amp.status.as_dict()
+    assert status["connected"] is True and status["url"] == f"ami://crm@127.0.0.1:{sim.port}"
+    assert status["last_event_at"] is not None and "crmsecret" not in str(status)
 
 
 async def test_bad_login_gives_a_clear_error_and_retries(
