@@ -81,7 +81,7 @@ async def test_card_pops_on_ringing_and_follows_the_call(
     call_id = f"pop-{next(_ids)}"
 
     await pbx(app, *ringing(call_id, other_form(e164)))
-    panel = page.get_by_test_id("call-panel")
+    panel = page.locator(f"[data-testid=call-panel][data-call-id='{call_id}']")
     await expect(panel).to_have_attribute("data-state", "ringing")
     await expect(panel.get_by_test_id("call-client-name")).to_have_text(name)
     await expect(panel.get_by_test_id("call-manager")).to_have_text(manager or "")
@@ -152,7 +152,7 @@ async def test_unknown_caller_gets_a_prefilled_new_card(
     await form.get_by_label("Name").fill("Новиков Пётр")
     await shoot(page, "console-new-card-en")
     await save.click()
-    panel = page.get_by_test_id("call-panel")
+    panel = page.locator(f"[data-testid=call-panel][data-call-id='{call_id}']")
     await expect(panel.get_by_test_id("call-client-name")).to_have_text("Новиков Пётр")
     async with db() as session:
         names = (
@@ -200,3 +200,29 @@ async def test_one_pop_per_call_across_tabs_and_missed_call_back(
     await expect(missed.get_by_role("link")).to_have_count(1)
     await shoot(page, "console-missed-ru")
     assert name
+
+
+async def test_a_call_taken_elsewhere_leaves_the_console(
+    app: RunningApi, browser: Browser, db: async_sessionmaker[AsyncSession]
+) -> None:
+    """The caller hangs up while the operator's phone rings; the follow-up belongs to the
+    client's manager, so no frame reaches the operator: the console still clears."""
+    _, name, e164, _ = await a_client(db, with_manager=True)
+    page = await operator_page(browser, app, "en")
+    call_id = f"gone-{next(_ids)}"
+    await pbx(app, *ringing(call_id, e164))
+    panel = page.locator(f"[data-testid=call-panel][data-call-id='{call_id}']")
+    await expect(panel.get_by_test_id("call-client-name")).to_have_text(name)
+    await pbx(
+        app,
+        ev.CallEnded(
+            call_id=call_id,
+            at=now(),
+            direction=ev.Direction.INBOUND,
+            disposition=ev.Disposition.ABANDONED,
+            cause=16,
+            ring_s=4.0,
+        ),
+    )
+    await expect(panel).to_have_count(0, timeout=15_000)
+    await expect(page.get_by_test_id("my-status")).to_have_text("Online")

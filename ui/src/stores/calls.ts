@@ -2,7 +2,7 @@ import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
 import { get, type CallPublic, type ClientCard, type Communication } from '../api/client'
 import { realtime, type Frame } from '../realtime/socket'
-import { claimPop } from './popclaim'
+import { claimPop, startPopElection } from './popclaim'
 import { useSession } from './session'
 
 export interface PopClient {
@@ -187,10 +187,19 @@ export const useCalls = defineStore('calls', () => {
     missed.value = missed.value.filter((m) => m.call_id !== callId)
   }
 
+  // A call that stopped ringing here without a frame for this user (another agent took
+  // it, or the caller hung up and the follow-up went to the client's manager) must not
+  // stay on screen: while a call is live, /calls/active is asked every few seconds.
+  const LIVE_POLL_MS = 4000
+  setInterval(() => {
+    if (useSession().user && all.value.some((c) => c.state === 'ringing' || c.state === 'answered')) void refetch()
+  }, LIVE_POLL_MS)
+
   let bound = false
   function bind(): void {
     if (bound) return
     bound = true
+    startPopElection()
     realtime.on('call.ringing', (f) => void onRinging(f))
     realtime.on('call.answered', onState)
     realtime.on('call.ended', onState)
