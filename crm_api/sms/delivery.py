@@ -239,13 +239,15 @@ async def adopt(
 async def apply_receipts(
     session: AsyncSession, receipts: Sequence[DeliveryReceipt], now: datetime
 ) -> tuple[list[Change], set[str]]:
-    """Applies a batch of receipts; returns the messages whose state changed and the
-    receipt ids no part is known for (yet: a receipt can outrun our own commit)."""
+    """Applies a batch of receipts in a few bulk statements; returns the messages whose
+    state changed and the receipt ids no part is known for (yet: a receipt can outrun
+    our own commit)."""
     ids = {r.message_id for r in receipts}
+    part_cols = (SmsPart.id, SmsPart.outbox_id, SmsPart.smsc_message_id, SmsPart.status)
     parts = {
-        p.smsc_message_id: p
-        for p in (
-            await session.scalars(select(SmsPart).where(SmsPart.smsc_message_id.in_(ids)))
+        r.smsc_message_id: r
+        for r in (
+            await session.execute(select(*part_cols).where(SmsPart.smsc_message_id.in_(ids)))
         ).all()
     }
     unknown = ids - parts.keys()
@@ -253,69 +255,118 @@ async def apply_receipts(
         adopted = await adopt(session, [r for r in receipts if r.message_id in unknown], now)
         if adopted:
             unknown -= adopted
-            for found in (
-                await session.scalars(select(SmsPart).where(SmsPart.smsc_message_id.in_(adopted)))
+            for r in (
+                await session.execute(
+                    select(*part_cols).where(SmsPart.smsc_message_id.in_(adopted))
+                )
             ).all():
-                parts[found.smsc_message_id] = found
+                parts[r.smsc_message_id] = r
+    new_status: dict[int, str] = {}
     touched: set[int] = set()
     for receipt in receipts:
         part = parts.get(receipt.message_id)
-        if part is None or part.status in FINAL:
+        if part is None or new_status.get(part.id, part.status) in FINAL:
             continue
-        part.status = receipt.outcome or receipt.stat.lower()
-        part.updated_at = now
+        new_status[part.id] = receipt.outcome or receipt.stat.lower()
         touched.add(part.outbox_id)
-    if not touched:
+    if not new_status:
         return [], unknown
+    await session.execute(
+        update(SmsPart),
+        [{"id": pid, "status": st, "updated_at": now} for pid, st in new_status.items()],
+    )
+    by_message: dict[int, list[tuple[int, str, str]]] = {}
+    for r in (
+        await session.execute(
+            select(SmsPart.outbox_id, SmsPart.part_index, SmsPart.smsc_message_id, SmsPart.status)
+            .where(SmsPart.outbox_id.in_(touched))
+            .order_by(SmsPart.part_index)
+        )
+    ).all():
+        by_message.setdefault(r.outbox_id, []).append((r.part_index, r.smsc_message_id, r.status))
     messages = (
-        await session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(touched)))
-    ).all()
-    all_parts = (await session.scalars(select(SmsPart).where(SmsPart.outbox_id.in_(touched)))).all()
-    by_message: dict[int, list[SmsPart]] = {}
-    for p in all_parts:
-        by_message.setdefault(p.outbox_id, []).append(p)
-    # Load the communications in one query so set_status finds them in the session (held in
-    # `comms`: the identity map only keeps objects someone references).
-    comm_ids = [m.communication_id for m in messages if m.communication_id]
-    comms = (
-        await session.scalars(select(Communication).where(Communication.id.in_(comm_ids)))
+        await session.execute(
+            select(
+                OutboxMessage.id,
+                OutboxMessage.status,
+                OutboxMessage.parts,
+                OutboxMessage.communication_id,
+                OutboxMessage.client_id,
+                OutboxMessage.user_id,
+                OutboxMessage.bulk_id,
+            ).where(OutboxMessage.id.in_(touched))
+        )
     ).all()
     changes = []
-    for message in messages:
-        status = outcome_of(message, by_message.get(message.id, []))
-        if status is None or status == message.status:
+    updates = []
+    comm_status: dict[str, list[int]] = {}
+    comm_errors: dict[int, str] = {}
+    for m in messages:
+        mine = by_message.get(m.id, [])
+        status = outcome_of(m.status, [st for _, _, st in mine])
+        if status is None or status == m.status:
             continue
         error = next(
-            (
-                f"part {p.part_index + 1}: {p.status}"
-                for p in by_message[message.id]
-                if p.status in FINAL and p.status != "delivered"
-            ),
+            (f"part {i + 1}: {st}" for i, _, st in mine if st in FINAL and st != "delivered"),
             None,
         )
-        await set_status(session, message, status, error=error)
-        message.parts = [
-            {**entry, "status": _part_status(by_message[message.id], entry["message_id"])}
-            for entry in message.parts
-        ]
-        changes.append(Change(message, status))
-    del comms
+        statuses = {mid: st for _, mid, st in mine}
+        entries = [{**e, "status": statuses.get(e["message_id"], e["status"])} for e in m.parts]
+        updates.append(
+            {
+                "id": m.id,
+                "status": status,
+                "claimed_until": None,
+                "final_at": now if status in FINAL else None,
+                "last_error": error,
+                "parts": entries,
+            }
+        )
+        if m.communication_id:
+            comm_status.setdefault(status, []).append(m.communication_id)
+            if error:
+                comm_errors[m.communication_id] = error
+        changes.append(
+            Change(
+                OutboxMessage(
+                    id=m.id,
+                    status=status,
+                    parts=entries,
+                    last_error=error,
+                    communication_id=m.communication_id,
+                    client_id=m.client_id,
+                    user_id=m.user_id,
+                    bulk_id=m.bulk_id,
+                ),
+                status,
+            )
+        )
+    if updates:
+        await session.execute(update(OutboxMessage), updates)
+    for status, comm_ids in comm_status.items():
+        await session.execute(
+            update(Communication)
+            .where(Communication.id.in_(comm_ids))
+            .values(status=status)
+            .execution_options(synchronize_session=False)
+        )
+    if comm_errors:  # rare: the error goes into the communication's details too
+        for comm in (
+            await session.scalars(select(Communication).where(Communication.id.in_(comm_errors)))
+        ).all():
+            comm.details = {**comm.details, "error": comm_errors[comm.id]}
     return changes, unknown
 
 
-def _part_status(parts: list[SmsPart], message_id: str) -> str:
-    return next((p.status for p in parts if p.smsc_message_id == message_id), "submitted")
-
-
-def outcome_of(message: OutboxMessage, parts: list[SmsPart]) -> str | None:
+def outcome_of(status: str, part_statuses: Sequence[str]) -> str | None:
     """A message is delivered when every part is; it fails with its first part that
     failed. Until every part is placed (status submitted) nothing is decided."""
-    if message.status in FINAL:
+    if status in FINAL:
         return None
-    failed = [p.status for p in parts if p.status in FINAL and p.status != "delivered"]
+    failed = [s for s in part_statuses if s in FINAL and s != "delivered"]
     if failed:
         return failed[0]
-    if message.status == "submitted" and parts and all(p.status == "delivered" for p in parts):
+    if status == "submitted" and part_statuses and all(s == "delivered" for s in part_statuses):
         return "delivered"
     return None
 

@@ -131,6 +131,7 @@ async def test_sms_submit_and_receipts_sustained_rate(tmp_path: Path) -> None:
         service = SmsService(sessions, hub, gateway, region="RU", max_in_flight=WINDOW * 4)
         stop = asyncio.Event()
         started = time.perf_counter()
+        cpu_started = time.process_time()
         task = asyncio.create_task(service.run(stop))
         submitted_at = delivered_at = None
         while delivered_at is None:
@@ -154,6 +155,7 @@ async def test_sms_submit_and_receipts_sustained_rate(tmp_path: Path) -> None:
                 delivered_at = time.perf_counter()
                 submitted_at = submitted_at or delivered_at
             assert time.perf_counter() - started < 600, counts
+        cpu = time.process_time() - cpu_started
         stop.set()
         await task
         await gateway.stop()
@@ -172,6 +174,8 @@ async def test_sms_submit_and_receipts_sustained_rate(tmp_path: Path) -> None:
     print(
         f"\nSMS, window {WINDOW}, PostgreSQL: {MESSAGES} messages; "
         f"submitted {submit_rate:,.0f}/s, delivered with every receipt stored {rate:,.0f}/s "
-        f"(target >= {TARGET:g}/s: {mark}); SMSC accepted {accepted}, receipts acked {receipts}"
+        f"(target >= {TARGET:g}/s: {mark}); SMSC accepted {accepted}, receipts acked {receipts}; "
+        f"Callcard process CPU {cpu * 1000 / MESSAGES:.2f} ms per message "
+        f"(one free core: ~{MESSAGES / cpu:,.0f}/s); load average {os.getloadavg()[0]:.1f}"
     )
     assert accepted == MESSAGES
