@@ -47,6 +47,8 @@ export interface MissedCall {
   caller: string | null
   client_id: number | null
   at: string
+  name?: string
+  task_id?: number // the callback task the missed call became
 }
 
 export const useCalls = defineStore('calls', () => {
