@@ -5,13 +5,27 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from e2e.helpers import login, new_context, shoot
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Locator, Page, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.server import RunningApi
 
 from crm_api.db.sales import Deal, DealStage, Task
 from crm_api.db.users import User
+
+
+async def drag(page: Page, source: Locator, target: Locator) -> None:
+    """A real pointer drag in small steps, as SortableJS expects from a hand."""
+    await source.scroll_into_view_if_needed()
+    box = await source.bounding_box()
+    assert box is not None
+    await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 20)
+    await page.mouse.down()
+    await target.scroll_into_view_if_needed()
+    to = await target.bounding_box()
+    assert to is not None
+    await page.mouse.move(to["x"] + to["width"] / 2, to["y"] + min(30, to["height"] / 2), steps=12)
+    await page.mouse.up()
 
 
 async def test_drag_deals_across_stages_and_lose_one_with_a_reason(
@@ -29,9 +43,10 @@ async def test_drag_deals_across_stages_and_lose_one_with_a_reason(
     second = board.locator("section").nth(1)
     card = first.locator("[data-deal]").first
     deal_id = int(await card.get_attribute("data-deal") or 0)
-    async with page.expect_response(lambda r: r.url.endswith(f"/deals/{deal_id}/move")) as moving:
-        await card.drag_to(second.locator(".cards"))
-    assert (await moving.value).ok
+    async with page.expect_response(lambda r: "/deals/board" in r.url):  # reloaded after
+        async with page.expect_response(lambda r: r.url.endswith(f"/deals/{deal_id}/move")) as mv:
+            await drag(page, card, second.locator(".cards"))
+        assert (await mv.value).ok
     await expect(second.locator(f"[data-deal='{deal_id}']")).to_be_visible()
     async with db() as session:
         deal = await session.get(Deal, deal_id)
@@ -40,15 +55,18 @@ async def test_drag_deals_across_stages_and_lose_one_with_a_reason(
 
     # Into the Lost zone: the reason is asked; cancelling leaves the deal open.
     moved = second.locator(f"[data-deal='{deal_id}']")
-    await moved.drag_to(page.get_by_test_id("drop-lost"))
+    lost_zone = page.get_by_test_id("drop-lost").locator(".zone-drop")
+    await drag(page, moved, lost_zone)
     dialog = page.get_by_role("dialog")
     await expect(dialog.get_by_text("Почему сделка проиграна?")).to_be_visible()
     save = dialog.get_by_role("button", name="Сохранить")
     await expect(save).to_be_disabled()  # no reason, no loss
-    await dialog.get_by_role("button", name="Отмена").click()
+    async with page.expect_response(lambda r: "/deals/board" in r.url):
+        await dialog.get_by_role("button", name="Отмена").click()
+    await expect(dialog).to_have_count(0)  # the closing modal's mask no longer covers the board
     await expect(moved).to_be_visible()
 
-    await moved.drag_to(page.get_by_test_id("drop-lost"))
+    await drag(page, moved, lost_zone)
     await dialog.get_by_label("Почему сделка проиграна?").fill("Выбрали конкурента")
     async with page.expect_response(lambda r: r.url.endswith(f"/deals/{deal_id}/close")) as closing:
         await save.click()
