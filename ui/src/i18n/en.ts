@@ -21,7 +21,7 @@ export default {
     from: 'From', to: 'To', refresh: 'Refresh',
   },
   call: {
-    incoming: 'Incoming call', answered: 'In conversation', ended: 'Call ended', missed: 'Missed calls',
+    client: 'Client',     incoming: 'Incoming call', answered: 'In conversation', ended: 'Call ended', missed: 'Missed calls',
     ringing: 'Ringing', unknown: 'Unknown caller', withheld: 'Number withheld', company: 'Company',
     manager: 'Responsible manager', deals: 'Open deals', lastComms: 'Last communications',
     tasks: 'Open tasks', noCall: 'No call right now. The card pops up here when the phone rings.',

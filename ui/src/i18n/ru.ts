@@ -24,7 +24,7 @@ const ru: typeof en = {
     from: 'С', to: 'По', refresh: 'Обновить',
   },
   call: {
-    incoming: 'Входящий звонок', answered: 'Идёт разговор', ended: 'Звонок завершён',
+    client: 'Клиент',     incoming: 'Входящий звонок', answered: 'Идёт разговор', ended: 'Звонок завершён',
     missed: 'Пропущенные', ringing: 'Звонит', unknown: 'Неизвестный номер', withheld: 'Номер скрыт',
     company: 'Компания', manager: 'Ответственный менеджер', deals: 'Открытые сделки',
     lastComms: 'Последние коммуникации', tasks: 'Открытые задачи',
