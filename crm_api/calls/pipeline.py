@@ -35,7 +35,11 @@ class CallEventSink:
 def make_stream(services: Services) -> EventStream:
     if services.redis is not None:
         return RedisStream(
-            services.redis, CALL_EVENTS_STREAM, group="calls", consumer=socket.gethostname()
+            services.redis,
+            CALL_EVENTS_STREAM,
+            group="calls",
+            consumer=socket.gethostname(),
+            key=lambda event: str(event.get("call_id", "")),
         )
     return InProcessStream(CALL_EVENTS_STREAM)
 

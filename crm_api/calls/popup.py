@@ -16,9 +16,7 @@ LAST_COMMUNICATIONS = 3
 
 
 async def card_summary(session: AsyncSession, client: Client) -> dict[str, Any]:
-    recent, _ = await communications.timeline(
-        session, client.id, kind=None, page=1, page_size=LAST_COMMUNICATIONS
-    )
+    recent = await communications.latest(session, client.id, LAST_COMMUNICATIONS)
     # A card the PBX made for an unknown number that nobody has filled in yet: the
     # operator gets the new-card form instead of an empty card.
     is_new = client.created_by_id is None and client.updated_by_id is None and not recent

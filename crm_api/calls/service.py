@@ -127,11 +127,13 @@ class CallService:
         if e164 is None:  # anonymous, withheld or garbage: nobody to put it on
             return None, False
         if call.client_id is not None:
-            client = await clients_domain.load_card(session, call.client_id)
+            client = await clients_domain.load_card(
+                session, call.client_id, clients_domain.SUMMARY_LOAD
+            )
             if client is not None:
                 return client, False
         client, created = await clients_domain.find_or_create_by_phone(
-            session, e164, source_code="incoming_call"
+            session, e164, source_code="incoming_call", load=clients_domain.SUMMARY_LOAD
         )
         call.client_id = client.id
         return client, created

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.interfaces import ORMOption
 
 from crm_api.db.base import utcnow
 from crm_api.db.clients import Client, ClientEmail, ClientKind, ClientPhone, client_group_links
@@ -33,6 +34,8 @@ CARD_LOAD = (
     selectinload(Client.emails),
     selectinload(Client.groups),
 )
+# What the screen-pop shows of a card: one query.
+SUMMARY_LOAD = (joinedload(Client.manager), joinedload(Client.company))
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,11 +325,13 @@ async def update_client(
     return client
 
 
-async def load_card(session: AsyncSession, client_id: int) -> Client | None:
+async def load_card(
+    session: AsyncSession, client_id: int, load: Sequence[ORMOption] = CARD_LOAD
+) -> Client | None:
     return await session.scalar(
         select(Client)
         .where(Client.id == client_id)
-        .options(*CARD_LOAD)
+        .options(*load)
         .execution_options(populate_existing=True)
     )
 
@@ -443,13 +448,15 @@ async def search(
     return list(rows.all()), total
 
 
-async def find_by_phone(session: AsyncSession, e164: str) -> Client | None:
+async def find_by_phone(
+    session: AsyncSession, e164: str, load: Sequence[ORMOption] = CARD_LOAD
+) -> Client | None:
     """The card of a subscriber; one indexed lookup on the unique E.164 column."""
     return await session.scalar(
         select(Client)
         .join(ClientPhone, ClientPhone.client_id == Client.id)
         .where(ClientPhone.e164 == e164)
-        .options(*CARD_LOAD)
+        .options(*load)
     )
 
 
@@ -458,10 +465,15 @@ async def lead_source_by_code(session: AsyncSession, code: str) -> LeadSource | 
 
 
 async def find_or_create_by_phone(
-    session: AsyncSession, e164: str, *, source_code: str, name: str | None = None
+    session: AsyncSession,
+    e164: str,
+    *,
+    source_code: str,
+    name: str | None = None,
+    load: Sequence[ORMOption] = CARD_LOAD,
 ) -> tuple[Client, bool]:
     """The card for a number that called or wrote; a fresh card for an unknown one."""
-    found = await find_by_phone(session, e164)
+    found = await find_by_phone(session, e164, load)
     if found is not None:
         return found, False
     source = await lead_source_by_code(session, source_code)
@@ -472,6 +484,6 @@ async def find_or_create_by_phone(
     )
     async with session.begin_nested():
         client = await create_client(session, None, data, "ZZ")
-    loaded = await load_card(session, client.id)
+    loaded = await load_card(session, client.id, load)
     assert loaded is not None
     return loaded, True

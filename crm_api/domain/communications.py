@@ -44,6 +44,18 @@ async def timeline(
     return list(rows.all()), total
 
 
+async def latest(session: AsyncSession, client_id: int, limit: int) -> list[Communication]:
+    """The newest communications of a card, without the timeline's total."""
+    rows = await session.scalars(
+        select(Communication)
+        .where(Communication.client_id == client_id)
+        .options(*TIMELINE_LOAD)
+        .order_by(Communication.occurred_at.desc(), Communication.id.desc())
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
 async def add_note(
     session: AsyncSession, actor: User, client: Client, body: str, deal_id: int | None
 ) -> Communication:

@@ -75,8 +75,12 @@ class RedisStream:
         claim_idle_ms: int = 30_000,
         block_ms: int = 1000,
         maxlen: int = 1_000_000,
+        key: Callable[[dict[str, Any]], str] | None = None,
     ) -> None:
+        """`key` (e.g. the call id): events of one key are handled in order, events of
+        different keys concurrently, so one slow call does not hold up the others."""
         self._redis = redis
+        self._key = key
         self.name = name
         self.group = group
         self.consumer = consumer
@@ -102,6 +106,19 @@ class RedisStream:
 
     async def _handle(self, handler: Handler, rows: list[Any]) -> bool:
         """True when every event was handled and acknowledged."""
+        if self._key is None or len(rows) < 2:
+            return await self._handle_in_order(handler, rows)
+        groups: dict[str, list[Any]] = {}
+        for row in rows:
+            fields = row[1]
+            key = self._key(json.loads(fields[b"e"])) if fields else ""
+            groups.setdefault(key, []).append(row)
+        done = await asyncio.gather(
+            *(self._handle_in_order(handler, group) for group in groups.values())
+        )
+        return all(done)
+
+    async def _handle_in_order(self, handler: Handler, rows: list[Any]) -> bool:
         for raw_id, fields in rows:
             if not fields:  # deleted while pending
                 await self._redis.xack(self.name, self.group, raw_id)

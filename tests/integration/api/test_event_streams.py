@@ -93,3 +93,40 @@ async def test_in_process_stream_keeps_order_and_retries(monkeypatch) -> None:
 
     await _run_until(stream, handler, done)
     assert seen == [0, 1, 2, 3] and attempts == 5
+
+
+async def test_keyed_events_keep_their_order_and_one_slow_key_holds_up_no_other(
+    redis_url, monkeypatch
+) -> None:
+    monkeypatch.setattr(streams, "RETRY_PAUSE_S", 0.05)
+    client = aredis.Redis.from_url(redis_url, protocol=2)
+    stream = RedisStream(
+        client, f"test:{uuid.uuid4().hex}", consumer="a", block_ms=100, key=lambda e: e["call"]
+    )
+    for n in range(4):
+        for call in ("slow", "fast"):
+            await stream.add({"call": call, "n": n})
+    seen: list[tuple[str, int]] = []
+    release = asyncio.Event()
+    failed_once = False
+    done = asyncio.Event()
+
+    async def handler(event: dict) -> None:
+        nonlocal failed_once
+        if event["call"] == "slow":
+            await release.wait()
+            if event["n"] == 2 and not failed_once:
+                failed_once = True
+                raise RuntimeError("database restarting")
+        seen.append((event["call"], event["n"]))
+        if [e for e in seen if e[0] == "fast"] == [("fast", n) for n in range(4)]:
+            release.set()  # every "fast" event went by while "slow" was stuck
+        if len(seen) == 8:
+            done.set()
+
+    await _run_until(stream, handler, done)
+    assert seen[:4] == [("fast", n) for n in range(4)]
+    assert [e for e in seen if e[0] == "slow"] == [("slow", n) for n in range(4)]
+    await asyncio.sleep(0.05)
+    assert await stream.pending() == 0
+    await client.aclose()
