@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     smpp_source_addr: str = "Callcard"  # sender name or number the SMSC allows us
     smpp_enquire_link_s: float = 30.0
     sms_bulk_rate: float = 20.0  # messages per second of a bulk send, unless it says
+    sms_claim_s: float = 60.0  # a crashed SMS worker's messages are looked at after this
+    sms_receipt_wait_s: float = 20.0  # how long a part maybe sent awaits its receipt
     smtp_host: str | None = None  # unset → e-mail stays queued
     smtp_port: int = 25
     smtp_user: str | None = None

@@ -84,7 +84,14 @@ async def enqueue(
     return message, True
 
 
-async def claim_due(session: AsyncSession, channel: str, now: datetime, limit: int) -> list[int]:
+async def claim_due(
+    session: AsyncSession,
+    channel: str,
+    now: datetime,
+    limit: int,
+    *,
+    claim_for: timedelta = CLAIM_FOR,
+) -> list[int]:
     """Claims due messages for this worker: a claim is an atomic UPDATE guarded by the old
     state, so two workers never send the same message. A claim that outlived a crashed
     worker expires and the message is tried again."""
@@ -108,7 +115,7 @@ async def claim_due(session: AsyncSession, channel: str, now: datetime, limit: i
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(candidates), due)
         .values(
-            status="sending", claimed_until=now + CLAIM_FOR, attempts=OutboxMessage.attempts + 1
+            status="sending", claimed_until=now + claim_for, attempts=OutboxMessage.attempts + 1
         )
         .returning(OutboxMessage.id)
         .execution_options(synchronize_session=False)

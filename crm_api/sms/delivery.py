@@ -15,6 +15,7 @@ from crm_api.db.communications import Communication
 from crm_api.db.outbox import OutboxMessage, SmsPart
 from crm_api.messaging.outbox import FINAL, retry_later, set_status
 from sms_gateway.connection import LINK_LOST
+from sms_gateway.encoding import make_parts
 from sms_gateway.types import DeliveryReceipt, SendResult
 
 MAX_ATTEMPTS = 12  # with the capped backoff: about half an hour of trying
@@ -381,3 +382,42 @@ async def hold_uncertain(
         .values(next_attempt_at=now + hold)
         .execution_options(synchronize_session=False)
     )
+
+
+async def recover_abandoned(
+    session: AsyncSession, now: datetime, hold: timedelta = UNCERTAIN_HOLD, limit: int = 500
+) -> int:
+    """Messages a crashed worker had claimed: their parts may have reached the SMSC with
+    the answers lost. Like a link lost mid-send, they wait for receipts to adopt before
+    anything is sent again."""
+    rows = (
+        await session.scalars(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.channel == "sms",
+                OutboxMessage.status == "sending",
+                OutboxMessage.claimed_until < now,
+            )
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for message in rows:
+        try:
+            total = len(make_parts(message.body, message.id & 0xFF))
+        except ValueError:
+            total = 1
+        known = {int(e["index"]) for e in message.parts}
+        message.parts = [
+            *message.parts,
+            *(
+                {"index": i, "message_id": None, "status": "unknown"}
+                for i in range(total)
+                if i not in known
+            ),
+        ]
+        message.status = "uncertain"
+        message.claimed_until = None
+        message.last_error = "the worker sending it stopped; waiting for its receipts"
+        message.next_attempt_at = now + hold
+    return len(rows)

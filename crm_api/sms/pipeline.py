@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from crm_api.deps import Services
 from crm_api.settings import Settings
@@ -42,7 +43,9 @@ async def start_sms(services: Services) -> Callable[[], Awaitable[None]]:
         gateway,
         region=settings.default_region,
         max_in_flight=max(settings.smpp_window * 4, 50),
+        claim_for=timedelta(seconds=settings.sms_claim_s),
     )
+    service.uncertain_hold = timedelta(seconds=settings.sms_receipt_wait_s)
     services.extras["sms"] = service
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop), name="sms")

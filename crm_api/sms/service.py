@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,7 +24,7 @@ from crm_api.db.base import utcnow
 from crm_api.db.clients import Client
 from crm_api.db.communications import Communication
 from crm_api.db.outbox import OutboxMessage
-from crm_api.messaging.outbox import claim_due
+from crm_api.messaging.outbox import CLAIM_FOR, claim_due
 from crm_api.realtime.hub import Hub
 from crm_api.sms import bulk as bulk_sends
 from crm_api.sms.delivery import (
@@ -34,6 +35,7 @@ from crm_api.sms.delivery import (
     placed_indexes,
     record_first_submits,
     record_send,
+    recover_abandoned,
 )
 from crm_api.sms.inbound import Received, receipt_key, receive
 from sms_gateway import Incoming, OutgoingSms, SendResult, SmsGateway
@@ -41,7 +43,12 @@ from sms_gateway.types import DeliveryReceipt, InboundSms
 
 log = logging.getLogger(__name__)
 NOTIFY_ROLES = ("operator", "supervisor")  # who hears of a text nobody manages yet
-UNKNOWN_RECEIPT_GRACE = 30.0  # seconds a receipt may wait for its submit to be recorded
+# A receipt can outrun the commit of its own submit: it waits this long unanswered, then
+# it is answered (an SMSC stalls when its receipts go unanswered) and kept in memory as
+# an orphan, matched again every second for ORPHAN_TTL.
+UNKNOWN_RECEIPT_GRACE = 2.0
+ORPHAN_TTL = 600.0
+MAX_ORPHANS = 20_000
 
 
 @dataclass(slots=True)
@@ -60,6 +67,7 @@ class SmsService:
         region: str,
         max_in_flight: int = 200,
         poll: float = 0.5,
+        claim_for: timedelta = CLAIM_FOR,
     ) -> None:
         self.sessions = sessions
         self.hub = hub
@@ -72,6 +80,8 @@ class SmsService:
         self._in_flight = 0
         self._sending: set[asyncio.Task[None]] = set()
         self._waiting: list[_Waiting] = []
+        self._orphans: dict[str, tuple[DeliveryReceipt, float]] = {}
+        self._orphans_tried = 0.0
         self._progress = bulk_sends.ProgressNotifier(sessions, hub)
         # Results and receipts touch the same rows: written one transaction at a time, they
         # never wait on each other's row locks (or deadlock on PostgreSQL).
@@ -79,6 +89,7 @@ class SmsService:
         self._rebound = False
         self._bound = gateway.connected
         self.uncertain_hold = UNCERTAIN_HOLD
+        self.claim_for = claim_for
         gateway.state_listeners.append(self._on_link)
 
     def _on_link(self, bound: bool, _error: str | None) -> None:
@@ -145,7 +156,10 @@ class SmsService:
 
     async def _claim(self, limit: int) -> list[tuple[int, OutgoingSms, set[int]]]:
         async with self.sessions() as session:
-            ids = await claim_due(session, "sms", utcnow(), limit)
+            now = utcnow()
+            if await recover_abandoned(session, now, self.uncertain_hold):
+                await session.commit()
+            ids = await claim_due(session, "sms", now, limit, claim_for=self.claim_for)
             if not ids:
                 return []
             rows = (
@@ -235,6 +249,9 @@ class SmsService:
             now = time.monotonic()
             retry = [w for w in self._waiting if now - w.since >= 0.2]
             self._waiting = [w for w in self._waiting if now - w.since < 0.2]
+            if self._orphans and now - self._orphans_tried >= 1.0:
+                self._orphans_tried = now
+                await self._retry_orphans(now)
             if not items and not retry:
                 continue
             fresh = [_Waiting(i, now) for i in items]
@@ -250,13 +267,35 @@ class SmsService:
                 if id(w) not in unknown:
                     self.gateway.ack(w.incoming)
                 elif now - w.since > UNKNOWN_RECEIPT_GRACE:
-                    log.warning("a receipt for an unknown message: %s", w.incoming.item)
                     self.gateway.ack(w.incoming)
+                    item = w.incoming.item
+                    if isinstance(item, DeliveryReceipt) and len(self._orphans) < MAX_ORPHANS:
+                        self._orphans[item.message_id] = (item, w.since)
+                    else:
+                        log.warning("a receipt for an unknown message dropped: %s", item)
                 else:
                     self._waiting.append(w)
             await self._publish_changes(changes)
             for r in received:
                 await self._publish_received(r)
+
+    async def _retry_orphans(self, now: float) -> None:
+        receipts = [r for r, _ in self._orphans.values()]
+        try:
+            async with self._write_lock, self.sessions() as session:
+                changes, unknown = await apply_receipts(session, receipts, utcnow())
+                await session.commit()
+        except Exception:
+            log.exception("matching orphan receipts failed")
+            return
+        for mid in list(self._orphans):
+            receipt, since = self._orphans[mid]
+            if mid not in unknown:
+                del self._orphans[mid]
+            elif now - since > ORPHAN_TTL:
+                del self._orphans[mid]
+                log.warning("a receipt for an unknown message dropped: %s", receipt)
+        await self._publish_changes(changes)
 
     async def _write_incoming(
         self, items: list[_Waiting]

@@ -4,6 +4,7 @@ the API's sockets through Redis."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import signal
 import sys
@@ -11,7 +12,7 @@ import sys
 import pytest
 from support.factories import Actor
 from support.server import RunningApi
-from support.sms import make_client
+from support.sms import make_client, make_clients, wait_for
 from support.smsc import SmscProcess
 from support.ws import Socket, open_socket
 
@@ -78,3 +79,56 @@ async def test_callcard_sms_without_an_smpp_url_says_so(tmp_path: object) -> Non
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode != 0
     assert b"CALLCARD_SMPP_URL is not set" in err
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_sms_process_killed_mid_bulk_and_restarted_sends_every_message_once(
+    api: RunningApi, settings: Settings, smsc: SmscProcess, actors: dict[Role, Actor]
+) -> None:
+    count = 200
+    assert settings.redis_url
+    env = {
+        **os.environ,
+        "CALLCARD_DATABASE_URL": settings.database_url,
+        "CALLCARD_REDIS_URL": settings.redis_url,
+        "CALLCARD_SMPP_URL": smsc.url,
+        "CALLCARD_SMS_CLAIM_S": "2",  # a dead worker's claims are looked at after 2 s
+        "CALLCARD_SMS_RECEIPT_WAIT_S": "4",
+    }
+
+    async def start() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crm_api.cli", "sms", env=env, stderr=asyncio.subprocess.DEVNULL
+        )
+
+    async with api.client(actors[Role.SUPERVISOR].token) as http:
+        await make_clients(http, count, prefix="Crash")
+        proc = await start()
+        try:
+            r = await http.post(
+                "/sms/bulk",
+                json={"text": "{name}: новости", "filters": {"q": "Crash"}, "rate": 300},
+            )
+            bulk = r.json()
+            await wait_for(lambda: _submits_at_least(smsc, count // 3), within=30, step=0.01)
+            proc.kill()  # SIGKILL: claims, answers and receipts in flight are abandoned
+            await proc.wait()
+            before = len(smsc.rows("submit"))
+            assert before < count
+            proc = await start()
+
+            async def all_delivered() -> bool:
+                report = (await http.get(f"/sms/bulk/{bulk['id']}")).json()
+                return bool(report["delivered"] == count)
+
+            await wait_for(all_delivered, within=60, step=0.3)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 20)
+    per_dest = collections.Counter(r["dest"] for r in smsc.rows("submit"))
+    assert len(per_dest) == count
+    assert {d: n for d, n in per_dest.items() if n > 1} == {}
+
+
+async def _submits_at_least(smsc: SmscProcess, n: int) -> bool:
+    return len(smsc.rows("submit")) >= n
