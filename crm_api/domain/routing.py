@@ -181,6 +181,12 @@ _rosters: weakref.WeakKeyDictionary[async_sessionmaker[AsyncSession], _Roster] =
 ROSTER_TTL = 5.0
 
 
+def forget_roster(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """After a schedule or user change on this worker: the next call reads it afresh
+    (other workers within ROSTER_TTL)."""
+    _rosters.pop(sessions, None)
+
+
 async def _roster(
     sessions: async_sessionmaker[AsyncSession], session: AsyncSession, now: datetime, tz: ZoneInfo
 ) -> _Roster:

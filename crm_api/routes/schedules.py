@@ -11,7 +11,7 @@ from crm_api.db.base import utcnow
 from crm_api.db.sales import ScheduleException, Shift
 from crm_api.db.users import User
 from crm_api.deps import ServicesDep, SessionDep, require
-from crm_api.domain import schedules
+from crm_api.domain import routing, schedules
 from crm_api.domain.permissions import Permission
 from crm_api.schemas.common import ItemList
 from crm_api.schemas.sales import (
@@ -39,18 +39,24 @@ async def list_shifts(
 
 
 @router.post("/shifts", status_code=201, operation_id="create_shift")
-async def create_shift(body: ShiftCreate, session: SessionDep, _user: Manager) -> ShiftPublic:
+async def create_shift(
+    body: ShiftCreate, session: SessionDep, services: ServicesDep, _user: Manager
+) -> ShiftPublic:
     shift = await schedules.add_shift(
         session, body.user_id, body.weekday, body.starts, body.ends, body.overnight
     )
     await session.commit()
+    routing.forget_roster(services.sessions)
     return ShiftPublic.model_validate(shift)
 
 
 @router.delete("/shifts/{shift_id}", status_code=204, operation_id="delete_shift")
-async def delete_shift(shift_id: int, session: SessionDep, _user: Manager) -> None:
+async def delete_shift(
+    shift_id: int, session: SessionDep, services: ServicesDep, _user: Manager
+) -> None:
     await schedules.delete_shift(session, shift_id)
     await session.commit()
+    routing.forget_roster(services.sessions)
 
 
 @router.get("/exceptions", operation_id="list_schedule_exceptions")
@@ -74,7 +80,7 @@ async def list_exceptions(
 
 @router.post("/exceptions", status_code=201, operation_id="create_schedule_exception")
 async def create_exception(
-    body: ExceptionCreate, session: SessionDep, _user: Manager
+    body: ExceptionCreate, session: SessionDep, services: ServicesDep, _user: Manager
 ) -> ExceptionPublic:
     row = await schedules.add_exception(
         session,
@@ -86,15 +92,19 @@ async def create_exception(
         body.note,
     )
     await session.commit()
+    routing.forget_roster(services.sessions)
     return ExceptionPublic.model_validate(row)
 
 
 @router.delete(
     "/exceptions/{exception_id}", status_code=204, operation_id="delete_schedule_exception"
 )
-async def delete_exception(exception_id: int, session: SessionDep, _user: Manager) -> None:
+async def delete_exception(
+    exception_id: int, session: SessionDep, services: ServicesDep, _user: Manager
+) -> None:
     await schedules.delete_exception(session, exception_id)
     await session.commit()
+    routing.forget_roster(services.sessions)
 
 
 @router.get("/calendar", operation_id="schedule_calendar")

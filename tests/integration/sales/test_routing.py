@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from support.factories import make_user
+from support.factories import Actor, make_user
+from support.server import RunningApi
 
 from crm_api.db.calls import Call
 from crm_api.db.clients import Client, ClientKind, ClientPhone
@@ -180,3 +181,38 @@ async def test_round_robin_is_shared_by_workers_and_survives_a_restart(
     finally:
         await restarted.close()
     assert first_after != last  # the rotation went on, it did not start over
+
+
+async def test_a_schedule_change_reaches_routing_at_once(
+    api: RunningApi, actors: dict[Role, Actor]
+) -> None:
+    services = api.app.state.services
+    tz = services.settings.tz
+    now = datetime.now(UTC)
+
+    async def ask(call_id: str) -> str:
+        decision = await choose_extension(
+            services.sessions,
+            services.redis,
+            caller=STRANGER,
+            did=None,
+            call_id=call_id,
+            now=now,
+            tz=tz,
+            region="RU",
+            fallback="queue:sales",
+        )
+        return decision.target
+
+    assert await ask("s1") == "queue:sales"  # nobody on duty: and the roster is cached
+    shift = {
+        "user_id": actors[Role.MANAGER].user.id,  # extension 101
+        "weekday": now.astimezone(tz).weekday(),
+        "starts": "00:00",
+        "ends": "00:00",
+        "overnight": True,  # the whole day
+    }
+    async with api.client(actors[Role.SUPERVISOR].token) as http:
+        r = await http.post("/schedules/shifts", json=shift)
+        assert r.status_code == 201, r.text
+    assert await ask("s2") == "101"
