@@ -147,3 +147,51 @@ async def test_login_and_search_by_keyboard(app: RunningApi, browser: Browser) -
     await page.keyboard.type("ООО")
     await expect(page.get_by_test_id("clients-total")).not_to_have_text("50 clients")
     await context.close()
+
+
+async def test_import_new_client_and_export(app: RunningApi, browser: Browser) -> None:
+    context = await new_context(browser, app, "en")
+    page = await context.new_page()
+    await login(page, "manager2", "manager-demo-2")
+    await page.goto("/clients")
+    total = page.get_by_test_id("clients-total")
+    await expect(total).not_to_have_text("0 clients")
+    before = await total.text_content()
+    upload = page.get_by_test_id("import-file")
+
+    # One bad row: every row is refused, the errors are listed.
+    bad = "name,phones\nСмирнов Олег,8 916 000-11-22\nБез телефона,not a phone\n"
+    await upload.set_input_files(
+        files=[{"name": "bad.csv", "mimeType": "text/csv", "buffer": bad.encode()}]
+    )
+    await expect(page.get_by_role("alert")).to_contain_text("#3 phones")
+    await expect(total).to_have_text(before or "")
+
+    good = "name,phones\nСмирнов Олег,8 916 000-11-22\nОрлова Нина,+7 (926) 555-44-33\n"
+    await upload.set_input_files(
+        files=[{"name": "good.csv", "mimeType": "text/csv", "buffer": good.encode()}]
+    )
+    await expect(page.locator(".n-message--success-type")).to_contain_text("Imported 2 of 2")
+    await page.get_by_role("searchbox").fill("926 555 44 33")
+    found = page.get_by_test_id("clients-table").get_by_role("link")
+    await expect(found).to_have_count(1)
+    await expect(found).to_have_text("Орлова Нина")
+
+    # A new client by hand: a number that is already a client's is refused.
+    await page.get_by_role("button", name="New client").click()
+    form = page.get_by_test_id("new-client")
+    await form.get_by_label("Name").fill("Дубль")
+    await form.get_by_label("Phone").fill("+7 926 555-44-33")
+    await form.get_by_role("button", name="Save").click()
+    await expect(page.locator(".n-message--error-type")).to_be_visible()
+    await form.get_by_label("Phone").fill("8 903 123-00-00")
+    await form.get_by_role("button", name="Save").click()
+    await expect(page.get_by_test_id("client-name")).to_have_text("Дубль")
+
+    # Export: the CSV of the list, with the imported clients.
+    await page.goto("/clients")
+    async with page.expect_download() as got:
+        await page.get_by_role("link", name="Export").click()
+    path = await (await got.value).path()
+    assert "Орлова Нина" in path.read_text(encoding="utf-8-sig")
+    await context.close()
