@@ -213,10 +213,13 @@ async def test_a_call_taken_elsewhere_leaves_the_console(
     client's manager, so no frame reaches the operator: the console still clears."""
     _, name, e164, _ = await a_client(db, with_manager=True)
     page = await operator_page(browser, app, "en")
+    await page.get_by_role("navigation").get_by_role("link", name="Clients").click()
     call_id = f"gone-{next(_ids)}"
     await pbx(app, *ringing(call_id, e164))
-    panel = page.locator(f"[data-testid=call-panel][data-call-id='{call_id}']")
+    # Away from the console the card pops as a floating panel.
+    panel = page.locator(f"aside.floating [data-testid=call-panel][data-call-id='{call_id}']")
     await expect(panel.get_by_test_id("call-client-name")).to_have_text(name)
+    await shoot(page, "clients-floating-pop-en")
     await pbx(
         app,
         ev.CallEnded(
