@@ -23,6 +23,7 @@ from crm_api.db.views import SavedView
 from crm_api.domain import phones
 from crm_api.domain.clients import filtered
 from crm_api.errors import InvalidInput, NotFound
+from crm_api.messaging.outbox import FINAL as FINAL_STATES
 from crm_api.messaging.outbox import enqueue
 from crm_api.messaging.templates import render
 from crm_api.realtime.hub import Hub
@@ -130,9 +131,7 @@ async def report(session: AsyncSession, bulk_id: int) -> Report:
                 func.sum(case((OutboxMessage.status == "delivered", 1), else_=0)),
                 func.sum(case((OutboxMessage.status.in_(FAILED), 1), else_=0)),
                 func.sum(case((OutboxMessage.submitted_at.is_not(None), 1), else_=0)),
-                func.sum(
-                    case((OutboxMessage.status.in_(("queued", "sending", "submitted")), 1), else_=0)
-                ),
+                func.sum(case((OutboxMessage.status.not_in(FINAL_STATES), 1), else_=0)),
             ).where(OutboxMessage.bulk_id == bulk_id)
         )
     ).one()
