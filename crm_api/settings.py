@@ -48,7 +48,6 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_from: str = "callcard@localhost"
     smtp_starttls: bool = False
-    sip_bind: str = "127.0.0.1:5062"
 
     routing_fallback: str = "queue:sales"  # nobody on duty: `queue:<name>` or an extension
     stale_deal_days: int = 7  # an open deal idle this long gets a callback task
