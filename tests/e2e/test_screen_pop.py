@@ -123,6 +123,7 @@ async def test_card_pops_on_ringing_and_follows_the_call(
         ),
     )
     await expect(panel).to_have_attribute("data-state", "ended")
+    await expect(panel.get_by_test_id("call-timer")).to_have_text("00:12")  # the PBX's talk time
     note = "Договорились о встрече во вторник"
     await panel.get_by_test_id("after-call-note").locator("textarea").fill(note)
     await panel.get_by_role("button", name="Сохранить заметку").click()

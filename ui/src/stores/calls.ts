@@ -26,6 +26,7 @@ export interface LiveCall {
   answered_at: string | null
   ended_at: string | null
   disposition: string | null
+  talk_s: number | null // the PBX's own count, once the call ended
   agent: string | null
   client: PopClient | null
   client_id: number | null
@@ -78,6 +79,7 @@ export const useCalls = defineStore('calls', () => {
       answered_at: data.answered_at ?? prev?.answered_at ?? null,
       ended_at: data.ended_at ?? prev?.ended_at ?? null,
       disposition: data.disposition ?? prev?.disposition ?? null,
+      talk_s: data.talk_s ?? prev?.talk_s ?? null,
       agent: data.agent ?? prev?.agent ?? null,
       client: data.client !== undefined ? data.client : (prev?.client ?? null),
       client_id: data.client?.id ?? data.client_id ?? prev?.client_id ?? null,
