@@ -123,21 +123,22 @@ async def test_live_board_then_listen_seek_and_score(
     form = page.get_by_test_id("score-form")
     save = form.get_by_role("button", name="Сохранить")
     await expect(save).to_be_disabled()
-    for criterion, score in [
+    for criterion, points in [
         ("Приветствие", "5"),
         ("Выявление потребности", "4"),
         ("Предложение решения", "4"),
         ("Вежливость", "5"),
         ("Завершение", "3"),
     ]:
-        await form.get_by_role("group", name=criterion).get_by_text(score, exact=True).click()
+        await form.get_by_role("group", name=criterion).get_by_text(points, exact=True).click()
     await form.get_by_label("Комментарий").fill("Хорошо выявил потребность")
     await expect(form.get_by_test_id("score-average")).to_have_text("4.2")
     await save.click()
     await expect(page.get_by_test_id(f"review-row-{call_id}")).to_contain_text("4.2")
     async with db() as session:
-        score = (await session.get(Call, call_id)).score  # type: ignore[union-attr]
-    assert score is not None
+        call = await session.get(Call, call_id)
+    assert call is not None and call.score is not None
+    score = call.score
     assert score["criteria"] == {
         "greeting": 5,
         "needs": 4,
