@@ -1,19 +1,20 @@
-"""The Asterisk AMI adapter: one TCP connection, call events out, actions in.
+"""The Asterisk AMI adapter: one AMI connection, call events out, actions in.
 
-A small asyncio client rather than panoramisk. What this adapter needs from the
-connection is exactly where panoramisk 1.4 falls short (see shared/LIBRARIES.md), and
-each would be a patch of its internals: it decodes every TCP read on its own (a UTF-8
-character split across reads is dropped), runs coroutine callbacks out of order,
-re-sends unanswered actions after a reconnect (an Originate may ring twice), and never
-times a Ping out. The protocol itself is small: `frames.AmiParser` does the bytes, this
-module only owns the socket, the login, the pending actions and the timers.
+The connection is a `panoramisk.Manager` (TCP, Login, action/response correlation,
+reconnect), with what panoramisk 1.4 gets wrong for a call state machine fixed by
+subclassing in `panoramisk_link` (see shared/LIBRARIES.md): the stream is split at the
+byte level by `frames.AmiParser` (a UTF-8 character split across reads survives),
+events reach the translator in order through a plain function, unanswered actions fail
+instead of being re-sent after a reconnect, and the Ping watchdog is ours (panoramisk's
+Ping never times out). This module owns the translator, the timers and the backoff.
 
 Guarantees:
 - Call events reach the sink in AMI order, one at a time, from one dispatcher task (the
   sink may itself call `originate`: it never blocks the reader).
 - Every action is bounded by a timeout; an action whose connection dies fails with
   PbxError("pbx_unreachable") and is never re-sent, so an Originate runs at most once.
-- A Ping watchdog declares a silent Asterisk dead and reconnects, with backoff.
+- A Ping watchdog declares a silent Asterisk dead and reconnects, with backoff
+  (panoramisk reconnects after `reconnect_timeout`, which is set to the backoff).
 - After every login, `CoreShowChannels` resyncs live calls; the translator emits only
   what the CRM has not been told yet.
 """
@@ -22,15 +23,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
 from telephony import events as ev
-from telephony.ami.frames import AmiParser, Banner, Event, Malformed, Response, encode_action
+from telephony.ami.frames import Event, Response
+from telephony.ami.panoramisk_link import (
+    CLOSED_BY_PBX,
+    AmiAction,
+    AmiLinkProtocol,
+    AmiManager,
+    LinkDown,
+    ListAction,
+)
 from telephony.ami.translator import CallTranslator, PendingOriginate
 from telephony.pbx import OriginateRequest, PbxError
 
@@ -94,19 +104,6 @@ class AmiStatus:
         }
 
 
-class _LinkDown(Exception):
-    pass
-
-
-@dataclass(slots=True)
-class _Pending:
-    future: asyncio.Future[Response]
-    list_events: list[Event] | None = None  # for EventList actions (CoreShowChannels)
-    # Called inline by the reader when the list completes, before any later event.
-    on_complete: Callable[[list[Event]], None] | None = None
-    complete: asyncio.Event = field(default_factory=asyncio.Event)
-
-
 class AmiAdapter:
     def __init__(
         self,
@@ -137,38 +134,65 @@ class AmiAdapter:
         safe = f"ami://{self._url.username}@{self._url.host}:{self._url.port}"
         self.status = AmiStatus(url=safe)
         self._ids = itertools.count(1)
-        self._pending: dict[str, _Pending] = {}
-        self._lists = 0  # list actions (CoreShowChannels) waiting for their events
-        self._writer: asyncio.StreamWriter | None = None
+        self._manager: AmiManager | None = None
+        self._protocol: AmiLinkProtocol | None = None  # the logged-in connection
+        self._session: asyncio.Task[None] | None = None  # resync, then the Ping watchdog
+        # Why the current connection failed, when this side knows better than the socket.
+        self._session_error: str | None = None
+        self._backoff = backoff_min  # the wait before the next reconnect
         self._queue: asyncio.Queue[ev.CallEvent] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._connected = asyncio.Event()
-        self._logged_in = False  # in the current session: a later failure retries at once
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self._stopping = False
+        self._backoff = self._backoff_min
+        loop = asyncio.get_running_loop()
+        everything = ("login", "logoff", "ping", "coreshowchannels", "originate")
+        self._manager = AmiManager(
+            host=self._url.host,
+            port=self._url.port,
+            username=self._url.username,
+            secret=self._url.secret,
+            loop=loop,
+            protocol_factory=functools.partial(AmiLinkProtocol, self),
+            # Nothing is ever re-sent after a reconnect (the protocol fails it instead).
+            forgetable_actions=(*everything, "redirect", "hangup", "command"),
+            ping_delay=10**9,  # our watchdog times Pings out; panoramisk's never does
+            connect_timeout=self._connect_timeout,
+            on_login=self._on_login,
+            on_disconnect=self._on_disconnect,
+            on_login_failed=self._on_login_failed,
+            on_connect_failed=self._on_connect_failed,
+        )
+        self._manager.reconnect_timeout = self._backoff  # panoramisk casts the kwarg to int
         self._tasks = [  # the dispatcher first: stop() ends it last
             asyncio.create_task(self._dispatch(), name="ami-dispatch"),
-            asyncio.create_task(self._run(), name="ami-connection"),
             asyncio.create_task(self._ticker(), name="ami-tick"),
         ]
+        self._manager.connect()
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._writer is not None and self._connected.is_set():
-            with contextlib.suppress(PbxError, OSError):
+        if self._connected.is_set():
+            with contextlib.suppress(PbxError):
                 await self._action("Logoff", [], limit_s=1.0)
         if not self._tasks:
             return  # never started, or stopped already
         dispatcher, *others = self._tasks
+        if self._session is not None:
+            others.append(self._session)
         for task in others:
             task.cancel()
         for task in others:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._close()
+        manager, self._manager = self._manager, None
+        if manager is not None:
+            manager.close()  # fails what is pending; no reconnect after this
+        self._down()
         # Let the queued call events out (they are facts the CRM must not lose), and never
         # cancel the sink in the middle of one.
         with contextlib.suppress(TimeoutError):
@@ -193,7 +217,6 @@ class AmiAdapter:
     async def originate(self, request: OriginateRequest) -> None:
         action_id = f"orig-{next(self._ids)}"
         fields = [
-            ("ActionID", action_id),
             ("Channel", f"{self._tech}/{request.agent}"),
             ("Context", self._context),
             ("Exten", request.number),
@@ -209,7 +232,7 @@ class AmiAdapter:
         pending = PendingOriginate(request.crm_call_id, request.agent, request.number)
         self.translator.expect_originate(action_id, pending)
         try:
-            response = await self._send(action_id, "Originate", fields)
+            response = await self._send(AmiAction("Originate", [("ActionID", action_id), *fields]))
         except PbxError:
             self.translator.forget_originate(action_id)
             raise
@@ -255,119 +278,112 @@ class AmiAdapter:
         self, name: str, fields: list[tuple[str, str]], *, limit_s: float | None = None
     ) -> Response:
         action_id = f"{name.lower()}-{next(self._ids)}"
-        return await self._send(action_id, name, [("ActionID", action_id), *fields], limit_s)
+        return await self._send(AmiAction(name, [("ActionID", action_id), *fields]), limit_s)
 
-    async def _send(
-        self,
-        action_id: str,
-        name: str,
-        fields: list[tuple[str, str]],
-        limit_s: float | None = None,
-        pending: _Pending | None = None,
-    ) -> Response:
-        writer = self._writer
-        if writer is None or (not self._connected.is_set() and name != "Login"):
+    async def _send(self, action: AmiAction, limit_s: float | None = None) -> Response:
+        protocol = self._protocol
+        if protocol is None or protocol.closed or not self._connected.is_set():
             raise PbxError("pbx_unreachable", f"AMI not connected ({self.status.last_error})")
-        loop = asyncio.get_running_loop()
-        pending = pending or _Pending(loop.create_future())
-        self._pending[action_id] = pending
         try:
-            writer.write(encode_action(name, fields))
-            await writer.drain()
-            return await asyncio.wait_for(
-                asyncio.shield(pending.future), limit_s or self._action_timeout
+            future = protocol.send(action)
+            response: Response = await asyncio.wait_for(
+                asyncio.shield(future), limit_s or self._action_timeout
             )
+            return response
         except TimeoutError:
-            raise PbxError("pbx_timeout", f"no answer to {name} within the timeout") from None
-        except (OSError, _LinkDown) as exc:
-            raise PbxError("pbx_unreachable", f"AMI link lost during {name}: {exc}") from None
+            raise PbxError(
+                "pbx_timeout", f"no answer to {action.name} within the timeout"
+            ) from None
+        except LinkDown as exc:
+            raise PbxError(
+                "pbx_unreachable", f"AMI link lost during {action.name}: {exc}"
+            ) from None
         finally:
-            if pending.list_events is None:
-                self._pending.pop(action_id, None)
+            protocol.forget(action.action_id)
 
     # ----------------------------------------------------------- connection
-    async def _run(self) -> None:
-        delay = self._backoff_min
-        while not self._stopping:
-            self._logged_in = False
-            try:
-                await self._session()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._fail(str(exc) or exc.__class__.__name__)
-            finally:
-                self._close()
-            if self._stopping:
-                return
-            if self._logged_in:
-                delay = self._backoff_min  # a link that worked: the backoff starts over
-            self.status.backoff_s = delay
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._backoff_max)
-
-    async def _session(self) -> None:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self._url.host, self._url.port), self._connect_timeout
+    # panoramisk calls these; each attempt ends in exactly one of the failure callbacks
+    # or in on_login followed, later, by on_disconnect.
+    def _on_login(self, manager: AmiManager) -> None:
+        if manager is not self._manager or self._stopping:
+            return
+        protocol: AmiLinkProtocol = manager.protocol
+        if protocol.closed:
+            return  # lost between the answer and this callback: on_disconnect follows
+        self._protocol = protocol
+        self.status.connected = True
+        self.status.connected_since = datetime.now(UTC)
+        self.status.connects += 1
+        # The resync is asked for now, before anything else can be written on this link.
+        resync = self._resync_action()
+        listed = protocol.send(resync)
+        self._connected.set()
+        log.info("AMI connected to %s", self.status.url)
+        self._backoff = self._backoff_min  # a link that worked: the backoff starts over
+        manager.reconnect_timeout = self._backoff
+        self._session = asyncio.create_task(
+            self._run_session(protocol, resync, listed), name="ami-session"
         )
-        self._writer = writer
-        parser = AmiParser()
-        read_task = asyncio.create_task(self._read(reader, parser))
+
+    def _on_login_failed(self, manager: AmiManager, error: str) -> None:
+        self._session_error = error  # reported when the connection is gone
+
+    def _on_disconnect(self, manager: AmiManager, exc: BaseException | None) -> None:
+        if manager is not self._manager:
+            return
+        self._down()
+        if self._stopping:
+            return
+        error, self._session_error = self._session_error, None
+        self._fail(error or (str(exc) if exc else CLOSED_BY_PBX))
+        self._back_off(manager)
+
+    def _on_connect_failed(self, manager: AmiManager, exc: BaseException) -> None:
+        self._fail(str(exc) or exc.__class__.__name__)
+        self._back_off(manager)
+
+    def _back_off(self, manager: AmiManager) -> None:
+        # panoramisk read reconnect_timeout before calling us: it is the wait now running.
+        self.status.backoff_s = manager.reconnect_timeout
+        self._backoff = min(manager.reconnect_timeout * 2, self._backoff_max)
+        manager.reconnect_timeout = self._backoff
+
+    def _down(self) -> None:
+        self._connected.clear()
+        self.status.connected = False
+        self._protocol = None
+        session, self._session = self._session, None
+        if session is not None and session is not asyncio.current_task():
+            session.cancel()
+
+    async def _run_session(
+        self, protocol: AmiLinkProtocol, resync: ListAction, listed: asyncio.Future[Response]
+    ) -> None:
         try:
-            login_id = f"login-{next(self._ids)}"
-            fields = [
-                ("ActionID", login_id),
-                ("Username", self._url.username),
-                ("Secret", self._url.secret),
-            ]
-            response = await self._send(login_id, "Login", fields, self._connect_timeout)
-            if not response.ok:
-                raise PermissionError(f"AMI login refused: {response.message or 'Error'}")
-            self.status.connected = True
-            self.status.connected_since = datetime.now(UTC)
-            self.status.connects += 1
-            self._connected.set()
-            log.info("AMI connected to %s", self.status.url)
-            self._logged_in = True
-            await self._resync()
-            watchdog = asyncio.create_task(self._watchdog())
             try:
-                done, _ = await asyncio.wait(
-                    {read_task, watchdog}, return_when=asyncio.FIRST_COMPLETED
-                )
+                response = await asyncio.wait_for(asyncio.shield(listed), self._action_timeout)
+            except TimeoutError:
+                raise PbxError("pbx_timeout", "CoreShowChannels list did not complete") from None
+            except LinkDown:
+                return  # on_disconnect says why
             finally:
-                watchdog.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await watchdog
-            for task in done:
-                task.result()  # raise what ended the session
-        finally:
-            read_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await read_task
+                protocol.forget(resync.action_id)
+            if not response.ok:
+                raise ConnectionError(f"CoreShowChannels refused: {response.message}")
+            await self._watchdog()
+        except (PbxError, ConnectionError) as exc:
+            if not protocol.closed:
+                self._session_error = str(exc)
+                protocol.drop()
 
-    async def _resync(self) -> None:
-        action_id = f"resync-{next(self._ids)}"
-        loop = asyncio.get_running_loop()
-
+    def _resync_action(self) -> ListAction:
         def apply(rows: list[Event]) -> None:
             self._publish(self.translator.resync(rows, datetime.now(UTC)))
 
-        pending = _Pending(loop.create_future(), list_events=[], on_complete=apply)
-        self._lists += 1
-        try:
-            response = await self._send(
-                action_id, "CoreShowChannels", [("ActionID", action_id)], pending=pending
-            )
-            if not response.ok:
-                raise ConnectionError(f"CoreShowChannels refused: {response.message}")
-            # The reply is followed by the list; the reader applies it when complete.
-            await asyncio.wait_for(pending.complete.wait(), self._action_timeout)
-        except TimeoutError:
-            raise PbxError("pbx_timeout", "CoreShowChannels list did not complete") from None
-        finally:
-            self._lists -= 1
-            self._pending.pop(action_id, None)
+        # The future resolves once the list is complete and applied (inline in the reader,
+        # before any later event).
+        action_id = f"resync-{next(self._ids)}"
+        return ListAction("CoreShowChannels", [("ActionID", action_id)], apply)
 
     async def _watchdog(self) -> None:
         while True:
@@ -375,60 +391,26 @@ class AmiAdapter:
             try:
                 await self._action("Ping", [], limit_s=self._ping_timeout)
             except PbxError as exc:
+                if exc.reason != "pbx_timeout":
+                    return  # the link is gone already: on_disconnect says why
                 raise ConnectionError(
                     f"Asterisk silent: no answer to Ping within {self._ping_timeout:g}s"
                 ) from exc
 
-    async def _read(self, reader: asyncio.StreamReader, parser: AmiParser) -> None:
-        try:
-            await self._read_loop(reader, parser)
-        except (ConnectionError, OSError) as exc:
-            self._fail_pending(exc)  # e.g. a Login waiting on a PBX that just hung up
-            raise
+    # ------------------------------------------ the protocol's LinkListener
+    def on_read(self, now: datetime) -> None:
+        self.status.last_event_at = now
 
-    async def _read_loop(self, reader: asyncio.StreamReader, parser: AmiParser) -> None:
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                raise ConnectionError("AMI connection closed by the PBX")
-            now = self.status.last_event_at = datetime.now(UTC)
-            for message in parser.feed(data):
-                if isinstance(message, Event):
-                    self._on_event(message, now)
-                elif isinstance(message, Response):
-                    self._on_response(message)
-                elif isinstance(message, Banner):
-                    self.status.version = message.version
-                elif isinstance(message, Malformed):
-                    self.status.malformed += 1
-                    log.warning("AMI: skipped a malformed block (%s)", message.reason)
-
-    def _on_response(self, response: Response) -> None:
-        pending = self._pending.get(response.action_id or "")
-        if pending is None:
-            return
-        if not pending.future.done():
-            pending.future.set_result(response)
-
-    def _on_event(self, event: Event, now: datetime) -> None:
+    def on_event(self, event: Event, now: datetime) -> None:
         self.status.events += 1
-        # Only list replies need their ActionID looked at; the rest skip the header split.
-        lists = self._lists
-        action_id = event.headers.get("ActionID") if lists else None
-        if action_id is not None and event.name != "OriginateResponse":
-            pending = self._pending.get(action_id)
-            if pending is not None and pending.list_events is not None:
-                if event.get("EventList") == "Complete":
-                    callback, pending.on_complete = pending.on_complete, None
-                    if callback is not None:
-                        callback(pending.list_events)
-                    pending.complete.set()
-                else:
-                    pending.list_events.append(event)
-                return
-            if action_id.startswith("resync-"):
-                return  # the tail of a list whose action already timed out
         self._publish(self.translator.feed(event, now))
+
+    def on_banner(self, version: str) -> None:
+        self.status.version = version
+
+    def on_malformed(self, reason: str) -> None:
+        self.status.malformed += 1
+        log.warning("AMI: skipped a malformed block (%s)", reason)
 
     def _publish(self, call_events: list[ev.CallEvent]) -> None:
         if not call_events:
@@ -460,19 +442,3 @@ class AmiAdapter:
         self.status.last_error = error
         self.status.last_error_at = datetime.now(UTC)
         log.warning("AMI link to %s: %s", self.status.url, error)
-
-    def _close(self) -> None:
-        self._connected.clear()
-        self.status.connected = False
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
-        self._fail_pending(_LinkDown("connection lost"))
-
-    def _fail_pending(self, exc: Exception) -> None:
-        # Unanswered actions fail now; they are never re-sent on the next connection.
-        for pending in list(self._pending.values()):
-            if not pending.future.done():
-                pending.future.set_exception(_LinkDown(str(exc) or "connection lost"))
-            pending.on_complete = None
-        self._pending.clear()
