@@ -233,7 +233,7 @@ class AmiAdapter:
         self.translator.expect_originate(action_id, pending)
         try:
             response = await self._send(AmiAction("Originate", [("ActionID", action_id), *fields]))
-        except PbxError:
+        except (PbxError, ValueError):  # ValueError: a header with CR/LF, nothing sent
             self.translator.forget_originate(action_id)
             raise
         if not response.ok:

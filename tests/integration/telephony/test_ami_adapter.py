@@ -459,3 +459,83 @@ async def test_stop_delivers_what_was_received_and_a_lost_link_retries_at_once(
     await amp.stop()
     assert [type(e).__name__ for e in delivered if e.call_id == call_id][-1] == "CallEnded"
     await amp.stop()  # twice is harmless
+
+
+async def test_a_refused_login_on_a_pbx_that_keeps_the_line_open_is_retried(
+    adapter: AdapterFactory,
+) -> None:
+    hellos = 0
+
+    async def stubborn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal hellos
+        hellos += 1
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        login = (await reader.readuntil(b"\r\n\r\n")).decode()
+        action_id = next(
+            line.split(": ", 1)[1] for line in login.split("\r\n") if line.startswith("ActionID")
+        )
+        writer.write(
+            encode_message(
+                [("Response", "Error"), ("ActionID", action_id), ("Message", "Not allowed")]
+            )
+        )
+        await reader.read()  # never closes: the client has to
+
+    server = await asyncio.start_server(stubborn, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        amp, _ = await adapter(url=f"ami://crm:x@127.0.0.1:{port}", connect=False)
+        await until(lambda: hellos >= 3, what="the refused connections dropped and retried")
+        assert amp.status.last_error == "AMI login refused: Not allowed"
+        assert not amp.connected and amp.status.connects == 0
+    finally:
+        server.close()
+
+
+async def test_pbx_down_backs_off_until_it_is_back_and_stop_ends_the_retries(
+    sim: AmiSimulator, adapter: AdapterFactory
+) -> None:
+    amp, _ = await adapter(backoff_min=0.02, backoff_max=0.08)
+    await sim.stop()
+    await until(lambda: amp.status.backoff_s == 0.08, what="the backoff at its cap")
+    assert not amp.connected
+    assert amp.status.last_error is not None and str(sim.port) in amp.status.last_error
+    await sim.start()  # same port
+    await amp.wait_connected(5.0)
+    assert amp.status.connects == 2 and sim.stats.logins == 2
+    # Stopped while the PBX is away: a scheduled reconnect must not happen after all.
+    await sim.stop()
+    await until(lambda: not amp.connected, what="disconnect")
+    await amp.stop()
+    await sim.start()
+    await asyncio.sleep(0.3)
+    assert sim.stats.logins == 2 and not amp.connected
+
+
+async def test_actions_go_out_in_the_order_given_and_a_bad_header_sends_nothing(
+    sim: AmiSimulator, adapter: AdapterFactory
+) -> None:
+    amp, _ = await adapter()
+    request = OriginateRequest(crm_call_id="crm-7", agent="105", number="79990001122")
+    await amp.originate(request)
+    (sent,) = sim.actions_named("Originate")
+    # panoramisk would sort the headers; Asterisk reads them in the order written.
+    assert [key for key, _ in sent.items()] == [
+        "Action",
+        "ActionID",
+        "Channel",
+        "Context",
+        "Exten",
+        "Priority",
+        "Timeout",
+        "Async",
+        "Variable",
+    ]
+    injected = OriginateRequest(
+        crm_call_id="crm-8", agent="105", number="7999", caller_id="x\r\nAction: Hangup"
+    )
+    with pytest.raises(ValueError, match="single line"):
+        await amp.originate(injected)
+    await asyncio.sleep(0.05)
+    assert len(sim.actions_named("Originate")) == 1 and sim.actions_named("Hangup") == []
+    assert (await amp.command("core show version"))[0].startswith("Asterisk")  # link intact
