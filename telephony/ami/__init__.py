@@ -1,2 +1,2 @@
-"""Asterisk: the AMI adapter (a small asyncio client), the translation of AMI events into
+"""Asterisk: the AMI adapter (on panoramisk), the translation of AMI events into
 call events, the AMI simulator, and the FastAGI routing server."""
