@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_api.db.clients import Client
 from crm_api.db.communications import Communication
 from crm_api.db.outbox import OutboxMessage, SmsPart
 from crm_api.messaging.outbox import FINAL, retry_later, set_status
@@ -26,8 +27,30 @@ UNCERTAIN_HOLD = timedelta(seconds=20)
 
 
 @dataclass(frozen=True, slots=True)
+class MessageState:
+    """What the frames about a message need, detached from any session (cheaper than an
+    ORM object in the bulk paths)."""
+
+    id: int
+    client_id: int
+    user_id: int | None
+    bulk_id: int | None
+    communication_id: int | None
+    parts: list[dict[str, Any]]
+    last_error: str | None = None
+    manager_id: int | None = None  # the client's responsible manager, when known
+    manager_known: bool = False
+
+    @classmethod
+    def of(cls, m: OutboxMessage) -> MessageState:
+        return cls(
+            m.id, m.client_id, m.user_id, m.bulk_id, m.communication_id, m.parts, m.last_error
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
-    message: OutboxMessage
+    message: MessageState
     status: str
 
 
@@ -71,10 +94,10 @@ async def record_send(
         ]
     if result.outcome == "submitted":
         await set_status(session, message, "submitted")
-        return Change(message, "submitted")
+        return Change(MessageState.of(message), "submitted")
     if result.outcome == "failed":
         await set_status(session, message, "failed", error=result.error)
-        return Change(message, "failed")
+        return Change(MessageState.of(message), "failed")
     error = result.error or "try again later"
     if lost:
         message.status = "uncertain"
@@ -84,7 +107,7 @@ async def record_send(
         return None
     if message.attempts >= MAX_ATTEMPTS or now - _aware(message.created_at) > GIVE_UP_AFTER:
         await set_status(session, message, "expired", error=f"gave up: {error}")
-        return Change(message, "expired")
+        return Change(MessageState.of(message), "expired")
     retry_later(message, error, now)
     return None
 
@@ -104,7 +127,10 @@ async def record_first_submits(
                 OutboxMessage.client_id,
                 OutboxMessage.user_id,
                 OutboxMessage.bulk_id,
-            ).where(OutboxMessage.id.in_(results.keys()))
+                Client.manager_id,
+            )
+            .join(Client, Client.id == OutboxMessage.client_id)
+            .where(OutboxMessage.id.in_(results.keys()))
         )
     ).all()
     fast = [
@@ -144,14 +170,15 @@ async def record_first_submits(
         # A detached copy carrying what the frames need.
         changes.append(
             Change(
-                OutboxMessage(
-                    id=r.id,
-                    status="submitted",
-                    parts=entries,
-                    communication_id=r.communication_id,
-                    client_id=r.client_id,
-                    user_id=r.user_id,
-                    bulk_id=r.bulk_id,
+                MessageState(
+                    r.id,
+                    r.client_id,
+                    r.user_id,
+                    r.bulk_id,
+                    r.communication_id,
+                    entries,
+                    manager_id=r.manager_id,
+                    manager_known=True,
                 ),
                 "submitted",
             )
@@ -295,7 +322,10 @@ async def apply_receipts(
                 OutboxMessage.client_id,
                 OutboxMessage.user_id,
                 OutboxMessage.bulk_id,
-            ).where(OutboxMessage.id.in_(touched))
+                Client.manager_id,
+            )
+            .join(Client, Client.id == OutboxMessage.client_id)
+            .where(OutboxMessage.id.in_(touched))
         )
     ).all()
     changes = []
@@ -329,15 +359,16 @@ async def apply_receipts(
                 comm_errors[m.communication_id] = error
         changes.append(
             Change(
-                OutboxMessage(
-                    id=m.id,
-                    status=status,
-                    parts=entries,
-                    last_error=error,
-                    communication_id=m.communication_id,
-                    client_id=m.client_id,
-                    user_id=m.user_id,
-                    bulk_id=m.bulk_id,
+                MessageState(
+                    m.id,
+                    m.client_id,
+                    m.user_id,
+                    m.bulk_id,
+                    m.communication_id,
+                    entries,
+                    error,
+                    manager_id=m.manager_id,
+                    manager_known=True,
                 ),
                 status,
             )

@@ -332,14 +332,16 @@ class SmsService:
         changes = list(changes)
         if not changes:
             return
-        managers = await self._managers({c.message.client_id for c in changes})
+        unknown = {c.message.client_id for c in changes if not c.message.manager_known}
+        managers = await self._managers(unknown) if unknown else {}
         bulks: set[int] = set()
         for change in changes:
             m = change.message
             if m.bulk_id is not None:
                 bulks.add(m.bulk_id)
                 continue  # a bulk send reports progress, not thousands of frames
-            users = {u for u in (m.user_id, managers.get(m.client_id)) if u is not None}
+            manager = m.manager_id if m.manager_known else managers.get(m.client_id)
+            users = {u for u in (m.user_id, manager) if u is not None}
             await self.hub.notify(
                 "sms.status",
                 {
