@@ -47,6 +47,17 @@ from telephony.pbx import OriginateRequest, PbxError
 log = logging.getLogger(__name__)
 
 Sink = Callable[[ev.CallEvent], Awaitable[None]]
+# Every action this adapter sends, lowercased as panoramisk compares them.
+SENT_ACTIONS = (
+    "login",
+    "logoff",
+    "ping",
+    "coreshowchannels",
+    "originate",
+    "redirect",
+    "hangup",
+    "command",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +161,6 @@ class AmiAdapter:
         self._stopping = False
         self._backoff = self._backoff_min
         loop = asyncio.get_running_loop()
-        everything = ("login", "logoff", "ping", "coreshowchannels", "originate")
         self._manager = AmiManager(
             host=self._url.host,
             port=self._url.port,
@@ -159,7 +169,7 @@ class AmiAdapter:
             loop=loop,
             protocol_factory=functools.partial(AmiLinkProtocol, self),
             # Nothing is ever re-sent after a reconnect (the protocol fails it instead).
-            forgetable_actions=(*everything, "redirect", "hangup", "command"),
+            forgetable_actions=SENT_ACTIONS,
             ping_delay=10**9,  # our watchdog times Pings out; panoramisk's never does
             connect_timeout=self._connect_timeout,
             on_login=self._on_login,
