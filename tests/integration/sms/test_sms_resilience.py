@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import signal
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -138,3 +139,38 @@ async def test_smsc_killed_mid_bulk_and_restarted_delivers_every_message_once(
 
 async def _at_least(smsc: SmscProcess, n: int) -> bool:
     return len(smsc.rows("submit")) >= n
+
+
+async def test_a_frozen_smsc_is_detected_by_enquire_link_and_the_gateway_rebinds(
+    tmp_path: Path,
+) -> None:
+    smsc = SmscProcess(tmp_path / "smsc.jsonl")
+    await smsc.start()
+    config = SmppConfig.from_url(
+        smsc.url,
+        enquire_link_every=0.3,
+        dead_link_after=1.0,
+        reconnect_min=0.2,
+        connect_timeout=1.0,
+    )
+    gateway = SmsGateway(config)
+    await gateway.start()
+    assert smsc.proc is not None
+    try:
+        assert await gateway.wait_bound(5)
+        smsc.proc.send_signal(signal.SIGSTOP)  # alive to TCP, silent to SMPP
+
+        async def dropped() -> bool:
+            return not gateway.connected
+
+        await wait_for(dropped, within=10)
+        assert "enquire_link not answered" in (gateway.last_error or "")
+        smsc.proc.send_signal(signal.SIGCONT)
+        assert await gateway.wait_bound(15), gateway.last_error
+        result = await gateway.send(OutgoingSms("79161234567", "after the freeze"))
+        assert result.outcome == "submitted"
+    finally:
+        if smsc.proc is not None:
+            smsc.proc.send_signal(signal.SIGCONT)
+        await gateway.stop()
+        await smsc.kill()
