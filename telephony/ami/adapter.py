@@ -189,6 +189,11 @@ class AmiAdapter:
         if self._connected.is_set():
             with contextlib.suppress(PbxError):
                 await self._action("Logoff", [], limit_s=1.0)
+        manager, self._manager = self._manager, None
+        if manager is not None:
+            # Before the PBX hangs up after its Goodbye: a closed manager neither logs the
+            # loss as an error nor reconnects. What is still pending fails now.
+            manager.close()
         if not self._tasks:
             return  # never started, or stopped already
         dispatcher, *others = self._tasks
@@ -199,9 +204,6 @@ class AmiAdapter:
         for task in others:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        manager, self._manager = self._manager, None
-        if manager is not None:
-            manager.close()  # fails what is pending; no reconnect after this
         self._down()
         # Let the queued call events out (they are facts the CRM must not lose), and never
         # cancel the sink in the middle of one.

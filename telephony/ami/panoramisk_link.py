@@ -17,6 +17,7 @@ Ping is the caller's business (`ping_delay` huge): panoramisk's Ping never times
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -187,6 +188,14 @@ class AmiLinkProtocol(AMIProtocol):  # type: ignore[misc]
         return True
 
 
+class _QuietLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """panoramisk logs every lost connection at ERROR, a Logoff's included, without a
+    reason; the adapter logs the loss with its reason. Its own lines stay, as warnings."""
+
+    def error(self, msg: object, *args: object, **kwargs: Any) -> None:
+        self.warning(msg, *args, **kwargs)
+
+
 class AmiManager(Manager):  # type: ignore[misc]
     """`panoramisk.Manager` with a bounded connect, a Login that reports failures instead
     of raising in a callback, and no reconnect after `close()`.
@@ -203,6 +212,7 @@ class AmiManager(Manager):  # type: ignore[misc]
         on_login_failed: Callable[[AmiManager, str], None],
         **config: Any,
     ) -> None:
+        config.setdefault("log", _QuietLog(logging.getLogger("panoramisk.manager")))
         super().__init__(**config)
         self.connect_timeout = connect_timeout
         self.on_connect_failed = on_connect_failed

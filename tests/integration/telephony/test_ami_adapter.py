@@ -539,3 +539,40 @@ async def test_actions_go_out_in_the_order_given_and_a_bad_header_sends_nothing(
     await asyncio.sleep(0.05)
     assert len(sim.actions_named("Originate")) == 1 and sim.actions_named("Hangup") == []
     assert (await amp.command("core show version"))[0].startswith("Asterisk")  # link intact
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (None, "CoreShowChannels list did not complete"),
+        ("Error", "CoreShowChannels refused: Permission denied"),
+    ],
+)
+async def test_a_resync_that_fails_drops_the_link_and_retries(
+    adapter: AdapterFactory, answer: str | None, error: str
+) -> None:
+    hellos = 0
+
+    async def no_list(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal hellos
+        hellos += 1
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        while block := (await reader.readuntil(b"\r\n\r\n")).decode():
+            headers = dict(line.split(": ", 1) for line in block.strip().split("\r\n"))
+            reply = [("ActionID", headers["ActionID"])]
+            if headers["Action"] == "Login":
+                writer.write(encode_message([("Response", "Success"), *reply]))
+            elif answer is not None:
+                writer.write(
+                    encode_message([("Response", answer), *reply, ("Message", "Permission denied")])
+                )
+
+    server = await asyncio.start_server(no_list, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        amp, _ = await adapter(url=f"ami://crm:x@127.0.0.1:{port}", action_timeout=0.2)
+        await until(lambda: hellos >= 2 and amp.status.last_error is not None, what="a retry")
+        assert amp.status.last_error == error
+        assert amp.status.connects >= 1
+    finally:
+        server.close()
