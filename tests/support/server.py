@@ -40,8 +40,16 @@ async def running_api(
     port = free_port()
     settings = settings.model_copy(update={"bind_port": port})
     app = create_app(settings, features=features)
+    # The server keeps idle connections longer than httpx's pool does (5 s): with equal
+    # timeouts a request can go out on a connection the server is closing (a ReadError).
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws_ping_interval=None
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        ws_ping_interval=None,
+        timeout_keep_alive=60,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
