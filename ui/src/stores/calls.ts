@@ -38,6 +38,7 @@ export interface LiveCall {
   agents: string[]
   ringing: string[]
   summaryLoaded: boolean
+  seen: number // when this tab last heard of the call (ms)
 }
 
 type CallFrame = Partial<LiveCall> & { call_id: string; id: number; client_id?: number | null; agent_user_id?: number; user_id?: number | null }
@@ -51,6 +52,8 @@ export interface MissedCall {
   name?: string
   task_id?: number // the callback task the missed call became
 }
+
+const RANK: Record<string, number> = { originating: 0, ringing: 1, answered: 2, ended: 3, failed: 3 }
 
 export const useCalls = defineStore('calls', () => {
   const calls = ref<Record<string, LiveCall>>({})
@@ -93,6 +96,7 @@ export const useCalls = defineStore('calls', () => {
         prev?.ours ||
         mine(data.agent_user_id, [data.agent, ...(data.ringing ?? []), ...(data.agents ?? [])], data.user_id),
       summaryLoaded: prev?.summaryLoaded || data.client !== undefined,
+      seen: Date.now(),
     }
     calls.value = { ...calls.value, [data.call_id]: next }
     return next
@@ -153,6 +157,7 @@ export const useCalls = defineStore('calls', () => {
 
   /** GET /calls/active: on page load and after every (re)connect of the socket. */
   async function refetch(): Promise<void> {
+    const asked = Date.now()
     let active: CallPublic[]
     try {
       active = (await get<{ items: CallPublic[] }>('/calls/active')).items
@@ -163,11 +168,16 @@ export const useCalls = defineStore('calls', () => {
     const kept: Record<string, LiveCall> = {}
     for (const [k, v] of Object.entries(calls.value)) {
       // Calls that ended while we were away drop out; ended ones stay for the after-call note.
-      if (live.has(k) || v.state === 'ended' || v.state === 'failed') kept[k] = v
+      // (A frame that came while the request was out is newer than the answer.)
+      if (live.has(k) || v.state === 'ended' || v.state === 'failed' || v.seen >= asked) kept[k] = v
     }
     calls.value = kept
     for (const c of active) {
       const callId = c.call_id ?? String(c.id)
+      // A frame that arrived while this request was out is newer than its answer: a call
+      // never goes back from ended to answered, or from answered to ringing.
+      const prev = calls.value[callId]
+      if (prev && RANK[prev.state] !== undefined && RANK[prev.state] > (RANK[c.state] ?? 0)) continue
       const call = upsert({
         call_id: callId, id: c.id, direction: c.direction, state: c.state, caller: c.caller,
         callee: c.callee, started_at: c.started_at, answered_at: c.answered_at, client_id: c.client_id,
