@@ -56,13 +56,15 @@ async def start_call_events(
     )
     stream = make_stream(services)
 
-    async def handle(data: dict[str, Any]) -> None:
-        try:
-            event = codec.decode(data)
-        except (codec.UnknownEvent, TypeError, ValueError, KeyError):
-            log.error("dropping an undecodable call event: %r", data)
-            return  # acknowledged: a garbage entry must not stop the pipeline
-        await service.handle(event)
+    async def handle(run: list[dict[str, Any]]) -> None:
+        events = []
+        for data in run:
+            try:
+                events.append(codec.decode(data))
+            except (codec.UnknownEvent, TypeError, ValueError, KeyError):
+                # Acknowledged with the rest: a garbage entry must not stop the pipeline.
+                log.error("dropping an undecodable call event: %r", data)
+        await service.handle(events)
 
     stop = asyncio.Event()
     task = asyncio.create_task(stream.consume(handle, stop), name="call-events")

@@ -7,7 +7,7 @@ call already in that state and changes and pushes nothing."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -59,9 +59,12 @@ class CallService:
         self._recordings_dir = recordings_dir
         self._on_missed = on_missed
 
-    async def handle(self, event: ev.CallEvent) -> None:
+    async def handle(self, events: Sequence[ev.CallEvent]) -> None:
+        """Events of one call that arrived together, in order: one transaction."""
+        frames = []
         async with self._sessions() as session:
-            frames = await self._apply(session, event)
+            for event in events:
+                frames += await self._apply(session, event)
             await session.commit()
         for type_, data, users in frames:
             await self._hub.notify(type_, data, users=users, roles=SUPERVISORS)

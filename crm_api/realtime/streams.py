@@ -18,15 +18,18 @@ from redis.exceptions import ResponseError
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[dict[str, Any]], Awaitable[None]]
+# A handler gets a run of events in stream order (those of one key that were waiting
+# together), so it can write them in one transaction; it succeeds or fails as a whole.
+Handler = Callable[[list[dict[str, Any]]], Awaitable[None]]
 RETRY_PAUSE_S = 1.0
+BATCH = 100
 
 
 class EventStream(Protocol):
     async def add(self, event: dict[str, Any]) -> str: ...
 
     async def consume(self, handler: Handler, stop: asyncio.Event) -> None:
-        """Runs until `stop` is set; the event in hand is finished first."""
+        """Runs until `stop` is set; the events in hand are finished first."""
         ...
 
 
@@ -47,15 +50,18 @@ class InProcessStream:
     async def consume(self, handler: Handler, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                event_id, event = await asyncio.wait_for(self._queue.get(), 0.2)
+                first = await asyncio.wait_for(self._queue.get(), 0.2)
             except TimeoutError:
                 continue
+            run = [first]
+            while len(run) < BATCH and not self._queue.empty():
+                run.append(self._queue.get_nowait())
             while True:
                 try:
-                    await handler(event)
+                    await handler([event for _, event in run])
                     break
                 except Exception:
-                    log.exception("%s: event %s failed, retrying", self.name, event_id)
+                    log.exception("%s: events from %s failed, retrying", self.name, run[0][0])
                     await asyncio.sleep(RETRY_PAUSE_S)
 
     def pending(self) -> int:
@@ -106,29 +112,29 @@ class RedisStream:
 
     async def _handle(self, handler: Handler, rows: list[Any]) -> bool:
         """True when every event was handled and acknowledged."""
-        if self._key is None or len(rows) < 2:
-            return await self._handle_in_order(handler, rows)
-        groups: dict[str, list[Any]] = {}
-        for row in rows:
-            fields = row[1]
-            key = self._key(json.loads(fields[b"e"])) if fields else ""
-            groups.setdefault(key, []).append(row)
-        done = await asyncio.gather(
-            *(self._handle_in_order(handler, group) for group in groups.values())
-        )
+        unusable = []  # deleted while pending, or not written by `add`: never handled
+        runs: dict[str, list[tuple[Any, dict[str, Any]]]] = {}
+        for raw_id, fields in rows:
+            try:
+                event = json.loads(fields[b"e"])
+                key = self._key(event) if self._key else ""
+            except (KeyError, TypeError, ValueError, AttributeError):
+                log.error("%s: dropping unreadable entry %s: %r", self.name, raw_id, fields)
+                unusable.append(raw_id)
+                continue
+            runs.setdefault(key, []).append((raw_id, event))
+        if unusable:
+            await self._redis.xack(self.name, self.group, *unusable)
+        done = await asyncio.gather(*(self._handle_run(handler, run) for run in runs.values()))
         return all(done)
 
-    async def _handle_in_order(self, handler: Handler, rows: list[Any]) -> bool:
-        for raw_id, fields in rows:
-            if not fields:  # deleted while pending
-                await self._redis.xack(self.name, self.group, raw_id)
-                continue
-            try:
-                await handler(json.loads(fields[b"e"]))
-            except Exception:
-                log.exception("%s: event %s failed; left pending", self.name, raw_id)
-                return False
-            await self._redis.xack(self.name, self.group, raw_id)
+    async def _handle_run(self, handler: Handler, run: list[tuple[Any, dict[str, Any]]]) -> bool:
+        try:
+            await handler([event for _, event in run])
+        except Exception:
+            log.exception("%s: events from %s failed; left pending", self.name, run[0][0])
+            return False
+        await self._redis.xack(self.name, self.group, *(raw_id for raw_id, _ in run))
         return True
 
     async def consume(self, handler: Handler, stop: asyncio.Event) -> None:
@@ -141,7 +147,7 @@ class RedisStream:
             # other consumers left idle too long, then new ones.
             if backlog_first:
                 reply: Any = await self._redis.xreadgroup(
-                    self.group, self.consumer, {self.name: "0"}, count=100
+                    self.group, self.consumer, {self.name: "0"}, count=BATCH
                 )
                 rows = reply[0][1] if reply else []
                 if rows:
@@ -150,13 +156,13 @@ class RedisStream:
                     continue
                 backlog_first = False
             claimed: Any = await self._redis.xautoclaim(
-                self.name, self.group, self.consumer, self._claim_idle_ms, "0-0", count=100
+                self.name, self.group, self.consumer, self._claim_idle_ms, "0-0", count=BATCH
             )
             if claimed[1]:
                 backlog_first = True
                 continue
             fresh: Any = await self._redis.xreadgroup(
-                self.group, self.consumer, {self.name: ">"}, count=100, block=self._block_ms
+                self.group, self.consumer, {self.name: ">"}, count=BATCH, block=self._block_ms
             )
             for _stream, rows in fresh or []:
                 if not await self._handle(handler, rows):

@@ -32,12 +32,12 @@ async def test_failed_event_is_retried_and_acked_only_after_success(redis_url, m
     failed_once = False
     done = asyncio.Event()
 
-    async def handler(event: dict) -> None:
+    async def handler(run: list[dict]) -> None:
         nonlocal failed_once
-        if event["n"] == 1 and not failed_once:
+        if any(e["n"] == 1 for e in run) and not failed_once:
             failed_once = True
-            raise RuntimeError("database restarting")
-        seen.append(event["n"])
+            raise RuntimeError("database restarting")  # the whole run rolls back
+        seen.extend(e["n"] for e in run)
         if len(seen) == 3:
             done.set()
 
@@ -62,8 +62,8 @@ async def test_events_of_a_dead_consumer_are_claimed_by_another(redis_url) -> No
     got: list[int] = []
     done = asyncio.Event()
 
-    async def handler(event: dict) -> None:
-        got.append(event["n"])
+    async def handler(run: list[dict]) -> None:
+        got.extend(e["n"] for e in run)
         done.set()
 
     await _run_until(alive, handler, done)
@@ -82,17 +82,17 @@ async def test_in_process_stream_keeps_order_and_retries(monkeypatch) -> None:
     attempts = 0
     done = asyncio.Event()
 
-    async def handler(event: dict) -> None:
+    async def handler(run: list[dict]) -> None:
         nonlocal attempts
         attempts += 1
-        if attempts == 2:
+        if attempts == 1:
             raise RuntimeError("boom")
-        seen.append(event["n"])
+        seen.extend(e["n"] for e in run)
         if len(seen) == 4:
             done.set()
 
     await _run_until(stream, handler, done)
-    assert seen == [0, 1, 2, 3] and attempts == 5
+    assert seen == [0, 1, 2, 3] and attempts == 2
 
 
 async def test_keyed_events_keep_their_order_and_one_slow_key_holds_up_no_other(
@@ -111,14 +111,15 @@ async def test_keyed_events_keep_their_order_and_one_slow_key_holds_up_no_other(
     failed_once = False
     done = asyncio.Event()
 
-    async def handler(event: dict) -> None:
+    async def handler(run: list[dict]) -> None:
         nonlocal failed_once
-        if event["call"] == "slow":
+        assert len({e["call"] for e in run}) == 1, "a run holds one key"
+        if run[0]["call"] == "slow":
             await release.wait()
-            if event["n"] == 2 and not failed_once:
+            if not failed_once:
                 failed_once = True
-                raise RuntimeError("database restarting")
-        seen.append((event["call"], event["n"]))
+                raise RuntimeError("database restarting")  # retried in order
+        seen.extend((e["call"], e["n"]) for e in run)
         if [e for e in seen if e[0] == "fast"] == [("fast", n) for n in range(4)]:
             release.set()  # every "fast" event went by while "slow" was stuck
         if len(seen) == 8:
@@ -127,6 +128,30 @@ async def test_keyed_events_keep_their_order_and_one_slow_key_holds_up_no_other(
     await _run_until(stream, handler, done)
     assert seen[:4] == [("fast", n) for n in range(4)]
     assert [e for e in seen if e[0] == "slow"] == [("slow", n) for n in range(4)]
+    await asyncio.sleep(0.05)
+    assert await stream.pending() == 0
+    await client.aclose()
+
+
+async def test_unreadable_entries_are_dropped_and_the_rest_go_on(redis_url) -> None:
+    client = aredis.Redis.from_url(redis_url, protocol=2)
+    stream = RedisStream(
+        client, f"test:{uuid.uuid4().hex}", consumer="a", block_ms=100, key=lambda e: e["call"]
+    )
+    await stream.ensure_group()
+    await client.xadd(stream.name, {"e": "{not json"})  # written by something else
+    await client.xadd(stream.name, {"other": "field"})
+    await client.xadd(stream.name, {"e": '["no", "key"]'})
+    await stream.add({"call": "a", "n": 1})
+    got: list[dict] = []
+    done = asyncio.Event()
+
+    async def handler(run: list[dict]) -> None:
+        got.extend(run)
+        done.set()
+
+    await _run_until(stream, handler, done)
+    assert got == [{"call": "a", "n": 1}]
     await asyncio.sleep(0.05)
     assert await stream.pending() == 0
     await client.aclose()
