@@ -97,6 +97,14 @@ class CallService:
         return []
 
     async def _call_for(self, session: AsyncSession, event: ev.CallEvent) -> Call:
+        # Events of one run share the transaction: the call is locked and read once.
+        known: dict[str, Call] = session.info.setdefault("calls", {})
+        if event.call_id in known:
+            return known[event.call_id]
+        known[event.call_id] = call = await self._lock_call(session, event)
+        return call
+
+    async def _lock_call(self, session: AsyncSession, event: ev.CallEvent) -> Call:
         call = await session.scalar(
             select(Call).where(Call.pbx_call_id == event.call_id).with_for_update()
         )
@@ -130,9 +138,8 @@ class CallService:
         if e164 is None:  # anonymous, withheld or garbage: nobody to put it on
             return None, False
         if call.client_id is not None:
-            client = await clients_domain.load_card(
-                session, call.client_id, clients_domain.SUMMARY_LOAD
-            )
+            # From the session when an earlier event of the run loaded it.
+            client = await session.get(Client, call.client_id, options=clients_domain.SUMMARY_LOAD)
             if client is not None:
                 return client, False
         client, created = await clients_domain.find_or_create_by_phone(
@@ -144,9 +151,12 @@ class CallService:
     async def _user_by_extension(self, session: AsyncSession, extension: str | None) -> User | None:
         if not extension:
             return None
-        return await session.scalar(
-            select(User).where(User.extension == extension, User.is_active.is_(True))
-        )
+        agents: dict[str, User | None] = session.info.setdefault("agents", {})
+        if extension not in agents:
+            agents[extension] = await session.scalar(
+                select(User).where(User.extension == extension, User.is_active.is_(True))
+            )
+        return agents[extension]
 
     async def _started(
         self, session: AsyncSession, call: Call, event: ev.CallStarted
