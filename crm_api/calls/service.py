@@ -296,7 +296,11 @@ class CallService:
                 frames.append(
                     ("call.missed", {**call_state(call), "client_id": client.id}, [responsible])
                 )
-        users = sorted({u for u in (call.user_id, responsible) if u is not None})
+        # Everyone whose phone rang sees the call end, not only who owns the follow-up.
+        rung = [await self._user_by_extension(session, ext) for ext in call.ringing]
+        users = sorted(
+            {u for u in (call.user_id, responsible, *(a.id for a in rung if a)) if u is not None}
+        )
         ended = {
             **call_state(call),
             "disposition": call.disposition,

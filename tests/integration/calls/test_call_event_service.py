@@ -8,7 +8,7 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from support.factories import Actor
+from support.factories import Actor, make_user
 from support.server import RunningApi
 from support.ws import Socket, open_socket
 
@@ -329,3 +329,37 @@ async def test_click_to_call_without_a_pbx_is_a_clear_503(
             r.status_code == 422
             and r.json()["error"]["details"]["fields"][0]["field"] == "phone_id"
         )
+
+
+async def test_every_agent_rung_sees_the_call_end_not_only_the_clients_manager(
+    calls_api: RunningApi, actors: dict[Role, Actor], db
+) -> None:
+    api, ringing_agent = calls_api, actors[Role.MANAGER]  # extension 101
+    async with db() as session:
+        owner = await make_user(session, Role.MANAGER, extension="102")
+        await session.commit()
+    async with api.client(actors[Role.SUPERVISOR].token) as http:
+        r = await http.post(
+            "/clients",
+            json={"name": "Орлов Пётр", "phones": [{"number": "+7 916 555-44-33"}],
+                  "manager_id": owner.user.id},
+        )  # fmt: skip
+        assert r.status_code == 201, r.text
+    events = [
+        ev.CallStarted(call_id="own1", at=at(0), direction=ev.Direction.INBOUND,
+                       caller="+79165554433", callee="74951234567", did="74951234567"),
+        ev.CallRinging(call_id="own1", at=at(0.2), agent="101", caller="+79165554433"),
+        ev.CallEnded(call_id="own1", at=at(10), direction=ev.Direction.INBOUND,
+                     disposition=ev.Disposition.ABANDONED, cause=16, ring_s=9.8),
+    ]  # fmt: skip
+    async with (
+        open_socket(api.ws_url, ringing_agent.token) as a,
+        open_socket(api.ws_url, owner.token) as o,
+    ):
+        agent_sock, owner_sock = Socket(a), Socket(o)
+        await agent_sock.next_of("hello")
+        await owner_sock.next_of("hello")
+        await feed(api, events)
+        await agent_sock.next_of("call.ringing")
+        assert (await agent_sock.next_of("call.ended"))["data"]["disposition"] == "abandoned"
+        assert (await owner_sock.next_of("call.missed"))["data"]["client_id"] == r.json()["id"]
