@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.db.base import utcnow
@@ -35,15 +36,53 @@ async def enqueue(
     bulk_id: int | None = None,
 ) -> tuple[OutboxMessage, bool]:
     """The message and its communication, written together; a repeated idempotency key
-    returns the first message instead of queueing a second."""
-    if idempotency_key and user is not None:
-        existing = await session.scalar(
-            select(OutboxMessage).where(
-                OutboxMessage.user_id == user.id, OutboxMessage.idempotency_key == idempotency_key
-            )
+    returns the first message instead of queueing a second, also when both requests
+    arrive at once (the unique key decides, the loser reads the winner's message)."""
+    keyed = bool(idempotency_key) and user is not None
+    if keyed and (existing := await _by_key(session, user, idempotency_key)) is not None:
+        return existing, False
+    try:
+        async with session.begin_nested():
+            return await _write(
+                session,
+                channel=channel,
+                client=client,
+                user=user,
+                to_address=to_address,
+                body=body,
+                subject=subject,
+                idempotency_key=idempotency_key,
+                bulk_id=bulk_id,
+            ), True
+    except IntegrityError:
+        if not keyed or (existing := await _by_key(session, user, idempotency_key)) is None:
+            raise
+        return existing, False
+
+
+async def _by_key(
+    session: AsyncSession, user: User | None, idempotency_key: str | None
+) -> OutboxMessage | None:
+    assert user is not None
+    return await session.scalar(
+        select(OutboxMessage).where(
+            OutboxMessage.user_id == user.id, OutboxMessage.idempotency_key == idempotency_key
         )
-        if existing is not None:
-            return existing, False
+    )
+
+
+async def _write(
+    session: AsyncSession,
+    *,
+    channel: str,
+    client: Client,
+    user: User | None,
+    to_address: str,
+    body: str,
+    subject: str | None,
+    idempotency_key: str | None,
+    bulk_id: int | None,
+) -> OutboxMessage:
     if channel == "sms" and client.sms_opted_out:
         raise OptedOut(
             f"{client.name} opted out of SMS (replied STOP)", details={"client_id": client.id}
@@ -81,7 +120,7 @@ async def enqueue(
     await session.flush()
     comm.external_id = f"outbox:{message.id}"
     comm.details = {**comm.details, "outbox_id": message.id}
-    return message, True
+    return message
 
 
 async def claim_due(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import func, select
@@ -108,6 +109,12 @@ async def test_idempotency_key_sends_once_and_bad_input_writes_nothing(
         assert first.json()["id"] == again.json()["id"]
         other = await http.post(url, json={"text": "Hello"}, headers={"Idempotency-Key": "k-2"})
         assert other.status_code == 202 and other.json()["id"] != first.json()["id"]
+        # A double click: both requests at once, one message.
+        twins = await asyncio.gather(
+            *(http.post(url, json={"text": "Hi"}, headers={"Idempotency-Key": "k-3"}) for _ in "ab")
+        )
+        assert sorted(t.status_code for t in twins) == [200, 202], twins
+        assert twins[0].json()["id"] == twins[1].json()["id"]
 
         bad_phone = await http.post(url, json={"text": "x", "phone": "+7 916 999-99-99"})
         assert bad_phone.status_code == 422
@@ -123,17 +130,17 @@ async def test_idempotency_key_sends_once_and_bad_input_writes_nothing(
                 .select_from(OutboxMessage)
                 .where(OutboxMessage.client_id == card["id"])
             )
-        assert count == 2
+        assert count == 3
 
         async def both_delivered() -> bool:
             statuses = [
                 (await http.get(f"/messages/{r.json()['id']}")).json()["status"]
-                for r in (first, other)
+                for r in (first, other, twins[0])
             ]
-            return statuses == ["delivered", "delivered"]
+            return statuses == ["delivered"] * 3
 
         await wait_for(both_delivered)
-        assert len([r for r in smsc.rows("submit") if r["dest"] == "79162223344"]) == 2
+        assert len([r for r in smsc.rows("submit") if r["dest"] == "79162223344"]) == 3
 
 
 async def test_inbound_sms_lands_on_the_card_and_stop_opts_out(
