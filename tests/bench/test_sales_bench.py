@@ -18,7 +18,7 @@ import asyncpg
 import httpx
 import pytest
 from bench.measure import report
-from bench.seeding import bench_database
+from bench.seeding import CLIENT_COLUMNS, bench_database
 from redis.asyncio import Redis
 from support.factories import _HASH, PASSWORD
 from support.peers import REDIS_URL
@@ -81,20 +81,7 @@ async def _seed(dsn: str, now: datetime) -> list[int]:
         ]
         await conn.copy_records_to_table(
             "clients",
-            columns=[
-                "id",
-                "kind",
-                "name",
-                "search_name",
-                "dates",
-                "custom_fields",
-                "sms_opted_out",
-                "created_at",
-                "updated_at",
-                "manager_id",
-                "lead_source_id",
-                "segment_id",
-            ],
+            columns=[*CLIENT_COLUMNS, "manager_id", "lead_source_id", "segment_id"],
             records=[
                 (
                     i,

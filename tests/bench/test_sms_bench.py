@@ -11,16 +11,14 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+from bench.seeding import CLIENT_COLUMNS, bench_database
 from sqlalchemy import func, select
-from support.peers import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER, missing, port_open
 from support.smsc import SmscProcess
 
-from crm_api.db.migrate import upgrade_url
 from crm_api.db.outbox import OutboxMessage
 from crm_api.db.session import make_engine, make_sessionmaker
 from crm_api.realtime.bus import InProcessBus
@@ -39,17 +37,7 @@ async def _seed(dsn: str, n: int) -> None:
     try:
         await conn.copy_records_to_table(
             "clients",
-            columns=[
-                "id",
-                "kind",
-                "name",
-                "search_name",
-                "dates",
-                "custom_fields",
-                "sms_opted_out",
-                "created_at",
-                "updated_at",
-            ],
+            columns=[*CLIENT_COLUMNS],
             records=[
                 (i, "person", f"Клиент {i}", f"клиент {i}", "[]", "{}", False, now, now)
                 for i in range(1, n + 1)
@@ -110,17 +98,15 @@ async def _seed(dsn: str, n: int) -> None:
 
 
 async def test_sms_submit_and_receipts_sustained_rate(tmp_path: Path) -> None:
-    if not port_open(PG_HOST, PG_PORT):
-        missing("PostgreSQL", f"nothing listens on {PG_HOST}:{PG_PORT}")
-    name = f"callcard_smsbench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{PG_ADMIN_DB}")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    async with bench_database() as (url, dsn):
+        await _run(url, dsn, tmp_path)
+
+
+async def _run(url: str, dsn: str, tmp_path: Path) -> None:
     smsc = SmscProcess(tmp_path / "smsc.jsonl", "--dlr-workers", "200")
     engine = make_engine(url)
     try:
-        await asyncio.to_thread(upgrade_url, url)
-        await _seed(f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}", MESSAGES)
+        await _seed(dsn, MESSAGES)
         await smsc.start()
         sessions = make_sessionmaker(engine)
         hub = Hub(InProcessBus())
@@ -163,8 +149,6 @@ async def test_sms_submit_and_receipts_sustained_rate(tmp_path: Path) -> None:
     finally:
         await smsc.kill()
         await engine.dispose()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
     assert submitted_at is not None and delivered_at is not None
     submit_rate = MESSAGES / (submitted_at - started)
     rate = MESSAGES / (delivered_at - started)
