@@ -210,8 +210,8 @@ async def test_one_pop_per_call_across_tabs_and_missed_call_back(
 async def test_a_call_taken_elsewhere_leaves_the_console(
     app: RunningApi, browser: Browser, db: async_sessionmaker[AsyncSession]
 ) -> None:
-    """The caller hangs up while the operator's phone rings; the follow-up belongs to the
-    client's manager, so no frame reaches the operator: the console still clears."""
+    """The caller hangs up while the operator's phone rings: the pop leaves (nothing to
+    note on a call never answered here; the follow-up belongs to the client's manager)."""
     _, name, e164, _ = await a_client(db, with_manager=True)
     page = await operator_page(browser, app, "en")
     await page.get_by_role("navigation").get_by_role("link", name="Clients").click()

@@ -125,7 +125,14 @@ export const useCalls = defineStore('calls', () => {
   function onState(frame: Frame): void {
     const data = frame.data as unknown as CallFrame
     const call = upsert(data)
-    if (frame.type === 'call.ended' && call.client_id && !call.summaryLoaded) void loadSummary(call)
+    if (frame.type !== 'call.ended') return
+    // A call that only rang here leaves the console; one this user talked on stays for
+    // the after-call note.
+    if (call.popped && !mine(null, call.agents, null)) {
+      dismiss(call.call_id)
+      return
+    }
+    if (call.client_id && !call.summaryLoaded) void loadSummary(call)
   }
 
   function onMissed(frame: Frame): void {
