@@ -3,7 +3,6 @@
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
-command -v sipp >/dev/null || need+=(sip-tester)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v pg_ctlcluster >/dev/null || command -v pg_isready >/dev/null || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
