@@ -82,11 +82,16 @@ class RedisStream:
         block_ms: int = 1000,
         maxlen: int = 1_000_000,
         key: Callable[[dict[str, Any]], str] | None = None,
+        concurrency: int = 8,
     ) -> None:
         """`key` (e.g. the call id): events of one key are handled in order, events of
-        different keys concurrently, so one slow call does not hold up the others."""
+        different keys concurrently, so one slow call does not hold up the others.
+        `concurrency` bounds the runs in flight: below the database pool size, or every
+        extra run opens (and then closes) an overflow connection and re-prepares its
+        statements, which costs more than the concurrency gains."""
         self._redis = redis
         self._key = key
+        self._slots = asyncio.Semaphore(concurrency)
         self.name = name
         self.group = group
         self.consumer = consumer
@@ -130,7 +135,8 @@ class RedisStream:
 
     async def _handle_run(self, handler: Handler, run: list[tuple[Any, dict[str, Any]]]) -> bool:
         try:
-            await handler([event for _, event in run])
+            async with self._slots:
+                await handler([event for _, event in run])
         except Exception:
             log.exception("%s: events from %s failed; left pending", self.name, run[0][0])
             return False
@@ -142,6 +148,11 @@ class RedisStream:
         # when a task is cancelled inside a blocking XREADGROUP (redis/redis-py#2579).
         await self.ensure_group()
         backlog_first = True
+        # Entries can only become claimable after claim_idle_ms: asking more often than a
+        # fraction of that is a wasted round trip per batch.
+        claim_every = self._claim_idle_ms / 4000
+        next_claim = 0.0
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
             # Our own pending entries first (a restart or a failed handler), then entries
             # other consumers left idle too long, then new ones.
@@ -155,12 +166,14 @@ class RedisStream:
                         await asyncio.sleep(RETRY_PAUSE_S)
                     continue
                 backlog_first = False
-            claimed: Any = await self._redis.xautoclaim(
-                self.name, self.group, self.consumer, self._claim_idle_ms, "0-0", count=BATCH
-            )
-            if claimed[1]:
-                backlog_first = True
-                continue
+            if loop.time() >= next_claim:
+                next_claim = loop.time() + claim_every
+                claimed: Any = await self._redis.xautoclaim(
+                    self.name, self.group, self.consumer, self._claim_idle_ms, "0-0", count=BATCH
+                )
+                if claimed[1]:
+                    backlog_first, next_claim = True, 0.0  # there may be more to claim
+                    continue
             fresh: Any = await self._redis.xreadgroup(
                 self.group, self.consumer, {self.name: ">"}, count=BATCH, block=self._block_ms
             )
