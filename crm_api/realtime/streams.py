@@ -8,6 +8,7 @@ idempotent: a retried event can arrive twice."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[list[dict[str, Any]]], Awaitable[None]]
 RETRY_PAUSE_S = 1.0
 BATCH = 100
+MAX_RUNS_IN_HAND = 4 * BATCH  # read ahead of the handlers no further than this
 
 
 class EventStream(Protocol):
@@ -92,6 +94,9 @@ class RedisStream:
         self._redis = redis
         self._key = key
         self._slots = asyncio.Semaphore(concurrency)
+        self._latest: dict[str, asyncio.Task[bool]] = {}  # each key's newest run
+        self._running: set[asyncio.Task[bool]] = set()
+        self._failed = False
         self.name = name
         self.group = group
         self.consumer = consumer
@@ -115,8 +120,8 @@ class RedisStream:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def _handle(self, handler: Handler, rows: list[Any]) -> bool:
-        """True when every event was handled and acknowledged."""
+    async def _dispatch(self, handler: Handler, rows: list[Any]) -> None:
+        """Starts a run per key; a key's run waits for that key's run before it."""
         unusable = []  # deleted while pending, or not written by `add`: never handled
         runs: dict[str, list[tuple[Any, dict[str, Any]]]] = {}
         for raw_id, fields in rows:
@@ -130,10 +135,31 @@ class RedisStream:
             runs.setdefault(key, []).append((raw_id, event))
         if unusable:
             await self._redis.xack(self.name, self.group, *unusable)
-        done = await asyncio.gather(*(self._handle_run(handler, run) for run in runs.values()))
-        return all(done)
+        for key, run in runs.items():
+            task = asyncio.create_task(self._handle_run(handler, run, self._latest.get(key)))
+            self._latest[key] = task
+            self._running.add(task)
+            task.add_done_callback(functools.partial(self._finished, key))
 
-    async def _handle_run(self, handler: Handler, run: list[tuple[Any, dict[str, Any]]]) -> bool:
+    def _finished(self, key: str, task: asyncio.Task[bool]) -> None:
+        self._running.discard(task)
+        if self._latest.get(key) is task:
+            del self._latest[key]
+        # Not acknowledged (the handler or XACK failed, or a run before it did): pending.
+        if task.cancelled() or task.exception() is not None or not task.result():
+            self._failed = True
+
+    async def _handle_run(
+        self,
+        handler: Handler,
+        run: list[tuple[Any, dict[str, Any]]],
+        before: asyncio.Task[bool] | None,
+    ) -> bool:
+        """True when the run was handled and acknowledged."""
+        # A key's events go in stream order: after a failure the rest of that key stays
+        # pending too, and the backlog pass retries them all in order.
+        if before is not None and not await before:
+            return False
         try:
             async with self._slots:
                 await handler([event for _, event in run])
@@ -142,6 +168,14 @@ class RedisStream:
             return False
         await self._redis.xack(self.name, self.group, *(raw_id for raw_id, _ in run))
         return True
+
+    async def _settle(self) -> None:
+        """Waits for every run in flight; after a failure, pauses before the retry."""
+        while self._running:
+            await asyncio.wait(set(self._running))
+        if self._failed:
+            self._failed = False
+            await asyncio.sleep(RETRY_PAUSE_S)
 
     async def consume(self, handler: Handler, stop: asyncio.Event) -> None:
         # Stopped by an event, not by cancelling: redis-py leaves a connection hanging
@@ -153,35 +187,42 @@ class RedisStream:
         claim_every = self._claim_idle_ms / 4000
         next_claim = 0.0
         loop = asyncio.get_running_loop()
-        while not stop.is_set():
-            # Our own pending entries first (a restart or a failed handler), then entries
-            # other consumers left idle too long, then new ones.
-            if backlog_first:
-                reply: Any = await self._redis.xreadgroup(
-                    self.group, self.consumer, {self.name: "0"}, count=BATCH
+        try:
+            while not stop.is_set():
+                # Our own pending entries first (a restart or a failed handler), then entries
+                # other consumers left idle too long, then new ones. Pending entries are read
+                # back only with nothing in flight: in flight, they are pending too.
+                if backlog_first:
+                    await self._settle()
+                    reply: Any = await self._redis.xreadgroup(
+                        self.group, self.consumer, {self.name: "0"}, count=BATCH
+                    )
+                    rows = reply[0][1] if reply else []
+                    if rows:
+                        await self._dispatch(handler, rows)
+                        continue
+                    backlog_first = False
+                if loop.time() >= next_claim:
+                    next_claim = loop.time() + claim_every
+                    claimed: Any = await self._redis.xautoclaim(
+                        self.name, self.group, self.consumer, self._claim_idle_ms, "0-0",
+                        count=BATCH,
+                    )  # fmt: skip
+                    if claimed[1]:
+                        backlog_first, next_claim = True, 0.0  # there may be more to claim
+                        continue
+                # New entries are read while earlier runs are still in flight, so a call
+                # that rings now is not held behind a slow one; a bounded backlog in hand.
+                while len(self._running) >= MAX_RUNS_IN_HAND:
+                    await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
+                fresh: Any = await self._redis.xreadgroup(
+                    self.group, self.consumer, {self.name: ">"}, count=BATCH, block=self._block_ms
                 )
-                rows = reply[0][1] if reply else []
-                if rows:
-                    if not await self._handle(handler, rows):
-                        await asyncio.sleep(RETRY_PAUSE_S)
-                    continue
-                backlog_first = False
-            if loop.time() >= next_claim:
-                next_claim = loop.time() + claim_every
-                claimed: Any = await self._redis.xautoclaim(
-                    self.name, self.group, self.consumer, self._claim_idle_ms, "0-0", count=BATCH
-                )
-                if claimed[1]:
-                    backlog_first, next_claim = True, 0.0  # there may be more to claim
-                    continue
-            fresh: Any = await self._redis.xreadgroup(
-                self.group, self.consumer, {self.name: ">"}, count=BATCH, block=self._block_ms
-            )
-            for _stream, rows in fresh or []:
-                if not await self._handle(handler, rows):
-                    backlog_first = True
-                    await asyncio.sleep(RETRY_PAUSE_S)
-                    break
+                for _stream, rows in fresh or []:
+                    await self._dispatch(handler, rows)
+                backlog_first = self._failed
+        finally:
+            await self._settle()
 
     async def pending(self) -> int:
         info = await self._redis.xpending(self.name, self.group)

@@ -155,3 +155,46 @@ async def test_unreadable_entries_are_dropped_and_the_rest_go_on(redis_url) -> N
     await asyncio.sleep(0.05)
     assert await stream.pending() == 0
     await client.aclose()
+
+
+async def test_events_read_while_a_run_is_in_flight_pass_it_but_never_its_own_key(
+    redis_url, monkeypatch
+) -> None:
+    monkeypatch.setattr(streams, "RETRY_PAUSE_S", 0.05)
+    client = aredis.Redis.from_url(redis_url, protocol=2)
+    stream = RedisStream(
+        client, f"test:{uuid.uuid4().hex}", consumer="a", block_ms=50, key=lambda e: e["call"]
+    )
+    await stream.add({"call": "slow", "n": 0})
+    seen: list[tuple[str, int]] = []
+    slow_started, release, done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    failed_once = False
+
+    async def handler(run: list[dict]) -> None:
+        nonlocal failed_once
+        if run[0]["call"] == "slow" and run[0]["n"] == 0:
+            slow_started.set()
+            await release.wait()
+            if not failed_once:
+                failed_once = True
+                raise RuntimeError("database restarting")
+        seen.extend((e["call"], e["n"]) for e in run)
+        if ("fast", 0) in seen:
+            release.set()
+        if len(seen) == 3:
+            done.set()
+
+    async def later_events() -> None:
+        await slow_started.wait()  # added after the slow run was read and started
+        await stream.add({"call": "slow", "n": 1})
+        await stream.add({"call": "fast", "n": 0})
+
+    feeder = asyncio.create_task(later_events())
+    await _run_until(stream, handler, done)
+    await feeder
+    # "fast" rang while "slow" was stuck; "slow" kept its order through the retry.
+    assert seen == [("fast", 0), ("slow", 0), ("slow", 1)]
+    assert failed_once
+    await asyncio.sleep(0.05)
+    assert await stream.pending() == 0
+    await client.aclose()
