@@ -7,6 +7,7 @@ call already in that state and changes and pushes nothing."""
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,7 @@ from telephony import events as ev
 log = logging.getLogger(__name__)
 EMPTY_WAV_BYTES = 44  # MixMonitor leaves a header-only file for an unanswered call
 SUPERVISORS = (Role.SUPERVISOR.value,)
+PREPARED_POPS = 10_000  # calls between start and first ring at once, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,10 @@ class CallService:
         self._region = region
         self._recordings_dir = recordings_dir
         self._on_missed = on_missed
+        # The card summary made while the call is still in the dialplan, so the ring only
+        # has to push it: call id → summary. Per process: a call whose start another
+        # worker handled (or that a restart forgot) makes its summary at the ring.
+        self._prepared: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     async def handle(self, events: Sequence[ev.CallEvent]) -> None:
         """Events of one call that arrived together, in order: one transaction."""
@@ -167,8 +173,22 @@ class CallService:
         call.did = event.did or call.did
         if call.state == "originating":
             call.state = "ringing"
-        await self._client_for(session, call)
+        client, _ = await self._client_for(session, call)
+        if client is not None and call.direction == ev.Direction.INBOUND:
+            self._prepared[event.call_id] = await card_summary(session, client)
+            if len(self._prepared) > PREPARED_POPS:
+                self._prepared.popitem(last=False)
         return []
+
+    async def _summary(self, session: AsyncSession, call: Call, call_id: str) -> dict[str, Any]:
+        prepared = self._prepared.get(call_id)
+        # Made for this card (a start retried after a rollback may have made another).
+        if prepared is not None and call.client_id == prepared["client"]["id"]:
+            return prepared
+        client, _ = await self._client_for(session, call)
+        if client is None:
+            return {"client": None, "communications": [], "deals": [], "tasks": []}
+        return await card_summary(session, client)
 
     async def _ringing(
         self, session: AsyncSession, call: Call, event: ev.CallRinging
@@ -178,17 +198,14 @@ class CallService:
         if event.agent in call.ringing:
             return []  # already popped for this agent
         call.ringing = [*call.ringing, event.agent]
-        client, _ = await self._client_for(session, call)
-        agent = await self._user_by_extension(session, event.agent)
         if call.direction == ev.Direction.OUTBOUND:
+            await self._client_for(session, call)
             return []  # the manager placed this call: nothing to pop
+        agent = await self._user_by_extension(session, event.agent)
         data: dict[str, Any] = {**call_state(call), "agent": event.agent}
         if agent is not None:
             data["agent_user_id"] = agent.id
-        if client is not None:
-            data.update(await card_summary(session, client))
-        else:
-            data.update({"client": None, "communications": [], "deals": [], "tasks": []})
+        data.update(await self._summary(session, call, event.call_id))
         return [("call.ringing", data, [agent.id] if agent else [])]
 
     async def _answered(
@@ -236,6 +253,7 @@ class CallService:
     async def _ended(
         self, session: AsyncSession, call: Call, event: ev.CallEnded
     ) -> list[tuple[str, dict[str, Any], list[int]]]:
+        self._prepared.pop(event.call_id, None)
         call.state = "ended"
         call.ended_at = event.at
         call.direction = str(event.direction)
