@@ -31,6 +31,7 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    reads: async_sessionmaker[AsyncSession]  # for requests that only read (no transaction)
     hub: Hub
     redis: Redis | None = None
     extras: dict[str, Any] = field(default_factory=dict)
@@ -52,6 +53,14 @@ async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def get_read_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
+    async with services.reads() as session:
+        yield session
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 
 _cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False)
 _bearer = HTTPBearer(auto_error=False)

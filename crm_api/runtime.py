@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from redis.asyncio import Redis
 
-from crm_api.db.session import make_engine, make_sessionmaker
+from crm_api.db.session import make_engine, make_read_sessionmaker, make_sessionmaker
 from crm_api.deps import Services
 from crm_api.realtime.bus import Bus, InProcessBus, RedisBus
 from crm_api.realtime.hub import Hub
@@ -37,6 +37,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         settings=settings,
         engine=engine,
         sessions=make_sessionmaker(engine),
+        reads=make_read_sessionmaker(engine),
         hub=hub,
         redis=redis,
     )

@@ -33,3 +33,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def make_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for requests that only read. Each statement commits on its own: no BEGIN
+    and ROLLBACK round trips around the queries, and no weaker a view than READ COMMITTED
+    gives a transaction (a snapshot per statement). Never write through one."""
+    return make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))

@@ -10,7 +10,7 @@ from crm_api.db.audit import AuditEntry
 from crm_api.db.clients import Client
 from crm_api.db.communications import CommKind
 from crm_api.db.users import Role, User
-from crm_api.deps import Services, ServicesDep, SessionDep, require
+from crm_api.deps import ReadSessionDep, Services, ServicesDep, SessionDep, require
 from crm_api.domain import clients as clients_domain
 from crm_api.domain import communications, phones
 from crm_api.domain.permissions import Permission
@@ -54,7 +54,7 @@ async def publish_client(services: Services, session: SessionDep, client: Client
 
 @router.get("", operation_id="list_clients")
 async def list_clients(
-    session: SessionDep,
+    session: ReadSessionDep,
     services: ServicesDep,
     user: Reader,
     filters: Annotated[ClientFilters, Depends()],
@@ -85,7 +85,7 @@ async def create_client(
 
 @router.get("/lookup", operation_id="lookup_client_by_phone")
 async def lookup(
-    session: SessionDep,
+    session: ReadSessionDep,
     services: ServicesDep,
     user: Reader,
     phone: Annotated[str, Query(min_length=1, max_length=50)],
@@ -103,13 +103,13 @@ async def lookup(
 
 
 @router.get("/{client_id}", operation_id="get_client")
-async def get_client(client_id: int, session: SessionDep, user: Reader) -> ClientPublic:
+async def get_client(client_id: int, session: ReadSessionDep, user: Reader) -> ClientPublic:
     client = await clients_domain.get_for(session, user, client_id)
     return client_public(client, await clients_domain.contacts_of(session, client.id))
 
 
 @router.get("/{client_id}/card", operation_id="get_client_card")
-async def get_card(client_id: int, session: SessionDep, user: Reader) -> ClientCard:
+async def get_card(client_id: int, session: ReadSessionDep, user: Reader) -> ClientCard:
     """The card page in one request: the client and the newest communications."""
     client = await clients_domain.get_for(session, user, client_id)
     rows, total = await communications.timeline(
