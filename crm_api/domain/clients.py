@@ -21,18 +21,29 @@ from crm_api.domain.permissions import can_access_client, client_scope
 from crm_api.errors import DuplicateContact, Forbidden, InvalidInput, NotFound
 from crm_api.schemas.clients import ClientCreate, ClientFilters, ClientUpdate, EmailIn, PhoneIn
 
-# To-one relations ride along in the card's own query; collections come in one
-# query each for every card loaded together.
-CARD_LOAD = (
+_TO_ONE_LOAD = (
     joinedload(Client.lead_source),
     joinedload(Client.segment),
     joinedload(Client.manager),
     joinedload(Client.company),
     joinedload(Client.created_by),
     joinedload(Client.updated_by),
+)
+# Many cards: to-one relations ride along in the cards' own query; collections come in
+# one query each for every card loaded together.
+CARD_LOAD = (
+    *_TO_ONE_LOAD,
     selectinload(Client.phones),
     selectinload(Client.emails),
     selectinload(Client.groups),
+)
+# One card: its collections hold a few rows each, so they ride along too; a round trip
+# costs more than the repeated columns of their product.
+ONE_CARD_LOAD = (
+    *_TO_ONE_LOAD,
+    joinedload(Client.phones),
+    joinedload(Client.emails),
+    joinedload(Client.groups),
 )
 # What the screen-pop shows of a card: one query.
 SUMMARY_LOAD = (joinedload(Client.manager), joinedload(Client.company))
@@ -326,14 +337,15 @@ async def update_client(
 
 
 async def load_card(
-    session: AsyncSession, client_id: int, load: Sequence[ORMOption] = CARD_LOAD
+    session: AsyncSession, client_id: int, load: Sequence[ORMOption] = ONE_CARD_LOAD
 ) -> Client | None:
-    return await session.scalar(
+    result = await session.execute(
         select(Client)
         .where(Client.id == client_id)
         .options(*load)
         .execution_options(populate_existing=True)
     )
+    return result.unique().scalar_one_or_none()
 
 
 def ensure_access(actor: User, client: Client) -> None:
@@ -449,15 +461,16 @@ async def search(
 
 
 async def find_by_phone(
-    session: AsyncSession, e164: str, load: Sequence[ORMOption] = CARD_LOAD
+    session: AsyncSession, e164: str, load: Sequence[ORMOption] = ONE_CARD_LOAD
 ) -> Client | None:
     """The card of a subscriber; one indexed lookup on the unique E.164 column."""
-    return await session.scalar(
+    result = await session.execute(
         select(Client)
         .join(ClientPhone, ClientPhone.client_id == Client.id)
         .where(ClientPhone.e164 == e164)
         .options(*load)
     )
+    return result.unique().scalar_one_or_none()
 
 
 async def lead_source_by_code(session: AsyncSession, code: str) -> LeadSource | None:
@@ -470,7 +483,7 @@ async def find_or_create_by_phone(
     *,
     source_code: str,
     name: str | None = None,
-    load: Sequence[ORMOption] = CARD_LOAD,
+    load: Sequence[ORMOption] = ONE_CARD_LOAD,
 ) -> tuple[Client, bool]:
     """The card for a number that called or wrote; a fresh card for an unknown one."""
     found = await find_by_phone(session, e164, load)

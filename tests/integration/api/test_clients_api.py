@@ -227,6 +227,64 @@ async def test_update_timeline_notes_comments_and_audit(
     assert update["changes"]["birthday"] == [None, "1985-03-14"]
 
 
+async def test_one_card_keeps_every_phone_email_and_group_in_order(
+    api: RunningApi, actors: dict[Role, Actor]
+) -> None:
+    admin = actors[Role.ADMIN]
+    async with api.client(admin.token) as http:
+        groups = [
+            (await http.post("/directories/groups", json={"name": name})).json()["id"]
+            for name in ("Опт", "Новые", "Партнёры")
+        ]
+    card = await _create(
+        api,
+        admin,
+        name="Орлова Вера",
+        phones=[{"number": "89161110001"}, {"number": "89161110002"}, {"number": "84951110003"}],
+        emails=[{"email": "vera@a.ru"}, {"email": "vera@b.ru"}],
+        group_ids=groups,
+    )
+    phones = ["+79161110001", "+79161110002", "+74951110003"]
+    async with api.client(actors[Role.OPERATOR].token) as http:
+        found = (await http.get("/clients/lookup", params={"phone": "8 495 111-00-03"})).json()
+        got = (await http.get(f"/clients/{card['id']}/card")).json()["client"]
+    assert found["id"] == card["id"]
+    assert found["primary_phone"] == phones[0] and found["primary_email"] == "vera@a.ru"
+    assert sorted(g["id"] for g in found["groups"]) == sorted(groups)
+    assert [p["e164"] for p in got["phones"]] == phones
+    assert [e["email"] for e in got["emails"]] == ["vera@a.ru", "vera@b.ru"]
+    assert sorted(g["id"] for g in got["groups"]) == sorted(groups)
+
+
+async def test_timeline_pages_count_every_communication(
+    api: RunningApi, actors: dict[Role, Actor]
+) -> None:
+    manager = actors[Role.MANAGER]
+    card = await _create(api, manager, name="Зайцев Олег", phones=[{"number": "89057770011"}])
+    async with api.client(manager.token) as http:
+        empty = (await http.get(f"/clients/{card['id']}/card")).json()
+        assert (empty["communications"], empty["communications_total"]) == ([], 0)
+        for n in range(5):
+            await http.post(f"/clients/{card['id']}/notes", json={"body": f"note {n}"})
+
+        async def page(no: int, **params: object) -> tuple[list[str], int]:
+            r = await http.get(
+                f"/clients/{card['id']}/communications",
+                params={"page": no, "page_size": 2, **params},
+            )
+            assert r.status_code == 200, r.text
+            return [c["body"] for c in r.json()["items"]], r.json()["total"]
+
+        assert await page(1) == (["note 4", "note 3"], 5)
+        assert await page(3) == (["note 0"], 5)
+        assert await page(4) == ([], 5)  # past the end: still the whole count
+        assert await page(1, kind="call") == ([], 0)
+        assert await page(2, kind="note") == (["note 2", "note 1"], 5)
+        got = (await http.get(f"/clients/{card['id']}/card")).json()
+    assert got["communications_total"] == 5
+    assert [c["body"] for c in got["communications"]][:2] == ["note 4", "note 3"]
+
+
 async def test_company_with_contact_persons_and_custom_fields(
     api: RunningApi, actors: dict[Role, Actor]
 ) -> None:
