@@ -39,7 +39,9 @@ class Services:
     tokens: TokenCache = field(default_factory=TokenCache)
 
 
-def get_services(conn: HTTPConnection) -> Services:
+async def get_services(conn: HTTPConnection) -> Services:
+    # async: FastAPI runs a plain function dependency in its thread pool, a thread hop
+    # on every request for an attribute read.
     services: Services = conn.app.state.services
     return services
 

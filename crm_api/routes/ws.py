@@ -79,7 +79,7 @@ async def _receiver(ws: WebSocket, conn: Connection, services: Services) -> None
 
 @router.websocket("/ws")
 async def websocket(ws: WebSocket) -> None:
-    services = get_services(ws)
+    services = await get_services(ws)
     token = token_of(ws)
     user = await authorized_user(services, token) if token else None
     if user is None:
