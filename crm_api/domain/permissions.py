@@ -80,7 +80,12 @@ def sees_all_clients(user: User) -> bool:
 
 
 def can_access_client(user: User, client: Client) -> bool:
-    return sees_all_clients(user) or client.manager_id in (None, user.id)
+    return may_see_client_of(user, client.manager_id)
+
+
+def may_see_client_of(user: User, manager_id: int | None) -> bool:
+    """May `user` see a card that manager `manager_id` (None: nobody) owns."""
+    return sees_all_clients(user) or manager_id in (None, user.id)
 
 
 def client_scope(user: User) -> ColumnElement[bool]:

@@ -11,8 +11,8 @@ from crm_api.db.clients import Client
 from crm_api.db.communications import CommKind
 from crm_api.db.users import Role, User
 from crm_api.deps import ReadSessionDep, Services, ServicesDep, SessionDep, require
+from crm_api.domain import client_lookup, communications, phones
 from crm_api.domain import clients as clients_domain
-from crm_api.domain import communications, phones
 from crm_api.domain.permissions import Permission
 from crm_api.errors import DuplicateContact, InvalidInput, NotFound
 from crm_api.schemas.clients import (
@@ -95,11 +95,10 @@ async def lookup(
         e164 = phones.normalize(phone, services.settings.default_region)
     except phones.InvalidPhone as exc:
         raise InvalidInput("phone", f"invalid phone number {phone!r}") from exc
-    client = await clients_domain.find_by_phone(session, e164)
-    if client is None:
+    summary = await client_lookup.summary_by_phone(session, user, e164)
+    if summary is None:
         raise NotFound(f"no client with phone {e164}", details={"phone": e164})
-    clients_domain.ensure_access(user, client)
-    return client_summary(client)
+    return summary
 
 
 @router.get("/{client_id}", operation_id="get_client")

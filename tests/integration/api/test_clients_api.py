@@ -161,11 +161,14 @@ async def test_managers_work_with_own_and_unassigned_clients_only(
         other = await make_user(session, Role.MANAGER, extension="109")
         await session.commit()
     mine = await _create(api, actors[Role.MANAGER], name="Мой клиент")
-    theirs = await _create(api, other, name="Чужой клиент")
+    theirs = await _create(api, other, name="Чужой клиент", phones=[{"number": "89031110001"}])
     pool = await _create(api, actors[Role.ADMIN], name="Ничей клиент")
     async with api.client(actors[Role.MANAGER].token) as http:
         listed = {i["id"] for i in (await http.get("/clients")).json()["items"]}
         assert listed == {mine["id"], pool["id"]}
+        r = await http.get("/clients/lookup", params={"phone": "8 903 111-00-01"})
+        assert r.status_code == 403, r.text
+        assert r.json()["error"]["details"] == {"client_id": theirs["id"]}
         for method, path, body in (
             ("GET", f"/clients/{theirs['id']}", None),
             ("PATCH", f"/clients/{theirs['id']}", {"name": "x"}),
@@ -178,6 +181,8 @@ async def test_managers_work_with_own_and_unassigned_clients_only(
         assert (await http.get(f"/clients/{pool['id']}")).status_code == 200
     async with api.client(actors[Role.SUPERVISOR].token) as http:
         assert (await http.get(f"/clients/{theirs['id']}")).status_code == 200
+        r = await http.get("/clients/lookup", params={"phone": "8 903 111-00-01"})
+        assert r.json()["manager"] == {"id": other.user.id, "full_name": other.user.full_name}
 
 
 async def test_update_timeline_notes_comments_and_audit(
@@ -236,6 +241,9 @@ async def test_one_card_keeps_every_phone_email_and_group_in_order(
             (await http.post("/directories/groups", json={"name": name})).json()["id"]
             for name in ("Опт", "Новые", "Партнёры")
         ]
+        segment = (await http.post("/directories/segments", json={"name": "VIP"})).json()
+        source = (await http.post("/directories/lead-sources", json={"name": "Сайт"})).json()
+    company = await _create(api, admin, name="ООО «Вектор»", kind="company")
     card = await _create(
         api,
         admin,
@@ -243,14 +251,24 @@ async def test_one_card_keeps_every_phone_email_and_group_in_order(
         phones=[{"number": "89161110001"}, {"number": "89161110002"}, {"number": "84951110003"}],
         emails=[{"email": "vera@a.ru"}, {"email": "vera@b.ru"}],
         group_ids=groups,
+        segment_id=segment["id"],
+        lead_source_id=source["id"],
+        company_id=company["id"],
+        manager_id=actors[Role.MANAGER].user.id,
     )
     phones = ["+79161110001", "+79161110002", "+74951110003"]
     async with api.client(actors[Role.OPERATOR].token) as http:
         found = (await http.get("/clients/lookup", params={"phone": "8 495 111-00-03"})).json()
         got = (await http.get(f"/clients/{card['id']}/card")).json()["client"]
+        listed = (await http.get("/clients", params={"q": "Орлова"})).json()["items"]
     assert found["id"] == card["id"]
     assert found["primary_phone"] == phones[0] and found["primary_email"] == "vera@a.ru"
     assert sorted(g["id"] for g in found["groups"]) == sorted(groups)
+    assert found["company_name"] == "ООО «Вектор»" and found["segment"]["name"] == "VIP"
+    # The lookup's own query answers what the list makes of the loaded card.
+    by_id = {g["id"]: g for g in listed[0]["groups"]}
+    assert {**found, "groups": None} == {**listed[0], "groups": None}
+    assert [by_id[g["id"]] for g in found["groups"]] == found["groups"]
     assert [p["e164"] for p in got["phones"]] == phones
     assert [e["email"] for e in got["emails"]] == ["vera@a.ru", "vera@b.ru"]
     assert sorted(g["id"] for g in got["groups"]) == sorted(groups)
