@@ -1,10 +1,20 @@
 """SMS throughput: sustained submit_sm/s through the whole path with every delivery
-receipt persisted, window 50, PostgreSQL. Target: >= 1000 messages/s.
+receipt persisted, window 50, PostgreSQL. Target: >= 1000 messages/s. Side by side in
+the same run, the same batch through Jasmin's HTTP API to the same SMSC.
 
-N outbox messages (already queued, as the API leaves them) are claimed, submitted to a
-test SMSC (smpp34's Server in its own process), their parts recorded, and each receipt
-written before it is acknowledged. The clock stops when the last message is delivered.
-Prints messages/s to submitted and to delivered."""
+Callcard: N outbox messages (already queued, as the API leaves them) are claimed,
+submitted to a test SMSC (smpp34's Server in its own process), their parts recorded, and
+each receipt written before it is acknowledged. The clock stops when the last message is
+delivered.
+
+Jasmin 0.11.0 (its own venv var/jasmin-venv, made on first use; setup in
+bench/jasmin_peer.py): once Callcard has unbound, jasmind binds to the same SMSC and the
+same N messages go through GET /send with 50 requests in flight (matching window 50),
+each asking for a terminal receipt POSTed to a receiver in the benchmark. The clock runs
+from the first request to the last receipt received. If Jasmin cannot be installed or
+started, the line says why and Callcard's figure stands alone.
+
+Prints messages/s to submitted and to delivered for both."""
 
 from __future__ import annotations
 
@@ -15,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import httpx
+from bench.jasmin_peer import VERSION, JasminRun, JasminUnavailable, run_batch
 from bench.seeding import CLIENT_COLUMNS, bench_database
 from sqlalchemy import func, select
 from support.smsc import SmscProcess
@@ -29,6 +41,14 @@ from sms_gateway import SmppConfig, SmsGateway
 MESSAGES = int(os.environ.get("BENCH_SMS_MESSAGES", "20000"))
 WINDOW = 50
 TARGET = 1000.0
+
+
+def destination(i: int) -> str:
+    return f"+7926{i:07d}"
+
+
+def text(i: int) -> str:
+    return f"Ваш код {i:06d}"
 
 
 async def _seed(dsn: str, n: int) -> None:
@@ -65,7 +85,7 @@ async def _seed(dsn: str, n: int) -> None:
                     "outbound",
                     "queued",
                     now,
-                    f"Ваш код {i:06d}",
+                    text(i),
                     "{}",
                     f"outbox:{i}",
                     now,
@@ -89,7 +109,7 @@ async def _seed(dsn: str, n: int) -> None:
                 "created_at",
             ],
             records=[
-                (i, "sms", i, i, f"+7926{i:07d}", f"Ваш код {i:06d}", "queued", 0, now, "[]", now)
+                (i, "sms", i, i, destination(i), text(i), "queued", 0, now, "[]", now)
                 for i in range(1, n + 1)
             ],
         )
@@ -98,16 +118,41 @@ async def _seed(dsn: str, n: int) -> None:
 
 
 async def test_sms_submit_and_receipts_sustained_rate(tmp_path: Path) -> None:
-    async with bench_database() as (url, dsn):
-        await _run(url, dsn, tmp_path)
-
-
-async def _run(url: str, dsn: str, tmp_path: Path) -> None:
     smsc = SmscProcess(tmp_path / "smsc.jsonl", "--dlr-workers", "200")
+    await smsc.start()
+    try:
+        async with bench_database() as (url, dsn):
+            submitted_s, delivered_s, cpu = await _callcard(url, dsn, smsc)
+        accepted = len(smsc.rows("submit"))
+        receipts = len(smsc.rows("dlr"))
+        rate = MESSAGES / delivered_s
+        mark = "ok" if rate >= TARGET else "UNDER TARGET"
+        print(
+            f"\nSMS, window {WINDOW}, PostgreSQL: {MESSAGES} messages; "
+            f"submitted {MESSAGES / submitted_s:,.0f}/s, "
+            f"delivered with every receipt stored {rate:,.0f}/s "
+            f"(target >= {TARGET:g}/s: {mark}); SMSC accepted {accepted}, "
+            f"receipts acked {receipts}; Callcard process CPU {cpu * 1000 / MESSAGES:.2f} ms "
+            f"per message (one free core: ~{MESSAGES / cpu:,.0f}/s); "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
+        jasmin = await _jasmin(smsc, tmp_path / "jasmin")
+    finally:
+        await smsc.kill()
+    print(_jasmin_line(jasmin, len(smsc.rows("submit")) - accepted))
+    if isinstance(jasmin, JasminRun):
+        print(
+            f"Side by side, {MESSAGES} messages each, same SMSC: Callcard {rate:,.0f}/s, "
+            f"Jasmin {MESSAGES / jasmin.delivered_s:,.0f}/s (first submit to last receipt)"
+        )
+    assert accepted == MESSAGES
+
+
+async def _callcard(url: str, dsn: str, smsc: SmscProcess) -> tuple[float, float, float]:
+    """Seconds to all submitted, to all delivered, and this process's CPU seconds."""
     engine = make_engine(url)
     try:
         await _seed(dsn, MESSAGES)
-        await smsc.start()
         sessions = make_sessionmaker(engine)
         hub = Hub(InProcessBus())
         await hub.start()
@@ -147,19 +192,35 @@ async def _run(url: str, dsn: str, tmp_path: Path) -> None:
         await gateway.stop()
         await hub.stop()
     finally:
-        await smsc.kill()
         await engine.dispose()
     assert submitted_at is not None and delivered_at is not None
-    submit_rate = MESSAGES / (submitted_at - started)
-    rate = MESSAGES / (delivered_at - started)
-    accepted = len(smsc.rows("submit"))
-    receipts = len(smsc.rows("dlr"))
-    mark = "ok" if rate >= TARGET else "UNDER TARGET"
-    print(
-        f"\nSMS, window {WINDOW}, PostgreSQL: {MESSAGES} messages; "
-        f"submitted {submit_rate:,.0f}/s, delivered with every receipt stored {rate:,.0f}/s "
-        f"(target >= {TARGET:g}/s: {mark}); SMSC accepted {accepted}, receipts acked {receipts}; "
-        f"Callcard process CPU {cpu * 1000 / MESSAGES:.2f} ms per message "
-        f"(one free core: ~{MESSAGES / cpu:,.0f}/s); load average {os.getloadavg()[0]:.1f}"
+    return submitted_at - started, delivered_at - started, cpu
+
+
+async def _jasmin(smsc: SmscProcess, workdir: Path) -> JasminRun | str:
+    """Jasmin's run of the same batch, or why there is none."""
+    batch = [(destination(i).lstrip("+"), text(i)) for i in range(1, MESSAGES + 1)]
+    try:
+        return await run_batch(smsc.port, smsc.password, batch, WINDOW, workdir)
+    except JasminUnavailable as e:
+        return str(e)
+    except (OSError, httpx.HTTPError) as e:  # jasmind or one of its peers went away mid-run
+        return f"{type(e).__name__}: {e}"
+
+
+def _jasmin_line(run: JasminRun | str, smsc_accepted: int) -> str:
+    if isinstance(run, str):
+        return f"Jasmin: unavailable: {run}"
+    refused = f" (first refusals: {'; '.join(run.refused)})" if run.refused else ""
+    return (
+        f"Jasmin {VERSION}, HTTP API, {WINDOW} requests in flight, same SMSC: "
+        f"{MESSAGES} messages, /send accepted {run.accepted}{refused}; "
+        f"submitted {MESSAGES / run.submitted_s:,.0f}/s, "
+        f"delivered with every receipt received by the benchmark's HTTP receiver "
+        f"(persisted = received there) {MESSAGES / run.delivered_s:,.0f}/s; "
+        f"SMSC accepted {smsc_accepted}, receipts received {run.receipts}/{run.accepted} "
+        f"({run.early_receipts} lookups retried after 1 s: receipt before the id was stored); "
+        f"jasmind CPU {run.cpu_s * 1000 / MESSAGES:.2f} ms per message "
+        f"(one free core: ~{MESSAGES / run.cpu_s:,.0f}/s); "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
-    assert accepted == MESSAGES
