@@ -282,6 +282,8 @@ async def choose_extension(
     attempt = attempt if attempt is not None else max(asked, default=0) + 1
     tried = frozenset(u for u in asked.values() if u is not None)
     async with sessions() as session:
+        # Reads only: no transaction to begin and roll back around them (two round trips).
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         agents, owner = await agents_and_owner(
             sessions, session, now=now, tz=tz, call_id=call_id, caller=caller, region=region
         )
