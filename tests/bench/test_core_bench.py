@@ -41,8 +41,8 @@ async def test_core_api_with_a_million_clients() -> None:
         await seed_clients(dsn)
         print(f"\nseeded {CLIENTS:,} clients in {time.perf_counter() - t:.0f} s")
         async with (
-            api_process(url) as base_url,
-            LeanClient(base_url + "/api/v1") as http,
+            api_process(url) as server,
+            LeanClient(server.base_url + "/api/v1") as http,
         ):
             r = await http.post("/auth/login", {"username": "bench", "password": PASSWORD})
             r.raise_for_status()

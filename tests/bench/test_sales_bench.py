@@ -269,8 +269,8 @@ async def test_sales_reports_and_routing_at_scale() -> None:
             f" in {time.perf_counter() - t:.0f} s"
         )
         async with (
-            api_process(url) as base_url,
-            httpx.AsyncClient(base_url=base_url + "/api/v1", timeout=60) as http,
+            api_process(url) as server,
+            httpx.AsyncClient(base_url=server.base_url + "/api/v1", timeout=60) as http,
         ):
             r = await http.post("/auth/login", json={"username": "bench", "password": PASSWORD})
             r.raise_for_status()

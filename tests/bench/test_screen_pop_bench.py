@@ -85,10 +85,10 @@ async def test_screen_pop_latency_at_50_calls_per_second() -> None:
         print(f"\nseeded {CLIENTS:,} clients in {time.perf_counter() - t:.0f} s")
         async with (
             AmiSimulator() as pbx,
-            api_process(url, CALLCARD_REDIS_URL=REDIS_URL) as base_url,
+            api_process(url, CALLCARD_REDIS_URL=REDIS_URL) as server,
             telephony_process(url, pbx.url),
         ):
-            async with httpx.AsyncClient(base_url=base_url + "/api/v1") as http:
+            async with httpx.AsyncClient(base_url=server.base_url + "/api/v1") as http:
                 r = await http.post("/auth/login", json={"username": "m101", "password": PASSWORD})
                 token = r.json()["token"]
             for _ in range(200):
@@ -97,7 +97,7 @@ async def test_screen_pop_latency_at_50_calls_per_second() -> None:
                 await asyncio.sleep(0.1)
             else:
                 raise RuntimeError("callcard telephony did not log in to the simulator")
-            ws_url = base_url.replace("http", "ws") + "/ws"
+            ws_url = server.base_url.replace("http", "ws") + "/ws"
             async with connect(
                 ws_url, additional_headers={"Authorization": f"Bearer {token}"}
             ) as ws:

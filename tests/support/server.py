@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -68,9 +69,22 @@ async def running_api(
         await asyncio.wait_for(task, 15)
 
 
+@dataclass
+class ApiProcess:
+    base_url: str
+    process: asyncio.subprocess.Process
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown of any kind, as when the machine loses power."""
+        self.process.kill()
+
+
 @contextlib.asynccontextmanager
-async def api_process(database_url: str, **env: str) -> AsyncIterator[str]:
-    """`callcard api` as its own process (for benchmarks: the client gets the other core)."""
+async def api_process(
+    database_url: str, *, log: Path | None = None, **env: str
+) -> AsyncIterator[ApiProcess]:
+    """`callcard api` as its own process (benchmarks: the client gets the other core;
+    durability tests: it can be killed). `log` receives its output."""
     port = free_port()
     environ = {
         **os.environ,
@@ -79,15 +93,11 @@ async def api_process(database_url: str, **env: str) -> AsyncIterator[str]:
         "CALLCARD_SEED_DEMO_ON_FIRST_RUN": "false",
         **env,
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "crm_api.cli",
-        "api",
-        env=environ,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    output = await asyncio.to_thread(open, log or os.devnull, "ab")
+    with output:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crm_api.cli", "api", env=environ, stdout=output, stderr=output
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient() as probe:
@@ -97,10 +107,13 @@ async def api_process(database_url: str, **env: str) -> AsyncIterator[str]:
                         break
                 except httpx.TransportError:
                     pass
+                if proc.returncode is not None:
+                    raise RuntimeError(f"callcard api exited with {proc.returncode}")
                 await asyncio.sleep(0.1)
             else:
                 raise RuntimeError("callcard api did not start")
-        yield base
+        yield ApiProcess(base, proc)
     finally:
-        proc.terminate()
+        if proc.returncode is None:
+            proc.terminate()
         await proc.wait()

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from email import message_from_bytes
 from email.message import Message
 from email.policy import default
@@ -59,19 +58,6 @@ async def make_clients(http: httpx.AsyncClient, n: int, *, prefix: str) -> list[
             *(make_client(http, f"{prefix} {i:04d}", f"+7926{5000000 + i:07d}") for i in batch)
         )
     return cards
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[Any]], within: float = 15.0, step: float = 0.1
-) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {within}s: last {value!r}")
-        await asyncio.sleep(step)
 
 
 class Mailbox:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from support.call_events import answered_call, at
 from support.factories import Actor, make_user
 from support.server import RunningApi
+from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
 from crm_api.db.users import Role
@@ -18,60 +19,12 @@ from telephony import events as ev
 SHARED_WAV = (
     Path(__file__).resolve().parents[3].parent / "shared" / "asterisk-ami" / "incoming-answered.wav"
 )
-T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
-
-
-def at(s: float) -> datetime:
-    return T0 + timedelta(seconds=s)
-
-
-def answered_call(
-    call_id: str, caller: str = "89161234567", agent: str = "101"
-) -> list[ev.CallEvent]:
-    return [
-        ev.CallStarted(
-            call_id=call_id,
-            at=at(0),
-            direction=ev.Direction.INBOUND,
-            caller=caller,
-            callee="74951234567",
-            did="74951234567",
-            caller_name="Иван",
-        ),
-        ev.RecordingStarted(
-            call_id=call_id, at=at(0.1), file=f"/var/spool/asterisk/monitor/{call_id}.wav"
-        ),
-        ev.CallRinging(call_id=call_id, at=at(0.2), agent=agent, caller="+79161234567"),
-        ev.CallAnswered(call_id=call_id, at=at(2.2), agent=agent),
-        ev.CallEnded(
-            call_id=call_id,
-            at=at(5.2),
-            direction=ev.Direction.INBOUND,
-            disposition=ev.Disposition.ANSWERED,
-            cause=16,
-            caller="+79161234567",
-            callee="74951234567",
-            ring_s=2.2,
-            talk_s=3.0,
-            agents=(agent,),
-            answered_by=agent,
-        ),
-    ]
 
 
 async def feed(api: RunningApi, events: list[ev.CallEvent]) -> None:
     sink = api.app.state.services.extras["call_events"]
     for event in events:
         await sink(event)
-
-
-async def wait_for(predicate, within: float = 10.0):
-    async with asyncio.timeout(within):
-        while True:
-            result = await predicate()
-            if result:
-                return result
-            await asyncio.sleep(0.05)
 
 
 async def calls_of(api: RunningApi, token: str, client_id: int) -> list[dict]:

@@ -7,7 +7,8 @@ from email.header import decode_header, make_header
 import httpx
 from support.factories import Actor
 from support.server import RunningApi
-from support.sms import SmtpServer, make_client, wait_for
+from support.sms import SmtpServer, make_client
+from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
 from crm_api.db.users import Role

@@ -9,8 +9,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.factories import Actor
 from support.server import RunningApi
-from support.sms import make_client, wait_for
+from support.sms import make_client
 from support.smsc import SmscProcess
+from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
 from crm_api.db.outbox import OutboxMessage

@@ -6,8 +6,9 @@ import time
 
 from support.factories import Actor
 from support.server import RunningApi
-from support.sms import make_client, wait_for
+from support.sms import make_client
 from support.smsc import SmscProcess
+from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
 from crm_api.db.users import Role

@@ -12,8 +12,9 @@ import sys
 import pytest
 from support.factories import Actor
 from support.server import RunningApi
-from support.sms import make_client, make_clients, wait_for
+from support.sms import make_client, make_clients
 from support.smsc import SmscProcess
+from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
 from crm_api.db.users import Role

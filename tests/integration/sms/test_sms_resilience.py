@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 from support.factories import Actor
-from support.sms import make_clients, sms_stack, wait_for
+from support.sms import make_clients, sms_stack
 from support.smsc import SmscProcess
+from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
 from crm_api.db.users import Role

@@ -1,0 +1,48 @@
+"""Typed call events as the PBX adapters emit them, for tests of the call-event service."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from telephony import events as ev
+
+T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+
+def at(s: float) -> datetime:
+    return T0 + timedelta(seconds=s)
+
+
+def answered_call(
+    call_id: str, caller: str = "89161234567", agent: str = "101", caller_e164: str = "+79161234567"
+) -> list[ev.CallEvent]:
+    """An inbound call that rings `agent`, is answered after 2 s, talks 3 s, recorded."""
+    return [
+        ev.CallStarted(
+            call_id=call_id,
+            at=at(0),
+            direction=ev.Direction.INBOUND,
+            caller=caller,
+            callee="74951234567",
+            did="74951234567",
+            caller_name="Иван",
+        ),
+        ev.RecordingStarted(
+            call_id=call_id, at=at(0.1), file=f"/var/spool/asterisk/monitor/{call_id}.wav"
+        ),
+        ev.CallRinging(call_id=call_id, at=at(0.2), agent=agent, caller=caller_e164),
+        ev.CallAnswered(call_id=call_id, at=at(2.2), agent=agent),
+        ev.CallEnded(
+            call_id=call_id,
+            at=at(5.2),
+            direction=ev.Direction.INBOUND,
+            disposition=ev.Disposition.ANSWERED,
+            cause=16,
+            caller=caller_e164,
+            callee="74951234567",
+            ring_s=2.2,
+            talk_s=3.0,
+            agents=(agent,),
+            answered_by=agent,
+        ),
+    ]
