@@ -1,0 +1,167 @@
+"""Nothing lost, nothing doubled: the database goes away in the middle of calls, and the
+API worker is killed (SIGKILL) while it holds unacknowledged call events. PostgreSQL is
+reached through a proxy the test cuts (connections reset, new ones refused), Redis and
+the API are real."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aredis
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.call_events import answered_call
+from support.factories import Actor
+from support.peers import PG_HOST, PG_PORT
+from support.server import api_process, running_api
+from support.tcp_proxy import CuttableProxy
+from support.waiting import wait_for
+from support.ws import Socket, open_socket
+
+from crm_api.calls.pipeline import CALL_EVENTS_STREAM, CallEventSink, start_call_events
+from crm_api.db.calls import Call
+from crm_api.db.communications import CommKind, Communication
+from crm_api.db.users import Role
+from crm_api.realtime import streams
+from crm_api.realtime.streams import RedisStream
+from crm_api.settings import Settings
+from telephony import events as ev
+
+pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+
+FIRST = answered_call("1795400001.0", caller="89161112233", caller_e164="+79161112233")
+SECOND = answered_call("1795400002.0", caller="+7 (926) 444-55-66", caller_e164="+79264445566")
+
+
+@pytest.fixture
+async def db_link() -> AsyncIterator[CuttableProxy]:
+    async with CuttableProxy(PG_HOST, PG_PORT) as proxy:
+        yield proxy
+
+
+def through(url: str, proxy: CuttableProxy) -> str:
+    return url.replace(f"@{PG_HOST}:{PG_PORT}/", f"@127.0.0.1:{proxy.port}/")
+
+
+async def feed(sink: CallEventSink, events: list[ev.CallEvent]) -> None:
+    for event in events:
+        await sink(event)
+
+
+async def waiting_events(redis: aredis.Redis) -> int:
+    info = await redis.xpending(CALL_EVENTS_STREAM, "calls")
+    return int(info["pending"])
+
+
+async def drained(redis: aredis.Redis) -> bool:
+    return await waiting_events(redis) == 0
+
+
+async def landed(db: async_sessionmaker[AsyncSession]) -> dict[str, tuple]:
+    """Each call's state and its communications (count, status, talk time)."""
+    async with db() as session:
+        rows = await session.execute(
+            select(
+                Call.pbx_call_id,
+                Call.state,
+                Call.disposition,
+                func.count(Communication.id),
+                func.max(Communication.status),
+            )
+            .outerjoin(
+                Communication,
+                (Communication.client_id == Call.client_id) & (Communication.kind == CommKind.CALL),
+            )
+            .group_by(Call.pbx_call_id, Call.state, Call.disposition)
+        )
+        return {r[0]: tuple(r[1:]) for r in rows}
+
+
+BOTH_LANDED_ONCE = {
+    "1795400001.0": ("ended", "answered", 1, "answered"),
+    "1795400002.0": ("ended", "answered", 1, "answered"),
+}
+
+
+async def test_a_database_outage_mid_call_delays_the_call_but_loses_and_doubles_nothing(
+    settings: Settings,
+    actors: dict[Role, Actor],
+    db: async_sessionmaker[AsyncSession],
+    db_link: CuttableProxy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(streams, "RETRY_PAUSE_S", 0.2)
+    proxied = settings.model_copy(update={"database_url": through(settings.database_url, db_link)})
+    redis = aredis.Redis.from_url(str(settings.redis_url))
+    async with (
+        running_api(proxied, features=(start_call_events,)) as api,
+        open_socket(api.ws_url, actors[Role.MANAGER].token) as conn,
+    ):
+        sock = Socket(conn)
+        await sock.next_of("hello")
+        sink = api.app.state.services.extras["call_events"]
+        await feed(sink, FIRST[:3])
+        assert (await sock.next_of("call.ringing"))["data"]["call_id"] == "1795400001.0"
+
+        await db_link.cut()  # the database restarts while the caller talks
+        await feed(sink, FIRST[3:] + SECOND)
+        await wait_for(lambda: waiting_events(redis))
+        await asyncio.sleep(1.0)  # several failed attempts
+        assert not [f for f in await sock.quiet(0.1) if f["type"] == "call.ended"]
+        assert await waiting_events(redis) > 0
+
+        await db_link.restore()
+        ended = {(await sock.next_of("call.ended", within=20))["data"]["call_id"] for _ in "12"}
+        assert ended == {"1795400001.0", "1795400002.0"}
+        await wait_for(lambda: drained(redis))
+    assert await landed(db) == BOTH_LANDED_ONCE
+    await redis.aclose()
+
+
+async def test_an_api_worker_killed_with_unacknowledged_events_loses_and_doubles_nothing(
+    settings: Settings,
+    actors: dict[Role, Actor],
+    db: async_sessionmaker[AsyncSession],
+    db_link: CuttableProxy,
+    tmp_path: Path,
+) -> None:
+    redis = aredis.Redis.from_url(str(settings.redis_url))
+    # What `callcard telephony` does: it only appends to the stream.
+    sink = CallEventSink(RedisStream(redis, CALL_EVENTS_STREAM))
+    url = through(settings.database_url, db_link)
+    env = {"CALLCARD_REDIS_URL": str(settings.redis_url), "CALLCARD_RECORDINGS_DIR": str(tmp_path)}
+
+    async with api_process(url, log=tmp_path / "first.log", **env) as first:
+        await feed(sink, FIRST[:3])
+        await wait_for(lambda: _ringing(db, "1795400001.0"))
+        await db_link.cut()
+        await feed(sink, FIRST[3:] + SECOND)
+        # The worker has read them and cannot commit: they wait, unacknowledged.
+        await wait_for(lambda: waiting_events(redis))
+        await asyncio.sleep(0.5)
+        first.kill()
+        await first.process.wait()
+    assert (await landed(db))["1795400001.0"][:2] == ("ringing", None)
+    assert await waiting_events(redis) > 0
+
+    await db_link.restore()
+    async with api_process(url, log=tmp_path / "second.log", **env):
+        await wait_for(lambda: _both_ended(db))
+        await wait_for(lambda: drained(redis))
+        # The adapter replays a call after its own reconnect: still one communication each.
+        await feed(sink, FIRST + SECOND)
+        await wait_for(lambda: drained(redis))
+        assert await landed(db) == BOTH_LANDED_ONCE
+    await redis.aclose()
+
+
+async def _ringing(db: async_sessionmaker[AsyncSession], call_id: str) -> bool:
+    state = (await landed(db)).get(call_id)
+    return state is not None and state[0] == "ringing"
+
+
+async def _both_ended(db: async_sessionmaker[AsyncSession]) -> bool:
+    return [s[0] for s in (await landed(db)).values()] == ["ended", "ended"]
