@@ -8,6 +8,7 @@ rotation, and a second ask for one call moves on to the next manager."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import weakref
 from collections.abc import Sequence
@@ -93,23 +94,48 @@ def decide(
 # --- state: Redis or the database -------------------------------------------------------
 
 
+# One round trip: draw the turn only when the rotation is needed, pick from it, and
+# remember the offer (the first answer to a (call, attempt) stays, a concurrent ask gets it).
+_SETTLE = """
+local pick = ARGV[3]
+if #ARGV > 3 then
+  local turn = redis.call('INCR', KEYS[2])
+  pick = ARGV[4 + (turn % (#ARGV - 3))]
+end
+if redis.call('HSETNX', KEYS[1], ARGV[1], pick) == 0 then
+  pick = redis.call('HGET', KEYS[1], ARGV[1])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return pick
+"""
+
+
 class _RedisState:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
     async def asked(self, call_id: str) -> dict[int, int | None]:
         raw = await self.redis.hgetall(ROUTE_CALL_KEY + call_id)
-        return {int(k): (int(v) if v not in (b"", "") else None) for k, v in raw.items()}
+        return {int(k): _user_or_none(v) for k, v in raw.items()}
 
-    async def record(self, call_id: str, attempt: int, user_id: int | None) -> None:
-        key = ROUTE_CALL_KEY + call_id
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(key, str(attempt), "" if user_id is None else str(user_id))
-            pipe.expire(key, ROUTE_CALL_TTL)
-            await pipe.execute()
+    async def settle(
+        self, call_id: str, attempt: int, chosen: int | None, rotation: Sequence[int]
+    ) -> int | None:
+        picked = await self.redis.eval(  # type: ignore[misc]
+            _SETTLE,
+            2,
+            ROUTE_CALL_KEY + call_id,
+            ROUTE_TURN_KEY,
+            str(attempt),
+            str(ROUTE_CALL_TTL),
+            "" if chosen is None else str(chosen),
+            *map(str, rotation),
+        )
+        return _user_or_none(picked)
 
-    async def turn(self) -> int:
-        return int(await self.redis.incr(ROUTE_TURN_KEY))
+
+def _user_or_none(raw: bytes | str) -> int | None:
+    return int(raw) if raw not in (b"", "") else None
 
 
 class _DbState:
@@ -123,15 +149,21 @@ class _DbState:
             )
             return {a: u for a, u in rows}
 
-    async def record(self, call_id: str, attempt: int, user_id: int | None) -> None:
+    async def settle(
+        self, call_id: str, attempt: int, chosen: int | None, rotation: Sequence[int]
+    ) -> int | None:
+        if rotation:
+            chosen = rotation[await self._turn() % len(rotation)]
         async with self.sessions() as session:
-            session.add(RouteAsk(call_id=call_id, attempt=attempt, user_id=user_id))
+            session.add(RouteAsk(call_id=call_id, attempt=attempt, user_id=chosen))
             try:
                 await session.commit()
             except IntegrityError:  # the same ask answered twice concurrently: first one stays
                 await session.rollback()
+                return (await self.asked(call_id)).get(attempt)
+        return chosen
 
-    async def turn(self) -> int:
+    async def _turn(self) -> int:
         async with self.sessions() as session:
             value = await session.scalar(
                 update(RouteCounter)
@@ -146,7 +178,7 @@ class _DbState:
                     return 1
                 except IntegrityError:  # another worker created it first
                     await session.rollback()
-                    return await self.turn()
+                    return await self._turn()
             await session.commit()
             return int(value)
 
@@ -276,25 +308,32 @@ async def choose_extension(
     """Answers the FastAGI server for one ask. The same (call, attempt) asked again gets
     the same answer; a new attempt of the call gets a manager not yet offered."""
     state: _RedisState | _DbState = _RedisState(redis) if redis is not None else _DbState(sessions)
-    asked = await state.asked(call_id)
+
+    async def agents() -> tuple[list[Agent], int | None]:
+        async with sessions() as session:
+            # Reads only: no transaction to begin and roll back around them (two round trips).
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            return await agents_and_owner(
+                sessions, session, now=now, tz=tz, call_id=call_id, caller=caller, region=region
+            )
+
+    # The offers so far and the roster are independent reads: wait for both at once.
+    asked, (on_duty, owner) = await asyncio.gather(state.asked(call_id), agents())
     if attempt is not None and attempt in asked:
         return await _replay(sessions, asked[attempt], fallback)
     attempt = attempt if attempt is not None else max(asked, default=0) + 1
     tried = frozenset(u for u in asked.values() if u is not None)
-    async with sessions() as session:
-        # Reads only: no transaction to begin and roll back around them (two round trips).
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        agents, owner = await agents_and_owner(
-            sessions, session, now=now, tz=tz, call_id=call_id, caller=caller, region=region
-        )
-    decision = decide(agents, owner_id=owner, tried=tried, turn=None, fallback=fallback)
-    if decision is None:
-        decision = decide(
-            agents, owner_id=owner, tried=tried, turn=await state.turn(), fallback=fallback
-        )
-        assert decision is not None
-    await state.record(call_id, attempt, decision.user_id)
-    return decision
+    decision = decide(on_duty, owner_id=owner, tried=tried, turn=None, fallback=fallback)
+    rotation = [] if decision is not None else [a.user_id for a in free_candidates(on_duty, tried)]
+    chosen = await state.settle(
+        call_id, attempt, None if decision is None else decision.user_id, rotation
+    )
+    if decision is not None and decision.user_id == chosen:
+        return decision
+    for agent in on_duty:
+        if decision is None and agent.user_id == chosen:
+            return RouteDecision(agent.extension, None, chosen, "round_robin")
+    return await _replay(sessions, chosen, fallback)  # another ask of this attempt came first
 
 
 async def _replay(
