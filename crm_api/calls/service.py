@@ -1,12 +1,16 @@
 """Call events in, CRM facts and live frames out.
 
-Each event is one transaction; frames are published after the commit. Events are
-processed idempotently: a replay after a reconnect or a retried stream entry finds the
-call already in that state and changes and pushes nothing."""
+A run of one call's events is one transaction; frames are published after the commit.
+One exception, the pop: the card it shows was committed at the call's start and the ring
+is the PBX's fact, so a ring of a call started in this process is pushed before its
+bookkeeping is written — no database round trip stands between the PBX and the screen.
+Events are processed idempotently: a replay after a reconnect or a retried stream entry
+finds the call already in that state and changes and pushes nothing."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -30,7 +34,8 @@ from telephony import events as ev
 log = logging.getLogger(__name__)
 EMPTY_WAV_BYTES = 44  # MixMonitor leaves a header-only file for an unanswered call
 SUPERVISORS = (Role.SUPERVISOR.value,)
-PREPARED_POPS = 10_000  # calls between start and first ring at once, at most
+PREPARED_POPS = 10_000  # calls between start and end at once, at most
+EXTENSIONS_TTL = 5.0  # seconds an extension → user map serves early pops
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +48,17 @@ class MissedCall:
 
 
 MissedCallHook = Callable[[AsyncSession, MissedCall], Awaitable[None]]
+Frames = list[tuple[str, dict[str, Any], list[int]]]
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """An inbound call's pop, made at its start."""
+
+    client_id: int
+    summary: dict[str, Any]
+    call: dict[str, Any]  # call_state as the start left it
+    popped: list[str]  # agents whose pop went out ahead of its commit
 
 
 class CallService:
@@ -60,24 +76,50 @@ class CallService:
         self._region = region
         self._recordings_dir = recordings_dir
         self._on_missed = on_missed
-        # The card summary made while the call is still in the dialplan, so the ring only
-        # has to push it: call id → summary. Per process: a call whose start another
-        # worker handled (or that a restart forgot) makes its summary at the ring.
-        self._prepared: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        # The pop made while the call is still in the dialplan, so the ring only has to
+        # push it. Per process: a call whose start another worker handled (or that a
+        # restart forgot) makes its summary at the ring, in the transaction.
+        self._prepared: OrderedDict[str, _Prepared] = OrderedDict()
+        self._extensions: dict[str, int] = {}  # of active users, read at most EXTENSIONS_TTL ago
+        self._extensions_read = -EXTENSIONS_TTL
 
     async def handle(self, events: Sequence[ev.CallEvent]) -> None:
         """Events of one call that arrived together, in order: one transaction."""
-        frames = []
+        for event in events:
+            if isinstance(event, ev.CallRinging) and (early := self._early_pop(event)):
+                await self._hub.notify("call.ringing", early[0], users=early[1], roles=SUPERVISORS)
+        frames: Frames = []
         async with self._sessions() as session:
             for event in events:
                 frames += await self._apply(session, event)
             await session.commit()
+        # Only what was committed: a start rolled back may have made a card that never was.
+        self._prepared.update(session.info.get("prepared", {}))
+        while len(self._prepared) > PREPARED_POPS:
+            self._prepared.popitem(last=False)
         for type_, data, users in frames:
             await self._hub.notify(type_, data, users=users, roles=SUPERVISORS)
 
-    async def _apply(
-        self, session: AsyncSession, event: ev.CallEvent
-    ) -> list[tuple[str, dict[str, Any], list[int]]]:
+    def _early_pop(self, event: ev.CallRinging) -> tuple[dict[str, Any], list[int]] | None:
+        """The pop of a call prepared here, to an agent whose user is known, once."""
+        prepared = self._prepared.get(event.call_id)
+        if prepared is None or event.agent in prepared.popped:
+            return None
+        user_id = self._extensions.get(event.agent)
+        if user_id is None:
+            return None  # not a known agent's phone: the transaction finds out who it is
+        prepared.popped.append(event.agent)
+        data = {
+            **prepared.call,
+            "caller": event.caller or prepared.call["caller"],
+            "ringing": [*prepared.call["ringing"], *prepared.popped],
+            "agent": event.agent,
+            "agent_user_id": user_id,
+            **prepared.summary,
+        }
+        return data, [user_id]
+
+    async def _apply(self, session: AsyncSession, event: ev.CallEvent) -> Frames:
         call = await self._call_for(session, event)
         if isinstance(event, ev.CallStarted):
             return await self._started(session, call, event)
@@ -164,9 +206,9 @@ class CallService:
             )
         return agents[extension]
 
-    async def _started(
-        self, session: AsyncSession, call: Call, event: ev.CallStarted
-    ) -> list[tuple[str, dict[str, Any], list[int]]]:
+    async def _started(self, session: AsyncSession, call: Call, event: ev.CallStarted) -> Frames:
+        if call.state in ("ended", "failed"):
+            return []  # a replay: the call is written, nothing to prepare
         call.direction = str(event.direction)
         call.caller = call.caller or event.caller
         call.callee = call.callee or event.callee
@@ -175,24 +217,37 @@ class CallService:
             call.state = "ringing"
         client, _ = await self._client_for(session, call)
         if client is not None and call.direction == ev.Direction.INBOUND:
-            self._prepared[event.call_id] = await card_summary(session, client)
-            if len(self._prepared) > PREPARED_POPS:
-                self._prepared.popitem(last=False)
+            summary = await card_summary(session, client)
+            await self._read_extensions(session)
+            earlier = self._prepared.get(event.call_id)
+            popped = earlier.popped if earlier is not None else []
+            prepared = _Prepared(client.id, summary, call_state(call), popped)
+            session.info.setdefault("prepared", {})[event.call_id] = prepared
         return []
 
+    async def _read_extensions(self, session: AsyncSession) -> None:
+        # A user's new extension reaches early pops within EXTENSIONS_TTL.
+        if time.monotonic() - self._extensions_read < EXTENSIONS_TTL:
+            return
+        rows = await session.execute(
+            select(User.extension, User.id).where(
+                User.is_active.is_(True), User.extension.is_not(None)
+            )
+        )
+        self._extensions = {ext: uid for ext, uid in rows if ext}
+        self._extensions_read = time.monotonic()
+
     async def _summary(self, session: AsyncSession, call: Call, call_id: str) -> dict[str, Any]:
-        prepared = self._prepared.get(call_id)
+        prepared = session.info.get("prepared", {}).get(call_id) or self._prepared.get(call_id)
         # Made for this card (a start retried after a rollback may have made another).
-        if prepared is not None and call.client_id == prepared["client"]["id"]:
-            return prepared
+        if prepared is not None and call.client_id == prepared.client_id:
+            return prepared.summary
         client, _ = await self._client_for(session, call)
         if client is None:
             return {"client": None, "communications": [], "deals": [], "tasks": []}
         return await card_summary(session, client)
 
-    async def _ringing(
-        self, session: AsyncSession, call: Call, event: ev.CallRinging
-    ) -> list[tuple[str, dict[str, Any], list[int]]]:
+    async def _ringing(self, session: AsyncSession, call: Call, event: ev.CallRinging) -> Frames:
         if event.caller and call.direction == ev.Direction.INBOUND:
             call.caller = event.caller  # normalized by the dialplan since CallStarted
         if event.agent in call.ringing:
@@ -201,6 +256,9 @@ class CallService:
         if call.direction == ev.Direction.OUTBOUND:
             await self._client_for(session, call)
             return []  # the manager placed this call: nothing to pop
+        prepared = self._prepared.get(event.call_id)
+        if prepared is not None and event.agent in prepared.popped:
+            return []  # popped ahead of this commit
         agent = await self._user_by_extension(session, event.agent)
         data: dict[str, Any] = {**call_state(call), "agent": event.agent}
         if agent is not None:
@@ -208,9 +266,7 @@ class CallService:
         data.update(await self._summary(session, call, event.call_id))
         return [("call.ringing", data, [agent.id] if agent else [])]
 
-    async def _answered(
-        self, session: AsyncSession, call: Call, event: ev.CallAnswered
-    ) -> list[tuple[str, dict[str, Any], list[int]]]:
+    async def _answered(self, session: AsyncSession, call: Call, event: ev.CallAnswered) -> Frames:
         agent_ext = event.agent
         if agent_ext and agent_ext in call.agents:
             return []
@@ -250,10 +306,9 @@ class CallService:
         recording.size = size
         return size > EMPTY_WAV_BYTES
 
-    async def _ended(
-        self, session: AsyncSession, call: Call, event: ev.CallEnded
-    ) -> list[tuple[str, dict[str, Any], list[int]]]:
+    async def _ended(self, session: AsyncSession, call: Call, event: ev.CallEnded) -> Frames:
         self._prepared.pop(event.call_id, None)
+        session.info.get("prepared", {}).pop(event.call_id, None)
         call.state = "ended"
         call.ended_at = event.at
         call.direction = str(event.direction)
@@ -276,7 +331,7 @@ class CallService:
         if answered_user is not None:
             call.user_id = answered_user.id
         responsible = await self._responsible(session, call, client)
-        frames: list[tuple[str, dict[str, Any], list[int]]] = []
+        frames: Frames = []
         if client is not None:
             comm, created = await communications.record(
                 session,
