@@ -9,6 +9,7 @@ finds the call already in that state and changes and pushes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -82,12 +83,25 @@ class CallService:
         self._prepared: OrderedDict[str, _Prepared] = OrderedDict()
         self._extensions: dict[str, int] = {}  # of active users, read at most EXTENSIONS_TTL ago
         self._extensions_read = -EXTENSIONS_TTL
+        self._pushing: dict[str, list[tuple[str, asyncio.Task[Any]]]] = {}  # call id → pops
+
+    def ring_ahead(self, event: ev.CallRinging) -> None:
+        """Pushes the pop of a call prepared here now, without waiting for anything; the
+        call's next run waits for the push, so the call's later frames follow it."""
+        early = self._early_pop(event)
+        if early is not None:
+            data, users = early
+            push = self._hub.notify("call.ringing", data, users=users, roles=SUPERVISORS)
+            pushes = self._pushing.setdefault(event.call_id, [])
+            pushes.append((event.agent, asyncio.create_task(push)))
 
     async def handle(self, events: Sequence[ev.CallEvent]) -> None:
         """Events of one call that arrived together, in order: one transaction."""
         for event in events:
-            if isinstance(event, ev.CallRinging) and (early := self._early_pop(event)):
-                await self._hub.notify("call.ringing", early[0], users=early[1], roles=SUPERVISORS)
+            if isinstance(event, ev.CallRinging):
+                self.ring_ahead(event)  # when the stream did not already
+        for call_id in {event.call_id for event in events}:
+            await self._pushed(call_id)
         frames: Frames = []
         async with self._sessions() as session:
             for event in events:
@@ -99,6 +113,18 @@ class CallService:
             self._prepared.popitem(last=False)
         for type_, data, users in frames:
             await self._hub.notify(type_, data, users=users, roles=SUPERVISORS)
+
+    async def _pushed(self, call_id: str) -> None:
+        pushes = self._pushing.pop(call_id, [])
+        outcomes = await asyncio.gather(*(push for _, push in pushes), return_exceptions=True)
+        errors = [(agent, o) for (agent, _), o in zip(pushes, outcomes, strict=True)
+                  if isinstance(o, BaseException)]  # fmt: skip
+        prepared = self._prepared.get(call_id)
+        for agent, _ in errors:
+            if prepared is not None and agent in prepared.popped:
+                prepared.popped.remove(agent)  # not out: the retry pushes it
+        if errors:
+            raise errors[0][1]
 
     def _early_pop(self, event: ev.CallRinging) -> tuple[dict[str, Any], list[int]] | None:
         """The pop of a call prepared here, to an agent whose user is known, once."""

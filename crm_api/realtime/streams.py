@@ -85,14 +85,18 @@ class RedisStream:
         maxlen: int = 1_000_000,
         key: Callable[[dict[str, Any]], str] | None = None,
         concurrency: int = 8,
+        on_read: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         """`key` (e.g. the call id): events of one key are handled in order, events of
         different keys concurrently, so one slow call does not hold up the others.
         `concurrency` bounds the runs in flight: below the database pool size, or every
         extra run opens (and then closes) an overflow connection and re-prepares its
-        statements, which costs more than the concurrency gains."""
+        statements, which costs more than the concurrency gains. `on_read` sees each event
+        the moment it is read, before its run waits for anything: for what must not wait
+        (it may see an event again after a retry, and must not raise)."""
         self._redis = redis
         self._key = key
+        self._on_read = on_read
         self._slots = asyncio.Semaphore(concurrency)
         self._latest: dict[str, asyncio.Task[bool]] = {}  # each key's newest run
         self._running: set[asyncio.Task[bool]] = set()
@@ -133,6 +137,8 @@ class RedisStream:
                 unusable.append(raw_id)
                 continue
             runs.setdefault(key, []).append((raw_id, event))
+            if self._on_read is not None:
+                self._on_read(event)
         if unusable:
             await self._redis.xack(self.name, self.group, *unusable)
         for key, run in runs.items():
