@@ -117,14 +117,14 @@ class CallService:
     async def _pushed(self, call_id: str) -> None:
         pushes = self._pushing.pop(call_id, [])
         outcomes = await asyncio.gather(*(push for _, push in pushes), return_exceptions=True)
-        errors = [(agent, o) for (agent, _), o in zip(pushes, outcomes, strict=True)
-                  if isinstance(o, BaseException)]  # fmt: skip
         prepared = self._prepared.get(call_id)
-        for agent, _ in errors:
-            if prepared is not None and agent in prepared.popped:
+        for (agent, _), outcome in zip(pushes, outcomes, strict=True):
+            failed = isinstance(outcome, BaseException)
+            if failed and prepared is not None and agent in prepared.popped:
                 prepared.popped.remove(agent)  # not out: the retry pushes it
-        if errors:
-            raise errors[0][1]
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     def _early_pop(self, event: ev.CallRinging) -> tuple[dict[str, Any], list[int]] | None:
         """The pop of a call prepared here, to an agent whose user is known, once."""

@@ -328,11 +328,12 @@ async def choose_extension(
     chosen = await state.settle(
         call_id, attempt, None if decision is None else decision.user_id, rotation
     )
-    if decision is not None and decision.user_id == chosen:
-        return decision
-    for agent in on_duty:
-        if decision is None and agent.user_id == chosen:
+    if decision is None:  # the rotation's pick
+        agent = next((a for a in on_duty if a.user_id == chosen), None)
+        if agent is not None:
             return RouteDecision(agent.extension, None, chosen, "round_robin")
+    elif decision.user_id == chosen:
+        return decision
     return await _replay(sessions, chosen, fallback)  # another ask of this attempt came first
 
 
