@@ -2,7 +2,7 @@
 
 The connection is a `panoramisk.Manager` (TCP, Login, action/response correlation,
 reconnect), with what panoramisk 1.4 gets wrong for a call state machine fixed by
-subclassing in `panoramisk_link` (see shared/LIBRARIES.md): the stream is split at the
+subclassing in `panoramisk_link`: the stream is split at the
 byte level by `frames.AmiParser` (a UTF-8 character split across reads survives),
 events reach the translator in order through a plain function, unanswered actions fail
 instead of being re-sent after a reconnect, and the Ping watchdog is ours (panoramisk's

@@ -6,7 +6,7 @@ machine below reads fields, never header strings. One state machine per Linkedid
 `feed(event, now)` returns the call events that AMI event completes, in order;
 `tick(now)` releases calls whose end waits for a late `Cdr`.
 
-Where the pieces come from (see shared/asterisk-ami/README.md):
+Where the pieces come from (see captures/README.md):
 - Direction: a call whose first channel is a trunk leg (context in `trunk_contexts`) is
   inbound. A call first seen on an extension is outbound once it reaches a trunk (or was
   originated by the CRM: `CRM_CALL_ID`), internal when it dials another extension.

@@ -13,22 +13,20 @@ from playwright.async_api import Browser, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
-from support.peers import missing
 from support.server import RunningApi
 
 from crm_api.db.calls import Call
 from crm_api.db.clients import Client
 from telephony import events as ev
+from telephony.ami.simulator import CAPTURES
 
-WAV = Path("/work/shared/asterisk-ami/incoming-answered.wav")
+WAV = CAPTURES / "incoming-answered.wav"
 MANAGER_EXT = "101"
 
 
 @pytest.fixture
 def capture() -> Path:
     """A real MixMonitor recording from the Asterisk captures."""
-    if not WAV.is_file():
-        missing("Asterisk capture", f"{WAV} is not there")
     return WAV
 
 

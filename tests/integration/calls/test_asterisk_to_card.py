@@ -22,9 +22,7 @@ from crm_api.calls.telephony import start_telephony
 from crm_api.db.users import Role
 from crm_api.reminders import missed_call_hook
 from crm_api.settings import Settings
-from telephony.ami.simulator import AmiSimulator, prepare
-
-SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "asterisk-ami"
+from telephony.ami.simulator import CAPTURES, AmiSimulator, prepare
 
 
 @pytest.fixture
@@ -98,7 +96,9 @@ async def test_answered_call_pops_and_lands_with_recording(
     api, manager, supervisor = telephony_api, actors[Role.MANAGER], actors[Role.SUPERVISOR]
     known = await new_client(api, supervisor.token, "8 (916) 123-45-67", manager.user.id)
     events = prepare("incoming-answered")
-    shutil.copy(SHARED / "incoming-answered.wav", settings.recordings_dir / recording_name(events))
+    shutil.copy(
+        CAPTURES / "incoming-answered.wav", settings.recordings_dir / recording_name(events)
+    )
     async with open_socket(api.ws_url, manager.token) as conn:
         sock = Socket(conn)
         await sock.next_of("hello")
@@ -113,7 +113,7 @@ async def test_answered_call_pops_and_lands_with_recording(
     assert call["details"]["talk_s"] == pytest.approx(3, abs=0.6)
     async with api.client(manager.token) as http:
         rec = await http.get(f"/recordings/{call['details']['recording_id']}")
-    assert rec.content == (SHARED / "incoming-answered.wav").read_bytes()
+    assert rec.content == (CAPTURES / "incoming-answered.wav").read_bytes()
 
 
 async def test_unknown_caller_gets_a_fresh_card_and_a_missed_call_one_callback_task(
@@ -239,7 +239,7 @@ async def test_click_to_call_to_an_offline_extension_says_why(
 async def test_fastagi_answers_the_dialplan_with_the_fallback_when_nobody_is_on_duty(
     telephony_api: RunningApi, settings: Settings
 ) -> None:
-    env = (SHARED / "incoming-agi-routed.fastagi.txt").read_bytes().partition(b"\n\n")[0]
+    env = (CAPTURES / "incoming-agi-routed.fastagi.txt").read_bytes().partition(b"\n\n")[0]
     host, _, port = settings.agi_bind.rpartition(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     writer.write(env + b"\n\n")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from pathlib import Path
 
 from support.call_events import answered_call, at
 from support.factories import Actor, make_user
@@ -15,10 +14,9 @@ from support.ws import Socket, open_socket
 
 from crm_api.db.users import Role
 from telephony import events as ev
+from telephony.ami.simulator import CAPTURES
 
-SHARED_WAV = (
-    Path(__file__).resolve().parents[3].parent / "shared" / "asterisk-ami" / "incoming-answered.wav"
-)
+CAPTURED_WAV = CAPTURES / "incoming-answered.wav"
 
 
 async def feed(api: RunningApi, events: list[ev.CallEvent]) -> None:
@@ -51,7 +49,7 @@ async def test_incoming_call_pops_the_card_and_lands_once_with_its_recording(
         await http.post(
             f"/clients/{known['id']}/notes", json={"body": "Ждёт коммерческое предложение"}
         )
-    shutil.copy(SHARED_WAV, settings.recordings_dir / "1795386673.0.wav")
+    shutil.copy(CAPTURED_WAV, settings.recordings_dir / "1795386673.0.wav")
     async with (
         open_socket(api.ws_url, manager.token) as m,
         open_socket(api.ws_url, supervisor.token) as s,
@@ -85,9 +83,9 @@ async def test_incoming_call_pops_the_card_and_lands_once_with_its_recording(
     async with api.client(manager.token) as http:
         full = await http.get(f"/recordings/{rec}")
         assert full.status_code == 200 and full.headers["content-type"] == "audio/wav"
-        assert full.content == SHARED_WAV.read_bytes()
+        assert full.content == CAPTURED_WAV.read_bytes()
         part = await http.get(f"/recordings/{rec}", headers={"Range": "bytes=1000-1999"})
-        assert part.status_code == 206 and part.content == SHARED_WAV.read_bytes()[1000:2000]
+        assert part.status_code == 206 and part.content == CAPTURED_WAV.read_bytes()[1000:2000]
     async with api.client(actors[Role.OPERATOR].token) as http:
         assert (await http.get(f"/recordings/{rec}")).status_code == 403  # not on that call
     # A replay (adapter reconnect) writes and pushes nothing new.

@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from telephony.ami.agi import AgiRequest, FastAgiServer, parse_environment, parse_reply
+from telephony.ami.simulator import CAPTURES
 
-CAPTURE = (
-    Path(__file__).resolve().parents[3].parent
-    / "shared"
-    / "asterisk-ami"
-    / "incoming-agi-routed.fastagi.txt"
-)
+CAPTURE = CAPTURES / "incoming-agi-routed.fastagi.txt"
 
 
 def captured_environment() -> bytes:
