@@ -6,13 +6,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 UI_STAMP := ui/dist/.built
 
-.PHONY: run test bench lint typecheck system-deps test-peers ui clean
+.PHONY: run test bench lint typecheck system-deps ui clean
 
 $(STAMP): pyproject.toml
+	@echo "==> Python packages into $(VENV) (first run: about 2 minutes)"
 	@command -v $(PYTHON) >/dev/null || PYTHON=python3; $${PYTHON:-$(PYTHON)} -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
-	rm -f $(VENV)/.installed-*; touch $@
+	@$(BIN)/pip install -q --upgrade pip
+	@$(BIN)/pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $@
 
 venv: $(STAMP)
 
@@ -22,20 +23,20 @@ system-deps:
 ui: $(UI_STAMP)
 
 $(UI_STAMP): $(shell find ui -path ui/node_modules -prune -o -path ui/dist -prune -o -type f -print 2>/dev/null)
-	@if [ -f ui/package.json ]; then \
-		cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build && touch dist/.built; \
-	else mkdir -p ui/dist && touch $@; fi
+	@scripts/check-node.sh
+	@echo "==> Building the web app (ui/, first run: about 1 minute)"
+	@cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent && touch dist/.built
 
 run: $(STAMP) ui
 	$(BIN)/callcard run
 
-test-peers:
-	@scripts/test-peers.sh
-
-test: system-deps $(STAMP) ui test-peers
+# The suite starts its own PostgreSQL and Redis unless CALLCARD_TEST_PG_URL /
+# CALLCARD_TEST_REDIS_URL name servers to use.
+test: system-deps $(STAMP) ui
+	@echo "==> Test suite (a line per test folder as it starts)"
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-bench: system-deps $(STAMP) test-peers
+bench: system-deps $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/bench -s $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -121,6 +121,8 @@ def create_app(settings: Settings | None = None, features: tuple[Feature, ...] =
     ):
         api.include_router(module.router)
     app.include_router(api)
+    # Load balancers probe `/health` by habit: answer it, not with the web app's page.
+    app.include_router(health.router, include_in_schema=False)
     app.include_router(ws.router)
     _mount_ui(app, settings.ui_dist)
     return app

@@ -17,8 +17,9 @@ import redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.factories import Actor, make_user
-from support.peers import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER, REDIS_URL, missing, port_open
+from support.peers import missing
 from support.server import RunningApi, running_api
+from support.servers import PgServer, postgres_server, redis_server
 
 from crm_api.db import Base
 from crm_api.db.migrate import upgrade_url
@@ -38,19 +39,20 @@ def _outside_loop(fn: Callable[[], T]) -> T:
         return pool.submit(fn).result()
 
 
-def _pg_dsn(db: str) -> str:
-    return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{db}"
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """The run's PostgreSQL: `CALLCARD_TEST_PG_URL`'s, or a throwaway one started here."""
+    with postgres_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
+def pg_url(pg_server: PgServer) -> Iterator[str]:
     """A fresh PostgreSQL database for this test run, migrated to head."""
-    if not port_open(PG_HOST, PG_PORT):
-        missing("PostgreSQL", f"nothing listens on {PG_HOST}:{PG_PORT}")
     name = f"callcard_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
     async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(_pg_dsn(PG_ADMIN_DB))
+        conn = await asyncpg.connect(pg_server.dsn())
         try:
             await conn.execute(sql)
         finally:
@@ -60,22 +62,17 @@ def pg_url() -> Iterator[str]:
         _outside_loop(lambda: asyncio.run(admin(f'CREATE DATABASE "{name}"')))
     except (OSError, asyncpg.PostgresError) as exc:
         missing("PostgreSQL", str(exc))
-    url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    url = pg_server.url(name)
     _outside_loop(lambda: upgrade_url(url))
     yield url
     _outside_loop(lambda: asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')))
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        missing("Redis", str(exc))
-    finally:
-        client.close()
-    return REDIS_URL
+def redis_url() -> Iterator[str]:
+    """The run's Redis: `CALLCARD_TEST_REDIS_URL`'s, or a private server started here."""
+    with redis_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

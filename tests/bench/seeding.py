@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from support.factories import _HASH
-from support.peers import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER, missing, port_open
+from support.servers import PgServer
 
 from crm_api.db.migrate import upgrade_url
 
@@ -118,17 +118,15 @@ async def seed_clients(dsn: str) -> None:
 
 
 @asynccontextmanager
-async def bench_database() -> AsyncIterator[tuple[str, str]]:
+async def bench_database(server: PgServer) -> AsyncIterator[tuple[str, str]]:
     """A fresh migrated PostgreSQL database: (SQLAlchemy URL, asyncpg DSN); dropped after."""
-    if not port_open(PG_HOST, PG_PORT):
-        missing("PostgreSQL", "the benchmark needs it")
     name = f"callcard_bench_{uuid.uuid4().hex[:6]}"
-    admin = await asyncpg.connect(f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{PG_ADMIN_DB}")
+    admin = await asyncpg.connect(server.dsn())
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+        url = server.url(name)
         await asyncio.to_thread(upgrade_url, url)
-        yield url, f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+        yield url, server.dsn(name)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()

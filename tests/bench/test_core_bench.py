@@ -19,6 +19,7 @@ from bench.measure import report
 from bench.seeding import CLIENTS, WITH_HISTORY, bench_database, number, seed_clients
 from support.factories import PASSWORD
 from support.server import api_process
+from support.servers import PgServer
 
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "1000"))
 
@@ -35,8 +36,8 @@ async def _measure(http: LeanClient, paths: list[str]) -> list[float]:
     return samples
 
 
-async def test_core_api_with_a_million_clients() -> None:
-    async with bench_database() as (url, dsn):
+async def test_core_api_with_a_million_clients(pg_server: PgServer) -> None:
+    async with bench_database(pg_server) as (url, dsn):
         t = time.perf_counter()
         await seed_clients(dsn)
         print(f"\nseeded {CLIENTS:,} clients in {time.perf_counter() - t:.0f} s")

@@ -21,8 +21,8 @@ from bench.measure import report
 from bench.seeding import CLIENT_COLUMNS, bench_database
 from redis.asyncio import Redis
 from support.factories import _HASH, PASSWORD
-from support.peers import REDIS_URL
 from support.server import api_process
+from support.servers import PgServer
 
 from crm_api.db.session import make_engine, make_sessionmaker
 from crm_api.domain.routing import Agent, choose_extension, decide
@@ -259,9 +259,9 @@ def _month_before(now: datetime, months: int) -> tuple[date, date]:
 
 
 @pytest.mark.timeout(1800)  # seeding alone takes a minute or two
-async def test_sales_reports_and_routing_at_scale() -> None:
+async def test_sales_reports_and_routing_at_scale(pg_server: PgServer, redis_url: str) -> None:
     now = datetime.now(UTC)
-    async with bench_database() as (url, dsn):
+    async with bench_database(pg_server) as (url, dsn):
         t = time.perf_counter()
         managers = await _seed(dsn, now)
         print(
@@ -309,7 +309,7 @@ async def test_sales_reports_and_routing_at_scale() -> None:
             samples.append(time.perf_counter() - t)
         report("routing decision (pure)", samples, 2)
         engine = make_engine(url)
-        redis = Redis.from_url(REDIS_URL)
+        redis = Redis.from_url(redis_url)
         try:
             sessions = make_sessionmaker(engine)
             samples = []

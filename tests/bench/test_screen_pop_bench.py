@@ -23,8 +23,9 @@ import httpx
 from bench.measure import percentile, report
 from bench.seeding import CLIENTS, bench_database, number, seed_clients
 from support.factories import _HASH, PASSWORD
-from support.peers import REDIS_URL, free_port, missing
+from support.peers import free_port, missing
 from support.server import api_process
+from support.servers import PgServer
 from websockets.asyncio.client import ClientConnection, connect
 
 from telephony.ami.simulator import AmiSimulator, prepare
@@ -36,11 +37,11 @@ CAPTURE_CALLER = "79161234567"  # the caller of the incoming-answered capture
 
 
 @contextlib.asynccontextmanager
-async def telephony_process(database_url: str, ami_url: str) -> AsyncIterator[None]:
+async def telephony_process(database_url: str, redis_url: str, ami_url: str) -> AsyncIterator[None]:
     env = {
         **os.environ,
         "CALLCARD_DATABASE_URL": database_url,
-        "CALLCARD_REDIS_URL": REDIS_URL,
+        "CALLCARD_REDIS_URL": redis_url,
         "CALLCARD_AMI_URL": ami_url,
         "CALLCARD_AGI_BIND": f"127.0.0.1:{free_port()}",
     }
@@ -68,25 +69,27 @@ async def add_manager(dsn: str) -> None:
         await conn.close()
 
 
-async def test_screen_pop_latency_at_50_calls_per_second() -> None:
+async def test_screen_pop_latency_at_50_calls_per_second(
+    pg_server: PgServer, redis_url: str
+) -> None:
     import redis.asyncio as aioredis
 
-    client = aioredis.Redis.from_url(REDIS_URL)
+    client = aioredis.Redis.from_url(redis_url)
     try:
         await client.flushdb()
     except aioredis.RedisError as exc:
         missing("Redis", str(exc))
     finally:
         await client.aclose()
-    async with bench_database() as (url, dsn):
+    async with bench_database(pg_server) as (url, dsn):
         t = time.perf_counter()
         await seed_clients(dsn)
         await add_manager(dsn)
         print(f"\nseeded {CLIENTS:,} clients in {time.perf_counter() - t:.0f} s")
         async with (
             AmiSimulator() as pbx,
-            api_process(url, CALLCARD_REDIS_URL=REDIS_URL) as server,
-            telephony_process(url, pbx.url),
+            api_process(url, CALLCARD_REDIS_URL=redis_url) as server,
+            telephony_process(url, redis_url, pbx.url),
         ):
             async with httpx.AsyncClient(base_url=server.base_url + "/api/v1") as http:
                 r = await http.post("/auth/login", json={"username": "m101", "password": PASSWORD})

@@ -29,6 +29,7 @@ import httpx
 from bench.jasmin_peer import VERSION, JasminRun, JasminUnavailable, run_batch
 from bench.seeding import CLIENT_COLUMNS, bench_database
 from sqlalchemy import func, select
+from support.servers import PgServer
 from support.smsc import SmscProcess
 
 from crm_api.db.outbox import OutboxMessage
@@ -117,11 +118,11 @@ async def _seed(dsn: str, n: int) -> None:
         await conn.close()
 
 
-async def test_sms_submit_and_receipts_sustained_rate(tmp_path: Path) -> None:
+async def test_sms_submit_and_receipts_sustained_rate(tmp_path: Path, pg_server: PgServer) -> None:
     smsc = SmscProcess(tmp_path / "smsc.jsonl", "--dlr-workers", "200")
     await smsc.start()
     try:
-        async with bench_database() as (url, dsn):
+        async with bench_database(pg_server) as (url, dsn):
             submitted_s, delivered_s, cpu = await _callcard(url, dsn, smsc)
         accepted = len(smsc.rows("submit"))
         receipts = len(smsc.rows("dlr"))

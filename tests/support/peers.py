@@ -10,11 +10,6 @@ import socket
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-PG_HOST = os.environ.get("CALLCARD_TEST_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("CALLCARD_TEST_PG_PORT", "5432"))
-PG_USER = os.environ.get("CALLCARD_TEST_PG_USER", "postgres")
-PG_ADMIN_DB = os.environ.get("CALLCARD_TEST_PG_DB", "test")
-REDIS_URL = os.environ.get("CALLCARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 
 def missing(peer: str, why: str) -> None:

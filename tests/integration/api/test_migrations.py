@@ -7,7 +7,7 @@ import uuid
 import asyncpg
 import pytest
 from sqlalchemy import inspect
-from support.peers import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER, missing, port_open
+from support.servers import PgServer
 
 from crm_api.db import Base
 from crm_api.db.migrate import downgrade, upgrade
@@ -38,14 +38,12 @@ async def test_sqlite_upgrade_downgrade(tmp_path) -> None:
 
 
 @pytest.mark.postgres
-async def test_postgres_upgrade_downgrade() -> None:
-    if not port_open(PG_HOST, PG_PORT):
-        missing("PostgreSQL", f"nothing listens on {PG_HOST}:{PG_PORT}")
+async def test_postgres_upgrade_downgrade(pg_server: PgServer) -> None:
     name = f"callcard_mig_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{PG_ADMIN_DB}")
+    admin = await asyncpg.connect(pg_server.dsn())
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        await _round_trip(f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}")
+        await _round_trip(pg_server.url(name))
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.call_events import answered_call
 from support.factories import Actor
-from support.peers import PG_HOST, PG_PORT
 from support.server import api_process, running_api
+from support.servers import PgServer
 from support.tcp_proxy import CuttableProxy
 from support.waiting import wait_for
 from support.ws import Socket, open_socket
@@ -37,13 +37,14 @@ SECOND = answered_call("1795400002.0", caller="+7 (926) 444-55-66", caller_e164=
 
 
 @pytest.fixture
-async def db_link() -> AsyncIterator[CuttableProxy]:
-    async with CuttableProxy(PG_HOST, PG_PORT) as proxy:
+async def db_link(pg_server: PgServer) -> AsyncIterator[CuttableProxy]:
+    async with CuttableProxy(pg_server.host, pg_server.port) as proxy:
         yield proxy
 
 
 def through(url: str, proxy: CuttableProxy) -> str:
-    return url.replace(f"@{PG_HOST}:{PG_PORT}/", f"@127.0.0.1:{proxy.port}/")
+    host, port = proxy.target
+    return url.replace(f"@{host}:{port}/", f"@127.0.0.1:{proxy.port}/")
 
 
 async def feed(sink: CallEventSink, events: list[ev.CallEvent]) -> None:
