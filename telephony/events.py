@@ -21,11 +21,25 @@ class Direction(enum.StrEnum):
 
 
 class Disposition(enum.StrEnum):
+    """How a call ended, as a supervisor counts it. Every inbound call that is not
+    answered nor failed is a missed call that someone must call back."""
+
     ANSWERED = "answered"
-    MISSED = "missed"  # rang, nobody answered (timeout / no answer)
+    MISSED = "missed"  # nobody answered: rang out, or the queue timed out
     BUSY = "busy"
     ABANDONED = "abandoned"  # the caller hung up before anyone answered
-    FAILED = "failed"  # congestion, unreachable, rejected
+    FAILED = "failed"  # could not be made: congestion, unreachable, no route
+
+
+class Unanswered(enum.StrEnum):
+    """Why an unanswered call was not answered: the detail under its disposition."""
+
+    NO_ANSWER = "no_answer"  # MISSED: phones rang out
+    QUEUE_TIMEOUT = "queue_timeout"  # MISSED: the queue's own timeout, rung or not
+    ABANDONED_RINGING = "abandoned_ringing"  # ABANDONED: hung up while a phone rang
+    ABANDONED_QUEUE = "abandoned_queue"  # ABANDONED: hung up waiting in a queue
+    ABANDONED_EARLY = "abandoned_early"  # ABANDONED: hung up before anything rang
+    BUSY = "busy"  # BUSY
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,10 +91,16 @@ class CallEnded(CallEvent):
     cause_text: str = ""
     caller: str | None = None
     callee: str | None = None
-    ring_s: float = 0.0  # from start until answer (or end when unanswered)
+    # The caller's wait: from the start until answered, or until the caller left
+    # unanswered, over every attempt (dial retries, queue rounds; the queue's HoldTime).
+    ring_s: float = 0.0
     talk_s: float = 0.0  # from first answer until end
     agents: tuple[str, ...] = field(default=())  # every extension that talked, in order
     answered_by: str | None = None  # the first extension that answered
+    unanswered: Unanswered | None = None  # why, when nobody answered (not FAILED)
+    queue: str | None = None  # the queue the caller waited in, if any
+    caller_name: str | None = None  # CallerIDName as the PBX decoded it
+    talk_by_agent: dict[str, float] = field(default_factory=dict)  # extension -> seconds
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

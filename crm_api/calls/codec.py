@@ -53,6 +53,8 @@ def decode(data: dict[str, Any]) -> ev.CallEvent:
             value = ev.Direction(value)
         elif f.name == "disposition":
             value = ev.Disposition(value)
+        elif f.name == "unanswered" and value is not None:
+            value = ev.Unanswered(value)
         elif f.name == "agents":
             value = tuple(value)
         kwargs[f.name] = value

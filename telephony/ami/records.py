@@ -94,11 +94,24 @@ class OriginateResult(Record):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class QueueRecord(ChannelRecord):
+    """QueueCallerJoin / QueueCallerAbandon / AgentConnect of the caller's channel."""
+
+    queue: str
+    hold_s: float | None  # HoldTime: the caller's wait in the queue (Abandon, AgentConnect)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Cdr(Record):
     uniqueid: str
     duration: float
     billsec: float
     answered: bool
+    destination: str  # DestinationChannel: the dialled leg (an agent's phone), or ""
+    # The PBX's wall clock (its own zone, naive); only differences are used.
+    started: datetime | None
+    answered_at: datetime | None
+    ended: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +156,13 @@ def leg(event: Event, prefix: str = "") -> Leg | None:
         caller_name=number(get(prefix + "CallerIDName", "")),
         state=get(prefix + "ChannelStateDesc", ""),
     )
+
+
+def _cdr_time(value: str) -> datetime | None:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
 
 
 def stamp_of(event: Event) -> datetime | None:
@@ -191,6 +211,10 @@ def decode(event: Event) -> Record | None:
             duration=duration,
             billsec=billsec,
             answered=event.get("Disposition") == "ANSWERED",
+            destination=event.get("DestinationChannel"),
+            started=_cdr_time(event.get("StartTime")),
+            answered_at=_cdr_time(event.get("AnswerTime")),
+            ended=_cdr_time(event.get("EndTime")),
         )
     if name == "BlindTransfer":
         return Transfer(
@@ -227,6 +251,14 @@ def decode(event: Event) -> Record | None:
         )
     if name in ("BridgeEnter", "BridgeLeave"):
         return Bridge(name=name, stamp=stamp, leg=channel, bridge=event.get("BridgeUniqueid"))
+    if name in ("QueueCallerJoin", "QueueCallerAbandon", "AgentConnect"):
+        return QueueRecord(
+            name=name,
+            stamp=stamp,
+            leg=channel,
+            queue=event.get("Queue"),
+            hold_s=_float(event.get("HoldTime")) if event.get("HoldTime") else None,
+        )
     if name == "Hangup":
         return Hangup(name=name, stamp=stamp, leg=channel, cause=_int(event.get("Cause")))
     return ChannelRecord(name=name, stamp=stamp, leg=channel)

@@ -6,7 +6,7 @@ machine below reads fields, never header strings. One state machine per Linkedid
 `feed(event, now)` returns the call events that AMI event completes, in order;
 `tick(now)` releases calls whose end waits for a late `Cdr`.
 
-Where the pieces come from (see captures/README.md):
+Where the pieces come from (see captures/README.md and captures/README-set2.md):
 - Direction: a call whose first channel is a trunk leg (context in `trunk_contexts`) is
   inbound. A call first seen on an extension is outbound once it reaches a trunk (or was
   originated by the CRM: `CRM_CALL_ID`), internal when it dials another extension.
@@ -22,13 +22,18 @@ Where the pieces come from (see captures/README.md):
 - Originate: `CRM_CALL_ID` marks the call. If the agent's own phone never answers, the
   call ends as one OriginateFailed (from the OriginateResponse Reason, or the agent
   leg's Hangup cause, whichever comes first) and no CallEnded.
-- Times: an event's time is its `Timestamp:` header when Asterisk sends one
-  (timestampevents=yes), else the receive time given to `feed`. The start is the
-  Uniqueid's epoch. ring_s/talk_s at the end use the PBX's own clock when it gave one:
-  Timestamp headers, else the `Cdr` events of the client-facing leg (Asterisk's
-  Duration/BillableSeconds; for an outbound call billsec runs from the agent's answer),
-  else receive times. The Cdr of an originated call's leg arrives after its Hangup, so
-  an ended call may wait up to `cdr_grace_s` for it.
+- Unanswered: BUSY; a queue's own timeout (`QUEUESTATUS=TIMEOUT`; Asterisk 22 also sends
+  `QueueCallerAbandon` then) is MISSED; a caller who hung up while a phone rang (cause
+  127 with `DialStatus: CANCEL`), in a queue or before anything rang is ABANDONED; FAILED
+  only when the call could not be made (congestion, unavailable, no route).
+- Times: one clock per call, the PBX's. An event's time is its `Timestamp:` header when
+  Asterisk sends one (timestampevents=yes), else the call's start (the Uniqueid's epoch)
+  plus the receive time elapsed since its first event. The wait (ring_s) and talk at the
+  end come from Timestamp headers, else the `Cdr` events of the client-facing leg over
+  every attempt (Start/Answer/End times, BillableSeconds per dialled agent), else those
+  event times; a queue's `HoldTime` is a floor. A call that dialled nobody gets no Cdr
+  (cdr.conf `unanswered = no`); the Cdr of an originated call's leg arrives after its
+  Hangup, so an ended call that dialled may wait up to `cdr_grace_s` for it.
 """
 
 from __future__ import annotations
@@ -60,14 +65,20 @@ _WANTED = frozenset(
         "BridgeEnter",
         "BridgeLeave",
         "Hangup",
+        "QueueCallerJoin",
         "QueueCallerAbandon",
+        "AgentConnect",
+        "HangupRequest",
         "BlindTransfer",
         "AttendedTransfer",
         "OriginateResponse",
         "Cdr",
     }
 )
+# Causes that say the call could not be made (127 is also a caller's CANCEL: read last).
 _FAILED_CAUSES = frozenset({1, 3, 21, 27, 34, 38, 41, 42, 58, 88, 127})
+# Dialplan variables the state machine reads (the others are dropped unread).
+_VARIABLES = ("MIXMONITOR_FILENAME", "CRM_CALL_ID", "QUEUESTATUS")
 _CAUSE_TEXT = {
     0: "Unknown",
     1: "Unallocated number",
@@ -160,6 +171,13 @@ class _Call:
     first_answer_at: datetime | None = None
     last_dial: str = ""
     abandoned: bool = False
+    dialled: bool = False  # some DialBegin: Asterisk posts a Cdr at the end
+    dials: int = 0  # parties the caller's own leg dialled: one Cdr each
+    queue: str | None = None
+    hold_s: float = 0.0  # the queue's HoldTime, over every queue the caller waited in
+    queue_timeout: bool = False
+    talking: dict[str, datetime] = field(default_factory=dict)  # agent -> talking since
+    talked: dict[str, float] = field(default_factory=dict)  # agent -> seconds (event times)
     agent_up: bool = False  # an Originate's first party (the agent's phone) answered
     current_agent: str | None = None
     last_transfer: str | None = None
@@ -236,15 +254,15 @@ class CallTranslator:
 
     def feed(self, event: Event, now: datetime) -> Out:
         """One AMI event, as received at `now`; the call events it completes, in order."""
+        name = event.name
         # Most of Asterisk's events say nothing about calls: drop them by name alone,
         # before their headers are read (that is most of the cost per event).
-        name = event.name
         if name not in _WANTED:
             if not self._unstarted:
                 return []  # only a call still waiting for its start cares about the rest
         elif name == "VarSet":
             raw = event.raw
-            if "MIXMONITOR_FILENAME" not in raw and "CRM_CALL_ID" not in raw:
+            if not any(variable in raw for variable in _VARIABLES):
                 return []  # the dialplan's own variables
         elif name == "Newexten" and not self._unstarted:
             return []
@@ -262,7 +280,7 @@ class CallTranslator:
             self._cdr(record, out)
             return out
         if isinstance(record, rec.Transfer):
-            self._transfer(record, at, out)
+            self._transfer(record, now, out)
             return out
         if isinstance(record, rec.Dial):
             # An Originate's own dial of its first party has only Dest* headers.
@@ -278,6 +296,7 @@ class CallTranslator:
             call = self._new_call(record.leg, at, stamped=record.stamp is not None)
         if record.stamp is not None:
             call.stamped = True
+        at = record.stamp or _on_call_clock(call, now)
         call.last_at = at
         self._dispatch(call, record, at, out)
         if not call.started and (
@@ -286,7 +305,7 @@ class CallTranslator:
         ):
             self._maybe_start(call, out, force=call.first.kind == "trunk")
         if not call.channels and call.ending_since is None and call.call_id in self._calls:
-            call.ending_since = call.end_at = at
+            call.ending_since, call.end_at = now, at
             if not self._waiting_cdr(call):
                 self._end(call, out)
         return out
@@ -347,7 +366,7 @@ class CallTranslator:
             if call.call_id not in by_linked:
                 call.gone.update(call.channels)
                 call.channels.clear()
-                call.ending_since = call.end_at = now
+                call.ending_since, call.end_at = now, _on_call_clock(call, now)
                 self._end(call, out)
         return out
 
@@ -452,6 +471,8 @@ class CallTranslator:
             if outbound and channel.uniqueid == call.client_uid and not call.answered:
                 call.answered = True
                 call.first_answer_at = at
+                if call.first.ext:
+                    call.talking[call.first.ext] = at
                 self._emit(call, ev.CallAnswered(**self._base(call, at), agent=None), out)
             return
         if agent is None or channel.uniqueid == call.first.uniqueid:
@@ -459,6 +480,7 @@ class CallTranslator:
         if agent in call.agents:
             return
         call.agents.append(agent)
+        call.talking[agent] = at
         call.ringing.discard(agent)
         call.current_agent = agent
         if call.direction is not ev.Direction.OUTBOUND and not call.answered:
@@ -490,7 +512,9 @@ class CallTranslator:
             else:
                 self._on_bridgeleave(call, record, at, out)
         elif isinstance(record, rec.Hangup):
-            self._on_hangup(call, record)
+            self._on_hangup(call, record, at)
+        elif isinstance(record, rec.QueueRecord):
+            self._on_queue(call, record)
         elif isinstance(record, rec.VarSet):
             self._on_varset(call, record, at, out)
         elif isinstance(record, rec.Newexten):
@@ -500,8 +524,23 @@ class CallTranslator:
                 self._on_newchannel(call, record.leg, out)
             elif record.name == "NewCallerid":
                 self._on_newcallerid(call, record.leg)
-            elif record.name == "QueueCallerAbandon":
-                call.abandoned = True
+            elif record.name == "HangupRequest":
+                self._on_hangup_request(call, record.leg)
+
+    def _on_queue(self, call: _Call, record: rec.QueueRecord) -> None:
+        if record.leg.uniqueid != call.client_uid:
+            return
+        call.queue = record.queue or call.queue
+        if record.hold_s is not None:
+            call.hold_s += record.hold_s
+        if record.name == "QueueCallerAbandon":
+            # Also sent on the queue's own timeout; QUEUESTATUS tells them apart.
+            call.abandoned = True
+
+    def _on_hangup_request(self, call: _Call, leg: rec.Leg) -> None:
+        # The caller hangs up (a CANCEL: cause 127) while phones ring.
+        if leg.uniqueid == call.client_uid and not call.answered and call.ringing:
+            call.abandoned = True
 
     def _on_newchannel(self, call: _Call, leg: rec.Leg, out: Out) -> None:
         if leg.uniqueid in call.channels:
@@ -540,6 +579,8 @@ class CallTranslator:
             call.recordings.add(value)
             self._maybe_start(call, out, force=call.first.kind == "trunk")
             self._emit(call, ev.RecordingStarted(**self._base(call, at), file=value), out)
+        elif variable == "QUEUESTATUS" and record.leg.uniqueid == call.client_uid:
+            call.queue_timeout = value == "TIMEOUT"
         elif variable == "CRM_CALL_ID" and value and call.crm_call_id is None:
             call.crm_call_id = value
             request = self._by_crm.get(value)
@@ -561,6 +602,9 @@ class CallTranslator:
         agent = dest.ext
         if agent is None:
             return
+        call.dialled = True
+        if source_uid is not None and source_uid in (call.client_uid, call.first.uniqueid):
+            call.dials += 1
         if call.first.kind != "trunk" and source_uid == call.first.uniqueid:
             self._decide(call, ev.Direction.INTERNAL, agent)
         if source_uid is None and dest is call.first and call.crm_call_id is not None:
@@ -632,7 +676,7 @@ class CallTranslator:
             # The client leg was sent elsewhere in the dialplan while talking: a Redirect.
             self._transferred(call, leg.exten, "redirect", at, out)
 
-    def _on_hangup(self, call: _Call, hangup: rec.Hangup) -> None:
+    def _on_hangup(self, call: _Call, hangup: rec.Hangup, at: datetime) -> None:
         uid = hangup.leg.uniqueid
         channel = call.channels.pop(uid, None)
         if channel is None:
@@ -641,15 +685,17 @@ class CallTranslator:
         call.gone[uid] = channel
         if channel.ext:
             call.ringing.discard(channel.ext)
+            self._stop_talking(call, channel.ext, at)
         client_leg = uid == call.client_uid or channel is call.first
         if client_leg and not call.answered:
             # The client-facing leg went first while agents still rang: the caller gave up.
-            call.abandoned = any(c.kind == "ext" for c in call.channels.values())
+            call.abandoned = call.abandoned or any(c.kind == "ext" for c in call.channels.values())
 
-    def _transfer(self, transfer: rec.Transfer, at: datetime, out: Out) -> None:
+    def _transfer(self, transfer: rec.Transfer, now: datetime, out: Out) -> None:
         call = self._calls.get(transfer.linkedid)
         if not transfer.ok or call is None:
             return
+        at = transfer.stamp or _on_call_clock(call, now)
         if transfer.name == "BlindTransfer":
             target, kind = transfer.to_extension, "blind"
         else:
@@ -662,6 +708,7 @@ class CallTranslator:
             # The target's leg belongs to the consultation call's Linkedid: it talks now.
             call.agents.append(target)
             call.current_agent = target
+            call.talking[target] = at
             self._emit(call, ev.CallAnswered(**self._base(call, at), agent=target), out)
 
     def _originate_result(self, result: rec.OriginateResult, at: datetime, out: Out) -> None:
@@ -703,7 +750,19 @@ class CallTranslator:
             self._end(call, out)
 
     def _waiting_cdr(self, call: _Call) -> bool:
-        return self._expect_cdr and not call.stamped and not call.cdrs
+        if not self._expect_cdr or call.stamped:
+            return False
+        if not (call.dialled or call.answered or call.first.kind != "trunk"):
+            return False  # nobody was dialled: no Cdr comes (cdr.conf `unanswered = no`)
+        # One Cdr per party the caller's leg dialled (queue rounds, dial retries); Asterisk
+        # may post the last ones after the final Hangup.
+        return len(call.cdrs) < max(call.dials, 1)
+
+    def _stop_talking(self, call: _Call, agent: str, at: datetime) -> None:
+        since = call.talking.pop(agent, None)
+        if since is not None:
+            seconds = max((at - since).total_seconds(), 0.0)
+            call.talked[agent] = call.talked.get(agent, 0.0) + seconds
 
     # ------------------------------------------------------------------- end
     def _end(self, call: _Call, out: list[ev.CallEvent]) -> None:
@@ -734,8 +793,10 @@ class CallTranslator:
                 out.append(ev.OriginateFailed(**self._base(call, end_at), reason=reason))
             return
         self._maybe_start(call, out, force=True)
-        disposition = self._disposition(call, cause)
-        ring_s, talk_s = self._durations(call, end_at)
+        disposition, unanswered = self._disposition(call, cause)
+        for agent in list(call.talking):
+            self._stop_talking(call, agent, end_at)
+        ring_s, talk_s, talk_by_agent = self._durations(call, end_at)
         out.append(
             ev.CallEnded(
                 **self._base(call, end_at),
@@ -749,46 +810,85 @@ class CallTranslator:
                 talk_s=talk_s,
                 agents=tuple(call.agents),
                 answered_by=call.answered_by,
+                unanswered=unanswered,
+                queue=call.queue,
+                caller_name=call.caller_name,
+                talk_by_agent=talk_by_agent,
             )
         )
 
-    def _disposition(self, call: _Call, cause: int) -> ev.Disposition:
+    def _disposition(self, call: _Call, cause: int) -> tuple[ev.Disposition, ev.Unanswered | None]:
+        D, U = ev.Disposition, ev.Unanswered
         if call.answered:
-            return ev.Disposition.ANSWERED
+            return D.ANSWERED, None
         dial = call.last_dial
         if dial == "BUSY" or cause == 17:
-            return ev.Disposition.BUSY
-        if dial == "NOANSWER" or cause in (18, 19):
-            return ev.Disposition.MISSED
-        if dial in ("CONGESTION", "CHANUNAVAIL") or cause in _FAILED_CAUSES:
-            return ev.Disposition.FAILED
+            return D.BUSY, U.BUSY
+        if call.queue_timeout:
+            return D.MISSED, U.QUEUE_TIMEOUT
+        # The caller gave up: before the cause, which for a CANCEL is 127.
         if call.abandoned or dial == "CANCEL":
-            return ev.Disposition.ABANDONED
+            return D.ABANDONED, U.ABANDONED_QUEUE if call.queue else U.ABANDONED_RINGING
+        if dial == "NOANSWER" or cause in (18, 19):
+            return D.MISSED, U.NO_ANSWER
+        if dial in ("CONGESTION", "CHANUNAVAIL") or cause in _FAILED_CAUSES:
+            return D.FAILED, None
         if call.ringing or call.last_dial:
-            return ev.Disposition.MISSED
-        return ev.Disposition.ABANDONED if cause == 16 else ev.Disposition.FAILED
+            return D.MISSED, U.NO_ANSWER
+        if cause == 16:
+            return D.ABANDONED, U.ABANDONED_QUEUE if call.queue else U.ABANDONED_EARLY
+        return D.FAILED, None
 
-    def _durations(self, call: _Call, end_at: datetime) -> tuple[float, float]:
+    def _durations(self, call: _Call, end_at: datetime) -> tuple[float, float, dict[str, float]]:
         if not call.stamped and call.cdrs:
-            return _cdr_durations(call)
-        # One clock for both ends: the event times (Timestamp, or our receive times).
-        total = max((end_at - call.first_seen).total_seconds(), 0.0)
-        if call.first_answer_at is None:
-            return total, 0.0
-        ring = max((call.first_answer_at - call.first_seen).total_seconds(), 0.0)
-        return ring, max(total - ring, 0.0)
+            ring, talk, by_agent = _cdr_durations(call, self._ext_re)
+        else:
+            total = max((end_at - call.start_at).total_seconds(), 0.0)
+            if call.first_answer_at is None:
+                ring, talk = total, 0.0
+            else:
+                ring = max((call.first_answer_at - call.start_at).total_seconds(), 0.0)
+                talk = max(total - ring, 0.0)
+            by_agent = {agent: round(s, 3) for agent, s in call.talked.items()}
+        if call.direction is ev.Direction.INBOUND:
+            # The queue's own count of the caller's wait there (no Cdr for an unrung one).
+            ring = max(ring, call.hold_s)
+        return ring, talk, by_agent
 
 
-def _cdr_durations(call: _Call) -> tuple[float, float]:
-    """ring/talk from Asterisk's CDRs of the leg the call is billed on."""
+def _on_call_clock(call: _Call, now: datetime) -> datetime:
+    """A receive time on the call's own (PBX) clock: its start plus the time since."""
+    if call.stamped:
+        return now
+    return call.start_at + (now - call.first_seen)
+
+
+def _cdr_durations(call: _Call, ext_re: re.Pattern[str]) -> tuple[float, float, dict[str, float]]:
+    """The wait, talk and talk per agent from Asterisk's CDRs of the leg the call is
+    billed on: one Cdr per dialled party and attempt (queue rounds, dial retries)."""
     owner = call.client_uid if call.first.kind == "trunk" else call.first.uniqueid
     cdrs = [c for c in call.cdrs if c.uniqueid == owner] or call.cdrs
     answered = [c for c in cdrs if c.answered and c.billsec > 0] or [c for c in cdrs if c.answered]
+    starts = [c.started for c in cdrs if c.started is not None]
+    begin = min(starts) if starts else None
     if not answered:
-        return max(c.duration for c in cdrs), 0.0
+        ends = [c.ended for c in cdrs if c.ended is not None]
+        if begin is not None and ends:
+            return (max(ends) - begin).total_seconds(), 0.0, {}
+        return max(c.duration for c in cdrs), 0.0, {}
     first = answered[0]
+    if begin is not None and first.answered_at is not None:
+        ring = (first.answered_at - begin).total_seconds()
+    else:
+        ring = first.duration - first.billsec
+    by_agent: dict[str, float] = {}
+    outbound_agent = call.first.ext if call.first.kind != "trunk" else None
+    for cdr in answered:
+        agent = _ext_of(cdr.destination, ext_re) or outbound_agent
+        if agent is not None:
+            by_agent[agent] = by_agent.get(agent, 0.0) + cdr.billsec
     # Later CDRs of the same leg (after a Redirect) continue the same conversation.
-    return first.duration - first.billsec, sum(c.billsec for c in answered)
+    return ring, sum(c.billsec for c in answered), by_agent
 
 
 def _uid_key(uid: str) -> tuple[int, int]:

@@ -9,34 +9,13 @@ from itertools import zip_longest
 from typing import Any
 
 import pytest
+from support.captures import MONITOR, NOW, capture_events, translate
 
 from telephony import events as ev
 from telephony.ami import records as rec
-from telephony.ami.frames import AmiParser, Event, parse_all
-from telephony.ami.simulator import CAPTURES, prepare
+from telephony.ami.frames import Event
+from telephony.ami.simulator import prepare
 from telephony.ami.translator import CallTranslator, PendingOriginate
-
-NOW = datetime(2026, 11, 22, 22, 40, tzinfo=UTC)
-MONITOR = "/var/spool/asterisk/monitor/"
-
-
-def capture_events(name: str, chunk: int | None = None) -> list[Event]:
-    data = (CAPTURES / f"{name}.ami.txt").read_bytes()
-    if chunk is None:
-        messages = parse_all(data)
-    else:
-        parser = AmiParser()
-        messages = [m for i in range(0, len(data), chunk) for m in parser.feed(data[i : i + chunk])]
-    return [m for m in messages if isinstance(m, Event)]
-
-
-def translate(events: list[Event], translator: CallTranslator | None = None) -> list[ev.CallEvent]:
-    translator = translator or CallTranslator()
-    out: list[ev.CallEvent] = []
-    for event in events:
-        out.extend(translator.feed(event, NOW))
-    return out
-
 
 # What the README says happened in each call scenario.
 EXPECTED: dict[str, dict[str, Any]] = {
@@ -411,8 +390,9 @@ def test_blind_and_attended_transfer_events() -> None:
         }
     )
     (moved,) = translator.feed(blind, NOW)
+    start = datetime.fromtimestamp(1795386673, UTC)  # the call's clock: all events at NOW
     assert moved == ev.CallTransferred(
-        call_id="1795386673.0", at=NOW, from_agent="101", to_agent="104", kind="blind"
+        call_id="1795386673.0", at=start, from_agent="101", to_agent="104", kind="blind"
     )
     attended = Event(
         {
