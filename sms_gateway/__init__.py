@@ -1,7 +1,7 @@
 """SMPP adapter for Callcard. It knows nothing of the CRM: an asyncio interface to send
 and a stream of received messages and delivery receipts."""
 
-from sms_gateway.connection import SmppConfig
+from sms_gateway.config import SmppConfig
 from sms_gateway.gateway import Incoming, SmsGateway
 from sms_gateway.types import DeliveryReceipt, InboundSms, OutgoingSms, SendResult
 

@@ -10,13 +10,18 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sms_gateway import status as st
-from sms_gateway.connection import LINK_LOST, NOT_SENT, Deliver, SmppConfig, SmppConnection, Submit
+from sms_gateway.config import SmppConfig
+from sms_gateway.connection import SmppConnection
 from sms_gateway.encoding import decode_text, make_parts
-from sms_gateway.receipts import is_receipt, parse_receipt
+from sms_gateway.receipts import TLV_RECEIPTED_MESSAGE_ID, is_receipt, parse_receipt
+from sms_gateway.session import Deliver, Query, Submit
+from sms_gateway.status import LINK_LOST, NOT_SENT
 from sms_gateway.types import DeliveryReceipt, InboundSms, OutgoingSms, PartResult, SendResult
 from sms_gateway.udh import Key, Reassembler, key_of, split_udh
 
@@ -70,9 +75,14 @@ class SmsGateway:
 
     # -- sending ------------------------------------------------------------------------
 
-    async def send(self, message: OutgoingSms, *, skip: Iterable[int] = ()) -> SendResult:
+    async def send(
+        self, message: OutgoingSms, *, skip: Iterable[int] = (), within: float | None = None
+    ) -> SendResult:
         """Submits every part not in `skip` (parts an earlier attempt already placed) and
-        waits for the SMSC's answers. Never raises for SMSC conditions: see SendResult."""
+        waits for the SMSC's answers. A part still unwritten after `within` seconds (the
+        SMSC throttling, a long queue) comes back not sent, so the caller's hold on the
+        message never outlives this call. Never raises for SMSC conditions: see
+        SendResult."""
         conn = self._conn
         if conn is None or not conn.bound:
             return SendResult("retry", error=self.last_error or "not bound to the SMSC")
@@ -82,6 +92,7 @@ class SmsGateway:
             return SendResult("failed", error=str(e))
         loop = asyncio.get_running_loop()
         skipped = set(skip)
+        deadline = None if within is None else time.monotonic() + within
         futures: list[tuple[int, asyncio.Future[tuple[int, str | None]]]] = []
         for index, part in enumerate(parts):
             if index in skipped:
@@ -99,6 +110,7 @@ class SmsGateway:
                     part=part,
                     source=message.source or self.config.source_addr,
                     done=done,
+                    deadline=deadline,
                 )
             )
             futures.append((index, fut))
@@ -107,6 +119,21 @@ class SmsGateway:
             code, mid = await fut
             results.append(PartResult(index, mid, code))
         return summarize(results)
+
+    async def query(self, message_id: str, source: str = "") -> tuple[int, int | None]:
+        """query_sm: (command_status, message_state) of a message the SMSC took; a
+        pseudo status (NOT_SENT, LINK_LOST) when the link could not ask."""
+        conn = self._conn
+        if conn is None or not conn.bound:
+            return NOT_SENT, None
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[tuple[int, int | None]] = loop.create_future()
+
+        def done(code: int, state: int | None) -> None:
+            loop.call_soon_threadsafe(_resolve, fut, (code, state))
+
+        conn.query(Query(message_id, source or self.config.source_addr, done))
+        return await fut
 
     # -- receiving ----------------------------------------------------------------------
 
@@ -162,6 +189,7 @@ class SmsGateway:
             receipt = dataclasses.replace(receipt, handset=deliver.source)
             self._incoming.put_nowait(Incoming(receipt, (deliver,)))
             return
+        ref = self._ref_of(deliver)
         payload = deliver.short_message
         concat = None
         if deliver.esm_class & 0x40:
@@ -169,7 +197,7 @@ class SmsGateway:
         text = decode_text(payload, deliver.data_coding)
         if concat is None or concat.total <= 1:
             self._incoming.put_nowait(
-                Incoming(InboundSms(deliver.source, deliver.destination, text), (deliver,))
+                Incoming(InboundSms(deliver.source, deliver.destination, text, ref), (deliver,))
             )
             return
         key = key_of(deliver.source, concat)
@@ -184,22 +212,36 @@ class SmsGateway:
             return
         self._held.pop(key, None)
         self._incoming.put_nowait(
-            Incoming(InboundSms(deliver.source, deliver.destination, whole), (deliver,))
+            Incoming(InboundSms(deliver.source, deliver.destination, whole, ref), (deliver,))
         )
 
     def _release_expired(self) -> None:
         for key, text in self._reassembler.expired():
             delivers = self._held.pop(key, [])
             if delivers:
-                sms = InboundSms(key[0], delivers[0].destination, text)
+                sms = InboundSms(key[0], delivers[0].destination, text, self._ref_of(delivers[-1]))
                 self._incoming.put_nowait(Incoming(sms, ()))  # its parts were answered
+
+    def _ref_of(self, deliver: Deliver) -> str:
+        """What the SMSC identifies a received message by, never its content (two equal
+        replies are two messages): its message id when it gives one, else the session
+        (unique to this process and bind) and the deliver_sm's sequence number, which an
+        SMSC repeats when it delivers the same PDU again on that session."""
+        mid = deliver.tlvs.get(TLV_RECEIPTED_MESSAGE_ID, b"").rstrip(b"\0")
+        if mid:
+            return "id:" + mid.decode("ascii", "replace")
+        assert self._conn is not None
+        return f"seq:{self._conn.instance}.{deliver.generation}:{deliver.sequence}"
 
     def _answer(self, deliver: Deliver) -> None:
         if self._conn is not None:
             self._conn.answer(deliver, st.ESME_ROK)
 
 
-def _resolve(fut: asyncio.Future[tuple[int, str | None]], value: tuple[int, str | None]) -> None:
+T = TypeVar("T")
+
+
+def _resolve(fut: asyncio.Future[T], value: T) -> None:
     if not fut.done():
         fut.set_result(value)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 ESME_ROK = 0x00
+ESME_RINVCMDID = 0x03
 ESME_RSYSERR = 0x08
 ESME_RINVDSTADR = 0x0B
 ESME_RINVPASWD = 0x0E
@@ -12,6 +13,9 @@ ESME_RMSGQFUL = 0x14
 ESME_RTHROTTLED = 0x58
 ESME_RX_T_APPN = 0x64  # temporary application error
 ESME_RX_P_APPN = 0x65  # permanent application error
+
+LINK_LOST = -1  # pseudo status: written, but the link died before the SMSC answered
+NOT_SENT = -2  # pseudo status: never written (no link, or its deadline passed): safe to resend
 
 NAMES = {
     0x00: "ESME_ROK",

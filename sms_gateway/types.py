@@ -45,3 +45,4 @@ class InboundSms:
     source: str
     destination: str
     text: str
+    ref: str = ""  # what the SMSC identifies it by (see SmsGateway._ref_of): de-duplication
