@@ -110,8 +110,22 @@ def main(argv: list[str] | None = None) -> None:
     sim.add_argument(
         "--scenario", action="append", help="capture to generate (repeatable; default: all)"
     )
-    sim.add_argument("--rate", type=float, default=0.0, help="calls per second (0: none)")
+    sim.add_argument(
+        "--rate",
+        type=float,
+        help="calls per second (0: none; default one call every 20 s, none with --fast)",
+    )
     sim.add_argument("--duration", type=float, default=0.0, help="seconds (0: until stopped)")
+    sim.add_argument(
+        "--fast",
+        action="store_true",
+        help="replay at wire speed (load); default: human timing, phones ring for seconds",
+    )
+    sim.add_argument(
+        "--agents",
+        default="104,101,102,103",
+        help="extensions rung in turn (default: the demo operator, then the managers)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -144,16 +158,19 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "create-user":
         asyncio.run(_create_user(settings, args))
     elif args.command == "pbx-sim":
-        from telephony.ami.simulator import CALL_SCENARIOS, serve
+        from telephony.ami.simulator import CALL_SCENARIOS, FAST, HUMAN, serve
 
+        rate = args.rate if args.rate is not None else (0.0 if args.fast else 0.05)
         coro = serve(
             host=args.host,
             port=args.port,
             username=args.user,
             secret=args.secret,
             scenarios=args.scenario or CALL_SCENARIOS,
-            rate=args.rate,
+            rate=rate,
             duration=args.duration,
+            timing=FAST if args.fast else HUMAN,
+            agents=[a for a in args.agents.split(",") if a],
         )
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(coro)

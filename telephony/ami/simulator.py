@@ -7,8 +7,10 @@ closed, like the bad-login capture), ActionID-tagged responses, Ping, CoreShowCh
 click-to-call capture with the request's agent, number, CRM_CALL_ID and ActionID),
 Redirect, Hangup, Command, Logoff. Every replay gets fresh Uniqueid/Linkedid, channel
 names, bridge ids and CDR times, so replays never collide. For tests it can play a
-capture on demand (whole or in parts), drop every connection, or go silent; for load it
-generates N calls/s of the call scenarios (`callcard pbx-sim`).
+capture on demand (whole or in parts), drop every connection, or go silent.
+`callcard pbx-sim` generates calls: by default at human timing (phones ring for seconds,
+people talk for tens of seconds) and ringing the given agents' phones in turn, so a demo
+operator sees a pop that stays while it rings; `--fast` replays at wire speed for load.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ CALL_SCENARIOS = (
     "queue-call",
     "click-to-call",
 )
+# The extensions the captures' phones have: a replay rings the agents given instead.
+CAPTURE_AGENTS = ("101", "102", "103")
 # Events of the capturing connection itself, not of the calls.
 _SESSION_EVENTS = frozenset({"SuccessfulAuth", "FullyBooted", "ChallengeSent"})
 _UID = re.compile(r"\b(1\d{9})\.(\d+)\b")
@@ -108,11 +112,10 @@ class _Renamer:
         self._uids: dict[str, str] = {}
         self._chans: dict[str, str] = {}
         self._uuids: dict[str, str] = {}
-        self._literals = [
-            (re.compile(rf"(?<![\w.]){re.escape(old)}(?![\w.])"), new)
-            for old, new in literals.items()
-            if old != new
-        ]
+        # One pattern for all: literals are swapped at once (101 -> 102 -> 103 stays 102).
+        self._literals = {old: new for old, new in literals.items() if old != new}
+        alternatives = "|".join(map(re.escape, sorted(self._literals, key=len, reverse=True)))
+        self._literal = re.compile(rf"(?<![\w.])(?:{alternatives})(?![\w.])")
         self.cdr_shift = timedelta(0)
         starts = [e.get("StartTime") for e in events if e.name == "Cdr" and e.get("StartTime")]
         if starts:
@@ -152,8 +155,8 @@ class _Renamer:
             value = _CHAN.sub(self._channel, value)
         if "-" in value and len(value) >= 36:
             value = _UUID.sub(self._bridge, value)
-        for pattern, new in self._literals:
-            value = pattern.sub(new, value)
+        if self._literals:
+            value = self._literal.sub(lambda m: self._literals[m.group(0)], value)
         return value
 
     def event(self, event: Event) -> Pairs:
@@ -172,6 +175,66 @@ def prepare(
 def _linkedid(pairs: Pairs) -> str | None:
     # A Cdr has only its channel's UniqueID: the first leg's is the Linkedid.
     return next((v for k, v in pairs if k in ("Linkedid", "DestLinkedid", "UniqueID")), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """How long a replayed call takes. The captures carry no times, so the pauses go where
+    people act: a phone rings (`ring`), two people talk (`talk`), a caller waits in a queue
+    nobody is free for (`hold`). Each pause is drawn from its (low, high) seconds."""
+
+    pace: float = 0.0  # between any two events
+    ring: tuple[float, float] = (0.0, 0.0)
+    talk: tuple[float, float] = (0.0, 0.0)
+    hold: tuple[float, float] = (0.0, 0.0)
+
+    def pause(self, span: tuple[float, float]) -> float:
+        low, high = span
+        return random.uniform(low, high) if high > 0 else 0.0
+
+
+FAST = Timing(pace=0.01)
+HUMAN = Timing(pace=0.02, ring=(4.0, 8.0), talk=(15.0, 40.0), hold=(8.0, 15.0))
+_RING_ENDS = frozenset({"DialEnd", "AgentRingNoAnswer", "HangupRequest", "AgentConnect"})
+_TALK_ENDS = frozenset(
+    {"HangupRequest", "SoftHangupRequest", "BridgeLeave", "Hangup", "BlindTransfer"}
+)
+
+
+@dataclass(slots=True)
+class _Moment:
+    """Where one call of a replay stands, to know which pause comes next."""
+
+    ringing: bool = False
+    talking: bool = False
+    queued: bool = False
+
+
+def _pause_before(timing: Timing, pairs: Pairs, moments: dict[str, _Moment]) -> float:
+    name = pairs[0][1] if pairs and pairs[0][0] == "Event" else ""
+    moment = moments.setdefault(_linkedid(pairs) or "", _Moment())
+    pause = 0.0
+    if moment.ringing and name in _RING_ENDS:
+        busy = ("DialStatus", "BUSY") in pairs  # a busy phone answers at once
+        moment.ringing, pause = False, 0.0 if busy else timing.pause(timing.ring)
+    elif moment.talking and name in _TALK_ENDS:
+        moment.talking, pause = False, timing.pause(timing.talk)
+    elif moment.queued and name == "QueueCallerAbandon":
+        moment.queued, pause = False, timing.pause(timing.hold)
+    if name == "DialBegin":
+        moment.ringing, moment.queued = True, False
+    elif name == "BridgeEnter":
+        moment.talking = True
+    elif name == "QueueCallerJoin":
+        moment.queued = True
+    return pause
+
+
+def agent_literals(agents: Sequence[str], turn: int) -> dict[str, str]:
+    """The captures' phones as the given agents, the first of them starting at `turn`."""
+    if not agents:
+        return {}
+    return {captured: agents[(turn + i) % len(agents)] for i, captured in enumerate(CAPTURE_AGENTS)}
 
 
 @dataclass(slots=True, eq=False)
@@ -272,22 +335,36 @@ class AmiSimulator:
         return list(self._channels.values())
 
     async def play(
-        self, name: str, *, pace: float = 0.0, literals: dict[str, str] | None = None
+        self,
+        name: str,
+        *,
+        pace: float = 0.0,
+        literals: dict[str, str] | None = None,
+        timing: Timing | None = None,
     ) -> list[Pairs]:
         """Replay a capture's call events to every logged-in client; returns what was sent."""
         events = prepare(name, literals=literals, directory=self.captures)
         self.stats.calls += 1
-        await self.emit(events, pace=pace)
+        await self.emit(events, pace=pace, timing=timing)
         return events
 
-    async def emit(self, events: Iterable[Pairs], *, pace: float = 0.0) -> None:
+    async def emit(
+        self, events: Iterable[Pairs], *, pace: float = 0.0, timing: Timing | None = None
+    ) -> None:
+        moments: dict[str, _Moment] = {}
         for pairs in events:
+            if timing is not None:
+                pause = _pause_before(timing, pairs, moments)
+                if pause:
+                    await self._drain()
+                    await asyncio.sleep(pause)
             if self._hung_up and _linkedid(pairs) in self._hung_up:
                 continue  # the rest of a call that a Hangup action ended
             self._track(pairs)
             self._broadcast(encode_message(pairs))
-            if pace:
-                await asyncio.sleep(pace)
+            delay = timing.pace if timing is not None else pace
+            if delay:
+                await asyncio.sleep(delay)
         await self._drain()
 
     async def generate(
@@ -296,18 +373,26 @@ class AmiSimulator:
         rate: float,
         duration: float,
         scenarios: Sequence[str] = CALL_SCENARIOS,
-        pace: float = 0.01,
+        timing: Timing = FAST,
+        agents: Sequence[str] = (),
     ) -> int:
-        """Start `rate` calls per second for `duration` seconds (0: until cancelled)."""
+        """Start `rate` calls per second for `duration` seconds (0: until cancelled); the
+        captures' phones ring `agents` instead, the first phone of each call in turn."""
         names = [s for s in scenarios if s != "click-to-call"] or list(scenarios)
         started = 0
         loop = asyncio.get_running_loop()
         begin = loop.time()
         while duration <= 0 or loop.time() - begin < duration:
-            self._spawn(self.play(random.choice(names), pace=pace))
+            literals = agent_literals(agents, started)
+            self._spawn(self.play(random.choice(names), literals=literals, timing=timing))
             started += 1
             await asyncio.sleep(max(begin + started / rate - loop.time(), 0))
         return started
+
+    async def finished(self) -> None:
+        """Wait until every call started so far has been sent whole."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # ------------------------------------------------------------- internals
     def _spawn(self, coro: object) -> None:
@@ -630,6 +715,8 @@ async def serve(
     scenarios: Sequence[str],
     rate: float,
     duration: float,
+    timing: Timing = HUMAN,
+    agents: Sequence[str] = (),
     host: str = "127.0.0.1",
 ) -> None:
     """`callcard pbx-sim`: serve AMI, and generate calls when a rate is given."""
@@ -638,8 +725,10 @@ async def serve(
     print(f"AMI simulator on {simulator.url}", flush=True)
     try:
         if rate > 0:
-            started = await simulator.generate(rate=rate, duration=duration, scenarios=scenarios)
-            await asyncio.sleep(1.0)  # let the last calls finish
+            started = await simulator.generate(
+                rate=rate, duration=duration, scenarios=scenarios, timing=timing, agents=agents
+            )
+            await simulator.finished()  # let the last calls finish
             print(f"{started} calls, {simulator.stats.events} events sent", flush=True)
         elif duration > 0:
             await asyncio.sleep(duration)
