@@ -12,27 +12,25 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from crm_api.errors import AppError
-from crm_api.routes import (
-    auth,
-    calls,
-    clients,
-    communications,
-    deals,
-    directories,
-    health,
-    imports,
-    messages,
-    plans,
-    reports,
-    schedules,
-    tasks,
-    users,
-    views,
-    ws,
-)
-from crm_api.runtime import Feature, running_features, running_services
-from crm_api.settings import Settings
+from crm_api.accounts import auth_http as auth
+from crm_api.accounts import http as users
+from crm_api.calls import http as calls
+from crm_api.clients import files_http as imports
+from crm_api.clients import http as clients
+from crm_api.clients import views_http as views
+from crm_api.clients.directories import http as directories
+from crm_api.clients.timeline import http as communications
+from crm_api.messages import http as messages
+from crm_api.platform import health
+from crm_api.platform.errors import AppError
+from crm_api.platform.realtime import ws
+from crm_api.platform.runtime import Feature, running_features, running_services
+from crm_api.platform.settings import Settings
+from crm_api.sales import http as deals
+from crm_api.sales import plans_http as plans
+from crm_api.sales import reports_http as reports
+from crm_api.schedules import http as schedules
+from crm_api.tasks import http as tasks
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"

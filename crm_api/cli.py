@@ -9,11 +9,11 @@ import getpass
 import logging
 import sys
 
-from crm_api.settings import Settings
+from crm_api.platform.settings import Settings
 
 
 async def _seed(settings: Settings) -> None:
-    from crm_api.db.session import make_engine, make_sessionmaker
+    from crm_api.platform.db.session import make_engine, make_sessionmaker
     from crm_api.seed import seed_demo
 
     engine = make_engine(settings.database_url)
@@ -32,9 +32,9 @@ async def _seed(settings: Settings) -> None:
 
 
 async def _create_user(settings: Settings, args: argparse.Namespace) -> None:
-    from crm_api.db.session import make_engine, make_sessionmaker
-    from crm_api.db.users import Role
-    from crm_api.domain.auth import MIN_PASSWORD_LENGTH, create_user
+    from crm_api.accounts.models import Role
+    from crm_api.accounts.service import MIN_PASSWORD_LENGTH, create_user
+    from crm_api.platform.db.session import make_engine, make_sessionmaker
 
     password = args.password or getpass.getpass("Password: ")
     if len(password) < MIN_PASSWORD_LENGTH:
@@ -57,7 +57,7 @@ async def _create_user(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _prepare_embedded(settings: Settings) -> None:
-    from crm_api.db.migrate import upgrade_url
+    from crm_api.platform.db.migrate import upgrade_url
 
     if settings.is_sqlite:
         settings.recordings_dir.mkdir(parents=True, exist_ok=True)
@@ -138,19 +138,19 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "api":
         _serve(settings, embedded=False)
     elif args.command == "migrate":
-        from crm_api.db.migrate import upgrade_url
+        from crm_api.platform.db.migrate import upgrade_url
 
         upgrade_url(settings.database_url)
         print("Database is up to date.")
     elif args.command == "seed-demo":
         asyncio.run(_seed(settings))
     elif args.command == "sms":
-        from crm_api.sms.process import run_sms
+        from crm_api.messages.sms.process import run_sms
 
         asyncio.run(run_sms(settings))
     elif args.command == "telephony":
         from crm_api.calls.telephony import start_telephony
-        from crm_api.runtime import run_headless
+        from crm_api.platform.runtime import run_headless
 
         if not settings.ami_url:
             sys.exit("CALLCARD_AMI_URL is not set (ami://user:secret@host:5038)")

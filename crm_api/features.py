@@ -6,11 +6,11 @@ import functools
 
 from crm_api.calls.pipeline import start_call_events
 from crm_api.calls.telephony import start_telephony
-from crm_api.messaging.email import start_email
-from crm_api.reminders import missed_call_hook, start_reminders
-from crm_api.runtime import Feature
-from crm_api.settings import Settings
-from crm_api.sms.pipeline import start_sms
+from crm_api.messages.email import start_email
+from crm_api.messages.sms.pipeline import start_sms
+from crm_api.platform.runtime import Feature
+from crm_api.platform.settings import Settings
+from crm_api.tasks.reminders import missed_call_hook, start_reminders
 
 
 def enabled_features(settings: Settings, *, embedded: bool) -> tuple[Feature, ...]:

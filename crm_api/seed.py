@@ -10,15 +10,16 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_api.db.base import utcnow
-from crm_api.db.clients import Client, ClientKind
-from crm_api.db.communications import CommDirection, CommKind
-from crm_api.db.directories import ClientGroup, LeadSource, Segment
-from crm_api.db.users import Role, User
-from crm_api.domain import auth, communications
-from crm_api.domain.clients import create_client
+from crm_api.accounts import service as auth
+from crm_api.accounts.models import Role, User
+from crm_api.clients.directories.models import ClientGroup, LeadSource, Segment
+from crm_api.clients.models import Client, ClientKind
+from crm_api.clients.schemas import ClientCreate, EmailIn, PhoneIn
+from crm_api.clients.service import create_client
+from crm_api.clients.timeline import service as communications
+from crm_api.clients.timeline.models import CommDirection, CommKind
+from crm_api.platform.db.base import utcnow
 from crm_api.sales.demo import seed_sales
-from crm_api.schemas.clients import ClientCreate, EmailIn, PhoneIn
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,12 @@ from support.peers import missing
 from support.server import RunningApi, running_api
 from support.servers import PgServer, postgres_server, redis_server
 
-from crm_api.db import Base
-from crm_api.db.migrate import upgrade_url
-from crm_api.db.sales import builtin_stage_rows
-from crm_api.db.session import make_engine, make_sessionmaker
-from crm_api.db.users import Role
-from crm_api.settings import Settings
+from crm_api.accounts.models import Role
+from crm_api.models import Base
+from crm_api.platform.db.migrate import upgrade_url
+from crm_api.platform.db.session import make_engine, make_sessionmaker
+from crm_api.platform.settings import Settings
+from crm_api.sales.models import builtin_stage_rows
 
 BACKENDS = ["sqlite", "postgres"]
 KEPT_TABLES = {"lead_sources", "deal_stages"}  # built-in rows the migrations made

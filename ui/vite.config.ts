@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config'
 import vue from '@vitejs/plugin-vue'
 
-// The API's default port (crm_api/settings.py bind_port).
+// The API's default port (crm_api/platform/settings.py bind_port).
 const api = process.env.CALLCARD_API ?? 'http://127.0.0.1:8000'
 
 export default defineConfig({

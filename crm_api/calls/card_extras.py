@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_api.db.sales import Deal, DealStage, StageKind, Task
-from crm_api.schemas.sales import from_minor
+from crm_api.sales.models import Deal, DealStage, StageKind, Task
+from crm_api.sales.schemas import from_minor
 
 CARD_ITEMS = 5
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from crm_api.calls import codec
 from crm_api.calls.service import CallService, MissedCallHook
-from crm_api.deps import Services
-from crm_api.realtime.streams import EventStream, InProcessStream, RedisStream
+from crm_api.platform.deps import Services
+from crm_api.platform.realtime.streams import EventStream, InProcessStream, RedisStream
 from telephony import events as ev
 from telephony.events import CallEvent
 

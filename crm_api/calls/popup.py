@@ -7,10 +7,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.calls import card_extras
-from crm_api.db.calls import Call
-from crm_api.db.clients import Client
-from crm_api.domain import communications
-from crm_api.schemas.presenters import communication_public, user_ref
+from crm_api.calls.models import Call
+from crm_api.clients.models import Client
+from crm_api.clients.presenters import communication_public, user_ref
+from crm_api.clients.timeline import service as communications
 
 LAST_COMMUNICATIONS = 3
 

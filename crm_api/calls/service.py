@@ -22,14 +22,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_api.accounts.models import Role, User
+from crm_api.calls.models import Call, Recording
 from crm_api.calls.popup import call_state, card_summary
-from crm_api.db.calls import Call, Recording
-from crm_api.db.clients import Client
-from crm_api.db.communications import CommDirection, CommKind
-from crm_api.db.users import Role, User
-from crm_api.domain import clients as clients_domain
-from crm_api.domain import communications, phones
-from crm_api.realtime.hub import Hub
+from crm_api.clients import phones
+from crm_api.clients import service as clients_domain
+from crm_api.clients.models import Client
+from crm_api.clients.timeline import service as communications
+from crm_api.clients.timeline.models import CommDirection, CommKind
+from crm_api.platform.realtime.hub import Hub
 from telephony import events as ev
 
 log = logging.getLogger(__name__)

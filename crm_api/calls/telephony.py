@@ -11,9 +11,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from crm_api.calls.pipeline import CallEventSink, make_stream
-from crm_api.db.base import utcnow
-from crm_api.deps import Services
-from crm_api.domain.routing import choose_extension
+from crm_api.platform.db.base import utcnow
+from crm_api.platform.deps import Services
+from crm_api.schedules.routing import choose_extension
 from telephony.ami.adapter import AmiAdapter
 from telephony.ami.agi import AgiRequest, FastAgiServer, Router
 

@@ -1,1 +1,1 @@
-"""The sales side's helpers that are neither storage nor use cases (demo data)."""
+"""Deals and their pipeline stages, sales plans, sales reports, and demo data."""

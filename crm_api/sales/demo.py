@@ -9,12 +9,13 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_api.db.base import utcnow
-from crm_api.db.clients import Client
-from crm_api.db.sales import SalesPlan, StageKind, Task
-from crm_api.db.users import User
-from crm_api.domain import deals, schedules
-from crm_api.schemas.sales import DealClose, DealCreate
+from crm_api.accounts.models import User
+from crm_api.clients.models import Client
+from crm_api.platform.db.base import utcnow
+from crm_api.sales import service as deals
+from crm_api.sales.models import SalesPlan, StageKind, Task
+from crm_api.sales.schemas import DealClose, DealCreate
+from crm_api.schedules import service as schedules
 
 TITLES = ("Поставка оборудования", "Годовой сервис", "Пробная партия", "Расширение лицензии")
 LOST_REASONS = ("Дорого", "Выбрали конкурента", "Нет бюджета")

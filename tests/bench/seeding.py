@@ -15,7 +15,7 @@ import asyncpg
 from support.factories import _HASH
 from support.servers import PgServer
 
-from crm_api.db.migrate import upgrade_url
+from crm_api.platform.db.migrate import upgrade_url
 
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "1000000"))
 WITH_HISTORY = 20_000  # cards with a long timeline (30 communications each)

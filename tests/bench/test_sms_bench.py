@@ -32,11 +32,11 @@ from sqlalchemy import func, select
 from support.servers import PgServer
 from support.smsc import SmscProcess
 
-from crm_api.db.outbox import OutboxMessage
-from crm_api.db.session import make_engine, make_sessionmaker
-from crm_api.realtime.bus import InProcessBus
-from crm_api.realtime.hub import Hub
-from crm_api.sms.service import SmsService
+from crm_api.messages.models import OutboxMessage
+from crm_api.messages.sms.service import SmsService
+from crm_api.platform.db.session import make_engine, make_sessionmaker
+from crm_api.platform.realtime.bus import InProcessBus
+from crm_api.platform.realtime.hub import Hub
 from sms_gateway import SmppConfig, SmsGateway
 
 MESSAGES = int(os.environ.get("BENCH_SMS_MESSAGES", "20000"))

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 from support.server import RunningApi
 
-from crm_api.db.clients import Client
+from crm_api.clients.models import Client
 from telephony import events as ev
 
 __all__ = ["app", "backend", "browser", "chromium", "demo", "ui_dist"]

@@ -17,8 +17,8 @@ from support.peers import missing
 from support.server import RunningApi, running_api
 
 from crm_api.features import enabled_features
+from crm_api.platform.settings import Settings
 from crm_api.seed import seed_demo
-from crm_api.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 UI = ROOT / "ui"

@@ -17,7 +17,7 @@ from support.peers import free_port
 from support.server import RunningApi, running_api
 
 from crm_api.features import enabled_features
-from crm_api.settings import Settings
+from crm_api.platform.settings import Settings
 from telephony.ami.simulator import CAPTURES, AmiSimulator, prepare
 
 CAPTURE_WAV = CAPTURES / "incoming-answered.wav"

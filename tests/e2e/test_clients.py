@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 from support.server import RunningApi
 
-from crm_api.db.clients import Client
-from crm_api.db.outbox import OutboxMessage
+from crm_api.clients.models import Client
+from crm_api.messages.models import OutboxMessage
 
 
 async def test_search_by_phone_in_another_form_and_edit_the_card(

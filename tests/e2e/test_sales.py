@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.server import RunningApi
 
-from crm_api.db.sales import Deal, DealStage, Task
-from crm_api.db.users import User
+from crm_api.accounts.models import User
+from crm_api.sales.models import Deal, DealStage, Task
 
 
 async def drag(page: Page, source: Locator, target: Locator) -> None:

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 from support.server import RunningApi
 
-from crm_api.db.clients import Client
-from crm_api.db.communications import Communication
+from crm_api.clients.models import Client
+from crm_api.clients.timeline.models import Communication
 from telephony import events as ev
 
 OPERATOR_EXT = "104"

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 from support.server import RunningApi
 
-from crm_api.db.calls import Call
-from crm_api.db.clients import Client
+from crm_api.calls.models import Call
+from crm_api.clients.models import Client
 from telephony import events as ev
 from telephony.ami.simulator import CAPTURES
 

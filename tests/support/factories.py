@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_api.db.users import Role, User
-from crm_api.domain.auth import hash_password, issue_token
+from crm_api.accounts.models import Role, User
+from crm_api.accounts.service import hash_password, issue_token
 
 PASSWORD = "test-password-1"
 _HASH = hash_password(PASSWORD)  # argon2 is slow on purpose: hash once for every test user

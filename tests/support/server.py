@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from crm_api.app import Feature, create_app
-from crm_api.settings import Settings
+from crm_api.platform.settings import Settings
 from support.peers import free_port
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 from aiosmtpd.controller import Controller
 
-from crm_api.settings import Settings
-from crm_api.sms.pipeline import start_sms
+from crm_api.messages.sms.pipeline import start_sms
+from crm_api.platform.settings import Settings
 from support.peers import free_port
 from support.server import RunningApi, running_api
 from support.smsc import SmscProcess

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from crm_api.app import create_app
-from crm_api.settings import Settings
+from crm_api.platform.settings import Settings
 
 settings = Settings(_env_file=None)  # type: ignore[call-arg]
 doc = create_app(settings).openapi()

@@ -6,7 +6,7 @@ import pytest
 from support.server import RunningApi, running_api
 
 from crm_api.calls.pipeline import start_call_events
-from crm_api.settings import Settings
+from crm_api.platform.settings import Settings
 
 
 @pytest.fixture

@@ -17,11 +17,11 @@ from support.peers import free_port
 from support.server import RunningApi, running_api
 from support.ws import Socket, open_socket
 
+from crm_api.accounts.models import Role
 from crm_api.calls.pipeline import start_call_events
 from crm_api.calls.telephony import start_telephony
-from crm_api.db.users import Role
-from crm_api.reminders import missed_call_hook
-from crm_api.settings import Settings
+from crm_api.platform.settings import Settings
+from crm_api.tasks.reminders import missed_call_hook
 from telephony.ami.simulator import CAPTURES, AmiSimulator, prepare
 
 

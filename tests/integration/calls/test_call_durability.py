@@ -21,13 +21,13 @@ from support.tcp_proxy import CuttableProxy
 from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
+from crm_api.accounts.models import Role
+from crm_api.calls.models import Call
 from crm_api.calls.pipeline import CALL_EVENTS_STREAM, CallEventSink, start_call_events
-from crm_api.db.calls import Call
-from crm_api.db.communications import CommKind, Communication
-from crm_api.db.users import Role
-from crm_api.realtime import streams
-from crm_api.realtime.streams import RedisStream
-from crm_api.settings import Settings
+from crm_api.clients.timeline.models import CommKind, Communication
+from crm_api.platform.realtime import streams
+from crm_api.platform.realtime.streams import RedisStream
+from crm_api.platform.settings import Settings
 from telephony import events as ev
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)

@@ -12,7 +12,7 @@ from support.server import RunningApi
 from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
-from crm_api.db.users import Role
+from crm_api.accounts.models import Role
 from telephony import events as ev
 from telephony.ami.simulator import CAPTURES
 

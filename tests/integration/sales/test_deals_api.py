@@ -11,9 +11,9 @@ from support.factories import Actor
 from support.server import RunningApi
 from support.ws import Socket, open_socket
 
-from crm_api.db.communications import CommDirection, CommKind, Communication
-from crm_api.db.sales import DealStageVisit
-from crm_api.db.users import Role
+from crm_api.accounts.models import Role
+from crm_api.clients.timeline.models import CommDirection, CommKind, Communication
+from crm_api.sales.models import DealStageVisit
 
 
 async def _client(api: RunningApi, actor: Actor, name: str = "ООО Ромашка") -> dict[str, Any]:

@@ -16,13 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.factories import Actor, make_user
 from support.server import RunningApi
 
-from crm_api.db.clients import Client, ClientKind
-from crm_api.db.communications import CommDirection, CommKind, Communication
-from crm_api.db.directories import LeadSource, Segment
-from crm_api.db.sales import SalesPlan
-from crm_api.db.users import Role
-from crm_api.domain import deals, reports
-from crm_api.schemas.sales import DealClose, DealCreate
+from crm_api.accounts.models import Role
+from crm_api.clients.directories.models import LeadSource, Segment
+from crm_api.clients.models import Client, ClientKind
+from crm_api.clients.timeline.models import CommDirection, CommKind, Communication
+from crm_api.sales import reports
+from crm_api.sales import service as deals
+from crm_api.sales.models import SalesPlan
+from crm_api.sales.schemas import DealClose, DealCreate
 
 MSK = ZoneInfo("Europe/Moscow")
 NOV = reports.Period.of(date(2026, 11, 1), date(2026, 11, 30), MSK)

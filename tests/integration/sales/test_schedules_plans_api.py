@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.factories import Actor
 from support.server import RunningApi
 
+from crm_api.accounts.models import Role
 from crm_api.calls import card_extras
-from crm_api.db.sales import ScheduleException, Shift
-from crm_api.db.users import Role
+from crm_api.sales.models import ScheduleException, Shift
 
 MSK = ZoneInfo("Europe/Moscow")
 

@@ -24,7 +24,7 @@ export type ApiPath = keyof paths
 
 export const API = '/api/v1'
 
-/** An answer the API refused: `{"error": {"code", "message"}}` from crm_api.errors. */
+/** An answer the API refused: `{"error": {"code", "message"}}` from crm_api.platform.errors. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,

@@ -1,0 +1,1 @@
+"""Users, sign-in (passwords, tokens), the one permission table, and the audit log."""

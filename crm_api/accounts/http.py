@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from crm_api.accounts import audit
+from crm_api.accounts import service as auth
+from crm_api.accounts.models import User
+from crm_api.accounts.permissions import Permission
+from crm_api.accounts.schemas import UserCreate, UserPublic, UserUpdate
+from crm_api.platform.deps import ServicesDep, SessionDep, require
+from crm_api.platform.errors import Conflict, NotFound
+from crm_api.platform.schemas import Page
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+def _public_fields(user: User) -> dict[str, object]:
+    return UserPublic.model_validate(user).model_dump(mode="json", exclude={"id"})
+
+
+@router.get("", operation_id="list_users")
+async def list_users(
+    session: SessionDep, _user: Annotated[User, require(Permission.USERS_READ)]
+) -> Page[UserPublic]:
+    users = (await session.scalars(select(User).order_by(User.full_name))).all()
+    total = await session.scalar(select(func.count()).select_from(User)) or 0
+    return Page(
+        items=[UserPublic.model_validate(u) for u in users], total=total, page=1, page_size=total
+    )
+
+
+@router.post("", status_code=201, operation_id="create_user")
+async def create_user(
+    body: UserCreate,
+    session: SessionDep,
+    admin: Annotated[User, require(Permission.USERS_MANAGE)],
+) -> UserPublic:
+    try:
+        user = await auth.create_user(
+            session,
+            username=body.username,
+            password=body.password,
+            full_name=body.full_name,
+            role=body.role,
+            extension=body.extension,
+            language=body.language,
+        )
+    except IntegrityError as exc:
+        raise Conflict("username or extension already taken").with_code("user_exists") from exc
+    user.sip_address = body.sip_address
+    audit.record(
+        session,
+        admin,
+        action="create",
+        entity="user",
+        entity_id=user.id,
+        client_id=None,
+        changes=audit.diff({}, _public_fields(user)),
+    )
+    await session.commit()
+    return UserPublic.model_validate(user)
+
+
+@router.patch("/{user_id}", operation_id="update_user")
+async def update_user(
+    user_id: int,
+    body: UserUpdate,
+    session: SessionDep,
+    services: ServicesDep,
+    admin: Annotated[User, require(Permission.USERS_MANAGE)],
+) -> UserPublic:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user #{user_id} not found")
+    before = _public_fields(user)
+    for field in body.model_fields_set - {"password"}:
+        setattr(user, field, getattr(body, field))
+    if body.password:
+        user.password_hash = auth.hash_password(body.password)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("extension already taken").with_code("user_exists") from exc
+    audit.record(
+        session,
+        admin,
+        action="update",
+        entity="user",
+        entity_id=user.id,
+        client_id=None,
+        changes=audit.diff(before, _public_fields(user)),
+    )
+    await session.commit()
+    services.tokens.forget_user(user.id)  # a new role or a deactivation applies at once
+    return UserPublic.model_validate(user)

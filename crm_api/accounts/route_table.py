@@ -1,0 +1,50 @@
+"""The API's route table with each route's permission, for docs and the access tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+
+from crm_api.accounts.permissions import Permission
+from crm_api.platform.deps import Authorize
+
+# Routes that answer without a login; every other /api/v1 route carries `Authorize`.
+PUBLIC_ROUTES = {("POST", "/api/v1/auth/login"), ("GET", "/api/v1/health")}
+
+
+@dataclass(frozen=True, slots=True)
+class RouteInfo:
+    method: str
+    path: str
+    permission: Permission | None  # None: public
+
+
+def _permission(dependant: Dependant) -> Permission | None:
+    for dep in dependant.dependencies:
+        if isinstance(dep.call, Authorize):
+            return dep.call.permission
+        found = _permission(dep)
+        if found is not None:
+            return found
+    return None
+
+
+def _contexts(routes: list[Any]) -> list[Any]:
+    found = []
+    for route in routes:
+        if hasattr(route, "effective_route_contexts"):
+            found.extend(route.effective_route_contexts())
+    return found
+
+
+def route_table(app: FastAPI, prefix: str = "/api/v1") -> list[RouteInfo]:
+    table = []
+    for ctx in _contexts(app.router.routes):
+        if not ctx.path.startswith(prefix) or ctx.dependant is None:
+            continue
+        for method in sorted(ctx.methods or ()):
+            table.append(RouteInfo(method, ctx.path, _permission(ctx.dependant)))
+    return table

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from crm_api.accounts.models import Role
+from crm_api.platform.schemas import ApiModel
+
+Language = Literal["ru", "en"]
+
+
+class UserPublic(ApiModel):
+    id: int
+    username: str
+    full_name: str
+    role: Role
+    extension: str | None
+    sip_address: str | None
+    language: str
+    is_active: bool
+
+
+class UserCreate(ApiModel):
+    username: str = Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    password: str = Field(min_length=8, max_length=200)
+    full_name: str = Field(min_length=1, max_length=200)
+    role: Role
+    extension: str | None = Field(default=None, max_length=32, pattern=r"^[0-9A-Za-z*#]+$")
+    sip_address: str | None = Field(default=None, max_length=200)
+    language: Language = "ru"
+
+
+class UserUpdate(ApiModel):
+    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+    password: str | None = Field(default=None, min_length=8, max_length=200)
+    role: Role | None = None
+    extension: str | None = Field(default=None, max_length=32, pattern=r"^[0-9A-Za-z*#]+$")
+    sip_address: str | None = Field(default=None, max_length=200)
+    language: Language | None = None
+    is_active: bool | None = None
+
+
+class ProfileUpdate(ApiModel):
+    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+    language: Language | None = None
+
+
+class LoginRequest(ApiModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class LoginResponse(ApiModel):
+    user: UserPublic
+    token: str
+
+
+class TokenCreate(ApiModel):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class TokenIssued(ApiModel):
+    token: str
+    expires_at: datetime | None

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_api.platform.db.base import Base, JsonType, utcnow
+
+
+class Call(Base):
+    """A client call as the call-event service follows it, one row per PBX call id
+    (Asterisk's Linkedid), whatever legs, queue members and transfers it went through."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pbx_call_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    crm_call_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # click-to-call
+    client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="SET NULL"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))  # originating|ringing|answered|ended|failed
+    caller: Mapped[str | None] = mapped_column(String(40))
+    callee: Mapped[str | None] = mapped_column(String(40))
+    did: Mapped[str | None] = mapped_column(String(40))
+    ringing: Mapped[list[str]] = mapped_column(JsonType, default=list)  # extensions rung
+    agents: Mapped[list[str]] = mapped_column(JsonType, default=list)  # extensions that talked
+    answered_by: Mapped[str | None] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    disposition: Mapped[str | None] = mapped_column(String(16))
+    cause: Mapped[int | None]
+    ring_s: Mapped[float | None]
+    talk_s: Mapped[float | None]
+    failure: Mapped[str | None] = mapped_column(String(32))
+    communication_id: Mapped[int | None] = mapped_column(
+        ForeignKey("communications.id", ondelete="SET NULL")
+    )
+    score: Mapped[dict[str, object] | None] = mapped_column(JsonType)  # supervisor's review
+
+    __table_args__ = (Index("ix_calls_state", "state"),)
+
+
+class Recording(Base):
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    pbx_path: Mapped[str] = mapped_column(String(500))  # as the PBX wrote it
+    file_name: Mapped[str] = mapped_column(String(255))  # inside CALLCARD_RECORDINGS_DIR
+    size: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_recordings_call_file", "call_id", "file_name", unique=True),)

@@ -1,0 +1,1 @@
+"""Directories of the card: groups, segments, lead sources and custom fields."""

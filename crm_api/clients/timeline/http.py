@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter
+
+from crm_api.accounts.models import User
+from crm_api.accounts.permissions import Permission
+from crm_api.clients.presenters import user_ref
+from crm_api.clients.timeline import service as communications
+from crm_api.clients.timeline.schemas import CommentCreate, CommentPublic
+from crm_api.platform.deps import ServicesDep, SessionDep, require
+
+router = APIRouter(prefix="/communications", tags=["communications"])
+
+
+@router.post("/{communication_id}/comments", status_code=201, operation_id="add_comment")
+async def add_comment(
+    communication_id: int,
+    body: CommentCreate,
+    session: SessionDep,
+    services: ServicesDep,
+    user: Annotated[User, require(Permission.NOTES_WRITE)],
+) -> CommentPublic:
+    comm = await communications.get_for(session, user, communication_id)
+    comment = await communications.add_comment(session, user, comm, body.body)
+    await session.commit()
+    public = CommentPublic(
+        id=comment.id,
+        user=user_ref(comment.user),
+        body=comment.body,
+        created_at=comment.created_at,
+    )
+    await services.hub.notify(
+        "communication.commented",
+        {"communication_id": comm.id, "comment": public.model_dump(mode="json")},
+        client_id=comm.client_id,
+    )
+    return public

@@ -1,0 +1,173 @@
+"""The card's timeline: every call, SMS, e-mail and note, newest first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload, selectinload
+
+from crm_api.accounts import audit
+from crm_api.accounts.models import User
+from crm_api.accounts.permissions import can_access_client
+from crm_api.clients.models import Client
+from crm_api.clients.timeline.models import (
+    CommDirection,
+    CommKind,
+    Communication,
+    CommunicationComment,
+)
+from crm_api.platform.db.base import utcnow
+from crm_api.platform.errors import Forbidden, NotFound
+
+# Authors ride along in the communications' own query; the comments (with theirs) come
+# in one more query for the whole page.
+TIMELINE_LOAD = (
+    joinedload(Communication.user),
+    selectinload(Communication.comments).joinedload(CommunicationComment.user),
+)
+
+
+async def timeline(
+    session: AsyncSession, client_id: int, *, kind: CommKind | None, page: int, page_size: int
+) -> tuple[list[Communication], int]:
+    query = select(Communication).where(Communication.client_id == client_id)
+    if kind is not None:
+        query = query.where(Communication.kind == kind)
+    count = select(func.count()).select_from(query.subquery())
+    # The total rides along as a scalar subquery (computed once): one round trip for both.
+    rows = (
+        await session.execute(
+            query.add_columns(count.scalar_subquery())
+            .options(*TIMELINE_LOAD)
+            .order_by(Communication.occurred_at.desc(), Communication.id.desc())
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        )
+    ).all()
+    if rows:
+        return [comm for comm, _ in rows], rows[0][1]
+    # An empty page: the first one means no communications, a later one asks the count.
+    return [], 0 if page == 1 else (await session.scalar(count) or 0)
+
+
+async def latest(session: AsyncSession, client_id: int, limit: int) -> list[Communication]:
+    """The newest communications of a card, without the timeline's total."""
+    rows = await session.scalars(
+        select(Communication)
+        .where(Communication.client_id == client_id)
+        .options(*TIMELINE_LOAD)
+        .order_by(Communication.occurred_at.desc(), Communication.id.desc())
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def add_note(
+    session: AsyncSession, actor: User, client: Client, body: str, deal_id: int | None
+) -> Communication:
+    note = Communication(
+        client_id=client.id,
+        kind=CommKind.NOTE,
+        direction=None,
+        status="done",
+        user_id=actor.id,
+        occurred_at=utcnow(),
+        body=body,
+        deal_id=deal_id,
+        comments=[],
+    )
+    session.add(note)
+    await session.flush()
+    audit.record(
+        session,
+        actor,
+        action="create",
+        entity="note",
+        entity_id=note.id,
+        client_id=client.id,
+        changes={"body": [None, body]},
+    )
+    return note
+
+
+async def get_for(session: AsyncSession, actor: User, communication_id: int) -> Communication:
+    comm = await session.scalar(
+        select(Communication).where(Communication.id == communication_id).options(*TIMELINE_LOAD)
+    )
+    if comm is None:
+        raise NotFound(f"communication #{communication_id} not found")
+    client = await session.get(Client, comm.client_id)
+    if client is None or not can_access_client(actor, client):
+        raise Forbidden(f"communication #{communication_id} is on another manager's client")
+    return comm
+
+
+async def add_comment(
+    session: AsyncSession, actor: User, comm: Communication, body: str
+) -> CommunicationComment:
+    comment = CommunicationComment(communication_id=comm.id, user_id=actor.id, body=body)
+    session.add(comment)
+    await session.flush()
+    audit.record(
+        session,
+        actor,
+        action="comment",
+        entity="communication",
+        entity_id=comm.id,
+        client_id=comm.client_id,
+        changes={"comment": [None, body]},
+    )
+    await session.refresh(comment, ["user"])
+    return comment
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    client_id: int,
+    kind: CommKind,
+    external_id: str,
+    direction: CommDirection | None,
+    status: str,
+    occurred_at: datetime,
+    user_id: int | None = None,
+    subject: str | None = None,
+    body: str | None = None,
+    deal_id: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> tuple[Communication, bool]:
+    """Writes a communication produced by another system once: a replay of the same
+    external fact updates the one row instead of adding a second."""
+    existing = await session.scalar(
+        select(Communication).where(
+            Communication.kind == kind, Communication.external_id == external_id
+        )
+    )
+    if existing is not None:
+        existing.status = status
+        existing.details = {**existing.details, **(details or {})}
+        if user_id is not None:
+            existing.user_id = user_id
+        if body is not None:
+            existing.body = body
+        return existing, False
+    comm = Communication(
+        client_id=client_id,
+        kind=kind,
+        external_id=external_id,
+        direction=direction,
+        status=status,
+        occurred_at=occurred_at,
+        user_id=user_id,
+        subject=subject,
+        body=body,
+        deal_id=deal_id,
+        details=details or {},
+        comments=[],
+    )
+    session.add(comm)
+    await session.flush()
+    return comm, True

@@ -1,0 +1,67 @@
+"""A text from a client: a communication on their card (a new card for an unknown
+number), and "STOP" turns their SMS off."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.clients import phones
+from crm_api.clients.models import Client
+from crm_api.clients.service import find_or_create_by_phone
+from crm_api.clients.timeline.models import CommDirection, CommKind, Communication
+from crm_api.clients.timeline.service import record
+from sms_gateway.types import InboundSms
+
+STOP_WORDS = frozenset({"STOP", "СТОП", "STOPALL", "UNSUBSCRIBE", "ОТПИСАТЬСЯ"})
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    client: Client
+    communication: Communication
+    new_card: bool
+    opted_out: bool  # this message turned the client's SMS off
+
+
+def is_stop(text: str) -> bool:
+    word = text.strip().strip(".!").upper()
+    return word in STOP_WORDS
+
+
+async def receive(
+    session: AsyncSession, sms: InboundSms, *, region: str, now: datetime, key: str
+) -> Received | None:
+    """None when the sender is not a phone number (an alphanumeric sender id)."""
+    e164 = phones.try_normalize(sms.source, region)
+    if e164 is None:
+        return None
+    client, created = await find_or_create_by_phone(session, e164, source_code="incoming_sms")
+    stop = is_stop(sms.text)
+    comm, _ = await record(
+        session,
+        client_id=client.id,
+        kind=CommKind.SMS,
+        external_id=key,
+        direction=CommDirection.INBOUND,
+        status="received",
+        occurred_at=now,
+        user_id=client.manager_id,
+        body=sms.text,
+        details={"from": e164, "to": sms.destination, **({"opt_out": True} if stop else {})},
+    )
+    opted_out = stop and not client.sms_opted_out
+    if stop:
+        client.sms_opted_out = True
+    return Received(client, comm, created, opted_out)
+
+
+def receipt_key(sms: InboundSms, seen_at: datetime) -> str:
+    """The external id of a received text. SMPP gives an MO message no id of its own; a
+    redelivery after a crash comes within minutes, so sender + text + the minute it was
+    first seen tells a redelivery from a new message well enough."""
+    digest = hashlib.sha1(f"{sms.source}\0{sms.text}".encode()).hexdigest()[:16]
+    return f"sms-in:{digest}:{seen_at:%Y%m%d%H%M}"

@@ -1,0 +1,384 @@
+"""The SMS worker: outbox → SMSC, and SMSC → database → browsers.
+
+Sending: due messages are claimed in batches (a claim survives nothing but its own
+timeout, so a crashed worker's messages are tried again), submitted through the gateway
+with the window it enforces, and the results written in batches. Receiving: receipts
+and received texts are written in one transaction per batch and acknowledged to the
+SMSC only after the commit, so a crash makes the SMSC deliver them again. Frames are
+published after each commit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_api.clients.models import Client
+from crm_api.clients.timeline.models import Communication
+from crm_api.messages.models import OutboxMessage
+from crm_api.messages.outbox import CLAIM_FOR, claim_due
+from crm_api.messages.sms import bulk as bulk_sends
+from crm_api.messages.sms.delivery import (
+    UNCERTAIN_HOLD,
+    Change,
+    apply_receipts,
+    hold_uncertain,
+    placed_indexes,
+    record_first_submits,
+    record_send,
+    recover_abandoned,
+)
+from crm_api.messages.sms.inbound import Received, receipt_key, receive
+from crm_api.platform.db.base import utcnow
+from crm_api.platform.realtime.hub import Hub
+from sms_gateway import Incoming, OutgoingSms, SendResult, SmsGateway
+from sms_gateway.types import DeliveryReceipt, InboundSms
+
+log = logging.getLogger(__name__)
+NOTIFY_ROLES = ("operator", "supervisor")  # who hears of a text nobody manages yet
+# A receipt can outrun the commit of its own submit: it waits this long unanswered, then
+# it is answered (an SMSC stalls when its receipts go unanswered) and kept in memory as
+# an orphan, matched again every second for ORPHAN_TTL.
+UNKNOWN_RECEIPT_GRACE = 2.0
+ORPHAN_TTL = 600.0
+MAX_ORPHANS = 20_000
+
+
+@dataclass(slots=True)
+class _Waiting:
+    incoming: Incoming
+    since: float
+
+
+class SmsService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        hub: Hub,
+        gateway: SmsGateway,
+        *,
+        region: str,
+        max_in_flight: int = 200,
+        poll: float = 0.5,
+        claim_for: timedelta = CLAIM_FOR,
+    ) -> None:
+        self.sessions = sessions
+        self.hub = hub
+        self.gateway = gateway
+        self.region = region
+        self.max_in_flight = max_in_flight
+        self.poll = poll
+        self.wake = asyncio.Event()  # set by a sender in this process: no need to wait a poll
+        self._results: asyncio.Queue[tuple[int, SendResult]] = asyncio.Queue()
+        self._in_flight = 0
+        self._sending: set[asyncio.Task[None]] = set()
+        self._waiting: list[_Waiting] = []
+        self._orphans: dict[str, tuple[DeliveryReceipt, float]] = {}
+        self._orphans_tried = 0.0
+        self._progress = bulk_sends.ProgressNotifier(sessions, hub)
+        # Results and receipts touch the same rows: written one transaction at a time, they
+        # never wait on each other's row locks (or deadlock on PostgreSQL).
+        self._write_lock = asyncio.Lock()
+        self._rebound = False
+        self._bound = gateway.connected
+        self.uncertain_hold = UNCERTAIN_HOLD
+        self.claim_for = claim_for
+        gateway.state_listeners.append(self._on_link)
+
+    def _on_link(self, bound: bool, _error: str | None) -> None:
+        # The loop's own view of the link, in event order: the gateway's flag flips in its
+        # thread before this runs, and claiming on it would skip the hold below.
+        self._bound = bound
+        if bound:
+            self._rebound = True
+            self.wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        tasks = [
+            asyncio.create_task(self._claim_loop(stop), name="sms-claim"),
+            asyncio.create_task(self._result_loop(stop), name="sms-results"),
+            asyncio.create_task(self._receive_loop(stop), name="sms-receive"),
+        ]
+        await stop.wait()
+        # Let sends in progress finish and be written before the process goes.
+        if self._sending:
+            await asyncio.wait(self._sending, timeout=10)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._results.join(), 5)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- sending ------------------------------------------------------------------------
+
+    async def _claim_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            free = self.max_in_flight - self._in_flight
+            if self._rebound and self._bound:
+                self._rebound = False
+                try:
+                    async with self.sessions() as session:
+                        await hold_uncertain(session, utcnow(), self.uncertain_hold)
+                        await session.commit()
+                except Exception:
+                    log.exception("holding uncertain SMS failed")
+            if not self._bound or free <= 0:
+                await self._nap(0.05 if free <= 0 else self.poll)
+                continue
+            try:
+                batch = await self._claim(free)
+            except Exception:
+                log.exception("claiming SMS failed")
+                await self._nap(self.poll)
+                continue
+            if not batch:
+                await self._nap(self.poll)
+                continue
+            for message_id, outgoing, skip in batch:
+                self._in_flight += 1
+                task = asyncio.create_task(self._send(message_id, outgoing, skip))
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
+
+    async def _nap(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), seconds)
+        self.wake.clear()
+
+    async def _claim(self, limit: int) -> list[tuple[int, OutgoingSms, set[int]]]:
+        async with self.sessions() as session:
+            now = utcnow()
+            if await recover_abandoned(session, now, self.uncertain_hold):
+                await session.commit()
+            ids = await claim_due(session, "sms", now, limit, claim_for=self.claim_for)
+            if not ids:
+                return []
+            rows = (
+                await session.execute(
+                    select(
+                        OutboxMessage.id,
+                        OutboxMessage.to_address,
+                        OutboxMessage.body,
+                        OutboxMessage.parts,
+                    ).where(OutboxMessage.id.in_(ids))
+                )
+            ).all()
+            return [
+                (
+                    r.id,
+                    OutgoingSms(destination=r.to_address, text=r.body, reference=r.id & 0xFF),
+                    placed_indexes(r.parts),
+                )
+                for r in rows
+            ]
+
+    async def _send(self, message_id: int, outgoing: OutgoingSms, skip: set[int]) -> None:
+        try:
+            result = await self.gateway.send(outgoing, skip=skip)
+        except Exception as e:  # a bug, not the SMSC: retry later rather than lose it
+            log.exception("sending SMS %s failed", message_id)
+            result = SendResult("retry", error=f"internal error: {e}")
+        await self._results.put((message_id, result))
+
+    async def _result_loop(self, stop: asyncio.Event) -> None:
+        while True:
+            first = await self._results.get()
+            batch = [first]
+            while not self._results.empty() and len(batch) < 500:
+                batch.append(self._results.get_nowait())
+            for attempt in range(5):
+                try:
+                    changes = await self._write_results(batch)
+                    break
+                except Exception:
+                    log.exception("writing SMS results failed (attempt %s)", attempt + 1)
+                    await asyncio.sleep(0.5 * (attempt + 1))
+            else:
+                # Left claimed: after the claim runs out the messages are tried again.
+                changes = []
+            self._in_flight -= len(batch)
+            self.wake.set()
+            for _ in batch:
+                self._results.task_done()
+            await self._publish_changes(changes)
+
+    async def _write_results(self, batch: list[tuple[int, SendResult]]) -> list[Change]:
+        now = utcnow()
+        results = dict(batch)
+        async with self._write_lock, self.sessions() as session:
+            changes, rest = await record_first_submits(session, results, now)
+            messages = (
+                (
+                    await session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(rest)))
+                ).all()
+                if rest
+                else []
+            )
+            # One query for the communications, which set_status then finds in the session
+            # (held here: the identity map only keeps objects someone references).
+            comm_ids = [m.communication_id for m in messages if m.communication_id]
+            comms = (
+                await session.scalars(select(Communication).where(Communication.id.in_(comm_ids)))
+            ).all()
+            for message in messages:
+                if message.status != "sending":
+                    continue  # someone else's claim won after ours ran out
+                change = await record_send(
+                    session, message, results[message.id], now, hold=self.uncertain_hold
+                )
+                if change is not None:
+                    changes.append(change)
+            await session.commit()
+        del comms
+        return changes
+
+    # -- receiving ----------------------------------------------------------------------
+
+    async def _receive_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            items = await self.gateway.batch(max_items=500, wait=0.5)
+            now = time.monotonic()
+            retry = [w for w in self._waiting if now - w.since >= 0.2]
+            self._waiting = [w for w in self._waiting if now - w.since < 0.2]
+            if self._orphans and now - self._orphans_tried >= 1.0:
+                self._orphans_tried = now
+                await self._retry_orphans(now)
+            if not items and not retry:
+                continue
+            fresh = [_Waiting(i, now) for i in items]
+            try:
+                unknown, received, changes = await self._write_incoming(fresh + retry)
+            except Exception:
+                log.exception("storing received SMS/receipts failed; the SMSC will resend")
+                for w in fresh + retry:
+                    self.gateway.ack(w.incoming, ok=False)
+                await asyncio.sleep(0.5)
+                continue
+            for w in fresh + retry:
+                if id(w) not in unknown:
+                    self.gateway.ack(w.incoming)
+                elif now - w.since > UNKNOWN_RECEIPT_GRACE:
+                    self.gateway.ack(w.incoming)
+                    item = w.incoming.item
+                    if isinstance(item, DeliveryReceipt) and len(self._orphans) < MAX_ORPHANS:
+                        self._orphans[item.message_id] = (item, w.since)
+                    else:
+                        log.warning("a receipt for an unknown message dropped: %s", item)
+                else:
+                    self._waiting.append(w)
+            await self._publish_changes(changes)
+            for r in received:
+                await self._publish_received(r)
+
+    async def _retry_orphans(self, now: float) -> None:
+        receipts = [r for r, _ in self._orphans.values()]
+        try:
+            async with self._write_lock, self.sessions() as session:
+                changes, unknown = await apply_receipts(session, receipts, utcnow())
+                await session.commit()
+        except Exception:
+            log.exception("matching orphan receipts failed")
+            return
+        for mid in list(self._orphans):
+            receipt, since = self._orphans[mid]
+            if mid not in unknown:
+                del self._orphans[mid]
+            elif now - since > ORPHAN_TTL:
+                del self._orphans[mid]
+                log.warning("a receipt for an unknown message dropped: %s", receipt)
+        await self._publish_changes(changes)
+
+    async def _write_incoming(
+        self, items: list[_Waiting]
+    ) -> tuple[set[int], list[Received], list[Change]]:
+        receipts = [w for w in items if isinstance(w.incoming.item, DeliveryReceipt)]
+        texts = [w for w in items if isinstance(w.incoming.item, InboundSms)]
+        now = utcnow()
+        received: list[Received] = []
+        async with self._write_lock, self.sessions() as session:
+            only = [i for w in receipts if isinstance(i := w.incoming.item, DeliveryReceipt)]
+            changes, unknown_ids = await apply_receipts(session, only, now)
+            for w in texts:
+                sms = w.incoming.item
+                assert isinstance(sms, InboundSms)
+                r = await receive(
+                    session, sms, region=self.region, now=now, key=receipt_key(sms, now)
+                )
+                if r is not None:
+                    received.append(r)
+                else:
+                    log.warning("a text from a non-phone sender %r dropped", sms.source)
+            await session.commit()
+        unknown = {
+            id(w)
+            for w in receipts
+            if isinstance(w.incoming.item, DeliveryReceipt)
+            and w.incoming.item.message_id in unknown_ids
+        }
+        return unknown, received, changes
+
+    # -- frames -------------------------------------------------------------------------
+
+    async def _publish_changes(self, changes: Iterable[Change]) -> None:
+        changes = list(changes)
+        if not changes:
+            return
+        unknown = {c.message.client_id for c in changes if not c.message.manager_known}
+        managers = await self._managers(unknown) if unknown else {}
+        bulks: set[int] = set()
+        for change in changes:
+            m = change.message
+            if m.bulk_id is not None:
+                bulks.add(m.bulk_id)
+                continue  # a bulk send reports progress, not thousands of frames
+            manager = m.manager_id if m.manager_known else managers.get(m.client_id)
+            users = {u for u in (m.user_id, manager) if u is not None}
+            await self.hub.notify(
+                "sms.status",
+                {
+                    "outbox_id": m.id,
+                    "communication_id": m.communication_id,
+                    "client_id": m.client_id,
+                    "status": change.status,
+                    "error": m.last_error if change.status != "submitted" else None,
+                    "parts": m.parts,
+                },
+                users=users,
+                client_id=m.client_id,
+            )
+        for bulk_id in bulks:
+            await self._progress.changed(bulk_id)
+
+    async def _managers(self, client_ids: set[int]) -> dict[int, int | None]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Client.id, Client.manager_id).where(Client.id.in_(client_ids))
+            )
+            return {cid: mid for cid, mid in rows.all()}
+
+    async def _publish_received(self, r: Received) -> None:
+        manager = r.client.manager_id
+        await self.hub.notify(
+            "sms.received",
+            {
+                "client_id": r.client.id,
+                "client_name": r.client.name,
+                "communication_id": r.communication.id,
+                "from": r.communication.details.get("from"),
+                "text": r.communication.body,
+                "new_card": r.new_card,
+                "opted_out": r.opted_out,
+            },
+            users=[manager] if manager else [],
+            roles=() if manager else NOTIFY_ROLES,
+            client_id=r.client.id,
+        )

@@ -1,0 +1,1 @@
+"""The database: declarative base and column types, engine and sessions, Alembic migrations."""

@@ -1,0 +1,78 @@
+"""What travels to browsers: a typed frame and the audience it is meant for."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from crm_api.platform.db.base import utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who gets a frame: these users, everyone of these roles, the watchers of a card."""
+
+    user_ids: frozenset[int] = field(default_factory=frozenset)
+    roles: frozenset[str] = field(default_factory=frozenset)
+    client_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    type: str
+    data: dict[str, Any]
+    audience: Audience
+    ts: datetime = field(default_factory=utcnow)
+    id: str = ""  # assigned by the backlog; orders frames for `?since=`
+
+    def wire(self) -> str:
+        """The JSON a browser receives."""
+        return json.dumps(
+            {"id": self.id, "type": self.type, "data": self.data, "ts": self.ts.isoformat()},
+            ensure_ascii=False,
+            default=str,
+        )
+
+    def encode(self) -> bytes:
+        """The bus form: the frame and its audience."""
+        return json.dumps(
+            {
+                "id": self.id,
+                "type": self.type,
+                "data": self.data,
+                "ts": self.ts.isoformat(),
+                "users": sorted(self.audience.user_ids),
+                "roles": sorted(self.audience.roles),
+                "client": self.audience.client_id,
+            },
+            ensure_ascii=False,
+            default=str,
+        ).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Frame:
+        obj = json.loads(raw)
+        return cls(
+            id=obj["id"],
+            type=obj["type"],
+            data=obj["data"],
+            ts=datetime.fromisoformat(obj["ts"]),
+            audience=Audience(
+                user_ids=frozenset(obj["users"]),
+                roles=frozenset(obj["roles"]),
+                client_id=obj["client"],
+            ),
+        )
+
+    def with_id(self, frame_id: str) -> Frame:
+        return Frame(
+            type=self.type, data=self.data, audience=self.audience, ts=self.ts, id=frame_id
+        )
+
+
+def frame_key(frame_id: str) -> tuple[int, int]:
+    """Orders ids of the form `<ms>-<seq>` (Redis stream ids and ours alike)."""
+    ms, _, seq = frame_id.partition("-")
+    return int(ms), int(seq or 0)

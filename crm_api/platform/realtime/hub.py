@@ -1,0 +1,114 @@
+"""The WebSocket hub of one API worker: its open sockets, and delivery of every bus
+frame to the sockets it is meant for."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from crm_api.platform.realtime.bus import Bus
+from crm_api.platform.realtime.frames import Audience, Frame, frame_key
+
+log = logging.getLogger(__name__)
+SOCKET_QUEUE = 1000  # frames waiting for a slow socket before it is dropped
+
+
+@dataclass(eq=False)
+class Connection:
+    user_id: int
+    role: str
+    watching: set[int] = field(default_factory=set)
+    queue: asyncio.Queue[Frame | None] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=SOCKET_QUEUE)
+    )
+    overflowed: bool = False
+
+    def wants(self, frame: Frame, *, live: bool = True) -> bool:
+        aud = frame.audience
+        if self.user_id in aud.user_ids or self.role in aud.roles:
+            return True
+        # Card watches belong to this socket's session; a replay has none yet.
+        return live and aud.client_id is not None and aud.client_id in self.watching
+
+    def offer(self, frame: Frame) -> None:
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.overflowed = True  # the socket resumes with ?since= after reconnecting
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.get_nowait()
+                self.queue.put_nowait(None)
+
+
+class Hub:
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self._connections: set[Connection] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        ready = asyncio.Event()
+        self._task = asyncio.create_task(self._run(ready), name="ws-hub")
+        await ready.wait()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for conn in self._connections:
+            with contextlib.suppress(asyncio.QueueFull):
+                conn.queue.put_nowait(None)
+
+    async def _run(self, ready: asyncio.Event) -> None:
+        while True:
+            try:
+                frames = await self.bus.subscribe()
+                ready.set()
+                async for frame in frames:
+                    self._deliver(frame)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Frames missed meanwhile reach sockets through ?since= on reconnect.
+                log.exception("realtime bus subscription failed; resubscribing")
+                ready.set()
+                await asyncio.sleep(1)
+
+    def _deliver(self, frame: Frame) -> None:
+        for conn in self._connections:
+            if conn.wants(frame):
+                conn.offer(frame)
+
+    def register(self, conn: Connection) -> None:
+        self._connections.add(conn)
+
+    def unregister(self, conn: Connection) -> None:
+        self._connections.discard(conn)
+
+    def online_user_ids(self) -> set[int]:
+        return {c.user_id for c in self._connections}
+
+    async def notify(
+        self,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        users: Iterable[int] = (),
+        roles: Iterable[str] = (),
+        client_id: int | None = None,
+    ) -> Frame:
+        """Publishes a frame after the change it reports was committed."""
+        audience = Audience(user_ids=frozenset(users), roles=frozenset(roles), client_id=client_id)
+        return await self.bus.publish(Frame(type=type_, data=data, audience=audience))
+
+
+def after(frames: list[Frame], last_id: str | None) -> list[Frame]:
+    if last_id is None:
+        return frames
+    key = frame_key(last_id)
+    return [f for f in frames if frame_key(f.id) > key]

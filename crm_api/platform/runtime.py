@@ -1,0 +1,82 @@
+"""The infrastructure every Callcard process shares (database, bus, hub), built once, and
+the headless processes (`callcard telephony`, `callcard sms`) that run features without
+the HTTP API. Frames they publish reach browsers through the API workers' Redis bus."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from redis.asyncio import Redis
+
+from crm_api.platform.db.session import make_engine, make_read_sessionmaker, make_sessionmaker
+from crm_api.platform.deps import Services
+from crm_api.platform.realtime.bus import Bus, InProcessBus, RedisBus
+from crm_api.platform.realtime.hub import Hub
+from crm_api.platform.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Features that run beside the API (call events, SMS outbox, reminders) plug in here:
+# each gets the Services at start-up and returns a coroutine to stop it.
+Feature = Callable[[Services], Awaitable[Callable[[], Awaitable[None]]]]
+
+
+@contextlib.asynccontextmanager
+async def running_services(settings: Settings) -> AsyncIterator[Services]:
+    engine = make_engine(settings.database_url)
+    redis = Redis.from_url(settings.redis_url, protocol=2) if settings.redis_url else None
+    backlog = settings.ws_backlog * 10
+    bus: Bus = RedisBus(redis, backlog=backlog) if redis is not None else InProcessBus(backlog)
+    hub = Hub(bus)
+    await hub.start()
+    services = Services(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        reads=make_read_sessionmaker(engine),
+        hub=hub,
+        redis=redis,
+    )
+    try:
+        yield services
+    finally:
+        for task in list(services.background):
+            task.cancel()
+        await hub.stop()
+        await bus.close()
+        if redis is not None:
+            await redis.aclose()
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def running_features(
+    services: Services, features: tuple[Feature, ...]
+) -> AsyncIterator[None]:
+    stops = []
+    try:
+        for start in features:
+            stops.append(await start(services))
+        yield
+    finally:
+        for stop in reversed(stops):
+            await stop()
+
+
+async def run_headless(
+    settings: Settings, features: tuple[Feature, ...], stop: asyncio.Event | None = None
+) -> None:
+    """Runs `features` until SIGINT/SIGTERM (or `stop`)."""
+    if not settings.redis_url:
+        log.warning("CALLCARD_REDIS_URL is not set: frames from this process reach no browser")
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with running_services(settings) as services, running_features(services, features):
+        await stop.wait()

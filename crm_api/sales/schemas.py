@@ -1,0 +1,280 @@
+"""Wire shapes of the sales side: stages, deals, tasks, schedules, plans.
+
+Money travels as a decimal with two places ("1234.50") and is kept in minor units."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, Field
+
+from crm_api.clients.timeline.schemas import CommunicationPublic
+from crm_api.platform.schemas import ApiModel, UserRef
+from crm_api.sales.models import Deal, ExceptionKind, StageKind, TaskSource
+
+
+def _two_places(v: Decimal) -> Decimal:
+    if v != v.quantize(Decimal("0.01")):
+        raise ValueError("at most two decimal places")
+    return v
+
+
+Money = Annotated[
+    Decimal, Field(ge=0, le=Decimal("1e12"), max_digits=15), AfterValidator(_two_places)
+]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Title = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+def to_minor(amount: Decimal) -> int:
+    return int(amount * 100)
+
+
+def from_minor(minor: int | None) -> Decimal:
+    return (Decimal(minor or 0) / 100).quantize(Decimal("0.01"))
+
+
+# --- stages ----------------------------------------------------------------------------
+
+
+class StagePublic(ApiModel):
+    id: int
+    code: str | None
+    name: str
+    name_ru: str | None
+    position: int
+    kind: StageKind
+    is_active: bool
+
+
+class StageCreate(ApiModel):
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    name_ru: Annotated[str | None, Field(max_length=100)] = None
+    kind: StageKind = StageKind.OPEN
+
+
+class StageUpdate(ApiModel):
+    name: Annotated[str | None, Field(min_length=1, max_length=100)] = None
+    name_ru: Annotated[str | None, Field(max_length=100)] = None
+    kind: StageKind | None = None
+    is_active: bool | None = None
+
+
+class StageOrder(ApiModel):
+    ids: Annotated[list[int], Field(min_length=1, max_length=100)]
+
+
+# --- deals -----------------------------------------------------------------------------
+
+
+class DealCreate(ApiModel):
+    client_id: int
+    title: Title
+    amount: Money = Decimal(0)
+    currency: Currency = "RUB"
+    manager_id: int | None = None
+    stage_id: int | None = None  # the first open stage when not given
+    lead_source_id: int | None = None
+    expected_close: date | None = None
+
+
+class DealUpdate(ApiModel):
+    title: Title | None = None
+    amount: Money | None = None
+    currency: Currency | None = None
+    manager_id: int | None = None
+    lead_source_id: int | None = None
+    expected_close: date | None = None
+    satisfaction: Annotated[int | None, Field(ge=1, le=5)] = None
+
+
+class DealMove(ApiModel):
+    stage_id: int
+
+
+class DealClose(ApiModel):
+    outcome: Literal["won", "lost"]
+    reason: Annotated[str | None, Field(max_length=2000)] = None
+    satisfaction: Annotated[int | None, Field(ge=1, le=5)] = None
+
+
+class DealPublic(ApiModel):
+    id: int
+    client_id: int
+    client_name: str
+    title: str
+    amount: Decimal
+    currency: str
+    manager: UserRef | None
+    stage_id: int
+    stage_kind: StageKind
+    lead_source_id: int | None
+    expected_close: date | None
+    lost_reason: str | None
+    satisfaction: int | None
+    created_at: datetime
+    updated_at: datetime
+    stage_entered_at: datetime
+    closed_at: datetime | None
+
+
+class StageVisitPublic(ApiModel):
+    stage_id: int
+    from_stage_id: int | None
+    user_id: int | None
+    entered_at: datetime
+    left_at: datetime | None
+
+
+class BoardColumn(ApiModel):
+    stage: StagePublic
+    count: int
+    amount: Decimal
+    deals: list[DealPublic]
+
+
+# --- tasks -----------------------------------------------------------------------------
+
+
+class TaskCreate(ApiModel):
+    title: Title
+    notes: Annotated[str | None, Field(max_length=10_000)] = None
+    client_id: int | None = None
+    deal_id: int | None = None
+    assignee_id: int | None = None  # yourself when not given
+    due_at: AwareDatetime | None = None
+    remind_at: AwareDatetime | None = None
+
+
+class TaskUpdate(ApiModel):
+    title: Title | None = None
+    notes: Annotated[str | None, Field(max_length=10_000)] = None
+    due_at: AwareDatetime | None = None
+    remind_at: AwareDatetime | None = None
+
+
+class TaskSnooze(ApiModel):
+    preset: Literal["10m", "1h", "tomorrow"]
+
+
+class TaskHandoff(ApiModel):
+    assignee_id: int
+    title: Title | None = None  # the current task's title when not given
+    notes: Annotated[str | None, Field(max_length=10_000)] = None
+    due_at: AwareDatetime | None = None
+    remind_at: AwareDatetime | None = None
+
+
+class TaskPublic(ApiModel):
+    id: int
+    title: str
+    notes: str | None
+    client_id: int | None
+    deal_id: int | None
+    assignee_id: int
+    created_by_id: int | None
+    due_at: datetime | None
+    remind_at: datetime | None
+    reminded_at: datetime | None
+    done_at: datetime | None
+    source: TaskSource
+    previous_task_id: int | None
+    created_at: datetime
+
+
+# --- schedules -------------------------------------------------------------------------
+
+
+class ShiftCreate(ApiModel):
+    user_id: int
+    weekday: Annotated[int, Field(ge=0, le=6)]
+    starts: time
+    ends: time
+    overnight: bool = False  # ends on the next day
+
+
+class ShiftPublic(ApiModel):
+    id: int
+    user_id: int
+    weekday: int
+    starts: time
+    minutes: int
+
+
+class ExceptionCreate(ApiModel):
+    user_id: int
+    kind: ExceptionKind
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    other_user_id: int | None = None
+    note: Annotated[str | None, Field(max_length=300)] = None
+
+
+class ExceptionPublic(ApiModel):
+    id: int
+    user_id: int
+    kind: ExceptionKind
+    starts_at: datetime
+    ends_at: datetime
+    other_user_id: int | None
+    note: str | None
+
+
+class DutyPublic(ApiModel):
+    user_id: int
+    starts_at: datetime  # in the company's time zone
+    ends_at: datetime
+
+
+class OnDutyPublic(ApiModel):
+    at: datetime
+    user_ids: list[int]
+
+
+# --- plans -----------------------------------------------------------------------------
+
+
+class PlanSet(ApiModel):
+    amount: Money
+
+
+class PlanPublic(ApiModel):
+    user_id: int
+    month: date
+    amount: Decimal
+
+
+class DealCard(ApiModel):
+    deal: DealPublic
+    history: list[StageVisitPublic]
+    communications: list[CommunicationPublic]
+    tasks: list[TaskPublic]
+
+
+# --- presenters ------------------------------------------------------------------------
+
+
+def deal_public(deal: Deal) -> DealPublic:
+    return DealPublic(
+        id=deal.id,
+        client_id=deal.client_id,
+        client_name=deal.client.name,
+        title=deal.title,
+        amount=from_minor(deal.amount_minor),
+        currency=deal.currency,
+        manager=UserRef(id=deal.manager.id, full_name=deal.manager.full_name)
+        if deal.manager
+        else None,
+        stage_id=deal.stage_id,
+        stage_kind=deal.stage_kind,
+        lead_source_id=deal.lead_source_id,
+        expected_close=deal.expected_close,
+        lost_reason=deal.lost_reason,
+        satisfaction=deal.satisfaction,
+        created_at=deal.created_at,
+        updated_at=deal.updated_at,
+        stage_entered_at=deal.stage_entered_at,
+        closed_at=deal.closed_at,
+    )

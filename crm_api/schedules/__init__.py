@@ -1,0 +1,1 @@
+"""Work schedules (shifts and exceptions) and the routing policy built on them."""

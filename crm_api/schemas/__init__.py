@@ -1,1 +1,0 @@
-"""Request and response models of the HTTP API (`XCreate`, `XUpdate`, `XPublic`)."""

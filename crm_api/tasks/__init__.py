@@ -1,0 +1,1 @@
+"""Tasks, their reminders, and the rules that create tasks by themselves."""

@@ -1,0 +1,97 @@
+"""The reminder scheduler, a Feature beside the API: every poll it claims the reminders
+that fell due (atomically in the database, so several workers send each one once) and
+pushes `task.due` to the assignee; now and then it runs the stale-deal rule.
+
+Reminders live in the database, so the ones that fell due while every worker was down
+go out at the first poll after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.calls.service import MissedCall
+from crm_api.platform.db.base import utcnow
+from crm_api.platform.deps import Services
+from crm_api.tasks import service as tasks_domain
+
+log = logging.getLogger(__name__)
+
+
+def due_frame(reminder: tasks_domain.DueReminder) -> dict[str, object]:
+    return {
+        "task_id": reminder.task_id,
+        "title": reminder.title,
+        "client_id": reminder.client_id,
+        "deal_id": reminder.deal_id,
+        "due_at": reminder.due_at.isoformat() if reminder.due_at else None,
+        "remind_at": reminder.remind_at.isoformat(),
+    }
+
+
+async def send_due(services: Services, now: datetime | None = None) -> int:
+    """One poll: claim, commit, then push (a frame never reports an uncommitted claim)."""
+    async with services.sessions() as session:
+        due = await tasks_domain.claim_due(session, now or utcnow())
+        await session.commit()
+    for reminder in due:
+        await services.hub.notify("task.due", due_frame(reminder), users=[reminder.assignee_id])
+    return len(due)
+
+
+async def run_stale_rule(services: Services, now: datetime | None = None) -> int:
+    async with services.sessions() as session:
+        made = await tasks_domain.stale_deal_tasks(
+            session, now or utcnow(), services.settings.stale_deal_days
+        )
+        await session.commit()
+    return made
+
+
+async def missed_call_hook(session: AsyncSession, missed: MissedCall) -> None:
+    """Given to the call-event service: runs in its transaction, once per missed call."""
+    await tasks_domain.missed_call_task(
+        session,
+        call_id=missed.call_id,
+        client_id=missed.client_id,
+        assignee_id=missed.assignee_id,
+        at=missed.at,
+        caller=missed.caller,
+    )
+
+
+async def start_reminders(services: Services) -> Callable[[], Awaitable[None]]:
+    settings = services.settings
+    stop = asyncio.Event()
+
+    async def loop() -> None:
+        next_scan = 0.0
+        while not stop.is_set():
+            try:
+                await send_due(services)
+                if time.monotonic() >= next_scan:
+                    await run_stale_rule(services)
+                    next_scan = time.monotonic() + settings.stale_deal_scan_seconds
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reminder poll failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.reminder_poll_seconds)
+
+    task = asyncio.create_task(loop(), name="reminders")
+
+    async def shutdown() -> None:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, 5)
+        except TimeoutError:
+            task.cancel()
+
+    return shutdown

@@ -1,0 +1,374 @@
+"""Tasks and their reminders, and the rules that create tasks by themselves.
+
+A reminder is claimed in the database by one UPDATE that only matches while
+`reminded_at` is empty, so with several API workers polling the same table each
+reminder is sent by exactly one of them. Automatic tasks carry a `source_key` naming
+their cause (the missed call, the stale deal and its idle date): one task per cause."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.accounts.models import Role, User
+from crm_api.clients import service as clients_domain
+from crm_api.clients.models import Client
+from crm_api.clients.timeline.models import Communication
+from crm_api.platform.db.base import utcnow
+from crm_api.platform.errors import Conflict, InvalidInput, NotFound
+from crm_api.sales import service as deals_domain
+from crm_api.sales.models import Deal, StageKind, Task, TaskSource
+from crm_api.sales.schemas import TaskCreate, TaskHandoff, TaskUpdate
+
+CLAIM_BATCH = 200
+MISSED_CALL_DUE = timedelta(minutes=15)
+
+
+@dataclass(frozen=True, slots=True)
+class DueReminder:
+    task_id: int
+    assignee_id: int
+    title: str
+    client_id: int | None
+    deal_id: int | None
+    due_at: datetime | None
+    remind_at: datetime
+
+
+def snooze_until(preset: str, now: datetime, tz: ZoneInfo, morning: time) -> datetime:
+    """10 minutes, an hour, or tomorrow morning on the company's calendar."""
+    if preset == "10m":
+        return now + timedelta(minutes=10)
+    if preset == "1h":
+        return now + timedelta(hours=1)
+    if preset == "tomorrow":
+        tomorrow: date = now.astimezone(tz).date() + timedelta(days=1)
+        return datetime.combine(tomorrow, morning, tzinfo=tz)
+    raise InvalidInput("preset", f"unknown snooze {preset!r}")
+
+
+def _future(field: str, value: datetime | None, now: datetime) -> None:
+    if value is not None and value <= now:
+        raise InvalidInput(field, "must be in the future")
+
+
+async def _assignee(session: AsyncSession, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise InvalidInput("assignee_id", f"unknown user {user_id}")
+    return user
+
+
+async def _links(
+    session: AsyncSession, user: User, client_id: int | None, deal_id: int | None
+) -> tuple[int | None, int | None]:
+    """The client and deal a task hangs on, checked against what the user may see; a
+    deal alone brings its client."""
+    if deal_id is not None:
+        try:
+            deal = await deals_domain.get_for(session, user, deal_id)
+        except NotFound as exc:
+            raise InvalidInput("deal_id", f"unknown deal {deal_id}") from exc
+        if client_id is not None and client_id != deal.client_id:
+            raise InvalidInput("client_id", "the deal belongs to another client")
+        client_id = deal.client_id
+    elif client_id is not None:
+        try:
+            await clients_domain.get_for(session, user, client_id)
+        except NotFound as exc:
+            raise InvalidInput("client_id", f"unknown client {client_id}") from exc
+    return client_id, deal_id
+
+
+async def create_task(
+    session: AsyncSession,
+    user: User,
+    data: TaskCreate,
+    *,
+    now: datetime | None = None,
+    source: TaskSource = TaskSource.MANUAL,
+    previous_task_id: int | None = None,
+) -> Task:
+    now = now or utcnow()
+    _future("remind_at", data.remind_at, now)
+    assignee_id = data.assignee_id if data.assignee_id is not None else user.id
+    await _assignee(session, assignee_id)
+    client_id, deal_id = await _links(session, user, data.client_id, data.deal_id)
+    task = Task(
+        title=data.title,
+        notes=data.notes,
+        client_id=client_id,
+        deal_id=deal_id,
+        assignee_id=assignee_id,
+        created_by_id=user.id,
+        due_at=data.due_at,
+        remind_at=data.remind_at,
+        source=source,
+        previous_task_id=previous_task_id,
+        created_at=now,
+    )
+    session.add(task)
+    await session.flush()
+    return task
+
+
+def task_scope(user: User) -> Any:
+    """Staff see every task; others their own and the ones they handed out."""
+    if user.role in (Role.SUPERVISOR, Role.ADMIN):
+        return Task.id.is_not(None)
+    return or_(Task.assignee_id == user.id, Task.created_by_id == user.id)
+
+
+async def get_for(session: AsyncSession, user: User, task_id: int) -> Task:
+    task = await session.scalar(select(Task).where(Task.id == task_id, task_scope(user)))
+    if task is None:
+        raise NotFound(f"no task {task_id}")
+    return task
+
+
+async def list_tasks(
+    session: AsyncSession,
+    user: User,
+    *,
+    assignee_id: int | None,
+    client_id: int | None,
+    deal_id: int | None,
+    open_only: bool,
+    limit: int,
+    offset: int,
+) -> tuple[list[Task], int]:
+    q = select(Task).where(task_scope(user))
+    if assignee_id is not None:
+        q = q.where(Task.assignee_id == assignee_id)
+    if client_id is not None:
+        q = q.where(Task.client_id == client_id)
+    if deal_id is not None:
+        q = q.where(Task.deal_id == deal_id)
+    if open_only:
+        q = q.where(Task.done_at.is_(None))
+    total = await session.scalar(select(func.count()).select_from(q.subquery())) or 0
+    rows = await session.scalars(
+        q.order_by(Task.done_at.is_not(None), Task.due_at.is_(None), Task.due_at, Task.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows.all()), total
+
+
+async def update_task(
+    session: AsyncSession, user: User, task_id: int, data: TaskUpdate, now: datetime
+) -> Task:
+    task = await get_for(session, user, task_id)
+    changes = data.model_dump(exclude_unset=True)
+    if "remind_at" in changes:
+        _future("remind_at", changes["remind_at"], now)
+        task.reminded_at = None  # a new reminder time is a new reminder
+    if changes.get("title") is None:
+        changes.pop("title", None)
+    for key, value in changes.items():
+        setattr(task, key, value)
+    await session.flush()
+    return task
+
+
+async def complete(session: AsyncSession, user: User, task_id: int, now: datetime) -> Task:
+    task = await get_for(session, user, task_id)
+    if task.done_at is not None:
+        raise Conflict("the task is already done").with_code("task_done")
+    task.done_at = now
+    await session.flush()
+    return task
+
+
+async def snooze(
+    session: AsyncSession,
+    user: User,
+    task_id: int,
+    preset: str,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    morning: time,
+) -> Task:
+    task = await get_for(session, user, task_id)
+    if task.done_at is not None:
+        raise Conflict("the task is already done").with_code("task_done")
+    task.remind_at = snooze_until(preset, now, tz, morning)
+    task.reminded_at = None
+    await session.flush()
+    return task
+
+
+async def handoff(
+    session: AsyncSession, user: User, task_id: int, data: TaskHandoff, now: datetime
+) -> tuple[Task, Task]:
+    """Closes this task and opens the next one for a colleague, on the same client/deal."""
+    task = await get_for(session, user, task_id)
+    if task.done_at is not None:
+        raise Conflict("the task is already done").with_code("task_done")
+    nxt = await create_task(
+        session,
+        user,
+        TaskCreate(
+            title=data.title or task.title,
+            notes=data.notes,
+            client_id=task.client_id,
+            deal_id=task.deal_id,
+            assignee_id=data.assignee_id,
+            due_at=data.due_at,
+            remind_at=data.remind_at,
+        ),
+        now=now,
+        source=TaskSource.HANDOFF,
+        previous_task_id=task.id,
+    )
+    task.done_at = now
+    await session.flush()
+    return task, nxt
+
+
+async def open_tasks_of(session: AsyncSession, client_id: int) -> list[Task]:
+    rows = await session.scalars(
+        select(Task)
+        .where(Task.client_id == client_id, Task.done_at.is_(None))
+        .order_by(Task.due_at.is_(None), Task.due_at, Task.id)
+        .limit(20)
+    )
+    return list(rows.all())
+
+
+async def tasks_of_deal(session: AsyncSession, deal_id: int) -> list[Task]:
+    rows = await session.scalars(
+        select(Task)
+        .where(Task.deal_id == deal_id)
+        .order_by(Task.done_at.is_not(None), Task.due_at.is_(None), Task.due_at, Task.id)
+        .limit(100)
+    )
+    return list(rows.all())
+
+
+# --- reminders -------------------------------------------------------------------------
+
+
+async def claim_due(
+    session: AsyncSession, now: datetime, limit: int = CLAIM_BATCH
+) -> list[DueReminder]:
+    """Marks due reminders as sent and returns them; a reminder another worker claimed
+    first no longer matches `reminded_at IS NULL` and is skipped."""
+    due = (
+        select(Task.id)
+        .where(Task.reminded_at.is_(None), Task.remind_at <= now, Task.done_at.is_(None))
+        .order_by(Task.remind_at)
+        .limit(limit)
+    )
+    rows = await session.execute(
+        update(Task)
+        .where(Task.id.in_(due.scalar_subquery()), Task.reminded_at.is_(None))
+        .values(reminded_at=now)
+        .returning(
+            Task.id,
+            Task.assignee_id,
+            Task.title,
+            Task.client_id,
+            Task.deal_id,
+            Task.due_at,
+            Task.remind_at,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return [
+        DueReminder(task_id, assignee, title, client_id, deal_id, due_at, remind_at or now)
+        for task_id, assignee, title, client_id, deal_id, due_at, remind_at in rows
+    ]
+
+
+# --- rules -----------------------------------------------------------------------------
+
+
+def _insert_ignoring_duplicates(session: AsyncSession, rows: list[dict[str, Any]]) -> Any:
+    dialect = session.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(Task).values(rows).on_conflict_do_nothing(index_elements=["source_key"])
+
+
+async def add_automatic(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+    """Inserts rule-made tasks; one whose `source_key` exists already is skipped."""
+    if not rows:
+        return 0
+    result = await session.execute(_insert_ignoring_duplicates(session, rows))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def missed_call_task(
+    session: AsyncSession,
+    *,
+    call_id: int,
+    client_id: int,
+    assignee_id: int,
+    at: datetime,
+    caller: str | None,
+) -> int:
+    """The callback task of one missed call, whatever number of queue members it rang."""
+    name = await session.scalar(select(Client.name).where(Client.id == client_id))
+    due = at + MISSED_CALL_DUE
+    return await add_automatic(
+        session,
+        [
+            {
+                "title": f"Call back {name or caller or 'the client'}",
+                "notes": f"Missed call from {caller}" if caller else "Missed call",
+                "client_id": client_id,
+                "assignee_id": assignee_id,
+                "due_at": due,
+                "remind_at": due,
+                "source": TaskSource.MISSED_CALL,
+                "source_key": f"missed_call:{call_id}",
+                "created_at": utcnow(),
+            }
+        ],
+    )
+
+
+async def stale_deal_tasks(session: AsyncSession, now: datetime, days: int) -> int:
+    """A callback task for the manager of every open deal idle for `days`: no change to
+    the deal and no communication with its client since then."""
+    horizon = now - timedelta(days=days)
+    recent_comm = (
+        select(Communication.id)
+        .where(Communication.client_id == Deal.client_id, Communication.occurred_at > horizon)
+        .exists()
+    )
+    stale = await session.execute(
+        select(Deal.id, Deal.title, Deal.client_id, Deal.manager_id, Deal.last_activity_at)
+        .where(
+            and_(
+                Deal.stage_kind == StageKind.OPEN,
+                Deal.last_activity_at <= horizon,
+                Deal.manager_id.is_not(None),
+                ~recent_comm,
+            )
+        )
+        .limit(1000)
+    )
+    rows = [
+        {
+            "title": f"Deal idle for {days} days: {title}",
+            "client_id": client_id,
+            "deal_id": deal_id,
+            "assignee_id": manager_id,
+            "due_at": now,
+            "remind_at": now,
+            "source": TaskSource.STALE_DEAL,
+            # One task per idle stretch: new activity moves last_activity_at on.
+            "source_key": f"stale_deal:{deal_id}:{last.date().isoformat()}",
+            "created_at": now,
+        }
+        for deal_id, title, client_id, manager_id, last in stale
+    ]
+    return await add_automatic(session, rows)

@@ -1,0 +1,77 @@
+"""Every API route × every role, generated from the route table, so a new route cannot
+be left out: no login → 401; a role without the route's permission → 403; a role with
+it → anything but 401/403."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from support.factories import Actor
+from support.server import RunningApi
+
+from crm_api.accounts.models import Role
+from crm_api.accounts.permissions import GRANTS
+from crm_api.accounts.route_table import PUBLIC_ROUTES, route_table
+from crm_api.app import create_app
+from crm_api.platform.settings import Settings
+
+ROUTES = route_table(create_app(Settings(_env_file=None)))  # type: ignore[call-arg]
+PATH_VALUES = {"kind": "groups"}
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES.get(m.group(1), "999999"), path)
+
+
+def test_every_route_is_public_on_purpose_or_carries_a_permission() -> None:
+    assert len(ROUTES) > 20
+    for route in ROUTES:
+        if (route.method, route.path) in PUBLIC_ROUTES:
+            assert route.permission is None, route
+        else:
+            assert route.permission is not None, f"{route.method} {route.path} has no permission"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_permission_matrix(api: RunningApi, actors: dict[Role, Actor]) -> None:
+    checked = 0
+    # Logging out revokes the token the other requests use: it goes last.
+    for route in sorted(ROUTES, key=lambda r: r.path.endswith("/auth/logout")):
+        if route.permission is None:
+            continue
+        url = _concrete(route.path)
+        async with api.client() as anonymous:
+            r = await anonymous.request(route.method, api.base_url + url, json={})
+            assert r.status_code == 401, (route, r.status_code, r.text)
+        for role, actor in actors.items():
+            async with api.client(actor.token) as http:
+                r = await http.request(route.method, api.base_url + url, json={})
+            if role in GRANTS[route.permission]:
+                assert r.status_code not in (401, 403), (role, route, r.text)
+            else:
+                assert r.status_code == 403, (role, route, r.status_code, r.text)
+                assert r.json()["error"]["code"] == "forbidden"
+            checked += 1
+    assert checked == 4 * sum(1 for r in ROUTES if r.permission is not None)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_websocket_requires_login(api: RunningApi, actors: dict[Role, Actor]) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+    with pytest.raises((InvalidStatus, ConnectionClosed)):
+        async with connect(api.ws_url) as ws:
+            await ws.recv()
+    with pytest.raises((InvalidStatus, ConnectionClosed)):
+        async with connect(api.ws_url + "?token=forged") as ws:
+            await ws.recv()
+    for actor in actors.values():
+        async with connect(
+            api.ws_url, additional_headers={"Authorization": f"Bearer {actor.token}"}
+        ) as ws:
+            import json
+
+            hello = json.loads(await ws.recv())
+            assert hello["type"] == "hello" and hello["data"]["user_id"] == actor.user.id

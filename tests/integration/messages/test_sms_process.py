@@ -1,0 +1,135 @@
+"""`callcard sms` as its own process: it sends what the API queued, and its frames reach
+the API's sockets through Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import signal
+import sys
+
+import pytest
+from support.factories import Actor
+from support.server import RunningApi
+from support.sms import make_client, make_clients
+from support.smsc import SmscProcess
+from support.waiting import wait_for
+from support.ws import Socket, open_socket
+
+from crm_api.accounts.models import Role
+from crm_api.platform.settings import Settings
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_callcard_sms_process_sends_and_pushes_frames_through_redis(
+    api: RunningApi, settings: Settings, smsc: SmscProcess, actors: dict[Role, Actor]
+) -> None:
+    manager = actors[Role.MANAGER]
+    assert settings.redis_url
+    env = {
+        **os.environ,
+        "CALLCARD_DATABASE_URL": settings.database_url,
+        "CALLCARD_REDIS_URL": settings.redis_url,
+        "CALLCARD_SMPP_URL": smsc.url,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crm_api.cli", "sms", env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with api.client(manager.token) as http:
+            card = await make_client(
+                http, "Орлов Илья", "+7 916 700-00-01", manager_id=manager.user.id
+            )
+            async with open_socket(api.ws_url, manager.token) as ws:
+                sock = Socket(ws)
+                await sock.next_of("hello")
+                sent = (
+                    await http.post(f"/clients/{card['id']}/sms", json={"text": "Привет"})
+                ).json()
+                while True:
+                    frame = await sock.next_of("sms.status", within=20)
+                    if frame["data"]["status"] == "delivered":
+                        break
+            assert frame["data"]["outbox_id"] == sent["id"]
+        assert [r["dest"] for r in smsc.rows("submit")] == ["79167000001"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = await asyncio.wait_for(proc.wait(), 20)
+        except TimeoutError:
+            proc.kill()
+            raise
+        assert proc.stderr is not None
+        log = (await proc.stderr.read()).decode(errors="replace")
+    assert code == 0, log
+    assert "Traceback" not in log, log
+
+
+async def test_callcard_sms_without_an_smpp_url_says_so(tmp_path: object) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCARD_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "crm_api.cli",
+        "sms",
+        env={**env, "CALLCARD_DATABASE_URL": "sqlite+aiosqlite:///:memory:"},
+        stderr=asyncio.subprocess.PIPE,
+        cwd=str(tmp_path),
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode != 0
+    assert b"CALLCARD_SMPP_URL is not set" in err
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_sms_process_killed_mid_bulk_and_restarted_sends_every_message_once(
+    api: RunningApi, settings: Settings, smsc: SmscProcess, actors: dict[Role, Actor]
+) -> None:
+    count = 200
+    assert settings.redis_url
+    env = {
+        **os.environ,
+        "CALLCARD_DATABASE_URL": settings.database_url,
+        "CALLCARD_REDIS_URL": settings.redis_url,
+        "CALLCARD_SMPP_URL": smsc.url,
+        "CALLCARD_SMS_CLAIM_S": "2",  # a dead worker's claims are looked at after 2 s
+        "CALLCARD_SMS_RECEIPT_WAIT_S": "4",
+    }
+
+    async def start() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crm_api.cli", "sms", env=env, stderr=asyncio.subprocess.DEVNULL
+        )
+
+    async with api.client(actors[Role.SUPERVISOR].token) as http:
+        await make_clients(http, count, prefix="Crash")
+        proc = await start()
+        try:
+            r = await http.post(
+                "/sms/bulk",
+                json={"text": "{name}: новости", "filters": {"q": "Crash"}, "rate": 300},
+            )
+            bulk = r.json()
+            await wait_for(lambda: _submits_at_least(smsc, count // 3), within=30, step=0.01)
+            proc.kill()  # SIGKILL: claims, answers and receipts in flight are abandoned
+            await proc.wait()
+            before = len(smsc.rows("submit"))
+            assert before < count
+            proc = await start()
+
+            async def all_delivered() -> bool:
+                report = (await http.get(f"/sms/bulk/{bulk['id']}")).json()
+                return bool(report["delivered"] == count)
+
+            await wait_for(all_delivered, within=60, step=0.3)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 20)
+    per_dest = collections.Counter(r["dest"] for r in smsc.rows("submit"))
+    assert len(per_dest) == count
+    assert {d: n for d, n in per_dest.items() if n > 1} == {}
+
+
+async def _submits_at_least(smsc: SmscProcess, n: int) -> bool:
+    return len(smsc.rows("submit")) >= n

@@ -1,0 +1,177 @@
+"""The SMSC misbehaves: throttles, refuses the bind, dies in the middle of a bulk send."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import signal
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support.factories import Actor
+from support.sms import make_clients, sms_stack
+from support.smsc import SmscProcess
+from support.waiting import wait_for
+from support.ws import Socket, open_socket
+
+from crm_api.accounts.models import Role
+from crm_api.platform.settings import Settings
+from sms_gateway import OutgoingSms, SmppConfig, SmsGateway
+
+
+async def _report(http: httpx.AsyncClient, bulk_id: int) -> dict[str, Any]:
+    r = await http.get(f"/sms/bulk/{bulk_id}")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def test_throttled_submits_are_retried_and_every_message_goes_once(
+    settings: Settings, tmp_path: Path, actors: dict[Role, Actor]
+) -> None:
+    smsc = SmscProcess(tmp_path / "smsc.jsonl", "--throttle-every", "4")
+    await smsc.start()
+    try:
+        async with (
+            sms_stack(settings, smsc) as api,
+            api.client(actors[Role.SUPERVISOR].token) as http,
+        ):
+            cards = await make_clients(http, 20, prefix="Throttle")
+            sent = []
+            for card in cards:
+                r = await http.post(f"/clients/{card['id']}/sms", json={"text": f"Hi {card['id']}"})
+                assert r.status_code == 202
+                sent.append(r.json()["id"])
+
+            async def all_delivered() -> bool:
+                statuses = {(await http.get(f"/messages/{i}")).json()["status"] for i in sent}
+                return statuses == {"delivered"}
+
+            await wait_for(all_delivered, within=30)
+        accepted = collections.Counter(r["dest"] for r in smsc.rows("submit"))
+        assert len(accepted) == 20 and set(accepted.values()) == {1}
+        # Throttling really happened: the SMSC refused every 4th submit_sm.
+        assert len(smsc.rows("throttled")) >= 5
+    finally:
+        await smsc.kill()
+
+
+async def test_wrong_password_is_a_clear_error_and_the_gateway_keeps_trying(
+    tmp_path: Path,
+) -> None:
+    smsc = SmscProcess(tmp_path / "smsc.jsonl", password="right")
+    await smsc.start()
+    config = SmppConfig.from_url(smsc.url.replace(":right@", ":wrong@"), reconnect_min=0.1)
+    gateway = SmsGateway(config)
+    await gateway.start()
+    try:
+        assert not await gateway.wait_bound(1.5)
+        assert gateway.bind_attempts >= 3  # backoff 0.1, 0.2, 0.4 s…
+        assert "ESME_RINVPASWD" in (gateway.last_error or "")
+        result = await gateway.send(OutgoingSms("79161234567", "never"))
+        assert result.outcome == "retry" and "ESME_RINVPASWD" in (result.error or "")
+        assert smsc.rows("submit") == []
+    finally:
+        await gateway.stop()
+        await smsc.kill()
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_smsc_killed_mid_bulk_and_restarted_delivers_every_message_once(
+    settings: Settings, tmp_path: Path, actors: dict[Role, Actor]
+) -> None:
+    count = 300
+    smsc = SmscProcess(tmp_path / "smsc.jsonl", "--dlr-tlv")
+    await smsc.start()
+    supervisor = actors[Role.SUPERVISOR]
+    try:
+        async with (
+            sms_stack(settings, smsc, smpp_enquire_link_s=1.0) as api,
+            api.client(supervisor.token) as http,
+        ):
+            await make_clients(http, count, prefix="Bulk")
+            # A part the SMSC never stored gets no receipt: send it again sooner.
+            api.app.state.services.extras["sms"].uncertain_hold = timedelta(seconds=3)
+            async with open_socket(api.ws_url, supervisor.token) as ws:
+                sock = Socket(ws)
+                await sock.next_of("hello")
+                r = await http.post(
+                    "/sms/bulk",
+                    json={
+                        "text": "{name}, скидка 10% до пятницы",
+                        "filters": {"q": "Bulk"},
+                        "rate": 400,
+                    },
+                )
+                assert r.status_code == 202, r.text
+                bulk = r.json()
+                assert bulk["total"] == count
+                progress = await sock.next_of("sms.bulk.progress", within=15)
+                assert progress["data"]["bulk_id"] == bulk["id"]
+
+                await wait_for(lambda: _at_least(smsc, count // 3), within=20, step=0.01)
+                await smsc.kill()  # SIGKILL: no unbind, answers in flight are lost
+                mid = await _report(http, bulk["id"])
+                assert mid["delivered"] < count
+                await asyncio.sleep(1.0)
+                await smsc.start()
+
+                async def done() -> bool:
+                    return (await _report(http, bulk["id"]))["delivered"] == count
+
+                await wait_for(done, within=60, step=0.3)
+                final = await _report(http, bulk["id"])
+                assert final["failed"] == 0 and final["pending"] == 0 and final["sent"] == count
+                done_frame = await sock.next_of("sms.bulk.done", within=10)
+                assert done_frame["data"]["delivered"] == count
+    finally:
+        await smsc.kill()
+    per_dest = collections.Counter(r["dest"] for r in smsc.rows("submit"))
+    assert len(per_dest) == count
+    duplicates = {d: n for d, n in per_dest.items() if n > 1}
+    print(
+        f"\nSMSC accepted {sum(per_dest.values())} submit_sm for {count} messages; "
+        f"resent after the kill: {len(duplicates)}"
+    )
+    assert duplicates == {}
+
+
+async def _at_least(smsc: SmscProcess, n: int) -> bool:
+    return len(smsc.rows("submit")) >= n
+
+
+async def test_a_frozen_smsc_is_detected_by_enquire_link_and_the_gateway_rebinds(
+    tmp_path: Path,
+) -> None:
+    smsc = SmscProcess(tmp_path / "smsc.jsonl")
+    await smsc.start()
+    config = SmppConfig.from_url(
+        smsc.url,
+        enquire_link_every=0.3,
+        dead_link_after=1.0,
+        reconnect_min=0.2,
+        connect_timeout=1.0,
+    )
+    gateway = SmsGateway(config)
+    await gateway.start()
+    assert smsc.proc is not None
+    try:
+        assert await gateway.wait_bound(5)
+        smsc.proc.send_signal(signal.SIGSTOP)  # alive to TCP, silent to SMPP
+
+        async def dropped() -> bool:
+            return not gateway.connected
+
+        await wait_for(dropped, within=10)
+        assert "enquire_link not answered" in (gateway.last_error or "")
+        smsc.proc.send_signal(signal.SIGCONT)
+        assert await gateway.wait_bound(15), gateway.last_error
+        result = await gateway.send(OutgoingSms("79161234567", "after the freeze"))
+        assert result.outcome == "submitted"
+    finally:
+        if smsc.proc is not None:
+            smsc.proc.send_signal(signal.SIGCONT)
+        await gateway.stop()
+        await smsc.kill()

@@ -1,0 +1,218 @@
+"""The routing policy on real storage: shifts, owners and busy flags, midnight, repeated
+asks for one call, round robin shared by two workers and continued after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.factories import Actor, make_user
+from support.server import RunningApi
+
+from crm_api.accounts.models import Role
+from crm_api.calls.models import Call
+from crm_api.clients.models import Client, ClientKind, ClientPhone
+from crm_api.platform.db.session import make_engine, make_sessionmaker
+from crm_api.platform.settings import Settings
+from crm_api.schedules import service as schedules
+from crm_api.schedules.routing import RouteDecision, choose_extension
+
+MSK = ZoneInfo("Europe/Moscow")
+OWNED = "+79160000002"  # a client of the second manager
+STRANGER = "+79169999999"
+
+
+def msk(day: int, hh: int, mm: int = 0) -> datetime:
+    return datetime(2026, 11, day, hh, mm, tzinfo=MSK).astimezone(UTC)  # 23rd: a Monday
+
+
+class Worker:
+    """What one API worker holds: its own engine and Redis connection."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.engine = make_engine(settings.database_url)
+        self.sessions = make_sessionmaker(self.engine)
+        self.redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+
+    async def ask(
+        self, caller: str, call_id: str, now: datetime, attempt: int | None = None
+    ) -> RouteDecision:
+        return await choose_extension(
+            self.sessions,
+            self.redis,
+            caller=caller,
+            did="74950000000",
+            call_id=call_id,
+            now=now,
+            attempt=attempt,
+            tz=MSK,
+            region="RU",
+            fallback="queue:sales",
+        )
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.engine.dispose()
+
+
+@pytest.fixture
+async def team(db: async_sessionmaker[AsyncSession]) -> dict[str, int]:
+    async with db() as session:
+        m1 = (await make_user(session, Role.MANAGER, extension="201")).user
+        m2 = (await make_user(session, Role.MANAGER, extension="202")).user
+        m3 = (await make_user(session, Role.MANAGER, extension="203")).user
+        await session.flush()
+        await schedules.add_shift(session, m1.id, 0, time(9), time(18), False)
+        await schedules.add_shift(session, m2.id, 0, time(12), time(20), False)
+        await schedules.add_shift(session, m3.id, 6, time(22), time(6), True)  # Sun night
+        client = Client(kind=ClientKind.PERSON, name="Owned", search_name="owned", manager_id=m2.id)
+        session.add(client)
+        await session.flush()
+        session.add(ClientPhone(client_id=client.id, e164=OWNED, digits=OWNED[1:], raw=OWNED))
+        await session.commit()
+        return {"m1": m1.id, "m2": m2.id, "m3": m3.id}
+
+
+@pytest.fixture
+async def worker(settings: Settings) -> AsyncIterator[Worker]:
+    w = Worker(settings)
+    yield w
+    await w.close()
+
+
+async def test_owner_then_the_next_then_the_fallback(team: dict[str, int], worker: Worker) -> None:
+    now = msk(23, 13)
+    first = await worker.ask(OWNED, "c1", now, attempt=1)
+    assert (first.target, first.reason) == ("202", "owner")
+    second = await worker.ask(OWNED, "c1", now, attempt=2)
+    assert (second.target, second.reason) == ("201", "round_robin")
+    third = await worker.ask(OWNED, "c1", now, attempt=3)
+    assert (third.target, third.reason) == ("queue:sales", "fallback")
+    again = await worker.ask(OWNED, "c1", now, attempt=1)  # the PBX repeated its ask
+    assert again.target == "202"
+    # Without attempt numbers each ask is the next attempt.
+    assert (await worker.ask(OWNED, "c2", now)).target == "202"
+    assert (await worker.ask(OWNED, "c2", now)).target == "201"
+
+
+@pytest.mark.parametrize(
+    ("when", "caller", "expected"),
+    [
+        (msk(23, 10), OWNED, {"201"}),  # owner not on duty yet: the one who is
+        (msk(23, 19), STRANGER, {"202"}),
+        (msk(23, 21), OWNED, {"queue:sales"}),  # nobody on duty
+        (msk(23, 1), STRANGER, {"203"}),  # Sunday's night shift, past midnight
+        (msk(22, 23), OWNED, {"203"}),  # ...and before it
+        (msk(23, 6), STRANGER, {"queue:sales"}),  # the night shift is over
+        (msk(23, 13), STRANGER, {"201", "202"}),
+    ],
+)
+async def test_shift_table(
+    team: dict[str, int], worker: Worker, when: datetime, caller: str, expected: set[str]
+) -> None:
+    got = await worker.ask(caller, f"t-{when.isoformat()}", when)
+    assert got.target in expected
+
+
+async def test_busy_owner_is_skipped_and_vacation_counts(
+    team: dict[str, int], worker: Worker, db: async_sessionmaker[AsyncSession]
+) -> None:
+    now = msk(23, 13)
+    async with db() as session:
+        session.add(
+            Call(
+                pbx_call_id="live",
+                user_id=team["m2"],
+                direction="inbound",
+                state="answered",
+                started_at=msk(23, 12, 55),
+            )
+        )
+        await schedules.add_exception(
+            session, team["m1"], schedules.ExceptionKind.SICK, msk(23, 0), msk(24, 0), None, None
+        )
+        await session.commit()
+    got = await worker.ask(OWNED, "b1", now)
+    assert got.target == "queue:sales"  # owner busy, the other one sick
+    async with db() as session:
+        call = await session.get(Call, 1)
+        assert call is not None
+        call.ended_at = msk(23, 13)
+        await session.commit()
+    assert (await worker.ask(OWNED, "b2", now)).target == "202"
+    # The call being routed does not make its own agent busy.
+    async with db() as session:
+        session.add(
+            Call(
+                pbx_call_id="b3",
+                user_id=team["m2"],
+                direction="inbound",
+                state="ringing",
+                started_at=now,
+            )
+        )
+        await session.commit()
+    assert (await worker.ask(OWNED, "b3", now)).target == "202"
+
+
+async def test_round_robin_is_shared_by_workers_and_survives_a_restart(
+    team: dict[str, int], settings: Settings
+) -> None:
+    now = msk(23, 13)
+    a, b = Worker(settings), Worker(settings)
+    try:
+        asks = [(a if i % 2 else b).ask(STRANGER, f"rr{i}", now) for i in range(20)]
+        got = await asyncio.gather(*asks)
+        assert Counter(d.target for d in got) == {"201": 10, "202": 10}
+        last = (await a.ask(STRANGER, "rr-last", now)).target
+    finally:
+        await a.close()
+        await b.close()
+    restarted = Worker(settings)
+    try:
+        first_after = (await restarted.ask(STRANGER, "rr-after", now)).target
+    finally:
+        await restarted.close()
+    assert first_after != last  # the rotation went on, it did not start over
+
+
+async def test_a_schedule_change_reaches_routing_at_once(
+    api: RunningApi, actors: dict[Role, Actor]
+) -> None:
+    services = api.app.state.services
+    tz = services.settings.tz
+    now = datetime.now(UTC)
+
+    async def ask(call_id: str) -> str:
+        decision = await choose_extension(
+            services.sessions,
+            services.redis,
+            caller=STRANGER,
+            did=None,
+            call_id=call_id,
+            now=now,
+            tz=tz,
+            region="RU",
+            fallback="queue:sales",
+        )
+        return decision.target
+
+    assert await ask("s1") == "queue:sales"  # nobody on duty: and the roster is cached
+    shift = {
+        "user_id": actors[Role.MANAGER].user.id,  # extension 101
+        "weekday": now.astimezone(tz).weekday(),
+        "starts": "00:00",
+        "ends": "00:00",
+        "overnight": True,  # the whole day
+    }
+    async with api.client(actors[Role.SUPERVISOR].token) as http:
+        r = await http.post("/schedules/shifts", json=shift)
+        assert r.status_code == 201, r.text
+    assert await ask("s2") == "101"
