@@ -1,0 +1,47 @@
+"""A SIP bridge pool on loopback ports for each test, stopped after it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.peers import require_binary
+from support.sip_bridge import Bridge, CallLog, ScriptedRouter, StartBridge
+from support.sipp import free_udp_tcp_port
+
+from telephony.sip.pool import PoolConfig, SipPool
+
+
+@pytest.fixture
+async def start_bridge(tmp_path: Path) -> AsyncIterator[StartBridge]:
+    require_binary("sipp")  # every test here talks to SIPp
+    started: list[SipPool] = []
+
+    async def start(targets: list[str | None] | None = None, **config: Any) -> Bridge:
+        workers = config.pop("workers", 1)
+        router = ScriptedRouter(targets or [])
+        recordings = tmp_path / "recordings"
+        pool_config = PoolConfig(
+            recordings_dir=recordings,
+            port=free_udp_tcp_port(step=workers),
+            workers=workers,
+            **{"ring_timeout_s": 10.0, "route_within_s": 2.0, **config},
+        )
+        log = CallLog()
+        pool = SipPool(pool_config, log.sink, router)
+        started.append(pool)
+        await pool.start()
+        return Bridge(
+            log.events,
+            log.changed,
+            pool=pool,
+            router=router,
+            recordings=recordings,
+            workdir=tmp_path,
+        )
+
+    yield start
+    for pool in started:
+        await pool.stop()

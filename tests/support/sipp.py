@@ -1,0 +1,164 @@
+"""SIPp (Debian sip-tester) as the carrier and the managers' phones, on 127.0.0.1.
+
+Scenarios live in tests/integration/sip/scenarios/ (with the G.711 pcap they play).
+Each run keeps its SIP message trace, read by the tests for the responses it got."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from support.peers import require_binary
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "integration" / "sip" / "scenarios"
+
+
+def free_udp_tcp_port(step: int = 1) -> int:
+    """A port free for both UDP and TCP (pjsua and Kamailio bind both), and the next
+    `step - 1` ports free for UDP too (SIPp's RTP uses media port and media port + 2)."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port + step > 65535:
+            continue
+        try:
+            held = []
+            for p in range(port, port + step):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    s = socket.socket(socket.AF_INET, kind)
+                    held.append(s)
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+        return port
+    raise RuntimeError("no free port pair")
+
+
+@dataclass
+class Sipp:
+    proc: asyncio.subprocess.Process
+    trace: Path
+    port: int
+    media_port: int
+
+    async def wait(self, within: float = 30.0) -> int:
+        try:
+            return await asyncio.wait_for(self.proc.wait(), within)
+        except TimeoutError:
+            self.kill()
+            await self.proc.wait()
+            raise AssertionError(f"SIPp did not finish within {within}s:\n{self.log()}") from None
+
+    async def listening(self, within: float = 10.0) -> None:
+        """Returns once SIPp holds its SIP port (a UAS must, before it is dialled)."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                try:
+                    probe.bind(("127.0.0.1", self.port))
+                except OSError:
+                    return
+            if self.proc.returncode is not None or asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"SIPp did not start listening:\n{self.log()}")
+            await asyncio.sleep(0.02)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+
+    def log(self) -> str:
+        try:
+            return self.trace.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def responses(self) -> list[int]:
+        """Status codes of the responses SIPp received, in order."""
+        codes = []
+        for block in self.log().split("message received")[1:]:
+            found = re.search(r"^SIP/2\.0 (\d{3})", block.split("\n", 1)[1].lstrip(), re.M)
+            if found:
+                codes.append(int(found.group(1)))
+        return codes
+
+    def received(self, request: str) -> int:
+        """How many `request`s (INVITE, CANCEL, BYE...) SIPp received."""
+        return len(
+            [b for b in self.log().split("message received")[1:] if f"\n{request} " in b[:300]]
+        )
+
+
+async def start_sipp(
+    scenario: str,
+    workdir: Path,
+    *,
+    target: str | None = None,
+    service: str = "74951234567",
+    pause_ms: int = 1000,
+    calls: int = 1,
+    rtp_echo: bool = False,
+    rate: float | None = None,
+    limit: int | None = None,
+    keys: dict[str, str] | None = None,
+    extra: tuple[str, ...] = (),
+) -> Sipp:
+    binary = require_binary("sipp")
+    port = free_udp_tcp_port()
+    media_port = free_udp_tcp_port(step=4)
+    trace = workdir / f"{scenario}-{port}.msg.log"
+    args = [
+        binary,
+        "-sf",
+        str(SCENARIOS / scenario),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(media_port),
+        "-m",
+        str(calls),
+        "-d",
+        str(pause_ms),
+        "-s",
+        service,
+        "-nostdin",
+        "-trace_msg",
+        "-message_file",
+        str(trace),
+        "-trace_err",
+        "-error_file",
+        str(workdir / f"{scenario}-{port}.err.log"),
+        "-timeout",
+        "60",
+        "-timeout_error",
+    ]
+    for key, value in {"pt": "8", "codec": "PCMA/8000", **(keys or {})}.items():
+        args += ["-key", key, value]
+    if rtp_echo:
+        args.append("-rtp_echo")
+    if rate is not None:
+        args += ["-r", str(rate)]
+    if limit is not None:
+        args += ["-l", str(limit)]
+    args += list(extra)
+    if target is not None:
+        args.append(target)
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        cwd=SCENARIOS,  # the scenarios name their pcap relative to it
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    return Sipp(proc, trace, port, media_port)
