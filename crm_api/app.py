@@ -22,6 +22,7 @@ from crm_api.clients.directories import http as directories
 from crm_api.clients.timeline import http as communications
 from crm_api.messages import http as messages
 from crm_api.platform import health
+from crm_api.platform.boundary import KIB, BodyLimits, BoundaryGuard
 from crm_api.platform.errors import AppError
 from crm_api.platform.realtime import ws
 from crm_api.platform.runtime import Feature, running_features, running_services
@@ -61,7 +62,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail))
+        response = _error(exc.status_code, code, str(exc.detail))
+        response.headers.update(exc.headers or {})  # 405 names the methods in `Allow`
+        return response
 
 
 def _mount_ui(app: FastAPI, dist: Path) -> None:
@@ -79,6 +82,16 @@ def _mount_ui(app: FastAPI, dist: Path) -> None:
         if index.is_file():
             return FileResponse(index, headers={"Cache-Control": "no-cache"})
         return _error(404, "ui_not_built", "the web app is not built: run `make run`")
+
+
+def _body_limits(settings: Settings) -> BodyLimits:
+    """Anonymous routes take only what their form needs; an import takes a file."""
+    return BodyLimits(
+        routes={
+            f"POST {API_PREFIX}/auth/login": 4 * KIB,
+            f"POST {API_PREFIX}/clients/import": settings.import_max_bytes + 64 * KIB,
+        }
+    )
 
 
 def create_app(settings: Settings | None = None, features: tuple[Feature, ...] = ()) -> FastAPI:
@@ -99,6 +112,7 @@ def create_app(settings: Settings | None = None, features: tuple[Feature, ...] =
         lifespan=lifespan,
     )
     _install_error_handlers(app)
+    app.add_middleware(BoundaryGuard, limits=_body_limits(settings))
     api = APIRouter(prefix=API_PREFIX)
     for module in (
         health,

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 from sqlalchemy import select
+from starlette.responses import MalformedRangeHeader
 
 from crm_api.accounts.models import Role, User
 from crm_api.accounts.permissions import Permission, allowed
@@ -149,7 +150,32 @@ async def score_call(
     return await _public(session, call)
 
 
-@router.get("/recordings/{recording_id}", operation_id="get_recording", response_class=FileResponse)
+class RecordingResponse(FileResponse):
+    """A malformed Range is ignored and the whole file sent (RFC 9110 §14.2), not a 400."""
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        try:
+            return super()._parse_range_header(http_range, file_size)
+        except MalformedRangeHeader:
+            return []
+
+
+_AUDIO = {200: {"content": {"audio/wav": {}}, "description": "the recording"}}
+
+
+@router.head(
+    "/recordings/{recording_id}",
+    operation_id="head_recording",
+    response_class=RecordingResponse,
+    responses=_AUDIO,
+)
+@router.get(
+    "/recordings/{recording_id}",
+    operation_id="get_recording",
+    response_class=RecordingResponse,
+    responses=_AUDIO,
+)
 async def recording(
     recording_id: int,
     session: SessionDep,
@@ -169,7 +195,7 @@ async def recording(
         raise NotFound(f"the file of recording #{recording_id} is not in the recordings folder")
     if path.stat().st_size <= 44:
         raise NotFound(f"recording #{recording_id} is empty (the call was not answered)")
-    return FileResponse(path, media_type="audio/wav", filename=rec.file_name)
+    return RecordingResponse(path, media_type="audio/wav", filename=rec.file_name)
 
 
 @router.post("/clients/{client_id}/call", status_code=202, operation_id="call_client")

@@ -21,7 +21,6 @@ from crm_api.platform.errors import InvalidInput, NotFound
 
 router = APIRouter(tags=["clients"])
 log = logging.getLogger(__name__)
-MAX_IMPORT_BYTES = 20 * 1024 * 1024
 
 
 async def _progress(services: Services, job_id: int, user_id: int, **fields: object) -> None:
@@ -104,9 +103,10 @@ async def import_clients(
     filename = file.filename or "upload.csv"
     if not filename.lower().endswith((".csv", ".xlsx")):
         raise InvalidInput("file", "a .csv or .xlsx file is expected")
-    content = await file.read(MAX_IMPORT_BYTES + 1)
-    if len(content) > MAX_IMPORT_BYTES:
-        raise InvalidInput("file", "larger than 20 MB")
+    limit = services.settings.import_max_bytes
+    content = await file.read(limit + 1)
+    if len(content) > limit:
+        raise InvalidInput("file", f"larger than {limit // (1024 * 1024)} MB")
     job = ImportJob(user_id=user.id, filename=filename, status="running", errors=[])
     session.add(job)
     await session.commit()

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     ui_dist: Path = Path(__file__).resolve().parent.parent / "ui" / "dist"
     ws_backlog: int = 200  # frames kept per user for a reconnecting socket
     import_max_rows: int = 100_000
+    import_max_bytes: int = 10 * 1024 * 1024  # an uploaded CSV/XLSX file
 
     ami_url: str | None = None  # ami://user:secret@host:5038
     ami_outbound_context: str = "internal"  # where click-to-call dials the client's number
