@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
@@ -161,7 +161,9 @@ class RecordingResponse(FileResponse):
             return []
 
 
-_AUDIO = {200: {"content": {"audio/wav": {}}, "description": "the recording"}}
+_AUDIO: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"audio/wav": {}}, "description": "the recording"}
+}
 
 
 @router.head(
