@@ -219,9 +219,7 @@ async def call_client(
         raise InvalidInput("phone_id", "not a phone of this client")
     if not user.extension:
         raise InvalidInput("extension", "you have no phone extension; ask an admin to set one")
-    pbx = services.extras.get("pbx")
-    if pbx is None:
-        raise Unavailable("no PBX is connected").with_code("pbx_unavailable")
+    pbx = services.links.require_pbx()
     call = Call(
         crm_call_id=f"crm-{uuid.uuid4().hex[:16]}",
         client_id=client.id,

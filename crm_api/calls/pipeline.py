@@ -15,7 +15,7 @@ from typing import Any
 from crm_api.calls import codec
 from crm_api.calls.service import CallService, MissedCallHook
 from crm_api.platform.deps import Services
-from crm_api.platform.realtime.streams import EventStream, InProcessStream, RedisStream
+from crm_api.platform.realtime.streams import EventStream, RedisStream
 from telephony import events as ev
 from telephony.events import CallEvent
 
@@ -49,7 +49,7 @@ def make_stream(
             on_read=on_read,
             concurrency=CALL_RUNS_IN_FLIGHT,
         )
-    return InProcessStream(CALL_EVENTS_STREAM)
+    return services.links.local_stream(CALL_EVENTS_STREAM)
 
 
 async def start_call_events(
@@ -87,7 +87,6 @@ async def start_call_events(
 
     stop = asyncio.Event()
     task = asyncio.create_task(stream.consume(handle, stop), name="call-events")
-    services.extras["call_events"] = CallEventSink(stream)
 
     async def shutdown() -> None:
         stop.set()

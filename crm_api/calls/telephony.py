@@ -57,23 +57,20 @@ async def start_telephony(services: Services) -> Callable[[], Awaitable[None]]:
     settings = services.settings
     if not settings.ami_url:
         raise RuntimeError("CALLCARD_AMI_URL is not set: there is no PBX to connect to")
-    # Embedded, the in-process stream must be the one the consumer reads.
-    sink = services.extras.get("call_events") or CallEventSink(make_stream(services))
+    sink = CallEventSink(make_stream(services))
     adapter = AmiAdapter(settings.ami_url, sink, outbound_context=settings.ami_outbound_context)
     await adapter.start()
-    services.extras["pbx"] = adapter
-    services.extras["pbx_status"] = adapter.status
+    services.links.pbx = adapter
     agi = FastAgiServer(
         routing_answer(services),
         fallback=settings.routing_fallback,
         decide_within=settings.agi_decide_within,
     )
     await agi.start(*_host_port(settings.agi_bind))
-    services.extras["agi"] = agi
 
     async def stop() -> None:
         await agi.stop()
-        services.extras.pop("pbx", None)
+        services.links.pbx = None
         await adapter.stop()
 
     return stop

@@ -154,7 +154,7 @@ async def start_email(services: Services) -> Callable[[], Awaitable[None]]:
 
         return nothing
     service = EmailService(services.sessions, services.hub, SmtpSender(settings))
-    services.extras["email"] = service
+    services.links.email_outbox = service
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop), name="email")
 

@@ -25,6 +25,7 @@ from crm_api.messages.sms.deals import deal_fields_for
 from crm_api.messages.templates import render
 from crm_api.platform.deps import ServicesDep, SessionDep, require
 from crm_api.platform.errors import Forbidden, InvalidInput, NotFound
+from crm_api.platform.links import Outbox
 from crm_api.sales.models import Deal
 
 router = APIRouter(tags=["messages"])
@@ -68,10 +69,9 @@ async def _deal_fields(session: SessionDep, client: Client, deal_id: int | None)
     return {**amount, "deal_title": deal.title}
 
 
-def _wake(services: ServicesDep, name: str) -> None:
-    worker = services.extras.get(name)
-    if worker is not None:
-        worker.wake.set()
+def _wake(outbox: Outbox | None) -> None:
+    if outbox is not None:
+        outbox.wake.set()
 
 
 @router.post("/clients/{client_id}/sms", status_code=202, operation_id="send_sms")
@@ -110,7 +110,7 @@ async def send_sms(
     await session.commit()
     if not created:
         response.status_code = 200
-    _wake(services, "sms")
+    _wake(services.links.sms_outbox)
     return _public(message)
 
 
@@ -149,7 +149,7 @@ async def send_email(
     await session.commit()
     if not created:
         response.status_code = 200
-    _wake(services, "email")
+    _wake(services.links.email_outbox)
     return _public(message)
 
 
@@ -185,7 +185,7 @@ async def send_bulk(
         region=services.settings.default_region,
     )
     await session.commit()
-    _wake(services, "sms")
+    _wake(services.links.sms_outbox)
     return await _bulk_public(session, bulk)
 
 

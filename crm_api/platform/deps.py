@@ -18,6 +18,7 @@ from crm_api.accounts.permissions import Permission, allowed
 from crm_api.accounts.service import user_for_token
 from crm_api.accounts.token_cache import TokenCache
 from crm_api.platform.errors import Forbidden, Unauthorized
+from crm_api.platform.links import Links
 from crm_api.platform.realtime.hub import Hub
 from crm_api.platform.settings import Settings
 
@@ -34,7 +35,7 @@ class Services:
     reads: async_sessionmaker[AsyncSession]  # for requests that only read (no transaction)
     hub: Hub
     redis: Redis | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    links: Links = field(default_factory=Links)
     background: set[asyncio.Task[None]] = field(default_factory=set)
     tokens: TokenCache = field(default_factory=TokenCache)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from playwright.async_api import Browser, BrowserContext, Page
+from support.call_events import call_sink
 from support.server import RunningApi
 
 from telephony.events import CallEvent
@@ -38,7 +39,7 @@ async def shoot(page: Page, name: str) -> None:
 
 async def pbx(app: RunningApi, *events: CallEvent) -> None:
     """Feeds call events through the real pipeline, as a PBX adapter would."""
-    sink = app.app.state.services.extras["call_events"]
+    sink = call_sink(app.app.state.services)
     for event in events:
         await sink(event)
 

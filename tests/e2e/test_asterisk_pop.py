@@ -39,7 +39,7 @@ async def pbx_app(
     )
     settings.recordings_dir.mkdir(parents=True, exist_ok=True)
     async with running_api(settings, features=enabled_features(settings, embedded=True)) as api:
-        await api.app.state.services.extras["pbx"].wait_connected(10)
+        await api.app.state.services.links.pbx.wait_connected(10)
         yield api
 
 

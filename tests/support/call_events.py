@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from crm_api.calls.pipeline import CallEventSink, make_stream
+from crm_api.platform.deps import Services
 from telephony import events as ev
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+
+def call_sink(services: Services) -> CallEventSink:
+    """The way into a running API's call-event stream, as a PBX adapter has it."""
+    return CallEventSink(make_stream(services))
 
 
 def at(s: float) -> datetime:

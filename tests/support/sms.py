@@ -33,7 +33,7 @@ async def sms_stack(
 ) -> AsyncIterator[RunningApi]:
     """Callcard with the SMS feature bound to this SMSC."""
     async with running_api(sms_settings(settings, smsc, **more), features=(start_sms,)) as api:
-        service = api.app.state.services.extras["sms"]
+        service = api.app.state.services.links.sms_outbox
         assert await service.gateway.wait_bound(10), service.gateway.last_error
         yield api
 

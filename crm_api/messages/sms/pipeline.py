@@ -46,7 +46,7 @@ async def start_sms(services: Services) -> Callable[[], Awaitable[None]]:
         claim_for=timedelta(seconds=settings.sms_claim_s),
     )
     service.uncertain_hold = timedelta(seconds=settings.sms_receipt_wait_s)
-    services.extras["sms"] = service
+    services.links.sms_outbox = service
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop), name="sms")
     log.info("SMS over SMPP to %s:%s", gateway.config.host, gateway.config.port)

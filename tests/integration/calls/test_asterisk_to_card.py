@@ -38,7 +38,7 @@ async def telephony_api(settings: Settings, pbx: AmiSimulator) -> AsyncIterator[
     settings.agi_bind = f"127.0.0.1:{free_port()}"
     call_events = functools.partial(start_call_events, on_missed=missed_call_hook)
     async with running_api(settings, features=(call_events, start_telephony)) as running:
-        await running.app.state.services.extras["pbx"].wait_connected(10)
+        await running.app.state.services.links.pbx.wait_connected(10)
         yield running
 
 
@@ -179,7 +179,7 @@ async def test_reconnect_mid_call_loses_and_duplicates_nothing(
 ) -> None:
     api, supervisor = telephony_api, actors[Role.SUPERVISOR]
     known = await new_client(api, supervisor.token, "+79161234567", None)
-    adapter = api.app.state.services.extras["pbx"]
+    adapter = api.app.state.services.links.pbx
     events = prepare("incoming-answered")
     bridged = next(i for i, p in enumerate(events) if dict(p).get("Event") == "BridgeEnter")
     await pbx.emit(events[: bridged + 2])

@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aredis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from support.call_events import answered_call
+from support.call_events import answered_call, call_sink
 from support.factories import Actor
 from support.server import api_process, running_api
 from support.servers import PgServer
@@ -103,7 +103,7 @@ async def test_a_database_outage_mid_call_pops_the_card_and_loses_and_doubles_no
     ):
         sock = Socket(conn)
         await sock.next_of("hello")
-        sink = api.app.state.services.extras["call_events"]
+        sink = call_sink(api.app.state.services)
         await feed(sink, FIRST[:2])  # the call enters the dialplan: its card is found
         await wait_for(lambda: _ringing(db, "1795400001.0"))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 
-from support.call_events import answered_call, at
+from support.call_events import answered_call, at, call_sink
 from support.factories import Actor, make_user
 from support.server import RunningApi
 from support.waiting import wait_for
@@ -20,7 +20,7 @@ CAPTURED_WAV = CAPTURES / "incoming-answered.wav"
 
 
 async def feed(api: RunningApi, events: list[ev.CallEvent]) -> None:
-    sink = api.app.state.services.extras["call_events"]
+    sink = call_sink(api.app.state.services)
     for event in events:
         await sink(event)
 
@@ -201,7 +201,7 @@ async def test_anonymous_and_internal_calls_make_no_card_and_garbage_is_skipped(
     calls_api: RunningApi, actors: dict[Role, Actor]
 ) -> None:
     api, supervisor = calls_api, actors[Role.SUPERVISOR]
-    sink = api.app.state.services.extras["call_events"]
+    sink = call_sink(api.app.state.services)
     await sink.stream.add({"type": "NoSuchEvent", "call_id": "x"})
     await sink.stream.add({"type": "CallRinging", "call_id": "y"})  # missing fields
     await feed(

@@ -40,5 +40,5 @@ async def mail_api(settings: Settings, smtp: SmtpServer) -> AsyncIterator[Runnin
         update={"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "smtp_from": "crm@example.ru"}
     )
     async with running_api(s, features=(start_email,)) as running:
-        running.app.state.services.extras["email"].poll = 0.2
+        running.app.state.services.links.email_outbox.poll = 0.2
         yield running

@@ -93,7 +93,7 @@ async def test_smsc_killed_mid_bulk_and_restarted_delivers_every_message_once(
         ):
             await make_clients(http, count, prefix="Bulk")
             # A part the SMSC never stored gets no receipt: send it again sooner.
-            api.app.state.services.extras["sms"].uncertain_hold = timedelta(seconds=3)
+            api.app.state.services.links.sms_outbox.uncertain_hold = timedelta(seconds=3)
             async with open_socket(api.ws_url, supervisor.token) as ws:
                 sock = Socket(ws)
                 await sock.next_of("hello")

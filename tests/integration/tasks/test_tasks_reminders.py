@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.call_events import call_sink
 from support.factories import Actor, make_user
 from support.server import RunningApi, running_api
 from support.ws import Socket, open_socket
@@ -208,7 +209,7 @@ async def test_a_missed_queue_call_makes_one_callback_task(
     settings.recordings_dir.mkdir(parents=True, exist_ok=True)
     feature = functools.partial(start_call_events, on_missed=missed_call_hook)
     async with running_api(settings, features=(feature,)) as api:
-        sink = api.app.state.services.extras["call_events"]
+        sink = call_sink(api.app.state.services)
         for event in events + events:  # replayed after a reconnect
             await sink(event)
         async with asyncio.timeout(10):

@@ -1,0 +1,42 @@
+"""What the features running in this process lend the routes and each other, typed.
+
+Built once with the Services by the runtime; each slot is filled by the one feature that
+owns it when that feature starts. None: the feature does not run in this process
+(`callcard api` workers have no PBX link and no SMPP bind)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from crm_api.platform.errors import Unavailable
+from crm_api.platform.realtime.streams import InProcessStream
+from telephony.pbx import Pbx
+
+
+class Outbox(Protocol):
+    """A worker sending an outbox; setting `wake` makes it look now, not at its next poll."""
+
+    wake: asyncio.Event
+
+
+@dataclass
+class Links:
+    pbx: Pbx | None = None  # calls.telephony: click-to-call goes through it
+    email_outbox: Outbox | None = None  # messages.email
+    sms_outbox: Outbox | None = None  # messages.sms
+    _local_streams: dict[str, InProcessStream] = field(default_factory=dict)
+
+    def require_pbx(self) -> Pbx:
+        if self.pbx is None:
+            raise Unavailable("no PBX is connected").with_code("pbx_unavailable")
+        return self.pbx
+
+    def local_stream(self, name: str) -> InProcessStream:
+        """Embedded (no Redis), the process's stand-in for the Redis stream of that name:
+        one per name, so the producers and the consumer meet on it whichever starts first."""
+        stream = self._local_streams.get(name)
+        if stream is None:
+            stream = self._local_streams[name] = InProcessStream(name)
+        return stream
