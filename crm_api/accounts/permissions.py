@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 
 from sqlalchemy import ColumnElement, or_, true
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.accounts.models import Role, User
 from crm_api.clients.models import Client
@@ -86,6 +87,13 @@ def can_access_client(user: User, client: Client) -> bool:
 def may_see_client_of(user: User, manager_id: int | None) -> bool:
     """May `user` see a card that manager `manager_id` (None: nobody) owns."""
     return sees_all_clients(user) or manager_id in (None, user.id)
+
+
+async def may_watch_client(session: AsyncSession, user_id: int, client_id: int) -> bool:
+    """May that user follow that card live (both exist, and the card is in their scope)."""
+    client = await session.get(Client, client_id)
+    user = await session.get(User, user_id)
+    return client is not None and user is not None and can_access_client(user, client)
 
 
 def client_scope(user: User) -> ColumnElement[bool]:

@@ -11,9 +11,7 @@ import logging
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ValidationError
 
-from crm_api.accounts.models import User
-from crm_api.accounts.permissions import Permission, allowed, can_access_client
-from crm_api.clients.models import Client
+from crm_api.accounts.permissions import Permission, allowed, may_watch_client
 from crm_api.platform.deps import Services, authorized_user, get_services, token_of
 from crm_api.platform.realtime.frames import frame_key
 from crm_api.platform.realtime.hub import Connection
@@ -66,9 +64,8 @@ async def _receiver(ws: WebSocket, conn: Connection, services: Services) -> None
                 conn.watching.discard(client_id)
                 continue
             async with services.sessions() as session:
-                client = await session.get(Client, client_id)
-                user = await session.get(User, conn.user_id)
-            if client is None or user is None or not can_access_client(user, client):
+                may = await may_watch_client(session, conn.user_id, client_id)
+            if not may:
                 await ws.send_text(_control("error", {"message": f"cannot watch #{client_id}"}))
                 continue
             conn.watching.add(client_id)
