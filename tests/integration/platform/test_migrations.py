@@ -1,4 +1,5 @@
-"""Migrations upgrade an empty database to head and downgrade back, on both engines."""
+"""Migrations upgrade an empty database to head and downgrade back, on both engines, and
+the schema they make is the one the models describe (no column drift)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import uuid
 
 import asyncpg
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from support.servers import PgServer
 
@@ -33,6 +36,28 @@ async def _round_trip(url: str) -> None:
         await engine.dispose()
 
 
+def _pg_only_search_index(obj: object, name: str | None, type_: str, *_: object) -> bool:
+    """Trigram (GIN) search indexes exist on PostgreSQL alone, made by the migration."""
+    return not (type_ == "index" and name is not None and name.endswith("_trgm"))
+
+
+async def _drift(url: str) -> list[object]:
+    engine = make_engine(url)
+    try:
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda c: compare_metadata(
+                    MigrationContext.configure(
+                        c, opts={"compare_type": True, "include_object": _pg_only_search_index}
+                    ),
+                    Base.metadata,
+                )
+            )
+    finally:
+        await engine.dispose()
+
+
 async def test_sqlite_upgrade_downgrade(tmp_path) -> None:
     await _round_trip(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
 
@@ -44,6 +69,35 @@ async def test_postgres_upgrade_downgrade(pg_server: PgServer) -> None:
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
         await _round_trip(pg_server.url(name))
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_sqlite_migrated_schema_is_the_models(tmp_path) -> None:
+    assert await _drift(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}") == []
+
+
+async def test_the_drift_check_sees_a_column_the_migrations_lack(tmp_path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
+    engine = make_engine(url)
+    try:
+        await upgrade(engine)
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("ALTER TABLE clients DROP COLUMN address")
+    finally:
+        await engine.dispose()
+    diff = await _drift(url)
+    assert [(d[0], d[3].name) for d in diff] == [("add_column", "address")]
+
+
+@pytest.mark.postgres
+async def test_postgres_migrated_schema_is_the_models(pg_server: PgServer) -> None:
+    name = f"callcard_drift_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(pg_server.dsn())
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        assert await _drift(pg_server.url(name)) == []
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
