@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from support.factories import Actor
 from support.server import RunningApi
@@ -36,23 +37,30 @@ def test_every_route_is_public_on_purpose_or_carries_a_permission() -> None:
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_permission_matrix(api: RunningApi, actors: dict[Role, Actor]) -> None:
     checked = 0
-    # Logging out revokes the token the other requests use: it goes last.
-    for route in sorted(ROUTES, key=lambda r: r.path.endswith("/auth/logout")):
-        if route.permission is None:
-            continue
-        url = _concrete(route.path)
-        async with api.client() as anonymous:
-            r = await anonymous.request(route.method, api.base_url + url, json={})
+    # One client, one kept-alive connection for every request: each carries its own
+    # credentials, and no cookie a response sets may log the next request in.
+    async with api.client() as http:
+
+        async def ask(method: str, url: str, token: str | None) -> httpx.Response:
+            http.cookies.clear()
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            return await http.request(method, api.base_url + url, json={}, headers=headers)
+
+        # Logging out revokes the token the other requests use: it goes last.
+        for route in sorted(ROUTES, key=lambda r: r.path.endswith("/auth/logout")):
+            if route.permission is None:
+                continue
+            url = _concrete(route.path)
+            r = await ask(route.method, url, None)
             assert r.status_code == 401, (route, r.status_code, r.text)
-        for role, actor in actors.items():
-            async with api.client(actor.token) as http:
-                r = await http.request(route.method, api.base_url + url, json={})
-            if role in GRANTS[route.permission]:
-                assert r.status_code not in (401, 403), (role, route, r.text)
-            else:
-                assert r.status_code == 403, (role, route, r.status_code, r.text)
-                assert r.json()["error"]["code"] == "forbidden"
-            checked += 1
+            for role, actor in actors.items():
+                r = await ask(route.method, url, actor.token)
+                if role in GRANTS[route.permission]:
+                    assert r.status_code not in (401, 403), (role, route, r.text)
+                else:
+                    assert r.status_code == 403, (role, route, r.status_code, r.text)
+                    assert r.json()["error"]["code"] == "forbidden"
+                checked += 1
     assert checked == 4 * sum(1 for r in ROUTES if r.permission is not None)
 
 
