@@ -33,7 +33,7 @@ run: $(STAMP) ui
 # The suite starts its own PostgreSQL and Redis unless CALLCARD_TEST_PG_URL /
 # CALLCARD_TEST_REDIS_URL name servers to use.
 test: system-deps $(STAMP) ui
-	@echo "==> Test suite (a line per test folder as it starts)"
+	@echo "==> Test suite (each test file is named as it runs)"
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: system-deps $(STAMP)
