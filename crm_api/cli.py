@@ -94,6 +94,11 @@ def main(argv: list[str] | None = None) -> None:
         "telephony",
         help="the AMI adapter and FastAGI routing server, one per PBX (CALLCARD_AMI_URL)",
     )
+    sub.add_parser(
+        "sip",
+        help="the SIP bridge: CALLCARD_SIP_WORKERS pjsua2 workers from CALLCARD_SIP_BIND on, "
+        "behind Kamailio (deploy/kamailio/)",
+    )
     cu = sub.add_parser("create-user", help="make a user, e.g. the first admin")
     cu.add_argument("username")
     cu.add_argument(
@@ -155,6 +160,18 @@ def main(argv: list[str] | None = None) -> None:
         if not settings.ami_url:
             sys.exit("CALLCARD_AMI_URL is not set (ami://user:secret@host:5038)")
         asyncio.run(run_headless(settings, (start_telephony,)))
+    elif args.command == "sip":
+        import functools
+
+        from crm_api.calls.sip import start_sip
+        from crm_api.platform.runtime import run_headless
+
+        if not settings.sip_bind:
+            sys.exit(
+                "CALLCARD_SIP_BIND is not set (host:port of the first worker, e.g. 127.0.0.1:5070)"
+            )
+        pool = functools.partial(start_sip, workers=settings.sip_workers)
+        asyncio.run(run_headless(settings, (pool,)))
     elif args.command == "create-user":
         asyncio.run(_create_user(settings, args))
     elif args.command == "pbx-sim":

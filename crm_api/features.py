@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 from crm_api.calls.pipeline import start_call_events
+from crm_api.calls.sip import start_sip
 from crm_api.calls.telephony import start_telephony
 from crm_api.messages.email import start_email
 from crm_api.messages.sms.pipeline import start_sms
@@ -15,8 +16,9 @@ from crm_api.tasks.reminders import missed_call_hook, start_reminders
 
 def enabled_features(settings: Settings, *, embedded: bool) -> tuple[Feature, ...]:
     """`embedded` (`callcard run`): everything in one process. Otherwise (`callcard api`,
-    one of N workers) only what any number of workers may run side by side; the PBX link
-    and the SMPP bind run once, in `callcard telephony` and `callcard sms`."""
+    one of N workers) only what any number of workers may run side by side; the PBX link,
+    the SIP bridge and the SMPP bind run once, in `callcard telephony`, `callcard sip` and
+    `callcard sms`."""
     # A missed call becomes a callback task in the call-event service's own transaction.
     call_events: Feature = functools.partial(start_call_events, on_missed=missed_call_hook)
     # The e-mail outbox claims each message atomically, so every worker may run it.
@@ -25,4 +27,6 @@ def enabled_features(settings: Settings, *, embedded: bool) -> tuple[Feature, ..
         features.append(start_sms)  # starts only when CALLCARD_SMPP_URL is set
         if settings.ami_url:
             features.append(start_telephony)
+        if settings.sip_bind:
+            features.append(functools.partial(start_sip, workers=1))  # one worker, no Kamailio
     return tuple(features)

@@ -20,35 +20,44 @@ from telephony.ami.agi import AgiRequest, FastAgiServer, Router
 log = logging.getLogger(__name__)
 
 
+async def route_target(
+    services: Services,
+    *,
+    caller: str | None,
+    did: str | None,
+    call_id: str,
+    attempt: int | None = None,
+) -> str:
+    """The routing policy's answer for one ask: an extension or `queue:<name>`."""
+    settings = services.settings
+    decision = await choose_extension(
+        services.sessions,
+        services.redis,
+        caller=caller or "",
+        did=did,
+        call_id=call_id,
+        now=utcnow(),
+        attempt=attempt,
+        tz=settings.tz,
+        region=settings.default_region,
+        fallback=settings.routing_fallback,
+    )
+    log.info("call %s from %s → %s (%s)", call_id, caller, decision.target, decision.reason)
+    return decision.target
+
+
 def routing_answer(services: Services) -> Router:
     """The routing policy, as the FastAGI server asks it."""
-    settings = services.settings
 
     async def route(request: AgiRequest) -> str | None:
-        decision = await choose_extension(
-            services.sessions,
-            services.redis,
-            caller=request.caller or "",
-            did=request.did,
-            call_id=request.call_id,
-            now=utcnow(),
-            tz=settings.tz,
-            region=settings.default_region,
-            fallback=settings.routing_fallback,
+        return await route_target(
+            services, caller=request.caller, did=request.did, call_id=request.call_id
         )
-        log.info(
-            "call %s from %s → %s (%s)",
-            request.call_id,
-            request.caller,
-            decision.target,
-            decision.reason,
-        )
-        return decision.target
 
     return route
 
 
-def _host_port(bind: str) -> tuple[str, int]:
+def host_port(bind: str) -> tuple[str, int]:
     host, _, port = bind.rpartition(":")
     return host or "0.0.0.0", int(port)
 
@@ -66,7 +75,7 @@ async def start_telephony(services: Services) -> Callable[[], Awaitable[None]]:
         fallback=settings.routing_fallback,
         decide_within=settings.agi_decide_within,
     )
-    await agi.start(*_host_port(settings.agi_bind))
+    await agi.start(*host_port(settings.agi_bind))
 
     async def stop() -> None:
         await agi.stop()

@@ -35,6 +35,15 @@ class Settings(BaseSettings):
     ami_outbound_context: str = "internal"  # where click-to-call dials the client's number
     agi_bind: str = "127.0.0.1:4573"
     agi_decide_within: float = 0.8  # seconds the caller may wait for the routing answer
+    # The SIP bridge (pjsua2 workers): set to answer a SIP trunk without Asterisk. Worker i
+    # listens on the port + i (UDP and TCP); `callcard run` starts one, `callcard sip` N.
+    sip_bind: str | None = None  # e.g. 127.0.0.1:5070
+    sip_workers: int = Field(default=2, ge=1, le=64)  # `callcard sip`: 2 bridged calls each
+    sip_phone_uri: str = "sip:{user}@127.0.0.1:5060"  # a manager's extension (the registrar)
+    sip_trunk_uri: str = "sip:{user}@127.0.0.1:5080"  # click-to-call: the client's number
+    sip_ring_timeout: float = 20.0  # seconds a manager's phone rings before the next one
+    sip_max_attempts: int = Field(default=3, ge=1)  # managers tried for one incoming call
+    sip_route_within: float = 2.0  # seconds the routing answer may take, else missed
     smpp_url: str | None = None  # smpp://system_id:password@host:2775
     smpp_window: int = 50  # unanswered submit_sm at most
     smpp_max_rate: float = 0.0  # submit_sm per second, 0 = as fast as the window allows

@@ -30,6 +30,7 @@ from telephony.sip.uri import parse_party
 
 log = logging.getLogger(__name__)
 
+ANY_ADDRESS = "0.0.0.0"
 PJ_LEGS = 4  # PJSUA_MAX_CALLS of every prebuilt wheel
 PJ_ETOOMANY = 70010
 POLL_MS = 10
@@ -194,7 +195,8 @@ class PjBridge:
         transport = pj.TransportConfig()
         transport.port = self.port
         transport.boundAddress = self.host
-        transport.publicAddress = self.host
+        if self.host != ANY_ADDRESS:  # otherwise pjsua advertises the interface it picks
+            transport.publicAddress = self.host
         ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
         if self.tcp:
             ep.transportCreate(pj.PJSIP_TRANSPORT_TCP, transport)
@@ -204,7 +206,8 @@ class PjBridge:
         acfg.idUri = f"sip:callcard@{self.host}:{self.port}"
         media = acfg.mediaConfig.transportConfig
         media.boundAddress = self.host
-        media.publicAddress = self.host
+        if self.host != ANY_ADDRESS:
+            media.publicAddress = self.host
         media.port = 0  # any free port pair
         account = _Account(self)
         account.create(acfg, True)

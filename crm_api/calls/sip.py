@@ -1,0 +1,61 @@
+"""The SIP bridge inside Callcard: a pool of pjsua2 workers answering the SIP trunk,
+feeding the same durable call-event stream as the AMI adapter, asking the same routing
+policy as the FastAGI server, and serving click-to-call as the PBX.
+
+Runs in `callcard sip` (N workers, behind Kamailio) or inside `callcard run` (one worker)
+when CALLCARD_SIP_BIND is set. Recordings are written to CALLCARD_RECORDINGS_DIR, where
+the call-event service finds them as it finds Asterisk's."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from crm_api.calls.pipeline import CallEventSink, make_stream
+from crm_api.calls.telephony import host_port, route_target
+from crm_api.platform.deps import Services
+from telephony.sip.machine import AskRoute
+from telephony.sip.pool import PoolConfig, Router, SipPool
+
+log = logging.getLogger(__name__)
+
+
+def sip_router(services: Services) -> Router:
+    async def route(ask: AskRoute) -> str | None:
+        # Each attempt of a call is its own ask: the next one offers a manager not yet tried.
+        return await route_target(
+            services, caller=ask.caller, did=ask.did, call_id=ask.call_id, attempt=ask.attempt
+        )
+
+    return route
+
+
+def pool_config(services: Services, workers: int) -> PoolConfig:
+    settings = services.settings
+    if not settings.sip_bind:
+        raise RuntimeError("CALLCARD_SIP_BIND is not set (host:port of the first worker)")
+    host, port = host_port(settings.sip_bind)
+    return PoolConfig(
+        recordings_dir=settings.recordings_dir.resolve(),
+        host=host,
+        port=port,
+        workers=workers,
+        phone_uri=settings.sip_phone_uri,
+        trunk_uri=settings.sip_trunk_uri,
+        ring_timeout_s=settings.sip_ring_timeout,
+        max_attempts=settings.sip_max_attempts,
+        route_within_s=settings.sip_route_within,
+    )
+
+
+async def start_sip(services: Services, *, workers: int = 1) -> Callable[[], Awaitable[None]]:
+    config = pool_config(services, workers)
+    pool = SipPool(config, CallEventSink(make_stream(services)), sip_router(services))
+    await pool.start()
+    services.links.pbx = pool
+
+    async def stop() -> None:
+        services.links.pbx = None
+        await pool.stop()
+
+    return stop
