@@ -179,7 +179,9 @@ class SmppConnection:
         # Writes block at most dead_link_after: an SMSC that stops reading is dead too.
         sock.settimeout(self.config.dead_link_after)
         generation = self.generation
-        session = self.session = Session(self.config, time.monotonic(), generation)
+        before = self.session
+        learnt = before.rate if before is not None and before.throttled else None
+        session = self.session = Session(self.config, time.monotonic(), generation, learnt)
         try:
             while not self._stop.is_set():
                 answers = self._take_work(session, generation)

@@ -65,6 +65,13 @@ class SmsGateway:
         return self._conn.last_error if self._conn else None
 
     @property
+    def rate(self) -> float | None:
+        """submit_sm per second the current session keeps to (learnt from throttling or
+        configured); None while only the window limits it."""
+        session = self._conn.session if self._conn else None
+        return session.rate if session is not None else None
+
+    @property
     def bind_attempts(self) -> int:
         return self._conn.bind_attempts if self._conn else 0
 

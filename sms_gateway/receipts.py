@@ -88,6 +88,15 @@ def parse_receipt(short_message: bytes, tlvs: Mapping[int, bytes]) -> DeliveryRe
     )
 
 
+def receipt_of_state(message_id: str, message_state: int | None) -> DeliveryReceipt | None:
+    """A query_sm answer as a receipt, when the state it gives is final."""
+    stat = MESSAGE_STATES.get(message_state or 0)
+    outcome = STAT_OUTCOME.get(stat or "")
+    if stat is None or outcome is None:
+        return None
+    return DeliveryReceipt(message_id=message_id, stat=stat, outcome=outcome)
+
+
 def format_receipt(message_id: str, stat: str, err: str = "000", submitted: str = "") -> str:
     """The text form, as SMSCs write it (used by test SMSCs and tests)."""
     dlvrd = "001" if stat == "DELIVRD" else "000"

@@ -210,10 +210,16 @@ class Session:
     """One bound session. `tick()` whenever `wakeup()` says or new work came; `feed()`
     every PDU read; `close()` when the link is gone."""
 
-    def __init__(self, config: SmppConfig, now: float, generation: int = 0) -> None:
+    def __init__(
+        self,
+        config: SmppConfig,
+        now: float,
+        generation: int = 0,
+        learnt_rate: float | None = None,  # a rate the SMSC's throttling taught before
+    ) -> None:
         self.config = config
         self.generation = generation
-        self.rate: float | None = config.max_rate or None  # submit_sm per second
+        self.rate: float | None = learnt_rate or config.max_rate or None  # submit_sm/s
         self.throttled = 0  # ESME_RTHROTTLED answers seen
         self._sequence = 0
         self._waiting: deque[Submit] = deque()
@@ -226,7 +232,7 @@ class Session:
         self._next_slot = now
         self._paused_until = now
         self._pause = config.throttle_pause
-        self._cut_at = -math.inf  # when the rate was last cut
+        self._cut_at = now if learnt_rate else -math.inf  # when the rate was last cut
         self._recent: deque[float] = deque()  # submit_sm times within the last second
         self._next_expiry = now
 

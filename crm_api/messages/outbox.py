@@ -164,6 +164,18 @@ async def claim_due(
     return claimed
 
 
+async def renew_claims(
+    session: AsyncSession, ids: set[int], now: datetime, claim_for: timedelta
+) -> None:
+    """Extends this worker's claims on messages it still holds (still "sending")."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids), OutboxMessage.status == "sending")
+        .values(claimed_until=now + claim_for)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def set_status(
     session: AsyncSession, message: OutboxMessage, status: str, *, error: str | None = None
 ) -> Communication | None:

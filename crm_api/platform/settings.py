@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     sms_bulk_rate: float = 20.0  # messages per second of a bulk send, unless it says
     sms_claim_s: float = 60.0  # a crashed SMS worker's messages are looked at after this
     sms_receipt_wait_s: float = 20.0  # how long a part maybe sent awaits its receipt
+    sms_receipt_overdue_s: float = 600.0  # no receipt this long: ask the SMSC (query_sm)
+    sms_receipt_deadline_s: float = 72 * 3600.0  # still undecided: the part ends "expired"
     smtp_host: str | None = None  # unset → e-mail stays queued
     smtp_port: int = 25
     smtp_user: str | None = None

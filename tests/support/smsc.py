@@ -7,8 +7,10 @@ kill it with SIGKILL:
 - binds: a thin front checks the password of bind_* (smpp34's Server accepts anyone) and
   answers ESME_RINVPASWD itself; good binds are piped to the smpp34 Server;
 - submit_sm: accepted with a fresh message id (or ESME_RTHROTTLED every Nth with
-  --throttle-every), written to the store, and a delivery receipt is sent (text form, or
-  text + receipted_message_id/message_state TLVs with --dlr-tlv);
+  --throttle-every, or above --max-rate per second), written to the store, and a
+  delivery receipt is sent (text form, or text + receipted_message_id/message_state
+  TLVs with --dlr-tlv) except for every Nth with --lose-receipts-every;
+- query_sm: answered by the front from the store (smpp34's Server does not know it);
 - receipts not yet acknowledged survive a restart (they are in the store) and go to the
   next ESME that binds;
 - mobile-originated messages: JSON lines on stdin {"from", "to", "text"}; long texts are
@@ -33,6 +35,9 @@ import smpplib.gsm
 
 BIND_IDS = {0x00000001, 0x00000002, 0x00000009}
 ESME_RINVPASWD = 0x0000000E
+QUERY_SM = 0x00000003
+ESME_RQUERYFAIL = 0x00000067
+HEADER = struct.Struct(">IIII")
 
 
 class Store:
@@ -69,6 +74,9 @@ class Smsc:
         self.counter = 0
         self.instance = f"{int(time.time() * 1000) % 10**9:x}"
         self.submit_count = 0
+        self.accepted = 0
+        self.tokens = float(args.max_rate)  # token bucket of --max-rate, a second's burst
+        self.tokens_at = time.monotonic()
         self.dlr_queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.mo_tasks: set[asyncio.Task[None]] = set()
 
@@ -105,13 +113,26 @@ class Smsc:
                 w.cancel()
             stdin_task.cancel()
 
+    def over_rate(self) -> bool:
+        rate = self.args.max_rate
+        if not rate:
+            return False
+        now = time.monotonic()
+        self.tokens = min(rate, self.tokens + (now - self.tokens_at) * rate)
+        self.tokens_at = now
+        if self.tokens < 1.0:
+            return True
+        self.tokens -= 1.0
+        return False
+
     def on_submit(self, event: Any) -> None:
         self.submit_count += 1
         every = self.args.throttle_every
-        if every and self.submit_count % every == 0:
+        if (every and self.submit_count % every == 0) or self.over_rate():
             self.store.write({"ev": "throttled", "dest": event.destination_addr})
             event.reject(smpp34.ESME_RTHROTTLED)
             return
+        self.accepted += 1
         mid = self.next_id()
         row = {
             "ev": "submit",
@@ -128,7 +149,10 @@ class Smsc:
         self.store.write(row)
         self.store.submits[mid] = row
         event.accept(mid)
-        if event.registered_delivery & 0x01:
+        lose = self.args.lose_receipts_every
+        if lose and self.accepted % lose == 0:
+            self.store.write({"ev": "lost", "id": mid})
+        elif event.registered_delivery & 0x01:
             self.dlr_queue.put_nowait(row)
 
     async def dlr_worker(self) -> None:
@@ -151,7 +175,7 @@ class Smsc:
 
     def receipt(self, row: dict[str, Any]) -> dict[str, Any]:
         stamp = time.strftime("%y%m%d%H%M", time.gmtime(row["at"]))
-        stat = "UNDELIV" if row["dest"].endswith("0000000") else "DELIVRD"  # unreachable
+        stat = stat_of(row)
         text = (
             f"id:{row['id']} sub:001 dlvrd:{'001' if stat == 'DELIVRD' else '000'} "
             f"submit date:{stamp} done date:{stamp} stat:{stat} err:000 text:"
@@ -240,17 +264,56 @@ class Smsc:
             return
         up_writer.write(header + body)
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def esme_to_smsc() -> None:
             try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
+                while pdu := await read_pdu(reader):
+                    _length, command_id, _status, sequence = HEADER.unpack_from(pdu)
+                    if command_id == QUERY_SM:
+                        self.store.write({"ev": "query", "id": pdu[16:].split(b"\0")[0].decode()})
+                        writer.write(self.query_sm_resp(pdu[16:], sequence))
+                    else:
+                        up_writer.write(pdu)
+                    await up_writer.drain()
             except (ConnectionError, asyncio.CancelledError):
                 pass
             finally:
-                dst.close()
+                up_writer.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        async def smsc_to_esme() -> None:
+            # Whole PDUs only: the answers to query_sm go into the same stream.
+            try:
+                while pdu := await read_pdu(up_reader):
+                    writer.write(pdu)
+                    await writer.drain()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                writer.close()
+
+        await asyncio.gather(esme_to_smsc(), smsc_to_esme())
+
+    def query_sm_resp(self, body: bytes, sequence: int) -> bytes:
+        mid = body.split(b"\0")[0]
+        row = self.store.submits.get(mid.decode(errors="replace"))
+        if row is None:
+            return HEADER.pack(16, 0x80000003, ESME_RQUERYFAIL, sequence)
+        state = 2 if stat_of(row) == "DELIVRD" else 5  # DELIVERED / UNDELIVERABLE
+        resp = mid + b"\0" + b"\0" + bytes([state, 0])  # id, final_date "", state, error
+        return HEADER.pack(16 + len(resp), 0x80000003, 0, sequence) + resp
+
+
+def stat_of(row: dict[str, Any]) -> str:
+    return "UNDELIV" if row["dest"].endswith("0000000") else "DELIVRD"  # unreachable
+
+
+async def read_pdu(reader: asyncio.StreamReader) -> bytes:
+    """One whole PDU, or b"" at the end of the stream."""
+    try:
+        head = await reader.readexactly(4)
+        (length,) = struct.unpack(">I", head)
+        return head + await reader.readexactly(length - 4)
+    except asyncio.IncompleteReadError:
+        return b""
 
 
 class SmscProcess:
@@ -324,6 +387,8 @@ def main() -> None:
     parser.add_argument("--password", default="secret")
     parser.add_argument("--store", required=True)
     parser.add_argument("--throttle-every", type=int, default=0)
+    parser.add_argument("--max-rate", type=float, default=0.0)  # submit_sm/s, then throttled
+    parser.add_argument("--lose-receipts-every", type=int, default=0)
     parser.add_argument("--dlr-tlv", action="store_true")
     parser.add_argument("--dlr-delay", type=float, default=0.0)
     parser.add_argument("--dlr-workers", type=int, default=8)  # receipts in flight at once

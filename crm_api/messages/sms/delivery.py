@@ -3,19 +3,21 @@ SMSC message id) and delivery receipts. States only move forward."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.clients.models import Client
 from crm_api.clients.timeline.models import Communication
 from crm_api.messages.models import OutboxMessage, SmsPart
 from crm_api.messages.outbox import FINAL, retry_later, set_status
-from sms_gateway.connection import LINK_LOST
+from sms_gateway.connection import LINK_LOST, NOT_SENT
 from sms_gateway.encoding import make_parts
 from sms_gateway.types import DeliveryReceipt, SendResult
 
@@ -75,16 +77,9 @@ async def record_send(
             *({"index": p.index, "message_id": None, "status": "unknown"} for p in lost),
         ]
     if placed:
-        for p in placed:
-            session.add(
-                SmsPart(
-                    outbox_id=message.id,
-                    part_index=p.index,
-                    smsc_message_id=p.message_id,
-                    status="submitted",
-                    updated_at=now,
-                )
-            )
+        await _upsert_parts(
+            session, [(message.id, p.index, p.message_id or "") for p in placed], now
+        )
         message.parts = [
             *message.parts,
             *(
@@ -105,6 +100,10 @@ async def record_send(
         message.last_error = error
         message.next_attempt_at = now + hold
         return None
+    if all(p.status == NOT_SENT for p in result.parts if p.status != 0):
+        # Nothing reached the SMSC (no link, or the part's turn never came in a throttled
+        # queue before its deadline): not an attempt against the message.
+        message.attempts = max(0, message.attempts - 1)
     if message.attempts >= MAX_ATTEMPTS or now - _aware(message.created_at) > GIVE_UP_AFTER:
         await set_status(session, message, "expired", error=f"gave up: {error}")
         return Change(MessageState.of(message), "expired")
@@ -140,7 +139,7 @@ async def record_first_submits(
     ]
     if not fast:
         return [], set(results)
-    part_rows = []
+    part_rows: list[tuple[int, int, str]] = []
     message_rows = []
     changes = []
     for r in fast:
@@ -148,16 +147,7 @@ async def record_first_submits(
             {"index": p.index, "message_id": p.message_id, "status": "submitted"}
             for p in results[r.id].parts
         ]
-        part_rows += [
-            {
-                "outbox_id": r.id,
-                "part_index": p.index,
-                "smsc_message_id": p.message_id,
-                "status": "submitted",
-                "updated_at": now,
-            }
-            for p in results[r.id].parts
-        ]
+        part_rows += [(r.id, p.index, p.message_id or "") for p in results[r.id].parts]
         message_rows.append(
             {
                 "id": r.id,
@@ -183,7 +173,7 @@ async def record_first_submits(
                 "submitted",
             )
         )
-    await session.execute(insert(SmsPart), part_rows)
+    await _upsert_parts(session, part_rows, now)
     await session.execute(update(OutboxMessage), message_rows)
     comm_ids = [r.communication_id for r in fast if r.communication_id]
     if comm_ids:
@@ -207,133 +197,53 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-async def adopt(
-    session: AsyncSession, receipts: Sequence[DeliveryReceipt], now: datetime
-) -> set[str]:
-    """Receipts with ids we never heard of, from numbers an uncertain message went to: the
-    SMSC did take those parts before the link died. Each such part gets the receipt's id
-    instead of being sent a second time. Returns the ids adopted."""
-    by_number: dict[str, list[DeliveryReceipt]] = {}
-    for r in receipts:
-        digits = "".join(ch for ch in r.handset if ch.isdigit())
-        if digits:
-            by_number.setdefault("+" + digits, []).append(r)
-    if not by_number:
-        return set()
-    candidates = (
-        await session.scalars(
-            select(OutboxMessage)
-            .where(
-                OutboxMessage.channel == "sms",
-                OutboxMessage.status.in_(("uncertain", "queued")),
-                OutboxMessage.to_address.in_(by_number.keys()),
-            )
-            .order_by(OutboxMessage.id)
-        )
-    ).all()
-    adopted: set[str] = set()
-    for message in candidates:
-        waiting = by_number.get(message.to_address, [])
-        entries = list(message.parts)
-        for slot, entry in enumerate(entries):
-            if entry["status"] != "unknown" or not waiting:
-                continue
-            receipt = waiting.pop(0)
-            index = int(entry["index"])
-            entries[slot] = {
-                "index": index,
-                "message_id": receipt.message_id,
-                "status": "submitted",
-            }
-            session.add(
-                SmsPart(
-                    outbox_id=message.id,
-                    part_index=index,
-                    smsc_message_id=receipt.message_id,
-                    status="submitted",
-                    updated_at=now,
-                )
-            )
-            adopted.add(receipt.message_id)
-        if entries != message.parts:
-            message.parts = entries
-            if not any(e["status"] == "unknown" for e in entries):
-                await set_status(session, message, "submitted")
-    if adopted:
-        await session.flush()
-    return adopted
+ADOPT_QUIET = timedelta(days=1)  # other traffic to a number this recent: no adoption
 
 
-async def apply_receipts(
-    session: AsyncSession, receipts: Sequence[DeliveryReceipt], now: datetime
-) -> tuple[list[Change], set[str]]:
-    """Applies a batch of receipts in a few bulk statements; returns the messages whose
-    state changed and the receipt ids no part is known for (yet: a receipt can outrun
-    our own commit)."""
-    ids = {r.message_id for r in receipts}
-    part_cols = (SmsPart.id, SmsPart.outbox_id, SmsPart.smsc_message_id, SmsPart.status)
-    parts = {
-        r.smsc_message_id: r
-        for r in (
-            await session.execute(select(*part_cols).where(SmsPart.smsc_message_id.in_(ids)))
-        ).all()
-    }
-    unknown = ids - parts.keys()
-    if unknown:
-        adopted = await adopt(session, [r for r in receipts if r.message_id in unknown], now)
-        if adopted:
-            unknown -= adopted
-            for r in (
-                await session.execute(
-                    select(*part_cols).where(SmsPart.smsc_message_id.in_(adopted))
-                )
-            ).all():
-                parts[r.smsc_message_id] = r
+@dataclass(frozen=True, slots=True)
+class PartRow:
+    id: int
+    outbox_id: int
+    smsc_message_id: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    """What deciding a message's state from its parts reads."""
+
+    id: int
+    status: str
+    parts: list[dict[str, Any]]
+    communication_id: int | None
+    client_id: int
+    user_id: int | None
+    bulk_id: int | None
+    manager_id: int | None
+
+
+def fold_receipts(
+    parts: Mapping[str, PartRow], receipts: Sequence[DeliveryReceipt]
+) -> dict[int, str]:
+    """The new status of each part the receipts move (by part id): in order, a final
+    status stays final; receipts of ids no part has are left out."""
     new_status: dict[int, str] = {}
-    touched: set[int] = set()
     for receipt in receipts:
         part = parts.get(receipt.message_id)
         if part is None or new_status.get(part.id, part.status) in FINAL:
             continue
         new_status[part.id] = receipt.outcome or receipt.stat.lower()
-        touched.add(part.outbox_id)
-    if not new_status:
-        return [], unknown
-    await session.execute(
-        update(SmsPart),
-        [{"id": pid, "status": st, "updated_at": now} for pid, st in new_status.items()],
-    )
-    by_message: dict[int, list[tuple[int, str, str]]] = {}
-    for r in (
-        await session.execute(
-            select(SmsPart.outbox_id, SmsPart.part_index, SmsPart.smsc_message_id, SmsPart.status)
-            .where(SmsPart.outbox_id.in_(touched))
-            .order_by(SmsPart.part_index)
-        )
-    ).all():
-        by_message.setdefault(r.outbox_id, []).append((r.part_index, r.smsc_message_id, r.status))
-    messages = (
-        await session.execute(
-            select(
-                OutboxMessage.id,
-                OutboxMessage.status,
-                OutboxMessage.parts,
-                OutboxMessage.communication_id,
-                OutboxMessage.client_id,
-                OutboxMessage.user_id,
-                OutboxMessage.bulk_id,
-                Client.manager_id,
-            )
-            .join(Client, Client.id == OutboxMessage.client_id)
-            .where(OutboxMessage.id.in_(touched))
-        )
-    ).all()
+    return new_status
+
+
+def message_changes(
+    messages: Sequence[MessageRow], parts: Mapping[int, Sequence[tuple[int, str, str]]]
+) -> list[Change]:
+    """Where each message stands after its parts (index, SMSC id, status) moved: only
+    the messages whose state changes."""
     changes = []
-    updates = []
-    comm_status: dict[str, list[int]] = {}
-    comm_errors: dict[int, str] = {}
     for m in messages:
-        mine = by_message.get(m.id, [])
+        mine = parts.get(m.id, ())
         status = outcome_of(m.status, [st for _, _, st in mine])
         if status is None or status == m.status:
             continue
@@ -343,38 +253,117 @@ async def apply_receipts(
         )
         statuses = {mid: st for _, mid, st in mine}
         entries = [{**e, "status": statuses.get(e["message_id"], e["status"])} for e in m.parts]
-        updates.append(
+        state = MessageState(
+            m.id,
+            m.client_id,
+            m.user_id,
+            m.bulk_id,
+            m.communication_id,
+            entries,
+            error,
+            manager_id=m.manager_id,
+            manager_known=True,
+        )
+        changes.append(Change(state, status))
+    return changes
+
+
+async def apply_receipts(
+    session: AsyncSession, receipts: Sequence[DeliveryReceipt], now: datetime
+) -> tuple[list[Change], set[str]]:
+    """Applies a batch of receipts in a few set-based statements; returns the messages
+    whose state changed and the receipt ids no part is known for (yet: a receipt can
+    outrun our own commit)."""
+    ids = {r.message_id for r in receipts}
+    parts = await _parts_by_smsc_id(session, ids)
+    unknown = ids - parts.keys()
+    if unknown:
+        adopted = await adopt(session, [r for r in receipts if r.message_id in unknown], now)
+        if adopted:
+            unknown -= adopted
+            parts.update(await _parts_by_smsc_id(session, adopted))
+    new_status = fold_receipts(parts, receipts)
+    if not new_status:
+        return [], unknown
+    await session.execute(
+        update(SmsPart),
+        [{"id": pid, "status": st, "updated_at": now} for pid, st in new_status.items()],
+    )
+    touched = {p.outbox_id for p in parts.values() if p.id in new_status}
+    changes = message_changes(
+        await _message_rows(session, touched), await _parts_of(session, touched)
+    )
+    await _write_changes(session, changes, now)
+    return changes, unknown
+
+
+async def _parts_by_smsc_id(session: AsyncSession, ids: set[str]) -> dict[str, PartRow]:
+    rows = await session.execute(
+        select(SmsPart.id, SmsPart.outbox_id, SmsPart.smsc_message_id, SmsPart.status).where(
+            SmsPart.smsc_message_id.in_(ids)
+        )
+    )
+    return {r.smsc_message_id: PartRow(*r) for r in rows.all()}
+
+
+async def _parts_of(
+    session: AsyncSession, message_ids: set[int]
+) -> dict[int, list[tuple[int, str, str]]]:
+    by_message: dict[int, list[tuple[int, str, str]]] = {}
+    for r in (
+        await session.execute(
+            select(SmsPart.outbox_id, SmsPart.part_index, SmsPart.smsc_message_id, SmsPart.status)
+            .where(SmsPart.outbox_id.in_(message_ids))
+            .order_by(SmsPart.part_index)
+        )
+    ).all():
+        by_message.setdefault(r.outbox_id, []).append((r.part_index, r.smsc_message_id, r.status))
+    return by_message
+
+
+async def _message_rows(session: AsyncSession, message_ids: set[int]) -> list[MessageRow]:
+    rows = await session.execute(
+        select(
+            OutboxMessage.id,
+            OutboxMessage.status,
+            OutboxMessage.parts,
+            OutboxMessage.communication_id,
+            OutboxMessage.client_id,
+            OutboxMessage.user_id,
+            OutboxMessage.bulk_id,
+            Client.manager_id,
+        )
+        .join(Client, Client.id == OutboxMessage.client_id)
+        .where(OutboxMessage.id.in_(message_ids))
+    )
+    return [MessageRow(*r) for r in rows.all()]
+
+
+async def _write_changes(session: AsyncSession, changes: Sequence[Change], now: datetime) -> None:
+    """The messages' new states, and their communications', one statement per status."""
+    if not changes:
+        return
+    await session.execute(
+        update(OutboxMessage),
+        [
             {
-                "id": m.id,
-                "status": status,
+                "id": c.message.id,
+                "status": c.status,
                 "claimed_until": None,
-                "final_at": now if status in FINAL else None,
-                "last_error": error,
-                "parts": entries,
+                "final_at": now if c.status in FINAL else None,
+                "last_error": c.message.last_error,
+                "parts": c.message.parts,
             }
-        )
-        if m.communication_id:
-            comm_status.setdefault(status, []).append(m.communication_id)
-            if error:
-                comm_errors[m.communication_id] = error
-        changes.append(
-            Change(
-                MessageState(
-                    m.id,
-                    m.client_id,
-                    m.user_id,
-                    m.bulk_id,
-                    m.communication_id,
-                    entries,
-                    error,
-                    manager_id=m.manager_id,
-                    manager_known=True,
-                ),
-                status,
-            )
-        )
-    if updates:
-        await session.execute(update(OutboxMessage), updates)
+            for c in changes
+        ],
+    )
+    comm_status: dict[str, list[int]] = {}
+    comm_errors: dict[int, str] = {}
+    for c in changes:
+        if c.message.communication_id:
+            comm_status.setdefault(c.status, []).append(c.message.communication_id)
+            if c.message.last_error:
+                comm_errors[c.message.communication_id] = c.message.last_error
     for status, comm_ids in comm_status.items():
         await session.execute(
             update(Communication)
@@ -387,7 +376,122 @@ async def apply_receipts(
             await session.scalars(select(Communication).where(Communication.id.in_(comm_errors)))
         ).all():
             comm.details = {**comm.details, "error": comm_errors[comm.id]}
-    return changes, unknown
+
+
+async def adopt(
+    session: AsyncSession, receipts: Sequence[DeliveryReceipt], now: datetime
+) -> set[str]:
+    """Receipts with ids no part has, for a part that reached the SMSC unanswered (the
+    link died): taken only when they can belong to nothing else. The number's only
+    recent message must be one waiting on such parts (uncertain), not being sent (its
+    result could still bring the id): then the receipts are its own. Anything less
+    certain leaves them orphans, and the part goes again after its hold. Returns the ids
+    adopted."""
+    by_number: dict[str, list[DeliveryReceipt]] = {}
+    for r in receipts:
+        digits = "".join(ch for ch in r.handset if ch.isdigit())
+        if digits:
+            by_number.setdefault("+" + digits, []).append(r)
+    if not by_number:
+        return set()
+    recent = (
+        await session.scalars(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.channel == "sms",
+                OutboxMessage.to_address.in_(by_number.keys()),
+                or_(OutboxMessage.final_at.is_(None), OutboxMessage.final_at > now - ADOPT_QUIET),
+            )
+            .order_by(OutboxMessage.id)
+        )
+    ).all()
+    by_address: dict[str, list[OutboxMessage]] = {}
+    for message in recent:
+        by_address.setdefault(message.to_address, []).append(message)
+    adopted: set[str] = set()
+    for number, messages in by_address.items():
+        if len(messages) != 1 or messages[0].status != "uncertain":
+            continue
+        message = messages[0]
+        waiting = by_number[number]
+        slots = [i for i, e in enumerate(message.parts) if e["status"] == "unknown"]
+        if len(waiting) > len(slots):
+            continue  # more receipts than parts in doubt: some are not this message's
+        entries = list(message.parts)
+        for slot, receipt in zip(slots, waiting, strict=False):
+            index = int(entries[slot]["index"])
+            entries[slot] = {
+                "index": index,
+                "message_id": receipt.message_id,
+                "status": "submitted",
+            }
+            await _upsert_parts(session, [(message.id, index, receipt.message_id)], now)
+            adopted.add(receipt.message_id)
+        message.parts = entries
+        if not any(e["status"] == "unknown" for e in entries):
+            await set_status(session, message, "submitted")
+    if adopted:
+        await session.flush()
+    return adopted
+
+
+async def _upsert_parts(
+    session: AsyncSession, parts: Sequence[tuple[int, int, str]], now: datetime
+) -> None:
+    """(message id, part index, SMSC id) rows. An id already known (an SMSC reusing
+    ids) moves to the message the SMSC gave it last: the submit_sm_resp is the proof."""
+    if not parts:
+        return
+    dialect = session.get_bind().dialect.name
+    insert_of = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert_of(SmsPart)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[SmsPart.smsc_message_id],
+            set_={
+                "outbox_id": stmt.excluded.outbox_id,
+                "part_index": stmt.excluded.part_index,
+                "status": "submitted",
+                "updated_at": stmt.excluded.updated_at,
+            },
+        ),
+        [
+            {
+                "outbox_id": mid,
+                "part_index": index,
+                "smsc_message_id": smsc_id,
+                "status": "submitted",
+                "updated_at": now,
+            }
+            for mid, index, smsc_id in parts
+        ],
+    )
+
+
+async def overdue_parts(
+    session: AsyncSession, now: datetime, overdue: timedelta, limit: int = 200
+) -> list[tuple[str, datetime | None]]:
+    """Parts the SMSC took that have had no final receipt and no news for `overdue`: their
+    SMSC ids, with when their message was submitted."""
+    rows = await session.execute(
+        select(SmsPart.smsc_message_id, OutboxMessage.submitted_at)
+        .join(OutboxMessage, OutboxMessage.id == SmsPart.outbox_id)
+        .where(SmsPart.status.not_in(FINAL), SmsPart.updated_at < now - overdue)
+        .order_by(SmsPart.updated_at)
+        .limit(limit)
+    )
+    return [(mid, _aware(at) if at else None) for mid, at in rows.all()]
+
+
+async def touch_parts(session: AsyncSession, smsc_ids: Sequence[str], now: datetime) -> None:
+    """Asked about and still on their way: asked again after another overdue period."""
+    if smsc_ids:
+        await session.execute(
+            update(SmsPart)
+            .where(SmsPart.smsc_message_id.in_(smsc_ids))
+            .values(updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def outcome_of(status: str, part_statuses: Sequence[str]) -> str | None:

@@ -3,7 +3,6 @@ number), and "STOP" turns their SMS off."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -59,9 +58,8 @@ async def receive(
     return Received(client, comm, created, opted_out)
 
 
-def receipt_key(sms: InboundSms, seen_at: datetime) -> str:
-    """The external id of a received text. SMPP gives an MO message no id of its own; a
-    redelivery after a crash comes within minutes, so sender + text + the minute it was
-    first seen tells a redelivery from a new message well enough."""
-    digest = hashlib.sha1(f"{sms.source}\0{sms.text}".encode()).hexdigest()[:16]
-    return f"sms-in:{digest}:{seen_at:%Y%m%d%H%M}"
+def inbound_key(sms: InboundSms) -> str:
+    """The external id of a received text: what the SMSC identifies it by (see
+    InboundSms.ref), so a redelivery of the same PDU is stored once and two equal
+    replies are two messages."""
+    return f"sms-in:{sms.ref}"

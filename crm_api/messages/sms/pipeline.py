@@ -44,6 +44,8 @@ async def start_sms(services: Services) -> Callable[[], Awaitable[None]]:
         region=settings.default_region,
         max_in_flight=max(settings.smpp_window * 4, 50),
         claim_for=timedelta(seconds=settings.sms_claim_s),
+        receipt_overdue=timedelta(seconds=settings.sms_receipt_overdue_s),
+        receipt_deadline=timedelta(seconds=settings.sms_receipt_deadline_s),
     )
     service.uncertain_hold = timedelta(seconds=settings.sms_receipt_wait_s)
     services.links.sms_outbox = service

@@ -1,11 +1,16 @@
 """The SMS worker: outbox → SMSC, and SMSC → database → browsers.
 
-Sending: due messages are claimed in batches (a claim survives nothing but its own
-timeout, so a crashed worker's messages are tried again), submitted through the gateway
-with the window it enforces, and the results written in batches. Receiving: receipts
-and received texts are written in one transaction per batch and acknowledged to the
-SMSC only after the commit, so a crash makes the SMSC deliver them again. Frames are
-published after each commit."""
+Sending: due messages are claimed in batches, no more than the gateway can place before
+their deadline at the rate the SMSC takes; the claim is renewed while the message is in
+this worker's hands (so the outbox never gives it to a second sender) and lapses only
+when the worker is gone. A part the gateway could not write before the deadline comes
+back not sent and the message is queued again. Results are written in batches; one
+result the database refuses does not hold up the others. Overdue receipts are asked for
+with query_sm; a part with no final answer by the receipt deadline ends "expired".
+
+Receiving: receipts and received texts are written in one transaction per batch and
+acknowledged to the SMSC only after the commit, so a crash makes the SMSC deliver them
+again. Frames are published after each commit."""
 
 from __future__ import annotations
 
@@ -23,22 +28,25 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_api.clients.models import Client
 from crm_api.clients.timeline.models import Communication
 from crm_api.messages.models import OutboxMessage
-from crm_api.messages.outbox import CLAIM_FOR, claim_due
+from crm_api.messages.outbox import CLAIM_FOR, claim_due, renew_claims
 from crm_api.messages.sms import bulk as bulk_sends
 from crm_api.messages.sms.delivery import (
     UNCERTAIN_HOLD,
     Change,
     apply_receipts,
     hold_uncertain,
+    overdue_parts,
     placed_indexes,
     record_first_submits,
     record_send,
     recover_abandoned,
+    touch_parts,
 )
-from crm_api.messages.sms.inbound import Received, receipt_key, receive
+from crm_api.messages.sms.inbound import Received, inbound_key, receive
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.realtime.hub import Hub
 from sms_gateway import Incoming, OutgoingSms, SendResult, SmsGateway
+from sms_gateway.receipts import receipt_of_state
 from sms_gateway.types import DeliveryReceipt, InboundSms
 
 log = logging.getLogger(__name__)
@@ -49,6 +57,8 @@ NOTIFY_ROLES = ("operator", "supervisor")  # who hears of a text nobody manages 
 UNKNOWN_RECEIPT_GRACE = 2.0
 ORPHAN_TTL = 600.0
 MAX_ORPHANS = 20_000
+RECEIPT_OVERDUE = timedelta(minutes=10)  # no receipt this long after the submit: query_sm
+RECEIPT_DEADLINE = timedelta(hours=72)  # still no final state: the part ends "expired"
 
 
 @dataclass(slots=True)
@@ -68,6 +78,8 @@ class SmsService:
         max_in_flight: int = 200,
         poll: float = 0.5,
         claim_for: timedelta = CLAIM_FOR,
+        receipt_overdue: timedelta = RECEIPT_OVERDUE,
+        receipt_deadline: timedelta = RECEIPT_DEADLINE,
     ) -> None:
         self.sessions = sessions
         self.hub = hub
@@ -90,6 +102,13 @@ class SmsService:
         self._bound = gateway.connected
         self.uncertain_hold = UNCERTAIN_HOLD
         self.claim_for = claim_for
+        # A part not written within half the claim goes back: the claim, renewed every
+        # quarter, never runs out under a message this worker still holds.
+        self.send_within = claim_for.total_seconds() / 2
+        self._held: set[int] = set()  # claimed here, result not yet written
+        self._renewed = 0.0
+        self.receipt_overdue = receipt_overdue
+        self.receipt_deadline = receipt_deadline
         gateway.state_listeners.append(self._on_link)
 
     def _on_link(self, bound: bool, _error: str | None) -> None:
@@ -105,6 +124,7 @@ class SmsService:
             asyncio.create_task(self._claim_loop(stop), name="sms-claim"),
             asyncio.create_task(self._result_loop(stop), name="sms-results"),
             asyncio.create_task(self._receive_loop(stop), name="sms-receive"),
+            asyncio.create_task(self._overdue_loop(stop), name="sms-overdue"),
         ]
         await stop.wait()
         # Let sends in progress finish and be written before the process goes.
@@ -131,6 +151,11 @@ class SmsService:
                         await session.commit()
                 except Exception:
                     log.exception("holding uncertain SMS failed")
+            await self._renew_claims()
+            rate = self.gateway.rate
+            if rate is not None:
+                # The SMSC takes `rate` a second: claim what it can take before the deadline.
+                free = min(free, max(1, int(rate * self.send_within / 2)) - self._in_flight)
             if not self._bound or free <= 0:
                 await self._nap(0.05 if free <= 0 else self.poll)
                 continue
@@ -145,9 +170,22 @@ class SmsService:
                 continue
             for message_id, outgoing, skip in batch:
                 self._in_flight += 1
+                self._held.add(message_id)
                 task = asyncio.create_task(self._send(message_id, outgoing, skip))
                 self._sending.add(task)
                 task.add_done_callback(self._sending.discard)
+
+    async def _renew_claims(self) -> None:
+        now = time.monotonic()
+        if not self._held or now - self._renewed < self.claim_for.total_seconds() / 4:
+            return
+        self._renewed = now
+        try:
+            async with self.sessions() as session:
+                await renew_claims(session, self._held, utcnow(), self.claim_for)
+                await session.commit()
+        except Exception:
+            log.exception("renewing the claims on SMS being sent failed")
 
     async def _nap(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -183,7 +221,7 @@ class SmsService:
 
     async def _send(self, message_id: int, outgoing: OutgoingSms, skip: set[int]) -> None:
         try:
-            result = await self.gateway.send(outgoing, skip=skip)
+            result = await self.gateway.send(outgoing, skip=skip, within=self.send_within)
         except Exception as e:  # a bug, not the SMSC: retry later rather than lose it
             log.exception("sending SMS %s failed", message_id)
             result = SendResult("retry", error=f"internal error: {e}")
@@ -195,21 +233,31 @@ class SmsService:
             batch = [first]
             while not self._results.empty() and len(batch) < 500:
                 batch.append(self._results.get_nowait())
-            for attempt in range(5):
-                try:
-                    changes = await self._write_results(batch)
-                    break
-                except Exception:
-                    log.exception("writing SMS results failed (attempt %s)", attempt + 1)
-                    await asyncio.sleep(0.5 * (attempt + 1))
-            else:
-                # Left claimed: after the claim runs out the messages are tried again.
-                changes = []
+            changes = await self._write_with_retries(batch)
+            for message_id, _ in batch:
+                self._held.discard(message_id)
             self._in_flight -= len(batch)
             self.wake.set()
             for _ in batch:
                 self._results.task_done()
             await self._publish_changes(changes)
+
+    async def _write_with_retries(self, batch: list[tuple[int, SendResult]]) -> list[Change]:
+        for attempt in range(5):
+            try:
+                return await self._write_results(batch)
+            except Exception:
+                log.exception("writing SMS results failed (attempt %s)", attempt + 1)
+                await asyncio.sleep(0.5 * (attempt + 1))
+        if len(batch) == 1:
+            # Its claim lapses: the message then waits for its receipts as uncertain.
+            log.error("the result of SMS %s could not be written: %s", *batch[0])
+            return []
+        # One result the database refuses must not cost the others theirs.
+        changes = []
+        for item in batch:
+            changes += await self._write_with_retries([item])
+        return changes
 
     async def _write_results(self, batch: list[tuple[int, SendResult]]) -> list[Change]:
         now = utcnow()
@@ -310,9 +358,7 @@ class SmsService:
             for w in texts:
                 sms = w.incoming.item
                 assert isinstance(sms, InboundSms)
-                r = await receive(
-                    session, sms, region=self.region, now=now, key=receipt_key(sms, now)
-                )
+                r = await receive(session, sms, region=self.region, now=now, key=inbound_key(sms))
                 if r is not None:
                     received.append(r)
                 else:
@@ -325,6 +371,57 @@ class SmsService:
             and w.incoming.item.message_id in unknown_ids
         }
         return unknown, received, changes
+
+    # -- overdue receipts ---------------------------------------------------------------
+
+    async def _overdue_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self._nap_until(stop, min(60.0, self.receipt_overdue.total_seconds() / 2))
+            if not self._bound or stop.is_set():
+                continue
+            try:
+                await self.resolve_overdue()
+            except Exception:
+                log.exception("resolving overdue SMS receipts failed")
+
+    async def _nap_until(self, stop: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
+    async def resolve_overdue(self) -> int:
+        """Asks the SMSC (query_sm) about parts whose receipt is overdue; a final answer
+        counts as their receipt, and parts still undecided at the receipt deadline end
+        expired. Returns how many parts were settled."""
+        now = utcnow()
+        async with self.sessions() as session:
+            overdue = await overdue_parts(session, now, self.receipt_overdue)
+        if not overdue:
+            return 0
+        answers = await asyncio.gather(*(self.gateway.query(mid) for mid, _ in overdue))
+        receipts: list[DeliveryReceipt] = []
+        later: list[str] = []
+        given_up = 0
+        for (mid, submitted_at), (code, state) in zip(overdue, answers, strict=True):
+            receipt = receipt_of_state(mid, state) if code == 0 else None
+            if receipt is None and submitted_at and now - submitted_at > self.receipt_deadline:
+                receipt = DeliveryReceipt(mid, "EXPIRED", "expired", "no delivery receipt")
+                given_up += 1
+            if receipt is None:
+                later.append(mid)
+            else:
+                receipts.append(receipt)
+        async with self._write_lock, self.sessions() as session:
+            changes, _ = await apply_receipts(session, receipts, now)
+            await touch_parts(session, later, now)
+            await session.commit()
+        log.info(
+            "overdue SMS receipts: %d settled by query_sm, %d expired without one, %d later",
+            len(receipts) - given_up,
+            given_up,
+            len(later),
+        )
+        await self._publish_changes(changes)
+        return len(receipts)
 
     # -- frames -------------------------------------------------------------------------
 

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from crm_api.accounts.models import Role, User
 from crm_api.clients.models import Client
 from crm_api.messages.models import OutboxMessage
-from crm_api.messages.sms.delivery import outcome_of, placed_indexes
-from crm_api.messages.sms.inbound import is_stop, receipt_key
+from crm_api.messages.sms.delivery import (
+    MessageRow,
+    PartRow,
+    fold_receipts,
+    message_changes,
+    outcome_of,
+    placed_indexes,
+)
+from crm_api.messages.sms.inbound import inbound_key, is_stop
 from crm_api.messages.templates import render
-from sms_gateway.types import InboundSms
+from sms_gateway.types import DeliveryReceipt, InboundSms
 
 
 def _message(status: str, parts: list[dict[str, object]] | None = None) -> OutboxMessage:
@@ -50,11 +55,12 @@ def test_stop_words() -> None:
         assert not is_stop(text), text
 
 
-def test_redelivered_text_gets_the_same_key_a_new_one_does_not() -> None:
-    sms = InboundSms("79161234567", "Callcard", "Привет")
-    t = datetime(2026, 11, 23, 18, 0, 5, tzinfo=UTC)
-    assert receipt_key(sms, t) == receipt_key(sms, t.replace(second=50))
-    assert receipt_key(sms, t) != receipt_key(InboundSms("79161234567", "Callcard", "Пока"), t)
+def test_a_received_text_is_keyed_on_what_the_smsc_identifies_never_on_its_content() -> None:
+    first = InboundSms("79161234567", "Callcard", "Да", ref="seq:a1.1:7")
+    again = InboundSms("79161234567", "Callcard", "Да", ref="seq:a1.1:7")  # redelivered
+    second = InboundSms("79161234567", "Callcard", "Да", ref="seq:a1.1:8")  # a new "Да"
+    assert inbound_key(first) == inbound_key(again)
+    assert inbound_key(first) != inbound_key(second)
 
 
 def test_template_with_name_manager_and_deal_fields() -> None:
@@ -72,3 +78,39 @@ def test_template_with_name_manager_and_deal_fields() -> None:
         {"deal_title": "Поставка", "deal_amount": "12 500 RUB"},
     )
     assert text == "Иван, Поставка: 12 500 RUB. Ольга Менеджер. {unknown}"
+
+
+def test_receipts_fold_onto_parts_forward_only() -> None:
+    parts = {
+        "a": PartRow(1, 10, "a", "submitted"),
+        "b": PartRow(2, 10, "b", "delivered"),
+    }
+    receipts = [
+        DeliveryReceipt("a", "ENROUTE", None),
+        DeliveryReceipt("a", "UNDELIV", "failed"),
+        DeliveryReceipt("a", "DELIVRD", "delivered"),  # after a final state: ignored
+        DeliveryReceipt("b", "UNDELIV", "failed"),  # already final
+        DeliveryReceipt("zz", "DELIVRD", "delivered"),  # no such part
+    ]
+    assert fold_receipts(parts, receipts) == {1: "failed"}
+
+
+def test_a_message_changes_only_when_its_parts_decide_it() -> None:
+    def row(mid: int, status: str) -> MessageRow:
+        entries = [
+            {"index": 0, "message_id": f"{mid}a", "status": "submitted"},
+            {"index": 1, "message_id": f"{mid}b", "status": "submitted"},
+        ]
+        return MessageRow(mid, status, entries, None, 1, None, None, None)
+
+    parts = {
+        1: [(0, "1a", "delivered"), (1, "1b", "delivered")],
+        2: [(0, "2a", "delivered"), (1, "2b", "submitted")],
+        3: [(0, "3a", "delivered"), (1, "3b", "expired")],
+    }
+    changes = message_changes([row(1, "submitted"), row(2, "submitted"), row(3, "sending")], parts)
+    assert [(c.message.id, c.status, c.message.last_error) for c in changes] == [
+        (1, "delivered", None),
+        (3, "expired", "part 2: expired"),
+    ]
+    assert [e["status"] for e in changes[0].message.parts] == ["delivered", "delivered"]
