@@ -8,7 +8,9 @@ import crm_api.clients.list_models
 import crm_api.clients.models
 import crm_api.clients.timeline.models
 import crm_api.messages.models
-import crm_api.sales.models  # noqa: F401
+import crm_api.sales.models
+import crm_api.schedules.models
+import crm_api.tasks.models  # noqa: F401
 from crm_api.platform.db.base import Base
 
 __all__ = ["Base"]

@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_api.sales.models import Deal, DealStage, StageKind, Task
-from crm_api.sales.schemas import from_minor
+from crm_api.sales.models import Deal, DealStage, StageKind
+from crm_api.sales.money import from_minor
+from crm_api.tasks.models import Task
 
 CARD_ITEMS = 5
 

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
+Title = Annotated[str, Field(min_length=1, max_length=300)]
 
 
 class ApiModel(BaseModel):

@@ -13,9 +13,10 @@ from crm_api.accounts.models import User
 from crm_api.clients.models import Client
 from crm_api.platform.db.base import utcnow
 from crm_api.sales import service as deals
-from crm_api.sales.models import SalesPlan, StageKind, Task
+from crm_api.sales.models import SalesPlan, StageKind
 from crm_api.sales.schemas import DealClose, DealCreate
 from crm_api.schedules import service as schedules
+from crm_api.tasks.models import Task
 
 TITLES = ("Поставка оборудования", "Годовой сервис", "Пробная партия", "Расширение лицензии")
 LOST_REASONS = ("Дорого", "Выбрали конкурента", "Нет бюджета")

@@ -12,6 +12,7 @@ from crm_api.platform.deps import Services, ServicesDep, SessionDep, require
 from crm_api.platform.schemas import ItemList, Page
 from crm_api.sales import service as deals_domain
 from crm_api.sales.models import Deal
+from crm_api.sales.money import from_minor
 from crm_api.sales.schemas import (
     BoardColumn,
     DealCard,
@@ -25,11 +26,10 @@ from crm_api.sales.schemas import (
     StagePublic,
     StageUpdate,
     StageVisitPublic,
-    TaskPublic,
     deal_public,
-    from_minor,
 )
 from crm_api.tasks import service as tasks_domain
+from crm_api.tasks.schemas import TaskPublic
 
 router = APIRouter(tags=["deals"])
 Reader = Annotated[User, require(Permission.DEALS_READ)]

@@ -1,5 +1,5 @@
-"""Storage for the sales side: deal stages and deals with their stage history, tasks with
-reminders, work schedules, sales plans and the routing policy's round-robin state.
+"""Storage for the sales side: deal stages and deals with their stage history, and sales
+plans.
 
 Money is kept in minor units (kopecks) as integers, so sums are exact on SQLite and
 PostgreSQL alike."""
@@ -7,7 +7,7 @@ PostgreSQL alike."""
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime, time
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
@@ -19,7 +19,6 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
-    Time,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -121,77 +120,6 @@ class DealStageVisit(Base):
     )
 
 
-class TaskSource(enum.StrEnum):
-    MANUAL = "manual"
-    MISSED_CALL = "missed_call"
-    STALE_DEAL = "stale_deal"
-    HANDOFF = "handoff"
-
-
-class Task(Base):
-    __tablename__ = "tasks"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    title: Mapped[str] = mapped_column(String(300))
-    notes: Mapped[str | None] = mapped_column(Text)
-    client_id: Mapped[int | None] = mapped_column(
-        ForeignKey("clients.id", ondelete="CASCADE"), index=True
-    )
-    deal_id: Mapped[int | None] = mapped_column(
-        ForeignKey("deals.id", ondelete="CASCADE"), index=True
-    )
-    assignee_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    due_at: Mapped[datetime | None]
-    remind_at: Mapped[datetime | None]
-    reminded_at: Mapped[datetime | None]
-    done_at: Mapped[datetime | None]
-    source: Mapped[TaskSource] = mapped_column(str_enum(TaskSource), default=TaskSource.MANUAL)
-    # What made an automatic task ("missed_call:42"): one task per cause, whoever asks.
-    source_key: Mapped[str | None] = mapped_column(String(100), unique=True)
-    previous_task_id: Mapped[int | None] = mapped_column(
-        ForeignKey("tasks.id", ondelete="SET NULL")
-    )
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    __table_args__ = (
-        Index("ix_tasks_assignee_open", "assignee_id", "done_at", "due_at"),
-        Index("ix_tasks_reminder_due", "reminded_at", "remind_at"),
-    )
-
-
-class Shift(Base):
-    """A weekly shift: on `weekday` (0 = Monday) from `starts` for `minutes`, in the
-    company time zone. A night shift simply runs past midnight into the next day."""
-
-    __tablename__ = "shifts"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    weekday: Mapped[int] = mapped_column(SmallInteger)
-    starts: Mapped[time] = mapped_column(Time)
-    minutes: Mapped[int] = mapped_column(Integer)
-
-
-class ExceptionKind(enum.StrEnum):
-    VACATION = "vacation"
-    SICK = "sick"
-    SWAP = "swap"  # user hands the interval to `other_user_id`
-    EXTRA = "extra"  # an extra shift outside the weekly pattern
-
-
-class ScheduleException(Base):
-    __tablename__ = "schedule_exceptions"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[ExceptionKind] = mapped_column(str_enum(ExceptionKind))
-    starts_at: Mapped[datetime]
-    ends_at: Mapped[datetime]
-    other_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    note: Mapped[str | None] = mapped_column(String(300))
-
-
 class SalesPlan(Base):
     __tablename__ = "sales_plans"
 
@@ -201,29 +129,6 @@ class SalesPlan(Base):
     amount_minor: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (UniqueConstraint("user_id", "month", name="uq_sales_plans_user_month"),)
-
-
-class RouteCounter(Base):
-    """The round-robin position shared by every API worker (when there is no Redis)."""
-
-    __tablename__ = "route_counters"
-
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    value: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
-class RouteAsk(Base):
-    """Extensions already offered for one PBX call, so a second ask gets the next one."""
-
-    __tablename__ = "route_asks"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    call_id: Mapped[str] = mapped_column(String(64), index=True)
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    attempt: Mapped[int] = mapped_column(Integer)
-    asked_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    __table_args__ = (UniqueConstraint("call_id", "attempt", name="uq_route_asks_call_attempt"),)
 
 
 # The reports count communications per manager and day; migration 0002 adds these to the

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.accounts.models import User
 from crm_api.platform.errors import InvalidInput
 from crm_api.sales.models import SalesPlan
-from crm_api.sales.schemas import to_minor
+from crm_api.sales.money import to_minor
 
 
 def month_start(value: str) -> date:

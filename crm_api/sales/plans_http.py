@@ -9,7 +9,8 @@ from crm_api.accounts.permissions import Permission
 from crm_api.platform.deps import SessionDep, require
 from crm_api.platform.schemas import ItemList
 from crm_api.sales import plans
-from crm_api.sales.schemas import PlanPublic, PlanSet, from_minor
+from crm_api.sales.money import from_minor
+from crm_api.sales.schemas import PlanPublic, PlanSet
 
 router = APIRouter(prefix="/plans", tags=["plans"])
 Reader = Annotated[User, require(Permission.PLANS_READ)]

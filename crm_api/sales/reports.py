@@ -23,7 +23,7 @@ from crm_api.clients.models import Client
 from crm_api.clients.timeline.models import CommDirection, CommKind, Communication
 from crm_api.platform.errors import InvalidInput
 from crm_api.sales.models import Deal, DealStage, DealStageVisit, SalesPlan, StageKind
-from crm_api.sales.schemas import from_minor
+from crm_api.sales.money import from_minor
 
 Bucket = Literal["day", "week", "month"]
 MAX_DAYS = 400

@@ -1,18 +1,20 @@
-"""Wire shapes of the sales side: stages, deals, tasks, schedules, plans.
+"""Wire shapes of the sales side: stages, deals, plans.
 
 Money travels as a decimal with two places ("1234.50") and is kept in minor units."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, Field
+from pydantic import AfterValidator, Field
 
 from crm_api.clients.timeline.schemas import CommunicationPublic
-from crm_api.platform.schemas import ApiModel, UserRef
-from crm_api.sales.models import Deal, ExceptionKind, StageKind, TaskSource
+from crm_api.platform.schemas import ApiModel, Title, UserRef
+from crm_api.sales.models import Deal, StageKind
+from crm_api.sales.money import from_minor
+from crm_api.tasks.schemas import TaskPublic
 
 
 def _two_places(v: Decimal) -> Decimal:
@@ -25,15 +27,6 @@ Money = Annotated[
     Decimal, Field(ge=0, le=Decimal("1e12"), max_digits=15), AfterValidator(_two_places)
 ]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-Title = Annotated[str, Field(min_length=1, max_length=300)]
-
-
-def to_minor(amount: Decimal) -> int:
-    return int(amount * 100)
-
-
-def from_minor(minor: int | None) -> Decimal:
-    return (Decimal(minor or 0) / 100).quantize(Decimal("0.01"))
 
 
 # --- stages ----------------------------------------------------------------------------
@@ -133,104 +126,6 @@ class BoardColumn(ApiModel):
     count: int
     amount: Decimal
     deals: list[DealPublic]
-
-
-# --- tasks -----------------------------------------------------------------------------
-
-
-class TaskCreate(ApiModel):
-    title: Title
-    notes: Annotated[str | None, Field(max_length=10_000)] = None
-    client_id: int | None = None
-    deal_id: int | None = None
-    assignee_id: int | None = None  # yourself when not given
-    due_at: AwareDatetime | None = None
-    remind_at: AwareDatetime | None = None
-
-
-class TaskUpdate(ApiModel):
-    title: Title | None = None
-    notes: Annotated[str | None, Field(max_length=10_000)] = None
-    due_at: AwareDatetime | None = None
-    remind_at: AwareDatetime | None = None
-
-
-class TaskSnooze(ApiModel):
-    preset: Literal["10m", "1h", "tomorrow"]
-
-
-class TaskHandoff(ApiModel):
-    assignee_id: int
-    title: Title | None = None  # the current task's title when not given
-    notes: Annotated[str | None, Field(max_length=10_000)] = None
-    due_at: AwareDatetime | None = None
-    remind_at: AwareDatetime | None = None
-
-
-class TaskPublic(ApiModel):
-    id: int
-    title: str
-    notes: str | None
-    client_id: int | None
-    deal_id: int | None
-    assignee_id: int
-    created_by_id: int | None
-    due_at: datetime | None
-    remind_at: datetime | None
-    reminded_at: datetime | None
-    done_at: datetime | None
-    source: TaskSource
-    previous_task_id: int | None
-    created_at: datetime
-
-
-# --- schedules -------------------------------------------------------------------------
-
-
-class ShiftCreate(ApiModel):
-    user_id: int
-    weekday: Annotated[int, Field(ge=0, le=6)]
-    starts: time
-    ends: time
-    overnight: bool = False  # ends on the next day
-
-
-class ShiftPublic(ApiModel):
-    id: int
-    user_id: int
-    weekday: int
-    starts: time
-    minutes: int
-
-
-class ExceptionCreate(ApiModel):
-    user_id: int
-    kind: ExceptionKind
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
-    other_user_id: int | None = None
-    note: Annotated[str | None, Field(max_length=300)] = None
-
-
-class ExceptionPublic(ApiModel):
-    id: int
-    user_id: int
-    kind: ExceptionKind
-    starts_at: datetime
-    ends_at: datetime
-    other_user_id: int | None
-    note: str | None
-
-
-class DutyPublic(ApiModel):
-    user_id: int
-    starts_at: datetime  # in the company's time zone
-    ends_at: datetime
-
-
-class OnDutyPublic(ApiModel):
-    at: datetime
-    user_ids: list[int]
 
 
 # --- plans -----------------------------------------------------------------------------

@@ -21,14 +21,8 @@ from crm_api.clients.timeline.models import Communication
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.errors import Conflict, InvalidInput, NotFound
 from crm_api.sales.models import Deal, DealStage, DealStageVisit, StageKind
-from crm_api.sales.schemas import (
-    DealClose,
-    DealCreate,
-    DealUpdate,
-    StageCreate,
-    StageUpdate,
-    to_minor,
-)
+from crm_api.sales.money import to_minor
+from crm_api.sales.schemas import DealClose, DealCreate, DealUpdate, StageCreate, StageUpdate
 
 CARD_COMMUNICATIONS = 50
 

@@ -12,8 +12,10 @@ from crm_api.accounts.permissions import Permission
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import ServicesDep, SessionDep, require
 from crm_api.platform.schemas import ItemList
-from crm_api.sales.models import ScheduleException, Shift
-from crm_api.sales.schemas import (
+from crm_api.schedules import routing
+from crm_api.schedules import service as schedules
+from crm_api.schedules.models import ScheduleException, Shift
+from crm_api.schedules.schemas import (
     DutyPublic,
     ExceptionCreate,
     ExceptionPublic,
@@ -21,8 +23,6 @@ from crm_api.sales.schemas import (
     ShiftCreate,
     ShiftPublic,
 )
-from crm_api.schedules import routing
-from crm_api.schedules import service as schedules
 
 router = APIRouter(prefix="/schedules", tags=["schedules"])
 Reader = Annotated[User, require(Permission.SCHEDULES_READ)]

@@ -25,8 +25,8 @@ from crm_api.accounts.models import Role, User
 from crm_api.calls.models import Call
 from crm_api.clients import phones
 from crm_api.clients.models import Client, ClientPhone
-from crm_api.sales.models import RouteAsk, RouteCounter
 from crm_api.schedules import service as schedules
+from crm_api.schedules.models import RouteAsk, RouteCounter
 
 ROUTE_TURN_KEY = "callcard:route:turn"
 ROUTE_CALL_KEY = "callcard:route:call:"

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.accounts.models import User
 from crm_api.platform.errors import Conflict, InvalidInput, NotFound
-from crm_api.sales.models import ExceptionKind, ScheduleException, Shift
+from crm_api.schedules.models import ExceptionKind, ScheduleException, Shift
 
 WEEK_MINUTES = 7 * 24 * 60
 DAY = timedelta(days=1)

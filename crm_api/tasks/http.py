@@ -10,9 +10,9 @@ from crm_api.accounts.permissions import Permission
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services, ServicesDep, SessionDep, require
 from crm_api.platform.schemas import Page
-from crm_api.sales.models import Task
-from crm_api.sales.schemas import TaskCreate, TaskHandoff, TaskPublic, TaskSnooze, TaskUpdate
 from crm_api.tasks import service as tasks_domain
+from crm_api.tasks.models import Task
+from crm_api.tasks.schemas import TaskCreate, TaskHandoff, TaskPublic, TaskSnooze, TaskUpdate
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 Tasker = Annotated[User, require(Permission.TASKS)]

@@ -23,8 +23,9 @@ from crm_api.clients.timeline.models import Communication
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.errors import Conflict, InvalidInput, NotFound
 from crm_api.sales import service as deals_domain
-from crm_api.sales.models import Deal, StageKind, Task, TaskSource
-from crm_api.sales.schemas import TaskCreate, TaskHandoff, TaskUpdate
+from crm_api.sales.models import Deal, StageKind
+from crm_api.tasks.models import Task, TaskSource
+from crm_api.tasks.schemas import TaskCreate, TaskHandoff, TaskUpdate
 
 CLAIM_BATCH = 200
 MISSED_CALL_DUE = timedelta(minutes=15)

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.server import RunningApi
 
 from crm_api.accounts.models import User
-from crm_api.sales.models import Deal, DealStage, Task
+from crm_api.sales.models import Deal, DealStage
+from crm_api.tasks.models import Task
 
 
 async def drag(page: Page, source: Locator, target: Locator) -> None:

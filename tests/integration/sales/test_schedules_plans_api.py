@@ -14,7 +14,7 @@ from support.server import RunningApi
 
 from crm_api.accounts.models import Role
 from crm_api.calls import card_extras
-from crm_api.sales.models import ScheduleException, Shift
+from crm_api.schedules.models import ScheduleException, Shift
 
 MSK = ZoneInfo("Europe/Moscow")
 

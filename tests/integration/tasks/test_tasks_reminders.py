@@ -21,7 +21,8 @@ from crm_api.accounts.models import Role
 from crm_api.calls.pipeline import start_call_events
 from crm_api.clients.timeline.models import CommDirection, CommKind, Communication
 from crm_api.platform.settings import Settings
-from crm_api.sales.models import Deal, Task, TaskSource
+from crm_api.sales.models import Deal
+from crm_api.tasks.models import Task, TaskSource
 from crm_api.tasks.reminders import missed_call_hook, run_stale_rule, start_reminders
 from telephony import events as ev
 

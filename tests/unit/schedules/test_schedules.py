@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from crm_api.platform.errors import InvalidInput
-from crm_api.sales.models import ExceptionKind
+from crm_api.schedules.models import ExceptionKind
 from crm_api.schedules.service import (
     Absence,
     WeeklyShift,

@@ -1,0 +1,57 @@
+"""Wire shapes of tasks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field
+
+from crm_api.platform.schemas import ApiModel, Title
+from crm_api.tasks.models import TaskSource
+
+
+class TaskCreate(ApiModel):
+    title: Title
+    notes: Annotated[str | None, Field(max_length=10_000)] = None
+    client_id: int | None = None
+    deal_id: int | None = None
+    assignee_id: int | None = None  # yourself when not given
+    due_at: AwareDatetime | None = None
+    remind_at: AwareDatetime | None = None
+
+
+class TaskUpdate(ApiModel):
+    title: Title | None = None
+    notes: Annotated[str | None, Field(max_length=10_000)] = None
+    due_at: AwareDatetime | None = None
+    remind_at: AwareDatetime | None = None
+
+
+class TaskSnooze(ApiModel):
+    preset: Literal["10m", "1h", "tomorrow"]
+
+
+class TaskHandoff(ApiModel):
+    assignee_id: int
+    title: Title | None = None  # the current task's title when not given
+    notes: Annotated[str | None, Field(max_length=10_000)] = None
+    due_at: AwareDatetime | None = None
+    remind_at: AwareDatetime | None = None
+
+
+class TaskPublic(ApiModel):
+    id: int
+    title: str
+    notes: str | None
+    client_id: int | None
+    deal_id: int | None
+    assignee_id: int
+    created_by_id: int | None
+    due_at: datetime | None
+    remind_at: datetime | None
+    reminded_at: datetime | None
+    done_at: datetime | None
+    source: TaskSource
+    previous_task_id: int | None
+    created_at: datetime
