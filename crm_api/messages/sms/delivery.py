@@ -116,22 +116,7 @@ async def record_first_submits(
 ) -> tuple[list[Change], set[int]]:
     """The common case in bulk statements: a first attempt whose every part the SMSC took.
     Returns the changes and the ids left for `record_send` (anything else)."""
-    rows = (
-        await session.execute(
-            select(
-                OutboxMessage.id,
-                OutboxMessage.status,
-                OutboxMessage.parts,
-                OutboxMessage.communication_id,
-                OutboxMessage.client_id,
-                OutboxMessage.user_id,
-                OutboxMessage.bulk_id,
-                Client.manager_id,
-            )
-            .join(Client, Client.id == OutboxMessage.client_id)
-            .where(OutboxMessage.id.in_(results.keys()))
-        )
-    ).all()
+    rows = await _message_rows(session, set(results))
     fast = [
         r
         for r in rows
