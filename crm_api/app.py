@@ -21,9 +21,11 @@ from crm_api.clients import views_http as views
 from crm_api.clients.directories import http as directories
 from crm_api.clients.timeline import http as communications
 from crm_api.messages import http as messages
-from crm_api.platform import health
+from crm_api.platform import health, metrics_http
 from crm_api.platform.boundary import KIB, BodyLimits, BoundaryGuard
 from crm_api.platform.errors import AppError
+from crm_api.platform.metrics import Metrics
+from crm_api.platform.metrics_http import HttpTiming
 from crm_api.platform.realtime import ws
 from crm_api.platform.runtime import Feature, running_features, running_services
 from crm_api.platform.settings import Settings
@@ -96,10 +98,11 @@ def _body_limits(settings: Settings) -> BodyLimits:
 
 def create_app(settings: Settings | None = None, features: tuple[Feature, ...] = ()) -> FastAPI:
     settings = settings or Settings()
+    metrics = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running_services(settings) as services:
+        async with running_services(settings, metrics) as services:
             app.state.services = services
             async with running_features(services, features):
                 yield
@@ -113,6 +116,7 @@ def create_app(settings: Settings | None = None, features: tuple[Feature, ...] =
     )
     _install_error_handlers(app)
     app.add_middleware(BoundaryGuard, limits=_body_limits(settings))
+    app.add_middleware(HttpTiming, metrics=metrics)
     api = APIRouter(prefix=API_PREFIX)
     for module in (
         health,
@@ -136,5 +140,6 @@ def create_app(settings: Settings | None = None, features: tuple[Feature, ...] =
     # Load balancers probe `/health` by habit: answer it, not with the web app's page.
     app.include_router(health.router, include_in_schema=False)
     app.include_router(ws.router)
+    app.include_router(metrics_http.router)
     _mount_ui(app, settings.ui_dist)
     return app

@@ -6,9 +6,9 @@ import argparse
 import asyncio
 import contextlib
 import getpass
-import logging
 import sys
 
+from crm_api.platform.logs import configure_logging
 from crm_api.platform.settings import Settings
 
 
@@ -79,7 +79,14 @@ def _serve(settings: Settings, *, embedded: bool) -> None:
 
     app = create_app(settings, features=enabled_features(settings, embedded=embedded))
     print(f"Callcard is at http://{settings.bind_host}:{settings.bind_port}/")
-    uvicorn.run(app, host=settings.bind_host, port=settings.bind_port, log_level="info")
+    # uvicorn's own lines go through the root handler too (CALLCARD_LOG_FORMAT).
+    uvicorn.run(
+        app,
+        host=settings.bind_host,
+        port=settings.bind_port,
+        log_config=None,
+        log_level=settings.log_level.lower(),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -132,10 +139,8 @@ def main(argv: list[str] | None = None) -> None:
         help="extensions rung in turn (default: the demo operator, then the managers)",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
 
     if args.command == "run":
         _prepare_embedded(settings)

@@ -75,6 +75,18 @@ class SmsGateway:
     def bind_attempts(self) -> int:
         return self._conn.bind_attempts if self._conn else 0
 
+    @property
+    def in_flight(self) -> int:
+        """submit_sm sent and not answered yet (read from the IO thread's session)."""
+        session = self._conn.session if self._conn else None
+        return session.in_flight if session else 0
+
+    @property
+    def queued(self) -> int:
+        """Parts waiting for a window slot."""
+        session = self._conn.session if self._conn else None
+        return session.queued if session else 0
+
     async def wait_bound(self, within: float) -> bool:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._bound.wait(), within)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from datetime import datetime
 from typing import Any
 
@@ -22,12 +23,16 @@ _TYPES: dict[str, type[ev.CallEvent]] = {
 }
 
 
+# When the PBX side appended the event (epoch seconds): the pop's latency starts there.
+SENT_AT = "sent_at"
+
+
 class UnknownEvent(ValueError):
     pass
 
 
 def encode(event: ev.CallEvent) -> dict[str, Any]:
-    data: dict[str, Any] = {"type": type(event).__name__}
+    data: dict[str, Any] = {"type": type(event).__name__, SENT_AT: time.time()}
     for f in dataclasses.fields(event):
         value = getattr(event, f.name)
         if isinstance(value, datetime):

@@ -12,8 +12,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from crm_api.calls.pipeline import CallEventSink, make_stream
-from crm_api.calls.telephony import host_port, route_target
+from crm_api.calls.telephony import route_target
 from crm_api.platform.deps import Services
+from crm_api.platform.settings import host_port
 from telephony.sip.machine import AskRoute
 from telephony.sip.pool import PoolConfig, Router, SipPool
 

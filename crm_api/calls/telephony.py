@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from crm_api.calls.pipeline import CallEventSink, make_stream
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services
+from crm_api.platform.settings import host_port
 from crm_api.schedules.routing import choose_extension
 from telephony.ami.adapter import AmiAdapter
 from telephony.ami.agi import AgiRequest, FastAgiServer, Router
@@ -57,11 +58,6 @@ def routing_answer(services: Services) -> Router:
     return route
 
 
-def host_port(bind: str) -> tuple[str, int]:
-    host, _, port = bind.rpartition(":")
-    return host or "0.0.0.0", int(port)
-
-
 async def start_telephony(services: Services) -> Callable[[], Awaitable[None]]:
     settings = services.settings
     if not settings.ami_url:
@@ -70,6 +66,11 @@ async def start_telephony(services: Services) -> Callable[[], Awaitable[None]]:
     adapter = AmiAdapter(settings.ami_url, sink, outbound_context=settings.ami_outbound_context)
     await adapter.start()
     services.links.pbx = adapter
+    gauges = services.metrics.telephony
+    gauges.ami_up.set_function(lambda: services.links.pbx is adapter and adapter.connected)
+    gauges.calls_in_progress.set_function(
+        lambda: adapter.translator.live_count if services.links.pbx is adapter else 0
+    )
     agi = FastAgiServer(
         routing_answer(services),
         fallback=settings.routing_fallback,

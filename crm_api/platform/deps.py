@@ -19,6 +19,7 @@ from crm_api.accounts.service import user_for_token
 from crm_api.accounts.token_cache import TokenCache
 from crm_api.platform.errors import Forbidden, Unauthorized
 from crm_api.platform.links import Links
+from crm_api.platform.metrics import Metrics
 from crm_api.platform.realtime.hub import Hub
 from crm_api.platform.settings import Settings
 
@@ -38,6 +39,7 @@ class Services:
     links: Links = field(default_factory=Links)
     background: set[asyncio.Task[None]] = field(default_factory=set)
     tokens: TokenCache = field(default_factory=TokenCache)
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 async def get_services(conn: HTTPConnection) -> Services:

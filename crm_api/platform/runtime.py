@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from crm_api.platform.db.session import make_engine, make_read_sessionmaker, make_sessionmaker
 from crm_api.platform.deps import Services
+from crm_api.platform.metrics import Metrics, serving
 from crm_api.platform.realtime.bus import Bus, InProcessBus, RedisBus
 from crm_api.platform.realtime.hub import Hub
 from crm_api.platform.settings import Settings
@@ -26,12 +27,16 @@ Feature = Callable[[Services], Awaitable[Callable[[], Awaitable[None]]]]
 
 
 @contextlib.asynccontextmanager
-async def running_services(settings: Settings) -> AsyncIterator[Services]:
+async def running_services(
+    settings: Settings, metrics: Metrics | None = None
+) -> AsyncIterator[Services]:
+    metrics = metrics or Metrics()
     engine = make_engine(settings.database_url)
     redis = Redis.from_url(settings.redis_url, protocol=2) if settings.redis_url else None
     backlog = settings.ws_backlog * 10
     bus: Bus = RedisBus(redis, backlog=backlog) if redis is not None else InProcessBus(backlog)
-    hub = Hub(bus)
+    hub = Hub(bus, published=metrics.frame_published)
+    metrics.ws_clients.set_function(lambda: hub.sockets)
     await hub.start()
     services = Services(
         settings=settings,
@@ -40,6 +45,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         reads=make_read_sessionmaker(engine),
         hub=hub,
         redis=redis,
+        metrics=metrics,
     )
     try:
         yield services
@@ -67,10 +73,25 @@ async def running_features(
             await stop()
 
 
-async def run_headless(
-    settings: Settings, features: tuple[Feature, ...], stop: asyncio.Event | None = None
+# How a headless process runs its features: all the time, or while it holds a lease.
+Runner = Callable[[Services, tuple[Feature, ...], asyncio.Event], Awaitable[None]]
+
+
+async def run_until_stopped(
+    services: Services, features: tuple[Feature, ...], stop: asyncio.Event
 ) -> None:
-    """Runs `features` until SIGINT/SIGTERM (or `stop`)."""
+    async with running_features(services, features):
+        await stop.wait()
+
+
+async def run_headless(
+    settings: Settings,
+    features: tuple[Feature, ...],
+    stop: asyncio.Event | None = None,
+    runner: Runner = run_until_stopped,
+) -> None:
+    """Runs `features` until SIGINT/SIGTERM (or `stop`), with metrics on
+    CALLCARD_METRICS_BIND."""
     if not settings.redis_url:
         log.warning("CALLCARD_REDIS_URL is not set: frames from this process reach no browser")
     stop = stop or asyncio.Event()
@@ -78,5 +99,6 @@ async def run_headless(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    async with running_services(settings) as services, running_features(services, features):
-        await stop.wait()
+    async with running_services(settings) as services:
+        with serving(services.metrics, settings.metrics_bind):
+            await runner(services, features, stop)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
@@ -30,6 +31,9 @@ class Settings(BaseSettings):
     ws_backlog: int = 200  # frames kept per user for a reconnecting socket
     import_max_rows: int = 100_000
     import_max_bytes: int = 10 * 1024 * 1024  # an uploaded CSV/XLSX file
+    log_format: Literal["text", "json"] = "text"  # json: one object a line, with call_id
+    log_level: str = "INFO"
+    metrics_bind: str | None = None  # host:port of telephony's and sms's Prometheus metrics
 
     ami_url: str | None = None  # ami://user:secret@host:5038
     ami_outbound_context: str = "internal"  # where click-to-call dials the client's number
@@ -81,3 +85,9 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def host_port(bind: str) -> tuple[str, int]:
+    """`host:port` of a *_BIND setting; an empty host is every interface."""
+    host, _, port = bind.rpartition(":")
+    return host or "0.0.0.0", int(port)

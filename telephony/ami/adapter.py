@@ -42,6 +42,7 @@ from telephony.ami.panoramisk_link import (
     ListAction,
 )
 from telephony.ami.translator import CallTranslator, PendingOriginate
+from telephony.call_context import about_call
 from telephony.pbx import OriginateRequest, PbxError
 
 log = logging.getLogger(__name__)
@@ -440,10 +441,11 @@ class AmiAdapter:
                 self._queue.task_done()
 
     async def _deliver(self, call_event: ev.CallEvent) -> None:
-        try:
-            await self._sink(call_event)
-        except Exception:
-            log.exception("call event sink failed on %r", call_event)
+        with about_call(call_event.call_id):
+            try:
+                await self._sink(call_event)
+            except Exception:
+                log.exception("call event sink failed on %r", call_event)
 
     async def _ticker(self) -> None:
         while True:

@@ -16,6 +16,8 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from telephony.call_context import current_call
+
 log = logging.getLogger(__name__)
 
 ROUTE_VARIABLE = "CALLCARD_ROUTE"
@@ -175,6 +177,7 @@ class FastAgiServer:
                 self.stats.probes += 1
                 log.debug("FastAGI peer left or spoke garbage before its environment: %s", exc)
                 return
+            current_call.set(request.call_id)  # this session's task: its lines are the call's
             if request.script not in self.scripts:
                 log.warning("FastAGI request for unknown script %r", request.script)
                 return

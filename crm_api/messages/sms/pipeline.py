@@ -37,6 +37,11 @@ async def start_sms(services: Services) -> Callable[[], Awaitable[None]]:
         return nothing
     gateway = SmsGateway(gateway_config(settings))
     await gateway.start()
+    gauges = services.metrics.sms
+    gauges.bound.set_function(lambda: gateway.connected)
+    gauges.window.set(settings.smpp_window)
+    gauges.window_in_use.set_function(lambda: gateway.in_flight)
+    gauges.queued.set_function(lambda: gateway.queued)
     service = SmsService(
         services.sessions,
         services.hub,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,8 +45,10 @@ class Connection:
 
 
 class Hub:
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, published: Callable[[Frame], None] | None = None) -> None:
+        """`published` sees each frame this process published (the metrics count them)."""
         self.bus = bus
+        self._published = published
         self._connections: set[Connection] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -93,6 +95,10 @@ class Hub:
     def online_user_ids(self) -> set[int]:
         return {c.user_id for c in self._connections}
 
+    @property
+    def sockets(self) -> int:
+        return len(self._connections)
+
     async def notify(
         self,
         type_: str,
@@ -104,7 +110,10 @@ class Hub:
     ) -> Frame:
         """Publishes a frame after the change it reports was committed."""
         audience = Audience(user_ids=frozenset(users), roles=frozenset(roles), client_id=client_id)
-        return await self.bus.publish(Frame(type=type_, data=data, audience=audience))
+        frame = await self.bus.publish(Frame(type=type_, data=data, audience=audience))
+        if self._published is not None:
+            self._published(frame)
+        return frame
 
 
 def after(frames: list[Frame], last_id: str | None) -> list[Frame]:

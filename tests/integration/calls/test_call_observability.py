@@ -1,0 +1,123 @@
+"""What an operator's Prometheus and log search see of a call: the AMI simulator replays a
+real capture into Callcard (adapter, call-event stream, API), /metrics is scraped before and
+after, and the call's log lines carry its id."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from support.factories import Actor
+from support.metrics import scrape
+from support.peers import free_port
+from support.server import RunningApi, running_api
+from support.waiting import wait_for
+from support.ws import Socket, open_socket
+
+from crm_api.accounts.models import Role
+from crm_api.calls.pipeline import start_call_events
+from crm_api.calls.telephony import start_telephony
+from crm_api.platform.logs import log_handler
+from crm_api.platform.settings import Settings
+from telephony.ami.simulator import AmiSimulator
+
+
+@pytest.fixture
+async def pbx() -> AsyncIterator[AmiSimulator]:
+    async with AmiSimulator() as sim:
+        yield sim
+
+
+@pytest.fixture
+async def callcard(settings: Settings, pbx: AmiSimulator) -> AsyncIterator[RunningApi]:
+    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+    settings.ami_url = pbx.url
+    settings.agi_bind = f"127.0.0.1:{free_port()}"
+    async with running_api(settings, features=(start_call_events, start_telephony)) as running:
+        await running.app.state.services.links.pbx.wait_connected(10)
+        yield running
+
+
+async def answered_call(api: RunningApi, pbx: AmiSimulator, manager: Actor) -> dict:
+    """Plays an answered call to the manager's phone; its pop, once the call has ended."""
+    async with open_socket(api.ws_url, manager.token) as conn:
+        sock = Socket(conn)
+        await sock.next_of("hello")
+        await pbx.play("incoming-answered")
+        pop = await sock.next_of("call.ringing")
+        await sock.next_of("call.ended")
+    return pop
+
+
+async def test_metrics_move_with_a_call(
+    callcard: RunningApi, pbx: AmiSimulator, actors: dict[Role, Actor], backend: str
+) -> None:
+    metrics_url = callcard.base_url + "/metrics"
+    before = await scrape(metrics_url)
+    assert before.value("callcard_ami_up") == 1
+    assert before.value("callcard_ws_clients") == 0
+    manager = actors[Role.MANAGER]
+    async with open_socket(callcard.ws_url, manager.token) as conn:
+        await Socket(conn).next_of("hello")
+        assert (await scrape(metrics_url)).value("callcard_ws_clients") == 1
+    async with callcard.client(manager.token) as http:
+        assert (await http.get("/clients")).status_code == 200
+    await answered_call(callcard, pbx, manager)
+
+    async def written() -> bool:
+        after = await scrape(metrics_url)
+        ended = after.value("callcard_call_events_handled_total", type="CallEnded")
+        return ended > before.value("callcard_call_events_handled_total", type="CallEnded")
+
+    await wait_for(written)
+    after = await scrape(metrics_url)
+    for event in ("CallStarted", "CallRinging", "CallAnswered"):
+        name = "callcard_call_events_handled_total"
+        assert after.value(name, type=event) > before.value(name, type=event), event
+    assert after.value("callcard_screen_pop_seconds_count") == (
+        before.value("callcard_screen_pop_seconds_count") + 1
+    )
+    assert after.value("callcard_frames_published_total", type="call.ringing") >= 1
+    assert after.value("callcard_calls_in_progress") == 0
+    assert after.value("callcard_ws_clients") == 0
+    route = {"method": "GET", "route": "list_clients", "status": "200"}
+    assert after.value("callcard_http_request_duration_seconds_count", **route) == 1
+    if backend == "postgres":  # the Redis stream and its consumer group
+        assert after.value("callcard_stream_lag_entries", stream="callcard:call-events") == 0
+        assert (
+            "callcard_stream_pending_entries",
+            frozenset({("stream", "callcard:call-events")}),
+        ) in after.samples
+
+
+async def test_every_log_line_of_a_call_carries_its_id(
+    callcard: RunningApi, pbx: AmiSimulator, actors: dict[Role, Actor]
+) -> None:
+    out = io.StringIO()
+    handler = log_handler("json", out)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        pop = await answered_call(callcard, pbx, actors[Role.MANAGER])
+        call_id = pop["data"]["call_id"]
+
+        async def ended_line() -> list[dict]:
+            lines = [json.loads(line) for line in out.getvalue().splitlines()]
+            return [x for x in lines if x["message"].startswith("call ended")] and lines
+
+        lines = await wait_for(ended_line)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    [ended] = [x for x in lines if x["message"].startswith("call ended")]
+    assert ended["call_id"] == call_id
+    assert "answered" in ended["message"]
+    # Whatever names the call in its text is tagged with it too.
+    for line in lines:
+        if call_id in line["message"]:
+            assert line.get("call_id") == call_id, line

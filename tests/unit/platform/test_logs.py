@@ -1,0 +1,69 @@
+"""Log lines carry the call they are about, as text or as one JSON object a line."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+
+from crm_api.platform.logs import log_handler
+from telephony.call_context import about_call
+
+
+def capture(log_format: str) -> tuple[logging.Logger, io.StringIO]:
+    out = io.StringIO()
+    logger = logging.getLogger(f"test.logs.{log_format}")
+    logger.handlers[:] = [log_handler(log_format, out)]  # type: ignore[arg-type]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger, out
+
+
+async def test_json_lines_carry_the_call_of_the_task_that_wrote_them() -> None:
+    logger, out = capture("json")
+
+    async def work(call_id: str) -> None:
+        with about_call(call_id):
+            logger.info("ringing")
+            await asyncio.sleep(0.01)  # the other call's task runs meanwhile
+            logger.warning("ended: %s", "answered")
+
+    await asyncio.gather(work("1733130000.1"), work("1733130000.2"))
+    logger.info("not about a call")
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    about = {(line["message"], line.get("call_id")) for line in lines}
+    assert about == {
+        ("ringing", "1733130000.1"),
+        ("ringing", "1733130000.2"),
+        ("ended: answered", "1733130000.1"),
+        ("ended: answered", "1733130000.2"),
+        ("not about a call", None),
+    }
+    assert {line["level"] for line in lines} == {"INFO", "WARNING"}
+    assert all(
+        line["logger"] == "test.logs.json" and line["ts"].endswith("+00:00") for line in lines
+    )
+
+
+def test_exceptions_stay_inside_their_json_line() -> None:
+    logger, out = capture("json")
+    try:
+        raise ValueError("Нет такого звонка")
+    except ValueError:
+        with about_call("42.7"):
+            logger.exception("handler failed")
+    [line] = out.getvalue().splitlines()
+    entry = json.loads(line)
+    assert entry["call_id"] == "42.7"
+    assert "ValueError: Нет такого звонка" in entry["exception"]
+
+
+def test_text_lines_name_the_call() -> None:
+    logger, out = capture("text")
+    with about_call("99.1"):
+        logger.info("popped")
+    logger.info("idle")
+    first, second = out.getvalue().splitlines()
+    assert first.endswith("test.logs.text [call 99.1]: popped")
+    assert second.endswith("test.logs.text: idle")
