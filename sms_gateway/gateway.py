@@ -72,6 +72,12 @@ class SmsGateway:
         return session.rate if session is not None else None
 
     @property
+    def throttled(self) -> int:
+        """ESME_RTHROTTLED answers in the current session."""
+        session = self._conn.session if self._conn else None
+        return session.throttled if session is not None else 0
+
+    @property
     def bind_attempts(self) -> int:
         return self._conn.bind_attempts if self._conn else 0
 
