@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.accounts.audit_models import AuditEntry
@@ -35,3 +36,17 @@ def record(
             changes=changes,
         )
     )
+
+
+async def client_history(session: AsyncSession, client_id: int) -> list[AuditEntry]:
+    """The card's last 500 changes, newest first, each with its author loaded."""
+    rows = await session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.client_id == client_id)
+        .order_by(AuditEntry.id.desc())
+        .limit(500)
+    )
+    entries = list(rows.all())
+    for entry in entries:
+        await session.refresh(entry, ["user"])
+    return entries

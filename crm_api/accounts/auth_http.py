@@ -65,8 +65,7 @@ async def me(user: Me) -> UserPublic:
 async def update_me(
     body: ProfileUpdate, me: Me, session: SessionDep, services: ServicesDep
 ) -> UserPublic:
-    user = await session.get(User, me.id)
-    assert user is not None
+    user = await auth.get_user(session, me.id)
     for field in body.model_fields_set:
         value = getattr(body, field)
         if value is not None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from crm_api.accounts import audit
@@ -12,7 +11,7 @@ from crm_api.accounts.models import User
 from crm_api.accounts.permissions import Permission
 from crm_api.accounts.schemas import UserCreate, UserPublic, UserUpdate
 from crm_api.platform.deps import ServicesDep, SessionDep, require
-from crm_api.platform.errors import Conflict, NotFound
+from crm_api.platform.errors import Conflict
 from crm_api.platform.schemas import Page
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -26,8 +25,8 @@ def _public_fields(user: User) -> dict[str, object]:
 async def list_users(
     session: SessionDep, _user: Annotated[User, require(Permission.USERS_READ)]
 ) -> Page[UserPublic]:
-    users = (await session.scalars(select(User).order_by(User.full_name))).all()
-    total = await session.scalar(select(func.count()).select_from(User)) or 0
+    users = await auth.list_users(session)
+    total = len(users)
     return Page(
         items=[UserPublic.model_validate(u) for u in users], total=total, page=1, page_size=total
     )
@@ -73,9 +72,7 @@ async def update_user(
     services: ServicesDep,
     admin: Annotated[User, require(Permission.USERS_MANAGE)],
 ) -> UserPublic:
-    user = await session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"user #{user_id} not found")
+    user = await auth.get_user(session, user_id)
     before = _public_fields(user)
     for field in body.model_fields_set - {"password"}:
         setattr(user, field, getattr(body, field))

@@ -1,4 +1,4 @@
-"""Passwords (argon2) and opaque tokens for browser sessions and API clients."""
+"""Users, their passwords (argon2), and opaque tokens for browser sessions and API clients."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.accounts.models import AuthToken, Role, User
 from crm_api.platform.db.base import utcnow
+from crm_api.platform.errors import NotFound
 
 _hasher = PasswordHasher()
 # Verifying against this keeps a login for an unknown user as slow as a wrong password.
@@ -106,4 +107,15 @@ async def create_user(
     )
     session.add(user)
     await session.flush()
+    return user
+
+
+async def list_users(session: AsyncSession) -> list[User]:
+    return list((await session.scalars(select(User).order_by(User.full_name))).all())
+
+
+async def get_user(session: AsyncSession, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user #{user_id} not found")
     return user

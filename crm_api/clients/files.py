@@ -21,7 +21,7 @@ from crm_api.accounts.models import User
 from crm_api.clients import service as clients_domain
 from crm_api.clients.directories.models import ClientGroup, LeadSource, Segment
 from crm_api.clients.models import Client, ClientEmail, ClientPhone
-from crm_api.clients.schemas import ClientCreate, EmailIn, PhoneIn
+from crm_api.clients.schemas import ClientCreate, ClientFilters, EmailIn, PhoneIn
 from crm_api.platform.errors import AppError
 
 COLUMNS = (
@@ -266,3 +266,13 @@ def write_xlsx(rows: list[dict[str, str]]) -> bytes:
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+async def exported(
+    session: AsyncSession, user: User, filters: ClientFilters, region: str
+) -> list[Client]:
+    """The clients `user` sees that match `filters`, with their phones, e-mails and groups."""
+    query = clients_domain.filtered(user, filters, region)
+    return list(
+        (await session.scalars(query.options(*clients_domain.CARD_LOAD).order_by(Client.id))).all()
+    )

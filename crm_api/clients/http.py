@@ -3,10 +3,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from crm_api.accounts.audit_models import AuditEntry
+from crm_api.accounts import audit
 from crm_api.accounts.models import Role, User
 from crm_api.accounts.permissions import Permission
 from crm_api.clients import lookup as client_lookup
@@ -186,15 +185,7 @@ async def client_audit(
     user: Annotated[User, require(Permission.AUDIT_READ)],
 ) -> ItemList[AuditEntryPublic]:
     await clients_domain.get_for(session, user, client_id)
-    rows = await session.scalars(
-        select(AuditEntry)
-        .where(AuditEntry.client_id == client_id)
-        .order_by(AuditEntry.id.desc())
-        .limit(500)
-    )
-    entries = list(rows.all())
-    for entry in entries:
-        await session.refresh(entry, ["user"])
+    entries = await audit.client_history(session, client_id)
     return ItemList(
         items=[
             AuditEntryPublic(

@@ -11,6 +11,7 @@ from crm_api.accounts.permissions import Permission
 from crm_api.clients import phones
 from crm_api.clients import service as clients_domain
 from crm_api.clients.models import Client
+from crm_api.messages import service as messages
 from crm_api.messages.models import BulkSend, OutboxMessage
 from crm_api.messages.outbox import enqueue
 from crm_api.messages.schemas import (
@@ -21,12 +22,10 @@ from crm_api.messages.schemas import (
     SmsSendIn,
 )
 from crm_api.messages.sms import bulk as bulk_sends
-from crm_api.messages.sms.deals import deal_fields_for
 from crm_api.messages.templates import render
 from crm_api.platform.deps import ServicesDep, SessionDep, require
-from crm_api.platform.errors import Forbidden, InvalidInput, NotFound
+from crm_api.platform.errors import InvalidInput
 from crm_api.platform.links import Outbox
-from crm_api.sales.models import Deal
 
 router = APIRouter(tags=["messages"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=100)]
@@ -59,16 +58,6 @@ async def _card(session: SessionDep, user: User, client_id: int) -> Client:
     return client
 
 
-async def _deal_fields(session: SessionDep, client: Client, deal_id: int | None) -> dict[str, str]:
-    if deal_id is None:
-        return (await deal_fields_for(session, [client.id])).get(client.id, {})
-    deal = await session.get(Deal, deal_id)
-    if deal is None or deal.client_id != client.id:
-        raise InvalidInput("deal_id", "not a deal of this client")
-    amount = (await deal_fields_for(session, [client.id])).get(client.id, {})
-    return {**amount, "deal_title": deal.title}
-
-
 def _wake(outbox: Outbox | None) -> None:
     if outbox is not None:
         outbox.wake.set()
@@ -97,7 +86,7 @@ async def send_sms(
         phone = next((p.e164 for p in client.phones if phones.is_mobile(p.e164)), None)
         if phone is None:
             raise InvalidInput("phone", "the client has no mobile phone")
-    text = render(body.text, client, await _deal_fields(session, client, body.deal_id))
+    text = render(body.text, client, await messages.template_fields(session, client, body.deal_id))
     message, created = await enqueue(
         session,
         channel="sms",
@@ -135,7 +124,7 @@ async def send_email(
         to = addresses[0]
     else:
         raise InvalidInput("to", "the client has no e-mail address")
-    fields = await _deal_fields(session, client, body.deal_id)
+    fields = await messages.template_fields(session, client, body.deal_id)
     message, created = await enqueue(
         session,
         channel="email",
@@ -159,11 +148,7 @@ async def get_message(
     session: SessionDep,
     user: Annotated[User, require(Permission.CLIENTS_READ)],
 ) -> MessagePublic:
-    message = await session.get(OutboxMessage, message_id)
-    if message is None:
-        raise NotFound(f"message #{message_id} not found")
-    await clients_domain.get_for(session, user, message.client_id)  # the card's access rules
-    return _public(message)
+    return _public(await messages.message_for(session, user, message_id))
 
 
 @router.post("/sms/bulk", status_code=202, operation_id="send_bulk_sms")
@@ -196,12 +181,7 @@ async def get_bulk(
     user: Annotated[User, require(Permission.MESSAGES_BULK)],
 ) -> BulkSmsPublic:
     """The report: how many were sent, delivered and failed so far."""
-    bulk = await session.get(BulkSend, bulk_id)
-    if bulk is None:
-        raise NotFound(f"bulk send #{bulk_id} not found")
-    if bulk.user_id != user.id and user.role.value not in ("supervisor", "admin"):
-        raise Forbidden("only its author and supervisors see a bulk send")
-    return await _bulk_public(session, bulk)
+    return await _bulk_public(session, await messages.bulk_for(session, user, bulk_id))
 
 
 async def _bulk_public(session: SessionDep, bulk: BulkSend) -> BulkSmsPublic:

@@ -5,7 +5,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
-from sqlalchemy import select
 
 from crm_api.accounts.models import User
 from crm_api.accounts.permissions import Permission
@@ -14,7 +13,6 @@ from crm_api.platform.deps import ServicesDep, SessionDep, require
 from crm_api.platform.schemas import ItemList
 from crm_api.schedules import routing
 from crm_api.schedules import service as schedules
-from crm_api.schedules.models import ScheduleException, Shift
 from crm_api.schedules.schemas import (
     DutyPublic,
     ExceptionCreate,
@@ -33,10 +31,8 @@ Manager = Annotated[User, require(Permission.SCHEDULES_MANAGE)]
 async def list_shifts(
     session: SessionDep, _user: Reader, user_id: int | None = None
 ) -> ItemList[ShiftPublic]:
-    q = select(Shift).order_by(Shift.user_id, Shift.weekday, Shift.starts)
-    if user_id is not None:
-        q = q.where(Shift.user_id == user_id)
-    return ItemList(items=[ShiftPublic.model_validate(s) for s in (await session.scalars(q))])
+    shifts = await schedules.list_shifts(session, user_id)
+    return ItemList(items=[ShiftPublic.model_validate(s) for s in shifts])
 
 
 @router.post("/shifts", status_code=201, operation_id="create_shift")
@@ -70,12 +66,7 @@ async def list_exceptions(
     user_id: int | None = None,
 ) -> ItemList[ExceptionPublic]:
     a, b = schedules.day_bounds(start, end, services.settings.tz)
-    q = select(ScheduleException).where(
-        ScheduleException.starts_at < b, ScheduleException.ends_at > a
-    )
-    if user_id is not None:
-        q = q.where(ScheduleException.user_id == user_id)
-    rows = await session.scalars(q.order_by(ScheduleException.starts_at))
+    rows = await schedules.list_exceptions(session, a, b, user_id)
     return ItemList(items=[ExceptionPublic.model_validate(r) for r in rows])
 
 

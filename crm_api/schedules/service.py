@@ -222,6 +222,26 @@ async def add_shift(
     return row
 
 
+async def list_shifts(session: AsyncSession, user_id: int | None) -> list[Shift]:
+    """Everyone's (or one user's) weekly shifts, by user, weekday and start."""
+    q = select(Shift).order_by(Shift.user_id, Shift.weekday, Shift.starts)
+    if user_id is not None:
+        q = q.where(Shift.user_id == user_id)
+    return list((await session.scalars(q)).all())
+
+
+async def list_exceptions(
+    session: AsyncSession, start: datetime, end: datetime, user_id: int | None
+) -> list[ScheduleException]:
+    """Exceptions overlapping [start, end), earliest first."""
+    q = select(ScheduleException).where(
+        ScheduleException.starts_at < end, ScheduleException.ends_at > start
+    )
+    if user_id is not None:
+        q = q.where(ScheduleException.user_id == user_id)
+    return list((await session.scalars(q.order_by(ScheduleException.starts_at))).all())
+
+
 async def delete_shift(session: AsyncSession, shift_id: int) -> None:
     result = await session.execute(delete(Shift).where(Shift.id == shift_id))
     if result.rowcount == 0:  # type: ignore[attr-defined]

@@ -30,17 +30,7 @@ SERVICES_TAKING_REQUEST_MODELS = {
     "crm_api.sales.service",
     "crm_api.tasks.service",
 }
-ROUTERS_WITH_QUERIES = {
-    "crm_api.accounts.auth_http",
-    "crm_api.accounts.http",
-    "crm_api.calls.http",
-    "crm_api.clients.directories.http",
-    "crm_api.clients.files_http",
-    "crm_api.clients.http",
-    "crm_api.clients.views_http",
-    "crm_api.messages.http",
-    "crm_api.schedules.http",
-}
+ROUTERS_WITH_QUERIES = {"crm_api.calls.http"}
 QUERY_CALLS = {"select", "update", "delete", "insert"}
 QUERY_METHODS = {"get", "scalar", "scalars", "execute", "add", "delete"}
 
