@@ -159,12 +159,15 @@ def main(argv: list[str] | None = None) -> None:
 
         asyncio.run(run_sms(settings))
     elif args.command == "telephony":
+        from crm_api.calls.standby import while_leased
         from crm_api.calls.telephony import start_telephony
-        from crm_api.platform.runtime import run_headless
+        from crm_api.platform.runtime import run_headless, run_until_stopped
 
         if not settings.ami_url:
             sys.exit("CALLCARD_AMI_URL is not set (ami://user:secret@host:5038)")
-        asyncio.run(run_headless(settings, (start_telephony,)))
+        # With Redis, two processes per PBX share a lease: one active, one standing by.
+        runner = while_leased if settings.redis_url else run_until_stopped
+        asyncio.run(run_headless(settings, (start_telephony,), runner=runner))
     elif args.command == "sip":
         import functools
 

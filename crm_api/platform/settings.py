@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     ami_outbound_context: str = "internal"  # where click-to-call dials the client's number
     agi_bind: str = "127.0.0.1:4573"
     agi_decide_within: float = 0.8  # seconds the caller may wait for the routing answer
+    telephony_lease_s: float = 3.0  # a standby takes over this long after the active dies
     # The SIP bridge (pjsua2 workers): set to answer a SIP trunk without Asterisk. Worker i
     # listens on the port + i (UDP and TCP); `callcard run` starts one, `callcard sip` N.
     sip_bind: str | None = None  # e.g. 127.0.0.1:5070

@@ -1,0 +1,160 @@
+"""Standby telephony: two real `callcard telephony` processes for one PBX (the AMI
+simulator replaying real captures), real Redis and PostgreSQL, the call-event consumer in
+an API. One holds the lease and is the only one on AMI; kill -9 it mid-call and the
+other takes over, lists the live calls with CoreShowChannels, and every call lands once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.factories import Actor
+from support.peers import free_port
+from support.processes import HeadlessProcess, headless
+from support.server import RunningApi, running_api
+from support.waiting import wait_for
+
+from crm_api.accounts.models import Role
+from crm_api.calls.models import Call
+from crm_api.calls.pipeline import start_call_events
+from crm_api.clients.timeline.models import Communication
+from crm_api.platform.settings import Settings
+from telephony.ami.simulator import AmiSimulator, prepare
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+LEASE_S = 1.5
+
+
+@pytest.fixture
+def backend() -> str:
+    return "postgres"  # two processes meet only through PostgreSQL and Redis
+
+
+@pytest.fixture
+async def pbx() -> AsyncIterator[AmiSimulator]:
+    async with AmiSimulator() as sim:
+        yield sim
+
+
+@pytest.fixture
+async def consumer(settings: Settings) -> AsyncIterator[RunningApi]:
+    """An API worker: the call events' consumer."""
+    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+    async with running_api(settings, features=(start_call_events,)) as running:
+        yield running
+
+
+def telephony(name: str, settings: Settings, pbx: AmiSimulator, logs: Path):
+    return headless(
+        "telephony",
+        name,
+        logs,
+        CALLCARD_DATABASE_URL=settings.database_url,
+        CALLCARD_REDIS_URL=str(settings.redis_url),
+        CALLCARD_AMI_URL=pbx.url,
+        CALLCARD_AGI_BIND=f"127.0.0.1:{free_port()}",
+        CALLCARD_TELEPHONY_LEASE_S=str(LEASE_S),
+    )
+
+
+async def active_one(pair: list[HeadlessProcess], pbx: AmiSimulator) -> HeadlessProcess:
+    """The process that holds the lease and is logged in to AMI, once there is exactly one."""
+
+    async def settled() -> HeadlessProcess | None:
+        found = []
+        for process in pair:
+            metrics = await process.metrics()
+            if metrics and metrics.value("callcard_telephony_active") == 1:
+                found.append((process, metrics))
+        if len(found) != 1 or pbx.sessions != 1:
+            return None
+        process, metrics = found[0]
+        return process if metrics.value("callcard_ami_up") == 1 else None
+
+    return await wait_for(settled, within=30)
+
+
+async def calls_logged(db: async_sessionmaker[AsyncSession]) -> tuple[list[Call], int]:
+    async with db() as session:
+        calls = list((await session.scalars(select(Call).order_by(Call.id))).all())
+        logged = await session.scalar(select(func.count()).select_from(Communication))
+    return calls, int(logged or 0)
+
+
+def split_at_bridge(name: str) -> tuple[list, list]:
+    events = prepare(name)
+    bridged = next(i for i, p in enumerate(events) if dict(p).get("Event") == "BridgeEnter")
+    return events[: bridged + 2], events[bridged + 2 :]
+
+
+async def test_kill_9_of_the_active_hands_over_and_every_call_lands_once(
+    settings: Settings,
+    consumer: RunningApi,
+    pbx: AmiSimulator,
+    db: async_sessionmaker[AsyncSession],
+    actors: dict[Role, Actor],
+    tmp_path: Path,
+) -> None:
+    async with (
+        telephony("telephony-a", settings, pbx, tmp_path) as a,
+        telephony("telephony-b", settings, pbx, tmp_path) as b,
+    ):
+        first = await active_one([a, b], pbx)
+        standby = b if first is a else a
+        assert (await standby.metrics()).value("callcard_ami_up") == 0  # not on AMI at all
+
+        # A call answered before the crash, and one that rings through it.
+        before, after = split_at_bridge("incoming-answered")
+        await pbx.emit(before)
+        await wait_for(lambda: _state_of_first(db, "answered"))
+        listed = len(pbx.actions_named("CoreShowChannels"))
+
+        first.kill()
+        died = time.monotonic()
+        assert await first.process.wait() == -9
+        taken = await active_one([standby], pbx)
+        takeover_s = time.monotonic() - died
+        print(f"takeover after kill -9: {takeover_s:.2f} s (lease {LEASE_S} s)")
+        metrics = await taken.metrics()
+        assert metrics and metrics.value("callcard_calls_in_progress") == 1  # from the listing
+        assert len(pbx.actions_named("CoreShowChannels")) > listed
+
+        await pbx.emit(after)
+        await pbx.play("incoming-missed")  # a call wholly after the takeover
+
+        async def both_ended() -> bool:
+            calls, logged = await calls_logged(db)
+            return len(calls) == 2 and all(c.state == "ended" for c in calls) and logged == 2
+
+        await wait_for(both_ended)
+        await asyncio.sleep(LEASE_S)  # and nothing more arrives
+        calls, logged = await calls_logged(db)
+        assert [c.disposition for c in calls] == ["answered", "missed"]
+        assert logged == 2
+        assert calls[0].answered_by == "101" and calls[0].talk_s and calls[0].talk_s > 0
+
+
+async def _state_of_first(db: async_sessionmaker[AsyncSession], state: str) -> bool:
+    calls, _ = await calls_logged(db)
+    return bool(calls) and calls[0].state == state
+
+
+async def test_a_stopped_active_hands_over_and_comes_back_as_standby(
+    settings: Settings, consumer: RunningApi, pbx: AmiSimulator, tmp_path: Path
+) -> None:
+    """SIGTERM releases the lease at once; the survivor takes it, the other stands by."""
+    async with telephony("telephony-a", settings, pbx, tmp_path) as a:
+        assert await active_one([a], pbx) is a
+        async with telephony("telephony-b", settings, pbx, tmp_path) as b:
+            await asyncio.sleep(LEASE_S)  # b had time to try
+            assert await active_one([a, b], pbx) is a
+            a.process.terminate()
+            assert await a.process.wait() == 0
+            assert await active_one([b], pbx) is b
+            metrics = await b.metrics()
+            assert metrics and metrics.value("callcard_telephony_takeovers_total") == 1
