@@ -14,7 +14,7 @@ from crm_api.clients.models import Client
 from crm_api.platform.db.base import utcnow
 from crm_api.sales import service as deals
 from crm_api.sales.models import SalesPlan, StageKind
-from crm_api.sales.schemas import DealClose, DealCreate
+from crm_api.sales.types import NewDeal
 from crm_api.schedules import service as schedules
 from crm_api.tasks.models import Task
 
@@ -48,7 +48,7 @@ async def seed_sales(
         deal = await deals.create_deal(
             session,
             admin,
-            DealCreate(
+            NewDeal(
                 client_id=client.id,
                 title=TITLES[i % len(TITLES)],
                 amount=Decimal(rng.randint(10, 500) * 1000),
@@ -65,11 +65,10 @@ async def seed_sales(
         outcome = rng.random()
         at = at + timedelta(hours=rng.randint(2, 72))
         if outcome < 0.3 and at < now:
-            await deals.close_deal(session, admin, deal.id, DealClose(outcome="won"), at=at)
+            await deals.close_deal(session, admin, deal.id, outcome="won", at=at)
         elif outcome < 0.45 and at < now:
             reason = rng.choice(LOST_REASONS)
-            body = DealClose(outcome="lost", reason=reason)
-            await deals.close_deal(session, admin, deal.id, body, at=at)
+            await deals.close_deal(session, admin, deal.id, outcome="lost", reason=reason, at=at)
         elif i % 4 == 0:
             session.add(
                 Task(

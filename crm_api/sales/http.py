@@ -63,7 +63,9 @@ async def list_stages(session: SessionDep, _user: Reader) -> ItemList[StagePubli
 
 @router.post("/deal-stages", status_code=201, operation_id="create_deal_stage")
 async def create_stage(body: StageCreate, session: SessionDep, _user: Admin) -> StagePublic:
-    stage = await deals_domain.create_stage(session, body)
+    stage = await deals_domain.create_stage(
+        session, name=body.name, name_ru=body.name_ru, kind=body.kind
+    )
     await session.commit()
     return StagePublic.model_validate(stage)
 
@@ -72,7 +74,7 @@ async def create_stage(body: StageCreate, session: SessionDep, _user: Admin) -> 
 async def update_stage(
     stage_id: int, body: StageUpdate, session: SessionDep, _user: Admin
 ) -> StagePublic:
-    stage = await deals_domain.update_stage(session, stage_id, body)
+    stage = await deals_domain.update_stage(session, stage_id, body.changes())
     await session.commit()
     return StagePublic.model_validate(stage)
 
@@ -138,7 +140,7 @@ async def board(
 async def create_deal(
     body: DealCreate, session: SessionDep, services: ServicesDep, user: Writer
 ) -> DealPublic:
-    deal = await deals_domain.create_deal(session, user, body)
+    deal = await deals_domain.create_deal(session, user, body.to_new())
     await session.commit()
     return await publish_deal(services, session, deal)
 
@@ -178,7 +180,7 @@ async def get_history(
 async def update_deal(
     deal_id: int, body: DealUpdate, session: SessionDep, services: ServicesDep, user: Writer
 ) -> DealPublic:
-    deal = await deals_domain.update_deal(session, user, deal_id, body)
+    deal = await deals_domain.update_deal(session, user, deal_id, body.changes())
     await session.commit()
     return await publish_deal(services, session, deal)
 
@@ -196,6 +198,14 @@ async def move_deal(
 async def close_deal(
     deal_id: int, body: DealClose, session: SessionDep, services: ServicesDep, user: Writer
 ) -> DealPublic:
-    deal = await deals_domain.close_deal(session, user, deal_id, body, at=utcnow())
+    deal = await deals_domain.close_deal(
+        session,
+        user,
+        deal_id,
+        outcome=body.outcome,
+        reason=body.reason,
+        satisfaction=body.satisfaction,
+        at=utcnow(),
+    )
     await session.commit()
     return await publish_deal(services, session, deal)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from pydantic import AfterValidator, Field
 
@@ -14,6 +14,7 @@ from crm_api.clients.timeline.schemas import CommunicationPublic
 from crm_api.platform.schemas import ApiModel, Title, UserRef
 from crm_api.sales.models import Deal, StageKind
 from crm_api.sales.money import from_minor
+from crm_api.sales.types import DealChanges, NewDeal, StageChanges
 from crm_api.tasks.schemas import TaskPublic
 
 
@@ -54,6 +55,9 @@ class StageUpdate(ApiModel):
     kind: StageKind | None = None
     is_active: bool | None = None
 
+    def changes(self) -> StageChanges:
+        return cast(StageChanges, self.model_dump(exclude_unset=True))
+
 
 class StageOrder(ApiModel):
     ids: Annotated[list[int], Field(min_length=1, max_length=100)]
@@ -72,6 +76,9 @@ class DealCreate(ApiModel):
     lead_source_id: int | None = None
     expected_close: date | None = None
 
+    def to_new(self) -> NewDeal:
+        return NewDeal(**self.model_dump())
+
 
 class DealUpdate(ApiModel):
     title: Title | None = None
@@ -81,6 +88,9 @@ class DealUpdate(ApiModel):
     lead_source_id: int | None = None
     expected_close: date | None = None
     satisfaction: Annotated[int | None, Field(ge=1, le=5)] = None
+
+    def changes(self) -> DealChanges:
+        return cast(DealChanges, self.model_dump(exclude_unset=True))
 
 
 class DealMove(ApiModel):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +23,7 @@ from crm_api.platform.db.base import utcnow
 from crm_api.platform.errors import Conflict, InvalidInput, NotFound
 from crm_api.sales.models import Deal, DealStage, DealStageVisit, StageKind
 from crm_api.sales.money import to_minor
-from crm_api.sales.schemas import DealClose, DealCreate, DealUpdate, StageCreate, StageUpdate
+from crm_api.sales.types import DealChanges, NewDeal, StageChanges
 
 CARD_COMMUNICATIONS = 50
 
@@ -48,12 +49,14 @@ async def get_stage(session: AsyncSession, stage_id: int, field: str = "stage_id
     return stage
 
 
-async def create_stage(session: AsyncSession, data: StageCreate) -> DealStage:
+async def create_stage(
+    session: AsyncSession, *, name: str, name_ru: str | None, kind: StageKind
+) -> DealStage:
     last = await session.scalar(select(func.max(DealStage.position)))
     stage = DealStage(
-        name=data.name,
-        name_ru=data.name_ru,
-        kind=data.kind,
+        name=name,
+        name_ru=name_ru,
+        kind=kind,
         position=(last or 0) + 1,
         is_active=True,
     )
@@ -62,11 +65,11 @@ async def create_stage(session: AsyncSession, data: StageCreate) -> DealStage:
     return stage
 
 
-async def update_stage(session: AsyncSession, stage_id: int, data: StageUpdate) -> DealStage:
+async def update_stage(session: AsyncSession, stage_id: int, sent: StageChanges) -> DealStage:
     stage = await session.get(DealStage, stage_id)
     if stage is None:
         raise NotFound(f"no stage {stage_id}")
-    changes = data.model_dump(exclude_unset=True)
+    changes: dict[str, Any] = dict(sent)
     if changes.get("name") is None:
         changes.pop("name", None)
     if "kind" in changes and changes["kind"] is not None and changes["kind"] != stage.kind:
@@ -163,7 +166,7 @@ async def _lead_source(session: AsyncSession, source_id: int) -> None:
 
 
 async def create_deal(
-    session: AsyncSession, user: User, data: DealCreate, *, at: datetime | None = None
+    session: AsyncSession, user: User, data: NewDeal, *, at: datetime | None = None
 ) -> Deal:
     at = at or utcnow()
     client = await clients_domain.get_for(session, user, data.client_id)
@@ -209,9 +212,9 @@ async def create_deal(
     return deal
 
 
-async def update_deal(session: AsyncSession, user: User, deal_id: int, data: DealUpdate) -> Deal:
+async def update_deal(session: AsyncSession, user: User, deal_id: int, sent: DealChanges) -> Deal:
     deal = await get_for(session, user, deal_id)
-    changes = data.model_dump(exclude_unset=True)
+    changes: dict[str, Any] = dict(sent)
     if changes.get("manager_id") is not None:
         await _manager(session, changes["manager_id"])
     if changes.get("lead_source_id") is not None:
@@ -292,20 +295,27 @@ async def move_deal(
 
 
 async def close_deal(
-    session: AsyncSession, user: User, deal_id: int, data: DealClose, *, at: datetime | None = None
+    session: AsyncSession,
+    user: User,
+    deal_id: int,
+    *,
+    outcome: str,
+    reason: str | None = None,
+    satisfaction: int | None = None,
+    at: datetime | None = None,
 ) -> Deal:
     deal = await get_for(session, user, deal_id)
     if deal.stage_kind is not StageKind.OPEN:
         raise DealClosed(f"the deal is already {deal.stage_kind}")
-    kind = StageKind(data.outcome)
-    if kind is StageKind.LOST and not (data.reason and data.reason.strip()):
+    kind = StageKind(outcome)
+    if kind is StageKind.LOST and not (reason and reason.strip()):
         raise InvalidInput("reason", "say why the deal was lost")
     stage = await stage_of_kind(session, kind)
     await _change_stage(session, deal, stage, user, at or utcnow())
     if kind is StageKind.LOST:
-        deal.lost_reason = data.reason
-    if data.satisfaction is not None:
-        deal.satisfaction = data.satisfaction
+        deal.lost_reason = reason
+    if satisfaction is not None:
+        deal.satisfaction = satisfaction
     await session.flush()
     return deal
 

@@ -59,7 +59,7 @@ async def list_tasks(
 async def create_task(
     body: TaskCreate, session: SessionDep, services: ServicesDep, user: Tasker
 ) -> TaskPublic:
-    task = await tasks_domain.create_task(session, user, body)
+    task = await tasks_domain.create_task(session, user, body.to_new())
     await session.commit()
     return await publish_task(services, task)
 
@@ -73,7 +73,7 @@ async def get_task(task_id: int, session: SessionDep, user: Tasker) -> TaskPubli
 async def update_task(
     task_id: int, body: TaskUpdate, session: SessionDep, services: ServicesDep, user: Tasker
 ) -> TaskPublic:
-    task = await tasks_domain.update_task(session, user, task_id, body, utcnow())
+    task = await tasks_domain.update_task(session, user, task_id, body.changes(), utcnow())
     await session.commit()
     return await publish_task(services, task)
 
@@ -110,7 +110,7 @@ async def handoff_task(
     task_id: int, body: TaskHandoff, session: SessionDep, services: ServicesDep, user: Tasker
 ) -> TaskPublic:
     """Closes this task and answers the next one, created for the colleague."""
-    done, nxt = await tasks_domain.handoff(session, user, task_id, body, utcnow())
+    done, nxt = await tasks_domain.handoff(session, user, task_id, body.to_handoff(), utcnow())
     await session.commit()
     await publish_task(services, done)
     return await publish_task(services, nxt)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from pydantic import AwareDatetime, Field
 
 from crm_api.platform.schemas import ApiModel, Title
 from crm_api.tasks.models import TaskSource
+from crm_api.tasks.types import Handoff, NewTask, TaskChanges
 
 
 class TaskCreate(ApiModel):
@@ -20,12 +21,18 @@ class TaskCreate(ApiModel):
     due_at: AwareDatetime | None = None
     remind_at: AwareDatetime | None = None
 
+    def to_new(self) -> NewTask:
+        return NewTask(**self.model_dump())
+
 
 class TaskUpdate(ApiModel):
     title: Title | None = None
     notes: Annotated[str | None, Field(max_length=10_000)] = None
     due_at: AwareDatetime | None = None
     remind_at: AwareDatetime | None = None
+
+    def changes(self) -> TaskChanges:
+        return cast(TaskChanges, self.model_dump(exclude_unset=True))
 
 
 class TaskSnooze(ApiModel):
@@ -38,6 +45,9 @@ class TaskHandoff(ApiModel):
     notes: Annotated[str | None, Field(max_length=10_000)] = None
     due_at: AwareDatetime | None = None
     remind_at: AwareDatetime | None = None
+
+    def to_handoff(self) -> Handoff:
+        return Handoff(**self.model_dump())
 
 
 class TaskPublic(ApiModel):

@@ -25,7 +25,7 @@ from crm_api.platform.errors import Conflict, InvalidInput, NotFound
 from crm_api.sales import service as deals_domain
 from crm_api.sales.models import Deal, StageKind
 from crm_api.tasks.models import Task, TaskSource
-from crm_api.tasks.schemas import TaskCreate, TaskHandoff, TaskUpdate
+from crm_api.tasks.types import Handoff, NewTask, TaskChanges
 
 CLAIM_BATCH = 200
 MISSED_CALL_DUE = timedelta(minutes=15)
@@ -90,7 +90,7 @@ async def _links(
 async def create_task(
     session: AsyncSession,
     user: User,
-    data: TaskCreate,
+    data: NewTask,
     *,
     now: datetime | None = None,
     source: TaskSource = TaskSource.MANUAL,
@@ -163,10 +163,10 @@ async def list_tasks(
 
 
 async def update_task(
-    session: AsyncSession, user: User, task_id: int, data: TaskUpdate, now: datetime
+    session: AsyncSession, user: User, task_id: int, sent: TaskChanges, now: datetime
 ) -> Task:
     task = await get_for(session, user, task_id)
-    changes = data.model_dump(exclude_unset=True)
+    changes: dict[str, Any] = dict(sent)
     if "remind_at" in changes:
         _future("remind_at", changes["remind_at"], now)
         task.reminded_at = None  # a new reminder time is a new reminder
@@ -207,7 +207,7 @@ async def snooze(
 
 
 async def handoff(
-    session: AsyncSession, user: User, task_id: int, data: TaskHandoff, now: datetime
+    session: AsyncSession, user: User, task_id: int, data: Handoff, now: datetime
 ) -> tuple[Task, Task]:
     """Closes this task and opens the next one for a colleague, on the same client/deal."""
     task = await get_for(session, user, task_id)
@@ -216,7 +216,7 @@ async def handoff(
     nxt = await create_task(
         session,
         user,
-        TaskCreate(
+        NewTask(
             title=data.title or task.title,
             notes=data.notes,
             client_id=task.client_id,

@@ -26,9 +26,6 @@ SERVICES_TAKING_REQUEST_MODELS = {
     "crm_api.clients.files",
     "crm_api.clients.service",
     "crm_api.messages.sms.bulk",
-    "crm_api.sales.demo",
-    "crm_api.sales.service",
-    "crm_api.tasks.service",
 }
 ROUTERS_WITH_QUERIES = {"crm_api.calls.http"}
 QUERY_CALLS = {"select", "update", "delete", "insert"}

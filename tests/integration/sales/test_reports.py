@@ -23,7 +23,7 @@ from crm_api.clients.timeline.models import CommDirection, CommKind, Communicati
 from crm_api.sales import reports
 from crm_api.sales import service as deals
 from crm_api.sales.models import SalesPlan
-from crm_api.sales.schemas import DealClose, DealCreate
+from crm_api.sales.types import NewDeal
 
 MSK = ZoneInfo("Europe/Moscow")
 NOV = reports.Period.of(date(2026, 11, 1), date(2026, 11, 30), MSK)
@@ -76,7 +76,7 @@ async def data(db: async_sessionmaker[AsyncSession]) -> Data:
             d = await deals.create_deal(
                 session,
                 who.user,
-                DealCreate(client_id=c.id, title="d", amount=Decimal(amount)),
+                NewDeal(client_id=c.id, title="d", amount=Decimal(amount)),
                 at=at,
             )
             return d.id
@@ -85,8 +85,10 @@ async def data(db: async_sessionmaker[AsyncSession]) -> Data:
             await deals.move_deal(session, who.user, deal_id, stages[code], at=at)
 
         async def close(who: Actor, deal_id: int, outcome: str, at: datetime) -> None:
-            body = DealClose(outcome=outcome, reason="дорого" if outcome == "lost" else None)
-            await deals.close_deal(session, who.user, deal_id, body, at=at)
+            reason = "дорого" if outcome == "lost" else None
+            await deals.close_deal(
+                session, who.user, deal_id, outcome=outcome, reason=reason, at=at
+            )
 
         d1 = await deal(m1, c1, "1000", msk(11, 2, 10))
         await move(m1, d1, "first_contact", msk(11, 2, 12))
