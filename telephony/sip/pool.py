@@ -62,6 +62,7 @@ class WorkerStatus:
     pid: int | None = None
     alive: bool = False
     calls: int = 0
+    taken: int = 0  # calls carried since the pool started
     starts: int = 0
     refused: int = 0  # INVITEs answered 503 (full)
     failed_calls: int = 0  # calls lost with a dead worker
@@ -72,6 +73,7 @@ class WorkerStatus:
             "pid": self.pid,
             "alive": self.alive,
             "calls": self.calls,
+            "taken": self.taken,
             "starts": self.starts,
             "refused": self.refused,
             "failed_calls": self.failed_calls,
@@ -128,11 +130,13 @@ class SipPool:
         self._tasks: list[asyncio.Task[None]] = []
         self._asks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._stopped = asyncio.Event()  # cuts a restart's backoff short
 
     # ------------------------------------------------------------ lifecycle
     async def start(self, within_s: float = 15.0) -> None:
         """Starts every worker and returns once all listen."""
         self._stopping = False
+        self._stopped.clear()
         self._tasks = [
             asyncio.create_task(self._dispatch(), name="sip-dispatch"),
             asyncio.create_task(self._ticker(), name="sip-tick"),
@@ -143,6 +147,7 @@ class SipPool:
 
     async def stop(self) -> None:
         self._stopping = True
+        self._stopped.set()
         for worker in self._workers:
             worker.send(msg.Stop())
         supervisors = [w.task for w in self._workers if w.task is not None]
@@ -170,6 +175,10 @@ class SipPool:
 
     def pids(self) -> list[int | None]:
         return [w.status.pid for w in self._workers]
+
+    def worker_of(self, call_id: str) -> int | None:
+        """The index of the worker carrying a live call."""
+        return next((w.index for w in self._workers if call_id in w.calls), None)
 
     # ----------------------------------------------------------- Pbx protocol
     async def originate(self, request: OriginateRequest) -> None:
@@ -219,9 +228,8 @@ class SipPool:
             except Exception:
                 log.exception("SIP worker %s failed", worker.status.address)
             self._worker_gone(worker)
-            if self._stopping:
-                return
-            await asyncio.sleep(self.config.restart_backoff_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), self.config.restart_backoff_s)
 
     async def _run_worker(self, worker: _Worker) -> None:
         env = dict(os.environ)
@@ -307,6 +315,7 @@ class SipPool:
 
     def _adopt(self, worker: _Worker, call: BridgeCall) -> None:
         worker.calls[call.call_id] = call
+        worker.status.taken += 1
         for leg in call.legs():
             worker.legs[leg] = call.call_id
         worker.status.calls = len(worker.calls)
