@@ -127,7 +127,7 @@ class PjBridge:
         self._commands: queue.SimpleQueue[msg.Command] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="pjsua", daemon=True)
         self._started = threading.Event()
-        self._start_error: BaseException | None = None
+        self._start_error: str | None = None
         self._stop = False
         # Owned by the pj thread only:
         self._legs: dict[str, _Leg] = {}
@@ -165,7 +165,10 @@ class PjBridge:
         try:
             self._create()
         except BaseException as exc:  # reported to start()
-            self._start_error = exc
+            self._start_error = exc.info() if isinstance(exc, pj.Error) else repr(exc)
+            # Here, not at exit in another thread: pjlib aborts a process that calls it
+            # from a thread it does not know.
+            self._destroy()
             self._started.set()
             return
         self._started.set()

@@ -64,6 +64,7 @@ class WorkerStatus:
     calls: int = 0
     taken: int = 0  # calls carried since the pool started
     starts: int = 0
+    exits: int = 0  # ends of a worker process other than the pool stopping it
     refused: int = 0  # INVITEs answered 503 (full)
     failed_calls: int = 0  # calls lost with a dead worker
 
@@ -75,6 +76,7 @@ class WorkerStatus:
             "calls": self.calls,
             "taken": self.taken,
             "starts": self.starts,
+            "exits": self.exits,
             "refused": self.refused,
             "failed_calls": self.failed_calls,
         }
@@ -134,7 +136,8 @@ class SipPool:
 
     # ------------------------------------------------------------ lifecycle
     async def start(self, within_s: float = 15.0) -> None:
-        """Starts every worker and returns once all listen."""
+        """Starts every worker and returns once all listen; raises `PbxError` (and stops
+        what started) when one cannot start, e.g. its port is taken."""
         self._stopping = False
         self._stopped.clear()
         self._tasks = [
@@ -143,7 +146,15 @@ class SipPool:
         ]
         for worker in self._workers:
             worker.task = asyncio.create_task(self._supervise(worker), name=f"sip-{worker.index}")
-        await asyncio.wait_for(asyncio.gather(*(w.ready.wait() for w in self._workers)), within_s)
+        deadline = asyncio.get_running_loop().time() + within_s
+        while not all(w.ready.is_set() for w in self._workers):
+            failed = [w.status.address for w in self._workers if w.status.exits]
+            late = asyncio.get_running_loop().time() > deadline
+            if failed or late:
+                await self.stop()
+                why = f"exited at start: {', '.join(failed)}" if failed else "did not start"
+                raise PbxError("sip_unavailable", f"SIP bridge worker {why}")
+            await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -259,6 +270,7 @@ class SipPool:
                 log.exception("SIP worker %s: handling %r failed", worker.status.address, event)
         code = await proc.wait()
         if not self._stopping:
+            worker.status.exits += 1
             log.error("SIP worker %s (pid %s) exited: %s", worker.status.address, proc.pid, code)
 
     def _worker_gone(self, worker: _Worker) -> None:

@@ -11,6 +11,7 @@ from support.peers import require_binary
 from support.sip_bridge import Bridge, CallLog, ScriptedRouter, StartBridge
 from support.sipp import free_udp_tcp_port
 
+from telephony.pbx import PbxError
 from telephony.sip.pool import PoolConfig, SipPool
 
 
@@ -23,16 +24,23 @@ async def start_bridge(tmp_path: Path) -> AsyncIterator[StartBridge]:
         workers = config.pop("workers", 1)
         router = ScriptedRouter(targets or [])
         recordings = tmp_path / "recordings"
-        pool_config = PoolConfig(
-            recordings_dir=recordings,
-            port=free_udp_tcp_port(step=workers),
-            workers=workers,
-            **{"ring_timeout_s": 10.0, "route_within_s": 2.0, **config},
-        )
         log = CallLog()
-        pool = SipPool(pool_config, log.sink, router)
+        for attempt in range(3):
+            pool_config = PoolConfig(
+                recordings_dir=recordings,
+                port=free_udp_tcp_port(step=workers),
+                workers=workers,
+                **{"ring_timeout_s": 10.0, "route_within_s": 2.0, **config},
+            )
+            pool = SipPool(pool_config, log.sink, router)
+            try:
+                await pool.start()
+                break
+            except PbxError:
+                # Another test on this machine took the free port meanwhile: another one.
+                if attempt == 2:
+                    raise
         started.append(pool)
-        await pool.start()
         return Bridge(
             log.events,
             log.changed,

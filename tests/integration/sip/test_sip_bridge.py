@@ -14,7 +14,8 @@ from support.sip_bridge import Bridge, StartBridge, wav_stats
 from support.sipp import start_sipp
 
 from telephony import events as ev
-from telephony.pbx import OriginateRequest
+from telephony.pbx import OriginateRequest, PbxError
+from telephony.sip.pool import PoolConfig, SipPool
 
 pytestmark = pytest.mark.sipp
 
@@ -291,3 +292,19 @@ async def test_click_to_call_to_a_busy_manager_phone(start_bridge: StartBridge, 
     (failed,) = bridge.of(ev.OriginateFailed)
     assert (failed.crm_call_id, failed.reason) == ("crm-78", "agent_busy")
     assert bridge.of(ev.CallStarted) == [] and bridge.of(ev.CallEnded) == []
+
+
+async def test_a_worker_that_cannot_listen_fails_the_start_at_once(tmp_path) -> None:
+    async def nowhere(event: ev.CallEvent) -> None:
+        raise AssertionError(f"no call expected: {event}")
+
+    async def nobody(ask: object) -> None:
+        return None
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        config = PoolConfig(recordings_dir=tmp_path, port=taken.getsockname()[1])
+        pool = SipPool(config, nowhere, nobody)
+        with pytest.raises(PbxError, match="exited at start"):
+            await pool.start()
+    assert pool.status.workers[0].alive is False
