@@ -218,7 +218,7 @@ async def call_client(
     if phone is None:
         raise InvalidInput("phone_id", "not a phone of this client")
     if not user.extension:
-        raise InvalidInput("extension", "you have no phone extension; ask an admin to set one")
+        raise InvalidInput("extension", "you have no phone extension").with_code("no_extension")
     pbx = services.links.require_pbx()
     call = Call(
         crm_call_id=f"crm-{uuid.uuid4().hex[:16]}",

@@ -71,6 +71,8 @@ async def start_telephony(services: Services) -> Callable[[], Awaitable[None]]:
     gauges.calls_in_progress.set_function(
         lambda: adapter.translator.live_count if services.links.pbx is adapter else 0
     )
+    # Every user whose calls depend on the link sees it go down and come back.
+    unwatch = await services.link_status.watch("pbx", lambda: adapter.connected)
     agi = FastAgiServer(
         routing_answer(services),
         fallback=settings.routing_fallback,
@@ -79,6 +81,7 @@ async def start_telephony(services: Services) -> Callable[[], Awaitable[None]]:
     await agi.start(*host_port(settings.agi_bind))
 
     async def stop() -> None:
+        unwatch()
         await agi.stop()
         services.links.pbx = None
         await adapter.stop()

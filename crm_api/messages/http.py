@@ -13,7 +13,7 @@ from crm_api.clients import service as clients_domain
 from crm_api.clients.models import Client
 from crm_api.messages import service as messages
 from crm_api.messages.models import BulkSend, OutboxMessage
-from crm_api.messages.outbox import enqueue
+from crm_api.messages.outbox import EmailNotConfigured, SmsNotConfigured, enqueue
 from crm_api.messages.schemas import (
     BulkSmsIn,
     BulkSmsPublic,
@@ -28,7 +28,10 @@ from crm_api.platform.errors import InvalidInput
 from crm_api.platform.links import Outbox
 
 router = APIRouter(tags=["messages"])
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=100)]
+# An empty key is a client's bug (it would make every send after the first a repeat): 422.
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=100)
+]
 
 
 def _public(m: OutboxMessage) -> MessagePublic:
@@ -58,6 +61,16 @@ async def _card(session: SessionDep, user: User, client_id: int) -> Client:
     return client
 
 
+def _require_sms(services: ServicesDep) -> None:
+    if not services.link_status.configured("smsc"):
+        raise SmsNotConfigured("SMS is not set up on this server (CALLCARD_SMPP_URL)")
+
+
+def _require_email(services: ServicesDep) -> None:
+    if not services.link_status.configured("email"):
+        raise EmailNotConfigured("e-mail is not set up on this server (CALLCARD_SMTP_HOST)")
+
+
 def _wake(outbox: Outbox | None) -> None:
     if outbox is not None:
         outbox.wake.set()
@@ -75,6 +88,7 @@ async def send_sms(
 ) -> MessagePublic:
     """Queues an SMS to one of the client's phones. A repeated Idempotency-Key returns the
     first message (200) instead of sending again."""
+    _require_sms(services)
     client = await _card(session, user, client_id)
     region = services.settings.default_region
     if body.phone:
@@ -114,6 +128,7 @@ async def send_email(
     idempotency_key: IdempotencyKey = None,
 ) -> MessagePublic:
     """Queues an e-mail to one of the client's addresses, logged as an `email` communication."""
+    _require_email(services)
     client = await _card(session, user, client_id)
     addresses = [e.email for e in client.emails]
     if body.to:
@@ -160,6 +175,7 @@ async def send_bulk(
 ) -> BulkSmsPublic:
     """Queues one SMS per client of a saved view or a filter, `rate` per second; opted-out
     clients and clients without a mobile phone are skipped and listed."""
+    _require_sms(services)
     bulk = await bulk_sends.create_bulk(
         session,
         user,

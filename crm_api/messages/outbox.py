@@ -13,7 +13,7 @@ from crm_api.clients.models import Client
 from crm_api.clients.timeline.models import CommDirection, CommKind, Communication
 from crm_api.messages.models import OutboxMessage
 from crm_api.platform.db.base import utcnow
-from crm_api.platform.errors import Conflict
+from crm_api.platform.errors import Conflict, Unavailable
 
 FINAL = ("delivered", "sent", "failed", "expired", "rejected")  # "sent": e-mail handed over
 CLAIM_FOR = timedelta(seconds=60)
@@ -21,6 +21,14 @@ CLAIM_FOR = timedelta(seconds=60)
 
 class OptedOut(Conflict):
     code = "client_opted_out"
+
+
+class SmsNotConfigured(Unavailable):
+    code = "sms_not_configured"
+
+
+class EmailNotConfigured(Unavailable):
+    code = "email_not_configured"
 
 
 async def enqueue(

@@ -18,6 +18,7 @@ from crm_api.accounts.permissions import Permission, allowed
 from crm_api.accounts.service import user_for_token
 from crm_api.accounts.token_cache import TokenCache
 from crm_api.platform.errors import Forbidden, Unauthorized
+from crm_api.platform.link_status import LinkBoard
 from crm_api.platform.links import Links
 from crm_api.platform.metrics import Metrics
 from crm_api.platform.realtime.hub import Hub
@@ -35,6 +36,7 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     reads: async_sessionmaker[AsyncSession]  # for requests that only read (no transaction)
     hub: Hub
+    link_status: LinkBoard  # PBX, SMSC, SMTP: configured, up or down, for every user
     redis: Redis | None = None
     links: Links = field(default_factory=Links)
     background: set[asyncio.Task[None]] = field(default_factory=set)

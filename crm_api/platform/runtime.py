@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from crm_api.platform.db.session import make_engine, make_read_sessionmaker, make_sessionmaker
 from crm_api.platform.deps import Services
+from crm_api.platform.link_status import LinkBoard
 from crm_api.platform.metrics import Metrics, serving
 from crm_api.platform.realtime.bus import Bus, InProcessBus, RedisBus
 from crm_api.platform.realtime.hub import Hub
@@ -44,6 +45,7 @@ async def running_services(
         sessions=make_sessionmaker(engine),
         reads=make_read_sessionmaker(engine),
         hub=hub,
+        link_status=LinkBoard(settings, hub, redis),
         redis=redis,
         metrics=metrics,
     )

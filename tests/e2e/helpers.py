@@ -37,6 +37,18 @@ async def shoot(page: Page, name: str) -> None:
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+WIDTHS = (1440, 1024, 390)
+
+
+async def shoot_widths(page: Page, name: str) -> None:
+    """The page at a desktop, a 1024 laptop and a 390 phone width: `{name}-{width}.png`."""
+    size = page.viewport_size or {"width": 1366, "height": 900}
+    for width in WIDTHS:
+        await page.set_viewport_size({"width": width, "height": 900 if width > 400 else 844})
+        await shoot(page, f"{name}-{width}")
+    await page.set_viewport_size(size)
+
+
 async def pbx(app: RunningApi, *events: CallEvent) -> None:
     """Feeds call events through the real pipeline, as a PBX adapter would."""
     sink = call_sink(app.app.state.services)

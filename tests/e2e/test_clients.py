@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from e2e.helpers import choose, login, new_context, shoot
 from playwright.async_api import Browser, expect
 from sqlalchemy import select
@@ -12,7 +10,6 @@ from sqlalchemy.orm import selectinload
 from support.server import RunningApi
 
 from crm_api.clients.models import Client
-from crm_api.messages.models import OutboxMessage
 
 
 async def test_search_by_phone_in_another_form_and_edit_the_card(
@@ -94,37 +91,6 @@ async def test_saved_view_filters_the_list(app: RunningApi, browser: Browser) ->
     await choose(page, "Saved views", "Companies")
     await expect(total).to_have_text(companies or "")
     await shoot(page, "clients-view-en")
-    await context.close()
-
-
-async def test_sms_from_the_card_is_sent_once(
-    app: RunningApi, browser: Browser, db: async_sessionmaker[AsyncSession]
-) -> None:
-    context = await new_context(browser, app, "en")
-    page = await context.new_page()
-    await login(page, "manager", "manager-demo-1")
-    await page.goto("/clients/1")
-    phones = page.get_by_test_id("phones")
-    await phones.get_by_role("button", name=re.compile("^SMS")).first.click()
-    dialog = page.get_by_role("dialog")
-    send = dialog.get_by_role("button", name="Send")
-    await expect(send).to_be_disabled()  # nothing typed, nothing sent
-    await dialog.get_by_test_id("message-text").locator("textarea").fill("Счёт отправлен на почту")
-    await send.dblclick()  # one Idempotency-Key per opened form: still one message
-    await expect(dialog).to_be_hidden()
-    timeline = page.get_by_test_id("timeline")
-    sms = timeline.locator("[data-kind=sms]", has_text="Счёт отправлен на почту")
-    await expect(sms).to_have_count(1)
-    await expect(sms).to_contain_text("queued")
-    await expect(page.locator(".n-message--error-type")).to_have_count(0)
-    await shoot(page, "client-card-sms-en")
-    async with db() as session:
-        sent = (
-            await session.scalars(
-                select(OutboxMessage).where(OutboxMessage.body == "Счёт отправлен на почту")
-            )
-        ).all()
-    assert len(sent) == 1
     await context.close()
 
 

@@ -122,6 +122,11 @@ async def test_idempotency_key_sends_once_and_bad_input_writes_nothing(
         assert bad_phone.json()["error"]["details"]["fields"][0]["field"] == "phone"
         empty = await http.post(url, json={"text": ""})
         assert empty.status_code == 422
+        # An empty key (a form that never made one) is refused, not a 500 on the second send.
+        for _ in "ab":
+            no_key = await http.post(url, json={"text": "x"}, headers={"Idempotency-Key": ""})
+            assert no_key.status_code == 422, no_key.text
+            assert no_key.json()["error"]["code"] == "validation_error"
         missing_client = await http.post("/clients/999999/sms", json={"text": "x"})
         assert missing_client.status_code == 404
 
@@ -194,3 +199,46 @@ async def test_sms_from_an_unknown_number_makes_a_card(
         card = (await http.get(f"/clients/{frame['data']['client_id']}")).json()
         assert card["phones"][0]["e164"] == "+79037778899"
         assert card["lead_source"]["name"] == "Входящее SMS"
+
+
+async def test_sms_and_email_without_a_gateway_are_refused_with_a_code(
+    api: RunningApi, actors: dict[Role, Actor], db: async_sessionmaker[AsyncSession]
+) -> None:
+    """No CALLCARD_SMPP_URL / CALLCARD_SMTP_HOST: nothing is queued to wait forever."""
+    async with api.client(actors[Role.MANAGER].token) as http:
+        card = await make_client(
+            http, "Без шлюза", "+7 916 222-33-45", emails=[{"email": "a@b.ru"}]
+        )
+        sms = await http.post(f"/clients/{card['id']}/sms", json={"text": "x"})
+        email = await http.post(f"/clients/{card['id']}/email", json={"subject": "s", "text": "x"})
+        links = (await http.get("/links")).json()
+    assert (sms.status_code, sms.json()["error"]["code"]) == (503, "sms_not_configured")
+    assert (email.status_code, email.json()["error"]["code"]) == (503, "email_not_configured")
+    assert links["smsc"] == {"configured": False, "up": None, "since": None}
+    assert links["email"]["configured"] is False
+    async with db() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.client_id == card["id"])
+        )
+    assert count == 0
+
+
+async def test_the_smsc_link_is_reported_live(
+    sms_api: RunningApi, smsc: SmscProcess, actors: dict[Role, Actor]
+) -> None:
+    async with sms_api.client(actors[Role.MANAGER].token) as http:
+
+        async def smsc_up() -> bool:
+            return bool((await http.get("/links")).json()["smsc"]["up"])
+
+        await wait_for(smsc_up)  # the bind is told a moment after it is made
+        async with open_socket(sms_api.ws_url, actors[Role.MANAGER].token) as ws:
+            sock = Socket(ws)
+            await sock.next_of("hello")
+            await smsc.kill()
+            frame = await sock.next_of("link.status", within=20)
+            assert frame["data"]["name"] == "smsc"
+            assert frame["data"]["link"]["up"] is False
+        assert (await http.get("/links")).json()["smsc"]["up"] is False

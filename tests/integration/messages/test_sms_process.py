@@ -21,6 +21,13 @@ from crm_api.accounts.models import Role
 from crm_api.platform.settings import Settings
 
 
+@pytest.fixture
+def settings(settings: Settings, smsc: SmscProcess) -> Settings:
+    """The API workers read the configuration `callcard sms` reads (one .env): they know
+    SMS is set up and queue what it sends."""
+    return settings.model_copy(update={"smpp_url": smsc.url})
+
+
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 async def test_callcard_sms_process_sends_and_pushes_frames_through_redis(
     api: RunningApi, settings: Settings, smsc: SmscProcess, actors: dict[Role, Actor]

@@ -24,6 +24,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Links
+         * @description The PBX, SMSC and SMTP links: configured or not, up or down (`link.status` frames
+         *     tell each change).
+         */
+        get: operations["list_links"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/login": {
         parameters: {
             query?: never;
@@ -1257,19 +1278,19 @@ export interface components {
         /** ClientCreate */
         ClientCreate: {
             /** @default person */
-            kind: components["schemas"]["ClientKind"];
+            kind?: components["schemas"]["ClientKind"];
             /** Name */
             name: string;
             /**
              * Phones
              * @default []
              */
-            phones: components["schemas"]["PhoneIn"][];
+            phones?: components["schemas"]["PhoneIn"][];
             /**
              * Emails
              * @default []
              */
-            emails: components["schemas"]["EmailIn"][];
+            emails?: components["schemas"]["EmailIn"][];
             /** Company Id */
             company_id?: number | null;
             /** Position */
@@ -1282,7 +1303,7 @@ export interface components {
              * Dates
              * @default []
              */
-            dates: components["schemas"]["DateIn"][];
+            dates?: components["schemas"]["DateIn"][];
             /** Lead Source Id */
             lead_source_id?: number | null;
             /** Segment Id */
@@ -1291,7 +1312,7 @@ export interface components {
              * Group Ids
              * @default []
              */
-            group_ids: number[];
+            group_ids?: number[];
             /** Manager Id */
             manager_id?: number | null;
             /** Custom Fields */
@@ -1326,7 +1347,7 @@ export interface components {
              * @default -created_at
              * @enum {string}
              */
-            sort: "name" | "-name" | "created_at" | "-created_at" | "updated_at" | "-updated_at";
+            sort?: "name" | "-name" | "created_at" | "-created_at" | "updated_at" | "-updated_at";
         };
         /**
          * ClientKind
@@ -1535,7 +1556,7 @@ export interface components {
              * @default text
              * @enum {string}
              */
-            type: "text" | "number" | "date" | "select";
+            type?: "text" | "number" | "date" | "select";
             /** Options */
             options?: string[];
         };
@@ -1597,12 +1618,12 @@ export interface components {
              * Amount
              * @default 0
              */
-            amount: number | string;
+            amount?: number | string;
             /**
              * Currency
              * @default RUB
              */
-            currency: string;
+            currency?: string;
             /** Manager Id */
             manager_id?: number | null;
             /** Stage Id */
@@ -1896,6 +1917,21 @@ export interface components {
             /** Items */
             items: components["schemas"]["StageVisitPublic"][];
         };
+        /** LinkPublic */
+        LinkPublic: {
+            /** Configured */
+            configured: boolean;
+            /** Up */
+            up: boolean | null;
+            /** Since */
+            since: string | null;
+        };
+        /** LinksPublic */
+        LinksPublic: {
+            pbx: components["schemas"]["LinkPublic"];
+            smsc: components["schemas"]["LinkPublic"];
+            email: components["schemas"]["LinkPublic"];
+        };
         /** LoginRequest */
         LoginRequest: {
             /** Username */
@@ -1983,12 +2019,12 @@ export interface components {
              * Page
              * @default 1
              */
-            page: number;
+            page?: number;
             /**
              * Page Size
              * @default 0
              */
-            page_size: number;
+            page_size?: number;
         };
         /** Page[ClientSummary] */
         Page_ClientSummary_: {
@@ -2000,12 +2036,12 @@ export interface components {
              * Page
              * @default 1
              */
-            page: number;
+            page?: number;
             /**
              * Page Size
              * @default 0
              */
-            page_size: number;
+            page_size?: number;
         };
         /** Page[CommunicationPublic] */
         Page_CommunicationPublic_: {
@@ -2017,12 +2053,12 @@ export interface components {
              * Page
              * @default 1
              */
-            page: number;
+            page?: number;
             /**
              * Page Size
              * @default 0
              */
-            page_size: number;
+            page_size?: number;
         };
         /** Page[DealPublic] */
         Page_DealPublic_: {
@@ -2034,12 +2070,12 @@ export interface components {
              * Page
              * @default 1
              */
-            page: number;
+            page?: number;
             /**
              * Page Size
              * @default 0
              */
-            page_size: number;
+            page_size?: number;
         };
         /** Page[TaskPublic] */
         Page_TaskPublic_: {
@@ -2051,12 +2087,12 @@ export interface components {
              * Page
              * @default 1
              */
-            page: number;
+            page?: number;
             /**
              * Page Size
              * @default 0
              */
-            page_size: number;
+            page_size?: number;
         };
         /** Page[UserPublic] */
         Page_UserPublic_: {
@@ -2068,12 +2104,12 @@ export interface components {
              * Page
              * @default 1
              */
-            page: number;
+            page?: number;
             /**
              * Page Size
              * @default 0
              */
-            page_size: number;
+            page_size?: number;
         };
         /** PhoneIn */
         PhoneIn: {
@@ -2156,7 +2192,7 @@ export interface components {
              * Overnight
              * @default false
              */
-            overnight: boolean;
+            overnight?: boolean;
         };
         /** ShiftPublic */
         ShiftPublic: {
@@ -2193,7 +2229,7 @@ export interface components {
             /** Name Ru */
             name_ru?: string | null;
             /** @default open */
-            kind: components["schemas"]["StageKind"];
+            kind?: components["schemas"]["StageKind"];
         };
         /**
          * StageKind
@@ -2364,7 +2400,7 @@ export interface components {
              * @default ru
              * @enum {string}
              */
-            language: "ru" | "en";
+            language?: "ru" | "en";
         };
         /** UserPublic */
         UserPublic: {
@@ -2447,6 +2483,26 @@ export interface operations {
                     "application/json": {
                         [key: string]: string;
                     };
+                };
+            };
+        };
+    };
+    list_links: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LinksPublic"];
                 };
             };
         };

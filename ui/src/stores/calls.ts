@@ -1,6 +1,6 @@
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
-import { get, type CallPublic, type ClientCard, type Communication } from '../api/client'
+import { api, type CallPublic, type ClientCard, type Communication } from '../api/client'
 import { realtime, type Frame } from '../realtime/socket'
 import { claimPop, startPopElection } from './popclaim'
 import { useSession } from './session'
@@ -149,7 +149,7 @@ export const useCalls = defineStore('calls', () => {
   async function loadSummary(call: LiveCall): Promise<void> {
     if (!call.client_id) return
     try {
-      const card = await get<ClientCard>(`/clients/${call.client_id}/card`)
+      const card = await api.get('/clients/{client_id}/card', { path: { client_id: call.client_id } })
       const c = card.client
       const fresh = !c.created_by && !c.updated_by && card.communications_total === 0
       upsert({
@@ -167,7 +167,7 @@ export const useCalls = defineStore('calls', () => {
     const asked = Date.now()
     let active: CallPublic[]
     try {
-      active = (await get<{ items: CallPublic[] }>('/calls/active')).items
+      active = (await api.get('/calls/active')).items
     } catch {
       return
     }

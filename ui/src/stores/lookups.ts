@@ -1,6 +1,6 @@
 import { defineStore } from 'pinia'
 import { ref } from 'vue'
-import { get, type DirectoryItem, type Page, type User } from '../api/client'
+import { api, type DirectoryItem, type Page, type User } from '../api/client'
 import { useSession } from './session'
 
 /** Directories and the staff list, loaded once per login for filters and forms. */
@@ -14,14 +14,14 @@ export const useLookups = defineStore('lookups', () => {
   async function load(force = false): Promise<void> {
     if (loaded && !force) return loaded
     const session = useSession()
-    const list = (kind: string) =>
-      get<{ items: DirectoryItem[] }>(`/directories/${kind}`).then((r) => r.items).catch(() => [])
+    const list = (kind: 'groups' | 'segments' | 'lead-sources') =>
+      api.get('/directories/{kind}', { path: { kind: kind } }).then((r) => r.items).catch(() => [])
     loaded = (async () => {
       ;[groups.value, segments.value, sources.value] = await Promise.all([
         list('groups'), list('segments'), list('lead-sources'),
       ])
       users.value = session.isStaff
-        ? await get<Page<User>>('/users').then((r) => r.items).catch(() => [])
+        ? await api.get('/users').then((r) => r.items).catch(() => [])
         : []
     })()
     return loaded

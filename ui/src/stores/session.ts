@@ -1,6 +1,6 @@
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
-import { get, patch, post, type Role, type User } from '../api/client'
+import { api, type Role, type User } from '../api/client'
 import { realtime, type SocketState } from '../realtime/socket'
 
 export type Section =
@@ -27,7 +27,7 @@ export const useSession = defineStore('session', () => {
 
   async function restore(): Promise<void> {
     try {
-      user.value = await get<User>('/auth/me')
+      user.value = await api.get('/auth/me')
       realtime.start()
     } catch {
       user.value = null
@@ -37,19 +37,19 @@ export const useSession = defineStore('session', () => {
   }
 
   async function login(username: string, password: string): Promise<void> {
-    const res = await post<{ user: User }>('/auth/login', { username, password })
+    const res = await api.post('/auth/login', { body: { username, password } })
     user.value = res.user
     realtime.start()
   }
 
   async function logout(callApi = true): Promise<void> {
     realtime.stop()
-    if (callApi) await post('/auth/logout').catch(() => undefined)
+    if (callApi) await api.post('/auth/logout').catch(() => undefined)
     user.value = null
   }
 
-  async function saveLanguage(lang: string): Promise<void> {
-    if (user.value) user.value = await patch<User>('/auth/me', { language: lang })
+  async function saveLanguage(lang: 'ru' | 'en'): Promise<void> {
+    if (user.value) user.value = await api.patch('/auth/me', { body: { language: lang } })
   }
 
   return { user, checked, socket, sections, home, isStaff, restore, login, logout, saveLanguage }
