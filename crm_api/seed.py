@@ -14,10 +14,10 @@ from crm_api.accounts import service as auth
 from crm_api.accounts.models import Role, User
 from crm_api.clients.directories.models import ClientGroup, LeadSource, Segment
 from crm_api.clients.models import Client, ClientKind
-from crm_api.clients.schemas import ClientCreate, EmailIn, PhoneIn
 from crm_api.clients.service import create_client
 from crm_api.clients.timeline import service as communications
 from crm_api.clients.timeline.models import CommDirection, CommKind
+from crm_api.clients.types import ClientCreate, EmailIn, PhoneIn
 from crm_api.platform.db.base import utcnow
 from crm_api.sales.demo import seed_sales
 

@@ -21,7 +21,7 @@ from crm_api.accounts.models import User
 from crm_api.clients import service as clients_domain
 from crm_api.clients.directories.models import ClientGroup, LeadSource, Segment
 from crm_api.clients.models import Client, ClientEmail, ClientPhone
-from crm_api.clients.schemas import ClientCreate, ClientFilters, EmailIn, PhoneIn
+from crm_api.clients.types import ClientCreate, ClientFilters, EmailIn, PhoneIn
 from crm_api.platform.errors import AppError
 
 COLUMNS = (

@@ -10,7 +10,8 @@ from crm_api.accounts.models import User
 from crm_api.accounts.permissions import Permission
 from crm_api.clients import files as client_files
 from crm_api.clients import imports
-from crm_api.clients.schemas import ClientFilters, ImportJobPublic
+from crm_api.clients.schemas import ImportJobPublic
+from crm_api.clients.types import ClientFilters
 from crm_api.platform.deps import ServicesDep, SessionDep, require
 from crm_api.platform.errors import InvalidInput
 

@@ -18,18 +18,11 @@ from crm_api.clients.presenters import (
     communication_public,
     user_ref,
 )
-from crm_api.clients.schemas import (
-    AuditEntryPublic,
-    ClientCard,
-    ClientCreate,
-    ClientFilters,
-    ClientPublic,
-    ClientSummary,
-    ClientUpdate,
-)
+from crm_api.clients.schemas import AuditEntryPublic, ClientCard, ClientPublic, ClientSummary
 from crm_api.clients.timeline import service as communications
 from crm_api.clients.timeline.models import CommKind
 from crm_api.clients.timeline.schemas import CommunicationPublic, NoteCreate
+from crm_api.clients.types import ClientCreate, ClientFilters, ClientUpdate
 from crm_api.platform.deps import ReadSessionDep, Services, ServicesDep, SessionDep, require
 from crm_api.platform.errors import DuplicateContact, InvalidInput, NotFound
 from crm_api.platform.schemas import ItemList, Page

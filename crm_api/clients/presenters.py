@@ -9,12 +9,12 @@ from crm_api.clients.schemas import (
     ClientPublic,
     ClientSummary,
     ContactPerson,
-    DateIn,
     EmailPublic,
     PhonePublic,
 )
 from crm_api.clients.timeline.models import Communication
 from crm_api.clients.timeline.schemas import CommentPublic, CommunicationPublic
+from crm_api.clients.types import DateIn
 from crm_api.platform.schemas import UserRef
 
 

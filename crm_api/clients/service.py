@@ -18,7 +18,7 @@ from crm_api.accounts.permissions import can_access_client, client_scope
 from crm_api.clients import phones
 from crm_api.clients.directories.models import ClientGroup, CustomFieldDef, LeadSource, Segment
 from crm_api.clients.models import Client, ClientEmail, ClientKind, ClientPhone, client_group_links
-from crm_api.clients.schemas import ClientCreate, ClientFilters, ClientUpdate, EmailIn, PhoneIn
+from crm_api.clients.types import ClientCreate, ClientFilters, ClientUpdate, EmailIn, PhoneIn
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.errors import DuplicateContact, Forbidden, InvalidInput, NotFound
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from crm_api.clients.schemas import ClientFilters
+from crm_api.clients.types import ClientFilters
 from crm_api.platform.schemas import ApiModel
 
 

@@ -19,8 +19,8 @@ from crm_api.accounts.models import User
 from crm_api.clients import phones
 from crm_api.clients.list_models import SavedView
 from crm_api.clients.models import Client
-from crm_api.clients.schemas import ClientFilters
 from crm_api.clients.service import filtered
+from crm_api.clients.types import ClientFilters
 from crm_api.messages.models import BulkSend, OutboxMessage
 from crm_api.messages.outbox import FINAL as FINAL_STATES
 from crm_api.messages.outbox import enqueue
