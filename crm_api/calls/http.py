@@ -11,7 +11,7 @@ from starlette.responses import MalformedRangeHeader
 
 from crm_api.accounts.models import Role, User
 from crm_api.accounts.permissions import Permission, allowed
-from crm_api.calls.models import Call, Recording
+from crm_api.calls.models import Call, Recording, has_sound
 from crm_api.calls.schemas import (
     CallDisposition,
     CallPublic,
@@ -195,7 +195,7 @@ async def recording(
     path = (root / rec.file_name).resolve()
     if not path.is_relative_to(root) or not path.is_file():
         raise NotFound(f"the file of recording #{recording_id} is not in the recordings folder")
-    if path.stat().st_size <= 44:
+    if not has_sound(path.stat().st_size):
         raise NotFound(f"recording #{recording_id} is empty (the call was not answered)")
     return RecordingResponse(path, media_type="audio/wav", filename=rec.file_name)
 

@@ -45,6 +45,15 @@ class Call(Base):
     __table_args__ = (Index("ix_calls_state", "state"),)
 
 
+# MixMonitor leaves a header-only WAV of this size for a call nobody answered.
+EMPTY_WAV_BYTES = 44
+
+
+def has_sound(size: int) -> bool:
+    """The one rule for whether a recording file is worth offering and serving."""
+    return size > EMPTY_WAV_BYTES
+
+
 class Recording(Base):
     __tablename__ = "recordings"
 

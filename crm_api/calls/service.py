@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_api.accounts.models import Role, User
-from crm_api.calls.models import Call, Recording
+from crm_api.calls.models import Call, Recording, has_sound
 from crm_api.calls.popup import call_state, card_summary
 from crm_api.clients import phones
 from crm_api.clients import service as clients_domain
@@ -34,7 +34,6 @@ from crm_api.platform.realtime.hub import Hub
 from telephony import events as ev
 
 log = logging.getLogger(__name__)
-EMPTY_WAV_BYTES = 44  # MixMonitor leaves a header-only file for an unanswered call
 SUPERVISORS = (Role.SUPERVISOR.value,)
 PREPARED_POPS = 10_000  # calls between start and end at once, at most
 EXTENSIONS_TTL = 5.0  # seconds an extension → user map serves early pops
@@ -331,7 +330,7 @@ class CallService:
         except OSError:
             return True  # not visible from here (yet): offered, served when it appears
         recording.size = size
-        return size > EMPTY_WAV_BYTES
+        return has_sound(size)
 
     async def _ended(self, session: AsyncSession, call: Call, event: ev.CallEnded) -> Frames:
         self._prepared.pop(event.call_id, None)
