@@ -14,7 +14,10 @@ Guarantees:
 - Every action is bounded by a timeout; an action whose connection dies fails with
   PbxError("pbx_unreachable") and is never re-sent, so an Originate runs at most once.
 - A Ping watchdog declares a silent Asterisk dead and reconnects, with backoff
-  (panoramisk reconnects after `reconnect_timeout`, which is set to the backoff).
+  (panoramisk reconnects after `reconnect_timeout`, which is set to the backoff). The
+  backoff is capped at 2 s: a PBX that is back is found within a couple of seconds (a
+  refused connect to a PBX that is down costs nothing), because a call placed in a
+  longer gap is seen by the FastAGI router only.
 - After every login, `CoreShowChannels` resyncs live calls; the translator emits only
   what the CRM has not been told yet.
 """
@@ -48,6 +51,9 @@ from telephony.pbx import OriginateRequest, PbxError
 log = logging.getLogger(__name__)
 
 Sink = Callable[[ev.CallEvent], Awaitable[None]]
+# Told once each (re)connect's CoreShowChannels is applied: when the PBX listed its live
+# calls, and when the link before was last heard from (None on the first connect).
+ResyncHook = Callable[[datetime, datetime | None], Awaitable[None]]
 # Every action this adapter sends, lowercased as panoramisk compares them.
 SENT_ACTIONS = (
     "login",
@@ -129,10 +135,13 @@ class AmiAdapter:
         ping_interval: float = 10.0,
         ping_timeout: float = 5.0,
         backoff_min: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff_max: float = 2.0,
         translator: CallTranslator | None = None,
+        on_resync: ResyncHook | None = None,
     ) -> None:
         self._url = parse_ami_url(url)
+        self._on_resync = on_resync
+        self._last_heard: datetime | None = None  # of the link that was lost
         self._sink = sink
         self._context = outbound_context
         self._tech = channel_tech
@@ -225,6 +234,12 @@ class AmiAdapter:
     async def drain(self) -> None:
         """Wait until every call event received so far has reached the sink."""
         await self._queue.join()
+
+    def emit(self, call_events: list[ev.CallEvent]) -> None:
+        """Events known from elsewhere (the routing server, a reconciliation), delivered
+        in order with, and after, the call events already received."""
+        for call_event in call_events:
+            self._queue.put_nowait(call_event)
 
     # ----------------------------------------------------------- Pbx protocol
     async def originate(self, request: OriginateRequest) -> None:
@@ -362,6 +377,8 @@ class AmiAdapter:
         manager.reconnect_timeout = self._backoff
 
     def _down(self) -> None:
+        if self._connected.is_set():
+            self._last_heard = self.status.last_event_at
         self._connected.clear()
         self.status.connected = False
         self._protocol = None
@@ -383,11 +400,26 @@ class AmiAdapter:
                 protocol.forget(resync.action_id)
             if not response.ok:
                 raise ConnectionError(f"CoreShowChannels refused: {response.message}")
-            await self._watchdog()
+            hook = None
+            if self._on_resync is not None:
+                listed_at = self.status.connected_since or datetime.now(UTC)
+                hook = asyncio.create_task(self._resynced(listed_at, self._last_heard))
+            try:
+                await self._watchdog()
+            finally:
+                if hook is not None:
+                    hook.cancel()
         except (PbxError, ConnectionError) as exc:
             if not protocol.closed:
                 self._session_error = str(exc)
                 protocol.drop()
+
+    async def _resynced(self, listed_at: datetime, last_heard: datetime | None) -> None:
+        assert self._on_resync is not None
+        try:
+            await self._on_resync(listed_at, last_heard)
+        except Exception:
+            log.exception("AMI: the after-resync hook failed")
 
     def _resync_action(self) -> ListAction:
         def apply(rows: list[Event]) -> None:

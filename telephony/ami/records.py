@@ -120,6 +120,8 @@ class ShownChannel:
 
     leg: Leg
     bridge: str | None
+    duration_s: int | None = None  # how long the channel has existed
+    bridged_s: int | None = None  # how long it has been bridged, where the PBX says
 
 
 def number(value: str) -> str | None:
@@ -268,4 +270,20 @@ def shown_channel(row: Event) -> ShownChannel | None:
     channel = leg(row)
     if channel is None:
         return None
-    return ShownChannel(channel, row.get("BridgeId") or None)
+    return ShownChannel(
+        channel,
+        row.get("BridgeId") or None,
+        duration_s=_hms(row.get("Duration")),
+        bridged_s=_hms(row.get("BridgedDuration")),
+    )
+
+
+def _hms(value: str) -> int | None:
+    """`00:01:05` (Asterisk's Duration) or plain seconds; None when absent or garbled."""
+    parts = value.strip().split(":")
+    if not value.strip() or len(parts) > 3 or not all(p.isdigit() for p in parts):
+        return None
+    seconds = 0
+    for part in parts:
+        seconds = seconds * 60 + int(part)
+    return seconds

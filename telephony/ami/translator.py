@@ -338,10 +338,14 @@ class CallTranslator:
         for linkedid, legs in by_linked.items():
             legs.sort(key=lambda shown: _uid_key(shown.leg.uniqueid))
             call = self._calls.get(linkedid)
+            adopted = call is None
             if call is None:
                 if linkedid in self._ended:
                     continue
                 call = self._new_call(legs[0].leg, now, stamped=False)
+                # Its times are the PBX's: the oldest leg has existed for the whole call.
+                oldest = max((s.duration_s or 0) for s in legs)
+                call.first_seen = now - timedelta(seconds=oldest)
                 self._maybe_start(call, out, force=True)
             live = {shown.leg.uniqueid for shown in legs}
             for uid in list(call.channels):
@@ -360,8 +364,12 @@ class CallTranslator:
                 if shown.leg.state == "Ringing" and channel.ext:
                     self._ringing(call, channel.ext, now, out)
             # Answers (and transfers) that happened while we were away; repeats are ignored.
-            for channel in [c for c in call.channels.values() if c.bridge]:
-                self._answered_by(call, channel, now, out)
+            for shown in legs:
+                channel = call.channels[shown.leg.uniqueid]
+                if channel.bridge:
+                    self._answered_by(
+                        call, channel, _answered_at(shown, now) if adopted else now, out
+                    )
         for call in list(self._calls.values()):
             if call.call_id not in by_linked:
                 call.gone.update(call.channels)
@@ -889,6 +897,13 @@ def _cdr_durations(call: _Call, ext_re: re.Pattern[str]) -> tuple[float, float, 
             by_agent[agent] = by_agent.get(agent, 0.0) + cdr.billsec
     # Later CDRs of the same leg (after a Redirect) continue the same conversation.
     return ring, sum(c.billsec for c in answered), by_agent
+
+
+def _answered_at(shown: rec.ShownChannel, now: datetime) -> datetime:
+    """When a bridged leg of an adopted call answered: its bridged time where the PBX
+    gives one, else the leg's age (an agent leg rings first: a talk time at most that)."""
+    seconds = shown.bridged_s if shown.bridged_s is not None else shown.duration_s
+    return now - timedelta(seconds=seconds or 0)
 
 
 def _uid_key(uid: str) -> tuple[int, int]:

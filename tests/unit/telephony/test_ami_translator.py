@@ -636,3 +636,24 @@ def test_originate_whose_agent_never_answers_fails_once_whatever_comes_first() -
         assert isinstance(failed, ev.OriginateFailed)
         assert (failed.call_id, failed.crm_call_id, failed.reason) == (call, "crm-60", "agent_busy")
         assert translator.live_calls == [] and translator.tick(NOW + timedelta(hours=1)) == []
+
+
+def test_an_adopted_call_takes_its_times_from_core_show_channels() -> None:
+    """Adopted after a restart 40 s into the call, 30 s after the answer: ring 10 s, and
+    talk runs from the answer, not from the moment Callcard came back."""
+    rows = [e for e in capture_events("core-show-channels") if e.name == "CoreShowChannel"]
+    trunk, agent = (
+        _edit(rows[0], Duration="00:00:40"),
+        _edit(rows[1], Duration="00:00:38", BridgedDuration="00:00:30"),
+    )
+    translator = CallTranslator(expect_cdr=False)
+    started, answered = translator.resync([trunk, agent], NOW)
+    assert isinstance(answered, ev.CallAnswered) and answered.at == NOW - timedelta(seconds=30)
+    (ended,) = translator.resync([], NOW + timedelta(seconds=10))
+    assert isinstance(ended, ev.CallEnded)
+    assert (ended.ring_s, ended.talk_s) == (10.0, 40.0)
+
+    # Asterisk's own CoreShowChannel has no BridgedDuration: the agent leg's age bounds it.
+    translator = CallTranslator(expect_cdr=False)
+    _, answered = translator.resync([trunk, _edit(rows[1], Duration="00:00:38")], NOW)
+    assert answered.at == NOW - timedelta(seconds=38)
