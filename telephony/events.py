@@ -101,6 +101,21 @@ class CallEnded(CallEvent):
     queue: str | None = None  # the queue the caller waited in, if any
     caller_name: str | None = None  # CallerIDName as the PBX decoded it
     talk_by_agent: dict[str, float] = field(default_factory=dict)  # extension -> seconds
+    # Set when the adapter ended the call itself because the PBX can no longer tell:
+    # "gone_at_reconnect" (not listed by the PBX after a reconnect) or "no_events" (silent
+    # for longer than any real call lasts). The times are then the best known.
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallRouted(CallEvent):
+    """The routing server (FastAGI) answered for this call: it exists even if none of its
+    PBX events ever arrive (the AMI link was down)."""
+
+    caller: str | None
+    caller_name: str | None = None
+    did: str | None = None
+    target: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,5 +132,6 @@ AnyCallEvent = (
     | CallTransferred
     | RecordingStarted
     | CallEnded
+    | CallRouted
     | OriginateFailed
 )

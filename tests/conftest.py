@@ -133,6 +133,7 @@ async def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path)
         database_url=url,
         redis_url=bus_url,
         recordings_dir=tmp_path / "recordings",
+        spool_dir=tmp_path / "spool",
         ui_dist=tmp_path / "no-ui",
         seed_demo_on_first_run=False,
         _env_file=None,  # type: ignore[call-arg]

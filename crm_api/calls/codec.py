@@ -18,6 +18,7 @@ _TYPES: dict[str, type[ev.CallEvent]] = {
         ev.CallTransferred,
         ev.RecordingStarted,
         ev.CallEnded,
+        ev.CallRouted,
         ev.OriginateFailed,
     )
 }

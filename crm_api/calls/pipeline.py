@@ -17,7 +17,8 @@ from crm_api.calls import codec
 from crm_api.calls.service import CallService, MissedCallHook
 from crm_api.platform.deps import Services
 from crm_api.platform.metrics import CallMetrics
-from crm_api.platform.realtime.streams import EventStream, RedisStream
+from crm_api.platform.realtime.spool import SpooledAppender
+from crm_api.platform.realtime.streams import EventStream, RedisStream, consume_supervised
 from telephony import events as ev
 from telephony.call_context import about_call
 from telephony.events import CallEvent
@@ -38,6 +39,16 @@ class CallEventSink:
 
     async def __call__(self, event: CallEvent) -> None:
         await self.stream.add(codec.encode(event))
+
+
+class SpooledCallEventSink:
+    """The sink of `callcard telephony`: never waits on Redis, never drops an event."""
+
+    def __init__(self, appender: SpooledAppender) -> None:
+        self.appender = appender
+
+    async def __call__(self, event: CallEvent) -> None:
+        self.appender.add(codec.encode(event))
 
 
 def make_stream(
@@ -117,9 +128,11 @@ async def start_call_events(
                     )
 
     stop = asyncio.Event()
-    task = asyncio.create_task(stream.consume(handle, stop), name="call-events")
+    task = asyncio.create_task(consume_supervised(stream, handle, stop), name="call-events")
+    services.links.consumers.append(stream)
 
     async def shutdown() -> None:
+        services.links.consumers.remove(stream)
         stop.set()
         try:
             await asyncio.wait_for(task, 5)

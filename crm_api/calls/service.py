@@ -31,6 +31,7 @@ from crm_api.clients.models import Client
 from crm_api.clients.timeline import service as communications
 from crm_api.clients.timeline.models import CommDirection, CommKind
 from crm_api.platform.realtime.hub import Hub
+from crm_api.platform.realtime.outage import Outage, is_outage
 from telephony import events as ev
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class CallService:
         self._extensions: dict[str, int] = {}  # of active users, read at most EXTENSIONS_TTL ago
         self._extensions_read = -EXTENSIONS_TTL
         self._pushing: dict[str, list[tuple[str, asyncio.Task[Any]]]] = {}  # call id → pops
+        self._bus_outage = Outage("call frames: the realtime bus", log)
 
     def ring_ahead(self, event: ev.CallRinging) -> None:
         """Pushes the pop of a call prepared here now, without waiting for anything; the
@@ -111,8 +113,24 @@ class CallService:
         self._prepared.update(session.info.get("prepared", {}))
         while len(self._prepared) > PREPARED_POPS:
             self._prepared.popitem(last=False)
+        await self._publish(frames)
+
+    async def _publish(self, frames: Frames) -> None:
+        """After the commit, the frames must go out: a retry of the run would find the
+        call already in its state and push nothing, so they wait for the bus here."""
+        pause = 0.1
         for type_, data, users in frames:
-            await self._hub.notify(type_, data, users=users, roles=SUPERVISORS)
+            while True:
+                try:
+                    await self._hub.notify(type_, data, users=users, roles=SUPERVISORS)
+                    break
+                except Exception as exc:
+                    if not is_outage(exc):
+                        raise
+                    self._bus_outage.failed(exc)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 2.0)
+        self._bus_outage.ok()
 
     async def _pushed(self, call_id: str) -> None:
         pushes = self._pushing.pop(call_id, [])
@@ -164,6 +182,12 @@ class CallService:
             return []
         if isinstance(event, ev.CallEnded):
             return await self._ended(session, call, event)
+        if isinstance(event, ev.CallRouted):
+            # Only what AMI has not said (its events may never come): who and which DID.
+            call.caller = call.caller or event.caller
+            call.did = call.did or event.did
+            call.callee = call.callee or event.did
+            return []
         if isinstance(event, ev.OriginateFailed):
             call.state, call.failure, call.ended_at = "failed", event.reason, event.at
             users = [call.user_id] if call.user_id else []
@@ -348,6 +372,7 @@ class CallService:
             if agent not in call.agents:
                 call.agents = [*call.agents, agent]
         call.answered_by = call.answered_by or event.answered_by
+        call.failure = event.reason or call.failure
         client, _ = await self._client_for(session, call)
         recordings = (
             await session.scalars(select(Recording).where(Recording.call_id == call.id))
@@ -380,6 +405,7 @@ class CallService:
                     "agents": list(call.agents),
                     "answered_by": call.answered_by,
                     "recording_id": offered[0].id if offered else None,
+                    "ended_by": event.reason,
                 },
             )
             call.communication_id = comm.id

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
-from crm_api.calls.pipeline import CallEventSink, make_stream
+from crm_api.calls.pipeline import (
+    CALL_EVENTS_STREAM,
+    CallEventSink,
+    SpooledCallEventSink,
+    make_stream,
+)
+from crm_api.calls.reconcile import Reconciler
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services
+from crm_api.platform.realtime.spool import SpooledAppender
 from crm_api.platform.settings import host_port
 from crm_api.schedules.routing import choose_extension
+from telephony import events as ev
 from telephony.ami.adapter import AmiAdapter
 from telephony.ami.agi import AgiRequest, FastAgiServer, Router
 
@@ -47,10 +56,15 @@ async def route_target(
     return decision.target
 
 
-def routing_answer(services: Services) -> Router:
-    """The routing policy, as the FastAGI server asks it."""
+def routing_answer(
+    services: Services, journal: Callable[[list[ev.CallEvent]], None] | None = None
+) -> Router:
+    """The routing policy, as the FastAGI server asks it. `journal` gets each routed call,
+    so it reaches the call journal even if its AMI events are missed."""
 
     async def route(request: AgiRequest) -> str | None:
+        if journal is not None:
+            journal([_routed(request)])
         return await route_target(
             services, caller=request.caller, did=request.did, call_id=request.call_id
         )
@@ -58,13 +72,54 @@ def routing_answer(services: Services) -> Router:
     return route
 
 
+def _routed(request: AgiRequest) -> ev.CallRouted:
+    return ev.CallRouted(
+        call_id=request.call_id,
+        at=utcnow(),
+        caller=request.caller,
+        caller_name=request.caller_name,
+        did=request.did,
+    )
+
+
 async def start_telephony(services: Services) -> Callable[[], Awaitable[None]]:
     settings = services.settings
     if not settings.ami_url:
         raise RuntimeError("CALLCARD_AMI_URL is not set: there is no PBX to connect to")
-    sink = CallEventSink(make_stream(services))
-    adapter = AmiAdapter(settings.ami_url, sink, outbound_context=settings.ami_outbound_context)
+    appender: SpooledAppender | None = None
+    sink: Callable[[ev.CallEvent], Awaitable[None]]
+    if services.redis is not None:
+        appender = SpooledAppender(
+            services.redis,
+            CALL_EVENTS_STREAM,
+            settings.spool_dir / "call-events",
+            memory_limit=settings.spool_memory_events,
+        )
+        await appender.start()
+        sink = SpooledCallEventSink(appender)
+    else:
+        sink = CallEventSink(make_stream(services))
+    reconciler: Reconciler | None = None
+
+    async def after_resync(listed_at: datetime, last_heard: datetime | None) -> None:
+        assert reconciler is not None
+        await reconciler.after_resync(listed_at, last_heard)
+
+    adapter = AmiAdapter(
+        settings.ami_url,
+        sink,
+        outbound_context=settings.ami_outbound_context,
+        on_resync=after_resync,
+    )
+    reconciler = Reconciler(
+        services.sessions,
+        adapter.emit,
+        lambda: adapter.translator.live_calls,
+        max_call_s=settings.call_max_s,
+        sweep_every_s=settings.call_sweep_every_s,
+    )
     await adapter.start()
+    reconciler.start()
     services.links.pbx = adapter
     gauges = services.metrics.telephony
     gauges.ami_up.set_function(lambda: services.links.pbx is adapter and adapter.connected)
@@ -74,7 +129,7 @@ async def start_telephony(services: Services) -> Callable[[], Awaitable[None]]:
     # Every user whose calls depend on the link sees it go down and come back.
     unwatch = await services.link_status.watch("pbx", lambda: adapter.connected)
     agi = FastAgiServer(
-        routing_answer(services),
+        routing_answer(services, adapter.emit),
         fallback=settings.routing_fallback,
         decide_within=settings.agi_decide_within,
     )
@@ -84,6 +139,9 @@ async def start_telephony(services: Services) -> Callable[[], Awaitable[None]]:
         unwatch()
         await agi.stop()
         services.links.pbx = None
+        await reconciler.stop()
         await adapter.stop()
+        if appender is not None:
+            await appender.stop()
 
     return stop

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from crm_api.platform.errors import Unavailable
-from crm_api.platform.realtime.streams import InProcessStream
+from crm_api.platform.realtime.streams import EventStream, InProcessStream
 from telephony.pbx import Pbx
 
 
@@ -26,6 +26,7 @@ class Links:
     pbx: Pbx | None = None  # calls.telephony: click-to-call goes through it
     email_outbox: Outbox | None = None  # messages.email
     sms_outbox: Outbox | None = None  # messages.sms
+    consumers: list[EventStream] = field(default_factory=list)  # event streams, for /health
     _local_streams: dict[str, InProcessStream] = field(default_factory=dict)
 
     def require_pbx(self) -> Pbx:

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"  # json: one object a line, with call_id
     log_level: str = "INFO"
     metrics_bind: str | None = None  # host:port of telephony's and sms's Prometheus metrics
+    stream_lag_alert_s: float = 30.0  # an event waiting longer makes /health/ready say so
 
     ami_url: str | None = None  # ami://user:secret@host:5038
     ami_outbound_context: str = "internal"  # where click-to-call dials the client's number
@@ -49,6 +50,11 @@ class Settings(BaseSettings):
     sip_ring_timeout: float = 20.0  # seconds a manager's phone rings before the next one
     sip_max_attempts: int = Field(default=3, ge=1)  # managers tried for one incoming call
     sip_route_within: float = 2.0  # seconds the routing answer may take, else missed
+    # `callcard telephony` keeps call events here while Redis is away (beyond a memory bound).
+    spool_dir: Path = VAR_DIR / "spool"
+    spool_memory_events: int = 10_000
+    call_max_s: float = 4 * 3600.0  # a call live longer than this ended long ago: ended
+    call_sweep_every_s: float = 60.0
     smpp_url: str | None = None  # smpp://system_id:password@host:2775
     smpp_window: int = 50  # unanswered submit_sm at most
     smpp_max_rate: float = 0.0  # submit_sm per second, 0 = as fast as the window allows

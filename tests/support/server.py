@@ -117,3 +117,32 @@ async def api_process(
         if proc.returncode is None:
             proc.terminate()
         await proc.wait()
+
+
+@dataclass
+class CallcardProcess:
+    process: asyncio.subprocess.Process
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown of any kind."""
+        self.process.kill()
+
+
+@contextlib.asynccontextmanager
+async def callcard_process(
+    command: str, *, log: Path, **env: str
+) -> AsyncIterator[CallcardProcess]:
+    """Another `callcard` command (e.g. `telephony`) as its own process, stopped with
+    SIGTERM at the end unless the test killed it; `log` receives its output."""
+    environ = {**os.environ, "CALLCARD_SEED_DEMO_ON_FIRST_RUN": "false", **env}
+    output = await asyncio.to_thread(open, log, "ab")
+    with output:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crm_api.cli", command, env=environ, stdout=output, stderr=output
+        )
+    try:
+        yield CallcardProcess(proc)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await proc.wait()

@@ -1,23 +1,37 @@
 """Fan-out of frames to every API worker, and the backlog a reconnecting socket resumes
-from. In-process for the embedded default; Redis pub/sub and a capped stream when
-CALLCARD_REDIS_URL is set."""
+from. In-process for the embedded default; a capped Redis stream when CALLCARD_REDIS_URL
+is set: each worker reads it on from the last frame it saw, so a Redis restart (or a
+lost connection) makes frames late, never missing, for the sockets that stay open."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from crm_api.platform.realtime.frames import Frame, frame_key
+from crm_api.platform.realtime.outage import Outage, reraise_if_cancelled
 
-FRAMES_CHANNEL = "callcard:rt:frames"
+log = logging.getLogger(__name__)
 BACKLOG_STREAM = "callcard:rt:backlog"
+READ_BATCH = 500
+RETRY_MAX_S = 2.0
+# Appends a frame unless this writer's marker is gone (Redis lost its data): then nil.
+_PUBLISH = """
+if ARGV[2] == '1' then
+  redis.call('SET', KEYS[2], '1', 'EX', 86400)
+elseif redis.call('EXPIRE', KEYS[2], 86400) == 0 then
+  return false
+end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'f', ARGV[3], 'u', ARGV[4])
+"""
 
 
 class Bus(Protocol):
@@ -39,7 +53,7 @@ class Bus(Protocol):
 class InProcessBus:
     def __init__(self, backlog: int = 1000) -> None:
         self._backlog: deque[Frame] = deque(maxlen=backlog)
-        self._subscribers: set[asyncio.Queue[Frame]] = set()
+        self._subscribers: set[asyncio.Queue[Frame | None]] = set()
         self._last = (int(time.time() * 1000), 0)
         # The newest id that fell out of the backlog; at start, everything before now
         # (an id from a previous process cannot be resumed from).
@@ -61,13 +75,13 @@ class InProcessBus:
         return frame
 
     async def subscribe(self) -> AsyncIterator[Frame]:
-        queue: asyncio.Queue[Frame] = asyncio.Queue()
+        queue: asyncio.Queue[Frame | None] = asyncio.Queue()
         self._subscribers.add(queue)
 
         async def frames() -> AsyncIterator[Frame]:
             try:
-                while True:
-                    yield await queue.get()
+                while (frame := await queue.get()) is not None:
+                    yield frame
             finally:
                 self._subscribers.discard(queue)
 
@@ -80,6 +94,8 @@ class InProcessBus:
         return [f for f in self._backlog if frame_key(f.id) > key]
 
     async def close(self) -> None:
+        for queue in self._subscribers:
+            queue.put_nowait(None)  # the end of each subscription
         self._subscribers.clear()
 
 
@@ -90,39 +106,111 @@ def _parse(frame_id: str) -> tuple[int, int] | None:
         return None
 
 
+class _Seen:
+    """The tags of the frames delivered lately: a frame published again is dropped."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._order: deque[bytes] = deque()
+        self._tags: set[bytes] = set()
+        self._size = size
+
+    def first_time(self, tag: bytes | None) -> bool:
+        if tag is None:
+            return True
+        if tag in self._tags:
+            return False
+        self._tags.add(tag)
+        self._order.append(tag)
+        if len(self._order) > self._size:
+            self._tags.discard(self._order.popleft())
+        return True
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisBus:
-    """Pub/sub carries live frames to every worker; a capped stream keeps the backlog."""
+    """One capped stream is both the fan-out (every worker reads it with XREAD) and the
+    backlog `?since=` replays from.
 
-    def __init__(self, redis: Redis, backlog: int = 1000) -> None:
+    A Redis restarted without persistence loses the frames its readers had not read yet.
+    Each worker notices that with its next publish (its marker key is gone with the data,
+    checked in the same script as the XADD) and publishes its frames of the last
+    `replay_s` seconds again before it; readers drop the copies they already delivered
+    (every frame carries a unique tag)."""
+
+    def __init__(
+        self, redis: Redis, backlog: int = 1000, block_ms: int = 1000, replay_s: float = 30.0
+    ) -> None:
         self._redis = redis
         self._backlog = backlog
+        self._block_ms = block_ms
+        self._replay_s = replay_s
+        self._closed = asyncio.Event()
+        self._marker = f"{BACKLOG_STREAM}:writer:{uuid.uuid4().hex}"
+        self._marked = False
+        self._recent: deque[tuple[float, str, bytes]] = deque()  # (when, tag, frame)
+        self._publish_script: Any = redis.register_script(_PUBLISH)
 
     async def publish(self, frame: Frame) -> Frame:
-        provisional = frame.encode()
-        frame_id = await self._redis.xadd(
-            BACKLOG_STREAM, {"f": provisional}, maxlen=self._backlog, approximate=True
+        tag, encoded = uuid.uuid4().hex, frame.encode()
+        frame_id = await self._append(tag, encoded)
+        if frame_id is None:
+            # Redis lost its data since our last publish: what readers may have missed first.
+            now = time.monotonic()
+            again = [(t, f) for at, t, f in self._recent if now - at <= self._replay_s]
+            log.warning("realtime frames: Redis lost its data; publishing %d again", len(again))
+            self._marked = False
+            for old_tag, old_frame in again:
+                await self._append(old_tag, old_frame)
+            frame_id = await self._append(tag, encoded)
+        now = time.monotonic()
+        self._recent.append((now, tag, encoded))
+        while self._recent and now - self._recent[0][0] > self._replay_s:
+            self._recent.popleft()
+        return frame.with_id(_text(frame_id))
+
+    async def _append(self, tag: str, encoded: bytes) -> Any:
+        """The new entry's id, or None when the marker is gone (Redis lost its data)."""
+        create = "0" if self._marked else "1"
+        frame_id = await self._publish_script(
+            keys=[BACKLOG_STREAM, self._marker], args=[self._backlog, create, encoded, tag]
         )
-        frame = frame.with_id(_text(frame_id))
-        await self._redis.publish(FRAMES_CHANNEL, frame.encode())
-        return frame
+        self._marked = self._marked or frame_id is not None
+        return frame_id
 
     async def subscribe(self) -> AsyncIterator[Frame]:
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(FRAMES_CHANNEL)
+        newest: Any = await self._redis.xrevrange(BACKLOG_STREAM, count=1)
+        last = _text(newest[0][0]) if newest else "0-0"
 
         async def frames() -> AsyncIterator[Frame]:
-            try:
-                async for message in pubsub.listen():
-                    if message["type"] == "message":
-                        yield Frame.decode(message["data"])
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.unsubscribe(FRAMES_CHANNEL)
-                await pubsub.aclose()
+            nonlocal last
+            outage = Outage("realtime frames: Redis", log)
+            seen = _Seen()
+            pause = 0.1
+            # Ended by close(), not by cancelling: a read cancelled while blocked can hang
+            # (redis/redis-py#2579).
+            while not self._closed.is_set():
+                try:
+                    reply: Any = await self._redis.xread(
+                        {BACKLOG_STREAM: last}, count=READ_BATCH, block=self._block_ms
+                    )
+                except (RedisError, OSError) as exc:
+                    reraise_if_cancelled()
+                    # Frames published meanwhile are read from `last` on once it is back
+                    # (after a restart without persistence: the new stream's ids are later).
+                    outage.failed(exc)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, RETRY_MAX_S)
+                    continue
+                outage.ok()
+                pause = 0.1
+                for _stream, rows in reply or []:
+                    for raw_id, fields in rows:
+                        last = _text(raw_id)
+                        if seen.first_time(fields.get(b"u")):
+                            yield Frame.decode(fields[b"f"]).with_id(last)
 
         return frames()
 
@@ -144,7 +232,13 @@ class RedisBus:
         if key > frame_key(_text(info["last-generated-id"])):
             return None  # an id from another backlog
         rows: Any = await self._redis.xrange(BACKLOG_STREAM, min=f"({frame_id}")
-        return [Frame.decode(fields[b"f"]).with_id(_text(raw_id)) for raw_id, fields in rows]
+        seen = _Seen()
+        return [
+            Frame.decode(fields[b"f"]).with_id(_text(raw_id))
+            for raw_id, fields in rows
+            if seen.first_time(fields.get(b"u"))
+        ]
 
     async def close(self) -> None:
-        return None
+        """Subscriptions end within one blocking read."""
+        self._closed.set()

@@ -12,6 +12,7 @@ from typing import Any
 
 from crm_api.platform.realtime.bus import Bus
 from crm_api.platform.realtime.frames import Audience, Frame, frame_key
+from crm_api.platform.realtime.outage import Outage, is_outage
 
 log = logging.getLogger(__name__)
 SOCKET_QUEUE = 1000  # frames waiting for a slow socket before it is dropped
@@ -59,6 +60,9 @@ class Hub:
 
     async def stop(self) -> None:
         if self._task:
+            await self.bus.close()  # ends its subscription within a read
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), 2.0)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -67,17 +71,23 @@ class Hub:
                 conn.queue.put_nowait(None)
 
     async def _run(self, ready: asyncio.Event) -> None:
+        outage = Outage("realtime bus subscription", log)
         while True:
             try:
                 frames = await self.bus.subscribe()
+                outage.ok()
                 ready.set()
                 async for frame in frames:
                     self._deliver(frame)
+                return  # the bus was closed
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 # Frames missed meanwhile reach sockets through ?since= on reconnect.
-                log.exception("realtime bus subscription failed; resubscribing")
+                if is_outage(exc):
+                    outage.failed(exc)
+                else:
+                    log.exception("realtime bus subscription failed; resubscribing")
                 ready.set()
                 await asyncio.sleep(1)
 

@@ -3,19 +3,31 @@
 An event is acknowledged only after its handler returned, which is after the handler's
 database commit; a handler that fails leaves the event pending, and it is tried again
 (by this consumer after a pause, or by another one that claims it). Handlers must be
-idempotent: a retried event can arrive twice."""
+idempotent: a retried event can arrive twice.
+
+A consumer outlives any Redis outage: it retries with a capped backoff, recreates its
+group when Redis lost it (restarted without persistence: NOGROUP), and goes on with what
+is pending. An outage of Redis or of the handler's database is one log line when it
+begins and one when it ends. `status` says whether it consumes, for /health."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
+
+from crm_api.platform.db.base import utcnow
+from crm_api.platform.realtime.outage import Outage, is_outage, reraise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +37,76 @@ Handler = Callable[[list[dict[str, Any]]], Awaitable[None]]
 RETRY_PAUSE_S = 1.0
 BATCH = 100
 MAX_RUNS_IN_HAND = 4 * BATCH  # read ahead of the handlers no further than this
+REDIS_BACKOFF_MIN_S = 0.2
+REDIS_BACKOFF_MAX_S = 2.0  # Redis back is noticed within this
+
+
+@dataclass(slots=True)
+class ConsumerStatus:
+    """What /health reports of one consumer."""
+
+    stream: str
+    running: bool = False  # its task is alive
+    consuming: bool = False  # its last read from the stream worked
+    error: str | None = None  # why it does not consume
+    failing_since: datetime | None = None
+    last_read_at: datetime | None = None
+    handler_error: str | None = None  # the handler's dependency is down (events wait)
+
+    @property
+    def ok(self) -> bool:
+        return self.running and self.consuming
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "stream": self.stream,
+            "running": self.running,
+            "consuming": self.ok,
+            "error": self.error,
+            "failing_since": self.failing_since.isoformat() if self.failing_since else None,
+            "last_read_at": self.last_read_at.isoformat() if self.last_read_at else None,
+            "handler_error": self.handler_error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Entries not yet handled: delivered but unacknowledged, and not read at all."""
+
+    pending: int
+    unread: int
+    oldest_age_s: float  # of the oldest entry not yet acknowledged; 0 when none
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "pending": self.pending,
+            "unread": self.unread,
+            "oldest_age_s": round(self.oldest_age_s, 1),
+        }
 
 
 class EventStream(Protocol):
+    name: str
+    status: ConsumerStatus
+
     async def add(self, event: dict[str, Any]) -> str: ...
 
     async def consume(self, handler: Handler, stop: asyncio.Event) -> None:
         """Runs until `stop` is set; the events in hand are finished first."""
         ...
+
+    async def backlog(self) -> Backlog: ...
+
+
+async def consume_supervised(stream: EventStream, handler: Handler, stop: asyncio.Event) -> None:
+    """`stream.consume`, started again should it ever die of something unforeseen."""
+    while not stop.is_set():
+        try:
+            await stream.consume(handler, stop)
+        except Exception:
+            log.exception("%s: the consumer died; starting it again", stream.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RETRY_PAUSE_S)
 
 
 class InProcessStream:
@@ -42,6 +116,8 @@ class InProcessStream:
         self.name = name
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._seq = 0
+        self.status = ConsumerStatus(name)
+        self._handler_outage = Outage(f"{name}: the event handler's storage", log)
 
     async def add(self, event: dict[str, Any]) -> str:
         self._seq += 1
@@ -50,24 +126,45 @@ class InProcessStream:
         return event_id
 
     async def consume(self, handler: Handler, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                first = await asyncio.wait_for(self._queue.get(), 0.2)
-            except TimeoutError:
-                continue
-            run = [first]
-            while len(run) < BATCH and not self._queue.empty():
-                run.append(self._queue.get_nowait())
-            while True:
+        self.status.running = self.status.consuming = True
+        try:
+            while not stop.is_set():
                 try:
-                    await handler([event for _, event in run])
-                    break
-                except Exception:
-                    log.exception("%s: events from %s failed, retrying", self.name, run[0][0])
-                    await asyncio.sleep(RETRY_PAUSE_S)
+                    first = await asyncio.wait_for(self._queue.get(), 0.2)
+                except TimeoutError:
+                    continue
+                run = [first]
+                while len(run) < BATCH and not self._queue.empty():
+                    run.append(self._queue.get_nowait())
+                while True:
+                    try:
+                        await handler([event for _, event in run])
+                        self._handler_outage.ok()
+                        self.status.handler_error = None
+                        break
+                    except Exception as exc:
+                        outage, status = self._handler_outage, self.status
+                        _handler_failed(self.name, outage, status, exc, run[0][0])
+                        await asyncio.sleep(RETRY_PAUSE_S)
+        finally:
+            self.status.running = False
 
     def pending(self) -> int:
         return self._queue.qsize()
+
+    async def backlog(self) -> Backlog:
+        waiting = self._queue.qsize()
+        return Backlog(pending=0, unread=waiting, oldest_age_s=0.0)
+
+
+def _handler_failed(
+    name: str, outage: Outage, status: ConsumerStatus, exc: Exception, first_id: object
+) -> None:
+    if is_outage(exc):
+        outage.failed(exc)  # once per outage, however many runs wait on it
+        status.handler_error = outage.error
+    else:
+        log.exception("%s: events from %s failed; left pending", name, first_id)
 
 
 class RedisStream:
@@ -107,6 +204,9 @@ class RedisStream:
         self._claim_idle_ms = claim_idle_ms
         self._block_ms = block_ms
         self._maxlen = maxlen
+        self.status = ConsumerStatus(name)
+        self._redis_outage = Outage(f"{name}: Redis", log)
+        self._handler_outage = Outage(f"{name}: the event handler's storage", log)
 
     async def add(self, event: dict[str, Any]) -> str:
         event_id = await self._redis.xadd(
@@ -169,9 +269,12 @@ class RedisStream:
         try:
             async with self._slots:
                 await handler([event for _, event in run])
-        except Exception:
-            log.exception("%s: events from %s failed; left pending", self.name, run[0][0])
+        except Exception as exc:
+            _handler_failed(self.name, self._handler_outage, self.status, exc, run[0][0])
             return False
+        self._handler_outage.ok()
+        self.status.handler_error = None
+        # A failed XACK (Redis away) leaves the run pending: it is handled again, idempotently.
         await self._redis.xack(self.name, self.group, *(raw_id for raw_id, _ in run))
         return True
 
@@ -184,52 +287,111 @@ class RedisStream:
             await asyncio.sleep(RETRY_PAUSE_S)
 
     async def consume(self, handler: Handler, stop: asyncio.Event) -> None:
+        """Runs until `stop` is set, through any number of Redis outages."""
+        backoff = REDIS_BACKOFF_MIN_S
+        self.status.running = True
+        try:
+            while not stop.is_set():
+                try:
+                    await self._consume(handler, stop)
+                except (RedisError, OSError) as exc:
+                    reraise_if_cancelled()
+                    self._read_failed(exc)
+                    await self._settle()  # what is in flight finishes (or stays pending)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), backoff)
+                    backoff = min(backoff * 2, REDIS_BACKOFF_MAX_S)
+                else:
+                    backoff = REDIS_BACKOFF_MIN_S
+        finally:
+            self.status.running = False
+            await self._settle()
+
+    def _read_ok(self) -> None:
+        self._redis_outage.ok()
+        self.status.consuming, self.status.error, self.status.failing_since = True, None, None
+        self.status.last_read_at = utcnow()
+
+    def _read_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+            # Redis came back without our group (no persistence): the next pass recreates it.
+            log.warning("%s: consumer group %s is gone; recreating it", self.name, self.group)
+        self._redis_outage.failed(exc)
+        if self.status.consuming or self.status.failing_since is None:
+            self.status.failing_since = utcnow()
+        self.status.consuming, self.status.error = False, self._redis_outage.error
+
+    async def _consume(self, handler: Handler, stop: asyncio.Event) -> None:
         # Stopped by an event, not by cancelling: redis-py leaves a connection hanging
         # when a task is cancelled inside a blocking XREADGROUP (redis/redis-py#2579).
         await self.ensure_group()
+        self._read_ok()
         backlog_first = True
         # Entries can only become claimable after claim_idle_ms: asking more often than a
         # fraction of that is a wasted round trip per batch.
         claim_every = self._claim_idle_ms / 4000
         next_claim = 0.0
         loop = asyncio.get_running_loop()
-        try:
-            while not stop.is_set():
-                # Our own pending entries first (a restart or a failed handler), then entries
-                # other consumers left idle too long, then new ones. Pending entries are read
-                # back only with nothing in flight: in flight, they are pending too.
-                if backlog_first:
-                    await self._settle()
-                    reply: Any = await self._redis.xreadgroup(
-                        self.group, self.consumer, {self.name: "0"}, count=BATCH
-                    )
-                    rows = reply[0][1] if reply else []
-                    if rows:
-                        await self._dispatch(handler, rows)
-                        continue
-                    backlog_first = False
-                if loop.time() >= next_claim:
-                    next_claim = loop.time() + claim_every
-                    claimed: Any = await self._redis.xautoclaim(
-                        self.name, self.group, self.consumer, self._claim_idle_ms, "0-0",
-                        count=BATCH,
-                    )  # fmt: skip
-                    if claimed[1]:
-                        backlog_first, next_claim = True, 0.0  # there may be more to claim
-                        continue
-                # New entries are read while earlier runs are still in flight, so a call
-                # that rings now is not held behind a slow one; a bounded backlog in hand.
-                while len(self._running) >= MAX_RUNS_IN_HAND:
-                    await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
-                fresh: Any = await self._redis.xreadgroup(
-                    self.group, self.consumer, {self.name: ">"}, count=BATCH, block=self._block_ms
+        while not stop.is_set():
+            # Our own pending entries first (a restart, a failed handler, an outage), then
+            # entries other consumers left idle too long, then new ones. Pending entries are
+            # read back only with nothing in flight: in flight, they are pending too.
+            if backlog_first:
+                await self._settle()
+                reply: Any = await self._redis.xreadgroup(
+                    self.group, self.consumer, {self.name: "0"}, count=BATCH
                 )
-                for _stream, rows in fresh or []:
+                self._read_ok()
+                rows = reply[0][1] if reply else []
+                if rows:
                     await self._dispatch(handler, rows)
-                backlog_first = self._failed
-        finally:
-            await self._settle()
+                    continue
+                backlog_first = False
+            if loop.time() >= next_claim:
+                next_claim = loop.time() + claim_every
+                claimed: Any = await self._redis.xautoclaim(
+                    self.name, self.group, self.consumer, self._claim_idle_ms, "0-0", count=BATCH
+                )
+                if claimed[1]:
+                    backlog_first, next_claim = True, 0.0  # there may be more to claim
+                    continue
+            # New entries are read while earlier runs are still in flight, so a call
+            # that rings now is not held behind a slow one; a bounded backlog in hand.
+            while len(self._running) >= MAX_RUNS_IN_HAND:
+                await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
+            fresh: Any = await self._redis.xreadgroup(
+                self.group, self.consumer, {self.name: ">"}, count=BATCH, block=self._block_ms
+            )
+            self._read_ok()
+            for _stream, rows in fresh or []:
+                await self._dispatch(handler, rows)
+            backlog_first = self._failed
 
     async def pending(self) -> int:
         info = await self._redis.xpending(self.name, self.group)
         return int(info["pending"])
+
+    async def backlog(self) -> Backlog:
+        """How far the group is behind the stream (raises RedisError when Redis is away)."""
+        groups: Any = await self._redis.xinfo_groups(self.name)
+        group = next((g for g in groups if _text(g["name"]) == self.group), None)
+        if group is None:
+            return Backlog(pending=0, unread=await self._redis.xlen(self.name), oldest_age_s=0.0)
+        pending, unread = int(group["pending"]), int(group.get("lag") or 0)
+        oldest: str | None = None
+        if pending:
+            summary: Any = await self._redis.xpending(self.name, self.group)
+            oldest = _text(summary["min"])
+        elif unread:
+            first: Any = await self._redis.xrange(
+                self.name, min=f"({_text(group['last-delivered-id'])}", count=1
+            )
+            oldest = _text(first[0][0]) if first else None
+        age = 0.0
+        if oldest is not None:
+            age = max(time.time() - int(oldest.partition("-")[0]) / 1000, 0.0)
+        return Backlog(pending=pending, unread=unread, oldest_age_s=age)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -647,7 +647,7 @@ def test_an_adopted_call_takes_its_times_from_core_show_channels() -> None:
         _edit(rows[1], Duration="00:00:38", BridgedDuration="00:00:30"),
     )
     translator = CallTranslator(expect_cdr=False)
-    started, answered = translator.resync([trunk, agent], NOW)
+    _, answered = translator.resync([trunk, agent], NOW)
     assert isinstance(answered, ev.CallAnswered) and answered.at == NOW - timedelta(seconds=30)
     (ended,) = translator.resync([], NOW + timedelta(seconds=10))
     assert isinstance(ended, ev.CallEnded)

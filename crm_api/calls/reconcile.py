@@ -1,0 +1,189 @@
+"""Nothing stays live forever: calls the journal thinks are live while the PBX does not.
+
+Two ways a call's end can be missed: it ended while no adapter was connected (the link was
+down, `callcard telephony` was restarted), or its events were lost. So, after every AMI
+(re)connect, a call the journal has live that the PBX did not list (and that the
+translator does not follow) is ended, at the best time known: when the link was last
+heard from, or the call's own latest time. And a sweeper ends any call live for longer
+than any real call lasts. Both go through the call-event stream like the PBX's own events,
+so the journal, the missed-call follow-up and the operators' sockets see one ordinary end
+(an end that arrives after the real one changes nothing)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_api.calls.models import Call
+from crm_api.platform.db.base import utcnow
+from crm_api.platform.realtime.outage import Outage, is_outage
+from telephony import events as ev
+
+log = logging.getLogger(__name__)
+LIVE_STATES = ("originating", "ringing", "answered")
+GONE_AT_RECONNECT = "gone_at_reconnect"
+NO_EVENTS = "no_events"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCall:
+    pbx_call_id: str
+    direction: str
+    started_at: datetime
+    answered_at: datetime | None
+    caller: str | None
+    callee: str | None
+    agents: tuple[str, ...]
+    answered_by: str | None
+
+    @property
+    def latest(self) -> datetime:
+        return self.answered_at or self.started_at
+
+
+async def live_in_journal(
+    sessions: async_sessionmaker[AsyncSession], *, started_before: datetime
+) -> list[LiveCall]:
+    async with sessions() as session:
+        rows = await session.execute(
+            select(
+                Call.pbx_call_id,
+                Call.direction,
+                Call.started_at,
+                Call.answered_at,
+                Call.caller,
+                Call.callee,
+                Call.agents,
+                Call.answered_by,
+            ).where(
+                Call.state.in_(LIVE_STATES),
+                Call.pbx_call_id.is_not(None),
+                Call.started_at < started_before,
+            )
+        )
+        return [
+            LiveCall(
+                str(r[0]),
+                r[1],
+                _aware(r[2]),
+                _aware(r[3]) if r[3] else None,
+                r[4],
+                r[5],
+                tuple(r[6] or ()),
+                r[7],
+            )
+            for r in rows
+        ]
+
+
+def _aware(at: datetime) -> datetime:
+    # SQLite gives naive datetimes back; every time here is UTC.
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def ended(call: LiveCall, *, at: datetime, reason: str) -> ev.CallEnded:
+    """The end of a call whose real end was missed, at `at` or its own latest time."""
+    end = max(at, call.latest)
+    answered = call.answered_at is not None
+    ring = ((call.answered_at or end) - call.started_at).total_seconds()
+    talk = (end - call.answered_at).total_seconds() if call.answered_at else 0.0
+    # An unanswered call whose outcome nobody saw gets the follow-up a missed one gets.
+    disposition = ev.Disposition.ANSWERED if answered else ev.Disposition.MISSED
+    return ev.CallEnded(
+        call_id=call.pbx_call_id,
+        at=end,
+        direction=ev.Direction(call.direction),
+        disposition=disposition,
+        cause=0,
+        cause_text="ended by Callcard: " + reason,
+        caller=call.caller,
+        callee=call.callee,
+        ring_s=max(ring, 0.0),
+        talk_s=max(talk, 0.0),
+        agents=call.agents,
+        answered_by=call.answered_by,
+        reason=reason,
+    )
+
+
+class Reconciler:
+    """Runs beside one PBX adapter (in `callcard telephony`)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        emit: Callable[[list[ev.CallEvent]], None],
+        followed: Callable[[], Collection[str]],
+        *,
+        max_call_s: float,
+        sweep_every_s: float,
+    ) -> None:
+        """`emit` queues events behind the adapter's own; `followed` are the calls the
+        adapter's translator follows now (it ends those itself)."""
+        self._sessions = sessions
+        self._emit = emit
+        self._followed = followed
+        self._max_call = timedelta(seconds=max_call_s)
+        self._sweep_every_s = sweep_every_s
+        self._outage = Outage("call reconciliation: the database", log)
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    async def after_resync(self, listed_at: datetime, last_heard: datetime | None) -> None:
+        """The PBX listed its live calls at `listed_at`; before that the link was last
+        heard from at `last_heard` (None: this process never was connected)."""
+        while True:
+            try:
+                live = await live_in_journal(self._sessions, started_before=listed_at)
+                self._outage.ok()
+                break
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                self._outage.failed(exc)
+                await asyncio.sleep(1.0)
+        followed = set(self._followed())
+        gone = [c for c in live if c.pbx_call_id not in followed]
+        if not gone:
+            return
+        log.warning("%d call(s) live in the journal are gone from the PBX; ending them", len(gone))
+        self._emit([ended(c, at=last_heard or c.latest, reason=GONE_AT_RECONNECT) for c in gone])
+
+    async def sweep(self, now: datetime) -> int:
+        stale = await live_in_journal(self._sessions, started_before=now - self._max_call)
+        if stale:
+            log.warning("%d call(s) live for over %s with no end; ending them", len(stale),
+                        self._max_call)  # fmt: skip
+            self._emit([ended(c, at=c.latest, reason=NO_EVENTS) for c in stale])
+        return len(stale)
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._task = asyncio.create_task(self._sweeper(), name="call-sweeper")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _sweeper(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.sweep(utcnow())
+                self._outage.ok()
+            except Exception as exc:
+                if not is_outage(exc):
+                    log.exception("sweeping stale calls failed")
+                else:
+                    self._outage.failed(exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._sweep_every_s)
