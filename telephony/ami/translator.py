@@ -367,9 +367,8 @@ class CallTranslator:
             for shown in legs:
                 channel = call.channels[shown.leg.uniqueid]
                 if channel.bridge:
-                    self._answered_by(
-                        call, channel, _answered_at(shown, now) if adopted else now, out
-                    )
+                    at = _answered_at(shown, now) if adopted else now
+                    self._answered_by(call, channel, _on_call_clock(call, at), out)
         for call in list(self._calls.values()):
             if call.call_id not in by_linked:
                 call.gone.update(call.channels)

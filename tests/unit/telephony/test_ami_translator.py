@@ -647,13 +647,14 @@ def test_an_adopted_call_takes_its_times_from_core_show_channels() -> None:
         _edit(rows[1], Duration="00:00:38", BridgedDuration="00:00:30"),
     )
     translator = CallTranslator(expect_cdr=False)
-    _, answered = translator.resync([trunk, agent], NOW)
-    assert isinstance(answered, ev.CallAnswered) and answered.at == NOW - timedelta(seconds=30)
+    started, answered = translator.resync([trunk, agent], NOW)
+    assert isinstance(answered, ev.CallAnswered)
+    assert answered.at - started.at == timedelta(seconds=10)
     (ended,) = translator.resync([], NOW + timedelta(seconds=10))
     assert isinstance(ended, ev.CallEnded)
     assert (ended.ring_s, ended.talk_s) == (10.0, 40.0)
 
     # Asterisk's own CoreShowChannel has no BridgedDuration: the agent leg's age bounds it.
     translator = CallTranslator(expect_cdr=False)
-    _, answered = translator.resync([trunk, _edit(rows[1], Duration="00:00:38")], NOW)
-    assert answered.at == NOW - timedelta(seconds=38)
+    started, answered = translator.resync([trunk, _edit(rows[1], Duration="00:00:38")], NOW)
+    assert answered.at - started.at == timedelta(seconds=2)
