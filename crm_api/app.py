@@ -21,7 +21,7 @@ from crm_api.clients import views_http as views
 from crm_api.clients.directories import http as directories
 from crm_api.clients.timeline import http as communications
 from crm_api.messages import http as messages
-from crm_api.platform import health, metrics_http
+from crm_api.platform import health, metrics_http, openapi
 from crm_api.platform.boundary import KIB, BodyLimits, BoundaryGuard
 from crm_api.platform.errors import AppError
 from crm_api.platform.metrics import Metrics
@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None, features: tuple[Feature, ...] =
         lifespan=lifespan,
     )
     _install_error_handlers(app)
+    openapi.install(app)
     app.add_middleware(BoundaryGuard, limits=_body_limits(settings))
     app.add_middleware(HttpTiming, metrics=metrics)
     api = APIRouter(prefix=API_PREFIX)

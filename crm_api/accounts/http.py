@@ -12,7 +12,7 @@ from crm_api.accounts.permissions import Permission
 from crm_api.accounts.schemas import UserCreate, UserPublic, UserUpdate
 from crm_api.platform.deps import ServicesDep, SessionDep, require
 from crm_api.platform.errors import Conflict
-from crm_api.platform.schemas import Page
+from crm_api.platform.schemas import Id, Page
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -66,7 +66,7 @@ async def create_user(
 
 @router.patch("/{user_id}", operation_id="update_user")
 async def update_user(
-    user_id: int,
+    user_id: Id,
     body: UserUpdate,
     session: SessionDep,
     services: ServicesDep,

@@ -24,7 +24,7 @@ from crm_api.clients.models import ClientPhone
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import ServicesDep, SessionDep, require
 from crm_api.platform.errors import Forbidden, InvalidInput, NotFound, Unavailable
-from crm_api.platform.schemas import ItemList, Page
+from crm_api.platform.schemas import Id, ItemList, Page
 from telephony.pbx import OriginateRequest, PbxError
 
 router = APIRouter(tags=["calls"])
@@ -84,7 +84,7 @@ async def active_calls(
 async def list_calls(
     session: SessionDep,
     _user: Annotated[User, require(Permission.CALLS_REVIEW)],
-    manager_id: int | None = None,
+    manager_id: Id | None = None,
     direction: Literal["inbound", "outbound", "internal"] | None = None,
     disposition: CallDisposition | None = None,
     since: datetime | None = None,
@@ -92,7 +92,7 @@ async def list_calls(
     min_talk_s: Annotated[float | None, Query(ge=0)] = None,
     unscored: bool = False,
     with_recording: bool = False,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[CallPublic]:
     """The supervisor's recordings review list."""
@@ -129,7 +129,7 @@ async def list_calls(
 
 @router.post("/calls/{call_id}/score", operation_id="score_call")
 async def score_call(
-    call_id: int,
+    call_id: Id,
     body: CallScoreIn,
     session: SessionDep,
     user: Annotated[User, require(Permission.CALLS_REVIEW)],
@@ -179,7 +179,7 @@ _AUDIO: dict[int | str, dict[str, Any]] = {
     responses=_AUDIO,
 )
 async def recording(
-    recording_id: int,
+    recording_id: Id,
     session: SessionDep,
     services: ServicesDep,
     user: Annotated[User, require(Permission.CALLS_READ)],
@@ -202,7 +202,7 @@ async def recording(
 
 @router.post("/clients/{client_id}/call", status_code=202, operation_id="call_client")
 async def call_client(
-    client_id: int,
+    client_id: Id,
     body: OriginateRequestIn,
     session: SessionDep,
     services: ServicesDep,

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from crm_api.platform.schemas import ApiModel
+from crm_api.platform.schemas import ApiModel, Id
 
 
 class CallPublic(ApiModel):
@@ -33,7 +33,7 @@ class CallPublic(ApiModel):
 
 
 class OriginateRequestIn(ApiModel):
-    phone_id: int
+    phone_id: Id
 
 
 class OriginateAccepted(ApiModel):

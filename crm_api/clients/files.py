@@ -12,16 +12,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from openpyxl import Workbook, load_workbook
+from openpyxl import load_workbook
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.accounts.models import User
+from crm_api.accounts.permissions import may_see_client_of
 from crm_api.clients import service as clients_domain
 from crm_api.clients.directories.models import ClientGroup, LeadSource, Segment
 from crm_api.clients.models import Client, ClientEmail, ClientPhone
 from crm_api.clients.types import ClientCreate, ClientFilters, EmailIn, PhoneIn
+from crm_api.platform import spreadsheets
 from crm_api.platform.errors import AppError
 
 COLUMNS = (
@@ -161,6 +163,7 @@ def _row_to_create(
 
 async def validate_rows(
     session: AsyncSession,
+    actor: User,
     rows: list[dict[str, str]],
     region: str,
     progress: Callable[[int], Any] | None = None,
@@ -200,30 +203,24 @@ async def validate_rows(
                 good.append((line, create))
         if progress is not None and index % 200 == 0:
             await progress(index)
-    for chunk in _chunks(list(seen_phones), 500):
-        taken = await session.execute(
-            select(ClientPhone.e164, Client.id, Client.name)
-            .join(Client, Client.id == ClientPhone.client_id)
-            .where(ClientPhone.e164.in_(chunk))
-        )
-        for e164, cid, name in taken:
-            errors.append(
-                RowError(
-                    seen_phones[e164], "phones", f"{e164} already belongs to client #{cid} {name}"
-                )
+    for field, column, owner, seen in (
+        ("phones", ClientPhone.e164, ClientPhone.client_id, seen_phones),
+        ("emails", ClientEmail.email, ClientEmail.client_id, seen_emails),
+    ):
+        for chunk in _chunks(list(seen), 500):
+            taken = await session.execute(
+                select(column, Client.id, Client.name, Client.manager_id)
+                .join(Client, Client.id == owner)
+                .where(column.in_(chunk))
             )
-    for chunk in _chunks(list(seen_emails), 500):
-        taken = await session.execute(
-            select(ClientEmail.email, Client.id, Client.name)
-            .join(Client, Client.id == ClientEmail.client_id)
-            .where(ClientEmail.email.in_(chunk))
-        )
-        for email, cid, name in taken:
-            errors.append(
-                RowError(
-                    seen_emails[email], "emails", f"{email} already belongs to client #{cid} {name}"
+            for value, cid, name, manager_id in taken:
+                # Which card, only to those who may see it: a file must not probe numbers.
+                whose = (
+                    f"client #{cid} {name}"
+                    if may_see_client_of(actor, manager_id)
+                    else "another manager's client"
                 )
-            )
+                errors.append(RowError(seen[value], field, f"{value} already belongs to {whose}"))
     errors.sort(key=lambda e: (e.row, e.field or ""))
     return good, errors
 
@@ -250,22 +247,11 @@ def export_row(client: Client) -> dict[str, str]:
 
 
 def write_csv(rows: list[dict[str, str]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue().encode("utf-8-sig")  # the BOM makes Excel read Cyrillic right
+    return spreadsheets.write_csv(COLUMNS, rows)
 
 
 def write_xlsx(rows: list[dict[str, str]]) -> bytes:
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("clients")
-    sheet.append(list(COLUMNS))
-    for row in rows:
-        sheet.append([row[c] for c in COLUMNS])
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return spreadsheets.write_xlsx("clients", COLUMNS, ([row[c] for c in COLUMNS] for row in rows))
 
 
 async def exported(

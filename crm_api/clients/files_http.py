@@ -12,8 +12,10 @@ from crm_api.clients import files as client_files
 from crm_api.clients import imports
 from crm_api.clients.schemas import ImportJobPublic
 from crm_api.clients.types import ClientFilters
+from crm_api.platform import spreadsheets
 from crm_api.platform.deps import ServicesDep, SessionDep, require
 from crm_api.platform.errors import InvalidInput
+from crm_api.platform.schemas import Id
 
 router = APIRouter(tags=["clients"])
 
@@ -38,14 +40,19 @@ async def import_clients(
 
 @router.get("/imports/{job_id}", operation_id="get_import")
 async def get_import(
-    job_id: int,
+    job_id: Id,
     session: SessionDep,
     user: Annotated[User, require(Permission.CLIENTS_IMPORT)],
 ) -> ImportJobPublic:
     return ImportJobPublic.model_validate(await imports.job_for(session, user, job_id))
 
 
-@router.get("/clients/export", operation_id="export_clients")
+@router.get(
+    "/clients/export",
+    operation_id="export_clients",
+    response_class=Response,
+    responses={200: {"content": spreadsheets.FILE_CONTENT}},
+)
 async def export_clients(
     session: SessionDep,
     services: ServicesDep,
@@ -57,10 +64,10 @@ async def export_clients(
     data = [client_files.export_row(c) for c in rows]
     if format == "xlsx":
         body = client_files.write_xlsx(data)
-        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        media = spreadsheets.XLSX_MEDIA
     else:
         body = client_files.write_csv(data)
-        media = "text/csv; charset=utf-8"
+        media = spreadsheets.CSV_MEDIA
     return Response(
         body,
         media_type=media,

@@ -25,7 +25,7 @@ from crm_api.clients.timeline.schemas import CommunicationPublic, NoteCreate
 from crm_api.clients.types import ClientCreate, ClientFilters, ClientUpdate
 from crm_api.platform.deps import ReadSessionDep, Services, ServicesDep, SessionDep, require
 from crm_api.platform.errors import DuplicateContact, InvalidInput, NotFound
-from crm_api.platform.schemas import ItemList, Page
+from crm_api.platform.schemas import Id, ItemList, Page
 
 router = APIRouter(prefix="/clients", tags=["clients"])
 Reader = Annotated[User, require(Permission.CLIENTS_READ)]
@@ -96,13 +96,13 @@ async def lookup(
 
 
 @router.get("/{client_id}", operation_id="get_client")
-async def get_client(client_id: int, session: ReadSessionDep, user: Reader) -> ClientPublic:
+async def get_client(client_id: Id, session: ReadSessionDep, user: Reader) -> ClientPublic:
     client = await clients_domain.get_for(session, user, client_id)
     return client_public(client, await clients_domain.contacts_of(session, client.id))
 
 
 @router.get("/{client_id}/card", operation_id="get_client_card")
-async def get_card(client_id: int, session: ReadSessionDep, user: Reader) -> ClientCard:
+async def get_card(client_id: Id, session: ReadSessionDep, user: Reader) -> ClientCard:
     """The card page in one request: the client and the newest communications."""
     client = await clients_domain.get_for(session, user, client_id)
     rows, total = await communications.timeline(
@@ -117,7 +117,7 @@ async def get_card(client_id: int, session: ReadSessionDep, user: Reader) -> Cli
 
 @router.patch("/{client_id}", operation_id="update_client")
 async def update_client(
-    client_id: int, body: ClientUpdate, session: SessionDep, services: ServicesDep, user: Writer
+    client_id: Id, body: ClientUpdate, session: SessionDep, services: ServicesDep, user: Writer
 ) -> ClientPublic:
     client = await clients_domain.get_for(session, user, client_id)
     if user.role is Role.OPERATOR and "manager_id" in body.model_fields_set:
@@ -134,7 +134,7 @@ async def update_client(
 
 @router.get("/{client_id}/communications", operation_id="list_client_communications")
 async def list_communications(
-    client_id: int,
+    client_id: Id,
     session: SessionDep,
     user: Reader,
     kind: CommKind | None = None,
@@ -152,7 +152,7 @@ async def list_communications(
 
 @router.post("/{client_id}/notes", status_code=201, operation_id="add_client_note")
 async def add_note(
-    client_id: int,
+    client_id: Id,
     body: NoteCreate,
     session: SessionDep,
     services: ServicesDep,
@@ -173,7 +173,7 @@ async def add_note(
 
 @router.get("/{client_id}/audit", operation_id="get_client_audit")
 async def client_audit(
-    client_id: int,
+    client_id: Id,
     session: SessionDep,
     user: Annotated[User, require(Permission.AUDIT_READ)],
 ) -> ItemList[AuditEntryPublic]:

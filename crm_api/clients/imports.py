@@ -68,7 +68,7 @@ async def run_import(
             async def validated(n: int) -> None:
                 await _progress(services, job_id, user.id, processed=n)
 
-            good, errors = await client_files.validate_rows(session, rows, region, validated)
+            good, errors = await client_files.validate_rows(session, user, rows, region, validated)
             if errors:
                 await _progress(
                     services,

@@ -14,7 +14,7 @@ from sqlalchemy.orm.interfaces import ORMOption
 
 from crm_api.accounts import audit
 from crm_api.accounts.models import Role, User
-from crm_api.accounts.permissions import can_access_client, client_scope
+from crm_api.accounts.permissions import can_access_client, client_scope, may_see_client_of
 from crm_api.clients import phones
 from crm_api.clients.directories.models import ClientGroup, CustomFieldDef, LeadSource, Segment
 from crm_api.clients.models import Client, ClientEmail, ClientKind, ClientPhone, client_group_links
@@ -86,50 +86,39 @@ def _normalize_emails(items: Sequence[EmailIn]) -> list[tuple[str, str | None]]:
 
 async def _ensure_unique_contacts(
     session: AsyncSession,
+    actor: User | None,
     numbers: list[NormalizedPhone],
     emails: list[tuple[str, str | None]],
     own_id: int | None,
 ) -> None:
-    if numbers:
+    """A phone or e-mail already on another card is a 409; which card it is, only for
+    those who may see that card (a manager could otherwise probe every number)."""
+    checks = (
+        ("phone", ClientPhone.e164, ClientPhone.client_id, [n.e164 for n in numbers]),
+        ("email", ClientEmail.email, ClientEmail.client_id, [e for e, _ in emails]),
+    )
+    for field, column, owner, values in checks:
+        if not values:
+            continue
         row = (
             await session.execute(
-                select(ClientPhone.e164, Client.id, Client.name)
-                .join(Client, Client.id == ClientPhone.client_id)
-                .where(ClientPhone.e164.in_([n.e164 for n in numbers]))
+                select(column.label("value"), Client.id, Client.name, Client.manager_id)
+                .join(Client, Client.id == owner)
+                .where(column.in_(values))
                 .where(Client.id != (own_id or 0))
                 .limit(1)
             )
         ).first()
-        if row is not None:
-            raise DuplicateContact(
-                f"phone {row.e164} already belongs to client #{row.id} {row.name}",
-                details={
-                    "client_id": row.id,
-                    "client_name": row.name,
-                    "field": "phone",
-                    "value": row.e164,
-                },
-            )
-    if emails:
-        row = (
-            await session.execute(
-                select(ClientEmail.email, Client.id, Client.name)
-                .join(Client, Client.id == ClientEmail.client_id)
-                .where(ClientEmail.email.in_([e for e, _ in emails]))
-                .where(Client.id != (own_id or 0))
-                .limit(1)
-            )
-        ).first()
-        if row is not None:
-            raise DuplicateContact(
-                f"e-mail {row.email} already belongs to client #{row.id} {row.name}",
-                details={
-                    "client_id": row.id,
-                    "client_name": row.name,
-                    "field": "email",
-                    "value": row.email,
-                },
-            )
+        if row is None:
+            continue
+        label = "phone" if field == "phone" else "e-mail"
+        details: dict[str, Any] = {"field": field, "value": row.value}
+        if actor is None or may_see_client_of(actor, row.manager_id):
+            details.update(client_id=row.id, client_name=row.name)
+            message = f"{label} {row.value} already belongs to client #{row.id} {row.name}"
+        else:
+            message = f"{label} {row.value} already belongs to another manager's client"
+        raise DuplicateContact(message, details=details)
 
 
 async def _must_exist(
@@ -143,7 +132,9 @@ async def _must_exist(
     return found
 
 
-async def _check_links(session: AsyncSession, data: ClientCreate | ClientUpdate) -> None:
+async def _check_links(
+    session: AsyncSession, actor: User | None, data: ClientCreate | ClientUpdate
+) -> None:
     sent = data.model_fields_set
     if "lead_source_id" in sent:
         await _must_exist(session, LeadSource, data.lead_source_id, "lead_source_id")
@@ -155,6 +146,9 @@ async def _check_links(session: AsyncSession, data: ClientCreate | ClientUpdate)
             raise InvalidInput("manager_id", "not an active manager")
     if "company_id" in sent and data.company_id is not None:
         company = await _must_exist(session, Client, data.company_id, "company_id")
+        if actor is not None and not can_access_client(actor, company):
+            # As if it did not exist: the card would show the company's name.
+            raise InvalidInput("company_id", f"no such item: {data.company_id}")
         if company.kind is not ClientKind.COMPANY:
             raise InvalidInput("company_id", "not a company")
 
@@ -242,8 +236,8 @@ async def create_client(
 ) -> Client:
     numbers = normalize_phones(data.phones, region)
     emails = _normalize_emails(data.emails)
-    await _check_links(session, data)
-    await _ensure_unique_contacts(session, numbers, emails, None)
+    await _check_links(session, actor, data)
+    await _ensure_unique_contacts(session, actor, numbers, emails, None)
     manager_id = data.manager_id
     if manager_id is None and "manager_id" not in data.model_fields_set and actor is not None:
         manager_id = actor.id if actor.role is Role.MANAGER else None
@@ -292,8 +286,8 @@ async def update_client(
     sent = data.model_fields_set
     numbers = normalize_phones(data.phones, region) if data.phones is not None else None
     emails = _normalize_emails(data.emails) if data.emails is not None else None
-    await _check_links(session, data)
-    await _ensure_unique_contacts(session, numbers or [], emails or [], client.id)
+    await _check_links(session, actor, data)
+    await _ensure_unique_contacts(session, actor, numbers or [], emails or [], client.id)
     if data.name is not None:
         client.name = data.name.strip()
         client.search_name = client.name.casefold()

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import EmailStr, Field
 
 from crm_api.clients.models import ClientKind
-from crm_api.platform.schemas import ApiModel
+from crm_api.platform.schemas import ApiModel, Id
 
 ClientSort = Literal["name", "-name", "created_at", "-created_at", "updated_at", "-updated_at"]
 
@@ -35,15 +35,15 @@ class ClientCreate(ApiModel):
     name: str = Field(min_length=1, max_length=300)
     phones: list[PhoneIn] = Field(default=[], max_length=20)
     emails: list[EmailIn] = Field(default=[], max_length=20)
-    company_id: int | None = None
+    company_id: Id | None = None
     position: str | None = Field(default=None, max_length=200)
     address: str | None = Field(default=None, max_length=2000)
     birthday: date | None = None
     dates: list[DateIn] = Field(default=[], max_length=20)
-    lead_source_id: int | None = None
-    segment_id: int | None = None
-    group_ids: list[int] = Field(default=[], max_length=50)
-    manager_id: int | None = None
+    lead_source_id: Id | None = None
+    segment_id: Id | None = None
+    group_ids: list[Id] = Field(default=[], max_length=50)
+    manager_id: Id | None = None
     custom_fields: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -54,15 +54,15 @@ class ClientUpdate(ApiModel):
     name: str | None = Field(default=None, min_length=1, max_length=300)
     phones: list[PhoneIn] | None = Field(default=None, max_length=20)
     emails: list[EmailIn] | None = Field(default=None, max_length=20)
-    company_id: int | None = None
+    company_id: Id | None = None
     position: str | None = Field(default=None, max_length=200)
     address: str | None = Field(default=None, max_length=2000)
     birthday: date | None = None
     dates: list[DateIn] | None = Field(default=None, max_length=20)
-    lead_source_id: int | None = None
-    segment_id: int | None = None
-    group_ids: list[int] | None = Field(default=None, max_length=50)
-    manager_id: int | None = None
+    lead_source_id: Id | None = None
+    segment_id: Id | None = None
+    group_ids: list[Id] | None = Field(default=None, max_length=50)
+    manager_id: Id | None = None
     custom_fields: dict[str, Any] | None = None
 
 
@@ -72,10 +72,10 @@ class ClientFilters(ApiModel):
     q: str | None = Field(default=None, max_length=200)
     phone: str | None = Field(default=None, max_length=50)
     email: str | None = Field(default=None, max_length=254)
-    group_id: int | None = None
-    segment_id: int | None = None
-    source_id: int | None = None
-    manager_id: int | None = None
+    group_id: Id | None = None
+    segment_id: Id | None = None
+    source_id: Id | None = None
+    manager_id: Id | None = None
     unassigned: bool | None = None
     kind: ClientKind | None = None
     sort: ClientSort = "-created_at"

@@ -9,7 +9,7 @@ from crm_api.accounts.permissions import Permission
 from crm_api.clients import views
 from crm_api.clients.schemas import SavedViewCreate, SavedViewPublic
 from crm_api.platform.deps import SessionDep, require
-from crm_api.platform.schemas import ItemList
+from crm_api.platform.schemas import Id, ItemList
 
 router = APIRouter(prefix="/views", tags=["views"])
 Me = Annotated[User, require(Permission.SELF)]
@@ -29,6 +29,6 @@ async def create_view(body: SavedViewCreate, session: SessionDep, user: Me) -> S
 
 
 @router.delete("/{view_id}", status_code=204, operation_id="delete_view")
-async def delete_view(view_id: int, session: SessionDep, user: Me) -> Response:
+async def delete_view(view_id: Id, session: SessionDep, user: Me) -> Response:
     await views.delete_view(session, user, view_id)
     return Response(status_code=204)

@@ -26,6 +26,7 @@ from crm_api.messages.templates import render
 from crm_api.platform.deps import ServicesDep, SessionDep, require
 from crm_api.platform.errors import InvalidInput
 from crm_api.platform.links import Outbox
+from crm_api.platform.schemas import Id
 
 router = APIRouter(tags=["messages"])
 # An empty key is a client's bug (it would make every send after the first a repeat): 422.
@@ -54,7 +55,7 @@ def _public(m: OutboxMessage) -> MessagePublic:
     )
 
 
-async def _card(session: SessionDep, user: User, client_id: int) -> Client:
+async def _card(session: SessionDep, user: User, client_id: Id) -> Client:
     client = await clients_domain.get_for(session, user, client_id)
     # The template needs the manager's name.
     await session.refresh(client, ["manager", "phones", "emails"])
@@ -76,9 +77,14 @@ def _wake(outbox: Outbox | None) -> None:
         outbox.wake.set()
 
 
-@router.post("/clients/{client_id}/sms", status_code=202, operation_id="send_sms")
+@router.post(
+    "/clients/{client_id}/sms",
+    status_code=202,
+    operation_id="send_sms",
+    responses={200: {"model": MessagePublic, "description": "sent before (Idempotency-Key)"}},
+)
 async def send_sms(
-    client_id: int,
+    client_id: Id,
     body: SmsSendIn,
     response: Response,
     session: SessionDep,
@@ -119,7 +125,7 @@ async def send_sms(
 
 @router.post("/clients/{client_id}/email", status_code=202, operation_id="send_email")
 async def send_email(
-    client_id: int,
+    client_id: Id,
     body: EmailSendIn,
     response: Response,
     session: SessionDep,
@@ -159,7 +165,7 @@ async def send_email(
 
 @router.get("/messages/{message_id}", operation_id="get_message")
 async def get_message(
-    message_id: int,
+    message_id: Id,
     session: SessionDep,
     user: Annotated[User, require(Permission.CLIENTS_READ)],
 ) -> MessagePublic:
@@ -192,7 +198,7 @@ async def send_bulk(
 
 @router.get("/sms/bulk/{bulk_id}", operation_id="get_bulk_sms")
 async def get_bulk(
-    bulk_id: int,
+    bulk_id: Id,
     session: SessionDep,
     user: Annotated[User, require(Permission.MESSAGES_BULK)],
 ) -> BulkSmsPublic:

@@ -6,7 +6,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from crm_api.clients.types import ClientFilters
-from crm_api.platform.schemas import ApiModel
+from crm_api.platform.schemas import ApiModel, Id
 
 
 class SmsSendIn(ApiModel):
@@ -14,14 +14,14 @@ class SmsSendIn(ApiModel):
 
     text: str = Field(min_length=1, max_length=1600)
     phone: str | None = Field(default=None, max_length=50)  # one of the client's; default first
-    deal_id: int | None = None  # whose fields fill {deal_…}; default the latest open deal
+    deal_id: Id | None = None  # whose fields fill {deal_…}; default the latest open deal
 
 
 class EmailSendIn(ApiModel):
     subject: str = Field(min_length=1, max_length=300)
     text: str = Field(min_length=1, max_length=100_000)
     to: str | None = Field(default=None, max_length=254)  # one of the client's; default first
-    deal_id: int | None = None
+    deal_id: Id | None = None
 
 
 class MessagePublic(ApiModel):
@@ -44,7 +44,7 @@ class MessagePublic(ApiModel):
 
 class BulkSmsIn(ApiModel):
     text: str = Field(min_length=1, max_length=1600)
-    view_id: int | None = None
+    view_id: Id | None = None
     filters: ClientFilters | None = None
     rate: float | None = Field(default=None, gt=0, le=1000)  # messages per second
 

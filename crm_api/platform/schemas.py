@@ -1,8 +1,16 @@
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from datetime import date, time
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
 T = TypeVar("T")
 Title = Annotated[str, Field(min_length=1, max_length=300)]
@@ -36,3 +44,30 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+# A row id as the database stores it (32-bit on PostgreSQL): a larger number is a 422, not a 500.
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+def _iso_date_only(value: Any) -> Any:
+    # Pydantic reads a number as seconds since 1970: `expected_close: 0` would be 1 Jan 1970.
+    if isinstance(value, int | float):
+        raise ValueError("a date as YYYY-MM-DD")
+    return value
+
+
+# A calendar day in a request: written as YYYY-MM-DD, within years the date arithmetic of
+# schedules and reports can reach (year 1 or 9999 overflowed it).
+Day = Annotated[
+    date,
+    BeforeValidator(_iso_date_only),
+    Field(ge=date(1970, 1, 1), le=date(2999, 12, 31)),
+]
+
+# A time of day on the company's clock (no offset, so not JSON Schema's `time` format).
+WallTime = Annotated[
+    time,
+    PlainSerializer(lambda t: t.isoformat(timespec="minutes"), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}),
+]

@@ -9,7 +9,7 @@ from crm_api.accounts.permissions import Permission
 from crm_api.clients.presenters import communication_public
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services, ServicesDep, SessionDep, require
-from crm_api.platform.schemas import ItemList, Page
+from crm_api.platform.schemas import Id, ItemList, Page
 from crm_api.sales import service as deals_domain
 from crm_api.sales.models import Deal
 from crm_api.sales.money import from_minor
@@ -72,7 +72,7 @@ async def create_stage(body: StageCreate, session: SessionDep, _user: Admin) -> 
 
 @router.patch("/deal-stages/{stage_id}", operation_id="update_deal_stage")
 async def update_stage(
-    stage_id: int, body: StageUpdate, session: SessionDep, _user: Admin
+    stage_id: Id, body: StageUpdate, session: SessionDep, _user: Admin
 ) -> StagePublic:
     stage = await deals_domain.update_stage(session, stage_id, body.changes())
     await session.commit()
@@ -95,9 +95,9 @@ async def reorder_stages(
 async def list_deals(
     session: SessionDep,
     user: Reader,
-    stage_id: int | None = None,
-    manager_id: int | None = None,
-    client_id: int | None = None,
+    stage_id: Id | None = None,
+    manager_id: Id | None = None,
+    client_id: Id | None = None,
     open_only: bool = False,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -119,7 +119,7 @@ async def list_deals(
 async def board(
     session: SessionDep,
     user: Reader,
-    manager_id: int | None = None,
+    manager_id: Id | None = None,
     per_stage: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ItemList[BoardColumn]:
     columns = await deals_domain.board(session, user, manager_id=manager_id, per_stage=per_stage)
@@ -146,16 +146,16 @@ async def create_deal(
 
 
 @router.get("/deals/{deal_id}", operation_id="get_deal")
-async def get_deal(deal_id: int, session: SessionDep, user: Reader) -> DealPublic:
+async def get_deal(deal_id: Id, session: SessionDep, user: Reader) -> DealPublic:
     return deal_public(await deals_domain.get_for(session, user, deal_id))
 
 
 @router.get("/deals/{deal_id}/card", operation_id="get_deal_card")
-async def get_deal_card(deal_id: int, session: SessionDep, user: Reader) -> DealCard:
+async def get_deal_card(deal_id: Id, session: SessionDep, user: Reader) -> DealCard:
     """The deal, its stage history, the client's communications (this deal's first) and
     the deal's tasks."""
     deal = await deals_domain.get_for(session, user, deal_id)
-    comms = await deals_domain.card_communications(session, deal)
+    comms = await deals_domain.card_communications(session, user, deal)
     tasks = await tasks_domain.tasks_of_deal(session, deal.id)  # visible deal, visible tasks
     return DealCard(
         deal=deal_public(deal),
@@ -168,9 +168,7 @@ async def get_deal_card(deal_id: int, session: SessionDep, user: Reader) -> Deal
 
 
 @router.get("/deals/{deal_id}/history", operation_id="get_deal_history")
-async def get_history(
-    deal_id: int, session: SessionDep, user: Reader
-) -> ItemList[StageVisitPublic]:
+async def get_history(deal_id: Id, session: SessionDep, user: Reader) -> ItemList[StageVisitPublic]:
     deal = await deals_domain.get_for(session, user, deal_id)
     visits = await deals_domain.history(session, deal.id)
     return ItemList(items=[StageVisitPublic.model_validate(v) for v in visits])
@@ -178,7 +176,7 @@ async def get_history(
 
 @router.patch("/deals/{deal_id}", operation_id="update_deal")
 async def update_deal(
-    deal_id: int, body: DealUpdate, session: SessionDep, services: ServicesDep, user: Writer
+    deal_id: Id, body: DealUpdate, session: SessionDep, services: ServicesDep, user: Writer
 ) -> DealPublic:
     deal = await deals_domain.update_deal(session, user, deal_id, body.changes())
     await session.commit()
@@ -187,7 +185,7 @@ async def update_deal(
 
 @router.post("/deals/{deal_id}/move", operation_id="move_deal")
 async def move_deal(
-    deal_id: int, body: DealMove, session: SessionDep, services: ServicesDep, user: Writer
+    deal_id: Id, body: DealMove, session: SessionDep, services: ServicesDep, user: Writer
 ) -> DealPublic:
     deal = await deals_domain.move_deal(session, user, deal_id, body.stage_id, at=utcnow())
     await session.commit()
@@ -196,7 +194,7 @@ async def move_deal(
 
 @router.post("/deals/{deal_id}/close", operation_id="close_deal")
 async def close_deal(
-    deal_id: int, body: DealClose, session: SessionDep, services: ServicesDep, user: Writer
+    deal_id: Id, body: DealClose, session: SessionDep, services: ServicesDep, user: Writer
 ) -> DealPublic:
     deal = await deals_domain.close_deal(
         session,

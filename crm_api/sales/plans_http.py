@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from crm_api.accounts.models import Role, User
 from crm_api.accounts.permissions import Permission
 from crm_api.platform.deps import SessionDep, require
-from crm_api.platform.schemas import ItemList
+from crm_api.platform.schemas import Id, ItemList
 from crm_api.sales import plans
 from crm_api.sales.money import from_minor
 from crm_api.sales.schemas import PlanPublic, PlanSet
@@ -24,7 +24,7 @@ async def list_plans(
     user: Reader,
     month_from: Month,
     month_to: Month,
-    user_id: Annotated[list[int] | None, Query()] = None,
+    user_id: Annotated[list[Id] | None, Query()] = None,
 ) -> ItemList[PlanPublic]:
     ids = [user.id] if user.role is Role.MANAGER else user_id
     rows = await plans.list_plans(
@@ -43,7 +43,7 @@ async def list_plans(
 
 @router.put("/{user_id}/{month}", operation_id="set_plan")
 async def set_plan(
-    user_id: int, month: str, body: PlanSet, session: SessionDep, _user: Manager
+    user_id: Id, month: str, body: PlanSet, session: SessionDep, _user: Manager
 ) -> PlanPublic:
     plan = await plans.set_plan(session, user_id, plans.month_start(month), body.amount)
     await session.commit()

@@ -3,48 +3,39 @@ company calendar and optionally some managers (a manager always gets their own).
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Awaitable, Callable
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
-from openpyxl import Workbook
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.accounts.models import User
 from crm_api.accounts.permissions import Permission
+from crm_api.platform import spreadsheets
 from crm_api.platform.deps import ServicesDep, SessionDep, require
+from crm_api.platform.schemas import Day, Id
 from crm_api.sales import reports
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 Reader = Annotated[User, require(Permission.REPORTS_READ)]
 Format = Annotated[Literal["json", "csv", "xlsx"], Query()]
-Managers = Annotated[list[int] | None, Query()]
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+Managers = Annotated[list[Id] | None, Query()]
+# A report is JSON, or a file when `format` asks for one.
+TABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {}, **spreadsheets.FILE_CONTENT}}
+}
 
 Builder = Callable[[AsyncSession, reports.Period, list[int] | None], Awaitable[reports.Table]]
 
 
 def write_csv(table: reports.Table) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=table.columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(table.rows)
-    return out.getvalue().encode("utf-8-sig")  # the BOM makes Excel read Cyrillic right
+    return spreadsheets.write_csv(table.columns, table.rows)
 
 
 def write_xlsx(table: reports.Table, title: str) -> bytes:
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet(title[:31])
-    sheet.append(table.columns)
-    for row in table.rows:
-        sheet.append([_cell(row.get(c)) for c in table.columns])
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    rows = ([_cell(row.get(c)) for c in table.columns] for row in table.rows)
+    return spreadsheets.write_xlsx(title, table.columns, rows)
 
 
 def _cell(value: Any) -> Any:
@@ -59,9 +50,9 @@ def _cell(value: Any) -> Any:
 
 def render(table: reports.Table, name: str, fmt: str) -> Response:
     if fmt == "csv":
-        body, media = write_csv(table), "text/csv; charset=utf-8"
+        body, media = write_csv(table), spreadsheets.CSV_MEDIA
     elif fmt == "xlsx":
-        body, media = write_xlsx(table, name), XLSX
+        body, media = write_xlsx(table, name), spreadsheets.XLSX_MEDIA
     else:
         return JSONResponse(table.as_json())
     return Response(
@@ -75,8 +66,8 @@ async def _run(
     session: AsyncSession,
     services: ServicesDep,
     user: User,
-    start: date,
-    end: date,
+    start: Day,
+    end: Day,
     manager_id: list[int] | None,
     name: str,
     fmt: str,
@@ -87,13 +78,18 @@ async def _run(
     return render(table, name, fmt)
 
 
-@router.get("/manager-daily", operation_id="report_manager_daily", response_model=None)
+@router.get(
+    "/manager-daily",
+    operation_id="report_manager_daily",
+    response_model=None,
+    responses=TABLE_RESPONSES,
+)
 async def manager_daily(
     session: SessionDep,
     services: ServicesDep,
     user: Reader,
-    start: date,
-    end: date,
+    start: Day,
+    end: Day,
     manager_id: Managers = None,
     format: Format = "json",
 ) -> Response:
@@ -110,13 +106,18 @@ async def manager_daily(
     )
 
 
-@router.get("/lead-sources", operation_id="report_lead_sources", response_model=None)
+@router.get(
+    "/lead-sources",
+    operation_id="report_lead_sources",
+    response_model=None,
+    responses=TABLE_RESPONSES,
+)
 async def lead_sources(
     session: SessionDep,
     services: ServicesDep,
     user: Reader,
-    start: date,
-    end: date,
+    start: Day,
+    end: Day,
     manager_id: Managers = None,
     format: Format = "json",
 ) -> Response:
@@ -133,13 +134,18 @@ async def lead_sources(
     )
 
 
-@router.get("/managers-sales", operation_id="report_managers_sales", response_model=None)
+@router.get(
+    "/managers-sales",
+    operation_id="report_managers_sales",
+    response_model=None,
+    responses=TABLE_RESPONSES,
+)
 async def managers_sales(
     session: SessionDep,
     services: ServicesDep,
     user: Reader,
-    start: date,
-    end: date,
+    start: Day,
+    end: Day,
     manager_id: Managers = None,
     format: Format = "json",
 ) -> Response:
@@ -156,13 +162,13 @@ async def managers_sales(
     )
 
 
-@router.get("/funnel", operation_id="report_funnel", response_model=None)
+@router.get("/funnel", operation_id="report_funnel", response_model=None, responses=TABLE_RESPONSES)
 async def funnel(
     session: SessionDep,
     services: ServicesDep,
     user: Reader,
-    start: date,
-    end: date,
+    start: Day,
+    end: Day,
     manager_id: Managers = None,
     format: Format = "json",
 ) -> Response:
@@ -171,13 +177,15 @@ async def funnel(
     )
 
 
-@router.get("/analytics", operation_id="report_analytics", response_model=None)
+@router.get(
+    "/analytics", operation_id="report_analytics", response_model=None, responses=TABLE_RESPONSES
+)
 async def analytics(
     session: SessionDep,
     services: ServicesDep,
     user: Reader,
-    start: date,
-    end: date,
+    start: Day,
+    end: Day,
     manager_id: Managers = None,
     bucket: Annotated[Literal["day", "week", "month"], Query()] = "month",
     format: Format = "json",

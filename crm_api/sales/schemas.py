@@ -11,7 +11,7 @@ from typing import Annotated, Literal, cast
 from pydantic import AfterValidator, Field
 
 from crm_api.clients.timeline.schemas import CommunicationPublic
-from crm_api.platform.schemas import ApiModel, Title, UserRef
+from crm_api.platform.schemas import ApiModel, Day, Id, Title, UserRef
 from crm_api.sales.models import Deal, StageKind
 from crm_api.sales.money import from_minor
 from crm_api.sales.types import DealChanges, NewDeal, StageChanges
@@ -67,14 +67,14 @@ class StageOrder(ApiModel):
 
 
 class DealCreate(ApiModel):
-    client_id: int
+    client_id: Id
     title: Title
     amount: Money = Decimal(0)
     currency: Currency = "RUB"
-    manager_id: int | None = None
-    stage_id: int | None = None  # the first open stage when not given
-    lead_source_id: int | None = None
-    expected_close: date | None = None
+    manager_id: Id | None = None
+    stage_id: Id | None = None  # the first open stage when not given
+    lead_source_id: Id | None = None
+    expected_close: Day | None = None
 
     def to_new(self) -> NewDeal:
         return NewDeal(**self.model_dump())
@@ -84,9 +84,9 @@ class DealUpdate(ApiModel):
     title: Title | None = None
     amount: Money | None = None
     currency: Currency | None = None
-    manager_id: int | None = None
-    lead_source_id: int | None = None
-    expected_close: date | None = None
+    manager_id: Id | None = None
+    lead_source_id: Id | None = None
+    expected_close: Day | None = None
     satisfaction: Annotated[int | None, Field(ge=1, le=5)] = None
 
     def changes(self) -> DealChanges:
@@ -94,7 +94,7 @@ class DealUpdate(ApiModel):
 
 
 class DealMove(ApiModel):
-    stage_id: int
+    stage_id: Id
 
 
 class DealClose(ApiModel):

@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from crm_api.accounts.models import Role, User
-from crm_api.accounts.permissions import client_scope, sees_all_clients
+from crm_api.accounts.permissions import client_scope, may_see_client_of, sees_all_clients
 from crm_api.clients import service as clients_domain
 from crm_api.clients.directories.models import LeadSource
 from crm_api.clients.models import Client
-from crm_api.clients.timeline.models import Communication
+from crm_api.clients.timeline.models import Communication, CommunicationComment
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.errors import Conflict, InvalidInput, NotFound
 from crm_api.sales.models import Deal, DealStage, DealStageVisit, StageKind
@@ -392,13 +392,19 @@ async def board(
     return out
 
 
-async def card_communications(session: AsyncSession, deal: Deal) -> list[Communication]:
-    """The client's communications, those linked to this deal first, newest first."""
+async def card_communications(session: AsyncSession, user: User, deal: Deal) -> list[Communication]:
+    """The client's communications, those linked to this deal first, newest first; none
+    for a user who may see the deal but not its client (another manager's card)."""
+    if not may_see_client_of(user, deal.client.manager_id):
+        return []
     linked_first = case((Communication.deal_id == deal.id, 0), else_=1)
     rows = await session.scalars(
         select(Communication)
         .where(Communication.client_id == deal.client_id)
-        .options(selectinload(Communication.user), selectinload(Communication.comments))
+        .options(
+            selectinload(Communication.user),
+            selectinload(Communication.comments).selectinload(CommunicationComment.user),
+        )
         .order_by(linked_first, Communication.occurred_at.desc(), Communication.id.desc())
         .limit(CARD_COMMUNICATIONS)
     )

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,7 +10,7 @@ from crm_api.accounts.models import User
 from crm_api.accounts.permissions import Permission
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import ServicesDep, SessionDep, require
-from crm_api.platform.schemas import ItemList
+from crm_api.platform.schemas import Day, Id, ItemList
 from crm_api.schedules import routing
 from crm_api.schedules import service as schedules
 from crm_api.schedules.schemas import (
@@ -29,7 +29,7 @@ Manager = Annotated[User, require(Permission.SCHEDULES_MANAGE)]
 
 @router.get("/shifts", operation_id="list_shifts")
 async def list_shifts(
-    session: SessionDep, _user: Reader, user_id: int | None = None
+    session: SessionDep, _user: Reader, user_id: Id | None = None
 ) -> ItemList[ShiftPublic]:
     shifts = await schedules.list_shifts(session, user_id)
     return ItemList(items=[ShiftPublic.model_validate(s) for s in shifts])
@@ -49,7 +49,7 @@ async def create_shift(
 
 @router.delete("/shifts/{shift_id}", status_code=204, operation_id="delete_shift")
 async def delete_shift(
-    shift_id: int, session: SessionDep, services: ServicesDep, _user: Manager
+    shift_id: Id, session: SessionDep, services: ServicesDep, _user: Manager
 ) -> None:
     await schedules.delete_shift(session, shift_id)
     await session.commit()
@@ -61,9 +61,9 @@ async def list_exceptions(
     session: SessionDep,
     services: ServicesDep,
     _user: Reader,
-    start: date,
-    end: date,
-    user_id: int | None = None,
+    start: Day,
+    end: Day,
+    user_id: Id | None = None,
 ) -> ItemList[ExceptionPublic]:
     a, b = schedules.day_bounds(start, end, services.settings.tz)
     rows = await schedules.list_exceptions(session, a, b, user_id)
@@ -92,7 +92,7 @@ async def create_exception(
     "/exceptions/{exception_id}", status_code=204, operation_id="delete_schedule_exception"
 )
 async def delete_exception(
-    exception_id: int, session: SessionDep, services: ServicesDep, _user: Manager
+    exception_id: Id, session: SessionDep, services: ServicesDep, _user: Manager
 ) -> None:
     await schedules.delete_exception(session, exception_id)
     await session.commit()
@@ -104,9 +104,9 @@ async def calendar(
     session: SessionDep,
     services: ServicesDep,
     _user: Reader,
-    start: date,
-    end: date,
-    user_id: Annotated[list[int] | None, Query()] = None,
+    start: Day,
+    end: Day,
+    user_id: Annotated[list[Id] | None, Query()] = None,
 ) -> ItemList[DutyPublic]:
     """Who is on duty when, day by day of the company calendar, in its time zone."""
     tz = services.settings.tz

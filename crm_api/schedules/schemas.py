@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import AwareDatetime, Field
 
-from crm_api.platform.schemas import ApiModel
+from crm_api.platform.schemas import ApiModel, Id, WallTime
 from crm_api.schedules.models import ExceptionKind
 
 
 class ShiftCreate(ApiModel):
-    user_id: int
+    user_id: Id
     weekday: Annotated[int, Field(ge=0, le=6)]
-    starts: time
-    ends: time
+    starts: WallTime
+    ends: WallTime
     overnight: bool = False  # ends on the next day
 
 
@@ -23,16 +23,16 @@ class ShiftPublic(ApiModel):
     id: int
     user_id: int
     weekday: int
-    starts: time
+    starts: WallTime
     minutes: int
 
 
 class ExceptionCreate(ApiModel):
-    user_id: int
+    user_id: Id
     kind: ExceptionKind
     starts_at: AwareDatetime
     ends_at: AwareDatetime
-    other_user_id: int | None = None
+    other_user_id: Id | None = None
     note: Annotated[str | None, Field(max_length=300)] = None
 
 

@@ -9,7 +9,7 @@ from crm_api.accounts.models import User
 from crm_api.accounts.permissions import Permission
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services, ServicesDep, SessionDep, require
-from crm_api.platform.schemas import Page
+from crm_api.platform.schemas import Id, Page
 from crm_api.tasks import service as tasks_domain
 from crm_api.tasks.models import Task
 from crm_api.tasks.schemas import TaskCreate, TaskHandoff, TaskPublic, TaskSnooze, TaskUpdate
@@ -30,9 +30,9 @@ async def publish_task(services: Services, task: Task) -> TaskPublic:
 async def list_tasks(
     session: SessionDep,
     user: Tasker,
-    assignee_id: int | None = None,
-    client_id: int | None = None,
-    deal_id: int | None = None,
+    assignee_id: Id | None = None,
+    client_id: Id | None = None,
+    deal_id: Id | None = None,
     open_only: bool = True,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -65,13 +65,13 @@ async def create_task(
 
 
 @router.get("/{task_id}", operation_id="get_task")
-async def get_task(task_id: int, session: SessionDep, user: Tasker) -> TaskPublic:
+async def get_task(task_id: Id, session: SessionDep, user: Tasker) -> TaskPublic:
     return TaskPublic.model_validate(await tasks_domain.get_for(session, user, task_id))
 
 
 @router.patch("/{task_id}", operation_id="update_task")
 async def update_task(
-    task_id: int, body: TaskUpdate, session: SessionDep, services: ServicesDep, user: Tasker
+    task_id: Id, body: TaskUpdate, session: SessionDep, services: ServicesDep, user: Tasker
 ) -> TaskPublic:
     task = await tasks_domain.update_task(session, user, task_id, body.changes(), utcnow())
     await session.commit()
@@ -80,7 +80,7 @@ async def update_task(
 
 @router.post("/{task_id}/done", operation_id="complete_task")
 async def complete_task(
-    task_id: int, session: SessionDep, services: ServicesDep, user: Tasker
+    task_id: Id, session: SessionDep, services: ServicesDep, user: Tasker
 ) -> TaskPublic:
     task = await tasks_domain.complete(session, user, task_id, utcnow())
     await session.commit()
@@ -89,7 +89,7 @@ async def complete_task(
 
 @router.post("/{task_id}/snooze", operation_id="snooze_task")
 async def snooze_task(
-    task_id: int, body: TaskSnooze, session: SessionDep, services: ServicesDep, user: Tasker
+    task_id: Id, body: TaskSnooze, session: SessionDep, services: ServicesDep, user: Tasker
 ) -> TaskPublic:
     settings = services.settings
     task = await tasks_domain.snooze(
@@ -107,7 +107,7 @@ async def snooze_task(
 
 @router.post("/{task_id}/handoff", status_code=201, operation_id="handoff_task")
 async def handoff_task(
-    task_id: int, body: TaskHandoff, session: SessionDep, services: ServicesDep, user: Tasker
+    task_id: Id, body: TaskHandoff, session: SessionDep, services: ServicesDep, user: Tasker
 ) -> TaskPublic:
     """Closes this task and answers the next one, created for the colleague."""
     done, nxt = await tasks_domain.handoff(session, user, task_id, body.to_handoff(), utcnow())

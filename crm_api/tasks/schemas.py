@@ -7,7 +7,7 @@ from typing import Annotated, Literal, cast
 
 from pydantic import AwareDatetime, Field
 
-from crm_api.platform.schemas import ApiModel, Title
+from crm_api.platform.schemas import ApiModel, Id, Title
 from crm_api.tasks.models import TaskSource
 from crm_api.tasks.types import Handoff, NewTask, TaskChanges
 
@@ -15,9 +15,9 @@ from crm_api.tasks.types import Handoff, NewTask, TaskChanges
 class TaskCreate(ApiModel):
     title: Title
     notes: Annotated[str | None, Field(max_length=10_000)] = None
-    client_id: int | None = None
-    deal_id: int | None = None
-    assignee_id: int | None = None  # yourself when not given
+    client_id: Id | None = None
+    deal_id: Id | None = None
+    assignee_id: Id | None = None  # yourself when not given
     due_at: AwareDatetime | None = None
     remind_at: AwareDatetime | None = None
 
@@ -40,7 +40,7 @@ class TaskSnooze(ApiModel):
 
 
 class TaskHandoff(ApiModel):
-    assignee_id: int
+    assignee_id: Id
     title: Title | None = None  # the current task's title when not given
     notes: Annotated[str | None, Field(max_length=10_000)] = None
     due_at: AwareDatetime | None = None

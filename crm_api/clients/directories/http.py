@@ -16,7 +16,7 @@ from crm_api.clients.directories.schemas import (
     DirectoryKind,
 )
 from crm_api.platform.deps import SessionDep, require
-from crm_api.platform.schemas import ItemList
+from crm_api.platform.schemas import Id, ItemList
 
 router = APIRouter(prefix="/directories", tags=["directories"])
 Reader = Annotated[User, require(Permission.DIRECTORIES_READ)]
@@ -57,15 +57,13 @@ async def create_item(
 
 @router.patch("/{kind}/{item_id}", operation_id="update_directory_item")
 async def update_item(
-    kind: DirectoryKind, item_id: int, body: DirectoryItemUpdate, session: SessionDep, _u: Admin
+    kind: DirectoryKind, item_id: Id, body: DirectoryItemUpdate, session: SessionDep, _u: Admin
 ) -> DirectoryItem:
     item = await directories.update_item(session, kind, item_id, body.name, body.color)
     return DirectoryItem.model_validate(item)
 
 
 @router.delete("/{kind}/{item_id}", status_code=204, operation_id="delete_directory_item")
-async def delete_item(
-    kind: DirectoryKind, item_id: int, session: SessionDep, _u: Admin
-) -> Response:
+async def delete_item(kind: DirectoryKind, item_id: Id, session: SessionDep, _u: Admin) -> Response:
     await directories.delete_item(session, kind, item_id)
     return Response(status_code=204)

@@ -10,13 +10,14 @@ from crm_api.clients.presenters import user_ref
 from crm_api.clients.timeline import service as communications
 from crm_api.clients.timeline.schemas import CommentCreate, CommentPublic
 from crm_api.platform.deps import ServicesDep, SessionDep, require
+from crm_api.platform.schemas import Id
 
 router = APIRouter(prefix="/communications", tags=["communications"])
 
 
 @router.post("/{communication_id}/comments", status_code=201, operation_id="add_comment")
 async def add_comment(
-    communication_id: int,
+    communication_id: Id,
     body: CommentCreate,
     session: SessionDep,
     services: ServicesDep,

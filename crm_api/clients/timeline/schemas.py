@@ -6,7 +6,7 @@ from typing import Any
 from pydantic import Field
 
 from crm_api.clients.timeline.models import CommDirection, CommKind
-from crm_api.platform.schemas import ApiModel, UserRef
+from crm_api.platform.schemas import ApiModel, Id, UserRef
 
 
 class CommentPublic(ApiModel):
@@ -33,7 +33,7 @@ class CommunicationPublic(ApiModel):
 
 class NoteCreate(ApiModel):
     body: str = Field(min_length=1, max_length=20_000)
-    deal_id: int | None = None
+    deal_id: Id | None = None
 
 
 class CommentCreate(ApiModel):

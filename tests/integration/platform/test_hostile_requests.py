@@ -152,3 +152,59 @@ async def test_recording_ignores_a_malformed_range_and_answers_head(
         r = await http.head(f"/recordings/{rec}")
         assert r.status_code == 200, r.text
         assert r.headers["content-length"] == str(len(audio)) and r.content == b""
+
+
+async def test_ids_beyond_the_database_range_are_422_not_500(
+    api: RunningApi, actors: dict[Role, Actor]
+) -> None:
+    async with api.client(actors[Role.ADMIN].token) as http:
+        for big in (2**31, 2**63, 2**70, -(2**63) - 1):
+            for request in (
+                http.get(f"/clients/{big}"),
+                http.get(f"/deals/{big}/card"),
+                http.get("/deals", params={"manager_id": big}),
+                http.get(
+                    "/schedules/calendar",
+                    params={"start": "2026-01-01", "end": "2026-01-02", "user_id": big},
+                ),
+                http.post("/deals", json={"client_id": big, "title": "x"}),
+                http.post("/clients", json={"name": "x", "group_ids": [big]}),
+            ):
+                r = await request
+                assert r.status_code in (404, 422), (big, r.request.url, r.status_code, r.text)
+
+
+async def test_years_1_and_9999_and_a_numeric_date_are_refused(
+    api: RunningApi, actors: dict[Role, Actor]
+) -> None:
+    async with api.client(actors[Role.ADMIN].token) as http:
+        client = (await http.post("/clients", json={"name": "Даты"})).json()
+        deal = (await http.post("/deals", json={"client_id": client["id"], "title": "x"})).json()
+        for start, end in (("0001-01-01", "0001-01-02"), ("9999-12-30", "9999-12-31")):
+            for path in ("/schedules/calendar", "/reports/managers-sales", "/reports/funnel"):
+                r = await http.get(path, params={"start": start, "end": end})
+                assert r.status_code == 422, (path, start, r.status_code, r.text)
+        for bad in (0, 1700000000, "9999-12-31"):
+            r = await http.patch(f"/deals/{deal['id']}", json={"expected_close": bad})
+            assert r.status_code == 422, (bad, r.text)
+        r = await http.patch(f"/deals/{deal['id']}", json={"expected_close": "2027-03-01"})
+        assert r.status_code == 200 and r.json()["expected_close"] == "2027-03-01"
+
+
+async def test_openapi_declares_errors_files_and_wall_times(api: RunningApi) -> None:
+    async with api.client() as http:
+        doc = (await http.get("/openapi.json")).json()
+    paths = doc["paths"]
+    card = paths["/api/v1/clients/{client_id}"]["get"]["responses"]
+    for status in ("401", "403", "404", "422"):
+        assert card[status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorResponse"
+        }
+    assert "409" in paths["/api/v1/clients"]["post"]["responses"]
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    export = paths["/api/v1/clients/export"]["get"]["responses"]["200"]["content"]
+    assert "text/csv" in export and "application/json" not in export
+    report = paths["/api/v1/reports/funnel"]["get"]["responses"]["200"]["content"]
+    assert {"application/json", "text/csv"} <= set(report)
+    starts = doc["components"]["schemas"]["ShiftPublic"]["properties"]["starts"]
+    assert "format" not in starts and starts["type"] == "string"

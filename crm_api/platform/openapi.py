@@ -1,0 +1,67 @@
+"""The OpenAPI document says what the API really answers: every error leaves as
+`ErrorResponse` (not FastAPI's `HTTPValidationError`), a route behind a login may answer
+403, and any route 400, 401, 404, 409, 413 or 422."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from crm_api.platform.schemas import ErrorResponse
+
+_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+_ANY_ROUTE = {
+    "400": "the body cannot be parsed",
+    "401": "not logged in (or wrong credentials)",
+    "404": "not found (or not yours to see)",
+    "409": "conflicts with the current state",
+    "413": "request body too large",
+    "422": "invalid input",
+}
+_LOGGED_IN = {"403": "not allowed for this role"}
+
+
+def _documented(schema: dict[str, Any]) -> dict[str, Any]:
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, sub in (
+        ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+        .pop("$defs", {})
+        .items()
+    ):
+        components[name] = sub
+    components["ErrorResponse"] = ErrorResponse.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
+    components["ErrorResponse"].pop("$defs", None)
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            errors = dict(_ANY_ROUTE)
+            if operation.get("security"):
+                errors.update(_LOGGED_IN)
+            responses = operation.setdefault("responses", {})
+            for status, description in errors.items():
+                responses[status] = {
+                    "description": description,
+                    "content": {"application/json": {"schema": _REF}},
+                }
+    return schema
+
+
+def install(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _documented(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    routes=app.routes,
+                    description=app.description,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
