@@ -15,6 +15,7 @@ from crm_api.calls.pipeline import CallEventSink, make_stream
 from crm_api.calls.telephony import route_target
 from crm_api.platform.deps import Services
 from crm_api.platform.settings import host_port
+from telephony.sip.config import ProviderLogin
 from telephony.sip.machine import AskRoute
 from telephony.sip.pool import PoolConfig, Router, SipPool
 
@@ -36,6 +37,14 @@ def pool_config(services: Services, workers: int) -> PoolConfig:
     if not settings.sip_bind:
         raise RuntimeError("CALLCARD_SIP_BIND is not set (host:port of the first worker)")
     host, port = host_port(settings.sip_bind)
+    login = None
+    if settings.sip_registrar:
+        login = ProviderLogin(
+            registrar=settings.sip_registrar,
+            username=settings.sip_username,
+            password=settings.sip_password.get_secret_value(),
+            retry_s=settings.sip_register_retry,
+        )
     return PoolConfig(
         recordings_dir=settings.recordings_dir.resolve(),
         host=host,
@@ -46,6 +55,7 @@ def pool_config(services: Services, workers: int) -> PoolConfig:
         ring_timeout_s=settings.sip_ring_timeout,
         max_attempts=settings.sip_max_attempts,
         route_within_s=settings.sip_route_within,
+        login=login,
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path("var")
@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     sip_ring_timeout: float = 20.0  # seconds a manager's phone rings before the next one
     sip_max_attempts: int = Field(default=3, ge=1)  # managers tried for one incoming call
     sip_route_within: float = 2.0  # seconds the routing answer may take, else missed
+    sip_registrar: str | None = None  # sip:provider:5060: the first worker registers there
+    sip_username: str = ""
+    sip_password: SecretStr = SecretStr("")
+    sip_register_retry: int = Field(default=30, ge=1)  # seconds after a failed registration
     # `callcard telephony` keeps call events here while Redis is away (beyond a memory bound).
     spool_dir: Path = VAR_DIR / "spool"
     spool_memory_events: int = 10_000

@@ -26,6 +26,7 @@ from pathlib import Path
 import pjsua2 as pj
 
 from telephony.sip import messages as msg
+from telephony.sip.config import ProviderLogin
 from telephony.sip.uri import parse_party
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,20 @@ class _Account(pj.Account):  # type: ignore[misc]
         except Exception:
             log.exception("incoming call %s: callback failed", prm.callId)
 
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:
+        try:
+            info = self.getInfo()
+            self.owner._report(
+                msg.Registration(
+                    at=time.time(),
+                    active=bool(info.regIsActive),
+                    code=int(prm.code),
+                    reason=str(prm.reason),
+                )
+            )
+        except Exception:
+            log.exception("registration callback failed")
+
 
 class PjBridge:
     """Runs pjsua2 in its own thread; `submit` commands, receive messages via `emit`."""
@@ -116,6 +131,7 @@ class PjBridge:
         max_calls: int = 2,
         user_agent: str = "Callcard SIP bridge",
         tcp: bool = True,
+        login: ProviderLogin | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -124,6 +140,7 @@ class PjBridge:
         self.max_calls = max_calls
         self.user_agent = user_agent
         self.tcp = tcp
+        self.login = login
         self._commands: queue.SimpleQueue[msg.Command] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="pjsua", daemon=True)
         self._started = threading.Event()
@@ -139,6 +156,7 @@ class PjBridge:
         self._dials: list[_PendingDial] = []
         self._next_in = 0
         self._account: _Account | None = None
+        self._provider: _Account | None = None
         self._ep: pj.Endpoint | None = None
 
     # ------------------------------------------------------------------ any thread
@@ -215,7 +233,27 @@ class PjBridge:
         account = _Account(self)
         account.create(acfg, True)
         self._account = account
+        if self.login is not None:
+            self._provider = self._register(self.login, acfg)
         log.info("SIP bridge listening on %s:%s", self.host, self.port)
+
+    def _register(self, login: ProviderLogin, local: pj.AccountConfig) -> _Account:
+        cfg = pj.AccountConfig()
+        domain = login.domain or login.registrar.split(":", 1)[-1].split(";")[0]
+        cfg.idUri = f"sip:{login.username}@{domain.rsplit(':', 1)[0]}"
+        cfg.regConfig.registrarUri = login.registrar
+        cfg.regConfig.timeoutSec = login.expires_s
+        cfg.regConfig.retryIntervalSec = login.retry_s
+        cfg.regConfig.firstRetryIntervalSec = login.retry_s
+        cfg.regConfig.randomRetryIntervalSec = 0
+        cfg.sipConfig.authCreds.append(
+            pj.AuthCredInfo("digest", "*", login.username, 0, login.password)
+        )
+        cfg.mediaConfig = local.mediaConfig
+        provider = _Account(self)
+        provider.create(cfg)
+        log.info("registering %s at %s", cfg.idUri, login.registrar)
+        return provider
 
     def _destroy(self) -> None:
         ep = self._ep
@@ -236,6 +274,7 @@ class PjBridge:
         self._release(block=True)
         self._legs.clear()
         self._dead.clear()
+        self._provider = None
         self._account = None
         ep.libDestroy()
         self._ep = None

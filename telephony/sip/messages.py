@@ -63,6 +63,16 @@ class Refused:
     reason: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Registration:
+    """The registration at the provider changed: `active` after a 2xx, else why not."""
+
+    at: float
+    active: bool
+    code: int
+    reason: str
+
+
 # ---- pool -> worker: what to do
 
 
@@ -109,12 +119,12 @@ class Stop:
     pass
 
 
-WorkerEvent = Ready | Incoming | Progress | Answered | Ended | Refused
+WorkerEvent = Ready | Incoming | Progress | Answered | Ended | Refused | Registration
 Command = Ring | Dial | Answer | Bridge | Hangup | Stop
 _TYPES: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (
-        *(Ready, Incoming, Progress, Answered, Ended, Refused),
+        *(Ready, Incoming, Progress, Answered, Ended, Refused, Registration),
         *(Ring, Dial, Answer, Bridge, Hangup, Stop),
     )
 }

@@ -25,9 +25,9 @@ import telephony
 from telephony import events as ev
 from telephony.pbx import OriginateRequest, PbxError
 from telephony.sip import messages as msg
+from telephony.sip.config import CONFIG_VARIABLE, ProviderLogin, WorkerConfig
 from telephony.sip.machine import AskRoute, BridgeCall, ClickToCall, InboundCall, Output
 from telephony.sip.uri import dial_uri
-from telephony.sip.worker import WorkerConfig
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ class PoolConfig:
     max_calls: int = 2  # per worker: 4 pjsua legs, two per bridged call
     restart_backoff_s: float = 0.5
     tcp: bool = True
+    # The first worker registers at the provider (a bridge facing it directly; behind
+    # Kamailio use an IP-authenticated trunk instead).
+    login: ProviderLogin | None = None
 
 
 @dataclass(slots=True)
@@ -67,6 +70,8 @@ class WorkerStatus:
     exits: int = 0  # ends of a worker process other than the pool stopping it
     refused: int = 0  # INVITEs answered 503 (full)
     failed_calls: int = 0  # calls lost with a dead worker
+    registered: bool | None = None  # at the provider; None when it does not register
+    registration: str = ""  # the registrar's last answer
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -79,6 +84,8 @@ class WorkerStatus:
             "exits": self.exits,
             "refused": self.refused,
             "failed_calls": self.failed_calls,
+            "registered": self.registered,
+            "registration": self.registration,
         }
 
 
@@ -91,6 +98,7 @@ class _Worker:
             recordings_dir=str(config.recordings_dir),
             max_calls=config.max_calls,
             tcp=config.tcp,
+            login=config.login if index == 0 else None,
         )
         self.status = WorkerStatus(address=f"{config.host}:{config.port + index}")
         self.proc: asyncio.subprocess.Process | None = None
@@ -245,11 +253,11 @@ class SipPool:
     async def _run_worker(self, worker: _Worker) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_ROOT, env.get("PYTHONPATH")]))
+        env[CONFIG_VARIABLE] = worker.config.to_json()
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "telephony.sip.worker",
-            worker.config.to_json(),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=env,
@@ -276,6 +284,8 @@ class SipPool:
     def _worker_gone(self, worker: _Worker) -> None:
         worker.ready.clear()
         worker.status.alive = False
+        if worker.config.login is not None:
+            worker.status.registered = False
         now = datetime.now(UTC)
         lost = [call for call in worker.calls.values() if not call.ended]
         for call in lost:
@@ -296,6 +306,12 @@ class SipPool:
             worker.status.alive = True
             worker.ready.set()
             log.info("SIP worker %s ready (pid %s)", event.address, event.pid)
+            return
+        if isinstance(event, msg.Registration):
+            worker.status.registered = event.active
+            worker.status.registration = f"{event.code} {event.reason}"
+            level = logging.INFO if event.active else logging.WARNING
+            log.log(level, "SIP registration at the provider: %s", worker.status.registration)
             return
         if isinstance(event, msg.Refused):
             worker.status.refused += 1

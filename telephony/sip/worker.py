@@ -1,4 +1,5 @@
-"""A bridge worker process: `python -m telephony.sip.worker '<json config>'`.
+"""A bridge worker process: `python -m telephony.sip.worker`, configured by the JSON of
+`config.WorkerConfig` in the environment variable SIP_WORKER_CONFIG.
 
 The pool starts it and speaks to it through its stdin (commands) and stdout (events), one
 JSON object a line (`messages`). The asyncio side here only relays between those pipes
@@ -10,38 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from telephony.sip import messages as msg
+from telephony.sip.config import CONFIG_VARIABLE, WorkerConfig
 from telephony.sip.endpoint import PjBridge
 
 log = logging.getLogger("telephony.sip.worker")
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerConfig:
-    host: str
-    port: int
-    recordings_dir: str
-    max_calls: int = 2
-    tcp: bool = True
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "host": self.host,
-                "port": self.port,
-                "recordings_dir": self.recordings_dir,
-                "max_calls": self.max_calls,
-                "tcp": self.tcp,
-            }
-        )
 
 
 async def _relay(config: WorkerConfig, out_fd: int) -> None:
@@ -59,6 +39,7 @@ async def _relay(config: WorkerConfig, out_fd: int) -> None:
         emit=emit,
         max_calls=config.max_calls,
         tcp=config.tcp,
+        login=config.login,
     )
     bridge.start()
     writer = os.fdopen(out_fd, "wb", buffering=0)
@@ -109,10 +90,9 @@ async def _relay(config: WorkerConfig, out_fd: int) -> None:
         await forwarding
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    raw = json.loads(args[0])
-    config = WorkerConfig(**raw)
+def main() -> None:
+    # From the environment, not the command line: it may hold the provider's password.
+    config = WorkerConfig.from_json(os.environ[CONFIG_VARIABLE])
     # Our stdout is the pool's event pipe: anything else printing (pjsua) goes to stderr.
     Path(config.recordings_dir).mkdir(parents=True, exist_ok=True)
     out_fd = os.dup(1)

@@ -12,9 +12,11 @@ import socket
 import pytest
 from support.sip_bridge import Bridge, StartBridge, wav_stats
 from support.sipp import start_sipp
+from support.waiting import wait_for
 
 from telephony import events as ev
 from telephony.pbx import OriginateRequest, PbxError
+from telephony.sip.config import ProviderLogin
 from telephony.sip.pool import PoolConfig, SipPool
 
 pytestmark = pytest.mark.sipp
@@ -308,3 +310,24 @@ async def test_a_worker_that_cannot_listen_fails_the_start_at_once(tmp_path) -> 
         with pytest.raises(PbxError, match="exited at start"):
             await pool.start()
     assert pool.status.workers[0].alive is False
+
+
+async def test_the_bridge_registers_at_the_provider_and_retries_a_failed_registration(
+    start_bridge: StartBridge, tmp_path
+) -> None:
+    registrar = await start_sipp("provider_registrar.xml", tmp_path, calls=2)
+    await registrar.listening()
+    login = ProviderLogin(
+        registrar=f"sip:127.0.0.1:{registrar.port}", username="alice", password="s3cret", retry_s=1
+    )
+    bridge = await start_bridge(login=login)
+    assert await registrar.wait() == 0, registrar.log()  # 503, challenge, verified, bound
+    status = bridge.pool.status.workers[0]
+
+    async def registered() -> bool:
+        return bool(status.registered)
+
+    await wait_for(registered, within=10)
+    assert status.registration.startswith("200")
+    assert registrar.log().count("REGISTER sip:127.0.0.1") >= 3
+    assert 'Digest username="alice"' in registrar.log()
