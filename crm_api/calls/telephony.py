@@ -22,7 +22,7 @@ from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services
 from crm_api.platform.realtime.spool import SpooledAppender
 from crm_api.platform.settings import host_port
-from crm_api.schedules.routing import choose_extension
+from crm_api.schedules.routing_state import choose_extension
 from telephony import events as ev
 from telephony.ami.adapter import AmiAdapter
 from telephony.ami.agi import AgiRequest, FastAgiServer, Router

@@ -11,7 +11,7 @@ from crm_api.accounts.permissions import Permission
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import ServicesDep, SessionDep, require
 from crm_api.platform.schemas import Day, Id, ItemList
-from crm_api.schedules import routing
+from crm_api.schedules import routing_state
 from crm_api.schedules import service as schedules
 from crm_api.schedules.schemas import (
     DutyPublic,
@@ -43,7 +43,7 @@ async def create_shift(
         session, body.user_id, body.weekday, body.starts, body.ends, body.overnight
     )
     await session.commit()
-    routing.forget_roster(services.sessions)
+    routing_state.forget_roster(services.sessions)
     return ShiftPublic.model_validate(shift)
 
 
@@ -53,7 +53,7 @@ async def delete_shift(
 ) -> None:
     await schedules.delete_shift(session, shift_id)
     await session.commit()
-    routing.forget_roster(services.sessions)
+    routing_state.forget_roster(services.sessions)
 
 
 @router.get("/exceptions", operation_id="list_schedule_exceptions")
@@ -84,7 +84,7 @@ async def create_exception(
         body.note,
     )
     await session.commit()
-    routing.forget_roster(services.sessions)
+    routing_state.forget_roster(services.sessions)
     return ExceptionPublic.model_validate(row)
 
 
@@ -96,7 +96,7 @@ async def delete_exception(
 ) -> None:
     await schedules.delete_exception(session, exception_id)
     await session.commit()
-    routing.forget_roster(services.sessions)
+    routing_state.forget_roster(services.sessions)
 
 
 @router.get("/calendar", operation_id="schedule_calendar")

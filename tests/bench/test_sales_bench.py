@@ -25,7 +25,8 @@ from support.server import api_process
 from support.servers import PgServer
 
 from crm_api.platform.db.session import make_engine, make_sessionmaker
-from crm_api.schedules.routing import Agent, choose_extension, decide
+from crm_api.schedules.routing import Agent, decide
+from crm_api.schedules.routing_state import choose_extension
 
 DEALS = int(os.environ.get("BENCH_DEALS", "100000"))
 COMMUNICATIONS = int(os.environ.get("BENCH_COMMUNICATIONS", "1000000"))

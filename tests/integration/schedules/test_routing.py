@@ -21,7 +21,8 @@ from crm_api.clients.models import Client, ClientKind, ClientPhone
 from crm_api.platform.db.session import make_engine, make_sessionmaker
 from crm_api.platform.settings import Settings
 from crm_api.schedules import service as schedules
-from crm_api.schedules.routing import RouteDecision, choose_extension
+from crm_api.schedules.routing import RouteDecision
+from crm_api.schedules.routing_state import choose_extension
 
 MSK = ZoneInfo("Europe/Moscow")
 OWNED = "+79160000002"  # a client of the second manager
