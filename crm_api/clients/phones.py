@@ -6,6 +6,7 @@ Russia; foreign numbers must carry their country code."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
@@ -67,18 +68,25 @@ def looks_like_phone(text: str) -> bool:
     )
 
 
-def search_digits(fragment: str, region: str = "RU") -> str:
-    """The digits to look for in stored E.164 digits for a typed fragment.
+@dataclass(frozen=True, slots=True)
+class PhoneSearch:
+    """What a typed fragment of a number matches in the stored E.164 digits."""
 
-    A full local number is searched as its E.164 digits; a Russian fragment typed with
-    the trunk prefix (`8 916 12`) is searched without it."""
+    anywhere: str  # the digits as typed: "838 24 30" is the number's tail
+    prefix: str | None = None  # a Russian fragment typed with the trunk 8: "8 916 12"
+
+
+def phone_search(fragment: str, region: str = "RU") -> PhoneSearch:
+    """A whole local number is searched as its E.164 digits. Only a fragment may start
+    with the trunk prefix 8 or be a tail that happens to start with 8, so it matches
+    either way: as typed anywhere, or with 8 read as +7 at the number's start."""
     full = try_normalize(fragment, region)
     if full is not None:
-        return full.lstrip("+")
+        return PhoneSearch(full.lstrip("+"))
     digits = digits_of(fragment)
     if region == "RU" and fragment.strip().startswith("8") and len(digits) >= 4:
-        return "7" + digits[1:]
-    return digits
+        return PhoneSearch(digits, prefix="7" + digits[1:])
+    return PhoneSearch(digits)
 
 
 def is_mobile(e164: str) -> bool:

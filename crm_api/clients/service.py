@@ -369,13 +369,14 @@ async def contacts_of(session: AsyncSession, company_id: int) -> list[Client]:
 
 
 def _phone_match(fragment: str, region: str) -> Any:
-    digits = phones.search_digits(fragment, region)
     normalized = phones.try_normalize(fragment, region)
     if normalized is not None:  # a whole number: the unique index answers at once
         return exists().where(ClientPhone.client_id == Client.id, ClientPhone.e164 == normalized)
-    return exists().where(
-        ClientPhone.client_id == Client.id, ClientPhone.digits.contains(digits, autoescape=True)
-    )
+    search = phones.phone_search(fragment, region)
+    match = ClientPhone.digits.contains(search.anywhere, autoescape=True)
+    if search.prefix is not None:
+        match = or_(match, ClientPhone.digits.startswith(search.prefix, autoescape=True))
+    return exists().where(ClientPhone.client_id == Client.id, match)
 
 
 def filtered(actor: User, filters: ClientFilters, region: str) -> Select[Client]:

@@ -59,7 +59,7 @@ async def test_drag_deals_across_stages_and_lose_one_with_a_reason(
     lost_zone = page.get_by_test_id("drop-lost").locator(".zone-drop")
     await drag(page, moved, lost_zone)
     dialog = page.get_by_role("dialog")
-    await expect(dialog.get_by_text("Почему сделка проиграна?")).to_be_visible()
+    await expect(dialog.get_by_text("Почему сделка не реализована?")).to_be_visible()
     save = dialog.get_by_role("button", name="Сохранить")
     await expect(save).to_be_disabled()  # no reason, no loss
     async with page.expect_response(lambda r: "/deals/board" in r.url):
@@ -68,7 +68,7 @@ async def test_drag_deals_across_stages_and_lose_one_with_a_reason(
     await expect(moved).to_be_visible()
 
     await drag(page, moved, lost_zone)
-    await dialog.get_by_label("Почему сделка проиграна?").fill("Выбрали конкурента")
+    await dialog.get_by_label("Почему сделка не реализована?").fill("Выбрали конкурента")
     async with page.expect_response(lambda r: r.url.endswith(f"/deals/{deal_id}/close")) as closing:
         await save.click()
     assert (await closing.value).ok

@@ -378,3 +378,25 @@ async def test_login_cookie_session_logout_and_saved_views(
         assert (await http.post("/auth/logout")).status_code == 204
         http.cookies.clear()
         assert (await http.get("/auth/me")).status_code == 401
+
+
+async def test_search_by_the_last_digits_even_when_they_start_with_8(
+    api: RunningApi, actors: dict[Role, Actor]
+) -> None:
+    tail = await _create(
+        api, actors[Role.SUPERVISOR], name="Хвост", phones=[{"number": "+7 495 838-24-30"}]
+    )
+    other = await _create(
+        api, actors[Role.SUPERVISOR], name="Другой", phones=[{"number": "+7 916 738-24-31"}]
+    )
+    async with api.client(actors[Role.SUPERVISOR].token) as http:
+
+        async def found(q: str) -> set[int]:
+            r = await http.get("/clients", params={"q": q})
+            assert r.status_code == 200, r.text
+            return {c["id"] for c in r.json()["items"]}
+
+        assert await found("838 24 30") == {tail["id"]}  # a tail, not "8" for "+7"
+        assert await found("8 495 838") == {tail["id"]}  # the trunk prefix at the start
+        assert await found("8 916") == {other["id"]}
+        assert await found("8 (495) 838-24-30") == {tail["id"]}  # a whole number

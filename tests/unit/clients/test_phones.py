@@ -1,6 +1,12 @@
 import pytest
 
-from crm_api.clients.phones import InvalidPhone, looks_like_phone, normalize, search_digits
+from crm_api.clients.phones import (
+    InvalidPhone,
+    PhoneSearch,
+    looks_like_phone,
+    normalize,
+    phone_search,
+)
 
 
 @pytest.mark.parametrize(
@@ -42,10 +48,14 @@ def test_invalid_numbers_are_refused_with_the_input_named(bad: str) -> None:
 
 
 def test_search_fragments() -> None:
-    assert search_digits("8 916 12", "RU") == "791612"
-    assert search_digits("+7 916", "RU") == "7916"
-    assert search_digits("45-67", "RU") == "4567"
-    assert search_digits("8 (916) 123-45-67", "RU") == "79161234567"
+    # A fragment with the trunk 8 matches at the number's start as +7, or as typed.
+    assert phone_search("8 916 12", "RU") == PhoneSearch("891612", prefix="791612")
+    # A tail that starts with 8 is not a trunk prefix: "838 24 30" is …838-24-30.
+    assert phone_search("838 24 30", "RU") == PhoneSearch("8382430", prefix="7382430")
+    assert phone_search("+7 916", "RU") == PhoneSearch("7916")
+    assert phone_search("45-67", "RU") == PhoneSearch("4567")
+    # Only a whole number gets the trunk-prefix rule outright.
+    assert phone_search("8 (916) 123-45-67", "RU") == PhoneSearch("79161234567")
     assert looks_like_phone("916 12")
     assert not looks_like_phone("Иванов")
     assert not looks_like_phone("12")

@@ -36,7 +36,7 @@ export default {
     title: 'Clients', search: 'Name, phone (any form) or e-mail', kind: 'Kind', person: 'Person',
     companyKind: 'Company', group: 'Group', segment: 'Segment', source: 'Lead source',
     manager: 'Manager', unassigned: 'Unassigned', views: 'Saved views', saveView: 'Save view',
-    viewName: 'View name', import: 'Import', export: 'Export', new: 'New client', found: '{n} clients',
+    viewName: 'View name', import: 'Import', export: 'Export', new: 'New client', found: '{n} clients | {n} client | {n} clients',
     importing: 'Importing…', imported: 'Imported {created} of {total}', importErrors: 'Errors',
     created: 'Created', sort: 'Sort',
   },
@@ -55,6 +55,9 @@ export default {
   deals: {
     title: 'Deals', won: 'Won', lost: 'Lost', lostReason: 'Why was it lost?', amount: 'Amount',
     dropWon: 'Drop here: won', dropLost: 'Drop here: lost',
+    add: '+ Deal', new: 'New deal', create: 'Create deal', created: 'Deal created', dealTitle: 'What is sold',
+    findClient: 'Name or phone', clientsManager: 'The client\'s manager', clientsSource: 'The client\'s source',
+    addIn: 'New deal in “{stage}”',
   },
   tasks: {
     tomorrow: 'Tomorrow', later: 'Later', new: 'New task', assignee: 'Assignee', title: 'Tasks', today: 'Today', overdue: 'Overdue', upcoming: 'Upcoming', done: 'Done',

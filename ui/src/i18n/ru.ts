@@ -56,8 +56,11 @@ const ru: typeof en = {
     changes: 'Изменения', action: 'Действие', who: 'Кто', when: 'Когда', recording: 'Запись',
   },
   deals: {
-    title: 'Сделки', won: 'Успешно', lost: 'Проиграна', lostReason: 'Почему сделка проиграна?',
-    amount: 'Сумма', dropWon: 'Перетащите сюда: успех', dropLost: 'Перетащите сюда: проигрыш',
+    title: 'Сделки', won: 'Успешно', lost: 'Не реализована', lostReason: 'Почему сделка не реализована?',
+    amount: 'Сумма', dropWon: 'Перетащите сюда: успешно', dropLost: 'Перетащите сюда: не реализована',
+    add: '+ Сделка', new: 'Новая сделка', create: 'Создать сделку', created: 'Сделка создана', dealTitle: 'Что продаём',
+    findClient: 'Имя или телефон', clientsManager: 'Менеджер клиента', clientsSource: 'Источник клиента',
+    addIn: 'Новая сделка на этапе «{stage}»',
   },
   tasks: {
     tomorrow: 'Завтра', later: 'Позже', new: 'Новая задача', assignee: 'Исполнитель', title: 'Задачи', today: 'Сегодня', overdue: 'Просрочено', upcoming: 'Предстоящие', done: 'Готово',

@@ -1,0 +1,107 @@
+"""A manager's loop: find a client by the last digits of a number (starting with 8), open
+the card, make a deal there and another one on the board in a stage, win one."""
+
+from __future__ import annotations
+
+import pytest
+from e2e.helpers import choose, login, new_context, shoot_widths
+from playwright.async_api import Browser, expect
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.server import RunningApi
+
+from crm_api.accounts.models import User
+from crm_api.clients.directories.models import LeadSource
+from crm_api.sales.models import Deal
+
+WORDS = {
+    "ru": {
+        "found": "Клиентов: 1",
+        "title": "Что продаём",
+        "amount": "Сумма",
+        "source": "Источник",
+        "create": "Создать сделку",
+        "client": "Клиент",
+        "won": "Успешно",
+        "edit": "Изменить",
+    },
+    "en": {
+        "found": "1 client",
+        "title": "What is sold",
+        "amount": "Amount",
+        "source": "Lead source",
+        "create": "Create deal",
+        "client": "Client",
+        "won": "Won",
+        "edit": "Edit",
+    },
+}
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+async def test_find_by_tail_digits_then_deals_from_the_card_and_the_board(
+    app: RunningApi, browser: Browser, db: async_sessionmaker[AsyncSession], lang: str
+) -> None:
+    w = WORDS[lang]
+    context = await new_context(browser, app, lang)
+    page = await context.new_page()
+    await login(page, "manager", "manager-demo-1")
+    made = await page.request.post(
+        "/api/v1/clients",
+        data={"name": "Кузнецова Алла", "phones": [{"number": "+7 903 838-71-52"}]},
+    )
+    assert made.ok, await made.text()
+    client_id = (await made.json())["id"]
+
+    # "838 71 52": the tail of +7 903 838-71-52, not "+7 38 24 30".
+    await page.goto("/clients")
+    await page.get_by_role("searchbox").fill("838 71 52")
+    await expect(page.get_by_test_id("clients-total")).to_have_text(w["found"])
+    await shoot_widths(page, f"clients-tail-search-{lang}")
+    await page.get_by_test_id("clients-table").get_by_role("link", name="Кузнецова Алла").click()
+    await expect(page.get_by_test_id("client-name")).to_have_text("Кузнецова Алла")
+
+    # "+ Deal" on the card: the client is given; manager and source default sensibly.
+    await page.get_by_test_id("add-deal").click()
+    form = page.get_by_test_id("deal-form")
+    await form.get_by_label(w["title"]).fill("Кондиционер в офис")
+    await form.get_by_label(w["amount"]).fill("150000")
+    await choose(page, w["source"], "Рекомендация")
+    await shoot_widths(page, f"card-new-deal-{lang}")
+    await form.get_by_role("button", name=w["create"]).click()
+    await expect(form).to_be_hidden()
+    await expect(page.get_by_test_id("card-deals")).to_contain_text("Кондиционер в офис")
+
+    # "+ Deal" in the board's second stage: the client is found by name.
+    await page.goto("/deals")
+    board = page.get_by_test_id("deals-board")
+    second = board.locator("section").nth(1)
+    await second.get_by_test_id("add-deal").click()
+    form = page.get_by_test_id("deal-form")
+    await form.get_by_label(w["client"]).click()
+    await page.keyboard.type("Кузнецова")
+    await page.locator(".n-base-select-option", has_text="Кузнецова Алла").click()
+    await form.get_by_label(w["title"]).fill("Сервисный договор")
+    await form.get_by_label(w["amount"]).fill("24000")
+    await form.get_by_role("button", name=w["create"]).click()
+    await expect(form).to_be_hidden()
+    card = second.locator("[data-deal]", has_text="Сервисный договор")
+    await expect(card).to_be_visible()
+    await shoot_widths(page, f"deals-board-{lang}")
+
+    # Won from the card's menu (the keyboard way of dragging).
+    await card.get_by_role("button").click()
+    await page.locator(".n-dropdown-option", has_text=w["won"]).click()
+    await expect(card).to_have_count(0)
+
+    async with db() as session:
+        deals = (await session.scalars(select(Deal).where(Deal.client_id == client_id))).all()
+        manager = await session.scalar(select(User).where(User.username == "manager"))
+        source = await session.scalar(select(LeadSource).where(LeadSource.name == "Рекомендация"))
+    assert manager is not None and source is not None
+    by_title = {d.title: d for d in deals}
+    office, service = by_title["Кондиционер в офис"], by_title["Сервисный договор"]
+    assert (office.manager_id, office.lead_source_id) == (manager.id, source.id)
+    assert office.amount_minor == 15_000_000  # kopecks
+    assert service.manager_id == manager.id and service.stage_kind == "won"
+    await context.close()
