@@ -21,6 +21,7 @@ from crm_api.messages.outbox import claim_due, retry_later, set_status
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services
 from crm_api.platform.realtime.hub import Hub
+from crm_api.platform.realtime.outage import Outage
 from crm_api.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,11 +88,13 @@ class EmailService:
         self.wake = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
+        database = Outage("e-mail outbox: the database or the SMTP server", log)
         while not stop.is_set():
             try:
                 sent = await self.run_once()
-            except Exception:
-                log.exception("the e-mail outbox failed")
+                database.ok()
+            except Exception as exc:
+                database.failed_or_bug(exc, "the e-mail outbox failed")
                 sent = 0
             if not sent:
                 with contextlib.suppress(TimeoutError):

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.calls.service import MissedCall
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services
+from crm_api.platform.realtime.outage import Outage
 from crm_api.tasks import service as tasks_domain
 
 log = logging.getLogger(__name__)
@@ -72,16 +73,18 @@ async def start_reminders(services: Services) -> Callable[[], Awaitable[None]]:
 
     async def loop() -> None:
         next_scan = 0.0
+        database = Outage("reminders: the database", log)
         while not stop.is_set():
             try:
                 await send_due(services)
                 if time.monotonic() >= next_scan:
                     await run_stale_rule(services)
                     next_scan = time.monotonic() + settings.stale_deal_scan_seconds
+                database.ok()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("reminder poll failed; retrying")
+            except Exception as exc:
+                database.failed_or_bug(exc, "reminder poll failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.reminder_poll_seconds)
 

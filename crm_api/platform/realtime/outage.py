@@ -87,3 +87,10 @@ class Outage:
             "%s back after %.1f s (%d failed attempts)", self.what, self.down_for, self._failures
         )
         self._since, self._failures, self.error = None, 0, None
+
+    def failed_or_bug(self, exc: BaseException, message: str) -> None:
+        """For a retry loop: an outage said once, anything else (a bug) with its traceback."""
+        if is_outage(exc):
+            self.failed(exc)
+        else:
+            self._log.error(message, exc_info=exc)

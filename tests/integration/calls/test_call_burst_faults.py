@@ -35,8 +35,9 @@ from crm_api.accounts.models import Role
 from crm_api.calls.models import Call
 from crm_api.calls.pipeline import start_call_events
 from crm_api.clients.timeline.models import CommKind, Communication
+from crm_api.messages.email import start_email
 from crm_api.platform.settings import Settings
-from crm_api.tasks.reminders import missed_call_hook
+from crm_api.tasks.reminders import missed_call_hook, start_reminders
 from telephony.ami.simulator import CALL_SCENARIOS, AmiSimulator
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
@@ -279,7 +280,7 @@ async def test_a_database_cut_mid_burst_loses_no_call(
         call_events = functools.partial(start_call_events, on_missed=missed_call_hook)
         async with (
             WatchedPbx() as pbx,
-            running_api(settings, features=(call_events,)) as api,
+            running_api(settings, features=(call_events, start_reminders, start_email)) as api,
             watching(api, supervisor) as frames,
             telephony(settings, pbx, tmp_path, "telephony"),
         ):
@@ -291,9 +292,12 @@ async def test_a_database_cut_mid_burst_loses_no_call(
             await link.restore()
             await calls
             await verdict(db, "PostgreSQL cut, 3 s", pbx.fully_reported, frames, pbx)
-    # The consumer says it once, not a traceback per retry.
+    # Each part that polls the database says it once, not a traceback per retry.
     messages = [r for r in caplog.records if r.name.startswith("crm_api")]
     assert not [r for r in messages if r.exc_info], "a traceback was logged"
+    for part in ("handler's storage", "reminders: the database", "e-mail outbox"):
+        said = "\n".join(m.getMessage() for m in messages if part in m.getMessage())
+        assert outage_lines(said) in ((1, 1), (0, 0)), said
     handler = "\n".join(m.getMessage() for m in messages if "handler's storage" in m.getMessage())
     assert outage_lines(handler) == (1, 1)
 
