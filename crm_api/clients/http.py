@@ -9,7 +9,7 @@ from crm_api.accounts import audit
 from crm_api.accounts.models import Role, User
 from crm_api.accounts.permissions import Permission
 from crm_api.clients import lookup as client_lookup
-from crm_api.clients import phones
+from crm_api.clients import notifier, phones
 from crm_api.clients import service as clients_domain
 from crm_api.clients.models import Client
 from crm_api.clients.presenters import (
@@ -19,6 +19,7 @@ from crm_api.clients.presenters import (
     user_ref,
 )
 from crm_api.clients.schemas import AuditEntryPublic, ClientCard, ClientPublic, ClientSummary
+from crm_api.clients.timeline import notifier as timeline_notifier
 from crm_api.clients.timeline import service as communications
 from crm_api.clients.timeline.models import CommKind
 from crm_api.clients.timeline.schemas import CommunicationPublic, NoteCreate
@@ -40,9 +41,7 @@ async def publish_client(services: Services, session: SessionDep, client: Client
     fresh = await clients_domain.load_card(session, client.id)
     assert fresh is not None
     public = client_public(fresh, await clients_domain.contacts_of(session, fresh.id))
-    await services.hub.notify(
-        "client.updated", {"client": public.model_dump(mode="json")}, client_id=fresh.id
-    )
+    await notifier.client_updated(services.hub, public)
     return public
 
 
@@ -163,11 +162,7 @@ async def add_note(
     await session.commit()
     await session.refresh(note, ["user", "comments"])
     public = communication_public(note)
-    await services.hub.notify(
-        "communication.created",
-        {"communication": public.model_dump(mode="json")},
-        client_id=client_id,
-    )
+    await timeline_notifier.communication_created(services.hub, public, client_id)
     return public
 
 

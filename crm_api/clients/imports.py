@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.accounts.models import User
 from crm_api.clients import files as client_files
+from crm_api.clients import notifier
 from crm_api.clients import service as clients_domain
 from crm_api.clients.list_models import ImportJob
 from crm_api.clients.schemas import ImportJobPublic
@@ -48,7 +49,7 @@ async def _progress(services: Services, job_id: int, user_id: int, **fields: obj
             setattr(job, key, value)
         await session.commit()
         public = ImportJobPublic.model_validate(job)
-    await services.hub.notify("import.progress", public.model_dump(mode="json"), users=[user_id])
+    await notifier.import_progress(services.hub, public, user_id)
 
 
 async def run_import(

@@ -4,12 +4,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from crm_api.accounts.models import Role, User
+from crm_api.accounts.models import User
 from crm_api.accounts.permissions import Permission
 from crm_api.clients.presenters import communication_public
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services, ServicesDep, SessionDep, require
 from crm_api.platform.schemas import Id, ItemList, Page
+from crm_api.sales import notifier
 from crm_api.sales import service as deals_domain
 from crm_api.sales.models import Deal
 from crm_api.sales.money import from_minor
@@ -35,20 +36,13 @@ router = APIRouter(tags=["deals"])
 Reader = Annotated[User, require(Permission.DEALS_READ)]
 Writer = Annotated[User, require(Permission.DEALS_WRITE)]
 Admin = Annotated[User, require(Permission.DIRECTORIES_MANAGE)]
-STAFF_ROLES = (Role.SUPERVISOR.value, Role.ADMIN.value)
 
 
 async def publish_deal(services: Services, session: SessionDep, deal: Deal) -> DealPublic:
     """The deal as it now is (after the commit), also pushed as `deal.updated`."""
     fresh = await deals_domain.load(session, deal.id)
     public = deal_public(fresh)
-    await services.hub.notify(
-        "deal.updated",
-        {"deal": public.model_dump(mode="json")},
-        users=[fresh.manager_id] if fresh.manager_id else [],
-        roles=STAFF_ROLES,
-        client_id=fresh.client_id,
-    )
+    await notifier.deal_updated(services.hub, public, fresh.manager_id)
     return public
 
 

@@ -10,6 +10,7 @@ from crm_api.accounts.permissions import Permission
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services, ServicesDep, SessionDep, require
 from crm_api.platform.schemas import Id, Page
+from crm_api.tasks import notifier
 from crm_api.tasks import service as tasks_domain
 from crm_api.tasks.models import Task
 from crm_api.tasks.schemas import TaskCreate, TaskHandoff, TaskPublic, TaskSnooze, TaskUpdate
@@ -20,9 +21,7 @@ Tasker = Annotated[User, require(Permission.TASKS)]
 
 async def publish_task(services: Services, task: Task) -> TaskPublic:
     public = TaskPublic.model_validate(task)
-    await services.hub.notify(
-        "task.updated", {"task": public.model_dump(mode="json")}, users=[task.assignee_id]
-    )
+    await notifier.task_updated(services.hub, public)
     return public
 
 

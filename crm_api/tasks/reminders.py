@@ -20,20 +20,10 @@ from crm_api.calls.service import MissedCall
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services
 from crm_api.platform.realtime.outage import Outage
+from crm_api.tasks import notifier
 from crm_api.tasks import service as tasks_domain
 
 log = logging.getLogger(__name__)
-
-
-def due_frame(reminder: tasks_domain.DueReminder) -> dict[str, object]:
-    return {
-        "task_id": reminder.task_id,
-        "title": reminder.title,
-        "client_id": reminder.client_id,
-        "deal_id": reminder.deal_id,
-        "due_at": reminder.due_at.isoformat() if reminder.due_at else None,
-        "remind_at": reminder.remind_at.isoformat(),
-    }
 
 
 async def send_due(services: Services, now: datetime | None = None) -> int:
@@ -42,7 +32,7 @@ async def send_due(services: Services, now: datetime | None = None) -> int:
         due = await tasks_domain.claim_due(session, now or utcnow())
         await session.commit()
     for reminder in due:
-        await services.hub.notify("task.due", due_frame(reminder), users=[reminder.assignee_id])
+        await notifier.task_due(services.hub, reminder)
     return len(due)
 
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from crm_api.accounts.models import User
 from crm_api.accounts.permissions import Permission
 from crm_api.clients.presenters import user_ref
+from crm_api.clients.timeline import notifier
 from crm_api.clients.timeline import service as communications
 from crm_api.clients.timeline.schemas import CommentCreate, CommentPublic
 from crm_api.platform.deps import ServicesDep, SessionDep, require
@@ -32,9 +33,5 @@ async def add_comment(
         body=comment.body,
         created_at=comment.created_at,
     )
-    await services.hub.notify(
-        "communication.commented",
-        {"communication_id": comm.id, "comment": public.model_dump(mode="json")},
-        client_id=comm.client_id,
-    )
+    await notifier.communication_commented(services.hub, comm.id, comm.client_id, public)
     return public
