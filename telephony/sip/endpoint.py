@@ -36,6 +36,7 @@ PJ_LEGS = 4  # PJSUA_MAX_CALLS of every prebuilt wheel
 PJ_ETOOMANY = 70010
 POLL_MS = 10
 DIAL_RETRY_S = 2.0  # a leg slot freed by a CANCEL is back within milliseconds
+CODECS = {"PCMA": 255, "PCMU": 254, "G722": 253}  # priorities; the rest are disabled
 WAV_WAIT_S = 2.0  # a destroyed recorder's file is complete within a clock tick or two
 
 
@@ -223,6 +224,12 @@ class PjBridge:
             ep.transportCreate(pj.PJSIP_TRANSPORT_TCP, transport)
         ep.libStart()
         ep.audDevManager().setNullDev()
+        # G.711 (A-law first, as Russian and European carriers) and G.722: what trunks and
+        # desk phones speak. The SDP stays short: pjsip sends an INVITE over 1300 bytes by
+        # TCP, from a port Kamailio cannot tell from the trunk's (it knows a worker by its
+        # UDP port).
+        for codec in ep.codecEnum2():
+            ep.codecSetPriority(codec.codecId, CODECS.get(codec.codecId.split("/")[0], 0))
         acfg = pj.AccountConfig()
         acfg.idUri = f"sip:callcard@{self.host}:{self.port}"
         media = acfg.mediaConfig.transportConfig
@@ -350,15 +357,15 @@ class PjBridge:
         assert self._account is not None
         leg = _Leg(self, self._account, command.leg, pj.PJSUA_INVALID_ID)
         op = pj.CallOpParam(True)
+        if command.reference:
+            op.txOption.headers.append(_header("X-Callcard-Reference", command.reference))
         if command.caller:
             # The client's number on the manager's phone (From is the bridge's account).
             user = "".join(c for c in command.caller if c.isalnum() or c in "+*#._-")
             name = "".join(c for c in command.caller_name or "" if c not in '"\\\r\n')
-            header = pj.SipHeader()
-            header.hName = "P-Asserted-Identity"
             address = f"<sip:{user}@{self.host}>"
-            header.hValue = f'"{name}" {address}' if name else address
-            op.txOption.headers.append(header)
+            identity = f'"{name}" {address}' if name else address
+            op.txOption.headers.append(_header("P-Asserted-Identity", identity))
         try:
             leg.makeCall(command.uri, op)
         except pj.Error as exc:
@@ -501,6 +508,13 @@ class PjBridge:
             self.emit(event)
         except Exception:
             log.exception("reporting %r failed", event)
+
+
+def _header(name: str, value: str) -> pj.SipHeader:
+    header = pj.SipHeader()
+    header.hName = name
+    header.hValue = "".join(c for c in value if c not in "\r\n")
+    return header
 
 
 def _wav_complete(path: Path) -> bool:

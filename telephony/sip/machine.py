@@ -124,8 +124,10 @@ class InboundCall(_Call):
         max_attempts: int,
         phone_uri: str,
         recordings_dir: str = "",
+        sip_call_id: str | None = None,
     ) -> None:
         super().__init__(call_id, at, recordings_dir)
+        self.sip_call_id = sip_call_id  # the trunk's: the phone leg carries it for tracing
         self.phone_uri = phone_uri  # `sip:{user}@registrar`: where an extension is dialled
         self.leg = leg
         self.caller = caller
@@ -185,6 +187,7 @@ class InboundCall(_Call):
                 pair=self.leg,
                 caller=self.caller,
                 caller_name=self.caller_name,
+                reference=self.sip_call_id,
             ),
             ev.CallRinging(
                 call_id=self.call_id,

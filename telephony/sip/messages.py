@@ -89,6 +89,7 @@ class Dial:
     pair: str | None = None
     caller: str | None = None  # shown to the dialled phone (From user)
     caller_name: str | None = None
+    reference: str | None = None  # the trunk leg's Call-ID, as X-Callcard-Reference
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

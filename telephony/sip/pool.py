@@ -330,6 +330,7 @@ class SipPool:
                 max_attempts=self.config.max_attempts,
                 phone_uri=self.config.phone_uri,
                 recordings_dir=str(self.config.recordings_dir),
+                sip_call_id=event.sip_call_id,
             )
             self._adopt(worker, call)
             self._run(worker, call, call.start())

@@ -32,6 +32,7 @@ def inbound(max_attempts: int = 3) -> tuple[InboundCall, list[Output]]:
         max_attempts=max_attempts,
         phone_uri=PHONES,
         recordings_dir="/rec",
+        sip_call_id="trunk-1@carrier",
     )
     return call, call.start()
 
@@ -68,6 +69,7 @@ def test_answered_call_is_bridged_recorded_and_ends_with_the_caller_bye() -> Non
         pair="i1",
         caller="+79161234567",
         caller_name="Ivan",
+        reference="trunk-1@carrier",
     )
     assert of(out, ev.CallRinging)[0].agent == "101"
     out = call.on_event(msg.Answered(leg="c1.1", at=0), at(3))
