@@ -18,6 +18,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 LIVE_STATES = ("originating", "ringing", "answered")
 GONE_AT_RECONNECT = "gone_at_reconnect"
 NO_EVENTS = "no_events"
+HEARD_EVERY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,38 @@ def ended(call: LiveCall, *, at: datetime, reason: str) -> ev.CallEnded:
     )
 
 
+class LastHeard:
+    """When the PBX was last heard from, kept in Redis: the next telephony process (after
+    a crash or a takeover) ends the calls that ended meanwhile at that time, not at their
+    answer. Best effort: without Redis, or with Redis away, a call's own times are used."""
+
+    def __init__(self, redis: Redis | None, pbx: str, heard: Callable[[], datetime | None]):
+        self._redis = redis
+        self._key = f"callcard:telephony:last-heard:{pbx}"
+        self._heard = heard
+
+    async def before(self) -> datetime | None:
+        if self._redis is None:
+            return None
+        try:
+            raw: bytes | str | None = await self._redis.get(self._key)
+            if not raw:
+                return None
+            return datetime.fromisoformat(raw.decode() if isinstance(raw, bytes) else raw)
+        except (RedisError, OSError, ValueError):
+            return None
+
+    async def keep(self) -> None:
+        written = None
+        while self._redis is not None:
+            await asyncio.sleep(HEARD_EVERY_S)
+            heard = self._heard()
+            if heard is not None and heard != written:
+                with contextlib.suppress(RedisError, OSError):
+                    await self._redis.set(self._key, heard.isoformat(), ex=7 * 86400)
+                    written = heard
+
+
 class Reconciler:
     """Runs beside one PBX adapter (in `callcard telephony`)."""
 
@@ -122,6 +157,7 @@ class Reconciler:
         emit: Callable[[list[ev.CallEvent]], None],
         followed: Callable[[], Collection[str]],
         *,
+        last_heard: LastHeard,
         max_call_s: float,
         sweep_every_s: float,
     ) -> None:
@@ -130,15 +166,18 @@ class Reconciler:
         self._sessions = sessions
         self._emit = emit
         self._followed = followed
+        self._last_heard = last_heard
+        self._heard_before: datetime | None = None  # by the process before this one
         self._max_call = timedelta(seconds=max_call_s)
         self._sweep_every_s = sweep_every_s
         self._outage = Outage("call reconciliation: the database", log)
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
 
     async def after_resync(self, listed_at: datetime, last_heard: datetime | None) -> None:
         """The PBX listed its live calls at `listed_at`; before that the link was last
-        heard from at `last_heard` (None: this process never was connected)."""
+        heard from at `last_heard` (None: this process was not connected before)."""
+        last_heard = last_heard or self._heard_before
         while True:
             try:
                 live = await live_in_journal(self._sessions, started_before=listed_at)
@@ -164,16 +203,25 @@ class Reconciler:
             self._emit([ended(c, at=c.latest, reason=NO_EVENTS) for c in stale])
         return len(stale)
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Before the PBX link starts: its first resync needs what the last process heard."""
         self._stop.clear()
-        self._task = asyncio.create_task(self._sweeper(), name="call-sweeper")
+        self._heard_before = await self._last_heard.before()
+        self._tasks = [
+            asyncio.create_task(self._sweeper(), name="call-sweeper"),
+            asyncio.create_task(self._last_heard.keep(), name="pbx-last-heard"),
+        ]
 
     async def stop(self) -> None:
         self._stop.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        sweeper, keeper = self._tasks or (None, None)
+        if keeper is not None:
+            keeper.cancel()
+        for task in (sweeper, keeper):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._tasks = []
 
     async def _sweeper(self) -> None:
         while not self._stop.is_set():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from crm_api.calls.pipeline import (
     CALL_EVENTS_STREAM,
@@ -17,7 +17,7 @@ from crm_api.calls.pipeline import (
     SpooledCallEventSink,
     make_stream,
 )
-from crm_api.calls.reconcile import Reconciler
+from crm_api.calls.reconcile import LastHeard, Reconciler
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services
 from crm_api.platform.realtime.spool import SpooledAppender
@@ -111,15 +111,22 @@ async def start_telephony(services: Services) -> Callable[[], Awaitable[None]]:
         outbound_context=settings.ami_outbound_context,
         on_resync=after_resync,
     )
+    heard = LastHeard(
+        services.redis,
+        adapter.status.url,
+        # Linked, the PBX would have told us of any end until now.
+        lambda: datetime.now(UTC) if adapter.connected else None,
+    )
     reconciler = Reconciler(
         services.sessions,
         adapter.emit,
         lambda: adapter.translator.live_calls,
+        last_heard=heard,
         max_call_s=settings.call_max_s,
         sweep_every_s=settings.call_sweep_every_s,
     )
+    await reconciler.start()
     await adapter.start()
-    reconciler.start()
     services.links.pbx = adapter
     gauges = services.metrics.telephony
     gauges.ami_up.set_function(lambda: services.links.pbx is adapter and adapter.connected)

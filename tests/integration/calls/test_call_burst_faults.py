@@ -16,10 +16,12 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aredis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.factories import Actor
@@ -38,7 +40,7 @@ from crm_api.clients.timeline.models import CommKind, Communication
 from crm_api.messages.email import start_email
 from crm_api.platform.settings import Settings
 from crm_api.tasks.reminders import missed_call_hook, start_reminders
-from telephony.ami.simulator import CALL_SCENARIOS, AmiSimulator
+from telephony.ami.simulator import CALL_SCENARIOS, AmiSimulator, prepare
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
@@ -310,3 +312,59 @@ async def restart(redis: RestartableRedis, down_s: float) -> None:
 
 def _lines(text: str, needle: str) -> str:
     return "\n".join(line for line in text.splitlines() if needle in line)
+
+
+async def test_a_call_ended_by_a_pbx_restart_while_telephony_was_down_ends_when_last_heard(
+    settings: Settings,
+    supervisor: Actor,
+    db: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    """The real captures of an Asterisk restart mid-call (A: the answered call ends with
+    the PBX; B: the PBX back with no channel, then a new call), while `callcard telephony`
+    was killed: the next process ends the first call, answered, at the last moment the old
+    one heard the PBX, not at its answer; the new call lands as usual."""
+    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+    first_part = prepare("pbx-restart-mid-call.A")
+    bridged = max(i for i, e in enumerate(first_part) if ("Event", "BridgeEnter") in e)
+    (call_a,) = {v for e in first_part for k, v in e if k == "Linkedid"}
+    redis = aredis.Redis.from_url(str(settings.redis_url))
+    call_events = functools.partial(start_call_events, on_missed=missed_call_hook)
+    async with (
+        WatchedPbx() as pbx,
+        running_api(settings, features=(call_events,)) as api,
+        watching(api, supervisor) as frames,
+    ):
+        async with telephony(settings, pbx, tmp_path, "first") as first:
+            await pbx.emit(first_part[: bridged + 1])
+            answered = await wait_for(lambda: _answered_at(db, call_a))
+            # The process notes when it last heard the PBX; it dies a while into the call.
+            await wait_for(lambda: _heard_after(redis, answered + timedelta(seconds=1.5)))
+            first.kill()
+            await first.process.wait()
+        await pbx.emit(first_part[bridged + 1 :])  # Asterisk restarts: the call ends unseen
+        async with telephony(settings, pbx, tmp_path, "second"):
+            second_call = await pbx.play("pbx-restart-mid-call.B")
+            (call_b,) = {v for e in second_call for k, v in e if k == "Linkedid"}
+            await wait_for(lambda: settled(db, {call_a, call_b}, frames), within=30)
+    await redis.aclose()
+    async with db() as session:
+        row = await session.scalar(select(Call).where(Call.pbx_call_id == call_a))
+    assert row is not None
+    assert (row.state, row.disposition, row.failure) == ("ended", "answered", "gone_at_reconnect")
+    assert row.talk_s is not None and row.talk_s >= 1.5
+    states, logged = await journal(db)
+    assert (states[call_b], logged[call_a], logged[call_b]) == ("ended", 1, 1)
+    assert frames.ended() == Counter({call_a: 1, call_b: 1})
+
+
+async def _answered_at(db: async_sessionmaker[AsyncSession], call_id: str) -> datetime | None:
+    async with db() as session:
+        at = await session.scalar(select(Call.answered_at).where(Call.pbx_call_id == call_id))
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+
+
+async def _heard_after(redis: aredis.Redis, moment: datetime) -> bool:
+    keys = await redis.keys("callcard:telephony:last-heard:*")
+    values = [await redis.get(k) for k in keys]
+    return any(v and datetime.fromisoformat(v.decode()) > moment for v in values)
