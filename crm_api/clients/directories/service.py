@@ -36,6 +36,13 @@ async def create_custom_field(
     return item
 
 
+async def _commit_unique(session: AsyncSession, name: str | None) -> None:
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        raise Conflict(f"{name!r} already exists").with_code("duplicate_name") from exc
+
+
 async def list_items(session: AsyncSession, kind: str) -> list[Item]:
     model: Any = MODELS[kind]
     return list((await session.scalars(select(model).order_by(model.name))).all())
@@ -47,10 +54,7 @@ async def create_item(session: AsyncSession, kind: str, name: str, color: str | 
     if color and isinstance(item, ClientGroup):
         item.color = color
     session.add(item)
-    try:
-        await session.commit()
-    except IntegrityError as exc:
-        raise Conflict(f"{name!r} already exists").with_code("duplicate_name") from exc
+    await _commit_unique(session, name)
     return item
 
 
@@ -70,10 +74,7 @@ async def update_item(
         item.name = name.strip()
     if color is not None and isinstance(item, ClientGroup):
         item.color = color
-    try:
-        await session.commit()
-    except IntegrityError as exc:
-        raise Conflict(f"{name!r} already exists").with_code("duplicate_name") from exc
+    await _commit_unique(session, name)
     return item
 
 

@@ -3,7 +3,9 @@ the schema they make is the one the models describe (no column drift)."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -62,16 +64,22 @@ async def test_sqlite_upgrade_downgrade(tmp_path) -> None:
     await _round_trip(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
 
 
-@pytest.mark.postgres
-async def test_postgres_upgrade_downgrade(pg_server: PgServer) -> None:
+@contextlib.asynccontextmanager
+async def _empty_pg_database(pg_server: PgServer) -> AsyncIterator[str]:
     name = f"callcard_mig_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(pg_server.dsn())
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        await _round_trip(pg_server.url(name))
+        yield pg_server.url(name)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_upgrade_downgrade(pg_server: PgServer) -> None:
+    async with _empty_pg_database(pg_server) as url:
+        await _round_trip(url)
 
 
 async def test_sqlite_migrated_schema_is_the_models(tmp_path) -> None:
@@ -93,11 +101,5 @@ async def test_the_drift_check_sees_a_column_the_migrations_lack(tmp_path) -> No
 
 @pytest.mark.postgres
 async def test_postgres_migrated_schema_is_the_models(pg_server: PgServer) -> None:
-    name = f"callcard_drift_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(pg_server.dsn())
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        assert await _drift(pg_server.url(name)) == []
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with _empty_pg_database(pg_server) as url:
+        assert await _drift(url) == []
