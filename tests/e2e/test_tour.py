@@ -4,7 +4,7 @@ no errors, and a screenshot is kept for a human to look at (var/e2e-screenshots)
 from __future__ import annotations
 
 import pytest
-from e2e.helpers import login, new_context, shoot
+from e2e.helpers import login, new_context, shoot, shoot_widths
 from playwright.async_api import Browser, ConsoleMessage, expect
 from support.server import RunningApi
 
@@ -50,11 +50,11 @@ async def test_every_page_renders(app: RunningApi, browser: Browser, lang: str) 
         await expect(page.get_by_role("heading", level=1)).to_have_text(heading)
         await expect(page.get_by_test_id("not-available")).to_have_count(0)
         await expect(page.locator(".n-spin")).to_have_count(0)
-        await shoot(page, f"page-{path}-{lang}")
+        await shoot_widths(page, f"page-{path}-{lang}")
     # The card of a client with history.
     await page.goto("/clients/1")  # the demo's first clients have notes and calls
     await expect(page.get_by_test_id("timeline-item").first).to_be_visible()
-    await shoot(page, f"page-client-card-{lang}")
+    await shoot_widths(page, f"page-client-card-{lang}")
     await page.get_by_text("Журнал" if lang == "ru" else "Audit", exact=True).click()
     await expect(page.get_by_test_id("audit").locator("tbody tr").first).to_be_visible()
 
@@ -63,7 +63,7 @@ async def test_every_page_renders(app: RunningApi, browser: Browser, lang: str) 
     await page.goto("/admin")
     await expect(page.get_by_role("heading", level=1)).to_have_text(ADMIN[lang])
     await expect(page.get_by_test_id("users-table").locator("tbody tr")).to_have_count(6)
-    await shoot(page, f"page-admin-{lang}")
+    await shoot_widths(page, f"page-admin-{lang}")
     await page.get_by_text("Справочники" if lang == "ru" else "Directories", exact=True).click()
     await expect(page.get_by_test_id("dir-groups").locator("li")).to_have_count(3)
     await shoot(page, f"page-admin-directories-{lang}")

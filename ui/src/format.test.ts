@@ -3,7 +3,7 @@ import { duration, phone, title } from './format'
 
 describe('format', () => {
   it('groups Russian numbers and leaves others alone', () => {
-    expect(phone('+79161234567')).toBe('+7 916 123-45-67')
+    expect(phone('+79161234567')).toBe('+7\u00a0916\u00a0123\u201145\u201167')
     expect(phone('+4930123456')).toBe('+4930123456')
     expect(phone(null)).toBe('')
   })

@@ -1,10 +1,14 @@
 import { i18n } from './i18n'
 
+// A number never wraps in the middle: no-break spaces and no-break hyphens.
+const NBSP = '\u00a0'
+const NBHY = '\u2011'
+
 /** +79161234567 → +7 916 123-45-67 (Russian numbers); others as stored. */
 export function phone(e164: string | null | undefined): string {
   if (!e164) return ''
   const m = /^\+7(\d{3})(\d{3})(\d{2})(\d{2})$/.exec(e164)
-  return m ? `+7 ${m[1]} ${m[2]}-${m[3]}-${m[4]}` : e164
+  return m ? ['+7', m[1], [m[2], m[3], m[4]].join(NBHY)].join(NBSP) : e164
 }
 
 export function duration(seconds: number | null | undefined): string {

@@ -1,0 +1,74 @@
+"""A phone and a 1024 laptop: the floating call panel stays on screen, numbers stay on one
+line, and headings break between words only."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+import pytest
+from e2e.helpers import login, new_context, pbx, shoot_widths
+from playwright.async_api import Browser, Locator, expect
+from support.server import RunningApi
+
+from telephony import events as ev
+
+_ids = itertools.count(1)
+
+
+async def one_line(el: Locator) -> bool:
+    """The element's text sits on a single line box."""
+    return bool(
+        await el.evaluate(
+            """el => {
+                const range = document.createRange()
+                range.selectNodeContents(el)
+                const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)))
+                return tops.size <= 1  // an empty cell has none
+            }"""
+        )
+    )
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+async def test_floating_call_panel_fits_a_phone_and_numbers_do_not_wrap(
+    app: RunningApi, browser: Browser, lang: str
+) -> None:
+    context = await new_context(browser, app, lang)
+    page = await context.new_page()
+    await login(page, "operator", "operator-demo-1")
+    await page.goto("/clients")
+    table = page.get_by_test_id("clients-table")
+    await expect(table.locator("tbody tr").first).to_be_visible()
+
+    # 1024: every number in the list on one line.
+    await page.set_viewport_size({"width": 1024, "height": 800})
+    cells = table.locator("td.nowrap")
+    assert await cells.count() > 10
+    for i in range(await cells.count()):
+        assert await one_line(cells.nth(i)), await cells.nth(i).text_content()
+
+    # 390: a call pops while the operator is on another page, as a floating panel.
+    await page.set_viewport_size({"width": 390, "height": 844})
+    call_id = f"layout-{lang}-{next(_ids)}"
+    now = datetime.now(UTC)
+    await pbx(
+        app,
+        ev.CallStarted(
+            call_id=call_id,
+            at=now,
+            direction=ev.Direction.INBOUND,
+            caller="+79991234567",
+            callee="4950000000",
+        ),
+        ev.CallRinging(call_id=call_id, at=now, agent="104"),
+    )
+    panel = page.get_by_test_id("call-panel")
+    await expect(panel).to_be_visible()
+    box = await panel.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    assert box["y"] >= 0 and box["y"] + min(box["height"], 844) <= 844, box
+    assert await one_line(panel.get_by_test_id("call-number"))
+    await shoot_widths(page, f"pop-floating-{lang}")
+    await context.close()
