@@ -4,7 +4,8 @@ SIPp is the carrier (G.711 pcap audio) and one registered phone (extension 101, 
 audio back); `SIP_BENCH_CALLS` calls (default 40, on calls/2 workers) are all up at once
 for `SIP_BENCH_TALK_S` seconds. Reported: calls answered and dropped, the workers' CPU and
 memory per bridged call while all talk, and the set-up time from the carrier's INVITE to
-the INVITE reaching the manager's phone (the phone rings at once), p50/p99.
+the INVITE reaching the manager's phone (the phone rings at once), p50/p99. Then, through
+Callcard itself, the time from the INVITE to `call.ringing` on the manager's socket.
 
     make bench PYTEST_ARGS='-k sip'
 """
@@ -12,17 +13,29 @@ the INVITE reaching the manager's phone (the phone rings at once), p50/p99.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import time
 from datetime import datetime
+from datetime import time as dtime
 from pathlib import Path
 
 from measure import percentile
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.factories import Actor
 from support.kamailio import running_kamailio
+from support.server import running_api
 from support.sip_bridge import CallLog, ScriptedRouter, wav_stats
 from support.sipp import free_udp_tcp_port, start_sipp
+from support.ws import Socket, open_socket
 
+from crm_api.accounts.models import Role
+from crm_api.calls.pipeline import start_call_events
+from crm_api.calls.sip import start_sip
+from crm_api.platform.settings import Settings
+from crm_api.schedules import service as schedules
+from crm_api.tasks.reminders import missed_call_hook
 from telephony import events as ev
 from telephony.sip.pool import PoolConfig, SipPool
 
@@ -147,8 +160,7 @@ async def test_concurrent_bridged_calls_through_kamailio(tmp_path: Path) -> None
         f"dropped {CALLS - len(answered)}, silent recordings {silent}"
     )
     print(
-        f"  workers' CPU while all talk: {cpu_pct:.1f}% of a core "
-        f"= {cpu_pct / CALLS:.2f}% per call"
+        f"  workers' CPU while all talk: {cpu_pct:.1f}% of a core = {cpu_pct / CALLS:.2f}% per call"
     )
     print(
         f"  workers' memory: {idle_rss:.0f} MB idle ({idle_rss / workers:.0f} MB each), "
@@ -163,3 +175,62 @@ async def test_concurrent_bridged_calls_through_kamailio(tmp_path: Path) -> None
     assert caller_rc == 0, caller.log()[-3000:]
     assert len(answered) == CALLS, f"{CALLS - len(answered)} calls dropped"
     assert silent == 0
+
+
+POP_CALLS = int(os.environ.get("SIP_BENCH_POP_CALLS", "20"))
+
+
+async def test_invite_to_the_card_popping_on_the_operators_socket(
+    settings: Settings,
+    actors: dict[Role, Actor],
+    db: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    """`callcard run` with CALLCARD_SIP_BIND (one worker, no Kamailio): a call a second;
+    from the carrier's INVITE to `call.ringing` on the manager's socket."""
+    manager = actors[Role.MANAGER]
+    async with db() as session:
+        for day in range(7):
+            await schedules.add_shift(session, manager.user.id, day, dtime(0), dtime(23, 59), False)
+        await session.commit()
+    phone = await start_sipp("phone.xml", tmp_path, pause_ms=300, rtp_echo=True, calls=POP_CALLS)
+    await phone.listening()
+    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+    settings.sip_bind = f"127.0.0.1:{free_udp_tcp_port()}"
+    settings.sip_phone_uri = f"sip:{{user}}@127.0.0.1:{phone.port}"
+    call_events = functools.partial(start_call_events, on_missed=missed_call_hook)
+    popped: list[float] = []
+    async with (
+        running_api(settings, features=(call_events, start_sip)) as api,
+        open_socket(api.ws_url, manager.token) as conn,
+    ):
+        sock = Socket(conn)
+        await sock.next_of("hello")
+        caller = await start_sipp(
+            "caller.xml",
+            tmp_path,
+            target=settings.sip_bind,
+            pause_ms=800,
+            calls=POP_CALLS,
+            rate=0.5,
+        )
+        for _ in range(POP_CALLS):
+            try:
+                await sock.next_of("call.ringing", within=30)
+            except TimeoutError:
+                raise AssertionError([f["type"] for f in sock.frames]) from None
+            popped.append(time.time())
+        assert await caller.wait(POP_CALLS + 60) == 0, caller.log()[-3000:]
+    phone.kill()
+    # A call every two seconds, each over in about one (the manager is free again for the
+    # routing policy): the n-th INVITE is the n-th pop's.
+    sent = sorted(invite_times(caller.log(), "Call-ID").values())
+    delays = [p - s for s, p in zip(sent, popped, strict=True)]
+    print()
+    backend = settings.database_url.split(":")[0]
+    print(
+        f"SIP INVITE -> call.ringing on the manager's socket ({backend}, "
+        f"load average {os.getloadavg()[0]:.2f}): n={len(delays)} "
+        f"p50={percentile(delays, 0.5) * 1000:.1f} ms "
+        f"p99={percentile(delays, 0.99) * 1000:.1f} ms"
+    )
