@@ -12,7 +12,11 @@ from crm_api.accounts.permissions import Permission
 from crm_api.platform.deps import Authorize
 
 # Routes that answer without a login; every other /api/v1 route carries `Authorize`.
-PUBLIC_ROUTES = {("POST", "/api/v1/auth/login"), ("GET", "/api/v1/health")}
+PUBLIC_ROUTES = {
+    ("POST", "/api/v1/auth/login"),
+    ("GET", "/api/v1/health"),
+    ("GET", "/api/v1/health/ready"),  # a load balancer's readiness probe carries no login
+}
 
 
 @dataclass(frozen=True, slots=True)
