@@ -38,6 +38,7 @@ from crm_api.calls.models import Call
 from crm_api.calls.pipeline import start_call_events
 from crm_api.clients.timeline.models import CommKind, Communication
 from crm_api.messages.email import start_email
+from crm_api.platform.runtime import Feature
 from crm_api.platform.settings import Settings
 from crm_api.tasks.reminders import missed_call_hook, start_reminders
 from telephony.ami.simulator import CALL_SCENARIOS, AmiSimulator, prepare
@@ -102,6 +103,20 @@ async def watching(api: RunningApi, actor: Actor) -> AsyncIterator[Frames]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+@contextlib.asynccontextmanager
+async def callcard(
+    settings: Settings, supervisor: Actor, *more: Feature
+) -> AsyncIterator[tuple[WatchedPbx, Frames]]:
+    """The PBX, the API consuming the call events, and a supervisor's socket."""
+    call_events = functools.partial(start_call_events, on_missed=missed_call_hook)
+    async with (
+        WatchedPbx() as pbx,
+        running_api(settings, features=(call_events, *more)) as api,
+        watching(api, supervisor) as frames,
+    ):
+        yield pbx, frames
 
 
 async def burst(pbx: WatchedPbx, started: asyncio.Event) -> None:
@@ -204,11 +219,8 @@ async def test_a_redis_restart_mid_burst_loses_no_call(
     settings.recordings_dir.mkdir(parents=True, exist_ok=True)
     async with restartable_redis(tmp_path / "redis", persistent=persistent) as redis:
         settings = settings.model_copy(update={"redis_url": redis.url})
-        call_events = functools.partial(start_call_events, on_missed=missed_call_hook)
         async with (
-            WatchedPbx() as pbx,
-            running_api(settings, features=(call_events,)) as api,
-            watching(api, supervisor) as frames,
+            callcard(settings, supervisor) as (pbx, frames),
             telephony(settings, pbx, tmp_path, "telephony"),
         ):
             started = asyncio.Event()
@@ -234,12 +246,7 @@ async def test_telephony_killed_mid_burst_leaves_no_call_active(
     settings.recordings_dir.mkdir(parents=True, exist_ok=True)
     async with restartable_redis(tmp_path / "redis", persistent=False) as redis:
         settings = settings.model_copy(update={"redis_url": redis.url})
-        call_events = functools.partial(start_call_events, on_missed=missed_call_hook)
-        async with (
-            WatchedPbx() as pbx,
-            running_api(settings, features=(call_events,)) as api,
-            watching(api, supervisor) as frames,
-        ):
+        async with callcard(settings, supervisor) as (pbx, frames):
             started = asyncio.Event()
             async with telephony(settings, pbx, tmp_path, "first") as first:
                 calls = asyncio.create_task(burst(pbx, started))
@@ -279,11 +286,8 @@ async def test_a_database_cut_mid_burst_loses_no_call(
     ):
         url = settings.database_url.replace(pg, f"@127.0.0.1:{link.port}/")
         settings = settings.model_copy(update={"redis_url": redis.url, "database_url": url})
-        call_events = functools.partial(start_call_events, on_missed=missed_call_hook)
         async with (
-            WatchedPbx() as pbx,
-            running_api(settings, features=(call_events, start_reminders, start_email)) as api,
-            watching(api, supervisor) as frames,
+            callcard(settings, supervisor, start_reminders, start_email) as (pbx, frames),
             telephony(settings, pbx, tmp_path, "telephony"),
         ):
             started = asyncio.Event()
@@ -329,12 +333,7 @@ async def test_a_call_ended_by_a_pbx_restart_while_telephony_was_down_ends_when_
     bridged = max(i for i, e in enumerate(first_part) if ("Event", "BridgeEnter") in e)
     (call_a,) = {v for e in first_part for k, v in e if k == "Linkedid"}
     redis = aredis.Redis.from_url(str(settings.redis_url))
-    call_events = functools.partial(start_call_events, on_missed=missed_call_hook)
-    async with (
-        WatchedPbx() as pbx,
-        running_api(settings, features=(call_events,)) as api,
-        watching(api, supervisor) as frames,
-    ):
+    async with callcard(settings, supervisor) as (pbx, frames):
         async with telephony(settings, pbx, tmp_path, "first") as first:
             await pbx.emit(first_part[: bridged + 1])
             answered = await wait_for(lambda: _answered_at(db, call_a))
