@@ -224,6 +224,14 @@ class InboundCall(_Call):
             return self._next(now, phone_gone=False)
         return []
 
+    def hangup(self, at: datetime) -> list[Output]:
+        """The CRM hangs the call up: both legs go; unanswered, the caller gets 480."""
+        if self.ended:
+            return []
+        if self.phase is Phase.BRIDGED:
+            return self._end(ev.Disposition.ANSWERED, 200, at)
+        return self._end(ev.Disposition.MISSED, MISSED_CODE, at, to_caller=MISSED_CODE)
+
     def abort(self, at: datetime) -> list[Output]:
         """The worker carrying the call is gone: the call failed."""
         if self.ended:

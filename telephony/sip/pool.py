@@ -231,11 +231,7 @@ class SipPool:
         for worker in self._workers:
             call = worker.calls.get(call_id)
             if call is not None:
-                now = datetime.now(UTC)
-                if isinstance(call, ClickToCall):
-                    self._run(worker, call, call.hangup(now))
-                else:
-                    self._run(worker, call, call.abort(now))
+                self._run(worker, call, call.hangup(datetime.now(UTC)))
                 return
         raise PbxError("call_not_found", f"no live call {call_id}")
 

@@ -230,6 +230,22 @@ async def test_bad_sip_never_crashes_a_worker(start_bridge: StartBridge, tmp_pat
             udp.sendto(junk, ("127.0.0.1", port))
     with socket.create_connection(("127.0.0.1", port)) as tcp:
         tcp.sendall(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 99999999\r\n\r\n\x00\x01")
+    # A well-framed INVITE whose SDP stops halfway: a 4xx, no call.
+    cut = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\nc=IN IP4"
+    framed = (
+        invite.replace("bad-1", "bad-2")
+        .replace("z9hG4bKx1", "z9hG4bKx2")  # a new transaction, not a retransmission
+        .replace("Content-Length: 400", f"Content-Length: {len(cut)}")
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        udp.settimeout(5)
+        reply_to = udp.getsockname()[1]
+        udp.sendto(
+            framed.replace("127.0.0.1:9", f"127.0.0.1:{reply_to}").encode(), ("127.0.0.1", port)
+        )
+        status = udp.recv(4096).split(b"\r\n", 1)[0].decode()
+    assert status.startswith("SIP/2.0 4"), status
     # An offer with only a codec the bridge does not have: 488, no call.
     odd = await start_sipp(
         "caller_refused.xml",

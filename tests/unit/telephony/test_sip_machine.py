@@ -196,6 +196,24 @@ def test_a_dead_worker_ends_the_call_failed_without_commands() -> None:
     assert call.abort(at(4)) == []
 
 
+def test_the_crm_hanging_up_a_bridged_call_ends_both_legs() -> None:
+    call, _ = inbound()
+    call.routed(1, "101", at(0))
+    call.on_event(msg.Answered(leg="c1.1", at=0), at(1))
+    out = call.hangup(at(4))
+    assert out[:2] == [msg.Hangup(leg="c1.1", code=487), msg.Hangup(leg="i1", code=200)]
+    assert ended(out).disposition is ev.Disposition.ANSWERED
+    assert call.hangup(at(5)) == []
+
+
+def test_the_crm_hanging_up_a_ringing_call_gives_the_caller_480() -> None:
+    call, _ = inbound()
+    call.routed(1, "101", at(0))
+    out = call.hangup(at(2))
+    assert out[:2] == [msg.Hangup(leg="c1.1", code=487), msg.Hangup(leg="i1", code=480)]
+    assert ended(out).disposition is ev.Disposition.MISSED
+
+
 def test_a_bad_routing_target_is_skipped() -> None:
     call, _ = inbound()
     out = call.routed(1, "10 1; rm", at(0))
