@@ -10,6 +10,7 @@ from crm_api.accounts import service as auth
 from crm_api.accounts.models import User
 from crm_api.accounts.permissions import Permission
 from crm_api.accounts.schemas import UserCreate, UserPublic, UserUpdate
+from crm_api.accounts.sessions import end_sessions_of
 from crm_api.platform.deps import ServicesDep, SessionDep, require
 from crm_api.platform.errors import Conflict
 from crm_api.platform.schemas import Id, Page
@@ -76,8 +77,9 @@ async def update_user(
     before = _public_fields(user)
     for field in body.model_fields_set - {"password"}:
         setattr(user, field, getattr(body, field))
-    if body.password:
-        user.password_hash = auth.hash_password(body.password)
+    if body.password:  # an admin's reset ends every session and token of the user
+        user.password_hash = await auth.hash_password_off_loop(body.password)
+        await auth.revoke_all(session, user.id)
     try:
         await session.flush()
     except IntegrityError as exc:
@@ -92,5 +94,5 @@ async def update_user(
         changes=audit.diff(before, _public_fields(user)),
     )
     await session.commit()
-    services.tokens.forget_user(user.id)  # a new role or a deactivation applies at once
+    await end_sessions_of(services, user.id)  # a new role or a deactivation applies at once
     return UserPublic.model_validate(user)

@@ -59,6 +59,22 @@ class LoginResponse(ApiModel):
 
 class TokenCreate(ApiModel):
     name: str = Field(min_length=1, max_length=100)
+    days: int = Field(default=90, ge=1, le=365)  # capped by CALLCARD_API_TOKEN_DAYS
+
+
+class TokenPublic(ApiModel):
+    id: int
+    kind: str  # session | api
+    name: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    current: bool = False  # the one this request came with
+
+
+class PasswordChange(ApiModel):
+    current_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=8, max_length=200)
 
 
 class TokenIssued(ApiModel):

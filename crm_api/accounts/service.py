@@ -1,7 +1,13 @@
-"""Users, their passwords (argon2), and opaque tokens for browser sessions and API clients."""
+"""Users, their passwords (argon2), and opaque tokens for browser sessions and API clients.
+
+Argon2 is slow on purpose, so it runs in a worker thread: logins must not stall every
+other request on the event loop. Tokens: `session` (the browser's cookie; ends when idle
+too long), `api` (a bearer token with an expiry, listed and revoked by its owner) and
+`link` (minutes long, the only kind accepted in a `?token=` query)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -33,6 +39,14 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+async def hash_password_off_loop(password: str) -> str:
+    return await asyncio.to_thread(hash_password, password)
+
+
+async def _verify_off_loop(password_hash: str, password: str) -> bool:
+    return await asyncio.to_thread(verify_password, password_hash, password)
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -46,45 +60,103 @@ class IssuedToken:
 async def authenticate(session: AsyncSession, username: str, password: str) -> User | None:
     user = await session.scalar(select(User).where(User.username == username.strip().lower()))
     if user is None:
-        verify_password(_DUMMY_HASH, password)
+        await _verify_off_loop(_DUMMY_HASH, password)
         return None
-    if not verify_password(user.password_hash, password) or not user.is_active:
+    if not await _verify_off_loop(user.password_hash, password) or not user.is_active:
         return None
     if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+        user.password_hash = await hash_password_off_loop(password)
     return user
+
+
+async def check_password(user: User, password: str) -> bool:
+    return await _verify_off_loop(user.password_hash, password)
 
 
 async def issue_token(
     session: AsyncSession, user: User, *, kind: str, ttl: timedelta | None, name: str | None = None
 ) -> IssuedToken:
     token = secrets.token_urlsafe(32)
-    expires_at = utcnow() + ttl if ttl else None
+    now = utcnow()
+    expires_at = now + ttl if ttl else None
     session.add(
         AuthToken(
-            user_id=user.id, token_hash=_digest(token), kind=kind, name=name, expires_at=expires_at
+            user_id=user.id,
+            token_hash=_digest(token),
+            kind=kind,
+            name=name,
+            expires_at=expires_at,
+            last_used_at=now,
         )
     )
     return IssuedToken(token=token, expires_at=expires_at)
 
 
-async def user_for_token(session: AsyncSession, token: str) -> User | None:
+@dataclass(frozen=True, slots=True)
+class TokenOwner:
+    user: User
+    token_id: int
+    kind: str
+
+
+async def user_for_token(
+    session: AsyncSession, token: str, *, idle: timedelta, kinds: frozenset[str] | None = None
+) -> TokenOwner | None:
+    """Whose live token this is. A session unused for `idle` has ended; use is written
+    down at most once a minute (a request does not pay a write)."""
     row = await session.execute(
-        select(User, AuthToken.expires_at)
+        select(User, AuthToken)
         .join(AuthToken, AuthToken.user_id == User.id)
         .where(AuthToken.token_hash == _digest(token))
     )
     found = row.first()
     if found is None:
         return None
-    user, expires_at = found
-    if expires_at is not None and expires_at < utcnow():
+    user, auth = found
+    now = utcnow()
+    if auth.expires_at is not None and auth.expires_at < now:
         return None
-    return user if user.is_active else None
+    if kinds is not None and auth.kind not in kinds:
+        return None
+    last = auth.last_used_at or auth.created_at
+    if auth.kind == "session" and last < now - idle:
+        return None
+    if last < now - timedelta(minutes=1):
+        auth.last_used_at = now
+        await session.commit()
+    return TokenOwner(user=user, token_id=auth.id, kind=auth.kind) if user.is_active else None
 
 
 async def revoke_token(session: AsyncSession, token: str) -> None:
     await session.execute(delete(AuthToken).where(AuthToken.token_hash == _digest(token)))
+
+
+async def revoke_all(session: AsyncSession, user_id: int, *, keep: str | None = None) -> None:
+    """Ends every session and token of the user (but `keep`, the one asking)."""
+    query = delete(AuthToken).where(AuthToken.user_id == user_id)
+    if keep is not None:
+        query = query.where(AuthToken.token_hash != _digest(keep))
+    await session.execute(query)
+
+
+async def tokens_of(session: AsyncSession, user_id: int) -> list[AuthToken]:
+    rows = await session.scalars(
+        select(AuthToken)
+        .where(AuthToken.user_id == user_id, AuthToken.kind != "link")
+        .order_by(AuthToken.created_at.desc(), AuthToken.id.desc())
+    )
+    return list(rows.all())
+
+
+async def revoke_token_id(session: AsyncSession, user_id: int, token_id: int) -> bool:
+    gone = await session.execute(
+        delete(AuthToken).where(AuthToken.user_id == user_id, AuthToken.id == token_id)
+    )
+    return bool(getattr(gone, "rowcount", 0))
+
+
+def digest_of(token: str) -> str:
+    return _digest(token)
 
 
 async def create_user(
@@ -99,7 +171,7 @@ async def create_user(
 ) -> User:
     user = User(
         username=username.strip().lower(),
-        password_hash=hash_password(password),
+        password_hash=await hash_password_off_loop(password),
         full_name=full_name,
         role=role,
         extension=extension,

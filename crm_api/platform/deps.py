@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
@@ -16,6 +18,7 @@ from starlette.requests import HTTPConnection
 from crm_api.accounts.models import User
 from crm_api.accounts.permissions import Permission, allowed
 from crm_api.accounts.service import user_for_token
+from crm_api.accounts.throttle import LoginThrottle
 from crm_api.accounts.token_cache import TokenCache
 from crm_api.platform.errors import Forbidden, Unauthorized
 from crm_api.platform.link_status import LinkBoard
@@ -42,6 +45,7 @@ class Services:
     background: set[asyncio.Task[None]] = field(default_factory=set)
     tokens: TokenCache = field(default_factory=TokenCache)
     metrics: Metrics = field(default_factory=Metrics)
+    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
 
 async def get_services(conn: HTTPConnection) -> Services:
@@ -73,12 +77,47 @@ _cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False)
 _bearer = HTTPBearer(auto_error=False)
 
 
-def token_of(conn: HTTPConnection) -> str | None:
-    """The session cookie or the bearer token (header, or `?token=` for WebSockets)."""
+# Where a header cannot be sent (a WebSocket from a browser, an <audio src>), a short-lived
+# `link` token may ride in the query; anywhere else a query token would end up in logs.
+_QUERY_TOKEN_PATHS = ("/ws", "/api/v1/recordings/")
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    token: str
+    source: str  # header | cookie | query
+
+
+def credential_of(conn: HTTPConnection) -> Credential | None:
+    """The bearer header, else the session cookie, else (on the paths above) `?token=`."""
     auth = conn.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        return auth[7:].strip() or None
-    return conn.cookies.get(SESSION_COOKIE) or conn.query_params.get("token")
+        token = auth[7:].strip()
+        return Credential(token, "header") if token else None
+    cookie = conn.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return Credential(cookie, "cookie")
+    query = conn.query_params.get("token")
+    if query and conn.url.path.startswith(_QUERY_TOKEN_PATHS):
+        return Credential(query, "query")
+    return None
+
+
+def token_of(conn: HTTPConnection) -> str | None:
+    found = credential_of(conn)
+    return found.token if found else None
+
+
+def same_origin(conn: HTTPConnection, settings: Settings) -> bool:
+    """CSRF defence for cookie-authenticated writes and the WebSocket handshake: the page
+    that sent it is ours (Origin, or Referer when a browser sends no Origin)."""
+    origin = conn.headers.get("origin") or conn.headers.get("referer")
+    if not origin or origin == "null":
+        return False
+    parts = urlsplit(origin)
+    here = conn.headers.get("host", "")
+    return parts.netloc == here or f"{parts.scheme}://{parts.netloc}" in settings.allowed_origins
 
 
 class Authorize:
@@ -95,24 +134,37 @@ class Authorize:
         _b: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
     ) -> User:
         """The user, detached from any session: read it, do not change it."""
-        token = token_of(request)
-        user = await authorized_user(services, token) if token else None
-        if user is None:
+        found = credential_of(request)
+        user = await authorized_user(services, found.token, found.source) if found else None
+        if user is None or found is None:
             raise Unauthorized("log in first")
+        if (
+            found.source == "cookie"
+            and request.method not in _SAFE_METHODS
+            and not same_origin(request, services.settings)
+        ):
+            raise Forbidden("the request did not come from this site").with_code("csrf")
         if not allowed(user.role, self.permission):
             raise Forbidden(f"a {user.role} may not do this ({self.permission})")
         return user
 
 
-async def authorized_user(services: Services, token: str) -> User | None:
-    user = services.tokens.get(token)
+async def authorized_user(services: Services, token: str, source: str = "header") -> User | None:
+    key = f"{source}:{token}" if source == "query" else token
+    user = services.tokens.get(key)
     if user is None:
+        idle = timedelta(minutes=services.settings.session_idle_minutes)
+        kinds = _LINK_ONLY if source == "query" else None
         async with services.sessions() as session:
-            user = await user_for_token(session, token)
-            if user is not None:
+            owner = await user_for_token(session, token, idle=idle, kinds=kinds)
+            if owner is not None:
+                user = owner.user
                 session.expunge(user)
-                services.tokens.put(token, user)
+                services.tokens.put(key, user)
     return user
+
+
+_LINK_ONLY = frozenset({"link"})
 
 
 def require(permission: Permission) -> Any:

@@ -15,6 +15,7 @@ class AppError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details or {}
+        self.headers: dict[str, str] = {}
 
     def with_code(self, code: str) -> AppError:
         """The same error under a more precise slug."""
@@ -56,6 +57,15 @@ class InvalidInput(AppError):
         super().__init__(
             f"{field}: {message}", details={"fields": [{"field": field, "message": message}]}
         )
+
+
+class TooManyRequests(AppError):
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 class Unavailable(AppError):

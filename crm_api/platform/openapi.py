@@ -1,6 +1,7 @@
 """The OpenAPI document says what the API really answers: every error leaves as
 `ErrorResponse` (not FastAPI's `HTTPValidationError`), a route behind a login may answer
-403, and any route 400, 401, 404, 409, 413 or 422."""
+403, and any route 400, 401, 404,
+409, 413, 422 or 503."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ _ANY_ROUTE = {
     "409": "conflicts with the current state",
     "413": "request body too large",
     "422": "invalid input",
+    "503": "a backend is unavailable (the PBX, the database)",
 }
 _LOGGED_IN = {"403": "not allowed for this role"}
 

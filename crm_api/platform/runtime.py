@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from redis.asyncio import Redis
 
+from crm_api.accounts.throttle import LoginThrottle
 from crm_api.platform.db.session import make_engine, make_read_sessionmaker, make_sessionmaker
 from crm_api.platform.deps import Services
 from crm_api.platform.link_status import LinkBoard
@@ -48,6 +49,7 @@ async def running_services(
         link_status=LinkBoard(settings, hub, redis),
         redis=redis,
         metrics=metrics,
+        login_throttle=LoginThrottle(redis),
     )
     try:
         yield services

@@ -23,6 +23,13 @@ class Settings(BaseSettings):
     bind_port: int = 8000
     secret_key: str = "development-only-secret"
     session_ttl_hours: int = 24 * 14
+    session_idle_minutes: int = 12 * 60  # a browser session unused this long has ended
+    api_token_days: int = 90  # the longest an API token may live
+    link_token_minutes: int = 10  # `?token=` links (WebSocket, recording URLs)
+    # Other origins whose pages may write with the session cookie (a dev server, say).
+    allowed_origins: tuple[str, ...] = ()
+    login_free_failures: int = 5  # per account; then each wrong password doubles the wait
+    login_free_failures_per_address: int = 20
     cookie_secure: bool = False
     default_region: str = "RU"
     timezone: str = "Europe/Moscow"

@@ -28,9 +28,13 @@ class Connection:
     )
     overflowed: bool = False
 
+    def addressed(self, frame: Frame) -> bool:
+        """Meant for this user or role (rather than for a card this socket watches)."""
+        return self.user_id in frame.audience.user_ids or self.role in frame.audience.roles
+
     def wants(self, frame: Frame, *, live: bool = True) -> bool:
         aud = frame.audience
-        if self.user_id in aud.user_ids or self.role in aud.roles:
+        if self.addressed(frame):
             return True
         # Card watches belong to this socket's session; a replay has none yet.
         return live and aud.client_id is not None and aud.client_id in self.watching

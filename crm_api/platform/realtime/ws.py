@@ -7,12 +7,21 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ValidationError
 
+from crm_api.accounts.models import User
 from crm_api.accounts.permissions import Permission, allowed, may_watch_client
-from crm_api.platform.deps import Services, authorized_user, get_services, token_of
+from crm_api.accounts.sessions import SESSION_CHANGED
+from crm_api.platform.deps import (
+    Services,
+    authorized_user,
+    credential_of,
+    get_services,
+    same_origin,
+)
 from crm_api.platform.realtime.frames import frame_key
 from crm_api.platform.realtime.hub import Connection
 
@@ -33,16 +42,45 @@ def _control(type_: str, data: dict[str, object] | None = None) -> str:
     return json.dumps({"id": None, "type": type_, "data": data or {}, "ts": None})
 
 
-async def _sender(ws: WebSocket, conn: Connection, last_replayed: str | None) -> None:
+Recheck = Callable[[], Awaitable[User | None]]
+
+
+async def _sender(
+    ws: WebSocket, conn: Connection, last_replayed: str | None, recheck: Recheck, services: Services
+) -> None:
     floor = frame_key(last_replayed) if last_replayed else None
     while True:
         frame = await conn.queue.get()
         if frame is None:  # overflowed: the browser reconnects with ?since= and catches up
             await ws.close(code=CLOSE_TOO_SLOW)
             return
+        if frame.type == SESSION_CHANGED:
+            # Logout, a new password, a revoked token, deactivation or a new role.
+            services.tokens.forget_user(conn.user_id)
+            user = await recheck()
+            if user is None or not allowed(user.role, Permission.SELF):
+                await ws.close(code=CLOSE_UNAUTHORIZED, reason="session ended")
+                return
+            conn.role = str(user.role)  # frames for the old role stop here
+            continue
         if floor is not None and frame_key(frame.id) <= floor:
             continue  # already sent in the replay
+        if not conn.addressed(frame):  # rights may have changed since it was queued
+            client_id = frame.audience.client_id
+            if client_id is None or client_id not in conn.watching:
+                continue
+            if not await _may_see(services, conn.user_id, client_id):
+                conn.watching.discard(client_id)
+                await ws.send_text(_control("unwatched", {"client_id": client_id}))
+                continue
         await ws.send_text(frame.wire())
+
+
+async def _may_see(services: Services, user_id: int, client_id: int) -> bool:
+    """A frame that comes only through a card watch: is the card still this user's to
+    see? It may have been reassigned since the watch began."""
+    async with services.reads() as session:
+        return await may_watch_client(session, user_id, client_id)
 
 
 async def _receiver(ws: WebSocket, conn: Connection, services: Services) -> None:
@@ -77,9 +115,13 @@ async def _receiver(ws: WebSocket, conn: Connection, services: Services) -> None
 @router.websocket("/ws")
 async def websocket(ws: WebSocket) -> None:
     services = await get_services(ws)
-    token = token_of(ws)
-    user = await authorized_user(services, token) if token else None
-    if user is None:
+    if ws.headers.get("origin") and not same_origin(ws, services.settings):
+        # Another site's page would ride on the user's cookie (cross-site WebSocket hijacking).
+        await ws.close(code=CLOSE_FORBIDDEN, reason="not from this site")
+        return
+    found = credential_of(ws)
+    user = await authorized_user(services, found.token, found.source) if found else None
+    if user is None or found is None:
         await ws.close(code=CLOSE_UNAUTHORIZED, reason="log in first")
         return
     if not allowed(user.role, Permission.SELF):
@@ -101,8 +143,12 @@ async def websocket(ws: WebSocket) -> None:
                         await ws.send_text(frame.wire())
                     last_replayed = frame.id
         await ws.send_text(_control("hello", {"user_id": user.id}))
+
+        async def recheck() -> User | None:
+            return await authorized_user(services, found.token, found.source)
+
         tasks = [
-            asyncio.create_task(_sender(ws, conn, last_replayed)),
+            asyncio.create_task(_sender(ws, conn, last_replayed, recheck, services)),
             asyncio.create_task(_receiver(ws, conn, services)),
         ]
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

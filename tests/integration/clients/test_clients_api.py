@@ -354,6 +354,7 @@ async def test_login_cookie_session_logout_and_saved_views(
 
     manager = actors[Role.MANAGER]
     async with api.client() as http:
+        http.headers["Origin"] = api.base_url  # as a browser sends it with each write
         r = await http.post(
             "/auth/login", json={"username": manager.user.username, "password": "wrong"}
         )

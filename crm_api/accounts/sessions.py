@@ -1,0 +1,17 @@
+"""Telling open sockets that a user's sessions or rights changed (logout, password change,
+token revoked, deactivation, new role). Every API worker hears it through the bus; each
+socket of that user then re-checks its own token and rights and closes when they ended."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crm_api.platform.deps import Services
+
+SESSION_CHANGED = "session.changed"
+
+
+async def end_sessions_of(services: Services, user_id: int) -> None:
+    services.tokens.forget_user(user_id)
+    await services.hub.notify(SESSION_CHANGED, {"user_id": user_id}, users=[user_id])
