@@ -2,16 +2,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from starlette.responses import MalformedRangeHeader
 
 from crm_api.accounts.models import Role, User
 from crm_api.accounts.permissions import Permission, allowed
-from crm_api.calls.models import Call, Recording, has_sound
+from crm_api.calls.models import Call, Recording, has_sound, recording_state
 from crm_api.calls.schemas import (
     CallDisposition,
     CallPublic,
@@ -31,11 +32,18 @@ router = APIRouter(tags=["calls"])
 LIVE = ("originating", "ringing", "answered")
 
 
-async def _public(session: SessionDep, call: Call) -> CallPublic:
-    recording = await session.scalar(
-        select(Recording.id).where(Recording.call_id == call.id).order_by(Recording.id).limit(1)
-    )
-    offered = recording if call.talk_s is None or call.talk_s > 0 else None
+async def _public(session: SessionDep, call: Call, recordings: Path | None = None) -> CallPublic:
+    """`recordings`: the folder to look for the file in, when the answer names its state."""
+    first = (
+        await session.execute(
+            select(Recording.id, Recording.file_name)
+            .where(Recording.call_id == call.id)
+            .order_by(Recording.id)
+            .limit(1)
+        )
+    ).first()
+    offered = first if first is not None and (call.talk_s is None or call.talk_s > 0) else None
+    state = recording_state(recordings, offered[1]) if offered and recordings else None
     return CallPublic(
         id=call.id,
         call_id=call.pbx_call_id or call.crm_call_id,
@@ -56,7 +64,8 @@ async def _public(session: SessionDep, call: Call) -> CallPublic:
         ring_s=call.ring_s,
         talk_s=call.talk_s,
         failure=call.failure,
-        recording_id=offered,
+        recording_id=offered[0] if offered else None,
+        recording=state,
         score=call.score,
     )
 
@@ -83,6 +92,7 @@ async def active_calls(
 @router.get("/calls", operation_id="list_calls")
 async def list_calls(
     session: SessionDep,
+    services: ServicesDep,
     _user: Annotated[User, require(Permission.CALLS_REVIEW)],
     manager_id: Id | None = None,
     direction: Literal["inbound", "outbound", "internal"] | None = None,
@@ -111,10 +121,9 @@ async def list_calls(
         query = query.where(Call.talk_s >= min_talk_s)
     if unscored:
         query = query.where(Call.score.is_(None))
+    root = services.settings.recordings_dir.resolve()
     if with_recording:
-        query = query.where(
-            Call.talk_s > 0, select(Recording.id).where(Recording.call_id == Call.id).exists()
-        )
+        return await _playable_page(session, query, root, page, page_size)
     rows = (
         await session.scalars(
             query.order_by(Call.started_at.desc(), Call.id.desc())
@@ -122,9 +131,30 @@ async def list_calls(
             .limit(page_size + 1)
         )
     ).all()
-    items = [await _public(session, c) for c in rows[:page_size]]
+    items = [await _public(session, c, root) for c in rows[:page_size]]
     total = (page - 1) * page_size + len(rows)
     return Page(items=items, total=total, page=page, page_size=page_size)
+
+
+async def _playable_page(
+    session: SessionDep, query: Select[Call], root: Path, page: int, page_size: int
+) -> Page[CallPublic]:
+    """Only calls whose recording can be played now, counted exactly: a file not (yet) on
+    disk or without sound is not "with recording". The files are looked at, not guessed."""
+    pairs = await session.execute(
+        query.with_only_columns(Call.id, Recording.file_name)
+        .join(Recording, Recording.call_id == Call.id)
+        .where(Call.talk_s > 0)
+        .order_by(Call.started_at.desc(), Call.id.desc(), Recording.id)
+    )
+    first: dict[int, str] = {}
+    for call_id, file_name in pairs:
+        first.setdefault(call_id, file_name)  # the recording a call offers is its first
+    ids = [cid for cid, name in first.items() if recording_state(root, name) == "playable"]
+    wanted = ids[(page - 1) * page_size : page * page_size]
+    calls = {c.id: c for c in await session.scalars(select(Call).where(Call.id.in_(wanted)))}
+    items = [await _public(session, calls[cid], root) for cid in wanted]
+    return Page(items=items, total=len(ids), page=page, page_size=page_size)
 
 
 @router.post("/calls/{call_id}/score", operation_id="score_call")
@@ -132,6 +162,7 @@ async def score_call(
     call_id: Id,
     body: CallScoreIn,
     session: SessionDep,
+    services: ServicesDep,
     user: Annotated[User, require(Permission.CALLS_REVIEW)],
 ) -> CallPublic:
     call = await session.get(Call, call_id)
@@ -147,7 +178,7 @@ async def score_call(
         "at": utcnow().isoformat(),
     }
     await session.commit()
-    return await _public(session, call)
+    return await _public(session, call, services.settings.recordings_dir.resolve())
 
 
 class RecordingResponse(FileResponse):
@@ -194,9 +225,13 @@ async def recording(
     root = services.settings.recordings_dir.resolve()
     path = (root / rec.file_name).resolve()
     if not path.is_relative_to(root) or not path.is_file():
-        raise NotFound(f"the file of recording #{recording_id} is not in the recordings folder")
+        raise NotFound(
+            f"the file of recording #{recording_id} is not in the recordings folder"
+        ).with_code("recording_missing")
     if not has_sound(path.stat().st_size):
-        raise NotFound(f"recording #{recording_id} is empty (the call was not answered)")
+        raise NotFound(f"recording #{recording_id} is empty (the call was not answered)").with_code(
+            "recording_empty"
+        )
     return RecordingResponse(path, media_type="audio/wav", filename=rec.file_name)
 
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -52,6 +54,19 @@ EMPTY_WAV_BYTES = 44
 def has_sound(size: int) -> bool:
     """The one rule for whether a recording file is worth offering and serving."""
     return size > EMPTY_WAV_BYTES
+
+
+RecordingState = Literal["playable", "empty", "missing"]
+
+
+def recording_state(recordings_dir: Path, file_name: str) -> RecordingState:
+    """What the review can do with a recording: play it, or say why not (the PBX may not
+    have written or copied the file yet, or nobody answered)."""
+    try:
+        size = (recordings_dir / file_name).stat().st_size
+    except OSError:
+        return "missing"
+    return "playable" if has_sound(size) else "empty"
 
 
 class Recording(Base):

@@ -29,6 +29,8 @@ class CallPublic(ApiModel):
     talk_s: float | None
     failure: str | None
     recording_id: int | None = None
+    # playable, or why not: the file is not (yet) on disk, or it holds no sound
+    recording: Literal["playable", "empty", "missing"] | None = None
     score: dict[str, object] | None
 
 

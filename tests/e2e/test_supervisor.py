@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from e2e.helpers import login, new_context, pbx, shoot
+from e2e.helpers import login, new_context, pbx, shoot, shoot_widths
 from playwright.async_api import Browser, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -145,4 +145,63 @@ async def test_live_board_then_listen_seek_and_score(
         "closing": 3,
     }
     assert score["comment"] == "Хорошо выявил потребность"
+    await context.close()
+
+
+async def answered_call(
+    app: RunningApi, call_id: str, caller: str, file: str, at: datetime
+) -> None:
+    await pbx(
+        app,
+        ev.CallStarted(
+            call_id=call_id, at=at, direction=ev.Direction.INBOUND, caller=caller, callee="4950"
+        ),
+        ev.CallRinging(call_id=call_id, at=at, agent=MANAGER_EXT),
+        ev.CallAnswered(call_id=call_id, at=at + timedelta(seconds=2), agent=MANAGER_EXT),
+        ev.RecordingStarted(call_id=call_id, at=at, file=f"/var/spool/asterisk/monitor/{file}"),
+        ev.CallEnded(
+            call_id=call_id,
+            at=at + timedelta(seconds=20),
+            direction=ev.Direction.INBOUND,
+            disposition=ev.Disposition.ANSWERED,
+            cause=16,
+            ring_s=2,
+            talk_s=18,
+        ),
+    )
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+async def test_a_call_whose_recording_file_is_missing_is_named_not_broken(
+    app: RunningApi, browser: Browser, capture: Path, lang: str
+) -> None:
+    words = {
+        "ru": ("Есть запись", "Файла пока нет", "Файла записи на сервере нет"),
+        "en": ("Recorded", "No file yet", "The recording file is not on the server"),
+    }[lang]
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    shutil.copy(capture, app.settings.recordings_dir / f"with-{lang}.wav")
+    await answered_call(app, f"with-{lang}", "+79161110001", f"with-{lang}.wav", t0)
+    await answered_call(
+        app, f"without-{lang}", "+79161110002", f"gone-{lang}.wav", t0 + timedelta(minutes=1)
+    )
+    context = await new_context(browser, app, lang)
+    page = await context.new_page()
+    await login(page, "supervisor", "supervisor-demo-1")
+    await page.goto("/supervisor")
+    table = page.get_by_test_id("review-table")
+    # "With recording" (on by default) lists only the call that can be played.
+    await expect(table.locator("[data-recording]")).to_have_count(1)
+    await expect(table.locator("[data-recording=playable]")).to_have_text(words[0])
+    await page.get_by_role("checkbox").first.click()  # off: every call, each with its state
+    missing = table.locator("[data-recording=missing]")
+    await expect(missing).to_have_text(words[1])
+    await missing.click()
+    state = page.get_by_test_id("recording-state")
+    await expect(state).to_contain_text(words[2])
+    await expect(page.get_by_test_id("recording-player")).to_have_count(0)
+    await expect(page.get_by_text("404")).to_have_count(0)
+    await shoot_widths(page, f"supervisor-recording-missing-{lang}")
+    await table.locator("[data-recording=playable]").click()
+    await expect(page.get_by_test_id("recording-player")).to_have_attribute("data-ready", "true")
     await context.close()

@@ -71,6 +71,7 @@ export default {
       politeness: 'Politeness', closing: 'Closing',
     }, comment: 'Comment', play: 'Play', pause: 'Pause', select: 'Pick a call to listen to it',
     scored: 'Scored', seekBack: 'Back 5 s', seekFwd: 'Forward 5 s',
+    rec: { playable: 'Recorded', missing: 'No file yet', empty: 'No sound' },
   },
   status2: { answered: 'answered', missed: 'missed', busy: 'busy', abandoned: 'abandoned', failed: 'failed', queued: 'queued', sent: 'sent', delivered: 'delivered', undelivered: 'not delivered', received: 'received', recorded: 'recorded', ringing: 'ringing', originating: 'dialling', ended: 'ended' },
   reports: { title: 'Reports', calls: 'Calls and sales by day', byManager: 'Sales by manager', funnel: 'Funnel: deals that reached each stage', sources: 'New clients by lead source', callsIn: 'Incoming', callsOut: 'Outgoing', callsMissed: 'Missed', sales: 'Sales', plan: 'Plan' },

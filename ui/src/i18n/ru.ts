@@ -74,6 +74,7 @@ const ru: typeof en = {
       politeness: 'Вежливость', closing: 'Завершение',
     }, comment: 'Комментарий', play: 'Слушать', pause: 'Пауза', select: 'Выберите звонок для прослушивания',
     scored: 'Оценён', seekBack: 'Назад 5 с', seekFwd: 'Вперёд 5 с',
+    rec: { playable: 'Есть запись', missing: 'Файла пока нет', empty: 'Без звука' },
   },
   status2: { answered: 'отвечен', missed: 'пропущен', busy: 'занято', abandoned: 'сброшен', failed: 'ошибка', queued: 'в очереди', sent: 'отправлено', delivered: 'доставлено', undelivered: 'не доставлено', received: 'получено', recorded: 'записано', ringing: 'звонит', originating: 'набор', ended: 'завершён' },
   reports: { title: 'Отчёты', calls: 'Звонки и продажи по дням', byManager: 'Продажи по менеджерам', funnel: 'Воронка: сделки, дошедшие до этапа', sources: 'Новые клиенты по источникам', callsIn: 'Входящие', callsOut: 'Исходящие', callsMissed: 'Пропущенные', sales: 'Продажи', plan: 'План' },
