@@ -64,8 +64,11 @@ async def start_sip(services: Services, *, workers: int = 1) -> Callable[[], Awa
     pool = SipPool(config, CallEventSink(make_stream(services)), sip_router(services))
     await pool.start()
     services.links.pbx = pool
+    # Users see the bridge go down (every worker dead, or the provider refusing it) and back.
+    unwatch = await services.link_status.watch("pbx", lambda: pool.up)
 
     async def stop() -> None:
+        unwatch()
         services.links.pbx = None
         await pool.stop()
 

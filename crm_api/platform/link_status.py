@@ -49,7 +49,7 @@ class LinkStatusFrame(BaseModel):
 class LinkBoard:
     def __init__(self, settings: Settings, hub: Hub, redis: Redis | None) -> None:
         self._configured: dict[LinkName, bool] = {
-            "pbx": bool(settings.ami_url),
+            "pbx": bool(settings.ami_url or settings.sip_bind),  # Asterisk, or the SIP bridge
             "smsc": bool(settings.smpp_url),
             "email": bool(settings.smtp_host),
         }

@@ -192,6 +192,12 @@ class SipPool:
         """Wait until every call event so far has reached the sink."""
         await self._queue.join()
 
+    @property
+    def up(self) -> bool:
+        """Some worker takes calls, and the provider registration (if any) holds."""
+        workers = self.status.workers
+        return any(w.alive for w in workers) and all(w.registered is not False for w in workers)
+
     def pids(self) -> list[int | None]:
         return [w.status.pid for w in self._workers]
 

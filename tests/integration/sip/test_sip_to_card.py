@@ -95,6 +95,9 @@ async def test_a_trunk_call_pops_the_card_and_lands_with_its_recording(
     sip_api: RunningApi, actors: dict[Role, Actor], tmp_path: Path, settings: Settings
 ) -> None:
     api, manager = sip_api, actors[Role.MANAGER]
+    async with api.client(manager.token) as http:
+        pbx = (await http.get("/links")).json()["pbx"]
+    assert (pbx["configured"], pbx["up"]) == (True, True)  # the bridge is the PBX here
     known = await new_client(api, manager.token, "8 (916) 123-45-67", manager.user.id)
     async with open_socket(api.ws_url, manager.token) as conn:
         sock = Socket(conn)
