@@ -3,7 +3,8 @@ simulator, `callcard telephony` as its own process, Redis (a private redis-serve
 test stops and starts), PostgreSQL, the API's call-event consumer — with one fault in the
 middle of it. After the burst settles, every call the PBX reported is in the journal
 exactly once, none is left "active", and a supervisor's socket got each `call.ended`
-exactly once. Each test prints its row of the fault table (logged / lost / stuck)."""
+exactly once (a manager's, each call that rang their phone). Each test prints its row
+of the fault table (logged / lost / stuck)."""
 
 from __future__ import annotations
 
@@ -79,9 +80,11 @@ class WatchedPbx(AmiSimulator):
 
 @dataclass
 class Frames:
-    """Every frame a socket received, collected in the background."""
+    """Every frame a socket received, collected in the background; `manager` is what the
+    socket of the manager on extension 101 received (the supervisor's sees every call)."""
 
     got: list[dict[str, Any]] = field(default_factory=list)
+    manager: Frames | None = None
 
     def ended(self) -> Counter[str]:
         return Counter(f["data"]["call_id"] for f in self.got if f["type"] == "call.ended")
@@ -107,15 +110,17 @@ async def watching(api: RunningApi, actor: Actor) -> AsyncIterator[Frames]:
 
 @contextlib.asynccontextmanager
 async def callcard(
-    settings: Settings, supervisor: Actor, *more: Feature
+    settings: Settings, people: dict[Role, Actor], *more: Feature
 ) -> AsyncIterator[tuple[WatchedPbx, Frames]]:
-    """The PBX, the API consuming the call events, and a supervisor's socket."""
+    """The PBX, the API consuming the call events, a supervisor's and a manager's socket."""
     call_events = functools.partial(start_call_events, on_missed=missed_call_hook)
     async with (
         WatchedPbx() as pbx,
         running_api(settings, features=(call_events, *more)) as api,
-        watching(api, supervisor) as frames,
+        watching(api, people[Role.SUPERVISOR]) as frames,
+        watching(api, people[Role.MANAGER]) as manager,
     ):
+        frames.manager = manager
         yield pbx, frames
 
 
@@ -182,12 +187,14 @@ async def verdict(
     with contextlib.suppress(AssertionError):
         await wait_for(lambda: settled(db, expected, frames), within=60, step=0.5)
     states, logged = await journal(db)
+    rang_101 = await rang(db, "101")
     stuck = sorted(c for c, s in states.items() if s in LIVE)
     lost = sorted(expected - set(logged))
     print(
         f"\nFAULT TABLE | {fault} | calls {CALLS} | any event heard {len(pbx.reported)}"
         f" | all events heard {len(pbx.fully_reported)} | expected {len(expected)}"
         f" | logged {len(set(logged))} | lost {len(lost)} | stuck active {len(stuck)}"
+        f" | rang 101 {len(rang_101)}"
     )
     assert not stuck, f"calls left active: {stuck[:10]}"
     assert not lost, f"calls the PBX reported that never reached the journal: {lost[:10]}"
@@ -195,21 +202,27 @@ async def verdict(
     ended = frames.ended()
     assert {c: n for c, n in ended.items() if n != 1} == {}, "a call.ended pushed twice"
     assert set(ended) == set(logged), f"call.ended not pushed: {sorted(set(logged) - set(ended))}"
+    # The manager's phone rang for some: each of those ends on their socket, once.
+    assert frames.manager is not None
+    mine = frames.manager.ended()
+    assert {c: n for c, n in mine.items() if n != 1} == {}, "a call.ended pushed twice"
+    assert rang_101 & set(logged) <= set(mine), sorted(rang_101 - set(mine))[:10]
+
+
+async def rang(db: async_sessionmaker[AsyncSession], extension: str) -> set[str]:
+    async with db() as session:
+        rows = await session.execute(select(Call.pbx_call_id, Call.ringing))
+        return {c for c, ringing in rows if c and extension in (ringing or [])}
 
 
 def outage_lines(text: str) -> tuple[int, int]:
     return text.count("unavailable ("), text.count(" back after ")
 
 
-@pytest.fixture
-async def supervisor(actors: dict[Role, Actor]) -> Actor:
-    return actors[Role.SUPERVISOR]
-
-
 @pytest.mark.parametrize("persistent", [True, False], ids=["aof", "no-persistence"])
 async def test_a_redis_restart_mid_burst_loses_no_call(
     settings: Settings,
-    supervisor: Actor,
+    actors: dict[Role, Actor],
     db: async_sessionmaker[AsyncSession],
     tmp_path: Path,
     persistent: bool,
@@ -220,7 +233,7 @@ async def test_a_redis_restart_mid_burst_loses_no_call(
     async with restartable_redis(tmp_path / "redis", persistent=persistent) as redis:
         settings = settings.model_copy(update={"redis_url": redis.url})
         async with (
-            callcard(settings, supervisor) as (pbx, frames),
+            callcard(settings, actors) as (pbx, frames),
             telephony(settings, pbx, tmp_path, "telephony"),
         ):
             started = asyncio.Event()
@@ -239,14 +252,14 @@ async def test_a_redis_restart_mid_burst_loses_no_call(
 
 async def test_telephony_killed_mid_burst_leaves_no_call_active(
     settings: Settings,
-    supervisor: Actor,
+    actors: dict[Role, Actor],
     db: async_sessionmaker[AsyncSession],
     tmp_path: Path,
 ) -> None:
     settings.recordings_dir.mkdir(parents=True, exist_ok=True)
     async with restartable_redis(tmp_path / "redis", persistent=False) as redis:
         settings = settings.model_copy(update={"redis_url": redis.url})
-        async with callcard(settings, supervisor) as (pbx, frames):
+        async with callcard(settings, actors) as (pbx, frames):
             started = asyncio.Event()
             async with telephony(settings, pbx, tmp_path, "first") as first:
                 calls = asyncio.create_task(burst(pbx, started))
@@ -272,7 +285,7 @@ async def test_telephony_killed_mid_burst_leaves_no_call_active(
 
 async def test_a_database_cut_mid_burst_loses_no_call(
     settings: Settings,
-    supervisor: Actor,
+    actors: dict[Role, Actor],
     db: async_sessionmaker[AsyncSession],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
@@ -287,7 +300,7 @@ async def test_a_database_cut_mid_burst_loses_no_call(
         url = settings.database_url.replace(pg, f"@127.0.0.1:{link.port}/")
         settings = settings.model_copy(update={"redis_url": redis.url, "database_url": url})
         async with (
-            callcard(settings, supervisor, start_reminders, start_email) as (pbx, frames),
+            callcard(settings, actors, start_reminders, start_email) as (pbx, frames),
             telephony(settings, pbx, tmp_path, "telephony"),
         ):
             started = asyncio.Event()
@@ -320,7 +333,7 @@ def _lines(text: str, needle: str) -> str:
 
 async def test_a_call_ended_by_a_pbx_restart_while_telephony_was_down_ends_when_last_heard(
     settings: Settings,
-    supervisor: Actor,
+    actors: dict[Role, Actor],
     db: async_sessionmaker[AsyncSession],
     tmp_path: Path,
 ) -> None:
@@ -333,7 +346,7 @@ async def test_a_call_ended_by_a_pbx_restart_while_telephony_was_down_ends_when_
     bridged = max(i for i, e in enumerate(first_part) if ("Event", "BridgeEnter") in e)
     (call_a,) = {v for e in first_part for k, v in e if k == "Linkedid"}
     redis = aredis.Redis.from_url(str(settings.redis_url))
-    async with callcard(settings, supervisor) as (pbx, frames):
+    async with callcard(settings, actors) as (pbx, frames):
         async with telephony(settings, pbx, tmp_path, "first") as first:
             await pbx.emit(first_part[: bridged + 1])
             answered = await wait_for(lambda: _answered_at(db, call_a))
