@@ -362,7 +362,7 @@ class CallTranslator:
                         call.client_uid = uid
                 channel.bridge = shown.bridge
                 if shown.leg.state == "Ringing" and channel.ext:
-                    self._ringing(call, channel.ext, now, out)
+                    self._ringing(call, channel.ext, _on_call_clock(call, now), out)
             # Answers (and transfers) that happened while we were away; repeats are ignored.
             for shown in legs:
                 channel = call.channels[shown.leg.uniqueid]

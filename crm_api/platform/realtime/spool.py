@@ -157,6 +157,11 @@ class SpooledAppender:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
                 continue
+            except Exception:
+                # A bug must not end the only writer: the events wait, and it tries again.
+                log.exception("%s: delivering spooled events failed", self._stream)
+                await asyncio.sleep(BACKOFF_MAX_S)
+                continue
             self._outage.ok()
             backoff = BACKOFF_MIN_S
 
