@@ -28,6 +28,7 @@ from crm_api.platform.metrics import Metrics
 from crm_api.platform.metrics_http import HttpTiming
 from crm_api.platform.realtime import ws
 from crm_api.platform.runtime import Feature, running_features, running_services
+from crm_api.platform.security_headers import SecurityHeaders
 from crm_api.platform.settings import Settings
 from crm_api.sales import http as deals
 from crm_api.sales import plans_http as plans
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None, features: tuple[Feature, ...] =
     _install_error_handlers(app)
     openapi.install(app)
     app.add_middleware(BoundaryGuard, limits=_body_limits(settings))
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(HttpTiming, metrics=metrics)
     api = APIRouter(prefix=API_PREFIX)
     for module in (

@@ -67,8 +67,8 @@ def _prepare_embedded(settings: Settings) -> None:
 
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
     upgrade_url(settings.database_url)
-    if settings.seed_demo_on_first_run:
-        asyncio.run(_seed(settings))
+    if settings.seed_demo_on_first_run and not settings.is_production:
+        asyncio.run(_seed(settings))  # demo users with known passwords: never in production
 
 
 def _serve(settings: Settings, *, embedded: bool) -> None:
@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> None:
         upgrade_url(settings.database_url)
         print("Database is up to date.")
     elif args.command == "seed-demo":
+        if settings.is_production:
+            sys.exit("Demo users have known passwords: not in production (CALLCARD_ENVIRONMENT).")
         asyncio.run(_seed(settings))
     elif args.command == "sms":
         from crm_api.messages.sms.process import run_sms

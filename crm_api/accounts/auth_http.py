@@ -81,7 +81,8 @@ async def login(
         max_age=int(ttl.total_seconds()),
         httponly=True,
         samesite="lax",
-        secure=services.settings.cookie_secure,
+        # Behind HTTPS (or in production, always) the cookie never travels in clear text.
+        secure=settings.cookie_secure or settings.is_production or request.url.scheme == "https",
     )
     return LoginResponse(user=UserPublic.model_validate(user), token=issued.token)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path("var")
@@ -16,12 +16,11 @@ VAR_DIR = Path("var")
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CALLCARD_", env_file=".env", extra="ignore")
 
-    environment: str = "development"  # development | production
+    environment: str = "development"  # development | production (any case)
     database_url: str = f"sqlite+aiosqlite:///{VAR_DIR / 'callcard.db'}"
     redis_url: str | None = None  # unset → the in-process bus
     bind_host: str = "127.0.0.1"
     bind_port: int = 8000
-    secret_key: str = "development-only-secret"
     session_ttl_hours: int = 24 * 14
     session_idle_minutes: int = 12 * 60  # a browser session unused this long has ended
     api_token_days: int = 90  # the longest an API token may live
@@ -92,9 +91,18 @@ class Settings(BaseSettings):
     seed_demo_on_first_run: bool = True
     languages: tuple[str, ...] = Field(default=("ru", "en"))
 
-    def model_post_init(self, _context: object) -> None:
-        if self.environment == "production" and self.secret_key == "development-only-secret":
-            raise ValueError("CALLCARD_SECRET_KEY must be set in production")
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, value: str) -> str:
+        # `Production` or `PRODUCTION` must not quietly run as development.
+        value = value.strip().lower()
+        if value not in ("development", "production"):
+            raise ValueError("development or production")
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
 
     @cached_property
     def tz(self) -> ZoneInfo:
