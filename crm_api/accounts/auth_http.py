@@ -124,8 +124,7 @@ async def change_password(
     body: PasswordChange, request: Request, me: Me, session: SessionDep, services: ServicesDep
 ) -> None:
     """A new password ends every other session and API token of this user."""
-    user = await session.get(User, me.id)
-    assert user is not None
+    user = await auth.get_user(session, me.id)
     if not await auth.check_password(user, body.current_password):
         raise InvalidInput("current_password", "wrong password")
     user.password_hash = await auth.hash_password_off_loop(body.new_password)
