@@ -160,7 +160,8 @@ class RedisBus:
             # Redis lost its data since our last publish: what readers may have missed first.
             now = time.monotonic()
             again = [(t, f) for at, t, f in self._recent if now - at <= self._replay_s]
-            log.warning("realtime frames: Redis lost its data; publishing %d again", len(again))
+            if again:  # (an idle day also lets the marker expire: nothing to say then)
+                log.warning("realtime frames: Redis lost its data; publishing %d again", len(again))
             self._marked = False
             for old_tag, old_frame in again:
                 await self._append(old_tag, old_frame)
