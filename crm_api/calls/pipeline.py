@@ -1,31 +1,38 @@
 """The durable path of call events: PBX adapter → event stream → call-event service.
 
-With Redis the stream is a Redis Stream read by one consumer group, so an event is
-acknowledged only after its database commit and survives an API restart; embedded, it is
-an in-process queue. Either way the adapter only appends; it never waits on the CRM."""
+With Redis the stream is a Redis Stream partitioned by call id among the live API workers
+(calls.partitions), so each call is handled in order by one worker at a time, and an event
+is acknowledged only after its database commit and survives an API restart; embedded, it
+is an in-process queue. Either way the adapter only appends; it never waits on the CRM."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
+import os
 import socket
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from crm_api.calls import codec
+from crm_api.calls.partitions import CONSUMER, GROUP, PartitionedStream, partition_of
 from crm_api.calls.service import CallService, MissedCallHook
 from crm_api.platform.deps import Services
-from crm_api.platform.metrics import CallMetrics
 from crm_api.platform.realtime.spool import SpooledAppender
-from crm_api.platform.realtime.streams import EventStream, RedisStream, consume_supervised
+from crm_api.platform.realtime.streams import (
+    EventStream,
+    RedisStream,
+    consume_supervised,
+    stream_outages,
+)
 from telephony import events as ev
 from telephony.call_context import about_call
 from telephony.events import CallEvent
 
 log = logging.getLogger(__name__)
 CALL_EVENTS_STREAM = "callcard:call-events"
-CALL_GROUP = "calls"
 # Few runs at once keep each turn of the event loop short, so a ring read off the stream
 # is pushed at once (50 calls/s, 1M clients: pop p99 24 ms with 8, 10 ms with 3).
 CALL_RUNS_IN_FLIGHT = 3
@@ -51,20 +58,44 @@ class SpooledCallEventSink:
         self.appender.add(codec.encode(event))
 
 
+def _call_id(event: dict[str, Any]) -> str:
+    return str(event.get("call_id", ""))
+
+
 def make_stream(
     services: Services, on_read: Callable[[dict[str, Any]], None] | None = None
 ) -> EventStream:
-    if services.redis is not None:
+    redis = services.redis
+    if redis is None:
+        return services.links.local_stream(CALL_EVENTS_STREAM)
+    settings = services.settings
+    partitions = settings.call_partitions
+    # Shared by all the partitions this worker holds: runs in flight, and one log line
+    # per outage.
+    slots = asyncio.Semaphore(CALL_RUNS_IN_FLIGHT)
+    outages = stream_outages(CALL_EVENTS_STREAM)
+
+    def partition(p: int) -> RedisStream:
         return RedisStream(
-            services.redis,
+            redis,
             CALL_EVENTS_STREAM,
-            group=CALL_GROUP,
-            consumer=socket.gethostname(),
-            key=lambda event: str(event.get("call_id", "")),
+            group=GROUP.format(p),
+            consumer=CONSUMER,
+            key=_call_id,
             on_read=on_read,
-            concurrency=CALL_RUNS_IN_FLIGHT,
+            concurrency=slots,
+            accept=lambda event: partition_of(_call_id(event), partitions) == p,
+            outages=outages,
         )
-    return services.links.local_stream(CALL_EVENTS_STREAM)
+
+    return PartitionedStream(
+        redis,
+        CALL_EVENTS_STREAM,
+        partitions=partitions,
+        worker=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
+        lease_s=settings.call_partition_lease_s,
+        consumer=partition,
+    )
 
 
 async def start_call_events(
@@ -97,9 +128,10 @@ async def start_call_events(
                 service.ring_ahead(event)
 
     stream = make_stream(services, on_read=ring_ahead)
-    reads_ahead = isinstance(stream, RedisStream)
-    if reads_ahead:
-        services.metrics.refresh_with(functools.partial(_stream_figures, services, gauges))
+    reads_ahead = isinstance(stream, PartitionedStream)
+    if isinstance(stream, PartitionedStream):
+        gauges.partitions.set_function(lambda: len(stream.owned))
+        services.metrics.refresh_with(functools.partial(_stream_figures, services, stream))
 
     async def handle(run: list[dict[str, Any]]) -> None:
         events = []
@@ -142,11 +174,13 @@ async def start_call_events(
     return shutdown
 
 
-async def _stream_figures(services: Services, gauges: CallMetrics) -> None:
-    assert services.redis is not None
-    groups: Any = await services.redis.xinfo_groups(CALL_EVENTS_STREAM)
-    for group in groups:
-        name = group["name"]
-        if (name.decode() if isinstance(name, bytes) else name) == CALL_GROUP:
-            gauges.stream_lag.labels(CALL_EVENTS_STREAM).set(group.get("lag") or 0)
-            gauges.stream_pending.labels(CALL_EVENTS_STREAM).set(group["pending"])
+async def _stream_figures(services: Services, stream: PartitionedStream) -> None:
+    """Lag and pending of the partitions this worker holds: summed over the workers, the
+    whole stream's."""
+    gauges = services.metrics.calls
+    figures = [(reader.group, await reader.backlog()) for reader in stream.readers()]
+    gauges.stream_lag.clear()
+    gauges.stream_pending.clear()
+    for group, backlog in figures:
+        gauges.stream_lag.labels(CALL_EVENTS_STREAM, group).set(backlog.unread)
+        gauges.stream_pending.labels(CALL_EVENTS_STREAM, group).set(backlog.pending)

@@ -60,14 +60,19 @@ class CallMetrics:
         )
         self.stream_lag = Gauge(
             "callcard_stream_lag_entries",
-            "Entries of an event stream its consumer group has not read yet",
-            ("stream",),
+            "Entries of an event stream a consumer group of this worker has not read yet",
+            ("stream", "group"),
             registry=registry,
         )
         self.stream_pending = Gauge(
             "callcard_stream_pending_entries",
-            "Entries of an event stream read but not yet acknowledged",
-            ("stream",),
+            "Entries of an event stream read by this worker but not yet acknowledged",
+            ("stream", "group"),
+            registry=registry,
+        )
+        self.partitions = Gauge(
+            "callcard_call_partitions_owned",
+            "Partitions of the call-event stream this worker handles",
             registry=registry,
         )
         # (call id, agent) → when the ring was appended (the sender's clock, epoch seconds)

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     agi_bind: str = "127.0.0.1:4573"
     agi_decide_within: float = 0.8  # seconds the caller may wait for the routing answer
     telephony_lease_s: float = 3.0  # a standby takes over this long after the active dies
+    # The call-event stream's partitions, shared among the API workers (the same everywhere;
+    # change it only with the stream drained); a dead worker's are taken over after the lease.
+    call_partitions: int = Field(default=8, ge=1, le=256)
+    call_partition_lease_s: float = 3.0
     # The SIP bridge (pjsua2 workers): set to answer a SIP trunk without Asterisk. Worker i
     # listens on the port + i (UDP and TCP); `callcard run` starts one, `callcard sip` N.
     sip_bind: str | None = None  # e.g. 127.0.0.1:5070

@@ -167,6 +167,11 @@ def _handler_failed(
         log.exception("%s: events from %s failed; left pending", name, first_id)
 
 
+def stream_outages(name: str) -> tuple[Outage, Outage]:
+    """How a stream's consumer tracks Redis and its handler's storage."""
+    return Outage(f"{name}: Redis", log), Outage(f"{name}: the event handler's storage", log)
+
+
 class RedisStream:
     """A Redis stream read by a consumer group; several workers share the load."""
 
@@ -181,8 +186,10 @@ class RedisStream:
         block_ms: int = 1000,
         maxlen: int = 1_000_000,
         key: Callable[[dict[str, Any]], str] | None = None,
-        concurrency: int = 8,
+        concurrency: int | asyncio.Semaphore = 8,
         on_read: Callable[[dict[str, Any]], None] | None = None,
+        accept: Callable[[dict[str, Any]], bool] | None = None,
+        outages: tuple[Outage, Outage] | None = None,
     ) -> None:
         """`key` (e.g. the call id): events of one key are handled in order, events of
         different keys concurrently, so one slow call does not hold up the others.
@@ -190,11 +197,20 @@ class RedisStream:
         extra run opens (and then closes) an overflow connection and re-prepares its
         statements, which costs more than the concurrency gains. `on_read` sees each event
         the moment it is read, before its run waits for anything: for what must not wait
-        (it may see an event again after a retry, and must not raise)."""
+        (it may see an event again after a retry, and must not raise). `concurrency` may be
+        a semaphore shared with other streams. `accept`: this group handles only the events
+        it accepts and acknowledges the others unread (a partition of a shared stream).
+        `outages` (Redis's, the handler's) may be shared by the partitions of one stream, so
+        an outage is still one line when it begins and one when it ends."""
         self._redis = redis
         self._key = key
         self._on_read = on_read
-        self._slots = asyncio.Semaphore(concurrency)
+        self._accept = accept
+        self._slots = (
+            concurrency
+            if isinstance(concurrency, asyncio.Semaphore)
+            else asyncio.Semaphore(concurrency)
+        )
         self._latest: dict[str, asyncio.Task[bool]] = {}  # each key's newest run
         self._running: set[asyncio.Task[bool]] = set()
         self._failed = False
@@ -205,8 +221,7 @@ class RedisStream:
         self._block_ms = block_ms
         self._maxlen = maxlen
         self.status = ConsumerStatus(name)
-        self._redis_outage = Outage(f"{name}: Redis", log)
-        self._handler_outage = Outage(f"{name}: the event handler's storage", log)
+        self._redis_outage, self._handler_outage = outages or stream_outages(name)
 
     async def add(self, event: dict[str, Any]) -> str:
         event_id = await self._redis.xadd(
@@ -226,7 +241,8 @@ class RedisStream:
 
     async def _dispatch(self, handler: Handler, rows: list[Any]) -> None:
         """Starts a run per key; a key's run waits for that key's run before it."""
-        unusable = []  # deleted while pending, or not written by `add`: never handled
+        # Deleted while pending, not written by `add`, or not accepted: never handled here.
+        unusable = []
         runs: dict[str, list[tuple[Any, dict[str, Any]]]] = {}
         for raw_id, fields in rows:
             try:
@@ -235,6 +251,9 @@ class RedisStream:
             except (KeyError, TypeError, ValueError, AttributeError):
                 log.error("%s: dropping unreadable entry %s: %r", self.name, raw_id, fields)
                 unusable.append(raw_id)
+                continue
+            if self._accept is not None and not self._accept(event):
+                unusable.append(raw_id)  # another partition's
                 continue
             runs.setdefault(key, []).append((raw_id, event))
             if self._on_read is not None:

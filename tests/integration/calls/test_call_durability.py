@@ -53,8 +53,9 @@ async def feed(sink: CallEventSink, events: list[ev.CallEvent]) -> None:
 
 
 async def waiting_events(redis: aredis.Redis) -> int:
-    info = await redis.xpending(CALL_EVENTS_STREAM, "calls")
-    return int(info["pending"])
+    """Read and not acknowledged, over the stream's partitions."""
+    groups = await redis.xinfo_groups(CALL_EVENTS_STREAM)
+    return sum(int(group["pending"]) for group in groups)
 
 
 async def drained(redis: aredis.Redis) -> bool:

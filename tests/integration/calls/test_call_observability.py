@@ -85,12 +85,15 @@ async def test_metrics_move_with_a_call(
     assert after.value("callcard_ws_clients") == 0
     route = {"method": "GET", "route": "list_clients", "status": "200"}
     assert after.value("callcard_http_request_duration_seconds_count", **route) == 1
-    if backend == "postgres":  # the Redis stream and its consumer group
-        assert after.value("callcard_stream_lag_entries", stream="callcard:call-events") == 0
-        assert (
-            "callcard_stream_pending_entries",
-            frozenset({("stream", "callcard:call-events")}),
-        ) in after.samples
+    if backend == "postgres":  # the Redis stream, read by the partitions this worker holds
+        assert after.value("callcard_call_partitions_owned") == 8
+        assert after.total("callcard_stream_lag_entries", stream="callcard:call-events") == 0
+        groups = {
+            dict(labels)["group"]
+            for name, labels in after.samples
+            if name == "callcard_stream_pending_entries"
+        }
+        assert groups == {f"calls:p{p}" for p in range(8)}
 
 
 async def test_every_log_line_of_a_call_carries_its_id(

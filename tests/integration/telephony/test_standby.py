@@ -59,6 +59,7 @@ def telephony(name: str, settings: Settings, pbx: AmiSimulator, logs: Path):
         CALLCARD_AMI_URL=pbx.url,
         CALLCARD_AGI_BIND=f"127.0.0.1:{free_port()}",
         CALLCARD_TELEPHONY_LEASE_S=str(LEASE_S),
+        CALLCARD_SPOOL_DIR=str(logs / "spool"),  # the PBX's pair shares one, as on one host
     )
 
 
