@@ -22,7 +22,7 @@ from crm_api.messages.schemas import (
     SmsSendIn,
 )
 from crm_api.messages.sms import bulk as bulk_sends
-from crm_api.messages.templates import render
+from crm_api.messages.templates import SMS_MAX_CHARS, fits_sms, render
 from crm_api.platform.deps import ServicesDep, SessionDep, require
 from crm_api.platform.errors import InvalidInput
 from crm_api.platform.links import Outbox
@@ -107,6 +107,8 @@ async def send_sms(
         if phone is None:
             raise InvalidInput("phone", "the client has no mobile phone")
     text = render(body.text, client, await messages.template_fields(session, client, body.deal_id))
+    if not fits_sms(text):
+        raise InvalidInput("text", f"longer than {SMS_MAX_CHARS} characters once filled in")
     message, created = await enqueue(
         session,
         channel="sms",

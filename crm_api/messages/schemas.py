@@ -6,13 +6,14 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from crm_api.clients.types import ClientFilters
+from crm_api.messages.templates import SMS_MAX_CHARS
 from crm_api.platform.schemas import ApiModel, Id
 
 
 class SmsSendIn(ApiModel):
     """`text` may use {name}, {first_name}, {manager}, {deal_title}, {deal_amount}."""
 
-    text: str = Field(min_length=1, max_length=1600)
+    text: str = Field(min_length=1, max_length=SMS_MAX_CHARS)
     phone: str | None = Field(default=None, max_length=50)  # one of the client's; default first
     deal_id: Id | None = None  # whose fields fill {deal_…}; default the latest open deal
 
@@ -43,7 +44,7 @@ class MessagePublic(ApiModel):
 
 
 class BulkSmsIn(ApiModel):
-    text: str = Field(min_length=1, max_length=1600)
+    text: str = Field(min_length=1, max_length=SMS_MAX_CHARS)
     view_id: Id | None = None
     filters: ClientFilters | None = None
     rate: float | None = Field(default=None, gt=0, le=1000)  # messages per second

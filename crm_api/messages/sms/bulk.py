@@ -25,7 +25,7 @@ from crm_api.messages.models import BulkSend, OutboxMessage
 from crm_api.messages.outbox import FINAL as FINAL_STATES
 from crm_api.messages.outbox import enqueue
 from crm_api.messages.sms.deals import deal_fields_for
-from crm_api.messages.templates import render
+from crm_api.messages.templates import fits_sms, render
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.errors import InvalidInput, NotFound
 from crm_api.platform.realtime.hub import Hub
@@ -103,13 +103,17 @@ async def create_bulk(
         if phone is None:
             skipped.append({"client_id": client.id, "reason": "no_mobile_phone"})
             continue
+        body = render(text, client, deals.get(client.id))
+        if not fits_sms(body):
+            skipped.append({"client_id": client.id, "reason": "too_long"})
+            continue
         message, _ = await enqueue(
             session,
             channel="sms",
             client=client,
             user=user,
             to_address=phone,
-            body=render(text, client, deals.get(client.id)),
+            body=body,
             bulk_id=bulk.id,
         )
         # The rate limit is the schedule itself: message n is due n/rate seconds later.
