@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from e2e.helpers import login, new_context, pbx, shoot
+from e2e.helpers import login, new_context, pbx, shoot, shoot_widths
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -234,3 +234,35 @@ async def test_a_call_taken_elsewhere_leaves_the_console(
     )
     await expect(panel).to_have_count(0, timeout=15_000)
     await expect(page.get_by_test_id("my-status")).to_have_text("Online")
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+async def test_missed_calls_are_one_row_per_client_with_a_count(
+    app: RunningApi, browser: Browser, db: async_sessionmaker[AsyncSession], lang: str
+) -> None:
+    """Two missed calls of one client: one row, "×2", one call-back button; the list
+    comes from the API (the callback tasks), so a reload keeps it."""
+    _, name, e164, _ = await a_client(db, with_manager=False)
+    page = await operator_page(browser, app, lang)
+    for _ in range(2):
+        call_id = f"missed-{lang}-{next(_ids)}"
+        await pbx(app, *ringing(call_id, e164))
+        await pbx(
+            app,
+            ev.CallEnded(
+                call_id=call_id,
+                at=now(),
+                direction=ev.Direction.INBOUND,
+                disposition=ev.Disposition.MISSED,
+                cause=19,
+                ring_s=20.0,
+            ),
+        )
+    missed = page.get_by_test_id("missed-calls")
+    back = "Перезвонить" if lang == "ru" else "Call back"
+    await expect(missed.get_by_test_id("missed-count")).to_have_text("×2")
+    await expect(missed.get_by_role("button", name=re.compile(f"^{back}"))).to_have_count(1)
+    await expect(missed.get_by_role("link", name=name)).to_be_visible()
+    await page.reload()
+    await expect(missed.get_by_test_id("missed-count")).to_have_text("×2")
+    await shoot_widths(page, f"console-missed-count-{lang}")

@@ -21,9 +21,11 @@ export function duration(seconds: number | null | undefined): string {
 
 export function dateTime(iso: string | null | undefined): string {
   if (!iso) return ''
-  return new Date(iso).toLocaleString(i18n.global.locale.value === 'ru' ? 'ru-RU' : 'en-GB', {
-    day: '2-digit', month: 'short', hour: '2-digit', minute: '2-digit',
-  })
+  return new Date(iso)
+    .toLocaleString(i18n.global.locale.value === 'ru' ? 'ru-RU' : 'en-GB', {
+      day: '2-digit', month: 'short', hour: '2-digit', minute: '2-digit',
+    })
+    .replace(/ /g, NBSP) // "02 дек., 09:45" stays on one line
 }
 
 export function money(v: unknown): string {

@@ -43,21 +43,10 @@ export interface LiveCall {
 
 type CallFrame = Partial<LiveCall> & { call_id: string; id: number; client_id?: number | null; agent_user_id?: number; user_id?: number | null }
 
-export interface MissedCall {
-  id: number
-  call_id: string
-  caller: string | null
-  client_id: number | null
-  at: string
-  name?: string
-  task_id?: number // the callback task the missed call became
-}
-
 const RANK: Record<string, number> = { originating: 0, ringing: 1, answered: 2, ended: 3, failed: 3 }
 
 export const useCalls = defineStore('calls', () => {
   const calls = ref<Record<string, LiveCall>>({})
-  const missed = ref<MissedCall[]>([])
   const dismissed = new Set<string>()
 
   const all = computed(() =>
@@ -135,16 +124,6 @@ export const useCalls = defineStore('calls', () => {
     if (call.client_id && !call.summaryLoaded) void loadSummary(call)
   }
 
-  function onMissed(frame: Frame): void {
-    const d = frame.data as unknown as CallFrame & { ended_at?: string }
-    if (missed.value.some((m) => m.call_id === d.call_id)) return
-    missed.value = [
-      { id: d.id, call_id: d.call_id, caller: d.caller ?? null, client_id: d.client_id ?? null,
-        at: d.ended_at ?? d.started_at ?? new Date().toISOString() },
-      ...missed.value,
-    ]
-  }
-
   /** The card of a call this tab did not see ring (a page opened during the call). */
   async function loadSummary(call: LiveCall): Promise<void> {
     if (!call.client_id) return
@@ -204,10 +183,6 @@ export const useCalls = defineStore('calls', () => {
     calls.value = rest
   }
 
-  function forgetMissed(callId: string): void {
-    missed.value = missed.value.filter((m) => m.call_id !== callId)
-  }
-
   // A call that stopped ringing here without a frame for this user (another agent took
   // it, or the caller hung up and the follow-up went to the client's manager) must not
   // stay on screen: while a call is live, /calls/active is asked every few seconds.
@@ -225,10 +200,9 @@ export const useCalls = defineStore('calls', () => {
     realtime.on('call.answered', onState)
     realtime.on('call.ended', onState)
     realtime.on('call.failed', onState)
-    realtime.on('call.missed', onMissed)
     realtime.on('reconnected', () => void refetch())
     realtime.on('resync', () => void refetch())
   }
 
-  return { calls, all, list, current, missed, onCall, ringing, bind, refetch, dismiss, forgetMissed, upsert }
+  return { calls, all, list, current, onCall, ringing, bind, refetch, dismiss, upsert }
 })
