@@ -66,6 +66,7 @@ class SmppConnection:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._stop = threading.Event()
+        self._wake_pending = False
         self._thread = threading.Thread(target=self._run, name="smpp-io", daemon=True)
         self.instance = uuid.uuid4().hex[:12]  # tells this process's sessions from others'
         self.generation = 0
@@ -82,6 +83,7 @@ class SmppConnection:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        self._wake_pending = False
         self._wake()
         self._thread.join(timeout)
 
@@ -98,6 +100,12 @@ class SmppConnection:
         self._wake()
 
     def _wake(self) -> None:
+        # One wake byte until the IO thread takes its work: a byte per message would
+        # make each one a context switch. The IO thread clears the flag before it
+        # drains the queue, so work put before this check is always seen.
+        if self._wake_pending:
+            return
+        self._wake_pending = True
         with contextlib.suppress(BlockingIOError, OSError):
             self._wake_w.send(b"\0")
 
@@ -211,6 +219,7 @@ class SmppConnection:
     def _take_work(self, session: Session, generation: int) -> list[Action]:
         """New parts and queries into the session; deliver_sm answers to write."""
         answers: list[Action] = []
+        self._wake_pending = False
         while True:
             try:
                 item = self._inbox.get_nowait()

@@ -10,10 +10,11 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sms_gateway import status as st
 from sms_gateway.config import SmppConfig
@@ -43,6 +44,9 @@ class SmsGateway:
         self._reassembler = Reassembler(reassembly_timeout)
         self._held: dict[Key, list[Deliver]] = {}
         self._bound = asyncio.Event()
+        self._handover: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        self._handover_lock = threading.Lock()
+        self._handover_scheduled = False
         self.state_listeners: list[Callable[[bool, str | None], None]] = []
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -127,7 +131,7 @@ class SmsGateway:
             def done(
                 code: int, mid: str | None, fut: asyncio.Future[tuple[int, str | None]] = fut
             ) -> None:
-                loop.call_soon_threadsafe(_resolve, fut, (code, mid))
+                self._to_loop(_resolve, fut, (code, mid))
 
             conn.submit(
                 Submit(
@@ -155,7 +159,7 @@ class SmsGateway:
         fut: asyncio.Future[tuple[int, int | None]] = loop.create_future()
 
         def done(code: int, state: int | None) -> None:
-            loop.call_soon_threadsafe(_resolve, fut, (code, state))
+            self._to_loop(_resolve, fut, (code, state))
 
         conn.query(Query(message_id, source or self.config.source_addr, done))
         return await fut
@@ -185,12 +189,29 @@ class SmsGateway:
     # -- from the IO thread -------------------------------------------------------------
 
     def _deliver_from_thread(self, deliver: Deliver) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._on_deliver, deliver)
+        self._to_loop(self._on_deliver, deliver)
 
     def _state_from_thread(self, bound: bool, error: str | None) -> None:
+        self._to_loop(self._on_state, bound, error)
+
+    def _to_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        """Runs fn(*args) in the event loop, in call order. Calls made while the loop has
+        not yet run the previous ones join them: one wake-up of the loop carries a whole
+        read's worth of results (a wake-up per message costs more than the message)."""
+        with self._handover_lock:
+            self._handover.append((fn, args))
+            if self._handover_scheduled:
+                return
+            self._handover_scheduled = True
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._on_state, bound, error)
+        self._loop.call_soon_threadsafe(self._run_handover)
+
+    def _run_handover(self) -> None:
+        with self._handover_lock:
+            calls, self._handover = self._handover, []
+            self._handover_scheduled = False
+        for fn, args in calls:
+            fn(*args)
 
     def _on_state(self, bound: bool, error: str | None) -> None:
         if bound:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, Row, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from crm_api.accounts.models import User
 from crm_api.clients.models import Client
@@ -142,34 +145,54 @@ async def claim_due(
     """Claims due messages for this worker: a claim is an atomic UPDATE guarded by the old
     state, so two workers never send the same message. A claim that outlived a crashed
     worker expires and the message is tried again."""
-    due = or_(
-        OutboxMessage.status.in_(("queued", "uncertain")) & (OutboxMessage.next_attempt_at <= now),
-        (OutboxMessage.status == "sending") & (OutboxMessage.claimed_until < now),
+    rows = await claim_due_rows(
+        session, channel, now, limit, (OutboxMessage.id,), claim_for=claim_for
     )
+    return sorted(r.id for r in rows)
+
+
+async def claim_due_rows(
+    session: AsyncSession,
+    channel: str,
+    now: datetime,
+    limit: int,
+    columns: Sequence[InstrumentedAttribute[Any]],
+    *,
+    claim_for: timedelta = CLAIM_FOR,
+    reclaim_expired: bool = True,
+) -> Sequence[Row[Any]]:
+    """`claim_due` in one statement, answering the claimed messages' `columns`. Without
+    `reclaim_expired` a lapsed claim is left to the channel's own recovery (an SMS may
+    have reached the SMSC: it waits for its receipts instead of going again)."""
+    due: ColumnElement[bool] = OutboxMessage.status.in_(("queued", "uncertain")) & (
+        OutboxMessage.next_attempt_at <= now
+    )
+    if reclaim_expired:
+        due = or_(due, (OutboxMessage.status == "sending") & (OutboxMessage.claimed_until < now))
+    # A materialized CTE: a locking subquery with LIMIT inlined into the UPDATE may run
+    # again per row on PostgreSQL and claim more than `limit` rows.
     candidates = (
-        await session.scalars(
-            select(OutboxMessage.id)
-            .where(OutboxMessage.channel == channel, due)
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(limit)
-        )
-    ).all()
-    if not candidates:
-        await session.commit()
-        return []
-    # One guarded UPDATE for the batch; RETURNING says which rows this worker won.
+        select(OutboxMessage.id)
+        .where(OutboxMessage.channel == channel, due)
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("due")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    # The guard repeats in the UPDATE; RETURNING says which rows this worker won.
     result = await session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id.in_(candidates), due)
+        .where(OutboxMessage.id.in_(select(candidates.c.id)), due)
         .values(
             status="sending", claimed_until=now + claim_for, attempts=OutboxMessage.attempts + 1
         )
-        .returning(OutboxMessage.id)
+        .returning(*columns)
         .execution_options(synchronize_session=False)
     )
-    claimed = sorted(result.scalars().all())
+    rows = result.all()
     await session.commit()
-    return claimed
+    return rows
 
 
 async def renew_claims(

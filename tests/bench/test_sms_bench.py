@@ -1,11 +1,15 @@
 """SMS throughput: sustained submit_sm/s through the whole path with every delivery
 receipt persisted, window 50, PostgreSQL. Target: >= 1000 messages/s. Side by side in
-the same run, the same batch through Jasmin's HTTP API to the same SMSC.
+the same run, the same batch from a bare smpplib client (the reference: goal >= 60% of
+its rate) and through Jasmin's HTTP API, to the same SMSC.
 
 Callcard: N outbox messages (already queued, as the API leaves them) are claimed,
 submitted to a test SMSC (smpp34's Server in its own process), their parts recorded, and
 each receipt written before it is acknowledged. The clock stops when the last message is
 delivered.
+
+The bare client (bench/bare_smpp.py, its own process) sends with the same window and
+counts the receipts smpplib answers; it stores nothing.
 
 Jasmin 0.11.0 (its own venv var/jasmin-venv, made on first use; setup in
 bench/jasmin_peer.py): once Callcard has unbound, jasmind binds to the same SMSC and the
@@ -19,7 +23,9 @@ Prints messages/s to submitted and to delivered for both."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +48,8 @@ from sms_gateway import SmppConfig, SmsGateway
 MESSAGES = int(os.environ.get("BENCH_SMS_MESSAGES", "20000"))
 WINDOW = 50
 TARGET = 1000.0
+BARE_SHARE = 0.6  # of the bare smpplib client's rate
+CPU_TARGET_MS = 0.5
 
 
 def destination(i: int) -> str:
@@ -137,6 +145,21 @@ async def test_sms_submit_and_receipts_sustained_rate(tmp_path: Path, pg_server:
             f"per message (one free core: ~{MESSAGES / cpu:,.0f}/s); "
             f"load average {os.getloadavg()[0]:.1f}"
         )
+        bare = await _bare(smsc)
+        bare_rate = MESSAGES / bare["delivered_s"]
+        share = rate / bare_rate
+        cpu_ms = cpu * 1000 / MESSAGES
+        print(
+            f"Bare smpplib {_smpplib_version()}, window {WINDOW}, same SMSC: "
+            f"submitted {MESSAGES / bare['submitted_s']:,.0f}/s, "
+            f"every receipt received {bare_rate:,.0f}/s, accepted {bare['accepted']:.0f}, "
+            f"receipts {bare['receipts']:.0f}; CPU {bare['cpu_s'] * 1000 / MESSAGES:.2f} ms "
+            f"per message; load average {os.getloadavg()[0]:.1f}\n"
+            f"Callcard / bare smpplib: {share:.0%} "
+            f"(goal >= {BARE_SHARE:.0%}: {'ok' if share >= BARE_SHARE else 'UNDER GOAL'}); "
+            f"Callcard CPU {cpu_ms:.2f} ms per message "
+            f"(goal <= {CPU_TARGET_MS} ms: {'ok' if cpu_ms <= CPU_TARGET_MS else 'OVER GOAL'})"
+        )
         jasmin = await _jasmin(smsc, tmp_path / "jasmin")
     finally:
         await smsc.kill()
@@ -160,7 +183,7 @@ async def _callcard(url: str, dsn: str, smsc: SmscProcess) -> tuple[float, float
         gateway = SmsGateway(SmppConfig.from_url(smsc.url, window=WINDOW))
         await gateway.start()
         assert await gateway.wait_bound(10), gateway.last_error
-        service = SmsService(sessions, hub, gateway, region="RU", max_in_flight=WINDOW * 4)
+        service = SmsService(sessions, hub, gateway, region="RU", max_in_flight=WINDOW * 20)
         stop = asyncio.Event()
         started = time.perf_counter()
         cpu_started = time.process_time()
@@ -196,6 +219,32 @@ async def _callcard(url: str, dsn: str, smsc: SmscProcess) -> tuple[float, float
         await engine.dispose()
     assert submitted_at is not None and delivered_at is not None
     return submitted_at - started, delivered_at - started, cpu
+
+
+async def _bare(smsc: SmscProcess) -> dict[str, float]:
+    """The bare smpplib client's run of the same batch (its own process)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).with_name("bare_smpp.py")),
+        "--port",
+        str(smsc.port),
+        "--password",
+        smsc.password,
+        "--count",
+        str(MESSAGES),
+        "--window",
+        str(WINDOW),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 900)
+    assert proc.returncode == 0, out
+    return dict(json.loads(out))
+
+
+def _smpplib_version() -> str:
+    from importlib.metadata import version
+
+    return version("smpplib")
 
 
 async def _jasmin(smsc: SmscProcess, workdir: Path) -> JasminRun | str:

@@ -68,8 +68,9 @@ async def record_send(
     to the queue for another attempt."""
     placed = [p for p in result.parts if p.status == 0 and p.message_id]
     lost = [p for p in result.parts if p.status == LINK_LOST]
-    redone = {p.index for p in result.parts}
-    # Entries of parts sent again in this attempt are replaced by this attempt's answer.
+    # Entries of parts written again in this attempt are replaced by its answer; a part
+    # not written (NOT_SENT) keeps its entry: an earlier copy may still be at the SMSC.
+    redone = {p.index for p in result.parts if p.status != NOT_SENT}
     message.parts = [e for e in message.parts if e["message_id"] or e["index"] not in redone]
     if lost:
         message.parts = [
@@ -94,7 +95,7 @@ async def record_send(
         await set_status(session, message, "failed", error=result.error)
         return Change(MessageState.of(message), "failed")
     error = result.error or "try again later"
-    if lost:
+    if lost or any(e["status"] == "unknown" for e in message.parts):
         message.status = "uncertain"
         message.claimed_until = None
         message.last_error = error
@@ -193,6 +194,18 @@ class PartRow:
     status: str
 
 
+_MESSAGE_COLUMNS = (  # a MessageRow's, in its order
+    OutboxMessage.id,
+    OutboxMessage.status,
+    OutboxMessage.parts,
+    OutboxMessage.communication_id,
+    OutboxMessage.client_id,
+    OutboxMessage.user_id,
+    OutboxMessage.bulk_id,
+    Client.manager_id,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class MessageRow:
     """What deciding a message's state from its parts reads."""
@@ -254,19 +267,27 @@ def message_changes(
 
 
 async def apply_receipts(
-    session: AsyncSession, receipts: Sequence[DeliveryReceipt], now: datetime
+    session: AsyncSession,
+    receipts: Sequence[DeliveryReceipt],
+    now: datetime,
+    *,
+    hold: timedelta = UNCERTAIN_HOLD,
 ) -> tuple[list[Change], set[str]]:
-    """Applies a batch of receipts in a few set-based statements; returns the messages
-    whose state changed and the receipt ids no part is known for (yet: a receipt can
-    outrun our own commit)."""
+    """Applies a batch of receipts: one query reads the parts and their messages, then
+    set-based writes; returns the messages whose state changed and the receipt ids no part
+    is known for (yet: a receipt can outrun our own commit)."""
     ids = {r.message_id for r in receipts}
-    parts = await _parts_by_smsc_id(session, ids)
+    parts, messages, parts_of = await _receipted(session, ids)
     unknown = ids - parts.keys()
     if unknown:
-        adopted = await adopt(session, [r for r in receipts if r.message_id in unknown], now)
+        unmatched = [r for r in receipts if r.message_id in unknown]
+        adopted = await adopt(session, unmatched, now, hold=hold)
         if adopted:
             unknown -= adopted
-            parts.update(await _parts_by_smsc_id(session, adopted))
+            more = await _receipted(session, adopted)
+            parts.update(more[0])
+            messages.update(more[1])
+            parts_of.update(more[2])
     new_status = fold_receipts(parts, receipts)
     if not new_status:
         return [], unknown
@@ -275,49 +296,51 @@ async def apply_receipts(
         [{"id": pid, "status": st, "updated_at": now} for pid, st in new_status.items()],
     )
     touched = {p.outbox_id for p in parts.values() if p.id in new_status}
-    changes = message_changes(
-        await _message_rows(session, touched), await _parts_of(session, touched)
-    )
+    after = {
+        mid: [(index, smsc_id, new_status.get(pid, st)) for pid, index, smsc_id, st in rows]
+        for mid, rows in parts_of.items()
+        if mid in touched
+    }
+    changes = message_changes([messages[mid] for mid in touched], after)
     await _write_changes(session, changes, now)
     return changes, unknown
 
 
-async def _parts_by_smsc_id(session: AsyncSession, ids: set[str]) -> dict[str, PartRow]:
+async def _receipted(
+    session: AsyncSession, smsc_ids: set[str]
+) -> tuple[dict[str, PartRow], dict[int, MessageRow], dict[int, list[tuple[int, int, str, str]]]]:
+    """For the parts with these SMSC ids, in one query: those parts, their messages, and
+    every part (id, index, SMSC id, status) of those messages."""
+    receipted = select(SmsPart.outbox_id).where(SmsPart.smsc_message_id.in_(smsc_ids))
     rows = await session.execute(
-        select(SmsPart.id, SmsPart.outbox_id, SmsPart.smsc_message_id, SmsPart.status).where(
-            SmsPart.smsc_message_id.in_(ids)
+        select(
+            *_MESSAGE_COLUMNS,
+            SmsPart.id,
+            SmsPart.part_index,
+            SmsPart.smsc_message_id,
+            SmsPart.status,
         )
+        .join(OutboxMessage, OutboxMessage.id == SmsPart.outbox_id)
+        .join(Client, Client.id == OutboxMessage.client_id)
+        .where(SmsPart.outbox_id.in_(receipted))
+        .order_by(SmsPart.part_index)
     )
-    return {r.smsc_message_id: PartRow(*r) for r in rows.all()}
-
-
-async def _parts_of(
-    session: AsyncSession, message_ids: set[int]
-) -> dict[int, list[tuple[int, str, str]]]:
-    by_message: dict[int, list[tuple[int, str, str]]] = {}
-    for r in (
-        await session.execute(
-            select(SmsPart.outbox_id, SmsPart.part_index, SmsPart.smsc_message_id, SmsPart.status)
-            .where(SmsPart.outbox_id.in_(message_ids))
-            .order_by(SmsPart.part_index)
-        )
-    ).all():
-        by_message.setdefault(r.outbox_id, []).append((r.part_index, r.smsc_message_id, r.status))
-    return by_message
+    parts: dict[str, PartRow] = {}
+    messages: dict[int, MessageRow] = {}
+    parts_of: dict[int, list[tuple[int, int, str, str]]] = {}
+    for r in rows.all():
+        mid, part_id, index, smsc_id, status = r[0], r[8], r[9], r[10], r[11]
+        if mid not in messages:
+            messages[mid] = MessageRow(*r[:8])
+        parts_of.setdefault(mid, []).append((part_id, index, smsc_id, status))
+        if smsc_id in smsc_ids:
+            parts[smsc_id] = PartRow(part_id, mid, smsc_id, status)
+    return parts, messages, parts_of
 
 
 async def _message_rows(session: AsyncSession, message_ids: set[int]) -> list[MessageRow]:
     rows = await session.execute(
-        select(
-            OutboxMessage.id,
-            OutboxMessage.status,
-            OutboxMessage.parts,
-            OutboxMessage.communication_id,
-            OutboxMessage.client_id,
-            OutboxMessage.user_id,
-            OutboxMessage.bulk_id,
-            Client.manager_id,
-        )
+        select(*_MESSAGE_COLUMNS)
         .join(Client, Client.id == OutboxMessage.client_id)
         .where(OutboxMessage.id.in_(message_ids))
     )
@@ -364,14 +387,19 @@ async def _write_changes(session: AsyncSession, changes: Sequence[Change], now: 
 
 
 async def adopt(
-    session: AsyncSession, receipts: Sequence[DeliveryReceipt], now: datetime
+    session: AsyncSession,
+    receipts: Sequence[DeliveryReceipt],
+    now: datetime,
+    *,
+    hold: timedelta = UNCERTAIN_HOLD,
 ) -> set[str]:
     """Receipts with ids no part has, for a part that reached the SMSC unanswered (the
     link died): taken only when they can belong to nothing else. The number's only
     recent message must be one waiting on such parts (uncertain), not being sent (its
     result could still bring the id): then the receipts are its own. Anything less
-    certain leaves them orphans, and the part goes again after its hold. Returns the ids
-    adopted."""
+    certain leaves them orphans, and the part goes again after its hold; while such
+    receipts keep coming (an SMSC delivering its backlog after a crash), every uncertain
+    message's hold starts again. Returns the ids adopted."""
     by_number: dict[str, list[DeliveryReceipt]] = {}
     for r in receipts:
         digits = "".join(ch for ch in r.handset if ch.isdigit())
@@ -417,6 +445,7 @@ async def adopt(
             await set_status(session, message, "submitted")
     if adopted:
         await session.flush()
+        await hold_uncertain(session, now, hold)
     return adopted
 
 

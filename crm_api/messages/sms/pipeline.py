@@ -47,7 +47,8 @@ async def start_sms(services: Services) -> Callable[[], Awaitable[None]]:
         services.hub,
         gateway,
         region=settings.default_region,
-        max_in_flight=max(settings.smpp_window * 4, 50),
+        # Enough claimed that the window stays full while results and claims are written.
+        max_in_flight=max(settings.smpp_window * 20, 50),
         claim_for=timedelta(seconds=settings.sms_claim_s),
         receipt_overdue=timedelta(seconds=settings.sms_receipt_overdue_s),
         receipt_deadline=timedelta(seconds=settings.sms_receipt_deadline_s),

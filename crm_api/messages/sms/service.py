@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_api.clients.models import Client
 from crm_api.clients.timeline.models import Communication
 from crm_api.messages.models import OutboxMessage
-from crm_api.messages.outbox import CLAIM_FOR, claim_due, renew_claims
+from crm_api.messages.outbox import CLAIM_FOR, claim_due_rows, renew_claims
 from crm_api.messages.sms import bulk as bulk_sends
 from crm_api.messages.sms.delivery import (
     UNCERTAIN_HOLD,
@@ -107,6 +108,7 @@ class SmsService:
         self.send_within = claim_for.total_seconds() / 2
         self._held: set[int] = set()  # claimed here, result not yet written
         self._renewed = 0.0
+        self._recovered = -math.inf
         self.receipt_overdue = receipt_overdue
         self.receipt_deadline = receipt_deadline
         gateway.state_listeners.append(self._on_link)
@@ -195,28 +197,34 @@ class SmsService:
     async def _claim(self, limit: int) -> list[tuple[int, OutgoingSms, set[int]]]:
         async with self.sessions() as session:
             now = utcnow()
-            if await recover_abandoned(session, now, self.uncertain_hold):
-                await session.commit()
-            ids = await claim_due(session, "sms", now, limit, claim_for=self.claim_for)
-            if not ids:
-                return []
-            rows = (
-                await session.execute(
-                    select(
-                        OutboxMessage.id,
-                        OutboxMessage.to_address,
-                        OutboxMessage.body,
-                        OutboxMessage.parts,
-                    ).where(OutboxMessage.id.in_(ids))
-                )
-            ).all()
+            # A lapsed claim means its worker is gone: checked a few times per claim period.
+            if time.monotonic() - self._recovered >= self.claim_for.total_seconds() / 4:
+                self._recovered = time.monotonic()
+                if await recover_abandoned(session, now, self.uncertain_hold):
+                    await session.commit()
+                    # Their receipts may be orphans already: match them before the hold ends.
+                    self._orphans_tried = 0.0
+            rows = await claim_due_rows(
+                session,
+                "sms",
+                now,
+                limit,
+                (
+                    OutboxMessage.id,
+                    OutboxMessage.to_address,
+                    OutboxMessage.body,
+                    OutboxMessage.parts,
+                ),
+                claim_for=self.claim_for,
+                reclaim_expired=False,
+            )
             return [
                 (
                     r.id,
                     OutgoingSms(destination=r.to_address, text=r.body, reference=r.id & 0xFF),
                     placed_indexes(r.parts),
                 )
-                for r in rows
+                for r in sorted(rows, key=lambda r: int(r.id))
             ]
 
     async def _send(self, message_id: int, outgoing: OutgoingSms, skip: set[int]) -> None:
@@ -331,7 +339,9 @@ class SmsService:
         receipts = [r for r, _ in self._orphans.values()]
         try:
             async with self._write_lock, self.sessions() as session:
-                changes, unknown = await apply_receipts(session, receipts, utcnow())
+                changes, unknown = await apply_receipts(
+                    session, receipts, utcnow(), hold=self.uncertain_hold
+                )
                 await session.commit()
         except Exception:
             log.exception("matching orphan receipts failed")
@@ -354,7 +364,9 @@ class SmsService:
         received: list[Received] = []
         async with self._write_lock, self.sessions() as session:
             only = [i for w in receipts if isinstance(i := w.incoming.item, DeliveryReceipt)]
-            changes, unknown_ids = await apply_receipts(session, only, now)
+            changes, unknown_ids = await apply_receipts(
+                session, only, now, hold=self.uncertain_hold
+            )
             for w in texts:
                 sms = w.incoming.item
                 assert isinstance(sms, InboundSms)
