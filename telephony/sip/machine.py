@@ -93,6 +93,37 @@ class _Call:
     def legs(self) -> tuple[str, ...]:
         raise NotImplementedError
 
+    def _finish(
+        self,
+        at: datetime,
+        direction: ev.Direction,
+        disposition: ev.Disposition,
+        code: int,
+        *,
+        caller: str | None,
+        callee: str | None,
+        agents: tuple[str, ...],
+        answered_by: str | None,
+    ) -> ev.CallEnded:
+        """The call is over: its end as the CRM gets it (`code`: the SIP final status)."""
+        self.phase = Phase.ENDED
+        self.deadline = None
+        return ev.CallEnded(
+            call_id=self.call_id,
+            at=at,
+            crm_call_id=self.crm_call_id,
+            direction=direction,
+            disposition=disposition,
+            cause=q850(code),
+            cause_text=str(disposition),
+            caller=caller,
+            callee=callee,
+            ring_s=_seconds(self.started_at, self.answered_at or at),
+            talk_s=_seconds(self.answered_at, at) if self.answered_at else 0.0,
+            agents=agents,
+            answered_by=answered_by,
+        )
+
     def _bridge(self, a: str, b: str, at: datetime, agent: str | None) -> list[Output]:
         self.phase = Phase.BRIDGED
         self.answered_at = at
@@ -263,23 +294,17 @@ class InboundCall(_Call):
             out.append(msg.Hangup(leg=self.phone, code=487))
         if not caller_gone:
             out.append(msg.Hangup(leg=self.leg, code=to_caller))
-        answered = self.answered_at is not None
-        self.phase = Phase.ENDED
-        self.deadline = None
+        talked = self.agent if self.answered_at is not None else None
         out.append(
-            ev.CallEnded(
-                call_id=self.call_id,
-                at=at,
-                direction=ev.Direction.INBOUND,
-                disposition=disposition,
-                cause=q850(code),
-                cause_text=str(disposition),
+            self._finish(
+                at,
+                ev.Direction.INBOUND,
+                disposition,
+                code,
                 caller=self.caller,
                 callee=self.did,
-                ring_s=_seconds(self.started_at, self.answered_at or at),
-                talk_s=_seconds(self.answered_at, at) if self.answered_at else 0.0,
-                agents=(self.agent,) if answered and self.agent else (),
-                answered_by=self.agent if answered else None,
+                agents=(talked,) if talked else (),
+                answered_by=talked,
             )
         )
         return out
@@ -429,21 +454,14 @@ class ClickToCall(_Call):
             out.append(msg.Hangup(leg=self.client_leg, code=487))
         if not agent_gone:
             out.append(msg.Hangup(leg=self.agent_leg, code=487))
-        self.phase = Phase.ENDED
-        self.deadline = None
         out.append(
-            ev.CallEnded(
-                call_id=self.call_id,
-                at=at,
-                crm_call_id=self.crm_call_id,
-                direction=ev.Direction.OUTBOUND,
-                disposition=disposition,
-                cause=q850(code),
-                cause_text=str(disposition),
+            self._finish(
+                at,
+                ev.Direction.OUTBOUND,
+                disposition,
+                code,
                 caller=self.agent,
                 callee=self.number,
-                ring_s=_seconds(self.started_at, self.answered_at or at),
-                talk_s=_seconds(self.answered_at, at) if self.answered_at else 0.0,
                 agents=(self.agent,),
                 answered_by=None,
             )

@@ -221,7 +221,7 @@ async def test_invite_to_the_card_popping_on_the_operators_socket(
                 raise AssertionError([f["type"] for f in sock.frames]) from None
             popped.append(time.time())
         assert await caller.wait(POP_CALLS + 60) == 0, caller.log()[-3000:]
-    phone.kill()
+    await phone.kill()
     # A call every two seconds, each over in about one (the manager is free again for the
     # routing policy): the n-th INVITE is the n-th pop's.
     sent = sorted(invite_times(caller.log(), "Call-ID").values())

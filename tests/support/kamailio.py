@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from support.peers import require_binary
-from support.sipp import free_udp_tcp_port
+from support.sipp import free_udp_tcp_port, udp_bound
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "kamailio" / "kamailio.cfg"
 
@@ -69,17 +68,7 @@ async def running_kamailio(
         )
     kamailio = Kamailio(port, log)
     try:
-        for _ in range(500):
-            if proc.returncode is not None:
-                raise AssertionError(f"kamailio exited:\n{kamailio.output()}")
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                try:
-                    probe.bind(("127.0.0.1", port))
-                except OSError:
-                    break
-            await asyncio.sleep(0.02)
-        else:
-            raise AssertionError(f"kamailio did not listen:\n{kamailio.output()}")
+        await udp_bound(port, proc, kamailio.output)
         yield kamailio
     finally:
         if proc.returncode is None:

@@ -9,12 +9,14 @@ import asyncio
 import contextlib
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from support.peers import require_binary
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "integration" / "sip" / "scenarios"
+STARTED: list[Sipp] = []  # every SIPp of the running test, for its teardown
 
 
 def free_udp_tcp_port(step: int = 1) -> int:
@@ -42,6 +44,22 @@ def free_udp_tcp_port(step: int = 1) -> int:
     raise RuntimeError("no free port pair")
 
 
+async def udp_bound(
+    port: int, proc: asyncio.subprocess.Process, output: Callable[[], str], within: float = 10.0
+) -> None:
+    """Returns once `proc` has bound UDP `port` on 127.0.0.1 (nobody else may take it)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return
+        if proc.returncode is not None or asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{port} was not bound (exit {proc.returncode}):\n{output()}")
+        await asyncio.sleep(0.02)
+
+
 @dataclass
 class Sipp:
     proc: asyncio.subprocess.Process
@@ -53,26 +71,18 @@ class Sipp:
         try:
             return await asyncio.wait_for(self.proc.wait(), within)
         except TimeoutError:
-            self.kill()
-            await self.proc.wait()
+            await self.kill()
             raise AssertionError(f"SIPp did not finish within {within}s:\n{self.log()}") from None
 
     async def listening(self, within: float = 10.0) -> None:
         """Returns once SIPp holds its SIP port (a UAS must, before it is dialled)."""
-        deadline = asyncio.get_running_loop().time() + within
-        while True:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                try:
-                    probe.bind(("127.0.0.1", self.port))
-                except OSError:
-                    return
-            if self.proc.returncode is not None or asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"SIPp did not start listening:\n{self.log()}")
-            await asyncio.sleep(0.02)
+        await udp_bound(self.port, self.proc, self.log, within)
 
-    def kill(self) -> None:
+    async def kill(self) -> None:
+        """Ends SIPp now (and reaps it: nothing outlives the test's loop)."""
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
+        await self.proc.wait()
 
     def log(self) -> str:
         try:
@@ -161,4 +171,14 @@ async def start_sipp(
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
-    return Sipp(proc, trace, port, media_port)
+    sipp = Sipp(proc, trace, port, media_port)
+    STARTED.append(sipp)
+    return sipp
+
+
+async def kill_left() -> None:
+    """Ends the SIPp processes a test left running (it failed, or never waited on one)."""
+    while STARTED:
+        sipp = STARTED.pop()
+        if sipp.proc.returncode is None:
+            await sipp.kill()

@@ -9,10 +9,16 @@ from typing import Any
 import pytest
 from support.peers import require_binary
 from support.sip_bridge import Bridge, CallLog, ScriptedRouter, StartBridge
-from support.sipp import free_udp_tcp_port
+from support.sipp import free_udp_tcp_port, kill_left
 
 from telephony.pbx import PbxError
 from telephony.sip.pool import PoolConfig, SipPool
+
+
+@pytest.fixture(autouse=True)
+async def no_sipp_left() -> AsyncIterator[None]:
+    yield
+    await kill_left()
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ async def site(start_bridge: StartBridge, tmp_path: Path) -> AsyncIterator[Site]
             )
         )
         yield Site(bridge, kamailio, trunk)
-    trunk.kill()
+    await trunk.kill()
 
 
 async def registered_phone(site: Site, tmp_path: Path, scenario: str, **options) -> Sipp:
@@ -143,7 +143,7 @@ async def test_a_killed_worker_fails_its_call_and_the_next_call_goes_to_the_othe
     os.kill(killed, signal.SIGKILL)
     (failed,) = await bridge.ended()
     assert failed.disposition is ev.Disposition.FAILED
-    first.kill()
+    await first.kill()
     # Kamailio still counts a call on the dead worker, or has marked it down: either way the
     # next call is answered by the other one (after a failover when it tried the dead one).
     third = await start_sipp("caller.xml", tmp_path, target=site.kamailio.address, pause_ms=1000)
@@ -154,7 +154,7 @@ async def test_a_killed_worker_fails_its_call_and_the_next_call_goes_to_the_othe
     workers = bridge.pool.status.workers
     assert (workers[doomed].failed_calls, workers[doomed].alive) == (1, False)
     assert workers[other].taken == 2
-    phone.kill()
+    await phone.kill()
 
 
 async def test_click_to_call_reaches_the_phone_and_the_client_through_kamailio(

@@ -125,7 +125,7 @@ async def test_caller_hanging_up_while_ringing_is_abandoned(
     assert await caller.wait() == 0, caller.log()  # 200 to its CANCEL, then 487
     assert await phone.wait() == 0, phone.log()  # the CANCEL reached the phone
     (end,) = await bridge.ended()
-    assert caller.responses()[-2:] == [200, 487]
+    assert caller.responses()[-1] == 487 and 200 in caller.responses()  # to the CANCEL
     assert end.disposition is ev.Disposition.ABANDONED
     assert bridge.of(ev.CallAnswered) == []
 
@@ -175,8 +175,7 @@ async def test_a_killed_worker_reports_its_call_failed_and_comes_back(
     (end,) = await bridge.ended()
     assert end.disposition is ev.Disposition.FAILED
     assert end.talk_s < 10
-    doomed.kill()
-    await doomed.proc.wait()
+    await doomed.kill()
     # The other worker takes calls meanwhile; the killed one is back with a new process.
     caller = await start_sipp("caller.xml", tmp_path, target=bridge.address(1), pause_ms=1000)
     assert await caller.wait() == 0, caller.log()

@@ -36,7 +36,7 @@ async def phone(tmp_path: Path) -> AsyncIterator[Sipp]:
     sipp = await start_sipp("phone.xml", tmp_path, pause_ms=1000, rtp_echo=True)
     await sipp.listening()
     yield sipp
-    sipp.kill()
+    await sipp.kill()
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ async def client_phone(tmp_path: Path) -> AsyncIterator[Sipp]:
     sipp = await start_sipp("phone_hangs_up.xml", tmp_path, pause_ms=2000)
     await sipp.listening()
     yield sipp
-    sipp.kill()
+    await sipp.kill()
 
 
 @pytest.fixture
