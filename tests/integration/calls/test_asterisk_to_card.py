@@ -6,40 +6,17 @@ goes back the other way as a real Originate; the FastAGI server answers the dial
 from __future__ import annotations
 
 import asyncio
-import functools
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from support.factories import Actor, make_user
-from support.peers import free_port
-from support.server import RunningApi, running_api
+from support.server import RunningApi
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
-from crm_api.calls.pipeline import start_call_events
-from crm_api.calls.telephony import start_telephony
 from crm_api.platform.settings import Settings
-from crm_api.tasks.reminders import missed_call_hook
 from telephony.ami.simulator import CAPTURES, AmiSimulator, prepare
-
-
-@pytest.fixture
-async def pbx() -> AsyncIterator[AmiSimulator]:
-    async with AmiSimulator() as sim:
-        yield sim
-
-
-@pytest.fixture
-async def telephony_api(settings: Settings, pbx: AmiSimulator) -> AsyncIterator[RunningApi]:
-    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
-    settings.ami_url = pbx.url
-    settings.agi_bind = f"127.0.0.1:{free_port()}"
-    call_events = functools.partial(start_call_events, on_missed=missed_call_hook)
-    async with running_api(settings, features=(call_events, start_telephony)) as running:
-        await running.app.state.services.links.pbx.wait_connected(10)
-        yield running
 
 
 @pytest.fixture

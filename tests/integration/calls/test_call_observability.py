@@ -7,38 +7,16 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import AsyncIterator
 
-import pytest
 from support.factories import Actor
 from support.metrics import scrape
-from support.peers import free_port
-from support.server import RunningApi, running_api
+from support.server import RunningApi
 from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
-from crm_api.calls.pipeline import start_call_events
-from crm_api.calls.telephony import start_telephony
 from crm_api.platform.logs import log_handler
-from crm_api.platform.settings import Settings
 from telephony.ami.simulator import AmiSimulator
-
-
-@pytest.fixture
-async def pbx() -> AsyncIterator[AmiSimulator]:
-    async with AmiSimulator() as sim:
-        yield sim
-
-
-@pytest.fixture
-async def callcard(settings: Settings, pbx: AmiSimulator) -> AsyncIterator[RunningApi]:
-    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
-    settings.ami_url = pbx.url
-    settings.agi_bind = f"127.0.0.1:{free_port()}"
-    async with running_api(settings, features=(start_call_events, start_telephony)) as running:
-        await running.app.state.services.links.pbx.wait_connected(10)
-        yield running
 
 
 async def answered_call(api: RunningApi, pbx: AmiSimulator, manager: Actor) -> dict:
@@ -53,19 +31,19 @@ async def answered_call(api: RunningApi, pbx: AmiSimulator, manager: Actor) -> d
 
 
 async def test_metrics_move_with_a_call(
-    callcard: RunningApi, pbx: AmiSimulator, actors: dict[Role, Actor], backend: str
+    telephony_api: RunningApi, pbx: AmiSimulator, actors: dict[Role, Actor], backend: str
 ) -> None:
-    metrics_url = callcard.base_url + "/metrics"
+    metrics_url = telephony_api.base_url + "/metrics"
     before = await scrape(metrics_url)
     assert before.value("callcard_ami_up") == 1
     assert before.value("callcard_ws_clients") == 0
     manager = actors[Role.MANAGER]
-    async with open_socket(callcard.ws_url, manager.token) as conn:
+    async with open_socket(telephony_api.ws_url, manager.token) as conn:
         await Socket(conn).next_of("hello")
         assert (await scrape(metrics_url)).value("callcard_ws_clients") == 1
-    async with callcard.client(manager.token) as http:
+    async with telephony_api.client(manager.token) as http:
         assert (await http.get("/clients")).status_code == 200
-    await answered_call(callcard, pbx, manager)
+    await answered_call(telephony_api, pbx, manager)
 
     async def written() -> bool:
         after = await scrape(metrics_url)
@@ -97,7 +75,7 @@ async def test_metrics_move_with_a_call(
 
 
 async def test_every_log_line_of_a_call_carries_its_id(
-    callcard: RunningApi, pbx: AmiSimulator, actors: dict[Role, Actor]
+    telephony_api: RunningApi, pbx: AmiSimulator, actors: dict[Role, Actor]
 ) -> None:
     out = io.StringIO()
     handler = log_handler("json", out)
@@ -106,7 +84,7 @@ async def test_every_log_line_of_a_call_carries_its_id(
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     try:
-        pop = await answered_call(callcard, pbx, actors[Role.MANAGER])
+        pop = await answered_call(telephony_api, pbx, actors[Role.MANAGER])
         call_id = pop["data"]["call_id"]
 
         async def ended_line() -> list[dict]:

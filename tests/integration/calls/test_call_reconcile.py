@@ -59,12 +59,6 @@ async def ask_route(bind: str, call_id: str, caller: str) -> bytes:
     return command
 
 
-@pytest.fixture
-async def pbx() -> AsyncIterator[AmiSimulator]:
-    async with AmiSimulator() as sim:
-        yield sim
-
-
 @contextlib.asynccontextmanager
 async def running_callcard(
     settings: Settings, pbx: AmiSimulator, *, call_max_s: float
