@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from crm_api.clients.directories.models import ClientGroup, LeadSource, Segment
 from crm_api.clients.models import Client, ClientEmail, ClientPhone
 from crm_api.clients.types import ClientCreate, ClientFilters, EmailIn, PhoneIn
 from crm_api.platform import spreadsheets
+from crm_api.platform.boundary import FORBIDDEN_CHARS
 from crm_api.platform.errors import AppError
 
 COLUMNS = (
@@ -54,39 +56,78 @@ class RowError:
     message: str
 
 
-def read_rows(filename: str, content: bytes) -> list[dict[str, str]]:
-    """The file's rows as column → text, header names lower-cased."""
+# An XLSX is a zip: a few hundred KB can unpack to gigabytes (a million empty rows).
+MAX_UNPACKED_BYTES = 200 * 1024 * 1024
+MAX_PACK_RATIO = 200
+
+
+def _check_zip(content: bytes) -> None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            infos = archive.infolist()
+    except zipfile.BadZipFile as exc:
+        raise UnreadableFile(f"not a readable XLSX file: {exc}") from exc
+    unpacked = sum(i.file_size for i in infos)
+    packed = sum(i.compress_size for i in infos) or 1
+    if unpacked > MAX_UNPACKED_BYTES or unpacked / packed > MAX_PACK_RATIO:
+        raise UnreadableFile(
+            f"the XLSX unpacks to {unpacked // (1024 * 1024)} MB"
+            f" ({unpacked // packed}× its size): not a plain client list"
+        )
+
+
+def _cells(filename: str, content: bytes) -> Iterator[list[str]]:
+    """The file's lines as text cells, one at a time (never the whole sheet at once)."""
     if filename.lower().endswith(".xlsx"):
+        _check_zip(content)
         try:
-            sheet = load_workbook(io.BytesIO(content), read_only=True, data_only=True).active
+            book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
         except Exception as exc:
             raise UnreadableFile(f"not a readable XLSX file: {exc}") from exc
+        sheet = book.active
         if sheet is None:
             raise UnreadableFile("the workbook has no sheet")
-        values = [
-            [("" if v is None else str(v)) for v in row]
-            for row in sheet.iter_rows(values_only=True)
-        ]
-    else:
         try:
-            text = content.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = content.decode("cp1251")  # Excel in Russia saves CSV in Windows-1251
-        dialect = csv.excel
-        with contextlib.suppress(csv.Error):
-            dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")  # type: ignore[assignment]
-        values = list(csv.reader(io.StringIO(text), dialect))
-    if not values:
+            for row in sheet.iter_rows(values_only=True):
+                yield ["" if v is None else str(v) for v in row]
+        finally:
+            book.close()
+        return
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = content.decode("cp1251")  # Excel in Russia saves CSV in Windows-1251
+    dialect = csv.excel
+    with contextlib.suppress(csv.Error):
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")  # type: ignore[assignment]
+    yield from csv.reader(io.StringIO(text), dialect)
+
+
+def read_rows(filename: str, content: bytes, max_rows: int) -> list[dict[str, str]]:
+    """The file's rows as column → text, header names lower-cased; counted while read,
+    and refused at the first row past `max_rows`. Control characters are dropped (a cell
+    is a boundary too). Slow on big files: run it in a worker thread."""
+    lines = _cells(filename, content)
+    header_line = next(lines, None)
+    if header_line is None:
         raise UnreadableFile("the file is empty")
-    header = [h.strip().lower() for h in values[0]]
+    header = [h.strip().lower() for h in header_line]
     if "name" not in header:
         raise UnreadableFile("the first row must name the columns; 'name' is required")
     rows: list[dict[str, str]] = []
-    for line in values[1:]:
+    for line in lines:
+        if len(rows) >= max_rows:
+            raise UnreadableFile(f"more than {max_rows} rows; at most {max_rows} in one file")
         if not any(cell.strip() for cell in line):
             rows.append({})
             continue
-        rows.append({header[i]: cell.strip() for i, cell in enumerate(line) if i < len(header)})
+        rows.append(
+            {
+                header[i]: FORBIDDEN_CHARS.sub("", cell).strip()
+                for i, cell in enumerate(line)
+                if i < len(header)
+            }
+        )
     return rows
 
 
