@@ -263,6 +263,9 @@ class SipPool:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=env,
+            # Stopped by the pool (Stop, or its stdin closing), not by a terminal's Ctrl-C
+            # meant for the pool: a worker ending first would look like a crash.
+            start_new_session=True,
         )
         worker.proc = proc
         worker.status.pid = proc.pid
