@@ -207,6 +207,8 @@ class SipPool:
 
     # ----------------------------------------------------------- Pbx protocol
     async def originate(self, request: OriginateRequest) -> None:
+        if not any(w.ready.is_set() for w in self._workers):
+            raise PbxError("pbx_unreachable", "no SIP bridge worker is running")
         worker = max(self._workers, key=lambda w: w.free())
         if worker.free() <= 0:
             raise PbxError("pbx_busy", "every SIP bridge worker is full")

@@ -346,3 +346,21 @@ async def test_the_bridge_registers_at_the_provider_and_retries_a_failed_registr
     assert status.registration.startswith("200")
     assert registrar.log().count("REGISTER sip:127.0.0.1") >= 3
     assert 'Digest username="alice"' in registrar.log()
+
+
+async def test_click_to_call_past_capacity_is_refused_at_once(
+    start_bridge: StartBridge, tmp_path
+) -> None:
+    agent = await start_sipp("phone_silent.xml", tmp_path, calls=2)
+    await agent.listening()
+    bridge = await start_bridge(phone_uri=f"sip:{{user}}@127.0.0.1:{agent.port}")
+    for n in (1, 2):
+        await bridge.pool.originate(
+            OriginateRequest(crm_call_id=f"crm-{n}", agent="101", number="7916")
+        )
+    with pytest.raises(PbxError) as refused:
+        await bridge.pool.originate(
+            OriginateRequest(crm_call_id="crm-3", agent="101", number="7916")
+        )
+    assert refused.value.reason == "pbx_busy"
+    assert bridge.pool.status.workers[0].calls == 2
