@@ -71,7 +71,8 @@ def test_template_with_name_manager_and_deal_fields() -> None:
         client,
         {"deal_title": "Поставка", "deal_amount": "12 500 RUB"},
     )
-    assert text == "{first_name}, {deal_title}: {deal_amount}. {manager}. {unknown} {"  # stray {
+    # A stray brace stays as written; the placeholders around it are still filled in.
+    assert text == "Иван, Поставка: 12 500 RUB. Ольга Менеджер. {unknown} {"
     text = render(
         "{first_name}, {deal_title}: {deal_amount}. {manager}. {unknown}",
         client,
