@@ -12,6 +12,7 @@ from starlette.responses import MalformedRangeHeader
 
 from crm_api.accounts.models import Role, User
 from crm_api.accounts.permissions import Permission, allowed
+from crm_api.calls.access import may_hear
 from crm_api.calls.models import Call, Recording, has_sound, recording_state
 from crm_api.calls.schemas import (
     CallDisposition,
@@ -220,8 +221,8 @@ async def recording(
     call = await session.get(Call, rec.call_id) if rec else None
     if rec is None or call is None:
         raise NotFound(f"recording #{recording_id} not found")
-    if not _on_call(user, call):
-        raise Forbidden("only supervisors and the managers on the call may listen")
+    if not may_hear(user, call):
+        raise Forbidden("only supervisors and the user who took the call may listen")
     root = services.settings.recordings_dir.resolve()
     path = (root / rec.file_name).resolve()
     if not path.is_relative_to(root) or not path.is_file():

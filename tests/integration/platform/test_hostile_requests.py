@@ -4,16 +4,12 @@ server does not read more than the route needs. On SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import io
-import wave
-from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from support.factories import PASSWORD, Actor
+from support.factories import PASSWORD, Actor, make_recording
 from support.server import RunningApi
 
 from crm_api.accounts.models import Role
-from crm_api.calls.models import Call, Recording
 
 API = "/api/v1"
 
@@ -100,48 +96,12 @@ async def test_405_names_the_allowed_methods(api: RunningApi, actors: dict[Role,
         assert r.json()["error"]["code"] == "method_not_allowed"
 
 
-def _wav(seconds: float = 0.5) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(b"\x01\x02" * int(8000 * seconds))
-    return buf.getvalue()
-
-
-async def _recording(
-    db: async_sessionmaker[AsyncSession], recordings_dir: Path, supervisor: Actor
-) -> tuple[int, bytes]:
-    audio = _wav()
-
-    def write() -> None:
-        recordings_dir.mkdir(parents=True, exist_ok=True)
-        (recordings_dir / "r1.wav").write_bytes(audio)
-
-    await asyncio.to_thread(write)
-    async with db() as session:
-        call = Call(
-            pbx_call_id="r1",
-            direction="inbound",
-            state="ended",
-            ringing=[],
-            agents=[],
-            user_id=supervisor.user.id,
-            talk_s=3.0,
-        )
-        session.add(call)
-        await session.flush()
-        rec = Recording(call_id=call.id, pbx_path="/spool/r1.wav", file_name="r1.wav")
-        session.add(rec)
-        await session.commit()
-        return rec.id, audio
-
-
 async def test_recording_ignores_a_malformed_range_and_answers_head(
     api: RunningApi, actors: dict[Role, Actor], db: async_sessionmaker[AsyncSession]
 ) -> None:
-    rec, audio = await _recording(db, api.settings.recordings_dir, actors[Role.SUPERVISOR])
+    rec, audio = await make_recording(
+        db, api.settings.recordings_dir, user_id=actors[Role.SUPERVISOR].user.id
+    )
     async with api.client(actors[Role.SUPERVISOR].token) as http:
         for bad in ("bytes=9-3", "pages=1-2", "bytes", "bytes=--"):
             r = await http.get(f"/recordings/{rec}", headers={"Range": bad})
