@@ -61,6 +61,9 @@ class SmsPart(Base):
     status: Mapped[str] = mapped_column(String(16), default="submitted")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    # Parts still waiting for their receipt, oldest news first: the overdue sweep.
+    __table_args__ = (Index("ix_sms_parts_pending", "status", "updated_at"),)
+
 
 class BulkSend(Base):
     """One send to many clients (a saved view or a filter). Its messages are ordinary
