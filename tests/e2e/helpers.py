@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from playwright.async_api import Browser, BrowserContext, Page
 from support.call_events import call_sink
@@ -28,6 +29,12 @@ async def login(page: Page, username: str, password: str) -> None:
     await page.locator("#password").fill(password)
     await page.locator("#password").press("Enter")
     await page.wait_for_url(lambda url: "/login" not in url)
+
+
+def same_site(page: Page) -> dict[str, str]:
+    """The Origin a browser sends: API calls a test makes beside the UI pass the CSRF check."""
+    url = urlsplit(page.url)
+    return {"Origin": f"{url.scheme}://{url.netloc}"}
 
 
 async def shoot(page: Page, name: str) -> None:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from e2e.helpers import login, new_context, shoot
+from e2e.helpers import login, new_context, same_site, shoot
 from playwright.async_api import Browser, expect
 from support.peers import free_port
 from support.server import RunningApi, running_api
@@ -56,7 +56,9 @@ async def test_captured_call_pops_and_lands_on_the_card(
     await login(page, "manager", "manager-demo-1")  # extension 101, the capture's phone
     # The capture's caller as a client of this manager.
     made = await page.request.post(
-        "/api/v1/clients", data={"name": "Сидоров Алексей", "phones": [{"number": "89161234567"}]}
+        "/api/v1/clients",
+        data={"name": "Сидоров Алексей", "phones": [{"number": "89161234567"}]},
+        headers=same_site(page),
     )
     assert made.ok, await made.text()
     client_id = (await made.json())["id"]

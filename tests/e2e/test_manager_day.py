@@ -4,7 +4,7 @@ the card, make a deal there and another one on the board in a stage, win one."""
 from __future__ import annotations
 
 import pytest
-from e2e.helpers import choose, login, new_context, shoot_widths
+from e2e.helpers import choose, login, new_context, same_site, shoot_widths
 from playwright.async_api import Browser, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -49,6 +49,7 @@ async def test_find_by_tail_digits_then_deals_from_the_card_and_the_board(
     made = await page.request.post(
         "/api/v1/clients",
         data={"name": "Кузнецова Алла", "phones": [{"number": "+7 903 838-71-52"}]},
+        headers=same_site(page),
     )
     assert made.ok, await made.text()
     client_id = (await made.json())["id"]

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from e2e.helpers import login, new_context, shoot_widths
+from e2e.helpers import login, new_context, same_site, shoot_widths
 from playwright.async_api import Browser, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -122,7 +122,9 @@ async def test_two_sms_and_an_email_in_a_row(
 
     # An e-mail the same way (the card gets an address first).
     added = await page.request.patch(
-        f"/api/v1/clients/{client_id}", data={"emails": [{"email": f"client-{lang}@example.ru"}]}
+        f"/api/v1/clients/{client_id}",
+        data={"emails": [{"email": f"client-{lang}@example.ru"}]},
+        headers=same_site(page),
     )
     assert added.ok, await added.text()
     await page.reload()
@@ -156,7 +158,9 @@ async def test_channels_without_a_gateway_say_so(
     page = await context.new_page()
     await login(page, "supervisor", "supervisor-demo-1")  # sees every card
     await page.request.patch(
-        f"/api/v1/clients/{client_id}", data={"emails": [{"email": "client@example.ru"}]}
+        f"/api/v1/clients/{client_id}",
+        data={"emails": [{"email": "client@example.ru"}]},
+        headers=same_site(page),
     )
     await page.goto(f"/clients/{client_id}")
     sms = page.get_by_test_id("phones").get_by_role("button", name=re.compile(f"^{w['sms']}"))
@@ -168,7 +172,11 @@ async def test_channels_without_a_gateway_say_so(
     await expect(page.get_by_test_id("channel-off").filter(has_text=w["no_email"])).to_be_visible()
     await shoot_widths(page, f"card-no-gateways-{lang}")
 
-    refused = await page.request.post(f"/api/v1/clients/{client_id}/sms", data={"text": "x"})
+    refused = await page.request.post(
+        f"/api/v1/clients/{client_id}/sms",
+        data={"text": "x"},
+        headers=same_site(page),
+    )
     assert refused.status == 503
     assert (await refused.json())["error"]["code"] == "sms_not_configured"
     await context.close()

@@ -62,6 +62,7 @@ export default {
   tasks: {
     tomorrow: 'Tomorrow', later: 'Later', new: 'New task', assignee: 'Assignee', title: 'Tasks', today: 'Today', overdue: 'Overdue', upcoming: 'Upcoming', done: 'Done',
     snooze: 'Snooze {min} min', reminder: 'Reminder', due: 'Due',
+    add: '+ Task', me: 'me', what: 'What to do', noDate: 'No due date', create: 'Create task', created: 'Task created',
   },
   supervisor: {
     title: 'Supervisor desk', review: 'Recordings review', unscored: 'Unscored only',

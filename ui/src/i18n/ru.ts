@@ -65,6 +65,7 @@ const ru: typeof en = {
   tasks: {
     tomorrow: 'Завтра', later: 'Позже', new: 'Новая задача', assignee: 'Исполнитель', title: 'Задачи', today: 'Сегодня', overdue: 'Просрочено', upcoming: 'Предстоящие', done: 'Готово',
     snooze: 'Отложить на {min} мин', reminder: 'Напоминание', due: 'Срок',
+    add: '+ Задача', me: 'я', what: 'Что сделать', noDate: 'Без срока', create: 'Создать задачу', created: 'Задача создана',
   },
   supervisor: {
     title: 'Контроль', review: 'Прослушивание записей', unscored: 'Только без оценки',
