@@ -1,8 +1,10 @@
-"""Percentiles as every benchmark prints them."""
+"""Percentiles as every benchmark prints them, each with the load average beside it."""
 
 from __future__ import annotations
 
 import statistics
+
+from bench.load import loadavg
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -17,5 +19,5 @@ def report(name: str, samples: list[float], target_ms: float) -> None:
     mark = "ok" if p99 <= target_ms else "OVER TARGET"
     print(
         f"{name:<34} n={len(samples):<6} p50={p50:7.2f} ms  p99={p99:7.2f} ms  "
-        f"(target p99 ≤ {target_ms:g} ms: {mark})"
+        f"(target p99 ≤ {target_ms:g} ms: {mark})  {loadavg()}"
     )
