@@ -1,6 +1,7 @@
-"""Client import as a background job: the file is read and every row validated first, then
-all rows are created in one transaction or none; progress is kept on the job and pushed to
-its author as `import.progress`."""
+"""Client import as a background job: the file is read and every row validated first (a
+file with any bad row imports nothing), then the rows are created in short transactions of
+`import_batch_rows`, so other users' writes (a login, on SQLite too) never wait behind a
+long import. Progress is kept on the job and pushed to its author as `import.progress`."""
 
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ async def run_import(
     services: Services, job_id: int, user: User, filename: str, content: bytes
 ) -> None:
     region = services.settings.default_region
+    created = 0
     try:
         # Parsing is CPU work: in a thread, so that no other request waits for it.
         rows = await asyncio.to_thread(
@@ -63,7 +65,6 @@ async def run_import(
         )
         await _progress(services, job_id, user.id, total=len(rows))
         async with services.sessions() as session:
-            actor = await session.get(User, user.id)
 
             async def validated(n: int) -> None:
                 await _progress(services, job_id, user.id, processed=n)
@@ -81,9 +82,15 @@ async def run_import(
                     finished_at=utcnow(),
                 )
                 return
-            for _line, create in good:
-                await clients_domain.create_client(session, actor, create, region)
-            await session.commit()
+        batch = services.settings.import_batch_rows
+        for start in range(0, len(good), batch):
+            async with services.sessions() as session:
+                actor = await session.get(User, user.id)
+                for _line, create in good[start : start + batch]:
+                    await clients_domain.create_client(session, actor, create, region)
+                await session.commit()
+            created = min(start + batch, len(good))
+            await _progress(services, job_id, user.id, created=created)
         await _progress(
             services,
             job_id,
@@ -105,6 +112,6 @@ async def run_import(
             job_id,
             user.id,
             status="failed",
-            message=f"import failed, nothing was imported: {exc}",
+            message=f"import failed after {created} clients were imported: {exc}",
             finished_at=utcnow(),
         )

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     ws_backlog: int = 200  # frames kept per user for a reconnecting socket
     import_max_rows: int = 100_000
     import_max_bytes: int = 10 * 1024 * 1024  # an uploaded CSV/XLSX file
+    import_batch_rows: int = 500  # clients created per transaction of an import
     log_format: Literal["text", "json"] = "text"  # json: one object a line, with call_id
     log_level: str = "INFO"
     metrics_bind: str | None = None  # host:port of telephony's and sms's Prometheus metrics

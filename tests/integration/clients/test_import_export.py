@@ -6,11 +6,12 @@ import asyncio
 import io
 
 from openpyxl import Workbook, load_workbook
-from support.factories import Actor
-from support.server import RunningApi
+from support.factories import PASSWORD, Actor
+from support.server import RunningApi, running_api
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
+from crm_api.platform.settings import Settings
 
 GOOD_CSV = (
     "name;phones;emails;segment;groups;manager\n"
@@ -30,8 +31,8 @@ BAD_CSV = (
 )
 
 
-async def _wait(http, job_id: int) -> dict:
-    for _ in range(200):
+async def _wait(http, job_id: int, tries: int = 200) -> dict:
+    for _ in range(tries):
         job = (await http.get(f"/imports/{job_id}")).json()
         if job["status"] != "running":
             return job
@@ -137,3 +138,36 @@ async def test_xlsx_export_and_import_round_trip(
         )
         job = await _wait(http, r.json()["id"])
         assert job["status"] == "done" and job["created"] == 1
+
+
+async def test_a_long_import_writes_in_batches_so_a_login_never_waits_for_all_of_it(
+    settings: Settings, actors: dict[Role, Actor]
+) -> None:
+    """On SQLite one long write transaction made every login fail ("database is locked")."""
+    admin, manager = actors[Role.ADMIN], actors[Role.MANAGER]
+    rows = "".join(f"Клиент {i};+7 916 800-{i // 100:02d}-{i % 100:02d}\n" for i in range(600))
+    body = ("name;phones\n" + rows).encode("utf-8")
+    batched = settings.model_copy(update={"import_batch_rows": 50})
+    async with running_api(batched) as api, api.client(admin.token) as http, api.client() as other:
+        r = await http.post("/clients/import", files={"file": ("big.csv", body, "text/csv")})
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        seen_partial = False
+        for _ in range(3000):
+            job = (await http.get(f"/imports/{job_id}")).json()
+            if job["status"] == "running" and 0 < job["created"] < 600:
+                seen_partial = True
+                break
+            if job["status"] != "running":
+                break
+            await asyncio.sleep(0.01)
+        assert seen_partial, f"no batch was committed while the import ran: {job}"
+        # Mid-import, another user's write (a login stores a session) goes through.
+        login = await other.post(
+            "/auth/login", json={"username": manager.user.username, "password": PASSWORD}
+        )
+        assert login.status_code == 200, login.text
+        done = await _wait(http, job_id, tries=3000)
+        assert done["status"] == "done" and done["created"] == 600, done
+        found = await http.get("/clients", params={"q": "+7 916 800-05-99"})
+        assert found.json()["total"] == 1
