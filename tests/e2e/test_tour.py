@@ -31,6 +31,8 @@ PAGES = {
 ADMIN = {"ru": "Администрирование", "en": "Administration"}
 
 
+# Every page at three widths: on 2 shared cores this outlasts the suite's default limit.
+@pytest.mark.timeout(360)
 @pytest.mark.parametrize("lang", ["ru", "en"])
 async def test_every_page_renders(app: RunningApi, browser: Browser, lang: str) -> None:
     context = await new_context(browser, app, lang)
