@@ -11,7 +11,7 @@ from crm_api.messages.email import start_email
 from crm_api.messages.sms.pipeline import start_sms
 from crm_api.platform.runtime import Feature
 from crm_api.platform.settings import Settings
-from crm_api.tasks.reminders import missed_call_hook, start_reminders
+from crm_api.tasks.reminders import start_reminders
 
 
 def enabled_features(settings: Settings, *, embedded: bool) -> tuple[Feature, ...]:
@@ -19,10 +19,8 @@ def enabled_features(settings: Settings, *, embedded: bool) -> tuple[Feature, ..
     one of N workers) only what any number of workers may run side by side; the PBX link,
     the SIP bridge and the SMPP bind run once, in `callcard telephony`, `callcard sip` and
     `callcard sms`."""
-    # A missed call becomes a callback task in the call-event service's own transaction.
-    call_events: Feature = functools.partial(start_call_events, on_missed=missed_call_hook)
     # The e-mail outbox claims each message atomically, so every worker may run it.
-    features: list[Feature] = [call_events, start_reminders, start_email]
+    features: list[Feature] = [start_call_events, start_reminders, start_email]
     if embedded:
         features.append(start_sms)  # starts only when CALLCARD_SMPP_URL is set
         if settings.ami_url:

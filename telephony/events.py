@@ -72,6 +72,14 @@ class CallAnswered(CallEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CallDialling(CallEvent):
+    """Click-to-call: the manager picked up, and the client's number is being dialled."""
+
+    agent: str | None
+    number: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CallTransferred(CallEvent):
     from_agent: str | None
     to_agent: str  # extension (or context target) the call was sent to
@@ -129,6 +137,7 @@ AnyCallEvent = (
     CallStarted
     | CallRinging
     | CallAnswered
+    | CallDialling
     | CallTransferred
     | RecordingStarted
     | CallEnded

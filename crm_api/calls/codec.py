@@ -15,6 +15,7 @@ _TYPES: dict[str, type[ev.CallEvent]] = {
         ev.CallStarted,
         ev.CallRinging,
         ev.CallAnswered,
+        ev.CallDialling,
         ev.CallTransferred,
         ev.RecordingStarted,
         ev.CallEnded,

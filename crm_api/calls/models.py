@@ -36,8 +36,18 @@ class Call(Base):
     ended_at: Mapped[datetime | None]
     disposition: Mapped[str | None] = mapped_column(String(16))
     cause: Mapped[int | None]
-    ring_s: Mapped[float | None]
+    ring_s: Mapped[float | None]  # the caller's wait, over every attempt
     talk_s: Mapped[float | None]
+    # Why nobody answered: no_answer | queue_timeout | abandoned_ringing | abandoned_queue |
+    # abandoned_early | busy (telephony.events.Unanswered).
+    unanswered: Mapped[str | None] = mapped_column(String(24))
+    queue: Mapped[str | None] = mapped_column(String(64))  # the queue the caller waited in
+    caller_name: Mapped[str | None] = mapped_column(String(200))  # CallerIDName, a person's
+    talk_by_agent: Mapped[dict[str, float] | None] = mapped_column(JsonType)  # ext -> seconds
+    # The callback task this unanswered call opened or added to.
+    callback_task_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tasks.id", ondelete="SET NULL")
+    )
     failure: Mapped[str | None] = mapped_column(String(32))
     communication_id: Mapped[int | None] = mapped_column(
         ForeignKey("communications.id", ondelete="SET NULL")

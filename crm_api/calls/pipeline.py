@@ -16,9 +16,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from crm_api.calls import codec
+from crm_api.calls.consumer import CallService
+from crm_api.calls.followup import Picker
+from crm_api.calls.models import Call
 from crm_api.calls.partitions import CONSUMER, GROUP, PartitionedStream, partition_of
-from crm_api.calls.service import CallService, MissedCallHook
+from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services
 from crm_api.platform.realtime.spool import SpooledAppender
 from crm_api.platform.realtime.streams import (
@@ -27,6 +33,8 @@ from crm_api.platform.realtime.streams import (
     consume_supervised,
     stream_outages,
 )
+from crm_api.schedules.models import RouteCounter
+from crm_api.schedules.routing_state import agents_and_owner
 from telephony import events as ev
 from telephony.call_context import about_call
 from telephony.events import CallEvent
@@ -98,15 +106,58 @@ def make_stream(
     )
 
 
-async def start_call_events(
-    services: Services, *, on_missed: MissedCallHook | None = None
-) -> Callable[[], Awaitable[None]]:
+CALLBACK_TURN_KEY = "callcard:callback:turn"
+
+
+def routing_pick(services: Services) -> Picker:
+    """Whom the routing policy would ring for this caller now (on duty, free first, round
+    robin): the one to call back when the card has no manager."""
+    settings = services.settings
+
+    async def pick(session: AsyncSession, call: Call) -> int | None:
+        on_duty, _ = await agents_and_owner(
+            services.sessions,
+            session,
+            now=utcnow(),
+            tz=settings.tz,
+            call_id=call.pbx_call_id or "",
+            caller=call.caller or "",
+            region=settings.default_region,
+        )
+        if not on_duty:
+            return None
+        free = [a for a in on_duty if not a.busy] or on_duty
+        return free[await _callback_turn(services, session) % len(free)].user_id
+
+    return pick
+
+
+async def _callback_turn(services: Services, session: AsyncSession) -> int:
+    """The callbacks' own rotation, shared by every worker (Redis, else the database in
+    the call's transaction)."""
+    if services.redis is not None:
+        return int(await services.redis.incr(CALLBACK_TURN_KEY))
+    turn = await session.scalar(
+        update(RouteCounter)
+        .where(RouteCounter.name == "callback")
+        .values(value=RouteCounter.value + 1)
+        .returning(RouteCounter.value)
+    )
+    if turn is None:
+        session.add(RouteCounter(name="callback", value=1))
+        return 1
+    return int(turn)
+
+
+async def start_call_events(services: Services) -> Callable[[], Awaitable[None]]:
+    settings = services.settings
     service = CallService(
         services.sessions,
         services.hub,
-        region=services.settings.default_region,
-        recordings_dir=services.settings.recordings_dir,
-        on_missed=on_missed,
+        region=settings.default_region,
+        recordings_dir=settings.recordings_dir,
+        tz=settings.tz,
+        pick=routing_pick(services),
     )
 
     gauges = services.metrics.calls

@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.calls import card_extras
-from crm_api.calls.models import Call
 from crm_api.clients.models import Client
 from crm_api.clients.presenters import communication_public, user_ref
 from crm_api.clients.timeline import service as communications
@@ -32,21 +31,4 @@ async def card_summary(session: AsyncSession, client: Client) -> dict[str, Any]:
         "communications": [communication_public(c).model_dump(mode="json") for c in recent],
         "deals": await card_extras.open_deals(session, client.id),
         "tasks": await card_extras.open_tasks(session, client.id),
-    }
-
-
-def call_state(call: Call) -> dict[str, Any]:
-    return {
-        "call_id": call.pbx_call_id or call.crm_call_id,
-        "id": call.id,
-        "direction": call.direction,
-        "state": call.state,
-        "caller": call.caller,
-        "callee": call.callee,
-        "did": call.did,
-        "ringing": list(call.ringing or []),
-        "agents": list(call.agents or []),
-        "answered_by": call.answered_by,
-        "started_at": call.started_at.isoformat(),
-        "answered_at": call.answered_at.isoformat() if call.answered_at else None,
     }

@@ -9,6 +9,9 @@ from crm_api.platform.schemas import ApiModel, Id
 
 
 class CallPublic(ApiModel):
+    """A call, the one shape of it: the API's answers and the live frames both carry it.
+    Numbers are E.164 (an extension for an internal party); times are the PBX's clock."""
+
     id: int
     call_id: str | None
     client_id: int | None
@@ -25,13 +28,35 @@ class CallPublic(ApiModel):
     answered_at: datetime | None
     ended_at: datetime | None
     disposition: str | None
-    ring_s: float | None
+    # Why nobody answered: no_answer | queue_timeout | abandoned_ringing | abandoned_queue |
+    # abandoned_early | busy.
+    unanswered: str | None = None
+    queue: str | None = None
+    caller_name: str | None = None
+    ring_s: float | None  # the caller's wait, over every attempt
     talk_s: float | None
+    talk_by_agent: dict[str, float] = Field(default_factory=dict)  # extension -> seconds
     failure: str | None
     recording_id: int | None = None
     # playable, or why not: the file is not (yet) on disk, or it holds no sound
     recording: Literal["playable", "empty", "missing"] | None = None
+    callback_task_id: int | None = None
     score: dict[str, object] | None
+
+
+class CallbackPublic(ApiModel):
+    """The open (or done) callback task an unanswered call is on."""
+
+    task_id: int
+    assignee_id: int
+    count: int  # unanswered calls from the client it covers
+    done_at: datetime | None
+
+
+class MissedCallPublic(ApiModel):
+    call: CallPublic
+    client_name: str | None
+    callback: CallbackPublic | None
 
 
 class OriginateRequestIn(ApiModel):

@@ -1,449 +1,281 @@
-"""Call events in, CRM facts and live frames out.
-
-A run of one call's events is one transaction; frames are published after the commit.
-One exception, the pop: the card it shows was committed at the call's start and the ring
-is the PBX's fact, so a ring of a call started in this process is pushed before its
-bookkeeping is written — no database round trip stands between the PBX and the screen.
-Events are processed idempotently: a replay after a reconnect or a retried stream entry
-finds the call already in that state and changes and pushes nothing."""
+"""The calls feature's use cases as the routes ask for them: the journal (one row per PBX
+call), the team's missed calls with who calls back, live calls, scoring, recordings and
+click-to-call. The call events themselves are written by `consumer.py`; an unanswered
+call's follow-up is `followup.py`."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_api.accounts.models import Role, User
-from crm_api.calls.models import Call, Recording, has_sound
-from crm_api.calls.popup import call_state, card_summary
-from crm_api.clients import phones
+from crm_api.accounts.models import User
+from crm_api.accounts.permissions import Permission, allowed
+from crm_api.calls import followup, recordings
+from crm_api.calls.access import may_hear
+from crm_api.calls.frames import call_public, publish
+from crm_api.calls.models import Call, Recording, has_sound, recording_state
+from crm_api.calls.pipeline import CallEventSink, make_stream
+from crm_api.calls.schemas import CallbackPublic, CallPublic, MissedCallPublic
 from crm_api.clients import service as clients_domain
-from crm_api.clients.models import Client
-from crm_api.clients.timeline import service as communications
-from crm_api.clients.timeline.models import CommDirection, CommKind
-from crm_api.platform.realtime.hub import Hub
-from crm_api.platform.realtime.outage import Outage, is_outage
+from crm_api.clients.models import Client, ClientPhone
+from crm_api.platform.db.base import utcnow
+from crm_api.platform.deps import Services
+from crm_api.platform.errors import Forbidden, InvalidInput, NotFound, Unavailable
+from crm_api.tasks.models import Task
 from telephony import events as ev
+from telephony.pbx import OriginateRequest, PbxError
 
-log = logging.getLogger(__name__)
-SUPERVISORS = (Role.SUPERVISOR.value,)
-PREPARED_POPS = 10_000  # calls between start and end at once, at most
-EXTENSIONS_TTL = 5.0  # seconds an extension → user map serves early pops
+LIVE = ("originating", "ringing", "answered")
+
+
+async def first_recordings(
+    session: AsyncSession, calls: Sequence[Call]
+) -> dict[int, tuple[int, str]]:
+    """The recording each call offers (its first), for a page of calls: one query."""
+    if not calls:
+        return {}
+    rows = await session.execute(
+        select(Recording.call_id, Recording.id, Recording.file_name)
+        .where(Recording.call_id.in_([c.id for c in calls]))
+        .order_by(Recording.id)
+    )
+    first: dict[int, tuple[int, str]] = {}
+    for call_id, rec_id, file_name in rows:
+        first.setdefault(call_id, (rec_id, file_name))
+    return first
+
+
+async def publics(
+    session: AsyncSession, calls: Sequence[Call], root: Path | None = None
+) -> list[CallPublic]:
+    """`root`: the recordings folder, when the answer says whether each file plays."""
+    recs = await first_recordings(session, calls)
+    out = []
+    for call in calls:
+        rec = recs.get(call.id)
+        public = call_public(call, rec[0] if rec else None)
+        if rec is not None and root is not None and public.recording_id is not None:
+            public.recording = recording_state(root, rec[1])
+        out.append(public)
+    return out
+
+
+async def missed_calls(
+    session: AsyncSession, *, open_only: bool, page: int, page_size: int
+) -> tuple[list[MissedCallPublic], int]:
+    """The team's unanswered inbound calls, newest first, with who calls back; `open_only`
+    keeps those whose callback is still to be made (and the anonymous ones)."""
+    query = (
+        select(Call, Client.name, Task)
+        .outerjoin(Client, Client.id == Call.client_id)
+        .outerjoin(Task, Task.id == Call.callback_task_id)
+        .where(
+            Call.state == "ended",
+            Call.direction == ev.Direction.INBOUND.value,
+            Call.disposition.in_(followup.UNANSWERED),
+        )
+    )
+    if open_only:
+        query = query.where(Task.done_at.is_(None))
+    rows = (
+        await session.execute(
+            query.order_by(Call.started_at.desc(), Call.id.desc())
+            .offset((page - 1) * page_size)
+            .limit(page_size + 1)
+        )
+    ).all()
+    shown = await publics(session, [call for call, _, _ in rows[:page_size]])
+    items = [
+        MissedCallPublic(
+            call=public,
+            client_name=name,
+            callback=None
+            if task is None
+            else CallbackPublic(
+                task_id=task.id,
+                assignee_id=task.assignee_id,
+                count=int((task.params or {}).get("count") or 1),
+                done_at=task.done_at,
+            ),
+        )
+        for public, (_, name, task) in zip(shown, rows[:page_size], strict=True)
+    ]
+    return items, (page - 1) * page_size + len(rows)
+
+
+async def originate_call(
+    services: Services, user: User, client_id: int, phone_id: int
+) -> CallPublic:
+    """Click-to-call: the manager's phone rings first, then the client's number is
+    dialled. The call is written once; a PBX that refuses makes it fail through the
+    call-event pipeline like any other failed Originate."""
+    async with services.sessions() as session:
+        client = await clients_domain.get_for(session, user, client_id)
+        phone = await session.scalar(
+            select(ClientPhone).where(
+                ClientPhone.id == phone_id, ClientPhone.client_id == client.id
+            )
+        )
+        if phone is None:
+            raise InvalidInput("phone_id", "not a phone of this client")
+        if not user.extension:
+            raise InvalidInput("extension", "you have no phone extension").with_code("no_extension")
+        pbx = services.links.require_pbx()
+        call = Call(
+            crm_call_id=f"crm-{uuid.uuid4().hex[:16]}",
+            client_id=client.id,
+            user_id=user.id,
+            direction=ev.Direction.OUTBOUND.value,
+            state="originating",
+            caller=user.extension,
+            callee=phone.e164,
+            ringing=[],
+            agents=[],
+        )
+        session.add(call)
+        await session.commit()
+        public = call_public(call)
+    await publish(services.hub, [("call.originating", public.model_dump(mode="json"), [user.id])])
+    request = OriginateRequest(
+        crm_call_id=call.crm_call_id or "", agent=user.extension, number=phone.e164.lstrip("+")
+    )
+    try:
+        await pbx.originate(request)
+    except PbxError as exc:
+        failed = ev.OriginateFailed(
+            call_id=request.crm_call_id,
+            at=utcnow(),
+            crm_call_id=request.crm_call_id,
+            reason=exc.reason,
+        )
+        await CallEventSink(make_stream(services))(failed)
+        raise Unavailable(str(exc)).with_code(exc.reason) from exc
+    return public
+
+
+def on_call(user: User, call: Call) -> bool:
+    """Supervisors see every call; the others the calls they took, made or that rang them."""
+    if allowed(user.role, Permission.CALLS_REVIEW):
+        return True
+    ext = user.extension
+    return call.user_id == user.id or (
+        ext is not None and (ext in call.agents or ext in call.ringing)
+    )
+
+
+async def active_for(session: AsyncSession, user: User) -> list[CallPublic]:
+    rows = (await session.scalars(select(Call).where(Call.state.in_(LIVE)).order_by(Call.id))).all()
+    return await publics(session, [c for c in rows if on_call(user, c)])
 
 
 @dataclass(frozen=True, slots=True)
-class MissedCall:
-    call_id: int
-    client_id: int
-    assignee_id: int
-    at: datetime
-    caller: str | None
+class JournalFilter:
+    manager_id: int | None = None
+    direction: str | None = None
+    disposition: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    min_talk_s: float | None = None
+    unscored: bool = False
+    with_recording: bool = False
 
 
-MissedCallHook = Callable[[AsyncSession, MissedCall], Awaitable[None]]
-Frames = list[tuple[str, dict[str, Any], list[int]]]
-
-
-@dataclass(slots=True)
-class _Prepared:
-    """An inbound call's pop, made at its start."""
-
-    client_id: int
-    summary: dict[str, Any]
-    call: dict[str, Any]  # call_state as the start left it
-    popped: list[str]  # agents whose pop went out ahead of its commit
-
-
-class CallService:
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        hub: Hub,
-        *,
-        region: str,
-        recordings_dir: Path,
-        on_missed: MissedCallHook | None = None,
-    ) -> None:
-        self._sessions = sessions
-        self._hub = hub
-        self._region = region
-        self._recordings_dir = recordings_dir
-        self._on_missed = on_missed
-        # The pop made while the call is still in the dialplan, so the ring only has to
-        # push it. Per process: a call whose start another worker handled (or that a
-        # restart forgot) makes its summary at the ring, in the transaction.
-        self._prepared: OrderedDict[str, _Prepared] = OrderedDict()
-        self._extensions: dict[str, int] = {}  # of active users, read at most EXTENSIONS_TTL ago
-        self._extensions_read = -EXTENSIONS_TTL
-        self._pushing: dict[str, list[tuple[str, asyncio.Task[Any]]]] = {}  # call id → pops
-        self._bus_outage = Outage("call frames: the realtime bus", log)
-
-    def ring_ahead(self, event: ev.CallRinging) -> None:
-        """Pushes the pop of a call prepared here now, without waiting for anything; the
-        call's next run waits for the push, so the call's later frames follow it."""
-        early = self._early_pop(event)
-        if early is not None:
-            data, users = early
-            push = self._hub.notify("call.ringing", data, users=users, roles=SUPERVISORS)
-            pushes = self._pushing.setdefault(event.call_id, [])
-            pushes.append((event.agent, asyncio.create_task(push)))
-
-    async def handle(self, events: Sequence[ev.CallEvent]) -> None:
-        """Events of one call that arrived together, in order: one transaction."""
-        for event in events:
-            if isinstance(event, ev.CallRinging):
-                self.ring_ahead(event)  # when the stream did not already
-        for call_id in {event.call_id for event in events}:
-            await self._pushed(call_id)
-        frames: Frames = []
-        async with self._sessions() as session:
-            for event in events:
-                frames += await self._apply(session, event)
-            await session.commit()
-        # Only what was committed: a start rolled back may have made a card that never was.
-        self._prepared.update(session.info.get("prepared", {}))
-        while len(self._prepared) > PREPARED_POPS:
-            self._prepared.popitem(last=False)
-        await self._publish(frames)
-
-    async def _publish(self, frames: Frames) -> None:
-        """After the commit, the frames must go out: a retry of the run would find the
-        call already in its state and push nothing, so they wait for the bus here."""
-        pause = 0.1
-        for type_, data, users in frames:
-            while True:
-                try:
-                    await self._hub.notify(type_, data, users=users, roles=SUPERVISORS)
-                    break
-                except Exception as exc:
-                    if not is_outage(exc):
-                        raise
-                    self._bus_outage.failed(exc)
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, 2.0)
-        self._bus_outage.ok()
-
-    async def _pushed(self, call_id: str) -> None:
-        pushes = self._pushing.pop(call_id, [])
-        outcomes = await asyncio.gather(*(push for _, push in pushes), return_exceptions=True)
-        prepared = self._prepared.get(call_id)
-        for (agent, _), outcome in zip(pushes, outcomes, strict=True):
-            failed = isinstance(outcome, BaseException)
-            if failed and prepared is not None and agent in prepared.popped:
-                prepared.popped.remove(agent)  # not out: the retry pushes it
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-
-    def _early_pop(self, event: ev.CallRinging) -> tuple[dict[str, Any], list[int]] | None:
-        """The pop of a call prepared here, to an agent whose user is known, once."""
-        prepared = self._prepared.get(event.call_id)
-        if prepared is None or event.agent in prepared.popped:
-            return None
-        user_id = self._extensions.get(event.agent)
-        if user_id is None:
-            return None  # not a known agent's phone: the transaction finds out who it is
-        prepared.popped.append(event.agent)
-        data = {
-            **prepared.call,
-            "caller": event.caller or prepared.call["caller"],
-            "ringing": [*prepared.call["ringing"], *prepared.popped],
-            "agent": event.agent,
-            "agent_user_id": user_id,
-            **prepared.summary,
-        }
-        return data, [user_id]
-
-    async def _apply(self, session: AsyncSession, event: ev.CallEvent) -> Frames:
-        call = await self._call_for(session, event)
-        if isinstance(event, ev.CallStarted):
-            return await self._started(session, call, event)
-        if call.state in ("ended", "failed"):
-            return []  # an event after the end (replay, late leg): the call is written
-        if isinstance(event, ev.CallRinging):
-            return await self._ringing(session, call, event)
-        if isinstance(event, ev.CallAnswered):
-            return await self._answered(session, call, event)
-        if isinstance(event, ev.CallTransferred):
-            if event.to_agent not in call.agents and event.to_agent.isdigit():
-                call.ringing = [*call.ringing, event.to_agent]
-            return []
-        if isinstance(event, ev.RecordingStarted):
-            await self._recording(session, call, event)
-            return []
-        if isinstance(event, ev.CallEnded):
-            return await self._ended(session, call, event)
-        if isinstance(event, ev.CallRouted):
-            # Only what AMI has not said (its events may never come): who and which DID.
-            call.caller = call.caller or event.caller
-            call.did = call.did or event.did
-            call.callee = call.callee or event.did
-            return []
-        if isinstance(event, ev.OriginateFailed):
-            call.state, call.failure, call.ended_at = "failed", event.reason, event.at
-            users = [call.user_id] if call.user_id else []
-            return [("call.failed", {**call_state(call), "reason": event.reason}, users)]
-        return []
-
-    async def _call_for(self, session: AsyncSession, event: ev.CallEvent) -> Call:
-        # Events of one run share the transaction: the call is locked and read once.
-        known: dict[str, Call] = session.info.setdefault("calls", {})
-        if event.call_id in known:
-            return known[event.call_id]
-        known[event.call_id] = call = await self._lock_call(session, event)
-        return call
-
-    async def _lock_call(self, session: AsyncSession, event: ev.CallEvent) -> Call:
-        call = await session.scalar(
-            select(Call).where(Call.pbx_call_id == event.call_id).with_for_update()
+async def journal(
+    session: AsyncSession, root: Path, where: JournalFilter, *, page: int, page_size: int
+) -> tuple[list[CallPublic], int]:
+    """Ended calls, newest first; `with_recording` keeps those whose recording plays now."""
+    query = select(Call).where(Call.state == "ended")
+    if where.manager_id is not None:
+        query = query.where(Call.user_id == where.manager_id)
+    if where.direction is not None:
+        query = query.where(Call.direction == where.direction)
+    if where.disposition is not None:
+        query = query.where(Call.disposition == where.disposition)
+    if where.since is not None:
+        query = query.where(Call.started_at >= where.since)
+    if where.until is not None:
+        query = query.where(Call.started_at < where.until)
+    if where.min_talk_s is not None:
+        query = query.where(Call.talk_s >= where.min_talk_s)
+    if where.unscored:
+        query = query.where(Call.score.is_(None))
+    if where.with_recording:
+        return await _playable_page(session, query, root, page, page_size)
+    rows = (
+        await session.scalars(
+            query.order_by(Call.started_at.desc(), Call.id.desc())
+            .offset((page - 1) * page_size)
+            .limit(page_size + 1)
         )
-        if call is None and event.crm_call_id:
-            call = await session.scalar(
-                select(Call).where(Call.crm_call_id == event.crm_call_id).with_for_update()
-            )
-            if call is not None:
-                call.pbx_call_id = event.call_id
-        if call is None:  # the first we hear of it (adapter restarted mid-call, resync)
-            direction = getattr(event, "direction", ev.Direction.INBOUND)
-            call = Call(
-                pbx_call_id=event.call_id,
-                crm_call_id=event.crm_call_id,
-                direction=str(direction),
-                state="ringing",
-                started_at=event.at,
-                ringing=[],
-                agents=[],
-            )
-            session.add(call)
-            await session.flush()
-        return call
+    ).all()
+    return await publics(session, rows[:page_size], root), (page - 1) * page_size + len(rows)
 
-    async def _client_for(self, session: AsyncSession, call: Call) -> tuple[Client | None, bool]:
-        """The card of the external party; a fresh card for an unknown number."""
-        if call.direction == ev.Direction.INTERNAL:
-            return None, False
-        number = call.caller if call.direction == ev.Direction.INBOUND else call.callee
-        e164 = phones.try_normalize(number, self._region)
-        if e164 is None:  # anonymous, withheld or garbage: nobody to put it on
-            return None, False
-        if call.client_id is not None:
-            # From the session when an earlier event of the run loaded it.
-            client = await session.get(Client, call.client_id, options=clients_domain.SUMMARY_LOAD)
-            if client is not None:
-                return client, False
-        client, created = await clients_domain.find_or_create_by_phone(
-            session, e164, source_code="incoming_call", load=clients_domain.SUMMARY_LOAD
+
+async def _playable_page(
+    session: AsyncSession, query: Select[Call], root: Path, page: int, page_size: int
+) -> tuple[list[CallPublic], int]:
+    """Only calls whose recording can be played now, counted exactly: a file not (yet) on
+    disk or without sound is not "with recording". The files are looked at, not guessed."""
+    pairs = await session.execute(
+        query.with_only_columns(Call.id, Recording.file_name)
+        .join(Recording, Recording.call_id == Call.id)
+        .where(Call.talk_s > 0)
+        .order_by(Call.started_at.desc(), Call.id.desc(), Recording.id)
+    )
+    first: dict[int, str] = {}
+    for call_id, file_name in pairs:
+        first.setdefault(call_id, file_name)  # the recording a call offers is its first
+    ids = [cid for cid, name in first.items() if recording_state(root, name) == "playable"]
+    wanted = ids[(page - 1) * page_size : page * page_size]
+    calls = {c.id: c for c in await session.scalars(select(Call).where(Call.id.in_(wanted)))}
+    return await publics(session, [calls[cid] for cid in wanted], root), len(ids)
+
+
+async def score(
+    session: AsyncSession,
+    root: Path,
+    user: User,
+    call_id: int,
+    criteria: dict[str, int],
+    comment: str | None,
+) -> CallPublic:
+    call = await session.get(Call, call_id)
+    if call is None:
+        raise NotFound(f"call #{call_id} not found")
+    bad = [k for k, v in criteria.items() if not 0 <= v <= 5]
+    if bad:
+        raise InvalidInput(f"criteria.{bad[0]}", "a score from 0 to 5")
+    call.score = {
+        "criteria": criteria,
+        "comment": comment,
+        "by": user.id,
+        "at": utcnow().isoformat(),
+    }
+    await session.commit()
+    return (await publics(session, [call], root))[0]
+
+
+async def recording_file(session: AsyncSession, user: User, recording_id: int, root: Path) -> Path:
+    """The recording's file under the recordings root (dated sub-folders included)."""
+    rec = await session.get(Recording, recording_id)
+    call = await session.get(Call, rec.call_id) if rec else None
+    if rec is None or call is None:
+        raise NotFound(f"recording #{recording_id} not found")
+    if not may_hear(user, call):
+        raise Forbidden("only supervisors and the user who took the call may listen")
+    path = recordings.resolve(root, rec.file_name)
+    if path is None or not path.is_file():
+        raise NotFound(
+            f"the file of recording #{recording_id} is not in the recordings folder"
+        ).with_code("recording_missing")
+    if not has_sound(path.stat().st_size):
+        raise NotFound(f"recording #{recording_id} is empty (the call was not answered)").with_code(
+            "recording_empty"
         )
-        call.client_id = client.id
-        return client, created
-
-    async def _user_by_extension(self, session: AsyncSession, extension: str | None) -> User | None:
-        if not extension:
-            return None
-        agents: dict[str, User | None] = session.info.setdefault("agents", {})
-        if extension not in agents:
-            agents[extension] = await session.scalar(
-                select(User).where(User.extension == extension, User.is_active.is_(True))
-            )
-        return agents[extension]
-
-    async def _started(self, session: AsyncSession, call: Call, event: ev.CallStarted) -> Frames:
-        if call.state in ("ended", "failed"):
-            return []  # a replay: the call is written, nothing to prepare
-        call.direction = str(event.direction)
-        call.caller = call.caller or event.caller
-        call.callee = call.callee or event.callee
-        call.did = event.did or call.did
-        if call.state == "originating":
-            call.state = "ringing"
-        client, _ = await self._client_for(session, call)
-        if client is not None and call.direction == ev.Direction.INBOUND:
-            summary = await card_summary(session, client)
-            await self._read_extensions(session)
-            earlier = self._prepared.get(event.call_id)
-            popped = earlier.popped if earlier is not None else []
-            prepared = _Prepared(client.id, summary, call_state(call), popped)
-            session.info.setdefault("prepared", {})[event.call_id] = prepared
-        return []
-
-    async def _read_extensions(self, session: AsyncSession) -> None:
-        # A user's new extension reaches early pops within EXTENSIONS_TTL.
-        if time.monotonic() - self._extensions_read < EXTENSIONS_TTL:
-            return
-        rows = await session.execute(
-            select(User.extension, User.id).where(
-                User.is_active.is_(True), User.extension.is_not(None)
-            )
-        )
-        self._extensions = {ext: uid for ext, uid in rows if ext}
-        self._extensions_read = time.monotonic()
-
-    async def _summary(self, session: AsyncSession, call: Call, call_id: str) -> dict[str, Any]:
-        prepared = session.info.get("prepared", {}).get(call_id) or self._prepared.get(call_id)
-        # Made for this card (a start retried after a rollback may have made another).
-        if prepared is not None and call.client_id == prepared.client_id:
-            return prepared.summary
-        client, _ = await self._client_for(session, call)
-        if client is None:
-            return {"client": None, "communications": [], "deals": [], "tasks": []}
-        return await card_summary(session, client)
-
-    async def _ringing(self, session: AsyncSession, call: Call, event: ev.CallRinging) -> Frames:
-        if event.caller and call.direction == ev.Direction.INBOUND:
-            call.caller = event.caller  # normalized by the dialplan since CallStarted
-        if event.agent in call.ringing:
-            return []  # already popped for this agent
-        call.ringing = [*call.ringing, event.agent]
-        if call.direction == ev.Direction.OUTBOUND:
-            await self._client_for(session, call)
-            return []  # the manager placed this call: nothing to pop
-        prepared = self._prepared.get(event.call_id)
-        if prepared is not None and event.agent in prepared.popped:
-            return []  # popped ahead of this commit
-        agent = await self._user_by_extension(session, event.agent)
-        data: dict[str, Any] = {**call_state(call), "agent": event.agent}
-        if agent is not None:
-            data["agent_user_id"] = agent.id
-        data.update(await self._summary(session, call, event.call_id))
-        return [("call.ringing", data, [agent.id] if agent else [])]
-
-    async def _answered(self, session: AsyncSession, call: Call, event: ev.CallAnswered) -> Frames:
-        agent_ext = event.agent
-        if agent_ext and agent_ext in call.agents:
-            return []
-        if agent_ext:
-            call.agents = [*call.agents, agent_ext]
-        first = call.answered_at is None
-        if first:
-            call.answered_at = event.at
-            call.answered_by = agent_ext
-        call.state = "answered"
-        agent = await self._user_by_extension(session, agent_ext)
-        if agent is not None and call.user_id is None:
-            call.user_id = agent.id
-        users = [agent.id] if agent else ([call.user_id] if call.user_id else [])
-        return [("call.answered", {**call_state(call), "agent": agent_ext}, users)]
-
-    async def _recording(
-        self, session: AsyncSession, call: Call, event: ev.RecordingStarted
-    ) -> None:
-        # Only the name is kept: files are served from CALLCARD_RECORDINGS_DIR, never
-        # from a path the PBX (or anyone spoofing it) dictates.
-        name = PurePosixPath(event.file.replace("\\", "/")).name
-        if not name or name in (".", ".."):
-            return
-        existing = await session.scalar(
-            select(Recording).where(Recording.call_id == call.id, Recording.file_name == name)
-        )
-        if existing is None:
-            session.add(Recording(call_id=call.id, pbx_path=event.file, file_name=name))
-
-    def _offered(self, recording: Recording) -> bool:
-        path = self._recordings_dir / recording.file_name
-        try:
-            size = path.stat().st_size
-        except OSError:
-            return True  # not visible from here (yet): offered, served when it appears
-        recording.size = size
-        return has_sound(size)
-
-    async def _ended(self, session: AsyncSession, call: Call, event: ev.CallEnded) -> Frames:
-        self._prepared.pop(event.call_id, None)
-        session.info.get("prepared", {}).pop(event.call_id, None)
-        call.state = "ended"
-        call.ended_at = event.at
-        call.direction = str(event.direction)
-        call.caller = event.caller or call.caller
-        call.callee = event.callee or call.callee
-        call.disposition = str(event.disposition)
-        call.cause = event.cause
-        call.ring_s = event.ring_s
-        call.talk_s = event.talk_s
-        for agent in event.agents:
-            if agent not in call.agents:
-                call.agents = [*call.agents, agent]
-        call.answered_by = call.answered_by or event.answered_by
-        call.failure = event.reason or call.failure
-        client, _ = await self._client_for(session, call)
-        recordings = (
-            await session.scalars(select(Recording).where(Recording.call_id == call.id))
-        ).all()
-        offered = [r for r in recordings if event.talk_s > 0 and self._offered(r)]
-        answered_user = await self._user_by_extension(session, call.answered_by)
-        if answered_user is not None:
-            call.user_id = answered_user.id
-        responsible = await self._responsible(session, call, client)
-        frames: Frames = []
-        if client is not None:
-            comm, created = await communications.record(
-                session,
-                client_id=client.id,
-                kind=CommKind.CALL,
-                external_id=f"call:{call.pbx_call_id}",
-                direction=CommDirection(call.direction),
-                status=call.disposition,
-                occurred_at=call.started_at,
-                user_id=call.user_id or responsible,
-                details={
-                    "call_id": call.id,
-                    "disposition": call.disposition,
-                    "cause": call.cause,
-                    "caller": call.caller,
-                    "callee": call.callee,
-                    "did": call.did,
-                    "ring_s": call.ring_s,
-                    "talk_s": call.talk_s,
-                    "agents": list(call.agents),
-                    "answered_by": call.answered_by,
-                    "recording_id": offered[0].id if offered else None,
-                    "ended_by": event.reason,
-                },
-            )
-            call.communication_id = comm.id
-            if (
-                created
-                and call.direction == ev.Direction.INBOUND
-                and event.disposition is not ev.Disposition.ANSWERED
-                and responsible is not None
-            ):
-                missed = MissedCall(call.id, client.id, responsible, event.at, call.caller)
-                if self._on_missed is not None:
-                    await self._on_missed(session, missed)
-                frames.append(
-                    ("call.missed", {**call_state(call), "client_id": client.id}, [responsible])
-                )
-        # Everyone whose phone rang sees the call end, not only who owns the follow-up.
-        rung = [await self._user_by_extension(session, ext) for ext in call.ringing]
-        users = sorted(
-            {u for u in (call.user_id, responsible, *(a.id for a in rung if a)) if u is not None}
-        )
-        ended = {
-            **call_state(call),
-            "disposition": call.disposition,
-            "talk_s": call.talk_s,
-            "ring_s": call.ring_s,
-            "ended_at": event.at.isoformat(),
-            "client_id": client.id if client else None,
-        }
-        return [("call.ended", ended, users), *frames]
-
-    async def _responsible(
-        self, session: AsyncSession, call: Call, client: Client | None
-    ) -> int | None:
-        """Who owns the follow-up: the client's manager, else the first agent rung."""
-        if client is not None and client.manager_id is not None:
-            return client.manager_id
-        for ext in call.ringing:
-            user = await self._user_by_extension(session, ext)
-            if user is not None:
-                return user.id
-        return None
+    return path

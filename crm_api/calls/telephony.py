@@ -26,6 +26,7 @@ from crm_api.schedules.routing_state import choose_extension
 from telephony import events as ev
 from telephony.ami.adapter import AmiAdapter
 from telephony.ami.agi import AgiRequest, FastAgiServer, Router
+from telephony.ami.devices import DeviceStates
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,10 @@ async def route_target(
     did: str | None,
     call_id: str,
     attempt: int | None = None,
+    devices: DeviceStates | None = None,
 ) -> str:
-    """The routing policy's answer for one ask: an extension or `queue:<name>`."""
+    """The routing policy's answer for one ask: an extension or `queue:<name>`. Phones
+    ringing or talking on the PBX, and those just offered a call, count as busy."""
     settings = services.settings
     decision = await choose_extension(
         services.sessions,
@@ -51,22 +54,32 @@ async def route_target(
         tz=settings.tz,
         region=settings.default_region,
         fallback=settings.routing_fallback,
+        busy_extensions=devices.busy() if devices is not None else frozenset(),
     )
+    if devices is not None and decision.extension is not None:
+        devices.offered(decision.extension)
     log.info("call %s from %s → %s (%s)", call_id, caller, decision.target, decision.reason)
     return decision.target
 
 
 def routing_answer(
-    services: Services, journal: Callable[[list[ev.CallEvent]], None] | None = None
+    services: Services,
+    journal: Callable[[list[ev.CallEvent]], None] | None = None,
+    devices: DeviceStates | None = None,
 ) -> Router:
     """The routing policy, as the FastAGI server asks it. `journal` gets each routed call,
-    so it reaches the call journal even if its AMI events are missed."""
+    so it reaches the call journal even if its AMI events are missed; `devices` are the
+    PBX's phones, busy while they ring or talk."""
 
     async def route(request: AgiRequest) -> str | None:
         if journal is not None:
             journal([_routed(request)])
         return await route_target(
-            services, caller=request.caller, did=request.did, call_id=request.call_id
+            services,
+            caller=request.caller,
+            did=request.did,
+            call_id=request.call_id,
+            devices=devices,
         )
 
     return route
@@ -136,7 +149,7 @@ async def start_telephony(services: Services) -> Callable[[], Awaitable[None]]:
     # Every user whose calls depend on the link sees it go down and come back.
     unwatch = await services.link_status.watch("pbx", lambda: adapter.connected)
     agi = FastAgiServer(
-        routing_answer(services, adapter.emit),
+        routing_answer(services, adapter.emit, adapter.devices),
         fallback=settings.routing_fallback,
         decide_within=settings.agi_decide_within,
     )

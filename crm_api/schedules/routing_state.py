@@ -204,6 +204,7 @@ async def agents_and_owner(
     call_id: str,
     caller: str,
     region: str,
+    busy_extensions: frozenset[str] = frozenset(),
 ) -> tuple[list[Agent], int | None]:
     """On-duty users with an extension in schedule order, each with its busy flag, and
     the caller's responsible manager: one query (the schedule comes from the roster)."""
@@ -235,7 +236,10 @@ async def agents_and_owner(
             owner = uid
         else:
             busy.add(uid)
-    return [Agent(uid, roster.extensions[uid], uid in busy) for uid in order], owner
+    return [
+        Agent(uid, ext, uid in busy or ext in busy_extensions)
+        for uid, ext in ((uid, roster.extensions[uid]) for uid in order)
+    ], owner
 
 
 async def choose_extension(
@@ -250,9 +254,11 @@ async def choose_extension(
     tz: ZoneInfo,
     region: str,
     fallback: str,
+    busy_extensions: frozenset[str] = frozenset(),
 ) -> RouteDecision:
     """Answers the FastAGI server for one ask. The same (call, attempt) asked again gets
-    the same answer; a new attempt of the call gets a manager not yet offered."""
+    the same answer; a new attempt of the call gets a manager not yet offered. A phone in
+    `busy_extensions` (ringing or talking on the PBX, or just offered a call) is busy."""
     state: _RedisState | _DbState = _RedisState(redis) if redis is not None else _DbState(sessions)
 
     async def agents() -> tuple[list[Agent], int | None]:
@@ -260,7 +266,14 @@ async def choose_extension(
             # Reads only: no transaction to begin and roll back around them (two round trips).
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             return await agents_and_owner(
-                sessions, session, now=now, tz=tz, call_id=call_id, caller=caller, region=region
+                sessions,
+                session,
+                now=now,
+                tz=tz,
+                call_id=call_id,
+                caller=caller,
+                region=region,
+                busy_extensions=busy_extensions,
             )
 
     # The offers so far and the roster are independent reads: wait for both at once.

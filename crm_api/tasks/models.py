@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_api.platform.db.base import Base, str_enum, utcnow
+from crm_api.platform.db.base import Base, JsonType, str_enum, utcnow
 
 
 class TaskSource(enum.StrEnum):
@@ -16,6 +17,10 @@ class TaskSource(enum.StrEnum):
     MISSED_CALL = "missed_call"
     STALE_DEAL = "stale_deal"
     HANDOFF = "handoff"
+
+
+# The one open callback task per client (ix_tasks_open_callback).
+OPEN_CALLBACK = "kind = 'missed_call' AND done_at IS NULL"
 
 
 class Task(Base):
@@ -37,6 +42,11 @@ class Task(Base):
     reminded_at: Mapped[datetime | None]
     done_at: Mapped[datetime | None]
     source: Mapped[TaskSource] = mapped_column(str_enum(TaskSource), default=TaskSource.MANUAL)
+    # A task the system made says what it is as a kind and its parameters (the UI words
+    # them in the user's language): missed_call {number, name, count, first_at, last_at,
+    # unanswered}.
+    kind: Mapped[str | None] = mapped_column(String(32))
+    params: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     # What made an automatic task ("missed_call:42"): one task per cause, whoever asks.
     source_key: Mapped[str | None] = mapped_column(String(100), unique=True)
     previous_task_id: Mapped[int | None] = mapped_column(
@@ -47,4 +57,12 @@ class Task(Base):
     __table_args__ = (
         Index("ix_tasks_assignee_open", "assignee_id", "done_at", "due_at"),
         Index("ix_tasks_reminder_due", "reminded_at", "remind_at"),
+        # One open callback task per client: repeat missed calls add to it.
+        Index(
+            "ix_tasks_open_callback",
+            "client_id",
+            unique=True,
+            sqlite_where=text(OPEN_CALLBACK),
+            postgresql_where=text(OPEN_CALLBACK),
+        ),
     )

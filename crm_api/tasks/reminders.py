@@ -14,9 +14,6 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from crm_api.calls.service import MissedCall
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services
 from crm_api.platform.realtime.outage import Outage
@@ -43,18 +40,6 @@ async def run_stale_rule(services: Services, now: datetime | None = None) -> int
         )
         await session.commit()
     return made
-
-
-async def missed_call_hook(session: AsyncSession, missed: MissedCall) -> None:
-    """Given to the call-event service: runs in its transaction, once per missed call."""
-    await tasks_domain.missed_call_task(
-        session,
-        call_id=missed.call_id,
-        client_id=missed.client_id,
-        assignee_id=missed.assignee_id,
-        at=missed.at,
-        caller=missed.caller,
-    )
 
 
 async def start_reminders(services: Services) -> Callable[[], Awaitable[None]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import AwareDatetime, Field
 
@@ -63,5 +63,10 @@ class TaskPublic(ApiModel):
     reminded_at: datetime | None
     done_at: datetime | None
     source: TaskSource
+    # A task the system made: what it is (`missed_call`) and its parameters, for the UI to
+    # word in the user's language: missed_call {number, name, count, first_at, last_at,
+    # unanswered}. Its `title` is then only the client's name or number.
+    kind: str | None = None
+    params: dict[str, Any] | None = None
     previous_task_id: int | None
     created_at: datetime

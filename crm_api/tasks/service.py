@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.accounts.models import Role, User
 from crm_api.clients import service as clients_domain
-from crm_api.clients.models import Client
 from crm_api.clients.timeline.models import Communication
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.errors import Conflict, InvalidInput, NotFound
@@ -28,7 +27,6 @@ from crm_api.tasks.models import Task, TaskSource
 from crm_api.tasks.types import Handoff, NewTask, TaskChanges
 
 CLAIM_BATCH = 200
-MISSED_CALL_DUE = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,36 +302,6 @@ async def add_automatic(session: AsyncSession, rows: list[dict[str, Any]]) -> in
         return 0
     result = await session.execute(_insert_ignoring_duplicates(session, rows))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-async def missed_call_task(
-    session: AsyncSession,
-    *,
-    call_id: int,
-    client_id: int,
-    assignee_id: int,
-    at: datetime,
-    caller: str | None,
-) -> int:
-    """The callback task of one missed call, whatever number of queue members it rang."""
-    name = await session.scalar(select(Client.name).where(Client.id == client_id))
-    due = at + MISSED_CALL_DUE
-    return await add_automatic(
-        session,
-        [
-            {
-                "title": f"Call back {name or caller or 'the client'}",
-                "notes": f"Missed call from {caller}" if caller else "Missed call",
-                "client_id": client_id,
-                "assignee_id": assignee_id,
-                "due_at": due,
-                "remind_at": due,
-                "source": TaskSource.MISSED_CALL,
-                "source_key": f"missed_call:{call_id}",
-                "created_at": utcnow(),
-            }
-        ],
-    )
 
 
 async def stale_deal_tasks(session: AsyncSession, now: datetime, days: int) -> int:

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
 from telephony import events as ev
+from telephony.ami.devices import DeviceStates
 from telephony.ami.frames import Event, Response
 from telephony.ami.panoramisk_link import (
     CLOSED_BY_PBX,
@@ -152,6 +153,7 @@ class AmiAdapter:
         self._backoff_min = backoff_min
         self._backoff_max = backoff_max
         self.translator = translator or CallTranslator()
+        self.devices = DeviceStates()  # phones ringing or talking, for routing
         safe = f"ami://{self._url.username}@{self._url.host}:{self._url.port}"
         self.status = AmiStatus(url=safe)
         self._ids = itertools.count(1)
@@ -448,6 +450,7 @@ class AmiAdapter:
 
     def on_event(self, event: Event, now: datetime) -> None:
         self.status.events += 1
+        self.devices.feed(event)
         self._publish(self.translator.feed(event, now))
 
     def on_banner(self, version: str) -> None:

@@ -172,7 +172,7 @@ def prepare(
     return [renamer.event(event) for event in events]
 
 
-def _linkedid(pairs: Pairs) -> str | None:
+def linkedid_of(pairs: Pairs) -> str | None:
     # A Cdr has only its channel's UniqueID: the first leg's is the Linkedid.
     return next((v for k, v in pairs if k in ("Linkedid", "DestLinkedid", "UniqueID")), None)
 
@@ -212,7 +212,7 @@ class _Moment:
 
 def _pause_before(timing: Timing, pairs: Pairs, moments: dict[str, _Moment]) -> float:
     name = pairs[0][1] if pairs and pairs[0][0] == "Event" else ""
-    moment = moments.setdefault(_linkedid(pairs) or "", _Moment())
+    moment = moments.setdefault(linkedid_of(pairs) or "", _Moment())
     pause = 0.0
     if moment.ringing and name in _RING_ENDS:
         busy = ("DialStatus", "BUSY") in pairs  # a busy phone answers at once
@@ -283,6 +283,7 @@ class AmiSimulator:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._hung_up: set[str] = set()  # Linkedids ended by a Hangup action
+        self._logged_in = asyncio.Event()
 
     @property
     def url(self) -> str:
@@ -358,7 +359,7 @@ class AmiSimulator:
                 if pause:
                     await self._drain()
                     await asyncio.sleep(pause)
-            if self._hung_up and _linkedid(pairs) in self._hung_up:
+            if self._hung_up and linkedid_of(pairs) in self._hung_up:
                 continue  # the rest of a call that a Hangup action ended
             self._track(pairs)
             self._broadcast(encode_message(pairs))
@@ -388,6 +389,10 @@ class AmiSimulator:
             started += 1
             await asyncio.sleep(max(begin + started / rate - loop.time(), 0))
         return started
+
+    async def listened_to(self) -> None:
+        """Wait until a client that takes events has logged in."""
+        await self._logged_in.wait()
 
     async def finished(self) -> None:
         """Wait until every call started so far has been sent whole."""
@@ -480,6 +485,8 @@ class AmiSimulator:
                 session.authed = True
                 session.events = action.get("Events", "on").lower() not in ("off", "no")
                 self.stats.logins += 1
+                if session.events:
+                    self._logged_in.set()
                 self._reply(
                     session,
                     action,
@@ -725,6 +732,7 @@ async def serve(
     print(f"AMI simulator on {simulator.url}", flush=True)
     try:
         if rate > 0:
+            await simulator.listened_to()  # a demo's first call is for someone to see
             started = await simulator.generate(
                 rate=rate, duration=duration, scenarios=scenarios, timing=timing, agents=agents
             )

@@ -179,6 +179,7 @@ class _Call:
     talking: dict[str, datetime] = field(default_factory=dict)  # agent -> talking since
     talked: dict[str, float] = field(default_factory=dict)  # agent -> seconds (event times)
     agent_up: bool = False  # an Originate's first party (the agent's phone) answered
+    dialling: bool = False  # an Originate dials the client (said once)
     current_agent: str | None = None
     last_transfer: str | None = None
     recordings: set[str] = field(default_factory=set)
@@ -605,6 +606,13 @@ class CallTranslator:
             if call.first.kind != "trunk":
                 self._decide(call, ev.Direction.OUTBOUND, dial.dial_string or None)
                 self._maybe_start(call, out)
+                if call.crm_call_id is not None and not call.dialling:
+                    # An Originate's dialplan runs once the manager picked up.
+                    call.dialling = True
+                    dialling = ev.CallDialling(
+                        **self._base(call, at), agent=call.first.ext, number=call.callee
+                    )
+                    self._emit(call, dialling, out)
             return
         agent = dest.ext
         if agent is None:

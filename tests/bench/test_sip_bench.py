@@ -13,7 +13,6 @@ Callcard itself, the time from the INVITE to `call.ringing` on the manager's soc
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import re
 import time
@@ -35,7 +34,6 @@ from crm_api.calls.pipeline import start_call_events
 from crm_api.calls.sip import start_sip
 from crm_api.platform.settings import Settings
 from crm_api.schedules import service as schedules
-from crm_api.tasks.reminders import missed_call_hook
 from telephony import events as ev
 from telephony.sip.pool import PoolConfig, SipPool
 
@@ -198,7 +196,7 @@ async def test_invite_to_the_card_popping_on_the_operators_socket(
     settings.recordings_dir.mkdir(parents=True, exist_ok=True)
     settings.sip_bind = f"127.0.0.1:{free_udp_tcp_port()}"
     settings.sip_phone_uri = f"sip:{{user}}@127.0.0.1:{phone.port}"
-    call_events = functools.partial(start_call_events, on_missed=missed_call_hook)
+    call_events = start_call_events
     popped: list[float] = []
     async with (
         running_api(settings, features=(call_events, start_sip)) as api,

@@ -7,6 +7,7 @@ import io
 import itertools
 import wave
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_api.accounts.models import Role, User
 from crm_api.accounts.service import hash_password, issue_token
 from crm_api.calls.models import Call, Recording
+from crm_api.schedules.models import Shift
 
 PASSWORD = "test-password-1"
 _HASH = hash_password(PASSWORD)  # argon2 is slow on purpose: hash once for every test user
@@ -87,3 +89,11 @@ async def make_recording(
         session.add(rec)
         await session.commit()
         return rec.id, audio
+
+
+async def on_shift_all_week(session: AsyncSession, *users: User) -> None:
+    """Round-the-clock shifts: the routing policy has these users on duty whenever asked."""
+    for user in users:
+        for weekday in range(7):
+            session.add(Shift(user_id=user.id, weekday=weekday, starts=time(0), minutes=24 * 60))
+    await session.flush()

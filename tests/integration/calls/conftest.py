@@ -1,16 +1,16 @@
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator
 
 import pytest
+from support.factories import Actor, make_user
 from support.peers import free_port
 from support.server import RunningApi, running_api
 
+from crm_api.accounts.models import Role
 from crm_api.calls.pipeline import start_call_events
 from crm_api.calls.telephony import start_telephony
 from crm_api.platform.settings import Settings
-from crm_api.tasks.reminders import missed_call_hook
 from telephony.ami.simulator import AmiSimulator
 
 
@@ -35,7 +35,16 @@ async def telephony_api(settings: Settings, pbx: AmiSimulator) -> AsyncIterator[
     settings.recordings_dir.mkdir(parents=True, exist_ok=True)
     settings.ami_url = pbx.url
     settings.agi_bind = f"127.0.0.1:{free_port()}"
-    call_events = functools.partial(start_call_events, on_missed=missed_call_hook)
-    async with running_api(settings, features=(call_events, start_telephony)) as running:
+    async with running_api(settings, features=(start_call_events, start_telephony)) as running:
         await running.app.state.services.links.pbx.wait_connected(10)
         yield running
+
+
+@pytest.fixture
+async def team(db, actors: dict[Role, Actor]) -> dict[str, Actor]:
+    """Managers on extensions 101 (from `actors`), 102 and 103, like the captures' phones."""
+    async with db() as session:
+        m2 = await make_user(session, Role.MANAGER, extension="102")
+        m3 = await make_user(session, Role.MANAGER, extension="103")
+        await session.commit()
+    return {"101": actors[Role.MANAGER], "102": m2, "103": m3}

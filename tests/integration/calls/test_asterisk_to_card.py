@@ -10,23 +10,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support.factories import Actor, make_user
+from support.factories import Actor
 from support.server import RunningApi
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
 from crm_api.platform.settings import Settings
 from telephony.ami.simulator import CAPTURES, AmiSimulator, prepare
-
-
-@pytest.fixture
-async def team(db, actors: dict[Role, Actor]) -> dict[str, Actor]:
-    """Managers on extensions 101 (from `actors`), 102 and 103, like the captures' phones."""
-    async with db() as session:
-        m2 = await make_user(session, Role.MANAGER, extension="102")
-        m3 = await make_user(session, Role.MANAGER, extension="103")
-        await session.commit()
-    return {"101": actors[Role.MANAGER], "102": m2, "103": m3}
 
 
 async def new_client(api: RunningApi, token: str, phone: str, manager_id: int | None) -> dict:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import re
 import time
@@ -41,7 +40,7 @@ from crm_api.clients.timeline.models import CommKind, Communication
 from crm_api.messages.email import start_email
 from crm_api.platform.runtime import Feature
 from crm_api.platform.settings import Settings
-from crm_api.tasks.reminders import missed_call_hook, start_reminders
+from crm_api.tasks.reminders import start_reminders
 from telephony.ami.simulator import CALL_SCENARIOS, AmiSimulator, prepare
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
@@ -113,7 +112,7 @@ async def callcard(
     settings: Settings, people: dict[Role, Actor], *more: Feature
 ) -> AsyncIterator[tuple[WatchedPbx, Frames]]:
     """The PBX, the API consuming the call events, a supervisor's and a manager's socket."""
-    call_events = functools.partial(start_call_events, on_missed=missed_call_hook)
+    call_events = start_call_events
     async with (
         WatchedPbx() as pbx,
         running_api(settings, features=(call_events, *more)) as api,

@@ -7,7 +7,7 @@ import asyncio
 import shutil
 
 from support.call_events import answered_call, at, call_sink
-from support.factories import Actor, make_user
+from support.factories import Actor, make_user, on_shift_all_week
 from support.server import RunningApi
 from support.waiting import wait_for
 from support.ws import Socket, open_socket
@@ -95,9 +95,12 @@ async def test_incoming_call_pops_the_card_and_lands_once_with_its_recording(
 
 
 async def test_unknown_number_gets_a_fresh_card_and_a_missed_call_is_followed_up(
-    calls_api: RunningApi, actors: dict[Role, Actor], settings
+    calls_api: RunningApi, actors: dict[Role, Actor], settings, db
 ) -> None:
     api, manager = calls_api, actors[Role.MANAGER]
+    async with db() as session:  # the routing policy's pick for the callback
+        await on_shift_all_week(session, manager.user)
+        await session.commit()
     (settings.recordings_dir / "m1.wav").write_bytes(b"RIFF" + b"\0" * 40)  # header-only
     events = [
         ev.CallStarted(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import AsyncIterator
 
 import pytest
@@ -24,7 +23,6 @@ from crm_api.calls.pipeline import start_call_events
 from crm_api.calls.telephony import start_telephony
 from crm_api.clients.timeline.models import CommKind, Communication
 from crm_api.platform.settings import Settings
-from crm_api.tasks.reminders import missed_call_hook
 from telephony.ami.adapter import AmiAdapter
 from telephony.ami.simulator import AmiSimulator
 
@@ -69,7 +67,7 @@ async def running_callcard(
     settings.agi_bind = f"127.0.0.1:{free_port()}"
     settings.call_max_s = call_max_s
     settings.call_sweep_every_s = 0.2
-    call_events = functools.partial(start_call_events, on_missed=missed_call_hook)
+    call_events = start_call_events
     async with running_api(settings, features=(call_events, start_telephony)) as running:
         await link(running).wait_connected(10)
         yield running

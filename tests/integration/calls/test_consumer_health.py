@@ -5,7 +5,6 @@ behind a proxy the test cuts."""
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from support.waiting import wait_for
 from crm_api.calls.pipeline import CALL_EVENTS_STREAM, CallEventSink, start_call_events
 from crm_api.platform.realtime.streams import RedisStream
 from crm_api.platform.settings import Settings
-from crm_api.tasks.reminders import missed_call_hook
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
@@ -53,7 +51,7 @@ async def test_health_reports_a_consumer_that_does_not_consume_and_a_stream_that
         settings = settings.model_copy(
             update={"redis_url": redis.url, "database_url": url, "stream_lag_alert_s": 0.5}
         )
-        call_events = functools.partial(start_call_events, on_missed=missed_call_hook)
+        call_events = start_call_events
         async with running_api(settings, features=(call_events,)) as api:
             ready = await wait_for(answering(api, "/health/ready", 200))
             (consumer,) = ready["consumers"]

@@ -23,6 +23,7 @@ from crm_api.platform.settings import Settings
 from crm_api.schedules import service as schedules
 from crm_api.schedules.routing import RouteDecision
 from crm_api.schedules.routing_state import choose_extension
+from telephony.ami.devices import DeviceStates
 
 MSK = ZoneInfo("Europe/Moscow")
 OWNED = "+79160000002"  # a client of the second manager
@@ -42,7 +43,12 @@ class Worker:
         self.redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
 
     async def ask(
-        self, caller: str, call_id: str, now: datetime, attempt: int | None = None
+        self,
+        caller: str,
+        call_id: str,
+        now: datetime,
+        attempt: int | None = None,
+        busy: frozenset[str] = frozenset(),
     ) -> RouteDecision:
         return await choose_extension(
             self.sessions,
@@ -55,6 +61,7 @@ class Worker:
             tz=MSK,
             region="RU",
             fallback="queue:sales",
+            busy_extensions=busy,
         )
 
     async def close(self) -> None:
@@ -101,6 +108,24 @@ async def test_owner_then_the_next_then_the_fallback(team: dict[str, int], worke
     # Without attempt numbers each ask is the next attempt.
     assert (await worker.ask(OWNED, "c2", now)).target == "202"
     assert (await worker.ask(OWNED, "c2", now)).target == "201"
+
+
+async def test_a_phone_ringing_or_just_offered_is_busy(
+    team: dict[str, int], worker: Worker
+) -> None:
+    """A burst: one phone is offered one call at a time, whatever the CRM's own rows say."""
+    now = msk(23, 13)  # 201 and 202 on duty; 202 owns OWNED
+    devices = DeviceStates()
+    answers = []
+    for n in range(3):
+        decision = await worker.ask(STRANGER, f"burst{n}", now, busy=devices.busy())
+        if decision.extension is not None:
+            devices.offered(decision.extension)
+        answers.append(decision.target)
+    assert sorted(answers[:2]) == ["201", "202"] and answers[2] == "queue:sales"
+    # The owner's phone rings on the PBX (another call): not offered to its own client.
+    devices.set_state("202", "RINGING")
+    assert (await worker.ask(OWNED, "own", now, busy=frozenset({"202"}))).target != "202"
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ Click-to-call goes out through the same bridge."""
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import AsyncIterator
 from datetime import time
 from pathlib import Path
@@ -25,7 +24,6 @@ from crm_api.calls.pipeline import start_call_events
 from crm_api.calls.sip import start_sip
 from crm_api.platform.settings import Settings
 from crm_api.schedules import service as schedules
-from crm_api.tasks.reminders import missed_call_hook
 
 pytestmark = pytest.mark.sipp
 
@@ -65,7 +63,7 @@ async def sip_api(
     settings.sip_bind = f"127.0.0.1:{free_udp_tcp_port()}"
     settings.sip_phone_uri = f"sip:{{user}}@127.0.0.1:{phone.port}"
     settings.sip_trunk_uri = f"sip:{{user}}@127.0.0.1:{client_phone.port}"
-    call_events = functools.partial(start_call_events, on_missed=missed_call_hook)
+    call_events = start_call_events
     async with running_api(settings, features=(call_events, start_sip)) as running:
         yield running
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.call_events import call_sink
-from support.factories import Actor, make_user
+from support.factories import Actor, make_user, on_shift_all_week
 from support.server import RunningApi, running_api
 from support.ws import Socket, open_socket
 
@@ -23,7 +22,7 @@ from crm_api.clients.timeline.models import CommDirection, CommKind, Communicati
 from crm_api.platform.settings import Settings
 from crm_api.sales.models import Deal
 from crm_api.tasks.models import Task, TaskSource
-from crm_api.tasks.reminders import missed_call_hook, run_stale_rule, start_reminders
+from crm_api.tasks.reminders import run_stale_rule, start_reminders
 from telephony import events as ev
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -181,6 +180,8 @@ async def test_a_missed_queue_call_makes_one_callback_task(
 ) -> None:
     async with db() as session:
         m102 = await make_user(session, Role.MANAGER, extension="102")
+        # On duty: the routing policy picks who calls back (the card has no manager).
+        await on_shift_all_week(session, actors[Role.MANAGER].user, m102.user)
         await session.commit()
     t0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
     events: list[ev.CallEvent] = [
@@ -208,8 +209,7 @@ async def test_a_missed_queue_call_makes_one_callback_task(
         ),
     ]
     settings.recordings_dir.mkdir(parents=True, exist_ok=True)
-    feature = functools.partial(start_call_events, on_missed=missed_call_hook)
-    async with running_api(settings, features=(feature,)) as api:
+    async with running_api(settings, features=(start_call_events,)) as api:
         sink = call_sink(api.app.state.services)
         for event in events + events:  # replayed after a reconnect
             await sink(event)

@@ -231,3 +231,18 @@ def test_transfer_keeps_the_talk_of_each_agent() -> None:
     (end,) = [e for e in translate(capture_events("redirect")) if isinstance(e, ev.CallEnded)]
     assert end.talk_by_agent == {"101": 3, "103": 11}
     assert end.talk_s == 14
+
+
+def test_click_to_call_says_when_the_client_is_being_dialled() -> None:
+    """The manager's phone answered the Originate; the dialplan now dials the client."""
+    out = translate(capture_events("click-to-call"))
+    kinds = [type(e).__name__ for e in out]
+    dialling = [e for e in out if isinstance(e, ev.CallDialling)]
+    assert len(dialling) == 1
+    assert (dialling[0].agent, dialling[0].number, dialling[0].crm_call_id) == (
+        "102",
+        "79161234567",
+        "crm-5001",
+    )
+    # After the manager's ring, before the client answers.
+    assert kinds.index("CallRinging") < kinds.index("CallDialling") < kinds.index("CallAnswered")

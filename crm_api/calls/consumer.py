@@ -1,0 +1,477 @@
+"""Call events in, CRM facts and live frames out: the calls journal (one row per PBX call,
+numbers in E.164, times on the PBX's clock), the pop, the recordings, and the follow-up
+of unanswered calls (`followup.py`).
+
+A run of one call's events is one transaction; frames are published after the commit.
+One exception, the pop: the card it shows was committed at the call's start and the ring
+is the PBX's fact, so a ring of a call started in this process is pushed before its
+bookkeeping is written — no database round trip stands between the PBX and the screen.
+Events are processed idempotently: a replay after a reconnect or a retried stream entry
+finds the call already in that state and changes and pushes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_api.accounts.models import User
+from crm_api.calls import followup, recordings
+from crm_api.calls.frames import Frames, call_data, publish, push
+from crm_api.calls.models import Call, Recording, has_sound
+from crm_api.calls.popup import card_summary
+from crm_api.clients import phones
+from crm_api.clients import service as clients_domain
+from crm_api.clients.models import Client
+from crm_api.clients.service import SUMMARY_LOAD
+from crm_api.clients.timeline import service as communications
+from crm_api.clients.timeline.models import CommDirection, CommKind
+from crm_api.platform.errors import DuplicateContact
+from crm_api.platform.realtime.hub import Hub
+from crm_api.platform.realtime.outage import Outage, is_outage
+from telephony import events as ev
+
+log = logging.getLogger(__name__)
+PREPARED_POPS = 10_000  # calls between start and end at once, at most
+EXTENSIONS_TTL = 5.0  # seconds an extension → user map serves early pops
+# What callers' phones send when there is no name to show.
+_NO_NAMES = frozenset({"anonymous", "unknown", "unavailable", "restricted", "private", "null"})
+
+
+def person_name(name: str | None) -> str | None:
+    """A caller name a card may carry: not digits, not a placeholder for nobody."""
+    cleaned = (name or "").strip()
+    if cleaned.strip("<>").lower() in _NO_NAMES or not any(c.isalpha() for c in cleaned):
+        return None
+    return cleaned[:200]
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """An inbound call's pop, made at its start."""
+
+    client_id: int
+    summary: dict[str, Any]
+    call: dict[str, Any]  # call_state as the start left it
+    popped: list[str]  # agents whose pop went out ahead of its commit
+
+
+class CallService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        hub: Hub,
+        *,
+        region: str,
+        recordings_dir: Path,
+        tz: ZoneInfo,
+        pick: followup.Picker | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._hub = hub
+        self._region = region
+        self._recordings_dir = recordings_dir
+        self._tz = tz
+        self._pick = pick
+        # The pop made while the call is still in the dialplan, so the ring only has to
+        # push it. Per process: a call whose start another worker handled (or that a
+        # restart forgot) makes its summary at the ring, in the transaction.
+        self._prepared: OrderedDict[str, _Prepared] = OrderedDict()
+        self._extensions: dict[str, int] = {}  # of active users, read at most EXTENSIONS_TTL ago
+        self._extensions_read = -EXTENSIONS_TTL
+        self._pushing: dict[str, list[tuple[str, asyncio.Task[Any]]]] = {}  # call id → pops
+        self._bus_outage = Outage("call frames: the realtime bus", log)
+
+    def ring_ahead(self, event: ev.CallRinging) -> None:
+        """Pushes the pop of a call prepared here now, without waiting for anything; the
+        call's next run waits for the push, so the call's later frames follow it."""
+        early = self._early_pop(event)
+        if early is not None:
+            data, users = early
+            pushing = push(self._hub, "call.ringing", data, users)
+            pushes = self._pushing.setdefault(event.call_id, [])
+            pushes.append((event.agent, asyncio.create_task(pushing)))
+
+    async def handle(self, events: Sequence[ev.CallEvent]) -> None:
+        """Events of one call that arrived together, in order: one transaction."""
+        for event in events:
+            if isinstance(event, ev.CallRinging):
+                self.ring_ahead(event)  # when the stream did not already
+        for call_id in {event.call_id for event in events}:
+            await self._pushed(call_id)
+        frames: Frames = []
+        async with self._sessions() as session:
+            for event in events:
+                frames += await self._apply(session, event)
+            await session.commit()
+        # Only what was committed: a start rolled back may have made a card that never was.
+        self._prepared.update(session.info.get("prepared", {}))
+        while len(self._prepared) > PREPARED_POPS:
+            self._prepared.popitem(last=False)
+        await self._publish(frames)
+
+    async def _publish(self, frames: Frames) -> None:
+        """After the commit, the frames must go out: a retry of the run would find the
+        call already in its state and push nothing, so they wait for the bus here."""
+        pause = 0.1
+        for frame in frames:
+            while True:
+                try:
+                    await publish(self._hub, [frame])
+                    break
+                except Exception as exc:
+                    if not is_outage(exc):
+                        raise
+                    self._bus_outage.failed(exc)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 2.0)
+        self._bus_outage.ok()
+
+    async def _pushed(self, call_id: str) -> None:
+        pushes = self._pushing.pop(call_id, [])
+        outcomes = await asyncio.gather(*(push for _, push in pushes), return_exceptions=True)
+        prepared = self._prepared.get(call_id)
+        for (agent, _), outcome in zip(pushes, outcomes, strict=True):
+            failed = isinstance(outcome, BaseException)
+            if failed and prepared is not None and agent in prepared.popped:
+                prepared.popped.remove(agent)  # not out: the retry pushes it
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    def _early_pop(self, event: ev.CallRinging) -> tuple[dict[str, Any], list[int]] | None:
+        """The pop of a call prepared here, to an agent whose user is known, once."""
+        prepared = self._prepared.get(event.call_id)
+        if prepared is None or event.agent in prepared.popped:
+            return None
+        user_id = self._extensions.get(event.agent)
+        if user_id is None:
+            return None  # not a known agent's phone: the transaction finds out who it is
+        prepared.popped.append(event.agent)
+        data = {
+            **prepared.call,
+            "caller": event.caller or prepared.call["caller"],
+            "ringing": [*prepared.call["ringing"], *prepared.popped],
+            "agent": event.agent,
+            "agent_user_id": user_id,
+            **prepared.summary,
+        }
+        return data, [user_id]
+
+    async def _apply(self, session: AsyncSession, event: ev.CallEvent) -> Frames:
+        call = await self._call_for(session, event)
+        if isinstance(event, ev.CallStarted):
+            return await self._started(session, call, event)
+        if call.state in ("ended", "failed"):
+            return []  # an event after the end (replay, late leg): the call is written
+        if isinstance(event, ev.CallRinging):
+            return await self._ringing(session, call, event)
+        if isinstance(event, ev.CallAnswered):
+            return await self._answered(session, call, event)
+        if isinstance(event, ev.CallTransferred):
+            if event.to_agent not in call.agents and event.to_agent.isdigit():
+                call.ringing = [*call.ringing, event.to_agent]
+            return []
+        if isinstance(event, ev.RecordingStarted):
+            await self._recording(session, call, event)
+            return []
+        if isinstance(event, ev.CallEnded):
+            return await self._ended(session, call, event)
+        if isinstance(event, ev.CallRouted):
+            # Only what AMI has not said (its events may never come): who and which DID.
+            self._numbers(call, call.caller or event.caller, call.callee or event.did, event.did)
+            if call.direction == ev.Direction.INBOUND:
+                call.caller_name = call.caller_name or person_name(event.caller_name)
+            return []
+        if isinstance(event, ev.OriginateFailed):
+            call.state, call.failure, call.ended_at = "failed", event.reason, event.at
+            users = [call.user_id] if call.user_id else []
+            return [("call.failed", call_data(call, reason=event.reason), users)]
+        if isinstance(event, ev.CallDialling):
+            # The manager picked up: the client's number is being dialled.
+            users = [call.user_id] if call.user_id else []
+            return [("call.dialling", call_data(call), users)]
+        return []
+
+    async def _call_for(self, session: AsyncSession, event: ev.CallEvent) -> Call:
+        # Events of one run share the transaction: the call is locked and read once.
+        known: dict[str, Call] = session.info.setdefault("calls", {})
+        if event.call_id in known:
+            return known[event.call_id]
+        known[event.call_id] = call = await self._lock_call(session, event)
+        return call
+
+    async def _lock_call(self, session: AsyncSession, event: ev.CallEvent) -> Call:
+        call = await session.scalar(
+            select(Call).where(Call.pbx_call_id == event.call_id).with_for_update()
+        )
+        if call is None and event.crm_call_id:
+            call = await session.scalar(
+                select(Call).where(Call.crm_call_id == event.crm_call_id).with_for_update()
+            )
+            if call is not None:
+                call.pbx_call_id = event.call_id
+        if call is None:  # the first we hear of it (adapter restarted mid-call, resync)
+            direction = getattr(event, "direction", ev.Direction.INBOUND)
+            call = Call(
+                pbx_call_id=event.call_id,
+                crm_call_id=event.crm_call_id,
+                direction=str(direction),
+                state="ringing",
+                started_at=event.at,
+                ringing=[],
+                agents=[],
+            )
+            session.add(call)
+            await session.flush()
+        return call
+
+    def _e164(self, number: str | None) -> str | None:
+        return phones.try_normalize(number, self._region)
+
+    async def _client_for(self, session: AsyncSession, call: Call) -> tuple[Client | None, bool]:
+        """The card of the external party; a fresh card for an unknown number, named
+        after the caller when the PBX gave a person's name."""
+        if call.direction == ev.Direction.INTERNAL:
+            return None, False
+        number = call.caller if call.direction == ev.Direction.INBOUND else call.callee
+        e164 = self._e164(number)
+        if e164 is None:  # anonymous, withheld or garbage: nobody to put it on
+            return None, False
+        if call.client_id is not None:
+            # From the session when an earlier event of the run loaded it.
+            client = await session.get(Client, call.client_id, options=clients_domain.SUMMARY_LOAD)
+            if client is not None:
+                return client, False
+        name = call.caller_name if call.direction == ev.Direction.INBOUND else None
+        try:
+            client, created = await clients_domain.find_or_create_by_phone(
+                session, e164, source_code="incoming_call", name=name, load=SUMMARY_LOAD
+            )
+        except (IntegrityError, DuplicateContact):
+            # Another call from the same new number made its card at the same moment (its
+            # savepoint is undone, this transaction goes on): that card is the one.
+            client, created = await clients_domain.find_or_create_by_phone(
+                session, e164, source_code="incoming_call", name=name, load=SUMMARY_LOAD
+            )
+        call.client_id = client.id
+        return client, created
+
+    async def _user_by_extension(self, session: AsyncSession, extension: str | None) -> User | None:
+        if not extension:
+            return None
+        agents: dict[str, User | None] = session.info.setdefault("agents", {})
+        if extension not in agents:
+            agents[extension] = await session.scalar(
+                select(User).where(User.extension == extension, User.is_active.is_(True))
+            )
+        return agents[extension]
+
+    async def _started(self, session: AsyncSession, call: Call, event: ev.CallStarted) -> Frames:
+        if call.state in ("ended", "failed"):
+            return []  # a replay: the call is written, nothing to prepare
+        call.direction = str(event.direction)
+        self._numbers(call, event.caller, event.callee, event.did)
+        if call.direction == ev.Direction.INBOUND:
+            call.caller_name = call.caller_name or person_name(event.caller_name)
+        if call.state == "originating":
+            call.state = "ringing"
+        client, _ = await self._client_for(session, call)
+        if client is not None and call.direction == ev.Direction.INBOUND:
+            summary = await card_summary(session, client)
+            await self._read_extensions(session)
+            earlier = self._prepared.get(event.call_id)
+            popped = earlier.popped if earlier is not None else []
+            prepared = _Prepared(client.id, summary, call_data(call), popped)
+            session.info.setdefault("prepared", {})[event.call_id] = prepared
+        return []
+
+    def _numbers(
+        self, call: Call, caller: str | None, callee: str | None, did: str | None = None
+    ) -> None:
+        """E.164 for every external number (the DID too); extensions stay as they are. A
+        withheld caller is no number at all: the journal lists the call without a phone."""
+        if call.direction == ev.Direction.INBOUND:
+            call.caller = self._e164(caller) or call.caller
+            call.callee = self._e164(callee) or call.callee or callee
+        elif call.direction == ev.Direction.OUTBOUND:
+            call.caller = call.caller or caller
+            call.callee = self._e164(callee) or call.callee or callee
+        else:
+            call.caller, call.callee = call.caller or caller, call.callee or callee
+        call.did = self._e164(did) or call.did
+
+    async def _read_extensions(self, session: AsyncSession) -> None:
+        # A user's new extension reaches early pops within EXTENSIONS_TTL.
+        if time.monotonic() - self._extensions_read < EXTENSIONS_TTL:
+            return
+        rows = await session.execute(
+            select(User.extension, User.id).where(
+                User.is_active.is_(True), User.extension.is_not(None)
+            )
+        )
+        self._extensions = {ext: uid for ext, uid in rows if ext}
+        self._extensions_read = time.monotonic()
+
+    async def _summary(self, session: AsyncSession, call: Call, call_id: str) -> dict[str, Any]:
+        prepared = session.info.get("prepared", {}).get(call_id) or self._prepared.get(call_id)
+        # Made for this card (a start retried after a rollback may have made another).
+        if prepared is not None and call.client_id == prepared.client_id:
+            return prepared.summary
+        client, _ = await self._client_for(session, call)
+        if client is None:
+            return {"client": None, "communications": [], "deals": [], "tasks": []}
+        return await card_summary(session, client)
+
+    async def _ringing(self, session: AsyncSession, call: Call, event: ev.CallRinging) -> Frames:
+        if event.caller and call.direction == ev.Direction.INBOUND:
+            # Normalized by the dialplan since CallStarted.
+            call.caller = self._e164(event.caller) or call.caller
+        if event.agent in call.ringing:
+            return []  # already popped for this agent
+        call.ringing = [*call.ringing, event.agent]
+        if call.direction == ev.Direction.OUTBOUND:
+            await self._client_for(session, call)
+            return []  # the manager placed this call: nothing to pop
+        prepared = self._prepared.get(event.call_id)
+        if prepared is not None and event.agent in prepared.popped:
+            return []  # popped ahead of this commit
+        agent = await self._user_by_extension(session, event.agent)
+        data: dict[str, Any] = call_data(call, agent=event.agent)
+        if agent is not None:
+            data["agent_user_id"] = agent.id
+        data.update(await self._summary(session, call, event.call_id))
+        return [("call.ringing", data, [agent.id] if agent else [])]
+
+    async def _answered(self, session: AsyncSession, call: Call, event: ev.CallAnswered) -> Frames:
+        agent_ext = event.agent
+        if agent_ext and agent_ext in call.agents:
+            return []
+        if agent_ext:
+            call.agents = [*call.agents, agent_ext]
+        first = call.answered_at is None
+        if first:
+            call.answered_at = event.at
+            call.answered_by = agent_ext
+        call.state = "answered"
+        agent = await self._user_by_extension(session, agent_ext)
+        if agent is not None and call.user_id is None:
+            call.user_id = agent.id
+        users = [agent.id] if agent else ([call.user_id] if call.user_id else [])
+        return [("call.answered", call_data(call, agent=agent_ext), users)]
+
+    async def _recording(
+        self, session: AsyncSession, call: Call, event: ev.RecordingStarted
+    ) -> None:
+        name = recordings.relative_path(event.file)
+        if name is None:
+            return
+        existing = await session.scalar(
+            select(Recording).where(Recording.call_id == call.id, Recording.file_name == name)
+        )
+        if existing is None:
+            session.add(Recording(call_id=call.id, pbx_path=event.file, file_name=name))
+
+    async def _ended(self, session: AsyncSession, call: Call, event: ev.CallEnded) -> Frames:
+        self._prepared.pop(event.call_id, None)
+        session.info.get("prepared", {}).pop(event.call_id, None)
+        call.state = "ended"
+        call.ended_at = event.at
+        call.direction = str(event.direction)
+        self._numbers(call, event.caller, event.callee)
+        call.disposition = str(event.disposition)
+        call.unanswered = str(event.unanswered) if event.unanswered else None
+        call.queue = event.queue or call.queue
+        if call.direction == ev.Direction.INBOUND:
+            call.caller_name = call.caller_name or person_name(event.caller_name)
+        call.cause = event.cause
+        call.ring_s = event.ring_s
+        call.talk_s = event.talk_s
+        call.talk_by_agent = dict(event.talk_by_agent)
+        for agent in event.agents:
+            if agent not in call.agents:
+                call.agents = [*call.agents, agent]
+        call.answered_by = call.answered_by or event.answered_by
+        call.failure = event.reason or call.failure
+        client, _ = await self._client_for(session, call)
+        found = (await session.scalars(select(Recording).where(Recording.call_id == call.id))).all()
+        offered = [r for r in found if event.talk_s > 0 and self._offered(r)]
+        answered_user = await self._user_by_extension(session, call.answered_by)
+        if answered_user is not None:
+            call.user_id = answered_user.id
+        unanswered = followup.needs_callback(call)
+        responsible = None
+        if unanswered:
+            responsible = await followup.responsible(
+                session, call, client, pick=self._pick, tz=self._tz, now=event.at
+            )
+        frames: Frames = []
+        if client is not None:
+            comm, created = await communications.record(
+                session,
+                client_id=client.id,
+                kind=CommKind.CALL,
+                external_id=f"call:{call.pbx_call_id}",
+                direction=CommDirection(call.direction),
+                status=call.disposition,
+                occurred_at=call.started_at,
+                user_id=call.user_id or responsible,
+                details={
+                    "call_id": call.id,
+                    "disposition": call.disposition,
+                    "unanswered": call.unanswered,
+                    "cause": call.cause,
+                    "caller": call.caller,
+                    "caller_name": call.caller_name,
+                    "callee": call.callee,
+                    "did": call.did,
+                    "queue": call.queue,
+                    "ring_s": call.ring_s,
+                    "talk_s": call.talk_s,
+                    "talk_by_agent": call.talk_by_agent,
+                    "agents": list(call.agents),
+                    "answered_by": call.answered_by,
+                    "recording_id": offered[0].id if offered else None,
+                    "ended_by": event.reason,
+                },
+            )
+            call.communication_id = comm.id
+            if created and event.disposition is ev.Disposition.ANSWERED:
+                # A callback (or the client's own call) got through: nobody owes one now.
+                await followup.close_callbacks(session, client.id, event.at)
+            elif (
+                created
+                and unanswered
+                and responsible is not None
+                and not await followup.reached_since(session, client.id, call)
+            ):
+                task = await followup.open_callback(
+                    session, call=call, client=client, assignee_id=responsible, at=event.at
+                )
+                call.callback_task_id = task.id
+                missed = call_data(call, client_id=client.id, assignee_id=responsible)
+                frames.append(("call.missed", missed, [responsible]))
+        # Everyone whose phone rang sees the call end, not only who owns the follow-up.
+        rung = [await self._user_by_extension(session, ext) for ext in call.ringing]
+        users = sorted(
+            {u for u in (call.user_id, responsible, *(a.id for a in rung if a)) if u is not None}
+        )
+        ended = call_data(call, client_id=client.id if client else None)
+        return [("call.ended", ended, users), *frames]
+
+    def _offered(self, recording: Recording) -> bool:
+        size = recordings.size_of(self._recordings_dir, recording.file_name)
+        if size is None:
+            return True  # not visible from here (yet): offered, served when it appears
+        recording.size = size
+        return has_sound(size)
