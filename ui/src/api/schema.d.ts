@@ -119,7 +119,7 @@ export interface paths {
         patch: operations["update_me"];
         trace?: never;
     };
-    "/api/v1/auth/tokens": {
+    "/api/v1/auth/password": {
         parameters: {
             query?: never;
             header?: never;
@@ -129,10 +129,72 @@ export interface paths {
         get?: never;
         put?: never;
         /**
+         * Change Password
+         * @description A new password ends every other session and API token of this user.
+         */
+        post: operations["change_password"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Tokens
+         * @description This user's browser sessions and API tokens.
+         */
+        get: operations["list_tokens"];
+        put?: never;
+        /**
          * Create Token
-         * @description A bearer token for an API client (no expiry; revoke with logout using it).
+         * @description A bearer token for an API client; it expires (at most CALLCARD_API_TOKEN_DAYS).
          */
         post: operations["create_api_token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/tokens/{token_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke Token */
+        delete: operations["revoke_token"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/link-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Link Token
+         * @description A token of a few minutes for `?token=` where no header can be sent: the WebSocket
+         *     and recording URLs (no other route takes a query token).
+         */
+        post: operations["create_link_token"];
         delete?: never;
         options?: never;
         head?: never;
@@ -479,6 +541,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/calls/missed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Missed Calls
+         * @description The team's missed calls (missed, abandoned, busy), newest first, each with who
+         *     calls back; by default only those still to be called back.
+         */
+        get: operations["list_missed_calls"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/calls": {
         parameters: {
             query?: never;
@@ -488,7 +571,7 @@ export interface paths {
         };
         /**
          * List Calls
-         * @description The supervisor's recordings review list.
+         * @description The calls journal (supervisors): every ended call, anonymous callers included.
          */
         get: operations["list_calls"];
         put?: never;
@@ -1234,7 +1317,11 @@ export interface components {
             /** Finished At */
             finished_at: string | null;
         };
-        /** CallPublic */
+        /**
+         * CallPublic
+         * @description A call, the one shape of it: the API's answers and the live frames both carry it.
+         *     Numbers are E.164 (an extension for an internal party); times are the PBX's clock.
+         */
         CallPublic: {
             /** Id */
             id: number;
@@ -1271,16 +1358,28 @@ export interface components {
             ended_at: string | null;
             /** Disposition */
             disposition: string | null;
+            /** Unanswered */
+            unanswered?: string | null;
+            /** Queue */
+            queue?: string | null;
+            /** Caller Name */
+            caller_name?: string | null;
             /** Ring S */
             ring_s: number | null;
             /** Talk S */
             talk_s: number | null;
+            /** Talk By Agent */
+            talk_by_agent?: {
+                [key: string]: number;
+            };
             /** Failure */
             failure: string | null;
             /** Recording Id */
             recording_id?: number | null;
             /** Recording */
             recording?: ("playable" | "empty" | "missing") | null;
+            /** Callback Task Id */
+            callback_task_id?: number | null;
             /** Score */
             score: {
                 [key: string]: unknown;
@@ -1294,6 +1393,20 @@ export interface components {
             };
             /** Comment */
             comment?: string | null;
+        };
+        /**
+         * CallbackPublic
+         * @description The open (or done) callback task an unanswered call is on.
+         */
+        CallbackPublic: {
+            /** Task Id */
+            task_id: number;
+            /** Assignee Id */
+            assignee_id: number;
+            /** Count */
+            count: number;
+            /** Done At */
+            done_at: string | null;
         };
         /** ClientCard */
         ClientCard: {
@@ -1795,6 +1908,21 @@ export interface components {
             /** Deal Id */
             deal_id?: number | null;
         };
+        /** ErrorBody */
+        ErrorBody: {
+            /** Code */
+            code: string;
+            /** Message */
+            message: string;
+            /** Details */
+            details?: {
+                [key: string]: unknown;
+            };
+        };
+        /** ErrorResponse */
+        ErrorResponse: {
+            error: components["schemas"]["ErrorBody"];
+        };
         /** ExceptionCreate */
         ExceptionCreate: {
             /** User Id */
@@ -1940,6 +2068,11 @@ export interface components {
             /** Items */
             items: components["schemas"]["StageVisitPublic"][];
         };
+        /** ItemList[TokenPublic] */
+        ItemList_TokenPublic_: {
+            /** Items */
+            items: components["schemas"]["TokenPublic"][];
+        };
         /** LinkPublic */
         LinkPublic: {
             /** Configured */
@@ -2005,6 +2138,13 @@ export interface components {
             submitted_at: string | null;
             /** Final At */
             final_at: string | null;
+        };
+        /** MissedCallPublic */
+        MissedCallPublic: {
+            call: components["schemas"]["CallPublic"];
+            /** Client Name */
+            client_name: string | null;
+            callback: components["schemas"]["CallbackPublic"] | null;
         };
         /** NoteCreate */
         NoteCreate: {
@@ -2100,6 +2240,23 @@ export interface components {
              */
             page_size?: number;
         };
+        /** Page[MissedCallPublic] */
+        Page_MissedCallPublic_: {
+            /** Items */
+            items: components["schemas"]["MissedCallPublic"][];
+            /** Total */
+            total: number;
+            /**
+             * Page
+             * @default 1
+             */
+            page?: number;
+            /**
+             * Page Size
+             * @default 0
+             */
+            page_size?: number;
+        };
         /** Page[TaskPublic] */
         Page_TaskPublic_: {
             /** Items */
@@ -2133,6 +2290,13 @@ export interface components {
              * @default 0
              */
             page_size?: number;
+        };
+        /** PasswordChange */
+        PasswordChange: {
+            /** Current Password */
+            current_password: string;
+            /** New Password */
+            new_password: string;
         };
         /** PhoneIn */
         PhoneIn: {
@@ -2352,6 +2516,12 @@ export interface components {
             /** Done At */
             done_at: string | null;
             source: components["schemas"]["TaskSource"];
+            /** Kind */
+            kind?: string | null;
+            /** Params */
+            params?: {
+                [key: string]: unknown;
+            } | null;
             /** Previous Task Id */
             previous_task_id: number | null;
             /**
@@ -2388,6 +2558,11 @@ export interface components {
         TokenCreate: {
             /** Name */
             name: string;
+            /**
+             * Days
+             * @default 90
+             */
+            days?: number;
         };
         /** TokenIssued */
         TokenIssued: {
@@ -2395,6 +2570,29 @@ export interface components {
             token: string;
             /** Expires At */
             expires_at: string | null;
+        };
+        /** TokenPublic */
+        TokenPublic: {
+            /** Id */
+            id: number;
+            /** Kind */
+            kind: string;
+            /** Name */
+            name: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Expires At */
+            expires_at: string | null;
+            /** Last Used At */
+            last_used_at: string | null;
+            /**
+             * Current
+             * @default false
+             */
+            current?: boolean;
         };
         /** UserCreate */
         UserCreate: {
@@ -2456,21 +2654,6 @@ export interface components {
             language?: ("ru" | "en") | null;
             /** Is Active */
             is_active?: boolean | null;
-        };
-        /** ErrorBody */
-        ErrorBody: {
-            /** Code */
-            code: string;
-            /** Message */
-            message: string;
-            /** Details */
-            details?: {
-                [key: string]: unknown;
-            };
-        };
-        /** ErrorResponse */
-        ErrorResponse: {
-            error: components["schemas"]["ErrorBody"];
         };
     };
     responses: never;
@@ -2548,6 +2731,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2638,6 +2830,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     health_ready: {
@@ -2705,6 +2906,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2783,6 +2993,24 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description too many wrong passwords */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2871,6 +3099,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     get_me: {
@@ -2947,6 +3184,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3041,6 +3287,201 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    change_password: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordChange"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the body cannot be parsed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not logged in (or wrong credentials) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not allowed for this role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not found (or not yours to see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_tokens: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemList_TokenPublic_"];
+                };
+            };
+            /** @description the body cannot be parsed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not logged in (or wrong credentials) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not allowed for this role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not found (or not yours to see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     create_api_token: {
@@ -3121,6 +3562,199 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    revoke_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the body cannot be parsed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not logged in (or wrong credentials) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not allowed for this role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not found (or not yours to see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    create_link_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenIssued"];
+                };
+            };
+            /** @description the body cannot be parsed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not logged in (or wrong credentials) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not allowed for this role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not found (or not yours to see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3211,6 +3845,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     create_user: {
@@ -3291,6 +3934,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3387,6 +4039,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     list_custom_fields: {
@@ -3463,6 +4124,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3557,6 +4227,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     list_directory: {
@@ -3635,6 +4314,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3731,6 +4419,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     delete_directory_item: {
@@ -3808,6 +4505,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3905,6 +4611,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     import_clients: {
@@ -3992,6 +4707,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     get_import: {
@@ -4070,6 +4794,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4173,6 +4906,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     list_clients: {
@@ -4269,6 +5011,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     create_client: {
@@ -4349,6 +5100,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4441,6 +5201,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     get_client: {
@@ -4519,6 +5288,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4615,6 +5393,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     get_client_card: {
@@ -4693,6 +5480,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4789,6 +5585,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     add_client_note: {
@@ -4878,6 +5683,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     get_client_audit: {
@@ -4956,6 +5770,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5052,6 +5875,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     list_views: {
@@ -5128,6 +5960,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5222,6 +6063,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     delete_view: {
@@ -5305,6 +6155,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     list_active_calls: {
@@ -5381,6 +6240,111 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_missed_calls: {
+        parameters: {
+            query?: {
+                open_only?: boolean;
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_MissedCallPublic_"];
+                };
+            };
+            /** @description the body cannot be parsed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not logged in (or wrong credentials) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not allowed for this role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not found (or not yours to see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5482,6 +6446,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     score_call: {
@@ -5564,6 +6537,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5656,6 +6638,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     head_recording: {
@@ -5734,6 +6725,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5823,6 +6823,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5930,6 +6939,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     send_email: {
@@ -6021,6 +7039,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     get_message: {
@@ -6099,6 +7126,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6193,6 +7229,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     get_bulk_sms: {
@@ -6271,6 +7316,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6361,6 +7415,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     create_deal_stage: {
@@ -6441,6 +7504,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6537,6 +7609,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     reorder_deal_stages: {
@@ -6617,6 +7698,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6714,6 +7804,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     create_deal: {
@@ -6794,6 +7893,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6887,6 +7995,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     get_deal: {
@@ -6965,6 +8082,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7061,6 +8187,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     get_deal_card: {
@@ -7146,6 +8281,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     get_deal_history: {
@@ -7224,6 +8368,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7320,6 +8473,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     close_deal: {
@@ -7402,6 +8564,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7499,6 +8670,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     create_task: {
@@ -7586,6 +8766,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     get_task: {
@@ -7664,6 +8853,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7760,6 +8958,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     complete_task: {
@@ -7838,6 +9045,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7934,6 +9150,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     handoff_task: {
@@ -8023,6 +9248,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     list_shifts: {
@@ -8101,6 +9335,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8195,6 +9438,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     delete_shift: {
@@ -8271,6 +9523,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8365,6 +9626,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     create_schedule_exception: {
@@ -8452,6 +9722,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     delete_schedule_exception: {
@@ -8528,6 +9807,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8622,6 +9910,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     on_duty: {
@@ -8700,6 +9997,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8787,6 +10093,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8884,6 +10199,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     report_manager_daily: {
@@ -8967,6 +10291,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9064,6 +10397,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     report_managers_sales: {
@@ -9147,6 +10489,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9244,6 +10595,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     report_analytics: {
@@ -9328,6 +10688,15 @@ export interface operations {
             };
             /** @description invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
