@@ -72,10 +72,9 @@ async def test_demo_operator_sees_the_pop_while_the_phone_rings(
     page = await context.new_page()
     await login(page, "operator", "operator-demo-1")  # extension 104
     await page.goto("/console")
-    # A call rings the operator for seconds: the pop is there, ringing, with the card.
+    # A call rings the operator for seconds: the pop is there, ringing.
     ringing = page.locator("[data-testid=call-panel][data-state=ringing]").first
     await expect(ringing).to_be_visible(timeout=40_000)
-    await expect(ringing.get_by_test_id("call-client-name")).to_be_visible()
     await shoot(page, "console-pbx-sim-ringing-ru")
     # It stays until the operator's phone answers (the capture's call): then it talks.
     answered = page.locator("[data-testid=call-panel][data-state=answered]").first

@@ -168,6 +168,10 @@ async def test_pbx_sim_command_generates_calls_for_the_adapter() -> None:
         if isinstance(event, ev.CallEnded):
             ended.append(event)
 
+    assert process.stdout is not None
+    async with asyncio.timeout(60):  # the command is up: it says where it listens
+        banner = (await process.stdout.readline()).decode()
+    assert f"AMI simulator on ami://crm:crmsecret@127.0.0.1:{port}" in banner
     adapter = AmiAdapter(f"ami://crm:crmsecret@127.0.0.1:{port}", sink, backoff_max=0.2)
     await adapter.start()
     try:
@@ -178,7 +182,6 @@ async def test_pbx_sim_command_generates_calls_for_the_adapter() -> None:
         stdout, _ = await asyncio.wait_for(process.communicate(), 20)
     output = stdout.decode()
     assert process.returncode == 0, output
-    assert f"AMI simulator on ami://crm:crmsecret@127.0.0.1:{port}" in output
     assert {e.disposition for e in ended} == {ev.Disposition.ANSWERED}
     # The demo's operator (104) and managers ring in turn instead of the captures' phones.
     assert {e.agents for e in ended} <= {("101",), ("102",), ("103",), ("104",)}
