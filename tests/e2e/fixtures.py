@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, async_playwright
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from support.peers import missing
+from support.peers import free_port, missing
 from support.server import RunningApi, running_api
 
 from crm_api.features import enabled_features
 from crm_api.platform.settings import Settings
 from crm_api.seed import seed_demo
+from telephony.ami.simulator import AmiSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
 UI = ROOT / "ui"
@@ -94,3 +95,23 @@ async def browser(chromium: str) -> AsyncIterator[Browser]:
         browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         yield browser
         await browser.close()
+
+
+@pytest.fixture
+async def pbx() -> AsyncIterator[AmiSimulator]:
+    async with AmiSimulator() as sim:
+        yield sim
+
+
+@pytest.fixture
+async def pbx_app(
+    settings: Settings, demo: None, ui_dist: Path, pbx: AmiSimulator
+) -> AsyncIterator[RunningApi]:
+    """`callcard run` with CALLCARD_AMI_URL pointing at the simulator."""
+    settings = settings.model_copy(
+        update={"ui_dist": ui_dist, "ami_url": pbx.url, "agi_bind": f"127.0.0.1:{free_port()}"}
+    )
+    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+    async with running_api(settings, features=enabled_features(settings, embedded=True)) as api:
+        await api.app.state.services.links.pbx.wait_connected(10)
+        yield api

@@ -7,40 +7,16 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from e2e.helpers import login, new_context, same_site, shoot
 from playwright.async_api import Browser, expect
-from support.peers import free_port
-from support.server import RunningApi, running_api
+from support.server import RunningApi
 
-from crm_api.features import enabled_features
-from crm_api.platform.settings import Settings
 from telephony.ami.simulator import CAPTURES, AmiSimulator, prepare
 
 CAPTURE_WAV = CAPTURES / "incoming-answered.wav"
-
-
-@pytest.fixture
-async def pbx() -> AsyncIterator[AmiSimulator]:
-    async with AmiSimulator() as sim:
-        yield sim
-
-
-@pytest.fixture
-async def pbx_app(
-    settings: Settings, demo: None, ui_dist: Path, pbx: AmiSimulator
-) -> AsyncIterator[RunningApi]:
-    """`callcard run` with CALLCARD_AMI_URL pointing at the simulator."""
-    settings = settings.model_copy(
-        update={"ui_dist": ui_dist, "ami_url": pbx.url, "agi_bind": f"127.0.0.1:{free_port()}"}
-    )
-    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
-    async with running_api(settings, features=enabled_features(settings, embedded=True)) as api:
-        await api.app.state.services.links.pbx.wait_connected(10)
-        yield api
 
 
 @pytest.fixture

@@ -3,41 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from e2e.helpers import login, new_context, shoot_widths
 from playwright.async_api import Browser, expect
-from support.peers import free_port
-from support.server import RunningApi, running_api
+from support.server import RunningApi
 
-from crm_api.features import enabled_features
-from crm_api.platform.settings import Settings
 from telephony.ami.simulator import AmiSimulator
 
 WORDS = {
     "ru": {"down": "Нет связи с АТС", "call": "Позвонить", "online": "В сети"},
     "en": {"down": "No link to the PBX", "call": "Call", "online": "Online"},
 }
-
-
-@pytest.fixture
-async def pbx() -> AsyncIterator[AmiSimulator]:
-    async with AmiSimulator() as sim:
-        yield sim
-
-
-@pytest.fixture
-async def pbx_app(
-    settings: Settings, demo: None, ui_dist: Path, pbx: AmiSimulator
-) -> AsyncIterator[RunningApi]:
-    settings = settings.model_copy(
-        update={"ui_dist": ui_dist, "ami_url": pbx.url, "agi_bind": f"127.0.0.1:{free_port()}"}
-    )
-    async with running_api(settings, features=enabled_features(settings, embedded=True)) as api:
-        await api.app.state.services.links.pbx.wait_connected(10)
-        yield api
 
 
 @pytest.mark.parametrize("lang", ["ru", "en"])
