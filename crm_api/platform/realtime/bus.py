@@ -1,11 +1,13 @@
 """Fan-out of frames to every API worker, and the backlog a reconnecting socket resumes
-from. In-process for the embedded default; a capped Redis stream when CALLCARD_REDIS_URL
-is set: each worker reads it on from the last frame it saw, so a Redis restart (or a
-lost connection) makes frames late, never missing, for the sockets that stay open."""
+from. In-process for the embedded default; Redis pub/sub and a capped stream when
+CALLCARD_REDIS_URL is set. A worker cut off from Redis reads the stream on from the last
+frame it saw once it is back, so an outage makes frames late, not missing, for the sockets
+that stay open."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -20,6 +22,7 @@ from crm_api.platform.realtime.frames import Frame, frame_key
 from crm_api.platform.realtime.outage import Outage, reraise_if_cancelled
 
 log = logging.getLogger(__name__)
+FRAMES_CHANNEL = "callcard:rt:frames"
 BACKLOG_STREAM = "callcard:rt:backlog"
 READ_BATCH = 500
 RETRY_MAX_S = 2.0
@@ -30,7 +33,9 @@ if ARGV[2] == '1' then
 elseif redis.call('EXPIRE', KEYS[2], 86400) == 0 then
   return false
 end
-return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'f', ARGV[3], 'u', ARGV[4])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'f', ARGV[3], 'u', ARGV[4])
+redis.call('PUBLISH', KEYS[3], id .. ' ' .. ARGV[4] .. ' ' .. ARGV[3])
+return id
 """
 
 
@@ -131,8 +136,8 @@ def _text(value: bytes | str) -> str:
 
 
 class RedisBus:
-    """One capped stream is both the fan-out (every worker reads it with XREAD) and the
-    backlog `?since=` replays from.
+    """Pub/sub carries live frames to every worker; a capped stream keeps the backlog
+    `?since=` replays from, and a worker cut off from Redis catches up from it.
 
     A Redis restarted without persistence loses the frames its readers had not read yet.
     Each worker notices that with its next publish (its marker key is gone with the data,
@@ -176,7 +181,8 @@ class RedisBus:
         """The new entry's id, or None when the marker is gone (Redis lost its data)."""
         create = "0" if self._marked else "1"
         frame_id = await self._publish_script(
-            keys=[BACKLOG_STREAM, self._marker], args=[self._backlog, create, encoded, tag]
+            keys=[BACKLOG_STREAM, self._marker, FRAMES_CHANNEL],
+            args=[self._backlog, create, encoded, tag],
         )
         self._marked = self._marked or frame_id is not None
         return frame_id
@@ -189,29 +195,41 @@ class RedisBus:
             nonlocal last
             outage = Outage("realtime frames: Redis", log)
             seen = _Seen()
-            pause = 0.1
-            # Ended by close(), not by cancelling: a read cancelled while blocked can hang
+            pause, behind = 0.1, False
+            # Ended by close() within a second: a read cancelled while blocked can hang
             # (redis/redis-py#2579).
             while not self._closed.is_set():
+                pubsub = self._redis.pubsub()
                 try:
-                    reply: Any = await self._redis.xread(
-                        {BACKLOG_STREAM: last}, count=READ_BATCH, block=self._block_ms
-                    )
+                    await pubsub.subscribe(FRAMES_CHANNEL)
+                    if behind:
+                        # Published while this worker was cut off: read from the backlog.
+                        rows: Any = await self._redis.xrange(BACKLOG_STREAM, min=f"({last}")
+                        for raw_id, fields in rows:
+                            last = _text(raw_id)
+                            if seen.first_time(fields.get(b"u")):
+                                yield Frame.decode(fields[b"f"]).with_id(last)
+                    outage.ok()
+                    pause, behind = 0.1, False
+                    while not self._closed.is_set():
+                        message: Any = await pubsub.get_message(
+                            ignore_subscribe_messages=True, timeout=self._block_ms / 1000
+                        )
+                        if message is None or message["type"] != "message":
+                            continue
+                        frame_id, tag, body = message["data"].split(b" ", 2)
+                        last = frame_id.decode()
+                        if seen.first_time(tag):
+                            yield Frame.decode(body).with_id(last)
                 except (RedisError, OSError) as exc:
                     reraise_if_cancelled()
-                    # Frames published meanwhile are read from `last` on once it is back
-                    # (after a restart without persistence: the new stream's ids are later).
                     outage.failed(exc)
+                    behind = True
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, RETRY_MAX_S)
-                    continue
-                outage.ok()
-                pause = 0.1
-                for _stream, rows in reply or []:
-                    for raw_id, fields in rows:
-                        last = _text(raw_id)
-                        if seen.first_time(fields.get(b"u")):
-                            yield Frame.decode(fields[b"f"]).with_id(last)
+                finally:
+                    with contextlib.suppress(RedisError, OSError):
+                        await pubsub.aclose()
 
         return frames()
 
