@@ -34,7 +34,7 @@ run: $(STAMP) ui
 # CALLCARD_TEST_REDIS_URL name servers to use.
 test: system-deps $(STAMP) ui
 	@echo "==> Test suite (each test file is named as it runs)"
-	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
 
 bench: system-deps $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/bench -s $(PYTEST_ARGS)
