@@ -80,9 +80,12 @@ class Outage:
                 "%s unavailable (%s); retrying until it is back", self.what, self.error
             )
 
-    def ok(self) -> None:
+    def ok(self, attempt_began: float | None = None) -> None:
+        """The dependency answered (to an attempt begun at `attempt_began`, monotonic)."""
         if self._since is None:
             return
+        if attempt_began is not None and attempt_began < self._since:
+            return  # an attempt older than the outage: not a sign it is over
         self._log.warning(
             "%s back after %.1f s (%d failed attempts)", self.what, self.down_for, self._failures
         )

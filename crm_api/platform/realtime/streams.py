@@ -287,11 +287,14 @@ class RedisStream:
             return False
         try:
             async with self._slots:
+                started = time.monotonic()
                 await handler([event for _, event in run])
         except Exception as exc:
             _handler_failed(self.name, self._handler_outage, self.status, exc, run[0][0])
             return False
-        self._handler_outage.ok()
+        # A run begun before the outage was noticed says nothing of the storage now (runs
+        # of several partitions overlap).
+        self._handler_outage.ok(attempt_began=started)
         self.status.handler_error = None
         # A failed XACK (Redis away) leaves the run pending: it is handled again, idempotently.
         await self._redis.xack(self.name, self.group, *(raw_id for raw_id, _ in run))
