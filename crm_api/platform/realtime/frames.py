@@ -26,14 +26,20 @@ class Frame:
     audience: Audience
     ts: datetime = field(default_factory=utcnow)
     id: str = ""  # assigned by the backlog; orders frames for `?since=`
+    # One frame goes to every socket of its audience (all supervisors, say): encoded once.
+    _wire: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def wire(self) -> str:
         """The JSON a browser receives."""
-        return json.dumps(
-            {"id": self.id, "type": self.type, "data": self.data, "ts": self.ts.isoformat()},
-            ensure_ascii=False,
-            default=str,
-        )
+        if self._wire is None:
+            text = json.dumps(
+                {"id": self.id, "type": self.type, "data": self.data, "ts": self.ts.isoformat()},
+                ensure_ascii=False,
+                default=str,
+            )
+            object.__setattr__(self, "_wire", text)  # a cache, not a change: frozen otherwise
+            return text
+        return self._wire
 
     def encode(self) -> bytes:
         """The bus form: the frame and its audience."""
