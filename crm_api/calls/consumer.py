@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.interfaces import ORMOption
 
 from crm_api.accounts.models import User
 from crm_api.calls import followup, recordings
@@ -239,9 +240,12 @@ class CallService:
     def _e164(self, number: str | None) -> str | None:
         return phones.try_normalize(number, self._region)
 
-    async def _client_for(self, session: AsyncSession, call: Call) -> tuple[Client | None, bool]:
+    async def _client_for(
+        self, session: AsyncSession, call: Call, load: Sequence[ORMOption] = SUMMARY_LOAD
+    ) -> tuple[Client | None, bool]:
         """The card of the external party; a fresh card for an unknown number, named
-        after the caller when the PBX gave a person's name."""
+        after the caller when the PBX gave a person's name. `load`: what the caller reads
+        besides the card's own columns (the pop: its manager and company)."""
         if call.direction == ev.Direction.INTERNAL:
             return None, False
         number = call.caller if call.direction == ev.Direction.INBOUND else call.callee
@@ -250,19 +254,19 @@ class CallService:
             return None, False
         if call.client_id is not None:
             # From the session when an earlier event of the run loaded it.
-            client = await session.get(Client, call.client_id, options=clients_domain.SUMMARY_LOAD)
+            client = await session.get(Client, call.client_id, options=load)
             if client is not None:
                 return client, False
         name = call.caller_name if call.direction == ev.Direction.INBOUND else None
         try:
             client, created = await clients_domain.find_or_create_by_phone(
-                session, e164, source_code="incoming_call", name=name, load=SUMMARY_LOAD
+                session, e164, source_code="incoming_call", name=name, load=load
             )
         except (IntegrityError, DuplicateContact):
             # Another call from the same new number made its card at the same moment (its
             # savepoint is undone, this transaction goes on): that card is the one.
             client, created = await clients_domain.find_or_create_by_phone(
-                session, e164, source_code="incoming_call", name=name, load=SUMMARY_LOAD
+                session, e164, source_code="incoming_call", name=name, load=load
             )
         call.client_id = client.id
         return client, created
@@ -403,7 +407,8 @@ class CallService:
                 call.agents = [*call.agents, agent]
         call.answered_by = call.answered_by or event.answered_by
         call.failure = event.reason or call.failure
-        client, _ = await self._client_for(session, call)
+        # The end reads the card's id and manager id only: no joins, no related objects.
+        client, _ = await self._client_for(session, call, load=())
         found = (await session.scalars(select(Recording).where(Recording.call_id == call.id))).all()
         offered = [r for r in found if event.talk_s > 0 and self._offered(r)]
         answered_user = await self._user_by_extension(session, call.answered_by)
