@@ -140,6 +140,18 @@ async def test_card_pops_on_ringing_and_follows_the_call(
     assert note in bodies
 
 
+def missed_call(call_id: str) -> ev.CallEnded:
+    """Nobody answered: the phone rang 20 s (cause 19, no answer)."""
+    return ev.CallEnded(
+        call_id=call_id,
+        at=now(),
+        direction=ev.Direction.INBOUND,
+        disposition=ev.Disposition.MISSED,
+        cause=19,
+        ring_s=20.0,
+    )
+
+
 async def test_unknown_caller_gets_a_prefilled_new_card(
     app: RunningApi, browser: Browser, db: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -189,14 +201,7 @@ async def test_one_pop_per_call_across_tabs_and_missed_call_back(
     # so it is the operator's).
     await pbx(
         app,
-        ev.CallEnded(
-            call_id=call_id,
-            at=now(),
-            direction=ev.Direction.INBOUND,
-            disposition=ev.Disposition.MISSED,
-            cause=19,
-            ring_s=20.0,
-        ),
+        missed_call(call_id),
     )
     missed = page.get_by_test_id("missed-calls")
     await expect(missed.get_by_role("button", name=re.compile("^Перезвонить"))).to_have_count(1)
@@ -250,14 +255,7 @@ async def test_missed_calls_are_one_row_per_client_with_a_count(
         await pbx(app, *ringing(call_id, e164))
         await pbx(
             app,
-            ev.CallEnded(
-                call_id=call_id,
-                at=now(),
-                direction=ev.Direction.INBOUND,
-                disposition=ev.Disposition.MISSED,
-                cause=19,
-                ring_s=20.0,
-            ),
+            missed_call(call_id),
         )
     missed = page.get_by_test_id("missed-calls")
     back = "Перезвонить" if lang == "ru" else "Call back"
