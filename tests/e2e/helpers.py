@@ -23,12 +23,26 @@ async def new_context(browser: Browser, app: RunningApi, lang: str = "ru") -> Br
     )
 
 
-async def login(page: Page, username: str, password: str) -> None:
+async def login(page: Page, username: str, password: str, lang: str | None = None) -> None:
+    """Signs in through the form. `lang` first saves that language on the user's profile
+    (through the API): the profile's language wins over the browser's once signed in."""
     await page.goto("/login")
+    if lang is not None:
+        await set_language(page, username, password, lang)
     await page.locator("#username").fill(username)
     await page.locator("#password").fill(password)
     await page.locator("#password").press("Enter")
     await page.wait_for_url(lambda url: "/login" not in url)
+
+
+async def set_language(page: Page, username: str, password: str, lang: str) -> None:
+    """The user's profile language, set as the user through the API (then signed out)."""
+    headers = same_site(page)
+    creds = {"username": username, "password": password}
+    assert (await page.request.post("/api/v1/auth/login", data=creds, headers=headers)).ok
+    me = await page.request.patch("/api/v1/auth/me", data={"language": lang}, headers=headers)
+    assert me.ok, await me.text()
+    await page.context.clear_cookies()
 
 
 def same_site(page: Page) -> dict[str, str]:

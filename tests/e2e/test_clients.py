@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from e2e.helpers import choose, login, new_context, shoot
+from e2e.helpers import choose, login, new_context, set_language, shoot
 from playwright.async_api import Browser, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -75,7 +75,7 @@ async def test_search_by_phone_in_another_form_and_edit_the_card(
 async def test_saved_view_filters_the_list(app: RunningApi, browser: Browser) -> None:
     context = await new_context(browser, app, "en")
     page = await context.new_page()
-    await login(page, "supervisor", "supervisor-demo-1")
+    await login(page, "supervisor", "supervisor-demo-1", "en")
     await page.goto("/clients")
     total = page.get_by_test_id("clients-total")
     await expect(total).to_have_text("50 clients")
@@ -98,6 +98,7 @@ async def test_login_and_search_by_keyboard(app: RunningApi, browser: Browser) -
     context = await new_context(browser, app, "en")
     page = await context.new_page()
     await page.goto("/login")
+    await set_language(page, "operator", "operator-demo-1", "en")
     await expect(page.locator("#username")).to_be_focused()
     await page.keyboard.type("operator")
     await page.keyboard.press("Tab")
@@ -118,7 +119,7 @@ async def test_login_and_search_by_keyboard(app: RunningApi, browser: Browser) -
 async def test_import_new_client_and_export(app: RunningApi, browser: Browser) -> None:
     context = await new_context(browser, app, "en")
     page = await context.new_page()
-    await login(page, "manager2", "manager-demo-2")
+    await login(page, "manager2", "manager-demo-2", "en")
     await page.goto("/clients")
     total = page.get_by_test_id("clients-total")
     await expect(total).not_to_have_text("0 clients")

@@ -36,7 +36,7 @@ async def test_floating_call_panel_fits_a_phone_and_numbers_do_not_wrap(
 ) -> None:
     context = await new_context(browser, app, lang)
     page = await context.new_page()
-    await login(page, "operator", "operator-demo-1")
+    await login(page, "operator", "operator-demo-1", lang)
     await page.goto("/clients")
     table = page.get_by_test_id("clients-table")
     await expect(table.locator("tbody tr").first).to_be_visible()

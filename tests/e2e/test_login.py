@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from e2e.helpers import login, new_context, shoot
+from e2e.helpers import login, new_context, set_language, shoot
 from playwright.async_api import Browser, expect
 from support.server import RunningApi
 
@@ -32,7 +32,7 @@ async def test_login_in_the_browser_language(
     await expect(page.get_by_role("alert")).to_have_text(failed)
     await expect(page).to_have_url(f"{app.base_url}/login")
 
-    await login(page, "operator", "operator-demo-1")
+    await login(page, "operator", "operator-demo-1", lang)
     await expect(page).to_have_url(f"{app.base_url}/console")
     nav = page.get_by_role("navigation")
     await expect(nav.get_by_role("link", name=console)).to_be_visible()
@@ -68,4 +68,23 @@ async def test_navigation_by_role_and_language_switch(app: RunningApi, browser: 
     await expect(page).to_have_url(f"{app.base_url}/login")
     await page.goto("/clients")
     await expect(page).to_have_url(f"{app.base_url}/login?next=/clients")
+    await context.close()
+
+
+async def test_the_profile_language_wins_over_the_browser(
+    app: RunningApi, browser: Browser
+) -> None:
+    context = await new_context(browser, app, "en")  # the browser prefers English
+    page = await context.new_page()
+    await page.goto("/login")
+    await expect(page.get_by_text("Sign in to Callcard")).to_be_visible()
+    await set_language(page, "manager", "manager-demo-1", "ru")
+    await login(page, "manager", "manager-demo-1")
+    nav = page.get_by_role("navigation")
+    await expect(nav.locator("[data-section=clients]")).to_have_text("Клиенты")
+    await expect(page.locator("html")).to_have_attribute("lang", "ru")
+    # Saved on the profile elsewhere (another device): the next visit follows it.
+    await set_language(page, "manager", "manager-demo-1", "en")
+    await login(page, "manager", "manager-demo-1")
+    await expect(nav.locator("[data-section=clients]")).to_have_text("Clients")
     await context.close()

@@ -45,7 +45,7 @@ async def test_find_by_tail_digits_then_deals_from_the_card_and_the_board(
     w = WORDS[lang]
     context = await new_context(browser, app, lang)
     page = await context.new_page()
-    await login(page, "manager", "manager-demo-1")
+    await login(page, "manager", "manager-demo-1", lang)
     made = await page.request.post(
         "/api/v1/clients",
         data={"name": "Кузнецова Алла", "phones": [{"number": "+7 903 838-71-52"}]},

@@ -105,7 +105,7 @@ async def test_two_sms_and_an_email_in_a_row(
         client = await session.get(Client, client_id, options=[selectinload(Client.manager)])
         assert client is not None and client.manager is not None
         username = client.manager.username
-    await login(page, username, f"manager-demo-{username.removeprefix('manager') or '1'}")
+    await login(page, username, f"manager-demo-{username.removeprefix('manager') or '1'}", lang)
     await page.goto(f"/clients/{client_id}")
     sms_button = page.get_by_test_id("phones").get_by_role("button", name=re.compile(w["sms"]))
     timeline = page.get_by_test_id("timeline")
@@ -156,7 +156,7 @@ async def test_channels_without_a_gateway_say_so(
     client_id, _ = await mobile_client(db)
     context = await new_context(browser, app, lang)
     page = await context.new_page()
-    await login(page, "supervisor", "supervisor-demo-1")  # sees every card
+    await login(page, "supervisor", "supervisor-demo-1", lang)  # sees every card
     await page.request.patch(
         f"/api/v1/clients/{client_id}",
         data={"emails": [{"email": "client@example.ru"}]},

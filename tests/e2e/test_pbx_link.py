@@ -23,7 +23,7 @@ async def test_pbx_link_down_shows_a_banner_until_it_is_back(
     w = WORDS[lang]
     context = await new_context(browser, pbx_app, lang)
     page = await context.new_page()
-    await login(page, "manager", "manager-demo-1")
+    await login(page, "manager", "manager-demo-1", lang)
     await page.goto("/console")
     light = page.get_by_test_id("link-pbx")
     await expect(light).to_have_attribute("data-state", "up")

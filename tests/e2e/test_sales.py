@@ -85,7 +85,7 @@ async def test_reminder_pops_and_snoozes(
 ) -> None:
     context = await new_context(browser, app, "en")
     page = await context.new_page()
-    await login(page, "manager", "manager-demo-1")
+    await login(page, "manager", "manager-demo-1", "en")
     await page.goto("/tasks")
     async with db() as session:
         manager = await session.scalar(select(User).where(User.username == "manager"))

@@ -66,7 +66,7 @@ def other_form(e164: str) -> str:
 async def operator_page(browser: Browser, app: RunningApi, lang: str = "ru") -> Page:
     context = await new_context(browser, app, lang)
     page = await context.new_page()
-    await login(page, "operator", "operator-demo-1")
+    await login(page, "operator", "operator-demo-1", lang)
     await expect(page.get_by_test_id("my-status")).to_have_text(
         "В сети" if lang == "ru" else "Online"
     )

@@ -187,7 +187,7 @@ async def test_a_call_whose_recording_file_is_missing_is_named_not_broken(
     )
     context = await new_context(browser, app, lang)
     page = await context.new_page()
-    await login(page, "supervisor", "supervisor-demo-1")
+    await login(page, "supervisor", "supervisor-demo-1", lang)
     await page.goto("/supervisor")
     table = page.get_by_test_id("review-table")
     # "With recording" (on by default) lists only the call that can be played.

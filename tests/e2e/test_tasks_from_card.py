@@ -35,7 +35,7 @@ async def test_task_with_a_reminder_and_one_without_a_date_from_the_card(
         client_id = client.id
     context = await new_context(browser, app, lang)
     page = await context.new_page()
-    await login(page, "manager", "manager-demo-1")
+    await login(page, "manager", "manager-demo-1", lang)
     await page.goto(f"/clients/{client_id}")
     tasks = page.get_by_test_id("card-tasks")
 

@@ -46,7 +46,7 @@ async def test_every_page_renders(app: RunningApi, browser: Browser, lang: str) 
 
     page.on("console", on_console)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    await login(page, "supervisor", "supervisor-demo-1")
+    await login(page, "supervisor", "supervisor-demo-1", lang)
     for path, heading in PAGES[lang].items():
         await page.get_by_role("navigation").get_by_role("link", name=heading).click()
         await expect(page.get_by_role("heading", level=1)).to_have_text(heading)
@@ -61,7 +61,7 @@ async def test_every_page_renders(app: RunningApi, browser: Browser, lang: str) 
     await expect(page.get_by_test_id("audit").locator("tbody tr").first).to_be_visible()
 
     await page.get_by_role("button", name="Выйти" if lang == "ru" else "Log out").click()
-    await login(page, "admin", "admin-demo-1")
+    await login(page, "admin", "admin-demo-1", lang)
     await page.goto("/admin")
     await expect(page.get_by_role("heading", level=1)).to_have_text(ADMIN[lang])
     await expect(page.get_by_test_id("users-table").locator("tbody tr")).to_have_count(6)

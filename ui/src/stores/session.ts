@@ -1,6 +1,7 @@
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
 import { api, type Role, type User } from '../api/client'
+import { setLang } from '../i18n'
 import { realtime, type SocketState } from '../realtime/socket'
 
 export type Section =
@@ -25,9 +26,15 @@ export const useSession = defineStore('session', () => {
   const home = computed(() => (sections.value[0] ? `/${sections.value[0]}` : '/login'))
   const isStaff = computed(() => user.value?.role === 'supervisor' || user.value?.role === 'admin')
 
+  // The language saved on the profile wins over the browser's (and over the login page's).
+  function signedIn(u: User): void {
+    user.value = u
+    if (u.language === 'ru' || u.language === 'en') setLang(u.language)
+  }
+
   async function restore(): Promise<void> {
     try {
-      user.value = await api.get('/auth/me')
+      signedIn(await api.get('/auth/me'))
       realtime.start()
     } catch {
       user.value = null
@@ -38,7 +45,7 @@ export const useSession = defineStore('session', () => {
 
   async function login(username: string, password: string): Promise<void> {
     const res = await api.post('/auth/login', { body: { username, password } })
-    user.value = res.user
+    signedIn(res.user)
     realtime.start()
   }
 
