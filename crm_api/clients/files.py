@@ -104,14 +104,15 @@ def _cells(filename: str, content: bytes) -> Iterator[list[str]]:
 
 
 def read_rows(filename: str, content: bytes, max_rows: int) -> list[dict[str, str]]:
-    """The file's rows as column → text, header names lower-cased; counted while read,
-    and refused at the first row past `max_rows`. Control characters are dropped (a cell
-    is a boundary too). Slow on big files: run it in a worker thread."""
+    """The file's rows as column key → text (a heading is the key or its Russian name, as
+    a Russian user's export writes it); counted while read, and refused at the first row
+    past `max_rows`. Control characters are dropped (a cell is a boundary too). Slow on big
+    files: run it in a worker thread."""
     lines = _cells(filename, content)
     header_line = next(lines, None)
     if header_line is None:
         raise UnreadableFile("the file is empty")
-    header = [h.strip().lower() for h in header_line]
+    header = [spreadsheets.column_key(h) for h in header_line]
     if "name" not in header:
         raise UnreadableFile("the first row must name the columns; 'name' is required")
     rows: list[dict[str, str]] = []
@@ -287,8 +288,8 @@ def export_row(client: Client) -> dict[str, str]:
     }
 
 
-def write_csv(rows: list[dict[str, str]]) -> bytes:
-    return spreadsheets.write_csv(COLUMNS, rows)
+def write_csv(rows: list[dict[str, str]], language: str) -> bytes:
+    return spreadsheets.write_csv(COLUMNS, rows, language)
 
 
 def write_xlsx(rows: list[dict[str, str]]) -> bytes:

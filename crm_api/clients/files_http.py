@@ -66,7 +66,7 @@ async def export_clients(
         body = client_files.write_xlsx(data)
         media = spreadsheets.XLSX_MEDIA
     else:
-        body = client_files.write_csv(data)
+        body = client_files.write_csv(data, user.language)
         media = spreadsheets.CSV_MEDIA
     return Response(
         body,

@@ -2,7 +2,12 @@
 
 Cells are data, never formulas: a text beginning with = + - @ tab or CR is prefixed with
 an apostrophe (OWASP's rule for CSV injection), so a client named `=HYPERLINK(...)` stays
-text in Excel and LibreOffice. A control character XLSX cannot hold is dropped."""
+text in Excel and LibreOffice. A control character XLSX cannot hold is dropped.
+
+A CSV follows its reader's language, as Excel opens it by double click: for Russian, `;`
+between cells (Excel in a Russian locale splits on it, `,` being the decimal mark),
+decimals with a comma and headings in Russian; the API's column keys and `,` otherwise.
+Imports read either kind of heading back (`column_key`)."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from openpyxl import Workbook
@@ -24,6 +30,67 @@ FILE_CONTENT: dict[str, dict[str, Any]] = {
 }
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+_DECIMAL = re.compile(r"^-?\d+\.\d+$")
+
+# Every column an export writes, as a Russian user's spreadsheet names it.
+HEADINGS_RU: dict[str, str] = {
+    "name": "Имя",
+    "kind": "Тип",
+    "phones": "Телефоны",
+    "emails": "Почта",
+    "address": "Адрес",
+    "birthday": "День рождения",
+    "lead_source_id": "Код источника",
+    "lead_source": "Источник",
+    "segment_id": "Код сегмента",
+    "segment": "Сегмент",
+    "groups": "Группы",
+    "manager_id": "Код менеджера",
+    "manager": "Менеджер",
+    "position": "Должность",
+    "day": "День",
+    "bucket": "Период",
+    "deals_created": "Создано сделок",
+    "deals_created_sum": "Сумма созданных",
+    "deals_cancelled": "Отменено сделок",
+    "deals_cancelled_sum": "Сумма отменённых",
+    "deals_won": "Успешных сделок",
+    "sales_sum": "Сумма продаж",
+    "plan_month": "План на месяц",
+    "calls_in": "Входящие звонки",
+    "calls_out": "Исходящие звонки",
+    "calls_missed": "Пропущенные звонки",
+    "talk_seconds": "Разговор, с",
+    "sms_in": "Входящие SMS",
+    "sms_out": "Исходящие SMS",
+    "emails_in": "Входящие письма",
+    "emails_out": "Исходящие письма",
+    "new_clients": "Новые клиенты",
+    "deals": "Сделки",
+    "deals_sum": "Сумма сделок",
+    "new_deals": "Новые сделки",
+    "new_sum": "Сумма новых",
+    "won": "Успешно",
+    "won_sum": "Сумма успешных",
+    "lost": "Не реализовано",
+    "lost_sum": "Сумма нереализованных",
+    "plan": "План",
+    "plan_completion_pct": "Выполнение плана, %",
+    "stage_id": "Код этапа",
+    "stage": "Этап",
+    "count": "Количество",
+    "sum": "Сумма",
+    "reached": "Дошли до этапа",
+    "conversion_pct": "Конверсия, %",
+    "avg_seconds_in_stage": "Среднее время на этапе, с",
+}
+_KEYS = {heading.lower(): key for key, heading in HEADINGS_RU.items()}
+
+
+def column_key(heading: str) -> str:
+    """The column key a file's heading names (either the key or its Russian heading)."""
+    name = heading.strip().lower()
+    return _KEYS.get(name, name)
 
 
 def safe_text(value: str) -> str:
@@ -37,13 +104,30 @@ def _safe(value: Any) -> Any:
     return safe_text(value) if isinstance(value, str) else value
 
 
-def write_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> bytes:
+def write_csv(
+    columns: Sequence[str], rows: Iterable[Mapping[str, Any]], language: str = "en"
+) -> bytes:
+    """The rows as CSV for a reader of `language` (see the module's docstring)."""
     out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_safe(row.get(c, "")) for c in columns])
+    if language == "ru":
+        writer = csv.writer(out, delimiter=";")
+        writer.writerow([HEADINGS_RU.get(c, c) for c in columns])
+        for row in rows:
+            writer.writerow([_decimal_comma(_safe(row.get(c, ""))) for c in columns])
+    else:
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_safe(row.get(c, "")) for c in columns])
     return out.getvalue().encode("utf-8-sig")  # the BOM makes Excel read Cyrillic right
+
+
+def _decimal_comma(value: Any) -> Any:
+    if isinstance(value, float | Decimal):
+        return str(value).replace(".", ",")
+    if isinstance(value, str) and _DECIMAL.match(value):
+        return value.replace(".", ",")
+    return value
 
 
 def write_xlsx(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:

@@ -29,8 +29,8 @@ TABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
 Builder = Callable[[AsyncSession, reports.Period, list[int] | None], Awaitable[reports.Table]]
 
 
-def write_csv(table: reports.Table) -> bytes:
-    return spreadsheets.write_csv(table.columns, table.rows)
+def write_csv(table: reports.Table, language: str) -> bytes:
+    return spreadsheets.write_csv(table.columns, table.rows, language)
 
 
 def write_xlsx(table: reports.Table, title: str) -> bytes:
@@ -48,9 +48,9 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def render(table: reports.Table, name: str, fmt: str) -> Response:
+def render(table: reports.Table, name: str, fmt: str, language: str) -> Response:
     if fmt == "csv":
-        body, media = write_csv(table), spreadsheets.CSV_MEDIA
+        body, media = write_csv(table, language), spreadsheets.CSV_MEDIA
     elif fmt == "xlsx":
         body, media = write_xlsx(table, name), spreadsheets.XLSX_MEDIA
     else:
@@ -75,7 +75,7 @@ async def _run(
 ) -> Response:
     period = reports.Period.of(start, end, services.settings.tz)
     table = await build(session, period, reports.scope_managers(user, manager_id))
-    return render(table, name, fmt)
+    return render(table, name, fmt, user.language)
 
 
 @router.get(

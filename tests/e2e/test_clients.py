@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from e2e.helpers import choose, login, new_context, set_language, shoot
 from playwright.async_api import Browser, expect
 from sqlalchemy import select
@@ -162,4 +163,25 @@ async def test_import_new_client_and_export(app: RunningApi, browser: Browser) -
         await page.get_by_role("link", name="Export").click()
     path = await (await got.value).path()
     assert "Орлова Нина" in path.read_text(encoding="utf-8-sig")
+    await context.close()
+
+
+@pytest.mark.parametrize(
+    ("lang", "export", "heading"),
+    [("ru", "Экспорт", "Имя;Тип;Телефоны;"), ("en", "Export", "name,kind,phones,")],
+)
+async def test_export_opens_in_the_users_excel(
+    app: RunningApi, browser: Browser, lang: str, export: str, heading: str
+) -> None:
+    """Excel in a Russian locale splits on `;`: a Russian user's CSV uses it, headed in
+    Russian; an English user's keeps `,` and the column keys. Both keep the BOM."""
+    context = await new_context(browser, app, lang)
+    page = await context.new_page()
+    await login(page, "manager", "manager-demo-1", lang)
+    await page.goto("/clients")
+    async with page.expect_download() as got:
+        await page.get_by_role("link", name=export).click()
+    body = (await (await got.value).path()).read_bytes()
+    assert body.startswith(b"\xef\xbb\xbf")
+    assert body.decode("utf-8-sig").splitlines()[0].startswith(heading)
     await context.close()

@@ -11,6 +11,7 @@ from support.server import RunningApi, running_api
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
+from crm_api.clients import files as client_files
 from crm_api.platform.settings import Settings
 
 GOOD_CSV = (
@@ -171,3 +172,31 @@ async def test_a_long_import_writes_in_batches_so_a_login_never_waits_for_all_of
         assert done["status"] == "done" and done["created"] == 600, done
         found = await http.get("/clients", params={"q": "+7 916 800-05-99"})
         assert found.json()["total"] == 1
+
+
+async def test_csv_export_follows_the_users_language_and_reads_back(
+    api: RunningApi, actors: dict[Role, Actor]
+) -> None:
+    """Excel in a Russian locale splits a CSV on `;`: a Russian user's export uses it, with
+    Russian headings (and the BOM); an English user's keeps `,` and the column keys. Either
+    file imports back."""
+    admin = actors[Role.ADMIN]  # language: ru
+    async with api.client(admin.token) as http:
+        await http.post(
+            "/clients",
+            json={"name": "Кузнецова Анна", "phones": [{"number": "8 926 111-00-05"}]},
+        )
+        query = {"format": "csv", "q": "Кузнецова"}
+        ru = (await http.get("/clients/export", params=query)).content
+        assert (await http.patch("/auth/me", json={"language": "en"})).status_code == 200
+        en = (await http.get("/clients/export", params=query)).content
+    assert ru.startswith(b"\xef\xbb\xbf") and en.startswith(b"\xef\xbb\xbf")
+    ru_lines = ru.decode("utf-8-sig").splitlines()
+    assert ru_lines[0].startswith("Имя;Тип;Телефоны;Почта;Адрес;")
+    assert ru_lines[1].startswith("Кузнецова Анна;person;+79261110005;")
+    en_lines = en.decode("utf-8-sig").splitlines()
+    assert en_lines[0].startswith("name,kind,phones,emails,address,")
+    assert en_lines[1].startswith("Кузнецова Анна,person,+79261110005,")
+    for body in (ru, en):
+        rows = client_files.read_rows("clients.csv", body, 10)
+        assert [(r["name"], r["phones"]) for r in rows] == [("Кузнецова Анна", "+79261110005")]

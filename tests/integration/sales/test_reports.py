@@ -20,6 +20,7 @@ from crm_api.accounts.models import Role
 from crm_api.clients.directories.models import LeadSource, Segment
 from crm_api.clients.models import Client, ClientKind
 from crm_api.clients.timeline.models import CommDirection, CommKind, Communication
+from crm_api.platform.spreadsheets import HEADINGS_RU
 from crm_api.sales import reports
 from crm_api.sales import service as deals
 from crm_api.sales.models import SalesPlan
@@ -275,10 +276,12 @@ async def test_downloads_and_a_managers_own_view(
     async with api.client(boss.token) as http:
         r = await http.get("/reports/managers-sales", params={**params, "format": "csv"})
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
-        rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
-        assert {row["manager"]: row["won_sum"] for row in rows} == {
-            "Анна": "1700.00",
-            "Борис": "300.00",
+        # A Russian user's CSV: `;` between cells, Russian headings, decimal commas.
+        text = r.content.decode("utf-8-sig")
+        rows = list(csv.DictReader(io.StringIO(text), delimiter=";"))
+        assert {row["Менеджер"]: row["Сумма успешных"] for row in rows} == {
+            "Анна": "1700,00",
+            "Борис": "300,00",
         }
         r = await http.get("/reports/funnel", params={**params, "format": "xlsx"})
         assert r.status_code == 200
@@ -300,3 +303,20 @@ async def test_downloads_and_a_managers_own_view(
             "/reports/managers-sales", params={**params, "manager_id": data.m1.user.id}
         )
     assert [row["manager"] for row in r.json()["rows"]] == ["Борис"]
+
+
+@pytest.mark.parametrize(
+    "report", ["manager-daily", "lead-sources", "managers-sales", "funnel", "analytics"]
+)
+async def test_every_report_column_has_a_russian_heading(
+    api: RunningApi, data: Data, db: async_sessionmaker[AsyncSession], report: str
+) -> None:
+    async with db() as session:
+        boss = await make_user(session, Role.SUPERVISOR)  # language: ru
+        await session.commit()
+    params = {"start": "2026-11-01", "end": "2026-11-30", "format": "csv"}
+    async with api.client(boss.token) as http:
+        r = await http.get(f"/reports/{report}", params=params)
+    assert r.status_code == 200
+    headings = next(csv.reader(io.StringIO(r.content.decode("utf-8-sig")), delimiter=";"))
+    assert headings and set(headings) <= set(HEADINGS_RU.values()), headings
