@@ -161,18 +161,24 @@ def main(argv: list[str] | None = None) -> None:
 
         asyncio.run(run_sms(settings))
     elif args.command == "telephony":
+        from crm_api.calls.commands import start_pbx_commands
         from crm_api.calls.standby import while_leased
         from crm_api.calls.telephony import start_telephony
         from crm_api.platform.runtime import run_headless, run_until_stopped
 
         if not settings.ami_url:
             sys.exit("CALLCARD_AMI_URL is not set (ami://user:secret@host:5038)")
-        # With Redis, two processes per PBX share a lease: one active, one standing by.
-        runner = while_leased if settings.redis_url else run_until_stopped
-        asyncio.run(run_headless(settings, (start_telephony,), runner=runner))
+        if settings.redis_url:
+            # Two processes per PBX share a lease: the active one links to the PBX and runs
+            # the API workers' commands, the other stands by.
+            link = (start_telephony, start_pbx_commands)
+            asyncio.run(run_headless(settings, link, runner=while_leased))
+        else:
+            asyncio.run(run_headless(settings, (start_telephony,), runner=run_until_stopped))
     elif args.command == "sip":
         import functools
 
+        from crm_api.calls.commands import start_pbx_commands
         from crm_api.calls.sip import start_sip
         from crm_api.platform.runtime import run_headless
 
@@ -181,7 +187,9 @@ def main(argv: list[str] | None = None) -> None:
                 "CALLCARD_SIP_BIND is not set (host:port of the first worker, e.g. 127.0.0.1:5070)"
             )
         pool = functools.partial(start_sip, workers=settings.sip_workers)
-        asyncio.run(run_headless(settings, (pool,)))
+        # With Redis, the API workers' click-to-call reaches the bridge.
+        bridge = (pool, start_pbx_commands) if settings.redis_url else (pool,)
+        asyncio.run(run_headless(settings, bridge))
     elif args.command == "create-user":
         asyncio.run(_create_user(settings, args))
     elif args.command == "pbx-sim":

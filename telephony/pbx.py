@@ -24,6 +24,11 @@ class OriginateRequest:
 
 
 class Pbx(Protocol):
+    @property
+    def up(self) -> bool:
+        """The link takes commands now (logged in, a worker alive)."""
+        ...
+
     async def originate(self, request: OriginateRequest) -> None: ...
 
     async def redirect(self, call_id: str, extension: str) -> None: ...

@@ -112,6 +112,13 @@ class TelephonyMetrics:
             "Times this process became the active one for its PBX",
             registry=registry,
         )
+        self.commands = Counter(
+            "callcard_pbx_commands",
+            "API workers' PBX commands this process took: ok, refused by the PBX, or not_run"
+            " (expired or cancelled before it read them)",
+            ["kind", "outcome"],
+            registry=registry,
+        )
 
 
 class SmsMetrics:

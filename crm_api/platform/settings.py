@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     agi_bind: str = "127.0.0.1:4573"
     agi_decide_within: float = 0.8  # seconds the caller may wait for the routing answer
     telephony_lease_s: float = 3.0  # a standby takes over this long after the active dies
+    # An API worker's PBX command (click-to-call) waits this long for the active telephony
+    # process to take it (through a failover too), then fails and is never run.
+    pbx_command_wait_s: float = Field(default=10.0, gt=0)
     # The call-event stream's partitions, shared among the API workers (the same everywhere;
     # change it only with the stream drained); a dead worker's are taken over after the lease.
     call_partitions: int = Field(default=8, ge=1, le=256)

@@ -233,6 +233,10 @@ class AmiAdapter:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def up(self) -> bool:
+        return self.connected
+
     async def drain(self) -> None:
         """Wait until every call event received so far has reached the sink."""
         await self._queue.join()

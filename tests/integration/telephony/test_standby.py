@@ -1,30 +1,38 @@
 """Standby telephony: two real `callcard telephony` processes for one PBX (the AMI
 simulator replaying real captures), real Redis and PostgreSQL, the call-event consumer in
 an API. One holds the lease and is the only one on AMI; kill -9 it mid-call and the
-other takes over, lists the live calls with CoreShowChannels, and every call lands once."""
+other takes over, lists the live calls with CoreShowChannels, and every call lands once.
+Click-to-call on separate `callcard api` workers reaches the PBX through the active one,
+once, or fails clearly and never runs later."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
+import httpx
 import pytest
+import redis.asyncio as aredis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.factories import Actor
 from support.peers import free_port
 from support.processes import HeadlessProcess, headless
-from support.server import RunningApi, running_api
+from support.server import ApiProcess, RunningApi, api_process, running_api
 from support.waiting import wait_for
+from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
+from crm_api.calls.commands import COMMANDS_STREAM, CONSUMER, GROUP, RemotePbx
 from crm_api.calls.models import Call
 from crm_api.calls.pipeline import start_call_events
 from crm_api.clients.timeline.models import Communication
 from crm_api.platform.settings import Settings
 from telephony.ami.simulator import AmiSimulator, prepare
+from telephony.pbx import OriginateRequest
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 LEASE_S = 1.5
@@ -159,3 +167,140 @@ async def test_a_stopped_active_hands_over_and_comes_back_as_standby(
             assert await active_one([b], pbx) is b
             metrics = await b.metrics()
             assert metrics and metrics.value("callcard_telephony_takeovers_total") == 1
+
+
+def worker(
+    settings: Settings, logs: Path, name: str, *, wait_s: float
+) -> AbstractAsyncContextManager[ApiProcess]:
+    """A `callcard api` worker: no PBX link of its own."""
+    return api_process(
+        settings.database_url,
+        log=logs / f"{name}.log",
+        CALLCARD_REDIS_URL=str(settings.redis_url),
+        CALLCARD_RECORDINGS_DIR=str(logs),
+        CALLCARD_PBX_COMMAND_WAIT_S=str(wait_s),
+    )
+
+
+def api_client(api: ApiProcess, token: str) -> httpx.AsyncClient:
+    headers = {"Authorization": f"Bearer {token}"}
+    return httpx.AsyncClient(base_url=api.base_url + "/api/v1", headers=headers, timeout=60)
+
+
+async def new_client(api: ApiProcess, manager: Actor) -> tuple[int, int]:
+    """A client of the manager's: its id and its phone's."""
+    async with api_client(api, manager.token) as http:
+        r = await http.post(
+            "/clients",
+            json={
+                "name": "Сидоров Алексей",
+                "phones": [{"number": "+7 916 123-45-67"}],
+                "manager_id": manager.user.id,
+            },
+        )
+    assert r.status_code == 201, r.text
+    return r.json()["id"], r.json()["phones"][0]["id"]
+
+
+async def click_to_call(api: ApiProcess, manager: Actor, client: tuple[int, int]) -> httpx.Response:
+    async with api_client(api, manager.token) as http:
+        return await http.post(f"/clients/{client[0]}/call", json={"phone_id": client[1]})
+
+
+def ws_url(api: ApiProcess) -> str:
+    return api.base_url.replace("http://", "ws://") + "/ws"
+
+
+async def answered(sock: Socket, call_row: int) -> None:
+    """The PBX's events of the click-to-call reached the manager's socket."""
+    while (await sock.next_of("call.answered", within=30))["data"]["id"] != call_row:
+        pass
+    while (await sock.next_of("call.ended", within=30))["data"]["id"] != call_row:
+        pass
+
+
+@pytest.mark.timeout(240)  # four processes start
+async def test_click_to_call_on_an_api_worker_originates_once_through_the_active_even_after_kill_9(
+    settings: Settings, pbx: AmiSimulator, actors: dict[Role, Actor], tmp_path: Path
+) -> None:
+    manager = actors[Role.MANAGER]
+    async with (
+        telephony("telephony-a", settings, pbx, tmp_path) as a,
+        telephony("telephony-b", settings, pbx, tmp_path) as b,
+        worker(settings, tmp_path, "api-a", wait_s=30) as api_a,
+        worker(settings, tmp_path, "api-b", wait_s=30) as api_b,
+    ):
+        first = await active_one([a, b], pbx)
+        standby = b if first is a else a
+        client = await new_client(api_a, manager)
+        # The manager clicks on worker A; the socket is on worker B.
+        async with open_socket(ws_url(api_b), manager.token) as conn:
+            sock = Socket(conn)
+            await sock.next_of("hello")
+            r = await click_to_call(api_a, manager, client)
+            assert r.status_code == 202, r.text
+            await answered(sock, r.json()["call"]["id"])
+            [originate] = pbx.actions_named("Originate")
+            assert originate.get("Channel") == "PJSIP/101"
+            assert originate.get("Exten") == "79161234567"
+            assert originate.get("Variable") == f"CRM_CALL_ID={r.json()['call']['call_id']}"
+
+            # The active dies; a click in the gap waits for the standby and runs once.
+            first.kill()
+            assert await first.process.wait() == -9
+            assert (await standby.metrics()).value("callcard_telephony_active") == 0
+            r = await click_to_call(api_a, manager, client)
+            assert r.status_code == 202, r.text
+            assert await active_one([standby], pbx) is standby
+            await answered(sock, r.json()["call"]["id"])
+        assert len(pbx.actions_named("Originate")) == 2
+        assert await commands(standby, "ok") == 1
+
+
+async def commands(process: HeadlessProcess, outcome: str) -> float:
+    metrics = await process.metrics()
+    return metrics.total("callcard_pbx_commands_total", outcome=outcome) if metrics else -1
+
+
+async def test_a_click_no_telephony_takes_in_time_fails_clearly_and_never_runs_later(
+    settings: Settings, pbx: AmiSimulator, actors: dict[Role, Actor], tmp_path: Path
+) -> None:
+    manager = actors[Role.MANAGER]
+    redis = aredis.Redis.from_url(str(settings.redis_url))
+    async with worker(settings, tmp_path, "api", wait_s=3) as api:
+        client = await new_client(api, manager)
+        async with open_socket(ws_url(api), manager.token) as conn:
+            sock = Socket(conn)
+            await sock.next_of("hello")
+            r = await click_to_call(api, manager, client)
+            assert r.status_code == 503, r.text
+            assert r.json()["error"]["code"] == "pbx_unavailable"
+            failed = await sock.next_of("call.failed", within=30)
+            assert failed["data"]["reason"] == "pbx_unavailable"
+
+            # A command an active process read and died with, before acting on it.
+            waiting = asyncio.create_task(
+                RemotePbx(redis, wait_s=60).originate(
+                    OriginateRequest(crm_call_id="crm-left-pending", agent="102", number="100")
+                )
+            )
+            await redis.xgroup_create(COMMANDS_STREAM, GROUP, id="0", mkstream=True)
+            read = await wait_for(
+                lambda: redis.xreadgroup(GROUP, CONSUMER, {COMMANDS_STREAM: ">"}, count=10)
+            )
+            assert len(read[0][1]) == 2  # the expired click's and this one, neither acknowledged
+
+            # Telephony comes up: the expired command is skipped, the one still waiting runs.
+            async with telephony("telephony", settings, pbx, tmp_path) as late:
+                await active_one([late], pbx)
+                await asyncio.wait_for(waiting, 60)
+                [originate] = pbx.actions_named("Originate")
+                assert originate.get("Variable") == "CRM_CALL_ID=crm-left-pending"
+                assert await commands(late, "not_run") == 1
+
+                r = await click_to_call(api, manager, client)
+                assert r.status_code == 202, r.text
+                await answered(sock, r.json()["call"]["id"])
+                assert len(pbx.actions_named("Originate")) == 2
+                assert await commands(late, "ok") == 2
+    await redis.aclose()

@@ -127,6 +127,7 @@ export default {
     pbx_unavailable: "No connection to the PBX: calls cannot be placed now.",
     pbx_unreachable: "No connection to the PBX: calls cannot be placed now.",
     pbx_timeout: "The PBX did not answer in time. Try again.",
+    pbx_no_reply: "The PBX link changed hands while placing the call: your phone may still ring.",
     originate_rejected: "The PBX refused the call. Check your phone is registered.",
     call_not_found: "The call has already ended.",
     command_failed: "The PBX could not do this.",
