@@ -1,7 +1,10 @@
 """`/ws` on the in-process bus (SQLite) and the Redis bus (PostgreSQL): live card edits,
-resuming after a reconnect, and fan-out across two API workers."""
+resuming after a reconnect (on the same worker or the other), and fan-out across two API
+workers."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from support.factories import Actor
@@ -105,3 +108,39 @@ async def test_frames_fan_out_across_two_api_workers(
             await http.patch(f"/clients/{card['id']}", json={"name": "Николаев Роман Ильич"})
         frame = await s.next_of("client.updated")
         assert frame["data"]["client"]["name"] == "Николаев Роман Ильич"
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_socket_resuming_on_the_other_worker_gets_each_missed_frame_once(
+    api: RunningApi, actors: dict[Role, Actor]
+) -> None:
+    """Frames keep coming from worker one while the socket reconnects to worker two: its
+    replay of the backlog and the live frames meet without a gap or a repeat."""
+    manager = actors[Role.MANAGER]
+    hub = api.app.state.services.hub
+    last_n = 200
+    sent = 0
+
+    async def publish(upto: int) -> None:
+        nonlocal sent
+        while sent < upto:
+            sent += 1
+            await hub.notify("task.due", {"n": sent}, users=[manager.user.id])
+            await asyncio.sleep(0.002)  # a steady flow, so some land during the resume
+
+    async with open_socket(api.ws_url, manager.token) as ws:
+        s = Socket(ws)
+        await s.next_of("hello")
+        await publish(1)
+        last = (await s.next_of("task.due"))["id"]
+    async with running_api(api.settings) as other:
+        await publish(50)  # missed while away
+        publishing = asyncio.create_task(publish(last_n))
+        async with open_socket(other.ws_url, manager.token, since=last) as ws:
+            s = Socket(ws)
+            while (await s.next_of("task.due"))["data"]["n"] != last_n:
+                pass
+        await publishing
+    assert [f["data"]["n"] for f in s.frames if f["type"] == "task.due"] == list(
+        range(2, last_n + 1)
+    )
