@@ -46,6 +46,7 @@ def call_public(call: Call, recording_id: int | None = None) -> CallPublic:
         recording_id=offered,
         callback_task_id=call.callback_task_id,
         score=call.score,
+        result=call.result,  # type: ignore[arg-type]  # written through CallResultIn only
     )
 
 

@@ -13,8 +13,10 @@ from crm_api.accounts.models import User
 from crm_api.accounts.permissions import Permission
 from crm_api.calls import service
 from crm_api.calls.schemas import (
+    AttachIn,
     CallDisposition,
     CallPublic,
+    CallResultIn,
     CallScoreIn,
     MissedCallPublic,
     OriginateAccepted,
@@ -97,6 +99,33 @@ async def score_call(
 ) -> CallPublic:
     root = services.settings.recordings_dir.resolve()
     return await service.score(session, root, user, call_id, body.criteria, body.comment)
+
+
+@router.post("/calls/{call_id}/result", operation_id="set_call_result")
+async def set_call_result(
+    call_id: Id,
+    body: CallResultIn,
+    session: SessionDep,
+    services: ServicesDep,
+    user: Annotated[User, require(Permission.CALLS_READ)],
+) -> CallPublic:
+    """What came of the call, picked after it by whoever took or made it."""
+    root = services.settings.recordings_dir.resolve()
+    return await service.set_result(session, root, user, call_id, body.result)
+
+
+@router.post("/calls/{call_id}/attach", operation_id="attach_call_number")
+async def attach_call_number(
+    call_id: Id,
+    body: AttachIn,
+    session: SessionDep,
+    services: ServicesDep,
+    user: Annotated[User, require(Permission.CLIENTS_WRITE)],
+) -> CallPublic:
+    """An unknown caller is an existing client: the number (and the call) go to that card,
+    the card the PBX made for the number goes."""
+    root = services.settings.recordings_dir.resolve()
+    return await service.attach_to_client(session, root, user, call_id, body.client_id)
 
 
 class RecordingResponse(FileResponse):

@@ -53,6 +53,7 @@ class Call(Base):
         ForeignKey("communications.id", ondelete="SET NULL")
     )
     score: Mapped[dict[str, object] | None] = mapped_column(JsonType)  # supervisor's review
+    result: Mapped[str | None] = mapped_column(String(24))  # what came of it (CallResult)
 
     __table_args__ = (Index("ix_calls_state", "state"),)
 

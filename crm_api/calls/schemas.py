@@ -7,6 +7,9 @@ from pydantic import Field
 
 from crm_api.platform.schemas import ApiModel, Id
 
+# What came of a call, picked after it: one word the UI translates.
+CallResult = Literal["sale", "interested", "callback", "info", "not_interested", "wrong_number"]
+
 
 class CallPublic(ApiModel):
     """A call, the one shape of it: the API's answers and the live frames both carry it.
@@ -42,6 +45,7 @@ class CallPublic(ApiModel):
     recording: Literal["playable", "empty", "missing"] | None = None
     callback_task_id: int | None = None
     score: dict[str, object] | None
+    result: CallResult | None = None  # what came of the call, as its operator or manager says
 
 
 class CallbackPublic(ApiModel):
@@ -65,6 +69,14 @@ class OriginateRequestIn(ApiModel):
 
 class OriginateAccepted(ApiModel):
     call: CallPublic
+
+
+class CallResultIn(ApiModel):
+    result: CallResult | None  # null: not said yet
+
+
+class AttachIn(ApiModel):
+    client_id: Id
 
 
 class CallScoreIn(ApiModel):

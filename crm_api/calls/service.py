@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_api.accounts import audit
 from crm_api.accounts.models import User
 from crm_api.accounts.permissions import Permission, allowed
 from crm_api.calls import followup, recordings
@@ -23,10 +24,13 @@ from crm_api.calls.models import Call, Recording, has_sound, recording_state
 from crm_api.calls.pipeline import CallEventSink, make_stream
 from crm_api.calls.schemas import CallbackPublic, CallPublic, MissedCallPublic
 from crm_api.clients import service as clients_domain
-from crm_api.clients.models import Client, ClientPhone
+from crm_api.clients.models import Client, ClientEmail, ClientPhone
+from crm_api.clients.timeline.models import Communication
+from crm_api.messages.models import OutboxMessage
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services
-from crm_api.platform.errors import Forbidden, InvalidInput, NotFound, Unavailable
+from crm_api.platform.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+from crm_api.sales.models import Deal
 from crm_api.tasks.models import Task
 from telephony import events as ev
 from telephony.pbx import OriginateRequest, PbxError
@@ -258,6 +262,66 @@ async def score(
         "at": utcnow().isoformat(),
     }
     await session.commit()
+    return (await publics(session, [call], root))[0]
+
+
+async def _own_call(session: AsyncSession, user: User, call_id: int) -> Call:
+    call = await session.get(Call, call_id)
+    if call is None:
+        raise NotFound(f"call #{call_id} not found")
+    if not on_call(user, call):
+        raise Forbidden("not a call of yours")
+    return call
+
+
+async def set_result(
+    session: AsyncSession, root: Path, user: User, call_id: int, result: str | None
+) -> CallPublic:
+    """What came of the call, as the one who took (or made) it says after it."""
+    call = await _own_call(session, user, call_id)
+    call.result = result
+    await session.commit()
+    return (await publics(session, [call], root))[0]
+
+
+# Everything that hangs on a card and moves with the caller's number to the chosen one.
+_ON_A_CARD = (Call, Communication, Task, Deal, OutboxMessage, ClientPhone, ClientEmail)
+
+
+async def attach_to_client(
+    session: AsyncSession, root: Path, user: User, call_id: int, client_id: int
+) -> CallPublic:
+    """An unknown number is an existing client's: the card the PBX made for it (nobody has
+    touched it) goes, and its number, this call and whatever else it gathered move to the
+    client the operator picked."""
+    call = await _own_call(session, user, call_id)
+    target = await clients_domain.get_for(session, user, client_id)
+    if call.client_id == target.id:
+        return (await publics(session, [call], root))[0]
+    made = await session.get(Client, call.client_id) if call.client_id is not None else None
+    if made is None:
+        raise InvalidInput("call_id", "the call has no number to attach").with_code("no_number")
+    if made.created_by_id is not None or made.updated_by_id is not None:
+        raise Conflict(
+            f"the number is on client #{made.id}, a card people keep",
+            details={"client_id": made.id},
+        ).with_code("not_a_new_card")
+    for model in _ON_A_CARD:
+        await session.execute(
+            update(model).where(model.client_id == made.id).values(client_id=target.id)
+        )
+    audit.record(
+        session,
+        user,
+        action="attach_number",
+        entity="client",
+        entity_id=target.id,
+        client_id=target.id,
+        changes={"phones": [call.caller if call.direction == "inbound" else call.callee]},
+    )
+    await session.execute(delete(Client).where(Client.id == made.id))
+    await session.commit()
+    await session.refresh(call)
     return (await publics(session, [call], root))[0]
 
 

@@ -31,6 +31,13 @@ export default {
     callStarted: 'Your phone will ring first', state: 'State', agent: 'Agent', caller: 'Caller',
     startedAt: 'Started', live: 'Live calls', noLive: 'No calls in progress', direction: 'Direction',
     disposition: 'Result', talk: 'Talk',
+    attachTitle: 'Or add the number to a client', attach: 'Add', attached: 'The number is on the client\'s card',
+    result: 'Call result', resultPick: 'What came of the call?',
+    results: {
+      sale: 'Sale', interested: 'Interested', callback: 'Call back later', info: 'Information only',
+      not_interested: 'Not interested', wrong_number: 'Wrong number',
+    },
+    alerts: 'Ring and notify', alertsHint: 'A sound and a system notification when a call pops', mute: 'Mute',
   },
   clients: {
     title: 'Clients', search: 'Name, phone (any form) or e-mail', kind: 'Kind', person: 'Person',

@@ -35,6 +35,13 @@ const ru: typeof en = {
     calling: 'Вызов…', callStarted: 'Сначала зазвонит ваш телефон', state: 'Состояние',
     agent: 'Сотрудник', caller: 'Кто звонит', startedAt: 'Начало', live: 'Звонки сейчас',
     noLive: 'Сейчас нет звонков', direction: 'Направление', disposition: 'Итог', talk: 'Разговор',
+    attachTitle: 'Или добавить номер клиенту', attach: 'Добавить', attached: 'Номер добавлен в карточку клиента',
+    result: 'Результат звонка', resultPick: 'Чем закончился звонок?',
+    results: {
+      sale: 'Продажа', interested: 'Интерес', callback: 'Перезвонить позже', info: 'Консультация',
+      not_interested: 'Отказ', wrong_number: 'Ошибся номером',
+    },
+    alerts: 'Звук и уведомление', alertsHint: 'Звонок и системное уведомление, когда появляется карточка', mute: 'Без звука',
   },
   clients: {
     title: 'Клиенты', search: 'Имя, телефон (в любом виде) или e-mail', kind: 'Тип', person: 'Частное лицо',

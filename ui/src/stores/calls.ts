@@ -2,7 +2,10 @@ import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
 import { api, type CallPublic, type ClientCard, type Communication } from '../api/client'
 import { realtime, type Frame } from '../realtime/socket'
+import { phone } from '../format'
+import { i18n } from '../i18n'
 import { claimPop, startPopElection } from './popclaim'
+import { usePopAlert } from './popAlert'
 import { useSession } from './session'
 
 export interface PopClient {
@@ -27,6 +30,7 @@ export interface LiveCall {
   ended_at: string | null
   disposition: string | null
   talk_s: number | null // the PBX's own count, once the call ended
+  result: NonNullable<CallPublic['result']> | null // what came of it, picked after the call
   agent: string | null
   client: PopClient | null
   client_id: number | null
@@ -72,6 +76,7 @@ export const useCalls = defineStore('calls', () => {
       ended_at: data.ended_at ?? prev?.ended_at ?? null,
       disposition: data.disposition ?? prev?.disposition ?? null,
       talk_s: data.talk_s ?? prev?.talk_s ?? null,
+      result: data.result !== undefined ? data.result : (prev?.result ?? null),
       agent: data.agent ?? prev?.agent ?? null,
       client: data.client !== undefined ? data.client : (prev?.client ?? null),
       client_id: data.client?.id ?? data.client_id ?? prev?.client_id ?? null,
@@ -106,14 +111,20 @@ export const useCalls = defineStore('calls', () => {
     upsert(data)
     if (!mine(data.agent_user_id, [data.agent])) return
     if (await claimPop(data.call_id)) {
-      calls.value[data.call_id].popped = true
+      const call = calls.value[data.call_id]
+      call.popped = true
       dismissed.delete(data.call_id)
+      if (call.state === 'ringing') {
+        const who = call.client && !call.client.is_new ? call.client.name : phone(call.caller) || i18n.global.t('call.withheld')
+        usePopAlert().alert(call.call_id, i18n.global.t('call.incoming'), who)
+      }
     }
   }
 
   function onState(frame: Frame): void {
     const data = frame.data as unknown as CallFrame
     const call = upsert(data)
+    if (call.state !== 'ringing') usePopAlert().stop(call.call_id)
     if (frame.type !== 'call.ended') return
     // A call that only rang here leaves the console; one this user talked on stays for
     // the after-call note.
@@ -124,17 +135,24 @@ export const useCalls = defineStore('calls', () => {
     if (call.client_id && !call.summaryLoaded) void loadSummary(call)
   }
 
-  /** The card of a call this tab did not see ring (a page opened during the call). */
+  /** The card of a call this tab did not see ring (a page opened during the call, or a
+   * number just attached to a client), with its open deals and tasks. */
   async function loadSummary(call: LiveCall): Promise<void> {
     if (!call.client_id) return
+    const q = { client_id: call.client_id, page_size: 20 }
     try {
-      const card = await api.get('/clients/{client_id}/card', { path: { client_id: call.client_id } })
+      const [card, deals, tasks] = await Promise.all([
+        api.get('/clients/{client_id}/card', { path: { client_id: call.client_id } }),
+        api.get('/deals', { query: { ...q, open_only: true } }).catch(() => null),
+        api.get('/tasks', { query: { ...q, open_only: true } }).catch(() => null),
+      ])
       const c = card.client
       const fresh = !c.created_by && !c.updated_by && card.communications_total === 0
       upsert({
         call_id: call.call_id, id: call.id,
         client: { id: c.id, name: c.name, company_name: c.company_name, is_new: fresh, manager: c.manager ?? null },
         communications: card.communications.slice(0, 3),
+        deals: deals?.items ?? [], tasks: tasks?.items ?? [],
       })
     } catch {
       /* the card is not ours to see: the panel shows the number only */
@@ -175,9 +193,13 @@ export const useCalls = defineStore('calls', () => {
         await loadSummary(call)
       }
     }
+    // A pop that stopped ringing here without a frame (taken elsewhere) stops its ring too.
+    const rung = usePopAlert().ringing
+    if (rung && calls.value[rung]?.state !== 'ringing') usePopAlert().stop(rung)
   }
 
   function dismiss(callId: string): void {
+    usePopAlert().stop(callId)
     dismissed.add(callId)
     const { [callId]: _gone, ...rest } = calls.value
     calls.value = rest
@@ -204,5 +226,5 @@ export const useCalls = defineStore('calls', () => {
     realtime.on('resync', () => void refetch())
   }
 
-  return { calls, all, list, current, onCall, ringing, bind, refetch, dismiss, upsert }
+  return { calls, all, list, current, onCall, ringing, bind, refetch, dismiss, upsert, loadSummary }
 })

@@ -1,0 +1,94 @@
+"""After the pop: an unknown number attached to an existing client, and the call's result."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.call_events import answered_call, call_sink
+from support.factories import Actor
+from support.server import RunningApi
+from support.waiting import wait_for
+
+from crm_api.accounts.models import Role
+from crm_api.calls.models import Call
+from crm_api.clients.models import Client
+from crm_api.clients.timeline.models import Communication
+
+OPERATOR = "104"
+
+
+async def _ended_call(
+    api: RunningApi, db: async_sessionmaker[AsyncSession], call_id: str, e164: str
+) -> Call:
+    """An answered call from `e164` on the operator's phone, once the journal has it."""
+    sink = call_sink(api.app.state.services)
+    digits = "8" + e164.removeprefix("+7")
+    for event in answered_call(call_id, caller=digits, agent=OPERATOR, caller_e164=e164):
+        await sink(event)
+
+    async def ended() -> Call | None:
+        async with db() as session:
+            return await session.scalar(
+                select(Call).where(Call.pbx_call_id == call_id, Call.state == "ended")
+            )
+
+    return await wait_for(ended)
+
+
+async def test_an_unknown_number_goes_to_the_client_the_operator_picks(
+    calls_api: RunningApi, actors: dict[Role, Actor], db: async_sessionmaker[AsyncSession]
+) -> None:
+    operator = actors[Role.OPERATOR]
+    async with calls_api.client(operator.token) as http:
+        known = (
+            await http.post(
+                "/clients", json={"name": "Фролова Вера", "phones": [{"number": "+79161110101"}]}
+            )
+        ).json()
+    call = await _ended_call(calls_api, db, "attach-1", "+79997770011")
+    made = call.client_id
+    assert made is not None and made != known["id"]  # the PBX made a card for the number
+
+    async with calls_api.client(operator.token) as http:
+        r = await http.post(f"/calls/{call.id}/attach", json={"client_id": known["id"]})
+        assert r.status_code == 200, r.text
+        assert r.json()["client_id"] == known["id"]
+        card = (await http.get(f"/clients/{known['id']}")).json()
+        gone = await http.get(f"/clients/{made}")
+    assert {p["e164"] for p in card["phones"]} == {"+79161110101", "+79997770011"}
+    assert gone.status_code == 404
+    async with db() as session:
+        on_card = (
+            await session.scalars(
+                select(Communication.client_id).where(Communication.id == call.communication_id)
+            )
+        ).all()
+    assert on_card == [known["id"]]  # the call is on the client's timeline
+
+    # A number whose card someone has filled in is that card's: it is not taken away.
+    call2 = await _ended_call(calls_api, db, "attach-2", "+79997770022")
+    async with calls_api.client(operator.token) as http:
+        await http.patch(f"/clients/{call2.client_id}", json={"name": "Кто-то Другой"})
+        r = await http.post(f"/calls/{call2.id}/attach", json={"client_id": known["id"]})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "not_a_new_card"
+    async with db() as session:
+        kept = await session.get(Client, call2.client_id)
+    assert kept is not None
+
+
+async def test_the_call_result_is_saved_by_whoever_took_the_call(
+    calls_api: RunningApi, actors: dict[Role, Actor], db: async_sessionmaker[AsyncSession]
+) -> None:
+    call = await _ended_call(calls_api, db, "result-1", "+79997770033")
+    async with calls_api.client(actors[Role.OPERATOR].token) as http:
+        r = await http.post(f"/calls/{call.id}/result", json={"result": "callback"})
+        assert r.status_code == 200, r.text
+        assert r.json()["result"] == "callback"
+        bad = await http.post(f"/calls/{call.id}/result", json={"result": "maybe"})
+        assert bad.status_code == 422
+    async with calls_api.client(actors[Role.MANAGER].token) as http:  # not on this call
+        r = await http.post(f"/calls/{call.id}/result", json={"result": "sale"})
+        assert r.status_code == 403
+    async with db() as session:
+        saved = await session.get(Call, call.id)
+    assert saved is not None and saved.result == "callback"
