@@ -7,6 +7,7 @@ API workers consume it, so a restart of either loses nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -99,69 +100,75 @@ async def start_telephony(services: Services) -> Callable[[], Awaitable[None]]:
     settings = services.settings
     if not settings.ami_url:
         raise RuntimeError("CALLCARD_AMI_URL is not set: there is no PBX to connect to")
-    appender: SpooledAppender | None = None
-    sink: Callable[[ev.CallEvent], Awaitable[None]]
-    if services.redis is not None:
-        appender = SpooledAppender(
-            services.redis,
-            CALL_EVENTS_STREAM,
-            settings.spool_dir / "call-events",
-            memory_limit=settings.spool_memory_events,
+    # What has started is stopped again, in reverse, if a later step fails (an AGI port
+    # already taken must not leave a PBX link reconnecting in a process that did not start).
+    async with contextlib.AsyncExitStack() as started:
+        sink: Callable[[ev.CallEvent], Awaitable[None]]
+        if services.redis is not None:
+            appender = SpooledAppender(
+                services.redis,
+                CALL_EVENTS_STREAM,
+                settings.spool_dir / "call-events",
+                memory_limit=settings.spool_memory_events,
+            )
+            await appender.start()
+            started.push_async_callback(appender.stop)
+            sink = SpooledCallEventSink(appender)
+        else:
+            sink = CallEventSink(make_stream(services))
+        reconciler: Reconciler | None = None
+
+        async def after_resync(listed_at: datetime, last_heard: datetime | None) -> None:
+            assert reconciler is not None
+            await reconciler.after_resync(listed_at, last_heard)
+
+        adapter = AmiAdapter(
+            settings.ami_url,
+            sink,
+            outbound_context=settings.ami_outbound_context,
+            on_resync=after_resync,
         )
-        await appender.start()
-        sink = SpooledCallEventSink(appender)
-    else:
-        sink = CallEventSink(make_stream(services))
-    reconciler: Reconciler | None = None
+        heard = LastHeard(
+            services.redis,
+            adapter.status.url,
+            # Linked, the PBX would have told us of any end until now.
+            lambda: datetime.now(UTC) if adapter.connected else None,
+        )
+        reconciler = Reconciler(
+            services.sessions,
+            adapter.emit,
+            lambda: adapter.translator.live_calls,
+            last_heard=heard,
+            max_call_s=settings.call_max_s,
+            sweep_every_s=settings.call_sweep_every_s,
+        )
+        await reconciler.start()
+        try:
+            await adapter.start()
+        except BaseException:
+            await reconciler.stop()
+            raise
 
-    async def after_resync(listed_at: datetime, last_heard: datetime | None) -> None:
-        assert reconciler is not None
-        await reconciler.after_resync(listed_at, last_heard)
+        async def stop_pbx_link() -> None:
+            services.links.pbx = None
+            await reconciler.stop()  # before the link: a last sweep still reaches the sink
+            await adapter.stop()
 
-    adapter = AmiAdapter(
-        settings.ami_url,
-        sink,
-        outbound_context=settings.ami_outbound_context,
-        on_resync=after_resync,
-    )
-    heard = LastHeard(
-        services.redis,
-        adapter.status.url,
-        # Linked, the PBX would have told us of any end until now.
-        lambda: datetime.now(UTC) if adapter.connected else None,
-    )
-    reconciler = Reconciler(
-        services.sessions,
-        adapter.emit,
-        lambda: adapter.translator.live_calls,
-        last_heard=heard,
-        max_call_s=settings.call_max_s,
-        sweep_every_s=settings.call_sweep_every_s,
-    )
-    await reconciler.start()
-    await adapter.start()
-    services.links.pbx = adapter
-    gauges = services.metrics.telephony
-    gauges.ami_up.set_function(lambda: services.links.pbx is adapter and adapter.connected)
-    gauges.calls_in_progress.set_function(
-        lambda: adapter.translator.live_count if services.links.pbx is adapter else 0
-    )
-    # Every user whose calls depend on the link sees it go down and come back.
-    unwatch = await services.link_status.watch("pbx", lambda: adapter.connected)
-    agi = FastAgiServer(
-        routing_answer(services, adapter.emit, adapter.devices),
-        fallback=settings.routing_fallback,
-        decide_within=settings.agi_decide_within,
-    )
-    await agi.start(*host_port(settings.agi_bind))
-
-    async def stop() -> None:
-        unwatch()
-        await agi.stop()
-        services.links.pbx = None
-        await reconciler.stop()
-        await adapter.stop()
-        if appender is not None:
-            await appender.stop()
-
-    return stop
+        started.push_async_callback(stop_pbx_link)
+        services.links.pbx = adapter
+        gauges = services.metrics.telephony
+        gauges.ami_up.set_function(lambda: services.links.pbx is adapter and adapter.connected)
+        gauges.calls_in_progress.set_function(
+            lambda: adapter.translator.live_count if services.links.pbx is adapter else 0
+        )
+        # Every user whose calls depend on the link sees it go down and come back.
+        started.callback(await services.link_status.watch("pbx", lambda: adapter.connected))
+        agi = FastAgiServer(
+            routing_answer(services, adapter.emit, adapter.devices),
+            fallback=settings.routing_fallback,
+            decide_within=settings.agi_decide_within,
+        )
+        await agi.start(*host_port(settings.agi_bind))
+        started.push_async_callback(agi.stop)
+        stops = started.pop_all()
+    return stops.aclose

@@ -4,8 +4,10 @@ instead of skipping it."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -36,7 +38,38 @@ def require_binary(name: str, path: str | None = None) -> str:
     return found
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_EPHEMERAL_LOW = _ephemeral_low()
+_handed_out: set[int] = set()
+
+
+def _bindable(port: int) -> bool:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port free for TCP and UDP, below the kernel's ephemeral range.
+
+    A port from bind(0) is in that range, so between its release and the server's bind an
+    outgoing connection (to PostgreSQL, Redis…) may take it as its local port and the
+    server fails with EADDRINUSE. Ports below the range are never given to connections;
+    a port is handed out once per process."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(10000, _EPHEMERAL_LOW)
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free loopback port below {_EPHEMERAL_LOW}")

@@ -53,20 +53,47 @@ async def running_api(
         timeout_keep_alive=60,
     )
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    else:
-        raise RuntimeError("the API server did not start")
+    task = asyncio.create_task(_serve(server))
+    try:
+        await _started(server, task)
+    except BaseException:
+        await _abandon(server, task)
+        raise
     try:
         yield RunningApi(app=app, settings=settings, base_url=f"http://127.0.0.1:{port}")
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 15)
+
+
+async def _serve(server: uvicorn.Server) -> None:
+    """uvicorn reports a failed startup with `sys.exit(3)`. Raised in a task, a SystemExit
+    escapes the event loop itself and tears pytest's bookkeeping apart (later tests then get
+    an earlier test's fixtures), so it becomes an ordinary error here."""
+    try:
+        await server.serve()
+    except SystemExit as exc:
+        raise RuntimeError(f"the API server did not start (uvicorn exit {exc.code})") from None
+
+
+async def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    async with asyncio.timeout(60):
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("the API server stopped while starting")
+            await asyncio.sleep(0.01)
+
+
+async def _abandon(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    """Stop a server that failed to start, so nothing of it outlives the test."""
+    server.should_exit = True
+    done, _ = await asyncio.wait([task], timeout=15)
+    if not done:
+        task.cancel()
+        await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()  # already raised by _started
 
 
 @dataclass
