@@ -107,10 +107,11 @@ async def test_live_board_then_listen_seek_and_score(
         "() => document.querySelector('[data-testid=player-media]')?.currentTime"
     )
     assert media_time is not None and media_time >= total - 1
+    await expect(player.get_by_role("button", name="Назад 5 с")).to_have_text("« 5 с")
     await player.get_by_role("button", name="Назад 5 с").click()
     await expect(wave).to_have_attribute("aria-valuenow", "0")
     await page.get_by_label("Скорость").first.click()
-    await page.locator(".n-base-select-option", has_text="1.5×").click()
+    await page.locator(".n-base-select-option", has_text="1,5×").click()
     rate = await page.evaluate(
         "() => document.querySelector('[data-testid=player-media]')?.playbackRate"
     )
@@ -130,9 +131,9 @@ async def test_live_board_then_listen_seek_and_score(
     ]:
         await form.get_by_role("group", name=criterion).get_by_text(points, exact=True).click()
     await form.get_by_label("Комментарий").fill("Хорошо выявил потребность")
-    await expect(form.get_by_test_id("score-average")).to_have_text("4.2")
+    await expect(form.get_by_test_id("score-average")).to_have_text("4,2")
     await save.click()
-    await expect(page.get_by_test_id(f"review-row-{call_id}")).to_contain_text("4.2")
+    await expect(page.get_by_test_id(f"review-row-{call_id}")).to_contain_text("4,2")
     async with db() as session:
         call = await session.get(Call, call_id)
     assert call is not None and call.score is not None

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { duration, phone, title } from './format'
+import { date, dateTime, decimal, duration, money, phone, title } from './format'
+import { setLang } from './i18n'
 
 describe('format', () => {
   it('groups Russian numbers and leaves others alone', () => {
@@ -12,6 +13,18 @@ describe('format', () => {
     expect(duration(75.9)).toBe('01:15')
     expect(duration(3723)).toBe('1:02:03')
     expect(duration(-4)).toBe('00:00')
+  })
+  it('writes dates and numbers as the interface language does', () => {
+    setLang('ru')
+    expect(date('2026-12-02')).toBe('02.12.2026')
+    expect(decimal(3.8)).toBe('3,8')
+    expect(money(1234567)).toBe('1\u00a0234\u00a0567')
+    expect(dateTime('2026-12-02T06:45:00Z')).toMatch(/^02\u00a0дек\.,?\u00a0\d\d:45$/)
+    setLang('en')
+    expect(date('2026-12-02')).toBe('02/12/2026')
+    expect(decimal(3.8)).toBe('3.8')
+    expect(money(1234567)).toBe('1,234,567')
+    expect(decimal(null)).toBe('')
   })
   it('titles records of unknown shape', () => {
     expect(title({ id: 3, title: 'Deal' })).toBe('Deal')

@@ -19,19 +19,52 @@ export function duration(seconds: number | null | undefined): string {
   return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`
 }
 
+/** The Intl locale of the interface language: dates, times and numbers follow it. */
+export function locale(): string {
+  return i18n.global.locale.value === 'ru' ? 'ru-RU' : 'en-GB'
+}
+
+// Intl formatters are costly to build: one per locale and shape.
+const formatters = new Map<string, Intl.DateTimeFormat | Intl.NumberFormat>()
+function dates(key: string, options: Intl.DateTimeFormatOptions): Intl.DateTimeFormat {
+  const k = `d:${locale()}:${key}`
+  if (!formatters.has(k)) formatters.set(k, new Intl.DateTimeFormat(locale(), options))
+  return formatters.get(k) as Intl.DateTimeFormat
+}
+function numbers(digits: number): Intl.NumberFormat {
+  const k = `n:${locale()}:${digits}`
+  if (!formatters.has(k)) formatters.set(k, new Intl.NumberFormat(locale(), { minimumFractionDigits: 0, maximumFractionDigits: digits }))
+  return formatters.get(k) as Intl.NumberFormat
+}
+
 export function dateTime(iso: string | null | undefined): string {
   if (!iso) return ''
-  return new Date(iso)
-    .toLocaleString(i18n.global.locale.value === 'ru' ? 'ru-RU' : 'en-GB', {
-      day: '2-digit', month: 'short', hour: '2-digit', minute: '2-digit',
-    })
+  return dates('dateTime', { day: '2-digit', month: 'short', hour: '2-digit', minute: '2-digit' })
+    .format(new Date(iso))
     .replace(/ /g, NBSP) // "02 дек., 09:45" stays on one line
 }
 
-export function money(v: unknown): string {
+/** A calendar day (an ISO date or a moment): 02.12.2026 in Russian, 02/12/2026 in English. */
+export function date(iso: string | null | undefined): string {
+  if (!iso) return ''
+  // A bare date is that day wherever the browser is, not UTC midnight.
+  const d = /^\d{4}-\d{2}-\d{2}$/.test(iso) ? new Date(`${iso}T00:00:00`) : new Date(iso)
+  return dates('date', { day: '2-digit', month: '2-digit', year: 'numeric' }).format(d)
+}
+
+/** A number with up to `digits` decimals in the interface language: 3,8 in Russian. */
+export function decimal(v: unknown, digits = 1): string {
   const n = typeof v === 'number' ? v : Number(v)
-  if (!Number.isFinite(n)) return ''
-  return n.toLocaleString(i18n.global.locale.value === 'ru' ? 'ru-RU' : 'en-GB', { maximumFractionDigits: 0 })
+  return v === null || v === undefined || v === '' || !Number.isFinite(n) ? '' : numbers(digits).format(n)
+}
+
+/** The mean of some scores, to a tenth ('' when there are none). */
+export function average(values: number[]): string {
+  return values.length ? decimal(values.reduce((a, b) => a + b, 0) / values.length) : ''
+}
+
+export function money(v: unknown): string {
+  return decimal(v, 0)
 }
 
 /** A title for records whose exact shape belongs to another part of the API. */

@@ -46,6 +46,7 @@ export default {
     viewName: 'View name', import: 'Import', export: 'Export', new: 'New client', found: '{n} clients | {n} client | {n} clients',
     importing: 'Importing…', imported: 'Imported {created} of {total}', importErrors: 'Errors',
     created: 'Created', sort: 'Sort',
+    sorts: { newest: 'Newest first', oldest: 'Oldest first', nameAsc: 'Name A–Z', nameDesc: 'Name Z–A' },
   },
   card: {
     details: 'Details', phones: 'Phones', emails: 'E-mails', position: 'Position', address: 'Address',
@@ -58,6 +59,16 @@ export default {
     dir: { inbound: 'incoming', outbound: 'outgoing', internal: 'internal' },
     addPhone: 'Add phone', addEmail: 'Add e-mail', label: 'Label', number: 'Number',
     changes: 'Changes', action: 'Action', who: 'Who', when: 'When', recording: 'Recording',
+    auditActions: {
+      client_create: 'Card created', client_update: 'Card changed', client_attach_number: 'Number added from a call',
+      note_create: 'Note added', communication_comment: 'Comment added',
+    },
+    fields: {
+      kind: 'kind', name: 'name', company_id: 'company', position: 'position', address: 'address',
+      birthday: 'birthday', dates: 'dates', lead_source_id: 'lead source', segment_id: 'segment',
+      manager_id: 'manager', custom_fields: 'extra fields', phones: 'phones', emails: 'e-mails',
+      group_ids: 'groups', sms_opted_out: 'SMS opt-out', body: 'text',
+    },
   },
   deals: {
     title: 'Deals', won: 'Won', lost: 'Lost', lostReason: 'Why was it lost?', amount: 'Amount',
@@ -68,7 +79,7 @@ export default {
   },
   tasks: {
     tomorrow: 'Tomorrow', later: 'Later', new: 'New task', assignee: 'Assignee', title: 'Tasks', today: 'Today', overdue: 'Overdue', upcoming: 'Upcoming', done: 'Done',
-    snooze: 'Snooze {min} min', reminder: 'Reminder', due: 'Due',
+    snooze: 'Snooze {min} min', reminder: 'Reminder', due: 'Due', in10m: 'In 10 minutes', in1h: 'In an hour',
     add: '+ Task', me: 'me', what: 'What to do', noDate: 'No due date', create: 'Create task', created: 'Task created',
   },
   supervisor: {
@@ -78,7 +89,7 @@ export default {
       greeting: 'Greeting', needs: 'Needs found out', solution: 'Solution offered',
       politeness: 'Politeness', closing: 'Closing',
     }, comment: 'Comment', play: 'Play', pause: 'Pause', select: 'Pick a call to listen to it',
-    scored: 'Scored', seekBack: 'Back 5 s', seekFwd: 'Forward 5 s',
+    scored: 'Scored', seekBack: 'Back 5 s', seekFwd: 'Forward 5 s', seconds: '{n} s',
     rec: { playable: 'Recorded', missing: 'No file yet', empty: 'No sound' },
   },
   status2: { answered: 'answered', missed: 'missed', busy: 'busy', abandoned: 'abandoned', failed: 'failed', queued: 'queued', sent: 'sent', delivered: 'delivered', undelivered: 'not delivered', received: 'received', recorded: 'recorded', ringing: 'ringing', originating: 'dialling', ended: 'ended' },

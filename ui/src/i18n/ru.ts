@@ -50,6 +50,7 @@ const ru: typeof en = {
     viewName: 'Название вида', import: 'Импорт', export: 'Экспорт', new: 'Новый клиент',
     found: 'Клиентов: {n}', importing: 'Импорт…', imported: 'Загружено {created} из {total}',
     importErrors: 'Ошибки', created: 'Создан', sort: 'Сортировка',
+    sorts: { newest: 'Сначала новые', oldest: 'Сначала старые', nameAsc: 'Имя А–Я', nameDesc: 'Имя Я–А' },
   },
   card: {
     details: 'Реквизиты', phones: 'Телефоны', emails: 'E-mail', position: 'Должность', address: 'Адрес',
@@ -61,6 +62,16 @@ const ru: typeof en = {
     dir: { inbound: 'входящий', outbound: 'исходящий', internal: 'внутренний' },
     addPhone: 'Добавить телефон', addEmail: 'Добавить e-mail', label: 'Метка', number: 'Номер',
     changes: 'Изменения', action: 'Действие', who: 'Кто', when: 'Когда', recording: 'Запись',
+    auditActions: {
+      client_create: 'Карточка создана', client_update: 'Карточка изменена', client_attach_number: 'Номер добавлен из звонка',
+      note_create: 'Добавлена заметка', communication_comment: 'Добавлен комментарий',
+    },
+    fields: {
+      kind: 'тип', name: 'имя', company_id: 'компания', position: 'должность', address: 'адрес',
+      birthday: 'день рождения', dates: 'даты', lead_source_id: 'источник', segment_id: 'сегмент',
+      manager_id: 'менеджер', custom_fields: 'доп. поля', phones: 'телефоны', emails: 'почта',
+      group_ids: 'группы', sms_opted_out: 'отказ от SMS', body: 'текст',
+    },
   },
   deals: {
     title: 'Сделки', won: 'Успешно', lost: 'Не реализована', lostReason: 'Почему сделка не реализована?',
@@ -71,7 +82,7 @@ const ru: typeof en = {
   },
   tasks: {
     tomorrow: 'Завтра', later: 'Позже', new: 'Новая задача', assignee: 'Исполнитель', title: 'Задачи', today: 'Сегодня', overdue: 'Просрочено', upcoming: 'Предстоящие', done: 'Готово',
-    snooze: 'Отложить на {min} мин', reminder: 'Напоминание', due: 'Срок',
+    snooze: 'Отложить на {min} мин', reminder: 'Напоминание', due: 'Срок', in10m: 'На 10 минут', in1h: 'На час',
     add: '+ Задача', me: 'я', what: 'Что сделать', noDate: 'Без срока', create: 'Создать задачу', created: 'Задача создана',
   },
   supervisor: {
@@ -81,7 +92,7 @@ const ru: typeof en = {
       greeting: 'Приветствие', needs: 'Выявление потребности', solution: 'Предложение решения',
       politeness: 'Вежливость', closing: 'Завершение',
     }, comment: 'Комментарий', play: 'Слушать', pause: 'Пауза', select: 'Выберите звонок для прослушивания',
-    scored: 'Оценён', seekBack: 'Назад 5 с', seekFwd: 'Вперёд 5 с',
+    scored: 'Оценён', seekBack: 'Назад 5 с', seekFwd: 'Вперёд 5 с', seconds: '{n} с',
     rec: { playable: 'Есть запись', missing: 'Файла пока нет', empty: 'Без звука' },
   },
   status2: { answered: 'отвечен', missed: 'пропущен', busy: 'занято', abandoned: 'сброшен', failed: 'ошибка', queued: 'в очереди', sent: 'отправлено', delivered: 'доставлено', undelivered: 'не доставлено', received: 'получено', recorded: 'записано', ringing: 'звонит', originating: 'набор', ended: 'завершён' },
