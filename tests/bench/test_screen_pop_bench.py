@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 from bench.load import cpu_hog, cpu_seconds, loadavg, report_cpu
-from bench.measure import percentile, report
+from bench.measure import call_events_handled, percentile, report
 from bench.seeding import CLIENTS, bench_database, number, seed_clients
 from support.factories import _HASH, PASSWORD
 from support.peers import free_port, missing
@@ -40,7 +40,6 @@ from support.server import api_process
 from support.servers import PgServer
 from websockets.asyncio.client import ClientConnection, connect
 
-from crm_api.calls.pipeline import CALL_EVENTS_STREAM
 from telephony.ami.simulator import AmiSimulator, prepare
 
 # One phase per rate, on the same seeded database: "20,50" measures 20 calls/s, then 50.
@@ -181,7 +180,7 @@ async def _phase(
         await asyncio.sleep(0.5)
         idle = 0.0 if len(received) != last else idle + 0.5
         last = len(received)
-    await _stream_handled(redis_url)
+    await call_events_handled(redis_url)
     listener.cancel()
     latencies = [received[c] - sent[c] for c in sent if c in received]
     print(
@@ -196,20 +195,3 @@ async def _phase(
     )
     report_cpu("API process per call", api_pid, cpu_before, n)
     assert len(latencies) == len(sent), "some pops never arrived"
-
-
-async def _stream_handled(redis_url: str) -> None:
-    """Waits until every consumer group of the call-event stream has read and acknowledged
-    every entry: the API has nothing of this phase left to do."""
-    import redis.asyncio as aioredis
-
-    redis = aioredis.Redis.from_url(redis_url)
-    try:
-        for _ in range(1200):
-            groups = await redis.xinfo_groups(CALL_EVENTS_STREAM)
-            if groups and all(not g["pending"] and not g.get("lag") for g in groups):
-                return
-            await asyncio.sleep(0.1)
-        print("the API still had call events to handle 120 s after the phase")
-    finally:
-        await redis.aclose()
