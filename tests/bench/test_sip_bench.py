@@ -20,7 +20,7 @@ from datetime import datetime
 from datetime import time as dtime
 from pathlib import Path
 
-from measure import percentile
+from bench.measure import percentile
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.factories import Actor
 from support.kamailio import running_kamailio
