@@ -32,7 +32,7 @@ from crm_api.calls.pipeline import start_call_events
 from crm_api.clients.timeline.models import Communication
 from crm_api.platform.settings import Settings
 from telephony.ami.simulator import AmiSimulator, prepare
-from telephony.pbx import OriginateRequest
+from telephony.pbx import OriginateRequest, PbxError
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 LEASE_S = 1.5
@@ -303,4 +303,10 @@ async def test_a_click_no_telephony_takes_in_time_fails_clearly_and_never_runs_l
                 await answered(sock, r.json()["call"]["id"])
                 assert len(pbx.actions_named("Originate")) == 2
                 assert await commands(late, "ok") == 2
+
+                # The PBX's refusal comes back as it is: here, no such call to end.
+                with pytest.raises(PbxError) as refused:
+                    await RemotePbx(redis, wait_s=30).hangup("1700000000.1")
+                assert refused.value.reason == "call_not_found"
+                assert await commands(late, "refused") == 1
     await redis.aclose()
