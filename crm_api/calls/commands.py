@@ -43,6 +43,7 @@ CONSUMER = "active"  # whoever holds the lease: it reads back what the last one 
 STATE_KEY = "callcard:pbx-command:{id}"
 REPLY_KEY = "callcard:pbx-command:{id}:reply"
 REPLY_TTL_S = 60  # an answer nobody waits for any more
+NO_REPLY = "pbx_no_reply"  # taken, never answered: the call may be up
 
 # The reader's step: act only on a command still waiting (not expired nor cancelled).
 _TAKE = """
@@ -104,10 +105,10 @@ class RemotePbx:
                 # Taken just now: the PBX is answering.
                 answer = await self._reply(reply)
         except (RedisError, OSError) as exc:
-            raise PbxError("pbx_no_reply", f"Redis lost while waiting: {exc}") from exc
+            raise PbxError(NO_REPLY, f"Redis lost while waiting: {exc}") from exc
         if answer is None:
             raise PbxError(
-                "pbx_no_reply",
+                NO_REPLY,
                 "the telephony service took the command and stopped before answering:"
                 " the call may have been placed",
             )

@@ -19,6 +19,7 @@ from crm_api.accounts.models import User
 from crm_api.accounts.permissions import Permission, allowed
 from crm_api.calls import followup, recordings
 from crm_api.calls.access import may_hear
+from crm_api.calls.commands import NO_REPLY
 from crm_api.calls.frames import call_public, publish
 from crm_api.calls.models import Call, Recording, has_sound, recording_state
 from crm_api.calls.pipeline import CallEventSink, make_stream
@@ -152,13 +153,15 @@ async def originate_call(
     try:
         await pbx.originate(request)
     except PbxError as exc:
-        failed = ev.OriginateFailed(
-            call_id=request.crm_call_id,
-            at=utcnow(),
-            crm_call_id=request.crm_call_id,
-            reason=exc.reason,
-        )
-        await CallEventSink(make_stream(services))(failed)
+        # Unknown outcome: the call's own events, or the sweeper, end it.
+        if exc.reason != NO_REPLY:
+            failed = ev.OriginateFailed(
+                call_id=request.crm_call_id,
+                at=utcnow(),
+                crm_call_id=request.crm_call_id,
+                reason=exc.reason,
+            )
+            await CallEventSink(make_stream(services))(failed)
         raise Unavailable(str(exc)).with_code(exc.reason) from exc
     return public
 

@@ -8,6 +8,7 @@ once, or fails clearly and never runs later."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
@@ -26,9 +27,9 @@ from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
-from crm_api.calls.commands import COMMANDS_STREAM, CONSUMER, GROUP, RemotePbx
+from crm_api.calls.commands import COMMANDS_STREAM, CONSUMER, GROUP, STATE_KEY, RemotePbx
 from crm_api.calls.models import Call
-from crm_api.calls.pipeline import start_call_events
+from crm_api.calls.pipeline import CALL_EVENTS_STREAM, start_call_events
 from crm_api.clients.timeline.models import Communication
 from crm_api.platform.settings import Settings
 from telephony.ami.simulator import AmiSimulator, prepare
@@ -309,4 +310,32 @@ async def test_a_click_no_telephony_takes_in_time_fails_clearly_and_never_runs_l
                     await RemotePbx(redis, wait_s=30).hangup("1700000000.1")
                 assert refused.value.reason == "call_not_found"
                 assert await commands(late, "refused") == 1
+    await redis.aclose()
+
+
+async def test_a_click_taken_by_an_active_that_dies_before_answering_says_so(
+    settings: Settings,
+    actors: dict[Role, Actor],
+    db: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    """The outcome is unknown (the phone may ring): the user is told, and the call is left
+    to its own events rather than marked failed."""
+    manager = actors[Role.MANAGER]
+    redis = aredis.Redis.from_url(str(settings.redis_url))
+    async with worker(settings, tmp_path, "api", wait_s=2) as api:
+        client = await new_client(api, manager)
+        clicking = asyncio.create_task(click_to_call(api, manager, client))
+        # This test is the active process: it reads the command, takes it, and dies.
+        await redis.xgroup_create(COMMANDS_STREAM, GROUP, id="0", mkstream=True)
+        read = await wait_for(
+            lambda: redis.xreadgroup(GROUP, CONSUMER, {COMMANDS_STREAM: ">"}, count=1)
+        )
+        command = json.loads(read[0][1][0][1][b"e"])
+        assert await redis.set(STATE_KEY.format(id=command["id"]), "taken", xx=True)
+        r = await clicking
+    assert r.status_code == 503 and r.json()["error"]["code"] == "pbx_no_reply", r.text
+    assert await redis.xlen(CALL_EVENTS_STREAM) == 0  # no OriginateFailed (appended before the 503)
+    calls, _ = await calls_logged(db)
+    assert [c.state for c in calls] == ["originating"]
     await redis.aclose()
