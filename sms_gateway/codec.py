@@ -1,5 +1,7 @@
-"""Bytes ↔ the session's typed PDUs. smpplib builds and parses the PDU bodies; the header
-and the frames of a TCP stream (several PDUs per read, or a PDU cut in two) are here."""
+"""Bytes ↔ the session's typed PDUs, and the frames of a TCP stream (several PDUs per
+read, or a PDU cut in two). The PDUs of every message, submit_sm and deliver_sm, are
+built and read here with struct (smpplib's generic field machinery costs more CPU than
+the rest of the link together); smpplib builds and parses the rare ones (bind, query_sm)."""
 
 from __future__ import annotations
 
@@ -28,9 +30,11 @@ from sms_gateway.session import (
 )
 
 _HEADER = struct.Struct(">IIII")
+_TLV_HEAD = struct.Struct(">HH")
 MAX_PDU = 64 * 1024  # SMPP 3.4 PDUs are far smaller; more means the stream is garbage
 
 GENERIC_NACK = 0x80000000
+SUBMIT_SM = 0x00000004
 QUERY_SM_RESP = 0x80000003
 SUBMIT_SM_RESP = 0x80000004
 DELIVER_SM = 0x00000005
@@ -40,6 +44,7 @@ BIND_TRANSCEIVER_RESP = 0x80000009
 ENQUIRE_LINK = 0x00000015
 ENQUIRE_LINK_RESP = 0x80000015
 _BIND_RESPS = frozenset({0x80000001, 0x80000002, BIND_TRANSCEIVER_RESP})
+TLV_MESSAGE_PAYLOAD = 0x0424
 
 
 class FrameError(Exception):
@@ -82,22 +87,7 @@ def _generate(command: str, sequence: int, **fields: Any) -> bytes:
 
 def encode(pdu: Outbound) -> bytes:
     if isinstance(pdu, SubmitSm):
-        item = pdu.submit
-        ton, npi = _ton_npi(item.source)
-        return _generate(
-            "submit_sm",
-            pdu.sequence,
-            source_addr_ton=ton,
-            source_addr_npi=npi,
-            source_addr=item.source,
-            dest_addr_ton=1,
-            dest_addr_npi=1,
-            destination_addr=item.destination,
-            esm_class=item.part.esm_class,
-            data_coding=item.part.data_coding,
-            registered_delivery=item.registered_delivery,
-            short_message=item.part.short_message,
-        )
+        return _submit_sm(pdu)
     if isinstance(pdu, QuerySm):
         ton, npi = _ton_npi(pdu.query.source)
         return _generate(
@@ -127,6 +117,30 @@ def encode(pdu: Outbound) -> bytes:
     if isinstance(pdu, Unbind):
         return _header_only(UNBIND, 0, pdu.sequence)
     return _header_only(UNBIND_RESP, 0, pdu.sequence)
+
+
+def _submit_sm(pdu: SubmitSm) -> bytes:
+    """SMPP 3.4 §4.4.1: the mandatory fields, no TLVs."""
+    item = pdu.submit
+    part = item.part
+    ton, npi = _ton_npi(item.source)
+    body = b"".join(
+        (
+            b"\0",  # service_type: the SMSC's default
+            bytes((ton, npi)),
+            item.source.encode("ascii", "replace"),
+            b"\0\x01\x01",  # end of source_addr; dest_addr_ton, dest_addr_npi: international
+            item.destination.encode("ascii", "replace"),
+            # end of destination_addr; esm_class, protocol_id 0, priority_flag 0,
+            # schedule_delivery_time and validity_period empty (at once, the SMSC's default)
+            bytes((0, part.esm_class, 0, 0, 0, 0)),
+            # registered_delivery, replace_if_present_flag 0, data_coding,
+            # sm_default_msg_id 0, sm_length
+            bytes((item.registered_delivery, 0, part.data_coding, 0, len(part.short_message))),
+            part.short_message,
+        )
+    )
+    return _HEADER.pack(16 + len(body), SUBMIT_SM, 0, pdu.sequence) + body
 
 
 def _header_only(command_id: int, status: int, sequence: int, body: bytes = b"") -> bytes:
@@ -163,40 +177,41 @@ def decode(frame: bytes, generation: int = 0) -> Inbound:
     return OtherPdu(sequence, command_id)
 
 
-def _tlv_bytes(value: Any, size: int = 0) -> bytes:
-    if value is None:
-        return b""
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, int):
-        return value.to_bytes(size or 1, "big")
-    return str(value).encode("ascii", "replace")
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("ascii", "replace").rstrip("\x00")
-    return str(value or "")
-
-
 def _deliver_of(frame: bytes, generation: int) -> Deliver:
-    # A request: smpplib wants a sequence to start from; parse() then reads the real one.
-    pdu = smpplib.smpp.parse_pdu(frame, sequence=0, allow_unknown_opt_params=True)
-    tlvs: dict[int, bytes] = {}
-    if getattr(pdu, "receipted_message_id", None):
-        tlvs[0x001E] = _tlv_bytes(pdu.receipted_message_id)
-    if getattr(pdu, "message_state", None) is not None:
-        tlvs[0x0427] = _tlv_bytes(pdu.message_state, 1)
-    if getattr(pdu, "network_error_code", None):
-        tlvs[0x0423] = _tlv_bytes(pdu.network_error_code)
-    payload = getattr(pdu, "message_payload", None)
+    """SMPP 3.4 §4.6.1: the fields a Deliver keeps, and every TLV as raw bytes; the text
+    is short_message, or the message_payload TLV when short_message is empty."""
+    try:
+        at = frame.index(0, 16) + 3  # past service_type, source_addr_ton and _npi
+        end = frame.index(0, at)
+        source = frame[at:end].decode("ascii", "replace")
+        at = end + 3  # past the NUL, dest_addr_ton and _npi
+        end = frame.index(0, at)
+        destination = frame[at:end].decode("ascii", "replace")
+        esm_class = frame[end + 1]
+        at = frame.index(0, end + 4) + 1  # past protocol_id, priority_flag: the two times
+        at = frame.index(0, at) + 1
+        data_coding = frame[at + 2]
+        length = frame[at + 4]
+        at += 5
+        short_message = frame[at : at + length]
+        at += length
+        tlvs: dict[int, bytes] = {}
+        while at + 4 <= len(frame):
+            tag, size = _TLV_HEAD.unpack_from(frame, at)
+            tlvs[tag] = frame[at + 4 : at + 4 + size]
+            at += 4 + size
+    except (ValueError, IndexError) as e:
+        raise FrameError("a deliver_sm cut short") from e
+    if at != len(frame):
+        raise FrameError("a deliver_sm cut short")
+    _length, _command, _status, sequence = _HEADER.unpack_from(frame)
     return Deliver(
-        source=_text(pdu.source_addr),
-        destination=_text(pdu.destination_addr),
-        esm_class=int(pdu.esm_class or 0),
-        data_coding=int(pdu.data_coding or 0),
-        short_message=bytes(pdu.short_message or payload or b""),
+        source=source,
+        destination=destination,
+        esm_class=esm_class,
+        data_coding=data_coding,
+        short_message=short_message or tlvs.get(TLV_MESSAGE_PAYLOAD, b""),
         tlvs=tlvs,
-        sequence=int(pdu.sequence),
+        sequence=sequence,
         generation=generation,
     )

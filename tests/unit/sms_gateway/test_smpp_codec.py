@@ -77,6 +77,46 @@ def test_a_deliver_sm_decodes_with_its_receipt_tlvs_and_its_answer_encodes() -> 
     assert answer.command == "deliver_sm_resp" and answer.sequence == 9
 
 
+def test_each_part_of_a_long_message_reads_back_in_smpplib_with_its_udh() -> None:
+    parts = make_parts("Ваш заказ готов к выдаче. " * 6, 200)
+    assert len(parts) > 1
+    for i, part in enumerate(parts):
+        wire = encode(SubmitSm(i, Submit("79161234567", part, "79001112233", lambda *_: None)))
+        pdu = smpplib.smpp.parse_pdu(wire, sequence=0)
+        assert (pdu.esm_class, pdu.source_addr_ton, pdu.dest_addr_ton) == (0x40, 1, 1)
+        assert pdu.short_message == part.short_message
+
+
+def test_a_deliver_sm_with_its_text_in_message_payload() -> None:
+    pdu = smpplib.smpp.make_pdu(
+        "deliver_sm",
+        sequence=3,
+        source_addr="79161234567",
+        destination_addr="Callcard",
+        data_coding=8,
+        short_message=b"",
+        message_payload="Да, жду".encode("utf-16-be"),
+        receipted_message_id="M-77",
+    )
+    pdu.sequence = 3
+    got = decode(bytes(pdu.generate()))
+    assert isinstance(got, Deliver)
+    assert (got.destination, got.data_coding) == ("Callcard", 8)
+    assert got.short_message.decode("utf-16-be") == "Да, жду"
+    assert got.tlvs[0x001E].rstrip(b"\0") == b"M-77"
+
+
+def test_a_deliver_sm_cut_short_drops_the_link() -> None:
+    pdu = smpplib.smpp.make_pdu(
+        "deliver_sm", sequence=1, source_addr="7916", destination_addr="C", short_message=b"hi"
+    )
+    wire = bytes(pdu.generate())
+    for cut in (20, len(wire) - 1):
+        short = wire[:cut]
+        with pytest.raises(FrameError):
+            decode(len(short).to_bytes(4, "big") + short[4:])
+
+
 def test_a_pdu_of_no_interest_is_typed_as_other() -> None:
     wire = bytes.fromhex("00000010000001030000000000000005")  # data_sm, an unused request
     assert decode(wire) == OtherPdu(5, 0x103)
