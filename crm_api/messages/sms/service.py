@@ -238,17 +238,24 @@ class SmsService:
     async def _result_loop(self, stop: asyncio.Event) -> None:
         while True:
             first = await self._results.get()
-            batch = [first]
-            while not self._results.empty() and len(batch) < 500:
-                batch.append(self._results.get_nowait())
+            batch = [first, *self._take_results(499)]
             changes = await self._write_with_retries(batch)
-            for message_id, _ in batch:
-                self._held.discard(message_id)
-            self._in_flight -= len(batch)
-            self.wake.set()
-            for _ in batch:
-                self._results.task_done()
+            self._results_written(batch)
             await self._publish_changes(changes)
+
+    def _take_results(self, limit: int) -> list[tuple[int, SendResult]]:
+        batch: list[tuple[int, SendResult]] = []
+        while not self._results.empty() and len(batch) < limit:
+            batch.append(self._results.get_nowait())
+        return batch
+
+    def _results_written(self, batch: list[tuple[int, SendResult]]) -> None:
+        for message_id, _ in batch:
+            self._held.discard(message_id)
+        self._in_flight -= len(batch)
+        self.wake.set()
+        for _ in batch:
+            self._results.task_done()
 
     async def _write_with_retries(self, batch: list[tuple[int, SendResult]]) -> list[Change]:
         for attempt in range(5):
@@ -268,32 +275,36 @@ class SmsService:
         return changes
 
     async def _write_results(self, batch: list[tuple[int, SendResult]]) -> list[Change]:
+        async with self._write_lock, self.sessions() as session:
+            changes = await self._record_results(session, batch)
+            await session.commit()
+        return changes
+
+    async def _record_results(
+        self, session: AsyncSession, batch: list[tuple[int, SendResult]]
+    ) -> list[Change]:
         now = utcnow()
         results = dict(batch)
-        async with self._write_lock, self.sessions() as session:
-            changes, rest = await record_first_submits(session, results, now)
-            messages = (
-                (
-                    await session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(rest)))
-                ).all()
-                if rest
-                else []
+        changes, rest = await record_first_submits(session, results, now)
+        if not rest:
+            return changes
+        messages = (
+            await session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(rest)))
+        ).all()
+        # One query for the communications, which set_status then finds in the session
+        # (held here: the identity map only keeps objects someone references).
+        comm_ids = [m.communication_id for m in messages if m.communication_id]
+        comms = (
+            await session.scalars(select(Communication).where(Communication.id.in_(comm_ids)))
+        ).all()
+        for message in messages:
+            if message.status != "sending":
+                continue  # someone else's claim won after ours ran out
+            change = await record_send(
+                session, message, results[message.id], now, hold=self.uncertain_hold
             )
-            # One query for the communications, which set_status then finds in the session
-            # (held here: the identity map only keeps objects someone references).
-            comm_ids = [m.communication_id for m in messages if m.communication_id]
-            comms = (
-                await session.scalars(select(Communication).where(Communication.id.in_(comm_ids)))
-            ).all()
-            for message in messages:
-                if message.status != "sending":
-                    continue  # someone else's claim won after ours ran out
-                change = await record_send(
-                    session, message, results[message.id], now, hold=self.uncertain_hold
-                )
-                if change is not None:
-                    changes.append(change)
-            await session.commit()
+            if change is not None:
+                changes.append(change)
         del comms
         return changes
 
@@ -362,20 +373,37 @@ class SmsService:
         texts = [w for w in items if isinstance(w.incoming.item, InboundSms)]
         now = utcnow()
         received: list[Received] = []
-        async with self._write_lock, self.sessions() as session:
-            only = [i for w in receipts if isinstance(i := w.incoming.item, DeliveryReceipt)]
-            changes, unknown_ids = await apply_receipts(
-                session, only, now, hold=self.uncertain_hold
-            )
-            for w in texts:
-                sms = w.incoming.item
-                assert isinstance(sms, InboundSms)
-                r = await receive(session, sms, region=self.region, now=now, key=inbound_key(sms))
-                if r is not None:
-                    received.append(r)
-                else:
-                    log.warning("a text from a non-phone sender %r dropped", sms.source)
-            await session.commit()
+        async with self._write_lock:
+            # Submit results waiting to be written go first, in the same transaction: the
+            # SMSC answers a submit before it sends its receipt, so the receipt finds its
+            # part now instead of waiting a round for the result loop.
+            results = self._take_results(500)
+            try:
+                async with self.sessions() as session:
+                    changes = await self._record_results(session, results) if results else []
+                    only = [
+                        i for w in receipts if isinstance(i := w.incoming.item, DeliveryReceipt)
+                    ]
+                    receipt_changes, unknown_ids = await apply_receipts(
+                        session, only, now, hold=self.uncertain_hold
+                    )
+                    changes += receipt_changes
+                    for w in texts:
+                        sms = w.incoming.item
+                        assert isinstance(sms, InboundSms)
+                        key = inbound_key(sms)
+                        r = await receive(session, sms, region=self.region, now=now, key=key)
+                        if r is not None:
+                            received.append(r)
+                        else:
+                            log.warning("a text from a non-phone sender %r dropped", sms.source)
+                    await session.commit()
+            except BaseException:
+                for result in results:  # back to the result loop, with its retries
+                    self._results.put_nowait(result)
+                    self._results.task_done()
+                raise
+        self._results_written(results)
         unknown = {
             id(w)
             for w in receipts
