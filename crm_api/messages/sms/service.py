@@ -46,6 +46,7 @@ from crm_api.messages.sms.delivery import (
 from crm_api.messages.sms.inbound import Received, inbound_key, receive
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.realtime.hub import Hub
+from crm_api.platform.realtime.outage import Outage, is_outage
 from sms_gateway import Incoming, OutgoingSms, SendResult, SmsGateway
 from sms_gateway.receipts import receipt_of_state
 from sms_gateway.types import DeliveryReceipt, InboundSms
@@ -99,6 +100,9 @@ class SmsService:
         # Results and receipts touch the same rows: written one transaction at a time, they
         # never wait on each other's row locks (or deadlock on PostgreSQL).
         self._write_lock = asyncio.Lock()
+        # Every loop here needs the database: an outage is one line when it begins and one
+        # when it ends, whichever loops retry meanwhile; anything else logs its traceback.
+        self._database = Outage("SMS worker: the database", log)
         self._rebound = False
         self._bound = gateway.connected
         self.uncertain_hold = UNCERTAIN_HOLD
@@ -147,12 +151,14 @@ class SmsService:
             free = self.max_in_flight - self._in_flight
             if self._rebound and self._bound:
                 self._rebound = False
+                began = time.monotonic()
                 try:
                     async with self.sessions() as session:
                         await hold_uncertain(session, utcnow(), self.uncertain_hold)
                         await session.commit()
-                except Exception:
-                    log.exception("holding uncertain SMS failed")
+                    self._database.ok(began)
+                except Exception as exc:
+                    self._database.failed_or_bug(exc, "holding uncertain SMS failed")
             await self._renew_claims()
             rate = self.gateway.rate
             if rate is not None:
@@ -161,10 +167,12 @@ class SmsService:
             if not self._bound or free <= 0:
                 await self._nap(0.05 if free <= 0 else self.poll)
                 continue
+            began = time.monotonic()
             try:
                 batch = await self._claim(free)
-            except Exception:
-                log.exception("claiming SMS failed")
+                self._database.ok(began)
+            except Exception as exc:
+                self._database.failed_or_bug(exc, "claiming SMS failed")
                 await self._nap(self.poll)
                 continue
             if not batch:
@@ -186,8 +194,9 @@ class SmsService:
             async with self.sessions() as session:
                 await renew_claims(session, self._held, utcnow(), self.claim_for)
                 await session.commit()
-        except Exception:
-            log.exception("renewing the claims on SMS being sent failed")
+            self._database.ok(now)
+        except Exception as exc:
+            self._database.failed_or_bug(exc, "renewing the claims on SMS being sent failed")
 
     async def _nap(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -258,12 +267,17 @@ class SmsService:
             self._results.task_done()
 
     async def _write_with_retries(self, batch: list[tuple[int, SendResult]]) -> list[Change]:
-        for attempt in range(5):
+        refused = 0  # an outage is waited out; a batch the database refuses is given up
+        while refused < 5:
+            began = time.monotonic()
             try:
-                return await self._write_results(batch)
-            except Exception:
-                log.exception("writing SMS results failed (attempt %s)", attempt + 1)
-                await asyncio.sleep(0.5 * (attempt + 1))
+                changes = await self._write_results(batch)
+                self._database.ok(began)
+                return changes
+            except Exception as exc:
+                self._database.failed_or_bug(exc, "writing SMS results failed")
+                refused += not is_outage(exc)
+                await asyncio.sleep(0.5 * (refused + 1))
         if len(batch) == 1:
             # Its claim lapses: the message then waits for its receipts as uncertain.
             log.error("the result of SMS %s could not be written: %s", *batch[0])
@@ -324,8 +338,11 @@ class SmsService:
             fresh = [_Waiting(i, now) for i in items]
             try:
                 unknown, received, changes = await self._write_incoming(fresh + retry)
-            except Exception:
-                log.exception("storing received SMS/receipts failed; the SMSC will resend")
+                self._database.ok(now)
+            except Exception as exc:
+                self._database.failed_or_bug(
+                    exc, "storing received SMS/receipts failed; the SMSC will resend"
+                )
                 for w in fresh + retry:
                     self.gateway.ack(w.incoming, ok=False)
                 await asyncio.sleep(0.5)
@@ -354,8 +371,9 @@ class SmsService:
                     session, receipts, utcnow(), hold=self.uncertain_hold
                 )
                 await session.commit()
-        except Exception:
-            log.exception("matching orphan receipts failed")
+            self._database.ok(now)
+        except Exception as exc:
+            self._database.failed_or_bug(exc, "matching orphan receipts failed")
             return
         for mid in list(self._orphans):
             receipt, since = self._orphans[mid]
@@ -419,10 +437,12 @@ class SmsService:
             await self._nap_until(stop, min(60.0, self.receipt_overdue.total_seconds() / 2))
             if not self._bound or stop.is_set():
                 continue
+            began = time.monotonic()
             try:
                 await self.resolve_overdue()
-            except Exception:
-                log.exception("resolving overdue SMS receipts failed")
+                self._database.ok(began)
+            except Exception as exc:
+                self._database.failed_or_bug(exc, "resolving overdue SMS receipts failed")
 
     async def _nap_until(self, stop: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -470,7 +490,12 @@ class SmsService:
         if not changes:
             return
         unknown = {c.message.client_id for c in changes if not c.message.manager_known}
-        managers = await self._managers(unknown) if unknown else {}
+        managers: dict[int, int | None] = {}
+        if unknown:
+            try:
+                managers = await self._managers(unknown)
+            except Exception as exc:  # the frames still go, to whoever sent the message
+                self._database.failed_or_bug(exc, "reading the managers of SMS clients failed")
         bulks: set[int] = set()
         for change in changes:
             m = change.message

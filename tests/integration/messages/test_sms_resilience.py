@@ -1,4 +1,5 @@
-"""The SMSC misbehaves: throttles, refuses the bind, dies in the middle of a bulk send."""
+"""The SMSC misbehaves (throttles, refuses the bind, dies in the middle of a bulk send),
+and so does the database (cut under the SMS worker)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from typing import Any
 import httpx
 import pytest
 from support.factories import Actor
+from support.servers import PgServer
 from support.sms import make_clients, sms_stack
 from support.smsc import SmscProcess
+from support.tcp_proxy import CuttableProxy
 from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
@@ -175,3 +178,50 @@ async def test_a_frozen_smsc_is_detected_by_enquire_link_and_the_gateway_rebinds
             smsc.proc.send_signal(signal.SIGCONT)
         await gateway.stop()
         await smsc.kill()
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_database_cut_is_said_once_and_every_message_still_goes_once(
+    settings: Settings,
+    tmp_path: Path,
+    actors: dict[Role, Actor],
+    pg_server: PgServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    count = 20
+    # Receipts come a second after the submits: they arrive while the database is cut.
+    smsc = SmscProcess(tmp_path / "smsc.jsonl", "--dlr-delay", "1.0")
+    await smsc.start()
+    pg = f"@{pg_server.host}:{pg_server.port}/"
+    try:
+        async with CuttableProxy(pg_server.host, pg_server.port) as link:
+            url = settings.database_url.replace(pg, f"@127.0.0.1:{link.port}/")
+            async with (
+                sms_stack(settings.model_copy(update={"database_url": url}), smsc) as api,
+                api.client(actors[Role.SUPERVISOR].token) as http,
+            ):
+                cards = await make_clients(http, count, prefix="Cut")
+                sent = []
+                for card in cards:
+                    r = await http.post(f"/clients/{card['id']}/sms", json={"text": "Ждём вас"})
+                    assert r.status_code == 202, r.text
+                    sent.append(r.json()["id"])
+                await wait_for(lambda: _at_least(smsc, count), within=20, step=0.05)
+                await link.cut()
+                await asyncio.sleep(3.0)  # the receipts and the loops' polls meet the cut
+                await link.restore()
+
+                async def all_delivered() -> bool:
+                    statuses = {(await http.get(f"/messages/{i}")).json()["status"] for i in sent}
+                    return statuses == {"delivered"}
+
+                await wait_for(all_delivered, within=30, step=0.2)
+    finally:
+        await smsc.kill()
+    per_dest = collections.Counter(r["dest"] for r in smsc.rows("submit"))
+    assert len(per_dest) == count and set(per_dest.values()) == {1}
+    records = [r for r in caplog.records if r.name.startswith("crm_api.messages")]
+    assert not [r for r in records if r.exc_info], "a traceback was logged"
+    said = [r.getMessage() for r in records if "SMS worker: the database" in r.getMessage()]
+    assert len(said) == 2, said
+    assert "unavailable (" in said[0] and " back after " in said[1], said
