@@ -2,7 +2,14 @@
 SMSC delivered (receipts and received messages) and acknowledge them once they are safe.
 A deliver_sm is answered only when the user acknowledges it, so a crash before the
 database commit makes the SMSC deliver it again instead of losing it (for a long
-received message, its last part)."""
+received message, its last part).
+
+A received message the SMSC gives no id is known by its session and sequence number.
+When the session dies, the messages whose answer may not have reached the SMSC (not yet
+answered, or answered while the link may already have been dead) are in doubt: the
+next one with the same sender, recipient and text is taken as the SMSC delivering it
+again and keeps its reference, once per message in doubt (two equal replies sent
+apart are still two)."""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -27,6 +35,9 @@ from sms_gateway.types import DeliveryReceipt, InboundSms, OutgoingSms, PartResu
 from sms_gateway.udh import Key, Reassembler, key_of, split_udh
 
 log = logging.getLogger(__name__)
+IN_DOUBT_FOR = 600.0  # seconds a message in doubt waits to be delivered again
+
+_Content = tuple[str, str, str]  # (source, destination, text) of a received message
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,11 @@ class SmsGateway:
         self._incoming: asyncio.Queue[Incoming] = asyncio.Queue()
         self._reassembler = Reassembler(reassembly_timeout)
         self._held: dict[Key, list[Deliver]] = {}
+        # Received messages without an SMSC id: this session's (reference → content and
+        # when it was answered), and those of dead sessions in doubt (content → their
+        # references, with when they came into doubt).
+        self._received: dict[str, tuple[_Content, float | None]] = {}
+        self._in_doubt: dict[_Content, deque[tuple[str, float]]] = {}
         self._bound = asyncio.Event()
         self._handover: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
         self._handover_lock = threading.Lock()
@@ -185,6 +201,9 @@ class SmsGateway:
         code = st.ESME_ROK if ok else st.ESME_RX_T_APPN
         for deliver in incoming.delivers:
             self._conn.answer(deliver, code)
+        item = incoming.item
+        if ok and isinstance(item, InboundSms) and item.ref in self._received:
+            self._received[item.ref] = (self._received[item.ref][0], time.monotonic())
 
     # -- from the IO thread -------------------------------------------------------------
 
@@ -222,6 +241,7 @@ class SmsGateway:
             # deliver them again, so start over.
             self._held.clear()
             self._reassembler = Reassembler(self._reassembler.timeout)
+            self._doubt_received()
         for listener in self.state_listeners:
             listener(bound, error)
 
@@ -242,6 +262,7 @@ class SmsGateway:
             concat, payload = split_udh(payload)
         text = decode_text(payload, deliver.data_coding)
         if concat is None or concat.total <= 1:
+            ref = self._known_ref(ref, (deliver.source, deliver.destination, text))
             self._incoming.put_nowait(
                 Incoming(InboundSms(deliver.source, deliver.destination, text, ref), (deliver,))
             )
@@ -257,6 +278,7 @@ class SmsGateway:
             self._answer(deliver)
             return
         self._held.pop(key, None)
+        ref = self._known_ref(ref, (deliver.source, deliver.destination, whole))
         self._incoming.put_nowait(
             Incoming(InboundSms(deliver.source, deliver.destination, whole, ref), (deliver,))
         )
@@ -278,6 +300,41 @@ class SmsGateway:
             return "id:" + mid.decode("ascii", "replace")
         assert self._conn is not None
         return f"seq:{self._conn.instance}.{deliver.generation}:{deliver.sequence}"
+
+    def _known_ref(self, ref: str, content: _Content) -> str:
+        """The reference of a received message: for one without an SMSC id that matches
+        a message in doubt, that message's (the SMSC delivering it again)."""
+        if not ref.startswith("seq:"):
+            return ref
+        now = time.monotonic()
+        doubts = self._in_doubt.get(content)
+        while doubts:
+            earlier, since = doubts.popleft()
+            if now - since < IN_DOUBT_FOR:
+                ref = earlier
+                break
+        if doubts is not None and not doubts:
+            del self._in_doubt[content]
+        if len(self._received) >= 1000:  # answered long enough ago to be safe: forgotten
+            safe = now - self.config.enquire_link_every - self.config.dead_link_after
+            self._received = {
+                r: (c, at) for r, (c, at) in self._received.items() if at is None or at > safe
+            }
+        self._received[ref] = (content, None)
+        return ref
+
+    def _doubt_received(self) -> None:
+        """The session died: its received messages whose answer may not have arrived
+        come into doubt. A link is found dead after up to enquire_link_every +
+        dead_link_after of silence; what was written in that time may be lost."""
+        now = time.monotonic()
+        lost_within = self.config.enquire_link_every + self.config.dead_link_after
+        for ref, (content, answered) in self._received.items():
+            if answered is None or now - answered < lost_within:
+                self._in_doubt.setdefault(content, deque()).append((ref, now))
+        self._received.clear()
+        for content in [c for c, d in self._in_doubt.items() if now - d[-1][1] >= IN_DOUBT_FOR]:
+            del self._in_doubt[content]
 
     def _answer(self, deliver: Deliver) -> None:
         if self._conn is not None:

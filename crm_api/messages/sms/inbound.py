@@ -24,6 +24,7 @@ class Received:
     communication: Communication
     new_card: bool
     opted_out: bool  # this message turned the client's SMS off
+    again: bool  # the SMSC delivered a message already stored (nothing new to announce)
 
 
 def is_stop(text: str) -> bool:
@@ -40,7 +41,7 @@ async def receive(
         return None
     client, created = await find_or_create_by_phone(session, e164, source_code="incoming_sms")
     stop = is_stop(sms.text)
-    comm, _ = await record(
+    comm, stored = await record(
         session,
         client_id=client.id,
         kind=CommKind.SMS,
@@ -55,7 +56,7 @@ async def receive(
     opted_out = stop and not client.sms_opted_out
     if stop:
         client.sms_opted_out = True
-    return Received(client, comm, created, opted_out)
+    return Received(client, comm, created, opted_out, again=not stored)
 
 
 def inbound_key(sms: InboundSms) -> str:

@@ -361,7 +361,8 @@ class SmsService:
                     self._waiting.append(w)
             await self._publish_changes(changes)
             for r in received:
-                await self._publish_received(r)
+                if not r.again:
+                    await self._publish_received(r)
 
     async def _retry_orphans(self, now: float) -> None:
         receipts = [r for r, _ in self._orphans.values()]

@@ -22,7 +22,7 @@ from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
 from crm_api.platform.settings import Settings
-from sms_gateway import OutgoingSms, SmppConfig, SmsGateway
+from sms_gateway import InboundSms, OutgoingSms, SmppConfig, SmsGateway
 
 
 async def _report(http: httpx.AsyncClient, bulk_id: int) -> dict[str, Any]:
@@ -225,3 +225,51 @@ async def test_a_database_cut_is_said_once_and_every_message_still_goes_once(
     said = [r.getMessage() for r in records if "SMS worker: the database" in r.getMessage()]
     assert len(said) == 2, said
     assert "unavailable (" in said[0] and " back after " in said[1], said
+
+
+async def test_a_received_text_delivered_again_after_a_reconnect_keeps_its_reference(
+    tmp_path: Path,
+) -> None:
+    """An MO without an SMSC message id, unanswered when the link died, comes again on the
+    next session: it keeps its reference (stored once), and the same text sent again
+    later is a new message."""
+    smsc = SmscProcess(tmp_path / "smsc.jsonl")
+    await smsc.start()
+    config = SmppConfig.from_url(
+        smsc.url, enquire_link_every=0.3, dead_link_after=1.0, reconnect_min=0.2
+    )
+    gateway = SmsGateway(config)
+    await gateway.start()
+    assert smsc.proc is not None
+    try:
+        assert await gateway.wait_bound(5)
+        await smsc.send_mo("79161234567", "Да")
+        (first,) = await gateway.batch(wait=10)
+        assert isinstance(first.item, InboundSms) and first.item.ref.startswith("seq:")
+        # Stored, not yet answered, and the link dies: the SMSC never hears of it.
+        smsc.proc.send_signal(signal.SIGSTOP)
+
+        async def dropped() -> bool:
+            return not gateway.connected
+
+        await wait_for(dropped, within=10)
+        smsc.proc.send_signal(signal.SIGCONT)
+        assert await gateway.wait_bound(15), gateway.last_error
+        (again,) = await gateway.batch(wait=15)
+        assert again.item == first.item
+        gateway.ack(again)
+        await wait_for(lambda: _mo_acknowledged(smsc, 1), within=10)
+
+        await smsc.send_mo("79161234567", "Да")  # the client answers the same once more
+        (second,) = await gateway.batch(wait=10)
+        assert isinstance(second.item, InboundSms) and second.item.text == "Да"
+        assert second.item.ref != first.item.ref
+    finally:
+        if smsc.proc is not None:
+            smsc.proc.send_signal(signal.SIGCONT)
+        await gateway.stop()
+        await smsc.kill()
+
+
+async def _mo_acknowledged(smsc: SmscProcess, n: int) -> bool:
+    return len(smsc.rows("mo")) >= n
