@@ -6,11 +6,26 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from json import dumps
 from typing import Any
 
-from sqlalchemy import ColumnElement, any_, bindparam, or_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -470,16 +485,32 @@ def _among(
 async def _update_by_id(
     session: AsyncSession, model: type[OutboxMessage | SmsPart], rows: list[dict[str, Any]]
 ) -> None:
-    """UPDATE of rows by id (each dict: "id" and the same columns), one Core statement
-    executed for them all: the ORM's bulk update by primary key spends more CPU per row
-    than the database does."""
+    """UPDATE of rows by id (each dict: "id" and the same columns) in one statement: on
+    PostgreSQL each column is one array parameter, unnested and joined on the id; else
+    one Core statement executed for every row. (The ORM's bulk update by primary key
+    spent more CPU per row than the database did.)"""
     if not rows:
         return
     table = model.metadata.tables[model.__tablename__]
-    stmt = table.update().where(table.c.id == bindparam("row_id"))
+    names = [name for name in rows[0] if name != "id"]
     conn = await session.connection()
+    if conn.dialect.name != "postgresql":
+        stmt = table.update().where(table.c.id == bindparam("row_id"))
+        await conn.execute(stmt, [{"row_id": r["id"], **{n: r[n] for n in names}} for r in rows])
+        return
+    # A JSON value goes as its text (a list would read as one more array dimension).
+    json = {name for name in names if isinstance(table.c[name].type, JSON)}
+    arrays = [
+        bindparam(None, [dumps(r[name]) for r in rows], type_=ARRAY(Text))
+        if name in json
+        else bindparam(None, [r[name] for r in rows], type_=ARRAY(table.c[name].type))
+        for name in ("id", *names)
+    ]
+    given = func.unnest(*arrays).table_valued("id", *names).render_derived(name="given")
     await conn.execute(
-        stmt, [{"row_id": r["id"], **{k: v for k, v in r.items() if k != "id"}} for r in rows]
+        table.update()
+        .where(table.c.id == given.c.id)
+        .values({n: cast(given.c[n], JSONB) if n in json else given.c[n] for n in names})
     )
 
 
@@ -490,30 +521,40 @@ async def _upsert_parts(
     ids) moves to the message the SMSC gave it last: the submit_sm_resp is the proof."""
     if not parts:
         return
-    dialect = session.get_bind().dialect.name
-    insert_of = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert_of(SmsPart)
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[SmsPart.smsc_message_id],
-            set_={
-                "outbox_id": stmt.excluded.outbox_id,
-                "part_index": stmt.excluded.part_index,
-                "status": "submitted",
-                "updated_at": stmt.excluded.updated_at,
-            },
-        ),
-        [
-            {
-                "outbox_id": mid,
-                "part_index": index,
-                "smsc_message_id": smsc_id,
-                "status": "submitted",
-                "updated_at": now,
-            }
-            for mid, index, smsc_id in parts
-        ],
+    columns = ("outbox_id", "part_index", "smsc_message_id")
+    rows: list[dict[str, Any]] | None = None
+    if session.get_bind().dialect.name == "postgresql":
+        # One array parameter per column, unnested: one statement whatever the batch size.
+        table = SmsPart.metadata.tables[SmsPart.__tablename__]
+        arrays = [
+            bindparam(None, [part[i] for part in parts], type_=ARRAY(table.c[name].type))
+            for i, name in enumerate(columns)
+        ]
+        given = func.unnest(*arrays).table_valued(*columns).render_derived(name="given")
+        stmt: PgInsert | SqliteInsert = pg_insert(SmsPart).from_select(
+            [*columns, "status", "updated_at"],
+            select(
+                *(given.c[name] for name in columns),
+                literal("submitted", SmsPart.status.type),
+                literal(now, SmsPart.updated_at.type),
+            ),
+        )
+    else:
+        stmt = sqlite_insert(SmsPart)
+        rows = [
+            {**dict(zip(columns, part, strict=True)), "status": "submitted", "updated_at": now}
+            for part in parts
+        ]
+    upsert = stmt.on_conflict_do_update(
+        index_elements=[SmsPart.smsc_message_id],
+        set_={
+            "outbox_id": stmt.excluded.outbox_id,
+            "part_index": stmt.excluded.part_index,
+            "status": "submitted",
+            "updated_at": stmt.excluded.updated_at,
+        },
     )
+    await session.execute(upsert, rows)
 
 
 async def overdue_parts(
