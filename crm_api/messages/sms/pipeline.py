@@ -67,6 +67,9 @@ async def start_sms(services: Services) -> Callable[[], Awaitable[None]]:
             await asyncio.wait_for(task, 15)
         except TimeoutError:
             task.cancel()
-        await gateway.stop()
+        finally:
+            # Whatever became of the worker: a gateway left running reconnects to the
+            # SMSC's address for good, and binds to whatever listens there next.
+            await gateway.stop()
 
     return shutdown
