@@ -115,7 +115,8 @@ async def test_sms_process_killed_mid_bulk_and_restarted_sends_every_message_onc
         try:
             r = await http.post(
                 "/sms/bulk",
-                json={"text": "{name}: новости", "filters": {"q": "Crash"}, "rate": 300},
+                # Paced over 2 s: the kill below lands while the bulk is still going.
+                json={"text": "{name}: новости", "filters": {"q": "Crash"}, "rate": 100},
             )
             bulk = r.json()
             await wait_for(lambda: _submits_at_least(smsc, count // 3), within=30, step=0.01)
