@@ -29,7 +29,7 @@ from sqlalchemy.orm.interfaces import ORMOption
 from crm_api.accounts.models import User
 from crm_api.calls import followup, recordings
 from crm_api.calls.frames import Frames, call_data, publish, push
-from crm_api.calls.models import Call, Recording, has_sound
+from crm_api.calls.models import Call, CallParticipant, Recording, has_sound
 from crm_api.calls.popup import card_summary
 from crm_api.clients import phones
 from crm_api.clients import service as clients_domain
@@ -374,6 +374,21 @@ class CallService:
         users = [agent.id] if agent else ([call.user_id] if call.user_id else [])
         return [("call.answered", call_data(call, agent=agent_ext), users)]
 
+    async def _participants(self, session: AsyncSession, call: Call) -> None:
+        """Who talked, each by the user their extension belonged to now (a transfer's
+        every agent), and the call's own user (who placed a click-to-call)."""
+        talk = call.talk_by_agent or {}
+        rows: dict[int, CallParticipant] = {}
+        for ext in call.agents:
+            user = await self._user_by_extension(session, ext)
+            if user is not None and user.id not in rows:
+                rows[user.id] = CallParticipant(
+                    call_id=call.id, user_id=user.id, extension=ext, talk_s=talk.get(ext)
+                )
+        if call.user_id is not None and call.user_id not in rows:
+            rows[call.user_id] = CallParticipant(call_id=call.id, user_id=call.user_id)
+        session.add_all(rows.values())
+
     async def _recording(
         self, session: AsyncSession, call: Call, event: ev.RecordingStarted
     ) -> None:
@@ -414,6 +429,7 @@ class CallService:
         answered_user = await self._user_by_extension(session, call.answered_by)
         if answered_user is not None:
             call.user_id = answered_user.id
+        await self._participants(session, call)
         unanswered = followup.needs_callback(call)
         responsible = None
         if unanswered:

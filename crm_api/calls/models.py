@@ -58,6 +58,22 @@ class Call(Base):
     __table_args__ = (Index("ix_calls_state", "state"),)
 
 
+class CallParticipant(Base):
+    """A user who talked on the call, as the PBX's extension belonged to them at the time:
+    each agent of a transferred call keeps a row (and their talk), so each may listen."""
+
+    __tablename__ = "call_participants"
+
+    call_id: Mapped[int] = mapped_column(
+        ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    extension: Mapped[str | None] = mapped_column(String(32))
+    talk_s: Mapped[float | None]
+
+
 # MixMonitor leaves a header-only WAV of this size for a call nobody answered.
 EMPTY_WAV_BYTES = 44
 

@@ -334,8 +334,8 @@ async def recording_file(session: AsyncSession, user: User, recording_id: int, r
     call = await session.get(Call, rec.call_id) if rec else None
     if rec is None or call is None:
         raise NotFound(f"recording #{recording_id} not found")
-    if not may_hear(user, call):
-        raise Forbidden("only supervisors and the user who took the call may listen")
+    if not await may_hear(session, user, call):
+        raise Forbidden("only supervisors and the users who took part in the call may listen")
     path = recordings.resolve(root, rec.file_name)
     if path is None or not path.is_file():
         raise NotFound(

@@ -1,7 +1,12 @@
-"""Recordings are heard by staff and by the user who took the call, not by extension:
-a phone that only rang may not listen, nor whoever has that extension later."""
+"""Recordings are heard by staff and by the users who took part in the call (each agent
+of a transfer), not by extension: a phone that only rang may not listen, nor whoever has
+that extension later."""
 
 from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import PurePosixPath
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -9,6 +14,8 @@ from support.factories import Actor, make_recording, make_user
 from support.server import RunningApi
 
 from crm_api.accounts.models import Role, User
+from crm_api.platform.settings import Settings
+from telephony.ami.simulator import CAPTURES, AmiSimulator, prepare
 
 
 async def _status(api: RunningApi, token: str, rec: int) -> int:
@@ -36,3 +43,35 @@ async def test_only_the_user_who_took_the_call_and_staff_may_listen(
         newcomer = await make_user(session, Role.MANAGER, extension="101")
         await session.commit()
     assert await _status(api, newcomer.token, rec) == 403
+
+
+async def test_each_agent_of_a_transferred_call_may_listen_and_nobody_else(
+    telephony_api: RunningApi,
+    pbx: AmiSimulator,
+    actors: dict[Role, Actor],
+    team: dict[str, Actor],
+    settings: Settings,
+) -> None:
+    """101 answers and transfers to 103: both talked, both may listen; 102 and the
+    operator took no part (403)."""
+    api = telephony_api
+    events = prepare("redirect")
+    pbx_path = next(
+        dict(p)["Value"] for p in events if dict(p).get("Variable") == "MIXMONITOR_FILENAME"
+    )
+    shutil.copy(
+        CAPTURES / "incoming-answered.wav", settings.recordings_dir / PurePosixPath(pbx_path).name
+    )
+    await pbx.emit(events)
+    async with asyncio.timeout(30), api.client(actors[Role.SUPERVISOR].token) as http:
+        while True:  # the journal lists a call once it has ended
+            items = (await http.get("/calls")).json()["items"]
+            if items:
+                break
+            await asyncio.sleep(0.1)
+    [call] = items
+    assert call["agents"] == ["101", "103"] and call["recording_id"] is not None
+    for ext in ("101", "103"):
+        assert await _status(api, team[ext].token, call["recording_id"]) == 200, ext
+    assert await _status(api, team["102"].token, call["recording_id"]) == 403
+    assert await _status(api, actors[Role.OPERATOR].token, call["recording_id"]) == 403
