@@ -126,7 +126,7 @@ async def change_password(
     """A new password ends every other session and API token of this user."""
     user = await auth.get_user(session, me.id)
     if not await auth.check_password(user, body.current_password):
-        raise InvalidInput("current_password", "wrong password")
+        raise InvalidInput("current_password", "wrong password").with_code("wrong_password")
     user.password_hash = await auth.hash_password_off_loop(body.new_password)
     await auth.revoke_all(session, user.id, keep=token_of(request))
     await session.commit()

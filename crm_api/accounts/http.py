@@ -18,6 +18,10 @@ from crm_api.platform.schemas import Id, Page
 router = APIRouter(prefix="/users", tags=["users"])
 
 
+# A null clears these; for the other fields it means "unchanged".
+_CLEARABLE = frozenset({"extension", "sip_address"})
+
+
 def _public_fields(user: User) -> dict[str, object]:
     return UserPublic.model_validate(user).model_dump(mode="json", exclude={"id"})
 
@@ -74,9 +78,18 @@ async def update_user(
     admin: Annotated[User, require(Permission.USERS_MANAGE)],
 ) -> UserPublic:
     user = await auth.get_user(session, user_id)
+    role, active = body.role or user.role, body.is_active
+    if not await auth.keeps_an_admin(
+        session, user, role, user.is_active if active is None else active
+    ):
+        raise Conflict("the last active admin can be neither demoted nor deactivated").with_code(
+            "last_admin"
+        )
     before = _public_fields(user)
     for field in body.model_fields_set - {"password"}:
-        setattr(user, field, getattr(body, field))
+        value = getattr(body, field)
+        if value is not None or field in _CLEARABLE:
+            setattr(user, field, value)
     if body.password:  # an admin's reset ends every session and token of the user
         user.password_hash = await auth.hash_password_off_loop(body.password)
         await auth.revoke_all(session, user.id)

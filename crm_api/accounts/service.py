@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.accounts.models import AuthToken, Role, User
@@ -184,6 +184,19 @@ async def create_user(
 
 async def list_users(session: AsyncSession) -> list[User]:
     return list((await session.scalars(select(User).order_by(User.full_name))).all())
+
+
+async def keeps_an_admin(session: AsyncSession, user: User, role: Role, active: bool) -> bool:
+    """Whether `user` may become `role` (active or not) and an active admin remain: the
+    last one can be neither demoted nor deactivated, or nobody could manage users again."""
+    if role is Role.ADMIN and active:
+        return True
+    others = await session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.role == Role.ADMIN, User.is_active.is_(True), User.id != user.id)
+    )
+    return bool(others)
 
 
 async def get_user(session: AsyncSession, user_id: int) -> User:
