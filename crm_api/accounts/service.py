@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.accounts.models import AuthToken, Role, User
@@ -125,6 +125,15 @@ async def user_for_token(
         auth.last_used_at = now
         await session.commit()
     return TokenOwner(user=user, token_id=auth.id, kind=auth.kind) if user.is_active else None
+
+
+async def touch_session(session: AsyncSession, token: str) -> None:
+    """The browser session behind an open socket is in use (an API or link token is not)."""
+    await session.execute(
+        update(AuthToken)
+        .where(AuthToken.token_hash == _digest(token), AuthToken.kind == "session")
+        .values(last_used_at=utcnow())
+    )
 
 
 async def revoke_token(session: AsyncSession, token: str) -> None:

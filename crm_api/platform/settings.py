@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     bind_port: int = 8000
     session_ttl_hours: int = 24 * 14
     session_idle_minutes: int = 12 * 60  # a browser session unused this long has ended
+    session_touch_seconds: float = 60.0  # an open /ws marks its session used this often
     api_token_days: int = 90  # the longest an API token may live
     link_token_minutes: int = 10  # `?token=` links (WebSocket, recording URLs)
     # Other origins whose pages may write with the session cookie (a dev server, say).

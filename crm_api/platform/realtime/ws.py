@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from crm_api.accounts.models import User
 from crm_api.accounts.permissions import Permission, allowed, may_watch_client
+from crm_api.accounts.service import touch_session
 from crm_api.accounts.sessions import SESSION_CHANGED
 from crm_api.platform.deps import (
     Services,
@@ -83,6 +84,19 @@ async def _may_see(services: Services, user_id: int, client_id: int) -> bool:
         return await may_watch_client(session, user_id, client_id)
 
 
+async def _keep_in_use(services: Services, token: str) -> None:
+    """An open tab is a session in use (an operator may have only the console open all
+    day): its last use is written down every `session_touch_seconds`, never per frame."""
+    while True:
+        await asyncio.sleep(services.settings.session_touch_seconds)
+        try:
+            async with services.sessions() as session:
+                await touch_session(session, token)
+                await session.commit()
+        except Exception:  # a database blip must not close the socket; the next try may do
+            log.warning("could not mark the session of a socket in use", exc_info=True)
+
+
 async def _receiver(ws: WebSocket, conn: Connection, services: Services) -> None:
     while True:
         raw = await ws.receive_text()
@@ -150,6 +164,7 @@ async def websocket(ws: WebSocket) -> None:
         tasks = [
             asyncio.create_task(_sender(ws, conn, last_replayed, recheck, services)),
             asyncio.create_task(_receiver(ws, conn, services)),
+            asyncio.create_task(_keep_in_use(services, found.token)),
         ]
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:

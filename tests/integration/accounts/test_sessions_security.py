@@ -11,7 +11,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.factories import PASSWORD, Actor
 from support.server import RunningApi
@@ -285,3 +285,35 @@ async def test_a_card_watch_stops_when_the_client_is_reassigned(
         await hub.notify("card.changed", {"n": 2}, client_id=client["id"])
         gone = await sock.next_of("unwatched")
         assert gone["data"] == {"client_id": client["id"]}
+
+
+async def test_an_open_socket_keeps_its_session_in_use(
+    api: RunningApi, actors: dict[Role, Actor], db: async_sessionmaker[AsyncSession]
+) -> None:
+    """An operator with only the console open all day is not logged out as idle: the
+    socket marks its session used (every `session_touch_seconds`, not per frame)."""
+    session_token = await _login(api, actors[Role.OPERATOR].user.username)
+    services = api.app.state.services
+    services.settings.session_touch_seconds = 0.2
+    nearly_idle = utcnow() - timedelta(minutes=api.settings.session_idle_minutes - 1)
+    digest = accounts_service.digest_of(session_token)
+    async with open_socket(api.ws_url, session_token) as ws:
+        await Socket(ws).next_of("hello")
+        async with db() as session:
+            await session.execute(
+                update(AuthToken)
+                .where(AuthToken.token_hash == digest)
+                .values(last_used_at=nearly_idle)
+            )
+            await session.commit()
+        async with asyncio.timeout(10):
+            while True:  # written down again while the socket stays open
+                async with db() as session:
+                    last = await session.scalar(
+                        select(AuthToken.last_used_at).where(AuthToken.token_hash == digest)
+                    )
+                if last is not None and last > nearly_idle + timedelta(seconds=30):
+                    break
+                await asyncio.sleep(0.1)
+    services.tokens.forget_token(session_token)
+    assert await _me(api, session_token) == 200
