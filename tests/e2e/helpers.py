@@ -80,4 +80,5 @@ async def pbx(app: RunningApi, *events: CallEvent) -> None:
 async def choose(page: Page, label: str, option: str) -> None:
     """Picks an option of a naive-ui select (its options are not ARIA options)."""
     await page.get_by_label(label, exact=True).first.click()
-    await page.locator(".n-base-select-option", has_text=option).first.click()
+    # A select opened before keeps its (hidden) menu in the page: only the open one counts.
+    await page.locator(".n-base-select-option:visible", has_text=option).first.click()

@@ -52,6 +52,13 @@ export function date(iso: string | null | undefined): string {
   return dates('date', { day: '2-digit', month: '2-digit', year: 'numeric' }).format(d)
 }
 
+/** A moment with its year, for what may be months away: 02.12.2026, 09:45 / 02/12/2026, 09:45. */
+export function fullDateTime(iso: string | null | undefined): string {
+  if (!iso) return ''
+  const shape: Intl.DateTimeFormatOptions = { day: '2-digit', month: '2-digit', year: 'numeric', hour: '2-digit', minute: '2-digit' }
+  return dates('fullDateTime', shape).format(new Date(iso))
+}
+
 /** A number with up to `digits` decimals in the interface language: 3,8 in Russian. */
 export function decimal(v: unknown, digits = 1): string {
   const n = typeof v === 'number' ? v : Number(v)

@@ -19,6 +19,7 @@ const routes: RouteRecordRaw[] = [
   section('reports', () => import('./pages/ReportsPage.vue')),
   section('schedules', () => import('./pages/SchedulesPage.vue')),
   section('admin', () => import('./pages/AdminPage.vue')),
+  { path: '/account', name: 'account', component: () => import('./pages/AccountPage.vue'), meta: { everyone: true } },
   { path: '/:rest(.*)*', name: 'home', component: { render: () => null } },
 ]
 
@@ -29,6 +30,7 @@ router.beforeEach(async (to) => {
   if (!session.checked) await session.restore()
   if (to.meta.public) return session.user && to.name === 'login' ? session.home : true
   if (!session.user) return { name: 'login', query: to.fullPath !== '/' ? { next: to.fullPath } : {} }
+  if (to.meta.everyone) return true
   const wanted = to.meta.section as Section | undefined
   if (!wanted || !session.sections.includes(wanted)) return session.home
   return true

@@ -1,7 +1,7 @@
 import type en from './en'
 
 const ru: typeof en = {
-  app: { name: 'Callcard', language: 'Язык', logout: 'Выйти', menu: 'Главное меню' },
+  app: { name: 'Callcard', language: 'Язык', logout: 'Выйти', menu: 'Главное меню', account: 'Мой профиль' },
   nav: {
     console: 'Пульт', clients: 'Клиенты', deals: 'Сделки', tasks: 'Задачи',
     supervisor: 'Контроль', reports: 'Отчёты', schedules: 'Графики', admin: 'Администрирование',
@@ -102,6 +102,27 @@ const ru: typeof en = {
     title: 'Администрирование', users: 'Пользователи', directories: 'Справочники', username: 'Логин',
     fullName: 'ФИО', role: 'Роль', extension: 'Внутренний номер', active: 'Активен',
     newUser: 'Новый пользователь', password: 'Пароль', system: 'Состояние системы', item: 'Элемент',
+    editUser: 'Изменить пользователя', edit: 'Изменить', newPassword: 'Новый пароль',
+    newPasswordHint: 'Оставьте пустым, чтобы не менять. Новый пароль завершает все сеансы и API-токены пользователя.',
+    confirmRole: 'Назначить пользователю {name} роль «{role}»?',
+    confirmRoleNote: 'Права меняются сразу; открытые страницы пользователя переключатся на новую роль.',
+    confirmDeactivate: 'Отключить пользователя {name}? Он выйдет на всех устройствах и не сможет войти.',
+    saved: 'Сохранено',
+  },
+  account: {
+    title: 'Мой профиль', profile: 'Профиль', changePassword: 'Сменить пароль',
+    currentPassword: 'Текущий пароль', newPassword: 'Новый пароль', repeatPassword: 'Новый пароль ещё раз',
+    tooShort: 'Не короче 8 символов', mismatch: 'Пароли не совпадают',
+    passwordNote: 'Другие ваши сеансы (в других браузерах и на других устройствах) и все API-токены завершатся; этот останется.',
+    passwordChanged: 'Пароль изменён. Другие ваши сеансы и API-токены завершены.',
+    tokens: 'Сеансы и API-токены',
+    tokensNote: 'API-токен позволяет скрипту или другой системе действовать от вашего имени. Отзовите те, которых не узнаёте.',
+    what: 'Сеанс или токен', tokenName: 'Название токена', kind: 'Тип', kinds: { session: 'Браузер', api: 'API-токен' },
+    browserSession: 'Сеанс в браузере', current: 'текущий', created: 'Создан', lastUsed: 'Последнее использование',
+    expires: 'Истекает', never: 'никогда', revoke: 'Отозвать', revoked: 'Отозван',
+    lifetime: 'Срок действия', days: '{n} дней', createToken: 'Создать токен',
+    tokenCreated: 'Новый API-токен', onlyOnce: 'Скопируйте токен сейчас: он показывается только один раз. Передавайте его в заголовке «Authorization: Bearer …».',
+    expiresAt: 'Действует до {at}.', copy: 'Копировать', copied: 'Скопировано', copyByHand: 'Выделите токен и скопируйте вручную.', done: 'Готово',
   },
   links: {
     title: 'Подключения',
@@ -140,6 +161,8 @@ const ru: typeof en = {
     task_done: "Задача уже выполнена.",
     duplicate_name: "Такое название уже есть.",
     user_exists: "Пользователь с таким логином уже есть.",
+    last_admin: "Это последний активный администратор: сначала назначьте администратором другого пользователя.",
+    wrong_password: "Текущий пароль неверен.",
     directory_item_in_use: "Элемент используется, удалить его нельзя.",
     directory_item_locked: "Встроенный элемент изменить нельзя.",
     shift_overlap: "Смена пересекается с другой сменой этого сотрудника.",
