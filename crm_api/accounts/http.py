@@ -90,13 +90,13 @@ async def update_user(
         value = getattr(body, field)
         if value is not None or field in _CLEARABLE:
             setattr(user, field, value)
-    if body.password:  # an admin's reset ends every session and token of the user
-        user.password_hash = await auth.hash_password_off_loop(body.password)
-        await auth.revoke_all(session, user.id)
-    try:
+    try:  # before the reset below, whose query would flush a taken extension unguarded
         await session.flush()
     except IntegrityError as exc:
         raise Conflict("extension already taken").with_code("user_exists") from exc
+    if body.password:  # an admin's reset ends every session and token of the user
+        user.password_hash = await auth.hash_password_off_loop(body.password)
+        await auth.revoke_all(session, user.id)
     audit.record(
         session,
         admin,

@@ -24,8 +24,9 @@ async def test_an_admin_edits_name_extension_and_password(
         assert r.status_code == 200, r.text
         assert r.json()["extension"] is None and r.json()["full_name"] == "Ольга Петрова"
         assert r.json()["role"] == "operator"
-        r = await http.patch(url, json={"extension": "101"})  # the manager's
-        assert (r.status_code, r.json()["error"]["code"]) == (409, "user_exists")
+        for taken in ({"extension": "101"}, {"extension": "101", "password": "new-pass-0"}):
+            r = await http.patch(url, json=taken)  # the manager's extension (and a reset)
+            assert (r.status_code, r.json()["error"]["code"]) == (409, "user_exists"), taken
         assert (await http.patch(url, json={"password": "new-pass-1"})).status_code == 200
     async with api.client() as http:
         login = {"username": operator.user.username, "password": "new-pass-1"}
