@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.factories import Actor, make_recording, make_user
 from support.server import RunningApi
 
 from crm_api.accounts.models import Role, User
+from crm_api.calls.models import Call, CallParticipant
+from crm_api.platform.db.migrate import upgrade
+from crm_api.platform.db.session import make_engine, make_sessionmaker
 from crm_api.platform.settings import Settings
 from telephony.ami.simulator import CAPTURES, AmiSimulator, prepare
 
@@ -75,3 +78,25 @@ async def test_each_agent_of_a_transferred_call_may_listen_and_nobody_else(
         assert await _status(api, team[ext].token, call["recording_id"]) == 200, ext
     assert await _status(api, team["102"].token, call["recording_id"]) == 403
     assert await _status(api, actors[Role.OPERATOR].token, call["recording_id"]) == 403
+
+
+async def test_the_upgrade_gives_each_old_call_its_recorded_user(tmp_path: Path) -> None:
+    """Calls from before per-participant rows keep whoever was recorded as taking them
+    (not the extensions in `agents`, which may belong to someone else by now)."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+    try:
+        await upgrade(engine, "0006_call_result")
+        async with make_sessionmaker(engine)() as session:
+            taker = await make_user(session, Role.MANAGER, extension="101")
+            taken = Call(direction="inbound", state="ended", agents=["101", "103"], talk_s=4.0)
+            taken.user_id = taker.user.id
+            missed = Call(direction="inbound", state="ended")
+            session.add_all([taken, missed])
+            await session.commit()
+            ids = (taken.id, taker.user.id)
+        await upgrade(engine)
+        async with make_sessionmaker(engine)() as session:
+            rows = (await session.execute(select(CallParticipant))).scalars().all()
+        assert [(r.call_id, r.user_id, r.talk_s) for r in rows] == [(*ids, 4.0)]
+    finally:
+        await engine.dispose()
