@@ -44,7 +44,7 @@ class Task(Base):
     source: Mapped[TaskSource] = mapped_column(str_enum(TaskSource), default=TaskSource.MANUAL)
     # A task the system made says what it is as a kind and its parameters (the UI words
     # them in the user's language): missed_call {number, name, count, first_at, last_at,
-    # unanswered}.
+    # unanswered}; stale_deal {deal, days}.
     kind: Mapped[str | None] = mapped_column(String(32))
     params: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     # What made an automatic task ("missed_call:42"): one task per cause, whoever asks.

@@ -65,7 +65,8 @@ class TaskPublic(ApiModel):
     source: TaskSource
     # A task the system made: what it is (`missed_call`) and its parameters, for the UI to
     # word in the user's language: missed_call {number, name, count, first_at, last_at,
-    # unanswered}. Its `title` is then only the client's name or number.
+    # unanswered}; stale_deal {deal, days}. Its `title` is then only the client's name or
+    # number, or the deal's title.
     kind: str | None = None
     params: dict[str, Any] | None = None
     previous_task_id: int | None

@@ -304,6 +304,10 @@ async def add_automatic(session: AsyncSession, rows: list[dict[str, Any]]) -> in
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+# The task's kind: the UI words it ("Deal idle for 7 days: …") in the user's language.
+STALE_DEAL_KIND = "stale_deal"
+
+
 async def stale_deal_tasks(session: AsyncSession, now: datetime, days: int) -> int:
     """A callback task for the manager of every open deal idle for `days`: no change to
     the deal and no communication with its client since then."""
@@ -327,7 +331,9 @@ async def stale_deal_tasks(session: AsyncSession, now: datetime, days: int) -> i
     )
     rows = [
         {
-            "title": f"Deal idle for {days} days: {title}",
+            "title": title,
+            "kind": STALE_DEAL_KIND,
+            "params": {"deal": title, "days": days},
             "client_id": client_id,
             "deal_id": deal_id,
             "assignee_id": manager_id,

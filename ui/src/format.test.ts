@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { date, dateTime, decimal, duration, money, phone, title } from './format'
+import { date, dateTime, decimal, duration, money, phone, taskText, title } from './format'
 import { setLang } from './i18n'
 
 describe('format', () => {
@@ -25,6 +25,14 @@ describe('format', () => {
     expect(decimal(3.8)).toBe('3.8')
     expect(money(1234567)).toBe('1,234,567')
     expect(decimal(null)).toBe('')
+  })
+  it('words the tasks the system made in the interface language', () => {
+    setLang('ru')
+    expect(taskText({ title: 'Иванов Иван', kind: 'missed_call', params: { count: 3 } })).toBe('Перезвонить: Иванов Иван — пропущено звонков: 3')
+    expect(taskText({ title: '+79161234567', kind: 'missed_call', params: { count: 1 } })).toBe('Перезвонить: +7\u00a0916\u00a0123\u201145\u201167 — пропущенный звонок')
+    setLang('en')
+    expect(taskText({ title: 'Поставка', kind: 'stale_deal', params: { deal: 'Поставка', days: 7 } })).toBe('Deal idle for 7 days: Поставка')
+    expect(taskText({ title: 'Позвонить' })).toBe('Позвонить')
   })
   it('titles records of unknown shape', () => {
     expect(title({ id: 3, title: 'Deal' })).toBe('Deal')

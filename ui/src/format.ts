@@ -80,6 +80,22 @@ export function title(item: Record<string, unknown>): string {
   return `#${String(item.id ?? '')}`
 }
 
+/** What a task says: one the system made (a kind with parameters) in the current
+ * language, any other by its title. */
+export function taskText(task: Record<string, unknown>): string {
+  const title = typeof task.title === 'string' ? task.title : ''
+  const p = (task.params ?? {}) as Record<string, unknown>
+  if (task.kind === 'missed_call') {
+    const count = Number(p.count ?? 1)
+    // The title is the client's name, or the number for a card without one.
+    return i18n.global.t(count > 1 ? 'tasks.kinds.missedCalls' : 'tasks.kinds.missedCall', { who: phone(title), count })
+  }
+  if (task.kind === 'stale_deal') {
+    return i18n.global.t('tasks.kinds.staleDeal', { deal: String(p.deal ?? title), days: Number(p.days ?? 0) })
+  }
+  return title
+}
+
 /** A status word from the API in the current language (as is when it is unknown). */
 export function statusLabel(status: string | null | undefined): string {
   if (!status) return ''

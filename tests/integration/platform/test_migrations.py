@@ -4,6 +4,7 @@ the schema they make is the one the models describe (no column drift)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 
@@ -103,3 +104,32 @@ async def test_the_drift_check_sees_a_column_the_migrations_lack(tmp_path) -> No
 async def test_postgres_migrated_schema_is_the_models(pg_server: PgServer) -> None:
     async with _empty_pg_database(pg_server) as url:
         assert await _drift(url) == []
+
+
+async def test_stale_deal_tasks_lose_their_english_title(tmp_path) -> None:
+    """Stale-deal tasks written as English prose become a kind and parameters (0008)."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+    try:
+        await upgrade(engine, "0007_call_participants")
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(
+                "INSERT INTO users (id, username, full_name, password_hash, role, language,"
+                " is_active, created_at) VALUES (1, 'm', 'M', 'x', 'manager', 'ru', 1,"
+                " '2026-12-01')"
+            )
+            await conn.exec_driver_sql(
+                "INSERT INTO tasks (id, title, assignee_id, source, created_at) VALUES"
+                " (1, 'Deal idle for 7 days: Поставка кофе', 1, 'stale_deal', '2026-12-01'),"
+                " (2, 'Позвонить', 1, 'manual', '2026-12-01')"
+            )
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            rows = (
+                await conn.exec_driver_sql("SELECT id, title, kind, params FROM tasks ORDER BY id")
+            ).all()
+    finally:
+        await engine.dispose()
+    assert [(i, title, kind, params and json.loads(params)) for i, title, kind, params in rows] == [
+        (1, "Поставка кофе", "stale_deal", {"deal": "Поставка кофе", "days": 7}),
+        (2, "Позвонить", None, None),
+    ]

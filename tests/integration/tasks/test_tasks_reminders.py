@@ -267,3 +267,9 @@ async def test_stale_deals_get_one_callback_task_each(
     assert [(t.deal_id, t.assignee_id, t.source) for t in tasks] == [
         (idle["id"], manager.user.id, TaskSource.STALE_DEAL)
     ]
+    # No English prose stored: the UI words the kind and its parameters.
+    assert (tasks[0].title, tasks[0].kind, tasks[0].params) == (
+        "A",
+        "stale_deal",
+        {"deal": "A", "days": 7},
+    )

@@ -11,7 +11,7 @@ import CallPanel from './CallPanel.vue'
 function call(over: Partial<LiveCall> = {}): LiveCall {
   return {
     call_id: 'c1', id: 1, direction: 'inbound', state: 'ringing', caller: '+79161234567', callee: '4950',
-    started_at: new Date().toISOString(), answered_at: null, ended_at: null, disposition: null, talk_s: null, result: null, agent: '104',
+    started_at: new Date().toISOString(), answered_at: null, ended_at: null, disposition: null, talk_s: null, result: null, dialling: false, agent: '104',
     client: { id: 7, name: 'Иванов Иван', company_name: 'ООО «Ромашка»', is_new: false, manager: { id: 3, full_name: 'Иван Петров' } },
     client_id: 7, communications: [], deals: [{ id: 1, title: 'Поставка', amount: '120000.00' }],
     tasks: [], popped: true, summaryLoaded: true, seen: 0, ours: true, agents: [], ringing: ['104'], ...over,

@@ -31,6 +31,7 @@ export default {
     callStarted: 'Your phone will ring first', state: 'State', agent: 'Agent', caller: 'Caller',
     startedAt: 'Started', live: 'Live calls', noLive: 'No calls in progress', direction: 'Direction',
     disposition: 'Result', talk: 'Talk',
+    callingYou: 'Calling your phone…', diallingClient: 'Dialling the client…',
     attachTitle: 'Or add the number to a client', attach: 'Add', attached: 'The number is on the client\'s card',
     result: 'Call result', resultPick: 'What came of the call?',
     results: {
@@ -79,6 +80,10 @@ export default {
   },
   tasks: {
     tomorrow: 'Tomorrow', later: 'Later', new: 'New task', assignee: 'Assignee', title: 'Tasks', today: 'Today', overdue: 'Overdue', upcoming: 'Upcoming', done: 'Done',
+    kinds: {
+      missedCall: 'Call back {who}: a missed call', missedCalls: 'Call back {who}: {count} missed calls',
+      staleDeal: 'Deal idle for {days} days: {deal}',
+    },
     snooze: 'Snooze {min} min', reminder: 'Reminder', due: 'Due', in10m: 'In 10 minutes', in1h: 'In an hour',
     add: '+ Task', me: 'me', what: 'What to do', noDate: 'No due date', create: 'Create task', created: 'Task created',
   },

@@ -35,6 +35,7 @@ const ru: typeof en = {
     calling: 'Вызов…', callStarted: 'Сначала зазвонит ваш телефон', state: 'Состояние',
     agent: 'Сотрудник', caller: 'Кто звонит', startedAt: 'Начало', live: 'Звонки сейчас',
     noLive: 'Сейчас нет звонков', direction: 'Направление', disposition: 'Итог', talk: 'Разговор',
+    callingYou: 'Звоним на ваш телефон…', diallingClient: 'Набираем клиента…',
     attachTitle: 'Или добавить номер клиенту', attach: 'Добавить', attached: 'Номер добавлен в карточку клиента',
     result: 'Результат звонка', resultPick: 'Чем закончился звонок?',
     results: {
@@ -82,6 +83,10 @@ const ru: typeof en = {
   },
   tasks: {
     tomorrow: 'Завтра', later: 'Позже', new: 'Новая задача', assignee: 'Исполнитель', title: 'Задачи', today: 'Сегодня', overdue: 'Просрочено', upcoming: 'Предстоящие', done: 'Готово',
+    kinds: {
+      missedCall: 'Перезвонить: {who} — пропущенный звонок', missedCalls: 'Перезвонить: {who} — пропущено звонков: {count}',
+      staleDeal: 'Сделка без движения {days} дн.: {deal}',
+    },
     snooze: 'Отложить на {min} мин', reminder: 'Напоминание', due: 'Срок', in10m: 'На 10 минут', in1h: 'На час',
     add: '+ Задача', me: 'я', what: 'Что сделать', noDate: 'Без срока', create: 'Создать задачу', created: 'Задача создана',
   },

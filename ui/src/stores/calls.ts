@@ -23,6 +23,7 @@ export interface LiveCall {
   id: number
   direction: string
   state: 'originating' | 'ringing' | 'answered' | 'ended' | 'failed' | string
+  dialling: boolean // click-to-call: the user picked up, the client's number is being dialled
   caller: string | null
   callee: string | null
   started_at: string
@@ -63,12 +64,16 @@ export const useCalls = defineStore('calls', () => {
   const ringing = computed(() => list.value.some((c) => c.state === 'ringing'))
 
   function upsert(data: CallFrame): LiveCall {
-    const prev = calls.value[data.call_id]
+    // A click-to-call is known by Callcard's id until the PBX names it: the same call (one
+    // row id) moves to the PBX's call id, with what this tab knew of it.
+    const renamed = calls.value[data.call_id] ? undefined : Object.values(calls.value).find((c) => c.id === data.id)
+    const prev = calls.value[data.call_id] ?? renamed
     const next: LiveCall = {
       call_id: data.call_id,
       id: data.id,
       direction: data.direction ?? prev?.direction ?? 'inbound',
       state: data.state ?? prev?.state ?? 'ringing',
+      dialling: data.dialling ?? prev?.dialling ?? false,
       caller: data.caller ?? prev?.caller ?? null,
       callee: data.callee ?? prev?.callee ?? null,
       started_at: data.started_at ?? prev?.started_at ?? new Date().toISOString(),
@@ -92,7 +97,8 @@ export const useCalls = defineStore('calls', () => {
       summaryLoaded: prev?.summaryLoaded || data.client !== undefined,
       seen: Date.now(),
     }
-    calls.value = { ...calls.value, [data.call_id]: next }
+    const { [renamed?.call_id ?? '']: _old, ...others } = calls.value
+    calls.value = { ...others, [data.call_id]: next }
     return next
   }
 
@@ -114,11 +120,23 @@ export const useCalls = defineStore('calls', () => {
       const call = calls.value[data.call_id]
       call.popped = true
       dismissed.delete(data.call_id)
-      if (call.state === 'ringing') {
+      if (call.state === 'ringing' && call.direction === 'inbound') {
         const who = call.client && !call.client.is_new ? call.client.name : phone(call.caller) || i18n.global.t('call.withheld')
         usePopAlert().alert(call.call_id, i18n.global.t('call.incoming'), who)
       }
     }
+  }
+
+  /** Click-to-call: the user's own call shows at once (their phone rings first), then
+   * says when the client's number is being dialled. */
+  async function onOutbound(frame: Frame): Promise<void> {
+    const data = frame.data as unknown as CallFrame
+    const call = upsert({ ...data, dialling: frame.type === 'call.dialling' || undefined })
+    if (!call.popped && mine(null, [], data.user_id) && (await claimPop(call.call_id))) {
+      calls.value[call.call_id].popped = true
+      dismissed.delete(call.call_id)
+    }
+    if (!call.summaryLoaded) await loadSummary(calls.value[call.call_id])
   }
 
   function onState(frame: Frame): void {
@@ -219,6 +237,8 @@ export const useCalls = defineStore('calls', () => {
     bound = true
     startPopElection()
     realtime.on('call.ringing', (f) => void onRinging(f))
+    realtime.on('call.originating', (f) => void onOutbound(f))
+    realtime.on('call.dialling', (f) => void onOutbound(f))
     realtime.on('call.answered', onState)
     realtime.on('call.ended', onState)
     realtime.on('call.failed', onState)
