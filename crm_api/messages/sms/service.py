@@ -59,6 +59,7 @@ NOTIFY_ROLES = ("operator", "supervisor")  # who hears of a text nobody manages 
 UNKNOWN_RECEIPT_GRACE = 2.0
 ORPHAN_TTL = 600.0
 MAX_ORPHANS = 20_000
+RESULT_LINGER = 0.05  # seconds submit results are left to the receive loop
 RECEIPT_OVERDUE = timedelta(minutes=10)  # no receipt this long after the submit: query_sm
 RECEIPT_DEADLINE = timedelta(hours=72)  # still no final state: the part ends "expired"
 
@@ -91,6 +92,9 @@ class SmsService:
         self.poll = poll
         self.wake = asyncio.Event()  # set by a sender in this process: no need to wait a poll
         self._results: asyncio.Queue[tuple[int, SendResult]] = asyncio.Queue()
+        self._result_added = asyncio.Event()
+        self._receiving = False  # the receive loop is writing (or waiting to)
+        self._received_at = -math.inf  # when it last finished
         self._in_flight = 0
         self._sending: set[asyncio.Task[None]] = set()
         self._waiting: list[_Waiting] = []
@@ -242,12 +246,22 @@ class SmsService:
         except Exception as e:  # a bug, not the SMSC: retry later rather than lose it
             log.exception("sending SMS %s failed", message_id)
             result = SendResult("retry", error=f"internal error: {e}")
-        await self._results.put((message_id, result))
+        self._results.put_nowait((message_id, result))
+        self._result_added.set()
 
     async def _result_loop(self, stop: asyncio.Event) -> None:
+        """Writes the results the receive loop does not: while receipts flow, it takes
+        them into its own transactions (one commit for both, and no receipt waits
+        behind a transaction of results to be answered)."""
         while True:
-            first = await self._results.get()
-            batch = [first, *self._take_results(499)]
+            await self._result_added.wait()
+            await asyncio.sleep(RESULT_LINGER)
+            if self._results.empty():
+                self._result_added.clear()
+                continue
+            if self._receiving or time.monotonic() - self._received_at < RESULT_LINGER:
+                continue  # the receive loop is at work: it takes them next
+            batch = self._take_results(500)
             changes = await self._write_with_retries(batch)
             self._results_written(batch)
             await self._publish_changes(changes)
@@ -336,6 +350,7 @@ class SmsService:
             if not items and not retry:
                 continue
             fresh = [_Waiting(i, now) for i in items]
+            self._receiving = True
             try:
                 unknown, received, changes = await self._write_incoming(fresh + retry)
                 self._database.ok(now)
@@ -347,6 +362,9 @@ class SmsService:
                     self.gateway.ack(w.incoming, ok=False)
                 await asyncio.sleep(0.5)
                 continue
+            finally:
+                self._receiving = False
+                self._received_at = time.monotonic()
             for w in fresh + retry:
                 if id(w) not in unknown:
                     self.gateway.ack(w.incoming)
@@ -421,6 +439,7 @@ class SmsService:
                 for result in results:  # back to the result loop, with its retries
                     self._results.put_nowait(result)
                     self._results.task_done()
+                self._result_added.set()
                 raise
         self._results_written(results)
         unknown = {
