@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import time, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +20,7 @@ from crm_api.clients.timeline.models import CommDirection, CommKind
 from crm_api.clients.types import ClientCreate, EmailIn, PhoneIn
 from crm_api.platform.db.base import utcnow
 from crm_api.sales.demo import seed_sales
+from crm_api.schedules import service as schedules
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,18 @@ def _mobile(rng: random.Random) -> str:
     return f"8 {code} {a}-{b}-{c}"
 
 
+async def seed_shifts(session: AsyncSession, users: dict[str, User]) -> None:
+    """Someone takes calls at every hour of the week, so routing works out of the box: the
+    day managers on weekdays 09-18, the operator every day 09-21 (weekends and evenings
+    too), the night manager every night 21-09."""
+    for name in ("manager", "manager2"):
+        for weekday in range(5):
+            await schedules.add_shift(session, users[name].id, weekday, time(9), time(18), False)
+    for weekday in range(7):
+        await schedules.add_shift(session, users["operator"].id, weekday, time(9), time(21), False)
+        await schedules.add_shift(session, users["manager3"].id, weekday, time(21), time(9), True)
+
+
 async def seed_demo(session: AsyncSession, clients: int = 50) -> list[DemoUser] | None:
     """Fills an empty database; returns the users made, or None if it had users."""
     if await session.scalar(select(func.count()).select_from(User)):
@@ -201,6 +214,7 @@ async def seed_demo(session: AsyncSession, clients: int = 50) -> list[DemoUser] 
                 "agents": [author.extension] if author.extension else [],
             },
         )
+    await seed_shifts(session, users)
     await seed_sales(
         session,
         admin,

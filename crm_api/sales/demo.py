@@ -4,7 +4,7 @@ calendar and the reports have something to show."""
 from __future__ import annotations
 
 import random
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +15,6 @@ from crm_api.platform.db.base import utcnow
 from crm_api.sales import service as deals
 from crm_api.sales.models import SalesPlan, StageKind
 from crm_api.sales.types import NewDeal
-from crm_api.schedules import service as schedules
 from crm_api.tasks.models import Task
 
 TITLES = ("Поставка оборудования", "Годовой сервис", "Пробная партия", "Расширение лицензии")
@@ -31,13 +30,6 @@ async def seed_sales(
     rng: random.Random,
 ) -> None:
     now = utcnow()
-    # Day shifts on weekdays for the managers, a night shift for one of them.
-    for m in managers:
-        for weekday in range(5):
-            await schedules.add_shift(session, m.id, weekday, time(9), time(18), False)
-    if night is not None:
-        for weekday in range(7):
-            await schedules.add_shift(session, night.id, weekday, time(21), time(9), True)
     month = now.date().replace(day=1)
     for m in [*managers, *([night] if night else [])]:
         session.add(SalesPlan(user_id=m.id, month=month, amount_minor=50_000_000))
