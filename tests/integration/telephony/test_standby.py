@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
@@ -263,12 +263,16 @@ async def commands(process: HeadlessProcess, outcome: str) -> float:
     return metrics.total("callcard_pbx_commands_total", outcome=outcome) if metrics else -1
 
 
+async def _equals(value: Awaitable[int], expected: int) -> bool:
+    return await value == expected
+
+
 async def test_a_click_no_telephony_takes_in_time_fails_clearly_and_never_runs_later(
     settings: Settings, pbx: AmiSimulator, actors: dict[Role, Actor], tmp_path: Path
 ) -> None:
     manager = actors[Role.MANAGER]
     redis = aredis.Redis.from_url(str(settings.redis_url))
-    async with worker(settings, tmp_path, "api", wait_s=3) as api:
+    async with worker(settings, tmp_path, "api", wait_s=5) as api:
         client = await new_client(api, manager)
         async with open_socket(ws_url(api), manager.token) as conn:
             sock = Socket(conn)
@@ -286,9 +290,8 @@ async def test_a_click_no_telephony_takes_in_time_fails_clearly_and_never_runs_l
                 )
             )
             await redis.xgroup_create(COMMANDS_STREAM, GROUP, id="0", mkstream=True)
-            read = await wait_for(
-                lambda: redis.xreadgroup(GROUP, CONSUMER, {COMMANDS_STREAM: ">"}, count=10)
-            )
+            await wait_for(lambda: _equals(redis.xlen(COMMANDS_STREAM), 2))
+            read = await redis.xreadgroup(GROUP, CONSUMER, {COMMANDS_STREAM: ">"}, count=10)
             assert len(read[0][1]) == 2  # the expired click's and this one, neither acknowledged
 
             # Telephony comes up: the expired command is skipped, the one still waiting runs.
@@ -323,7 +326,7 @@ async def test_a_click_taken_by_an_active_that_dies_before_answering_says_so(
     to its own events rather than marked failed."""
     manager = actors[Role.MANAGER]
     redis = aredis.Redis.from_url(str(settings.redis_url))
-    async with worker(settings, tmp_path, "api", wait_s=2) as api:
+    async with worker(settings, tmp_path, "api", wait_s=5) as api:
         client = await new_client(api, manager)
         clicking = asyncio.create_task(click_to_call(api, manager, client))
         # This test is the active process: it reads the command, takes it, and dies.
