@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_api.calls.schemas import PopDeal, PopTask
 from crm_api.sales.models import Deal, DealStage, StageKind
 from crm_api.sales.money import from_minor
 from crm_api.tasks.models import Task
@@ -14,7 +13,7 @@ from crm_api.tasks.models import Task
 CARD_ITEMS = 5
 
 
-async def open_deals(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
+async def open_deals(session: AsyncSession, client_id: int) -> list[PopDeal]:
     rows = await session.execute(
         select(Deal.id, Deal.title, Deal.amount_minor, Deal.currency, Deal.stage_id, DealStage.name)
         .join(DealStage, DealStage.id == Deal.stage_id)
@@ -23,19 +22,19 @@ async def open_deals(session: AsyncSession, client_id: int) -> list[dict[str, An
         .limit(CARD_ITEMS)
     )
     return [
-        {
-            "id": deal_id,
-            "title": title,
-            "amount": str(from_minor(minor)),
-            "currency": currency,
-            "stage_id": stage_id,
-            "stage": stage,
-        }
+        PopDeal(
+            id=deal_id,
+            title=title,
+            amount=str(from_minor(minor)),
+            currency=currency,
+            stage_id=stage_id,
+            stage=stage,
+        )
         for deal_id, title, minor, currency, stage_id, stage in rows
     ]
 
 
-async def open_tasks(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
+async def open_tasks(session: AsyncSession, client_id: int) -> list[PopTask]:
     rows = await session.execute(
         select(Task.id, Task.title, Task.due_at, Task.assignee_id, Task.deal_id)
         .where(Task.client_id == client_id, Task.done_at.is_(None))
@@ -43,12 +42,6 @@ async def open_tasks(session: AsyncSession, client_id: int) -> list[dict[str, An
         .limit(CARD_ITEMS)
     )
     return [
-        {
-            "id": task_id,
-            "title": title,
-            "due_at": due.isoformat() if due else None,
-            "assignee_id": assignee_id,
-            "deal_id": deal_id,
-        }
+        PopTask(id=task_id, title=title, due_at=due, assignee_id=assignee_id, deal_id=deal_id)
         for task_id, title, due, assignee_id, deal_id in rows
     ]

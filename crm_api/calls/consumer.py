@@ -24,17 +24,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm.interfaces import ORMOption
 
 from crm_api.accounts.models import User
 from crm_api.calls import followup, recordings
 from crm_api.calls.frames import Frames, call_data, publish, push
 from crm_api.calls.models import Call, CallParticipant, Recording, has_sound
-from crm_api.calls.popup import card_summary
+from crm_api.calls.popup import NOBODY, caller_card
 from crm_api.clients import phones
 from crm_api.clients import service as clients_domain
 from crm_api.clients.models import Client
-from crm_api.clients.service import SUMMARY_LOAD
 from crm_api.clients.timeline import service as communications
 from crm_api.clients.timeline.models import CommDirection, CommKind
 from crm_api.platform.errors import DuplicateContact
@@ -62,7 +60,7 @@ class _Prepared:
     """An inbound call's pop, made at its start."""
 
     client_id: int
-    summary: dict[str, Any]
+    summary: dict[str, Any]  # the CallerCard, as the frame carries it
     call: dict[str, Any]  # call_state as the start left it
     popped: list[str]  # agents whose pop went out ahead of its commit
 
@@ -240,12 +238,10 @@ class CallService:
     def _e164(self, number: str | None) -> str | None:
         return phones.try_normalize(number, self._region)
 
-    async def _client_for(
-        self, session: AsyncSession, call: Call, load: Sequence[ORMOption] = SUMMARY_LOAD
-    ) -> tuple[Client | None, bool]:
+    async def _client_for(self, session: AsyncSession, call: Call) -> tuple[Client | None, bool]:
         """The card of the external party; a fresh card for an unknown number, named
-        after the caller when the PBX gave a person's name. `load`: what the caller reads
-        besides the card's own columns (the pop: its manager and company)."""
+        after the caller when the PBX gave a person's name. Its own columns only, no
+        related objects: the pop's summary is one query of its own."""
         if call.direction == ev.Direction.INTERNAL:
             return None, False
         number = call.caller if call.direction == ev.Direction.INBOUND else call.callee
@@ -254,19 +250,19 @@ class CallService:
             return None, False
         if call.client_id is not None:
             # From the session when an earlier event of the run loaded it.
-            client = await session.get(Client, call.client_id, options=load)
+            client = await session.get(Client, call.client_id)
             if client is not None:
                 return client, False
         name = call.caller_name if call.direction == ev.Direction.INBOUND else None
         try:
             client, created = await clients_domain.find_or_create_by_phone(
-                session, e164, source_code="incoming_call", name=name, load=load
+                session, e164, source_code="incoming_call", name=name, load=()
             )
         except (IntegrityError, DuplicateContact):
             # Another call from the same new number made its card at the same moment (its
             # savepoint is undone, this transaction goes on): that card is the one.
             client, created = await clients_domain.find_or_create_by_phone(
-                session, e164, source_code="incoming_call", name=name, load=load
+                session, e164, source_code="incoming_call", name=name, load=()
             )
         call.client_id = client.id
         return client, created
@@ -292,7 +288,7 @@ class CallService:
             call.state = "ringing"
         client, _ = await self._client_for(session, call)
         if client is not None and call.direction == ev.Direction.INBOUND:
-            summary = await card_summary(session, client)
+            summary = (await caller_card(session, client)).model_dump(mode="json")
             await self._read_extensions(session)
             earlier = self._prepared.get(event.call_id)
             popped = earlier.popped if earlier is not None else []
@@ -333,9 +329,8 @@ class CallService:
         if prepared is not None and call.client_id == prepared.client_id:
             return prepared.summary
         client, _ = await self._client_for(session, call)
-        if client is None:
-            return {"client": None, "communications": [], "deals": [], "tasks": []}
-        return await card_summary(session, client)
+        card = NOBODY if client is None else await caller_card(session, client)
+        return card.model_dump(mode="json")
 
     async def _ringing(self, session: AsyncSession, call: Call, event: ev.CallRinging) -> Frames:
         if event.caller and call.direction == ev.Direction.INBOUND:
@@ -422,8 +417,7 @@ class CallService:
                 call.agents = [*call.agents, agent]
         call.answered_by = call.answered_by or event.answered_by
         call.failure = event.reason or call.failure
-        # The end reads the card's id and manager id only: no joins, no related objects.
-        client, _ = await self._client_for(session, call, load=())
+        client, _ = await self._client_for(session, call)
         found = (await session.scalars(select(Recording).where(Recording.call_id == call.id))).all()
         offered = [r for r in found if event.talk_s > 0 and self._offered(r)]
         answered_user = await self._user_by_extension(session, call.answered_by)

@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import Field
 
+from crm_api.clients.schemas import ClientSummary
+from crm_api.clients.timeline.schemas import CommunicationPublic
 from crm_api.platform.schemas import ApiModel, Id
 
 # What came of a call, picked after it: one word the UI translates.
@@ -85,3 +87,36 @@ class CallScoreIn(ApiModel):
 
 
 CallDisposition = Literal["answered", "missed", "busy", "abandoned", "failed"]
+
+
+class PopClient(ClientSummary):
+    """The caller's card in brief. `is_new`: a card the PBX made for an unknown number
+    that nobody has filled in yet (the operator gets the new-card form instead)."""
+
+    is_new: bool
+
+
+class PopDeal(ApiModel):
+    id: int
+    title: str
+    amount: str
+    currency: str
+    stage_id: int
+    stage: str
+
+
+class PopTask(ApiModel):
+    id: int
+    title: str
+    due_at: datetime | None
+    assignee_id: int | None
+    deal_id: int | None
+
+
+class CallerCard(ApiModel):
+    """What the operator sees of the caller the moment the phone rings."""
+
+    client: PopClient | None
+    communications: list[CommunicationPublic]
+    deals: list[PopDeal]
+    tasks: list[PopTask]

@@ -4,17 +4,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.accounts import audit
 from crm_api.accounts.models import Role, User
 from crm_api.accounts.permissions import Permission
-from crm_api.clients import lookup as client_lookup
 from crm_api.clients import notifier, phones
 from crm_api.clients import service as clients_domain
+from crm_api.clients import summary as summaries
 from crm_api.clients.models import Client
 from crm_api.clients.presenters import (
     client_public,
-    client_summary,
     communication_public,
     user_ref,
 )
@@ -40,9 +40,14 @@ async def publish_client(services: Services, session: SessionDep, client: Client
     """The card as it now is, also pushed to every socket watching it."""
     fresh = await clients_domain.load_card(session, client.id)
     assert fresh is not None
-    public = client_public(fresh, await clients_domain.contacts_of(session, fresh.id))
+    public = await _public(session, fresh)
     await notifier.client_updated(services.hub, public)
     return public
+
+
+async def _public(session: AsyncSession, client: Client) -> ClientPublic:
+    summary = await summaries.summary_of(session, client.id)
+    return client_public(summary, client, await clients_domain.contacts_of(session, client.id))
 
 
 @router.get("", operation_id="list_clients")
@@ -54,12 +59,11 @@ async def list_clients(
     page: PageNo = 1,
     page_size: PageSize = 25,
 ) -> Page[ClientSummary]:
-    rows, total = await clients_domain.search(
+    ids, total = await clients_domain.search(
         session, user, filters, services.settings.default_region, page=page, page_size=page_size
     )
-    return Page(
-        items=[client_summary(c) for c in rows], total=total, page=page, page_size=page_size
-    )
+    items = await summaries.summaries_of(session, ids)
+    return Page(items=items, total=total, page=page, page_size=page_size)
 
 
 @router.post("", status_code=201, operation_id="create_client")
@@ -88,7 +92,7 @@ async def lookup(
         e164 = phones.normalize(phone, services.settings.default_region)
     except phones.InvalidPhone as exc:
         raise InvalidInput("phone", f"invalid phone number {phone!r}") from exc
-    summary = await client_lookup.summary_by_phone(session, user, e164)
+    summary = await summaries.summary_by_phone(session, user, e164)
     if summary is None:
         raise NotFound(f"no client with phone {e164}", details={"phone": e164})
     return summary
@@ -97,7 +101,7 @@ async def lookup(
 @router.get("/{client_id}", operation_id="get_client")
 async def get_client(client_id: Id, session: ReadSessionDep, user: Reader) -> ClientPublic:
     client = await clients_domain.get_for(session, user, client_id)
-    return client_public(client, await clients_domain.contacts_of(session, client.id))
+    return await _public(session, client)
 
 
 @router.get("/{client_id}/card", operation_id="get_client_card")
@@ -108,7 +112,7 @@ async def get_card(client_id: Id, session: ReadSessionDep, user: Reader) -> Clie
         session, client_id, kind=None, page=1, page_size=CARD_COMMUNICATIONS
     )
     return ClientCard(
-        client=client_public(client, await clients_domain.contacts_of(session, client.id)),
+        client=await _public(session, client),
         communications=[communication_public(c) for c in rows],
         communications_total=total,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from crm_api.accounts.models import User
-from crm_api.clients.directories.schemas import DirectoryItem
 from crm_api.clients.models import Client
 from crm_api.clients.schemas import (
     ClientPublic,
@@ -22,30 +21,10 @@ def user_ref(user: User | None) -> UserRef | None:
     return UserRef(id=user.id, full_name=user.full_name) if user else None
 
 
-def client_summary(client: Client) -> ClientSummary:
-    return ClientSummary(
-        id=client.id,
-        kind=client.kind,
-        name=client.name,
-        company_id=client.company_id,
-        company_name=client.company.name if client.company else None,
-        primary_phone=client.phones[0].e164 if client.phones else None,
-        primary_email=client.emails[0].email if client.emails else None,
-        manager=user_ref(client.manager),
-        groups=[DirectoryItem.model_validate(g) for g in client.groups],
-        segment=DirectoryItem.model_validate(client.segment) if client.segment else None,
-        lead_source=DirectoryItem.model_validate(client.lead_source)
-        if client.lead_source
-        else None,
-        sms_opted_out=client.sms_opted_out,
-        created_at=client.created_at,
-        updated_at=client.updated_at,
-    )
-
-
-def client_public(client: Client, contacts: list[Client]) -> ClientPublic:
+def client_public(summary: ClientSummary, client: Client, contacts: list[Client]) -> ClientPublic:
+    """The whole card: its summary (`summary.summary_of`) and the rest of `client`."""
     return ClientPublic(
-        **client_summary(client).model_dump(),
+        **summary.model_dump(),
         phones=[PhonePublic.model_validate(p) for p in client.phones],
         emails=[EmailPublic.model_validate(e) for e in client.emails],
         position=client.position,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
@@ -46,8 +46,6 @@ ONE_CARD_LOAD = (
     joinedload(Client.emails),
     joinedload(Client.groups),
 )
-# What the screen-pop shows of a card: one query.
-SUMMARY_LOAD = (joinedload(Client.manager), joinedload(Client.company))
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,28 +442,32 @@ async def search(
     *,
     page: int,
     page_size: int,
-) -> tuple[list[Client], int]:
+) -> tuple[list[int], int]:
+    """The ids of one page of the cards `actor` may see that match, and how many match."""
     query = filtered(actor, filters, region)
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = await session.scalars(
+    ids = await session.scalars(
         _ordered(query, filters.sort)
-        .options(*CARD_LOAD)
+        .with_only_columns(Client.id)
         .offset((page - 1) * page_size)
         .limit(page_size)
     )
-    return list(rows.all()), total
+    return list(ids.all()), total
+
+
+def whose_number(e164: str) -> ColumnElement[bool]:
+    """Who is calling (or writing): the one query from a subscriber's E.164 number to their
+    card, as a condition on `Client` (one lookup on the unique E.164 index)."""
+    return (
+        Client.id == select(ClientPhone.client_id).where(ClientPhone.e164 == e164).scalar_subquery()
+    )
 
 
 async def find_by_phone(
     session: AsyncSession, e164: str, load: Sequence[ORMOption] = ONE_CARD_LOAD
 ) -> Client | None:
-    """The card of a subscriber; one indexed lookup on the unique E.164 column."""
-    result = await session.execute(
-        select(Client)
-        .join(ClientPhone, ClientPhone.client_id == Client.id)
-        .where(ClientPhone.e164 == e164)
-        .options(*load)
-    )
+    """The card of a subscriber."""
+    result = await session.execute(select(Client).where(whose_number(e164)).options(*load))
     return result.unique().scalar_one_or_none()
 
 

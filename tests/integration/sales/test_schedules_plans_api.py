@@ -169,7 +169,5 @@ async def test_screen_pop_lists_open_deals_and_tasks(
     async with db() as session:
         deals = await card_extras.open_deals(session, client["id"])
         tasks = await card_extras.open_tasks(session, client["id"])
-    assert [(d["id"], d["amount"], d["stage"]) for d in deals] == [
-        (open_deal["id"], "10.00", "Unsorted")
-    ]
-    assert [(t["id"], t["deal_id"]) for t in tasks] == [(task["id"], open_deal["id"])]
+    assert [(d.id, d.amount, d.stage) for d in deals] == [(open_deal["id"], "10.00", "Unsorted")]
+    assert [(t.id, t.deal_id) for t in tasks] == [(task["id"], open_deal["id"])]
