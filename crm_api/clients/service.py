@@ -369,7 +369,7 @@ async def contacts_of(session: AsyncSession, company_id: int) -> list[Client]:
 def _phone_match(fragment: str, region: str) -> Any:
     normalized = phones.try_normalize(fragment, region)
     if normalized is not None:  # a whole number: the unique index answers at once
-        return exists().where(ClientPhone.client_id == Client.id, ClientPhone.e164 == normalized)
+        return whose_number(normalized)
     search = phones.phone_search(fragment, region)
     match = ClientPhone.digits.contains(search.anywhere, autoescape=True)
     if search.prefix is not None:
@@ -457,7 +457,8 @@ async def search(
 
 def whose_number(e164: str) -> ColumnElement[bool]:
     """Who is calling (or writing): the one query from a subscriber's E.164 number to their
-    card, as a condition on `Client` (one lookup on the unique E.164 index)."""
+    card, as a condition on `Client` (one lookup on the unique E.164 index). The pop, the
+    calls journal, routing, the lookup, the search and inbound SMS all ask it."""
     return (
         Client.id == select(ClientPhone.client_id).where(ClientPhone.e164 == e164).scalar_subquery()
     )

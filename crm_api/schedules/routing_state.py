@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_api.accounts.models import Role, User
 from crm_api.calls.models import Call
 from crm_api.clients import phones
-from crm_api.clients.models import Client, ClientPhone
+from crm_api.clients.models import Client
+from crm_api.clients.service import whose_number
 from crm_api.schedules import service as schedules
 from crm_api.schedules.models import RouteAsk, RouteCounter
 from crm_api.schedules.routing import (
@@ -188,13 +189,6 @@ async def _roster(
     return roster
 
 
-def _e164(caller: str, region: str) -> str | None:
-    try:
-        return phones.normalize(caller, region)
-    except phones.InvalidPhone:
-        return None  # withheld or garbage caller id: no owner to prefer
-
-
 async def agents_and_owner(
     sessions: async_sessionmaker[AsyncSession],
     session: AsyncSession,
@@ -218,13 +212,11 @@ async def agents_and_owner(
         Call.started_at > now - LIVE_CALL_HORIZON,
         func.coalesce(Call.pbx_call_id, "") != call_id,
     )
-    e164 = _e164(caller, region)
+    e164 = phones.try_normalize(caller, region)  # withheld or garbage: no owner to prefer
     query = (
         union_all(
             busy_q,
-            select(literal("owner"), Client.manager_id)
-            .join(ClientPhone, ClientPhone.client_id == Client.id)
-            .where(ClientPhone.e164 == e164),
+            select(literal("owner"), Client.manager_id).where(whose_number(e164)),
         )
         if e164 is not None
         else busy_q
