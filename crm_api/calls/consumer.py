@@ -26,9 +26,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_api.accounts.models import User
-from crm_api.calls import followup, recordings
-from crm_api.calls.frames import Frames, call_data, publish, push
+from crm_api.calls import followup, notifier, recordings
 from crm_api.calls.models import Call, CallParticipant, Recording, has_sound
+from crm_api.calls.notifier import Frames, call_data
 from crm_api.calls.popup import NOBODY, caller_card
 from crm_api.clients import phones
 from crm_api.clients import service as clients_domain
@@ -96,8 +96,7 @@ class CallService:
         call's next run waits for the push, so the call's later frames follow it."""
         early = self._early_pop(event)
         if early is not None:
-            data, users = early
-            pushing = push(self._hub, "call.ringing", data, users)
+            pushing = notifier.push(self._hub, early)
             pushes = self._pushing.setdefault(event.call_id, [])
             pushes.append((event.agent, asyncio.create_task(pushing)))
 
@@ -126,7 +125,7 @@ class CallService:
         for frame in frames:
             while True:
                 try:
-                    await publish(self._hub, [frame])
+                    await notifier.publish(self._hub, [frame])
                     break
                 except Exception as exc:
                     if not is_outage(exc):
@@ -148,7 +147,7 @@ class CallService:
             if isinstance(outcome, BaseException):
                 raise outcome
 
-    def _early_pop(self, event: ev.CallRinging) -> tuple[dict[str, Any], list[int]] | None:
+    def _early_pop(self, event: ev.CallRinging) -> notifier.Outgoing | None:
         """The pop of a call prepared here, to an agent whose user is known, once."""
         prepared = self._prepared.get(event.call_id)
         if prepared is None or event.agent in prepared.popped:
@@ -157,15 +156,12 @@ class CallService:
         if user_id is None:
             return None  # not a known agent's phone: the transaction finds out who it is
         prepared.popped.append(event.agent)
-        data = {
+        call = {
             **prepared.call,
             "caller": event.caller or prepared.call["caller"],
             "ringing": [*prepared.call["ringing"], *prepared.popped],
-            "agent": event.agent,
-            "agent_user_id": user_id,
-            **prepared.summary,
         }
-        return data, [user_id]
+        return notifier.ringing(call, event.agent, user_id, prepared.summary)
 
     async def _apply(self, session: AsyncSession, event: ev.CallEvent) -> Frames:
         call = await self._call_for(session, event)
@@ -194,12 +190,9 @@ class CallService:
             return []
         if isinstance(event, ev.OriginateFailed):
             call.state, call.failure, call.ended_at = "failed", event.reason, event.at
-            users = [call.user_id] if call.user_id else []
-            return [("call.failed", call_data(call, reason=event.reason), users)]
+            return [notifier.failed(call, event.reason)]
         if isinstance(event, ev.CallDialling):
-            # The manager picked up: the client's number is being dialled.
-            users = [call.user_id] if call.user_id else []
-            return [("call.dialling", call_data(call), users)]
+            return [notifier.dialling(call)]
         return []
 
     async def _call_for(self, session: AsyncSession, event: ev.CallEvent) -> Call:
@@ -346,11 +339,8 @@ class CallService:
         if prepared is not None and event.agent in prepared.popped:
             return []  # popped ahead of this commit
         agent = await self._user_by_extension(session, event.agent)
-        data: dict[str, Any] = call_data(call, agent=event.agent)
-        if agent is not None:
-            data["agent_user_id"] = agent.id
-        data.update(await self._summary(session, call, event.call_id))
-        return [("call.ringing", data, [agent.id] if agent else [])]
+        card = await self._summary(session, call, event.call_id)
+        return [notifier.ringing(call_data(call), event.agent, agent.id if agent else None, card)]
 
     async def _answered(self, session: AsyncSession, call: Call, event: ev.CallAnswered) -> Frames:
         agent_ext = event.agent
@@ -367,7 +357,7 @@ class CallService:
         if agent is not None and call.user_id is None:
             call.user_id = agent.id
         users = [agent.id] if agent else ([call.user_id] if call.user_id else [])
-        return [("call.answered", call_data(call, agent=agent_ext), users)]
+        return [notifier.answered(call, agent_ext, users)]
 
     async def _participants(self, session: AsyncSession, call: Call) -> None:
         """Who talked, each by the user their extension belonged to now (a transfer's
@@ -474,15 +464,13 @@ class CallService:
                     session, call=call, client=client, assignee_id=responsible, at=event.at
                 )
                 call.callback_task_id = task.id
-                missed = call_data(call, client_id=client.id, assignee_id=responsible)
-                frames.append(("call.missed", missed, [responsible]))
+                frames.append(notifier.missed(call, client.id, responsible))
         # Everyone whose phone rang sees the call end, not only who owns the follow-up.
         rung = [await self._user_by_extension(session, ext) for ext in call.ringing]
         users = sorted(
             {u for u in (call.user_id, responsible, *(a.id for a in rung if a)) if u is not None}
         )
-        ended = call_data(call, client_id=client.id if client else None)
-        return [("call.ended", ended, users), *frames]
+        return [notifier.ended(call, client.id if client else None, users), *frames]
 
     def _offered(self, recording: Recording) -> bool:
         size = recordings.size_of(self._recordings_dir, recording.file_name)

@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.accounts import audit
 from crm_api.accounts.models import User
 from crm_api.accounts.permissions import Permission, allowed
-from crm_api.calls import followup, recordings
+from crm_api.calls import followup, notifier, recordings
 from crm_api.calls.access import may_hear
 from crm_api.calls.commands import NO_REPLY
-from crm_api.calls.frames import call_public, publish
 from crm_api.calls.models import Call, Recording, has_sound, recording_state
+from crm_api.calls.notifier import call_public
 from crm_api.calls.pipeline import CallEventSink, make_stream
 from crm_api.calls.schemas import CallbackPublic, CallPublic, MissedCallPublic
 from crm_api.clients import service as clients_domain
@@ -146,7 +146,7 @@ async def originate_call(
         session.add(call)
         await session.commit()
         public = call_public(call)
-    await publish(services.hub, [("call.originating", public.model_dump(mode="json"), [user.id])])
+    await notifier.publish(services.hub, [notifier.originating(public, user.id)])
     request = OriginateRequest(
         crm_call_id=call.crm_call_id or "", agent=user.extension, number=phone.e164.lstrip("+")
     )

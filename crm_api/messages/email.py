@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_api.clients.models import Client
+from crm_api.messages import notifier
 from crm_api.messages.models import OutboxMessage
 from crm_api.messages.outbox import claim_due, retry_later, set_status
 from crm_api.platform.db.base import utcnow
@@ -133,19 +134,7 @@ class EmailService:
             )
             await session.commit()
         if status is not None:
-            users = {u for u in (message.user_id, manager) if u is not None}
-            await self.hub.notify(
-                "email.status",
-                {
-                    "outbox_id": message.id,
-                    "communication_id": message.communication_id,
-                    "client_id": message.client_id,
-                    "status": status,
-                    "error": error,
-                },
-                users=users,
-                client_id=message.client_id,
-            )
+            await notifier.email_status(self.hub, message, status, error, manager)
 
 
 async def start_email(services: Services) -> Callable[[], Awaitable[None]]:

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from crm_api.accounts.models import Role
 from crm_api.platform.db.base import utcnow
+from crm_api.platform.realtime.frames import FrameModel
 from crm_api.platform.realtime.hub import Hub
 from crm_api.platform.settings import Settings
 
@@ -39,11 +40,16 @@ class LinksPublic(BaseModel):
     email: LinkPublic
 
 
-class LinkStatusFrame(BaseModel):
-    """The `link.status` frame: one link changed."""
+class LinkStatus(BaseModel):
+    """One link changed."""
 
     name: LinkName
     link: LinkPublic
+
+
+class LinkStatusFrame(FrameModel):
+    type: Literal["link.status"] = "link.status"
+    data: LinkStatus
 
 
 class LinkBoard:
@@ -85,10 +91,8 @@ class LinkBoard:
         link = LinkPublic(configured=True, up=up, since=utcnow())
         self._local[name] = link
         await self._store(name, link)
-        frame = LinkStatusFrame(name=name, link=link)
-        await self._hub.notify(
-            "link.status", frame.model_dump(mode="json"), roles=[r.value for r in Role]
-        )
+        data = LinkStatus(name=name, link=link).model_dump(mode="json")
+        await self._hub.notify(LinkStatusFrame.name(), data, roles=[r.value for r in Role])
         return True
 
     async def _store(self, name: LinkName, link: LinkPublic) -> None:

@@ -1,4 +1,6 @@
-"""A WebSocket client for tests: collects frames, waits for one of a type."""
+"""A WebSocket client for tests: collects frames, waits for one of a type. Every frame it
+receives must match its model in `crm_api.frames.Frame` (what the OpenAPI document tells
+the web app), or the test fails."""
 
 from __future__ import annotations
 
@@ -6,18 +8,32 @@ import asyncio
 import json
 from typing import Any
 
+from pydantic import TypeAdapter
 from websockets.asyncio.client import ClientConnection, connect
+
+from crm_api.frames import Frame
+
+FRAMES: TypeAdapter[Frame] = TypeAdapter(Frame)
+
+
+def _checked(raw: str | bytes) -> dict[str, Any]:
+    frame: dict[str, Any] = json.loads(raw)
+    FRAMES.validate_python(frame)
+    return frame
 
 
 class Socket:
-    def __init__(self, conn: ClientConnection) -> None:
+    def __init__(self, conn: ClientConnection, *, checked: bool = True) -> None:
+        """`checked=False`: a test of the transport itself, publishing made-up frames."""
         self.conn = conn
+        self.checked = checked
         self.frames: list[dict[str, Any]] = []
 
     async def next_of(self, type_: str, within: float = 10.0) -> dict[str, Any]:
         async with asyncio.timeout(within):
             while True:
-                frame = json.loads(await self.conn.recv())
+                raw = await self.conn.recv()
+                frame = _checked(raw) if self.checked else json.loads(raw)
                 self.frames.append(frame)
                 if frame["type"] == type_:
                     return frame
@@ -31,7 +47,7 @@ class Socket:
         try:
             async with asyncio.timeout(seconds):
                 while True:
-                    got.append(json.loads(await self.conn.recv()))
+                    got.append(_checked(await self.conn.recv()))
         except TimeoutError:
             pass
         return got

@@ -21,6 +21,7 @@ from crm_api.clients.list_models import SavedView
 from crm_api.clients.models import Client
 from crm_api.clients.service import filtered
 from crm_api.clients.types import ClientFilters
+from crm_api.messages import notifier
 from crm_api.messages.models import BulkSend, OutboxMessage
 from crm_api.messages.outbox import FINAL as FINAL_STATES
 from crm_api.messages.outbox import enqueue
@@ -181,10 +182,10 @@ class ProgressNotifier:
                 bulk.status = "done"
                 bulk.finished_at = utcnow()
                 await session.commit()
-            data = {"bulk_id": bulk_id, "status": bulk.status, **counts.as_dict()}
-        await self.hub.notify("sms.bulk.progress", data, users=[bulk.user_id])
-        if done:
-            await self.hub.notify("sms.bulk.done", data, users=[bulk.user_id])
+            progress = notifier.BulkProgress(
+                bulk_id=bulk_id, status=bulk.status, **counts.as_dict()
+            )
+        await notifier.bulk_progress(self.hub, progress, bulk.user_id, done=done)
 
     async def close(self) -> None:
         for task in list(self._scheduled.values()):

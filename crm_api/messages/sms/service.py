@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_api.clients.models import Client
 from crm_api.clients.timeline.models import Communication
+from crm_api.messages import notifier
 from crm_api.messages.models import OutboxMessage
 from crm_api.messages.outbox import CLAIM_FOR, claim_due_rows, renew_claims
 from crm_api.messages.sms import bulk as bulk_sends
@@ -52,7 +53,6 @@ from sms_gateway.receipts import receipt_of_state
 from sms_gateway.types import DeliveryReceipt, InboundSms
 
 log = logging.getLogger(__name__)
-NOTIFY_ROLES = ("operator", "supervisor")  # who hears of a text nobody manages yet
 # A receipt can outrun the commit of its own submit: it waits this long unanswered, then
 # it is answered (an SMSC stalls when its receipts go unanswered) and kept in memory as
 # an orphan, matched again every second for ORPHAN_TTL.
@@ -380,7 +380,7 @@ class SmsService:
             await self._publish_changes(changes)
             for r in received:
                 if not r.again:
-                    await self._publish_received(r)
+                    await notifier.sms_received(self.hub, r)
 
     async def _retry_orphans(self, now: float) -> None:
         receipts = [r for r, _ in self._orphans.values()]
@@ -523,20 +523,7 @@ class SmsService:
                 bulks.add(m.bulk_id)
                 continue  # a bulk send reports progress, not thousands of frames
             manager = m.manager_id if m.manager_known else managers.get(m.client_id)
-            users = {u for u in (m.user_id, manager) if u is not None}
-            await self.hub.notify(
-                "sms.status",
-                {
-                    "outbox_id": m.id,
-                    "communication_id": m.communication_id,
-                    "client_id": m.client_id,
-                    "status": change.status,
-                    "error": m.last_error if change.status != "submitted" else None,
-                    "parts": m.parts,
-                },
-                users=users,
-                client_id=m.client_id,
-            )
+            await notifier.sms_status(self.hub, change, manager)
         for bulk_id in bulks:
             await self._progress.changed(bulk_id)
 
@@ -546,21 +533,3 @@ class SmsService:
                 select(Client.id, Client.manager_id).where(Client.id.in_(client_ids))
             )
             return {cid: mid for cid, mid in rows.all()}
-
-    async def _publish_received(self, r: Received) -> None:
-        manager = r.client.manager_id
-        await self.hub.notify(
-            "sms.received",
-            {
-                "client_id": r.client.id,
-                "client_name": r.client.name,
-                "communication_id": r.communication.id,
-                "from": r.communication.details.get("from"),
-                "text": r.communication.body,
-                "new_card": r.new_card,
-                "opted_out": r.opted_out,
-            },
-            users=[manager] if manager else [],
-            roles=() if manager else NOTIFY_ROLES,
-            client_id=r.client.id,
-        )

@@ -1,4 +1,5 @@
-"""What travels to browsers: a typed frame and the audience it is meant for."""
+"""What travels to browsers: a typed frame and the audience it is meant for, and the
+models that document each type of frame (`FrameModel`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
+
 from crm_api.platform.db.base import utcnow
+
+
+class FrameModel(BaseModel):
+    """A frame as /ws sends it. One subclass per frame type, beside its publisher (a
+    feature's `notifier.py`), sets `type` to a one-value Literal and `data` to its model;
+    `crm_api.frames` lists them all, and the OpenAPI document carries the union as `Frame`
+    so the web app's frame types are generated."""
+
+    id: str | None = None  # orders frames for `?since=`; None: a control frame of /ws
+    ts: datetime | None = None
+
+    @classmethod
+    def name(cls) -> str:
+        """The frame's `type`."""
+        return str(cls.model_fields["type"].default)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ValidationError
@@ -23,7 +23,7 @@ from crm_api.platform.deps import (
     get_services,
     same_origin,
 )
-from crm_api.platform.realtime.frames import frame_key
+from crm_api.platform.realtime.frames import FrameModel, frame_key
 from crm_api.platform.realtime.hub import Connection
 
 router = APIRouter()
@@ -39,8 +39,65 @@ class ClientMessage(BaseModel):
     data: dict[str, object] = {}
 
 
-def _control(type_: str, data: dict[str, object] | None = None) -> str:
-    return json.dumps({"id": None, "type": type_, "data": data or {}, "ts": None})
+# The socket's own frames (no `id`: not in the backlog, never replayed).
+class Hello(BaseModel):
+    user_id: int
+
+
+class ClientRef(BaseModel):
+    client_id: int
+
+
+class Problem(BaseModel):
+    message: str
+
+
+class Nothing(BaseModel):
+    pass
+
+
+class HelloFrame(FrameModel):
+    """Sent once the replay of `?since=` is over: frames from here on are live."""
+
+    type: Literal["hello"] = "hello"
+    data: Hello
+
+
+class PongFrame(FrameModel):
+    type: Literal["pong"] = "pong"
+    data: Nothing
+
+
+class ResyncFrame(FrameModel):
+    """`?since=` is older than the backlog: refetch instead."""
+
+    type: Literal["resync"] = "resync"
+    data: Nothing
+
+
+class WatchingFrame(FrameModel):
+    type: Literal["watching"] = "watching"
+    data: ClientRef
+
+
+class UnwatchedFrame(FrameModel):
+    """The card is no longer this user's to see: its frames stop."""
+
+    type: Literal["unwatched"] = "unwatched"
+    data: ClientRef
+
+
+class ErrorFrame(FrameModel):
+    type: Literal["error"] = "error"
+    data: Problem
+
+
+def _control(frame: FrameModel) -> str:
+    return frame.model_dump_json()
+
+
+def _error(message: str) -> str:
+    return _control(ErrorFrame(data=Problem(message=message)))
 
 
 Recheck = Callable[[], Awaitable[User | None]]
@@ -72,7 +129,7 @@ async def _sender(
                 continue
             if not await _may_see(services, conn.user_id, client_id):
                 conn.watching.discard(client_id)
-                await ws.send_text(_control("unwatched", {"client_id": client_id}))
+                await ws.send_text(_control(UnwatchedFrame(data=ClientRef(client_id=client_id))))
                 continue
         await ws.send_text(frame.wire())
 
@@ -103,14 +160,14 @@ async def _receiver(ws: WebSocket, conn: Connection, services: Services) -> None
         try:
             message = ClientMessage.model_validate_json(raw)
         except ValidationError:
-            await ws.send_text(_control("error", {"message": "malformed frame"}))
+            await ws.send_text(_error("malformed frame"))
             continue
         if message.type == "ping":
-            await ws.send_text(_control("pong"))
+            await ws.send_text(_control(PongFrame(data=Nothing())))
         elif message.type in ("watch", "unwatch"):
             client_id = message.data.get("client_id")
             if not isinstance(client_id, int):
-                await ws.send_text(_control("error", {"message": "client_id must be a number"}))
+                await ws.send_text(_error("client_id must be a number"))
                 continue
             if message.type == "unwatch":
                 conn.watching.discard(client_id)
@@ -118,12 +175,12 @@ async def _receiver(ws: WebSocket, conn: Connection, services: Services) -> None
             async with services.sessions() as session:
                 may = await may_watch_client(session, conn.user_id, client_id)
             if not may:
-                await ws.send_text(_control("error", {"message": f"cannot watch #{client_id}"}))
+                await ws.send_text(_error(f"cannot watch #{client_id}"))
                 continue
             conn.watching.add(client_id)
-            await ws.send_text(_control("watching", {"client_id": client_id}))
+            await ws.send_text(_control(WatchingFrame(data=ClientRef(client_id=client_id))))
         else:
-            await ws.send_text(_control("error", {"message": f"unknown type {message.type!r}"}))
+            await ws.send_text(_error(f"unknown type {message.type!r}"))
 
 
 @router.websocket("/ws")
@@ -150,13 +207,13 @@ async def websocket(ws: WebSocket) -> None:
         if since:
             missed = await services.hub.bus.since(since)
             if missed is None:
-                await ws.send_text(_control("resync"))
+                await ws.send_text(_control(ResyncFrame(data=Nothing())))
             else:
                 for frame in missed:
                     if conn.wants(frame, live=False):
                         await ws.send_text(frame.wire())
                     last_replayed = frame.id
-        await ws.send_text(_control("hello", {"user_id": user.id}))
+        await ws.send_text(_control(HelloFrame(data=Hello(user_id=user.id))))
 
         async def recheck() -> User | None:
             return await authorized_user(services, found.token, found.source)

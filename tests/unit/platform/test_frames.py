@@ -1,9 +1,13 @@
 import json
 
+from pydantic import TypeAdapter
+
 from crm_api.platform.realtime.frames import Audience, Frame
 
 
-def test_a_frame_is_encoded_for_browsers_once_and_carries_the_id_the_backlog_gave_it() -> None:
+def test_a_frame_is_encoded_for_browsers_once_and_carries_the_id_the_backlog_gave_it() -> (
+    None
+):
     frame = Frame(type="call.ringing", data={"caller": "Иван"}, audience=Audience())
     first = frame.wire()
     assert frame.wire() is first  # every socket of the audience sends the same text
@@ -11,4 +15,17 @@ def test_a_frame_is_encoded_for_browsers_once_and_carries_the_id_the_backlog_gav
     wire = json.loads(published.wire())
     assert wire["id"] == "1700000000000-3" and wire["data"] == {"caller": "Иван"}
     assert "Иван" in published.wire()  # readable, not \u-escaped
-    assert published == Frame.decode(published.encode())  # the cache is no part of a frame
+    assert published == Frame.decode(
+        published.encode()
+    )  # the cache is no part of a frame
+
+
+def test_every_frame_model_is_in_the_documented_union() -> None:
+    import crm_api.app  # noqa: F401  (every feature, so every frame model, is imported)
+    from crm_api.frames import Frame
+    from crm_api.platform.realtime.frames import FrameModel
+
+    union = TypeAdapter(Frame).json_schema(ref_template="{model}")
+    listed = set(union["discriminator"]["mapping"])
+    defined = {model.name() for model in FrameModel.__subclasses__()}
+    assert defined == listed and len(listed) > 20
