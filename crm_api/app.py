@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crm_api.accounts import auth_http as auth
@@ -20,6 +21,7 @@ from crm_api.clients import http as clients
 from crm_api.clients import views_http as views
 from crm_api.clients.directories import http as directories
 from crm_api.clients.timeline import http as communications
+from crm_api.frames import Frame
 from crm_api.messages import http as messages
 from crm_api.platform import health, metrics_http, openapi
 from crm_api.platform.boundary import KIB, BodyLimits, BoundaryGuard
@@ -118,7 +120,7 @@ def create_app(settings: Settings | None = None, features: tuple[Feature, ...] =
         lifespan=lifespan,
     )
     _install_error_handlers(app)
-    openapi.install(app)
+    openapi.install(app, TypeAdapter(Frame))
     app.add_middleware(BoundaryGuard, limits=_body_limits(settings))
     app.add_middleware(SecurityHeaders)
     app.add_middleware(HttpTiming, metrics=metrics)

@@ -1,7 +1,8 @@
 """The OpenAPI document says what the API really answers: every error leaves as
 `ErrorResponse` (not FastAPI's `HTTPValidationError`), a route behind a login may answer
 403, and any route 400, 401, 404,
-409, 413, 422 or 503."""
+409, 413, 422 or 503. It also carries what `/ws` sends, the component `Frame` (one model
+per frame type, told apart by `type`), which no HTTP route answers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import TypeAdapter
 
 from crm_api.platform.schemas import ErrorResponse
 
@@ -23,10 +25,19 @@ _ANY_ROUTE = {
     "503": "a backend is unavailable (the PBX, the database)",
 }
 _LOGGED_IN = {"403": "not allowed for this role"}
+_COMPONENT = "#/components/schemas/{model}"
 
 
-def _documented(schema: dict[str, Any]) -> dict[str, Any]:
+def _with_frames(components: dict[str, Any], frames: TypeAdapter[Any]) -> None:
+    union = frames.json_schema(mode="serialization", ref_template=_COMPONENT)
+    for name, sub in union.pop("$defs", {}).items():
+        components.setdefault(name, sub)  # a model the HTTP side shows too is the same one
+    components["Frame"] = {"description": "A frame of the /ws socket.", **union}
+
+
+def _documented(schema: dict[str, Any], frames: TypeAdapter[Any]) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
+    _with_frames(components, frames)
     for name, sub in (
         ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
         .pop("$defs", {})
@@ -53,7 +64,9 @@ def _documented(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, frames: TypeAdapter[Any]) -> None:
+    """`frames`: of the union of every frame model (`crm_api.frames.Frame`)."""
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             app.openapi_schema = _documented(
@@ -62,7 +75,8 @@ def install(app: FastAPI) -> None:
                     version=app.version,
                     routes=app.routes,
                     description=app.description,
-                )
+                ),
+                frames,
             )
         return app.openapi_schema
 

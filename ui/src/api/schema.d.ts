@@ -2708,6 +2708,1124 @@ export interface components {
             /** Is Active */
             is_active?: boolean | null;
         };
+        /** BulkProgress */
+        BulkProgress: {
+            /** Bulk Id */
+            bulk_id: number;
+            /** Status */
+            status: string;
+            /** Total */
+            total: number;
+            /** Pending */
+            pending: number;
+            /** Sent */
+            sent: number;
+            /** Delivered */
+            delivered: number;
+            /** Failed */
+            failed: number;
+        };
+        /** CallAnswered */
+        CallAnswered: {
+            /** Id */
+            id: number;
+            /** Call Id */
+            call_id: string | null;
+            /** Client Id */
+            client_id: number | null;
+            /** User Id */
+            user_id: number | null;
+            /** Direction */
+            direction: string;
+            /** State */
+            state: string;
+            /** Caller */
+            caller: string | null;
+            /** Callee */
+            callee: string | null;
+            /** Did */
+            did: string | null;
+            /** Ringing */
+            ringing: string[];
+            /** Agents */
+            agents: string[];
+            /** Answered By */
+            answered_by: string | null;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            /** Answered At */
+            answered_at: string | null;
+            /** Ended At */
+            ended_at: string | null;
+            /** Disposition */
+            disposition: string | null;
+            /**
+             * Unanswered
+             * @default null
+             */
+            unanswered?: string | null;
+            /**
+             * Queue
+             * @default null
+             */
+            queue?: string | null;
+            /**
+             * Caller Name
+             * @default null
+             */
+            caller_name?: string | null;
+            /** Ring S */
+            ring_s: number | null;
+            /** Talk S */
+            talk_s: number | null;
+            /** Talk By Agent */
+            talk_by_agent?: {
+                [key: string]: number;
+            };
+            /** Failure */
+            failure: string | null;
+            /**
+             * Recording Id
+             * @default null
+             */
+            recording_id?: number | null;
+            /**
+             * Recording
+             * @default null
+             */
+            recording?: ("playable" | "empty" | "missing") | null;
+            /**
+             * Callback Task Id
+             * @default null
+             */
+            callback_task_id?: number | null;
+            /** Score */
+            score: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Result
+             * @default null
+             */
+            result?: ("sale" | "interested" | "callback" | "info" | "not_interested" | "wrong_number") | null;
+            /** Agent */
+            agent: string | null;
+        };
+        /** CallAnsweredFrame */
+        CallAnsweredFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "call.answered";
+            data: components["schemas"]["CallAnswered"];
+        };
+        /**
+         * CallDiallingFrame
+         * @description The manager picked up: the client's number is being dialled.
+         */
+        CallDiallingFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "call.dialling";
+            data: components["schemas"]["CallPublic"];
+        };
+        /** CallEndedFrame */
+        CallEndedFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "call.ended";
+            data: components["schemas"]["CallPublic"];
+        };
+        /** CallFailed */
+        CallFailed: {
+            /** Id */
+            id: number;
+            /** Call Id */
+            call_id: string | null;
+            /** Client Id */
+            client_id: number | null;
+            /** User Id */
+            user_id: number | null;
+            /** Direction */
+            direction: string;
+            /** State */
+            state: string;
+            /** Caller */
+            caller: string | null;
+            /** Callee */
+            callee: string | null;
+            /** Did */
+            did: string | null;
+            /** Ringing */
+            ringing: string[];
+            /** Agents */
+            agents: string[];
+            /** Answered By */
+            answered_by: string | null;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            /** Answered At */
+            answered_at: string | null;
+            /** Ended At */
+            ended_at: string | null;
+            /** Disposition */
+            disposition: string | null;
+            /**
+             * Unanswered
+             * @default null
+             */
+            unanswered?: string | null;
+            /**
+             * Queue
+             * @default null
+             */
+            queue?: string | null;
+            /**
+             * Caller Name
+             * @default null
+             */
+            caller_name?: string | null;
+            /** Ring S */
+            ring_s: number | null;
+            /** Talk S */
+            talk_s: number | null;
+            /** Talk By Agent */
+            talk_by_agent?: {
+                [key: string]: number;
+            };
+            /** Failure */
+            failure: string | null;
+            /**
+             * Recording Id
+             * @default null
+             */
+            recording_id?: number | null;
+            /**
+             * Recording
+             * @default null
+             */
+            recording?: ("playable" | "empty" | "missing") | null;
+            /**
+             * Callback Task Id
+             * @default null
+             */
+            callback_task_id?: number | null;
+            /** Score */
+            score: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Result
+             * @default null
+             */
+            result?: ("sale" | "interested" | "callback" | "info" | "not_interested" | "wrong_number") | null;
+            /** Reason */
+            reason: string;
+        };
+        /** CallFailedFrame */
+        CallFailedFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "call.failed";
+            data: components["schemas"]["CallFailed"];
+        };
+        /**
+         * CallMissed
+         * @description Nobody answered: `assignee_id` owes the caller a callback (`callback_task_id`).
+         */
+        CallMissed: {
+            /** Id */
+            id: number;
+            /** Call Id */
+            call_id: string | null;
+            /** Client Id */
+            client_id: number | null;
+            /** User Id */
+            user_id: number | null;
+            /** Direction */
+            direction: string;
+            /** State */
+            state: string;
+            /** Caller */
+            caller: string | null;
+            /** Callee */
+            callee: string | null;
+            /** Did */
+            did: string | null;
+            /** Ringing */
+            ringing: string[];
+            /** Agents */
+            agents: string[];
+            /** Answered By */
+            answered_by: string | null;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            /** Answered At */
+            answered_at: string | null;
+            /** Ended At */
+            ended_at: string | null;
+            /** Disposition */
+            disposition: string | null;
+            /**
+             * Unanswered
+             * @default null
+             */
+            unanswered?: string | null;
+            /**
+             * Queue
+             * @default null
+             */
+            queue?: string | null;
+            /**
+             * Caller Name
+             * @default null
+             */
+            caller_name?: string | null;
+            /** Ring S */
+            ring_s: number | null;
+            /** Talk S */
+            talk_s: number | null;
+            /** Talk By Agent */
+            talk_by_agent?: {
+                [key: string]: number;
+            };
+            /** Failure */
+            failure: string | null;
+            /**
+             * Recording Id
+             * @default null
+             */
+            recording_id?: number | null;
+            /**
+             * Recording
+             * @default null
+             */
+            recording?: ("playable" | "empty" | "missing") | null;
+            /**
+             * Callback Task Id
+             * @default null
+             */
+            callback_task_id?: number | null;
+            /** Score */
+            score: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Result
+             * @default null
+             */
+            result?: ("sale" | "interested" | "callback" | "info" | "not_interested" | "wrong_number") | null;
+            /** Assignee Id */
+            assignee_id: number;
+        };
+        /** CallMissedFrame */
+        CallMissedFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "call.missed";
+            data: components["schemas"]["CallMissed"];
+        };
+        /**
+         * CallOriginatingFrame
+         * @description Click-to-call: the manager's phone is about to ring.
+         */
+        CallOriginatingFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "call.originating";
+            data: components["schemas"]["CallPublic"];
+        };
+        /**
+         * CallRinging
+         * @description The pop: the call, the agent whose phone rings, and the caller's card in brief.
+         */
+        CallRinging: {
+            client: components["schemas"]["PopClient"] | null;
+            /** Communications */
+            communications: components["schemas"]["CommunicationPublic"][];
+            /** Deals */
+            deals: components["schemas"]["PopDeal"][];
+            /** Tasks */
+            tasks: components["schemas"]["PopTask"][];
+            /** Id */
+            id: number;
+            /** Call Id */
+            call_id: string | null;
+            /** Client Id */
+            client_id: number | null;
+            /** User Id */
+            user_id: number | null;
+            /** Direction */
+            direction: string;
+            /** State */
+            state: string;
+            /** Caller */
+            caller: string | null;
+            /** Callee */
+            callee: string | null;
+            /** Did */
+            did: string | null;
+            /** Ringing */
+            ringing: string[];
+            /** Agents */
+            agents: string[];
+            /** Answered By */
+            answered_by: string | null;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            /** Answered At */
+            answered_at: string | null;
+            /** Ended At */
+            ended_at: string | null;
+            /** Disposition */
+            disposition: string | null;
+            /**
+             * Unanswered
+             * @default null
+             */
+            unanswered?: string | null;
+            /**
+             * Queue
+             * @default null
+             */
+            queue?: string | null;
+            /**
+             * Caller Name
+             * @default null
+             */
+            caller_name?: string | null;
+            /** Ring S */
+            ring_s: number | null;
+            /** Talk S */
+            talk_s: number | null;
+            /** Talk By Agent */
+            talk_by_agent?: {
+                [key: string]: number;
+            };
+            /** Failure */
+            failure: string | null;
+            /**
+             * Recording Id
+             * @default null
+             */
+            recording_id?: number | null;
+            /**
+             * Recording
+             * @default null
+             */
+            recording?: ("playable" | "empty" | "missing") | null;
+            /**
+             * Callback Task Id
+             * @default null
+             */
+            callback_task_id?: number | null;
+            /** Score */
+            score: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Result
+             * @default null
+             */
+            result?: ("sale" | "interested" | "callback" | "info" | "not_interested" | "wrong_number") | null;
+            /** Agent */
+            agent: string;
+            /**
+             * Agent User Id
+             * @default null
+             */
+            agent_user_id?: number | null;
+        };
+        /** CallRingingFrame */
+        CallRingingFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "call.ringing";
+            data: components["schemas"]["CallRinging"];
+        };
+        /** ClientRef */
+        ClientRef: {
+            /** Client Id */
+            client_id: number;
+        };
+        /** ClientUpdated */
+        ClientUpdated: {
+            client: components["schemas"]["ClientPublic"];
+        };
+        /** ClientUpdatedFrame */
+        ClientUpdatedFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "client.updated";
+            data: components["schemas"]["ClientUpdated"];
+        };
+        /** CommunicationCommented */
+        CommunicationCommented: {
+            /** Communication Id */
+            communication_id: number;
+            comment: components["schemas"]["CommentPublic"];
+        };
+        /** CommunicationCommentedFrame */
+        CommunicationCommentedFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "communication.commented";
+            data: components["schemas"]["CommunicationCommented"];
+        };
+        /** CommunicationCreated */
+        CommunicationCreated: {
+            communication: components["schemas"]["CommunicationPublic"];
+        };
+        /** CommunicationCreatedFrame */
+        CommunicationCreatedFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "communication.created";
+            data: components["schemas"]["CommunicationCreated"];
+        };
+        /** DealUpdated */
+        DealUpdated: {
+            deal: components["schemas"]["DealPublic"];
+        };
+        /** DealUpdatedFrame */
+        DealUpdatedFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "deal.updated";
+            data: components["schemas"]["DealUpdated"];
+        };
+        /** EmailStatusFrame */
+        EmailStatusFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "email.status";
+            data: components["schemas"]["MessageStatus"];
+        };
+        /** ErrorFrame */
+        ErrorFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "error";
+            data: components["schemas"]["Problem"];
+        };
+        /** Hello */
+        Hello: {
+            /** User Id */
+            user_id: number;
+        };
+        /**
+         * HelloFrame
+         * @description Sent once the replay of `?since=` is over: frames from here on are live.
+         */
+        HelloFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "hello";
+            data: components["schemas"]["Hello"];
+        };
+        /** ImportProgressFrame */
+        ImportProgressFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "import.progress";
+            data: components["schemas"]["ImportJobPublic"];
+        };
+        /**
+         * LinkStatus
+         * @description One link changed.
+         */
+        LinkStatus: {
+            /**
+             * Name
+             * @enum {string}
+             */
+            name: "pbx" | "smsc" | "email";
+            link: components["schemas"]["LinkPublic"];
+        };
+        /** LinkStatusFrame */
+        LinkStatusFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "link.status";
+            data: components["schemas"]["LinkStatus"];
+        };
+        /**
+         * MessageStatus
+         * @description An outgoing SMS or e-mail changed state (its card's communication with it).
+         */
+        MessageStatus: {
+            /** Outbox Id */
+            outbox_id: number;
+            /** Communication Id */
+            communication_id: number | null;
+            /** Client Id */
+            client_id: number;
+            /** Status */
+            status: string;
+            /** Error */
+            error: string | null;
+        };
+        /** Nothing */
+        Nothing: Record<string, never>;
+        /** PongFrame */
+        PongFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "pong";
+            data: components["schemas"]["Nothing"];
+        };
+        /**
+         * PopClient
+         * @description The caller's card in brief. `is_new`: a card the PBX made for an unknown number
+         *     that nobody has filled in yet (the operator gets the new-card form instead).
+         */
+        PopClient: {
+            /** Id */
+            id: number;
+            kind: components["schemas"]["ClientKind"];
+            /** Name */
+            name: string;
+            /** Company Id */
+            company_id: number | null;
+            /** Company Name */
+            company_name: string | null;
+            /** Primary Phone */
+            primary_phone: string | null;
+            /** Primary Email */
+            primary_email: string | null;
+            manager: components["schemas"]["UserRef"] | null;
+            /** Groups */
+            groups: components["schemas"]["DirectoryItem"][];
+            segment: components["schemas"]["DirectoryItem"] | null;
+            lead_source: components["schemas"]["DirectoryItem"] | null;
+            /** Sms Opted Out */
+            sms_opted_out: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Is New */
+            is_new: boolean;
+        };
+        /** PopDeal */
+        PopDeal: {
+            /** Id */
+            id: number;
+            /** Title */
+            title: string;
+            /** Amount */
+            amount: string;
+            /** Currency */
+            currency: string;
+            /** Stage Id */
+            stage_id: number;
+            /** Stage */
+            stage: string;
+        };
+        /** PopTask */
+        PopTask: {
+            /** Id */
+            id: number;
+            /** Title */
+            title: string;
+            /** Due At */
+            due_at: string | null;
+            /** Assignee Id */
+            assignee_id: number | null;
+            /** Deal Id */
+            deal_id: number | null;
+        };
+        /** Problem */
+        Problem: {
+            /** Message */
+            message: string;
+        };
+        /**
+         * ResyncFrame
+         * @description `?since=` is older than the backlog: refetch instead.
+         */
+        ResyncFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "resync";
+            data: components["schemas"]["Nothing"];
+        };
+        /** SessionChanged */
+        SessionChanged: {
+            /** User Id */
+            user_id: number;
+        };
+        /** SessionChangedFrame */
+        SessionChangedFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "session.changed";
+            data: components["schemas"]["SessionChanged"];
+        };
+        /** SmsBulkDoneFrame */
+        SmsBulkDoneFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "sms.bulk.done";
+            data: components["schemas"]["BulkProgress"];
+        };
+        /** SmsBulkProgressFrame */
+        SmsBulkProgressFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "sms.bulk.progress";
+            data: components["schemas"]["BulkProgress"];
+        };
+        /**
+         * SmsReceived
+         * @description A text from a client, on their card (a new card for an unknown number).
+         */
+        SmsReceived: {
+            /** Client Id */
+            client_id: number;
+            /** Client Name */
+            client_name: string;
+            /** Communication Id */
+            communication_id: number;
+            /** From */
+            from: string | null;
+            /** Text */
+            text: string | null;
+            /** New Card */
+            new_card: boolean;
+            /** Opted Out */
+            opted_out: boolean;
+        };
+        /** SmsReceivedFrame */
+        SmsReceivedFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "sms.received";
+            data: components["schemas"]["SmsReceived"];
+        };
+        /** SmsStatus */
+        SmsStatus: {
+            /** Outbox Id */
+            outbox_id: number;
+            /** Communication Id */
+            communication_id: number | null;
+            /** Client Id */
+            client_id: number;
+            /** Status */
+            status: string;
+            /** Error */
+            error: string | null;
+            /** Parts */
+            parts: {
+                [key: string]: unknown;
+            }[];
+        };
+        /** SmsStatusFrame */
+        SmsStatusFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "sms.status";
+            data: components["schemas"]["SmsStatus"];
+        };
+        /**
+         * TaskDue
+         * @description A reminder went off.
+         */
+        TaskDue: {
+            /** Task Id */
+            task_id: number;
+            /** Title */
+            title: string;
+            /** Client Id */
+            client_id: number | null;
+            /** Deal Id */
+            deal_id: number | null;
+            /** Due At */
+            due_at: string | null;
+            /**
+             * Remind At
+             * Format: date-time
+             */
+            remind_at: string;
+        };
+        /** TaskDueFrame */
+        TaskDueFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "task.due";
+            data: components["schemas"]["TaskDue"];
+        };
+        /** TaskUpdated */
+        TaskUpdated: {
+            task: components["schemas"]["TaskPublic"];
+        };
+        /** TaskUpdatedFrame */
+        TaskUpdatedFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "task.updated";
+            data: components["schemas"]["TaskUpdated"];
+        };
+        /**
+         * UnwatchedFrame
+         * @description The card is no longer this user's to see: its frames stop.
+         */
+        UnwatchedFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "unwatched";
+            data: components["schemas"]["ClientRef"];
+        };
+        /** WatchingFrame */
+        WatchingFrame: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /**
+             * Ts
+             * @default null
+             */
+            ts?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "watching";
+            data: components["schemas"]["ClientRef"];
+        };
+        /** @description A frame of the /ws socket. */
+        Frame: components["schemas"]["CallOriginatingFrame"] | components["schemas"]["CallDiallingFrame"] | components["schemas"]["CallRingingFrame"] | components["schemas"]["CallAnsweredFrame"] | components["schemas"]["CallFailedFrame"] | components["schemas"]["CallMissedFrame"] | components["schemas"]["CallEndedFrame"] | components["schemas"]["ClientUpdatedFrame"] | components["schemas"]["ImportProgressFrame"] | components["schemas"]["CommunicationCreatedFrame"] | components["schemas"]["CommunicationCommentedFrame"] | components["schemas"]["DealUpdatedFrame"] | components["schemas"]["TaskUpdatedFrame"] | components["schemas"]["TaskDueFrame"] | components["schemas"]["SmsStatusFrame"] | components["schemas"]["SmsReceivedFrame"] | components["schemas"]["SmsBulkProgressFrame"] | components["schemas"]["SmsBulkDoneFrame"] | components["schemas"]["EmailStatusFrame"] | components["schemas"]["LinkStatusFrame"] | components["schemas"]["SessionChangedFrame"] | components["schemas"]["HelloFrame"] | components["schemas"]["PongFrame"] | components["schemas"]["ResyncFrame"] | components["schemas"]["WatchingFrame"] | components["schemas"]["UnwatchedFrame"] | components["schemas"]["ErrorFrame"];
     };
     responses: never;
     parameters: never;

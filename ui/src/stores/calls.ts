@@ -1,6 +1,6 @@
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
-import { api, type CallPublic, type ClientCard, type Communication } from '../api/client'
+import { api, type CallPublic, type ClientCard, type Communication, type Schemas } from '../api/client'
 import { realtime, type Frame } from '../realtime/socket'
 import { phone } from '../format'
 import { i18n } from '../i18n'
@@ -8,13 +8,8 @@ import { claimPop, startPopElection } from './popclaim'
 import { usePopAlert } from './popAlert'
 import { useSession } from './session'
 
-export interface PopClient {
-  id: number
-  name: string
-  company_name: string | null
-  is_new: boolean
-  manager: { id: number; full_name: string } | null
-}
+/** What the console keeps of the pop's card (also filled from GET /clients/{id}/card). */
+export type PopClient = Pick<Schemas['PopClient'], 'id' | 'name' | 'company_name' | 'is_new' | 'manager'>
 export type Extra = Record<string, unknown> & { id?: number }
 
 /** One call as the console shows it: the call's state plus the card summary. */

@@ -18,7 +18,7 @@ export const useLinks = defineStore('links', () => {
     links.value = null
   }
   realtime.on('link.status', (f) => {
-    const d = f.data as unknown as { name: LinkName; link: Schemas['LinkPublic'] }
+    const d = f.data as unknown as Schemas['LinkStatus']
     if (links.value) links.value = { ...links.value, [d.name]: d.link }
   })
   realtime.on('reconnected', () => void hydrate())

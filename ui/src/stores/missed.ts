@@ -1,6 +1,6 @@
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
-import { api } from '../api/client'
+import { api, type Schemas } from '../api/client'
 import { realtime, type Frame } from '../realtime/socket'
 import { useSession } from './session'
 
@@ -54,7 +54,7 @@ export const useMissed = defineStore('missed', () => {
   }
 
   function onMissed(frame: Frame): void {
-    const d = frame.data as { call_id?: string; client_id?: number | null; caller?: string | null; ended_at?: string; started_at?: string }
+    const d = frame.data as unknown as Schemas['CallMissed']
     if (!d.call_id || items.value.some((m) => m.call_id === d.call_id)) return
     items.value = [
       {
