@@ -12,6 +12,8 @@ from pydantic import TypeAdapter
 from websockets.asyncio.client import ClientConnection, connect
 
 from crm_api.frames import Frame
+from crm_api.platform.realtime.hub import Hub
+from crm_api.platform.realtime.ws import PongFrame
 
 FRAMES: TypeAdapter[Frame] = TypeAdapter(Frame)
 
@@ -41,16 +43,15 @@ class Socket:
     async def send(self, type_: str, **data: Any) -> None:
         await self.conn.send(json.dumps({"type": type_, "data": data}))
 
-    async def quiet(self, seconds: float = 0.3) -> list[dict[str, Any]]:
-        """Frames that arrive within `seconds` (to show nothing unexpected came)."""
-        got = []
-        try:
-            async with asyncio.timeout(seconds):
-                while True:
-                    got.append(_checked(await self.conn.recv()))
-        except TimeoutError:
-            pass
-        return got
+    async def settle(self, hub: Hub, user_id: int) -> list[dict[str, Any]]:
+        """The frames that arrive before a marker published now through `hub` to `user_id`
+        (this socket's user). The bus delivers a socket's frames in the order they were
+        published, so every frame published before the marker for this socket is among
+        them: "nothing else came" proved by a frame that came, not by a silent interval."""
+        start = len(self.frames)
+        await hub.notify(PongFrame.name(), {}, users=[user_id])
+        await self.next_of(PongFrame.name())
+        return self.frames[start:-1]
 
 
 def open_socket(url: str, token: str, since: str | None = None) -> Any:

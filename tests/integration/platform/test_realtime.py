@@ -44,10 +44,15 @@ async def test_two_browsers_on_one_card_see_each_others_edits(
             assert frame["data"]["client"]["address"] == "Казань"
             assert frame["id"]
         await sa.send("unwatch", client_id=card["id"])
+        await sa.send("ping")  # answered after the unwatch is done
+        await sa.next_of("pong")
         async with api.client(manager.token) as http:
             await http.patch(f"/clients/{card['id']}", json={"address": "Самара"})
         assert (await sb.next_of("client.updated"))["data"]["client"]["address"] == "Самара"
-        assert not [f for f in await sa.quiet() if f["type"] == "client.updated"]
+        hub = api.app.state.services.hub
+        assert not [
+            f for f in await sa.settle(hub, manager.user.id) if f["type"] == "client.updated"
+        ]
 
 
 async def test_a_card_of_another_manager_cannot_be_watched(
