@@ -3,6 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+# Most tests wait at human speed (a call rings for seconds): two workers fill two cores.
+TEST_WORKERS ?= 2
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 UI_STAMP := ui/dist/.built
 
@@ -33,8 +35,8 @@ run: $(STAMP) ui
 # The suite starts its own PostgreSQL and Redis unless CALLCARD_TEST_PG_URL /
 # CALLCARD_TEST_REDIS_URL name servers to use.
 test: system-deps $(STAMP) ui
-	@echo "==> Test suite (each test file is named as it runs)"
-	$(BIN)/python -m pytest -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
+	@echo "==> Test suite, $(TEST_WORKERS) workers side by side (each test is named as it ends)"
+	$(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile -v --durations=25 $(PYTEST_ARGS)
 
 bench: system-deps $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/bench -s $(PYTEST_ARGS)
