@@ -55,7 +55,11 @@ async def start_sms(services: Services) -> Callable[[], Awaitable[None]]:
     )
     service.uncertain_hold = timedelta(seconds=settings.sms_receipt_wait_s)
     services.links.sms_outbox = service
-    unwatch = await services.link_status.watch("smsc", lambda: gateway.connected)
+    try:
+        unwatch = await services.link_status.watch("smsc", lambda: gateway.connected)
+    except BaseException:
+        await gateway.stop()  # a started link must not outlive a start that failed
+        raise
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop), name="sms")
     log.info("SMS over SMPP to %s:%s", gateway.config.host, gateway.config.port)
