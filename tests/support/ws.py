@@ -56,4 +56,5 @@ class Socket:
 
 def open_socket(url: str, token: str, since: str | None = None) -> Any:
     full = url + (f"?since={since}" if since else "")
-    return connect(full, additional_headers={"Authorization": f"Bearer {token}"})
+    # The handshake's default 10 s is too short for a 2-core machine busy with other tests.
+    return connect(full, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=30)

@@ -213,7 +213,7 @@ async def test_a_missed_queue_call_makes_one_callback_task(
         sink = call_sink(api.app.state.services)
         for event in events + events:  # replayed after a reconnect
             await sink(event)
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(30):
             while True:
                 async with db() as session:
                     tasks = (await session.scalars(select(Task))).all()
