@@ -120,12 +120,14 @@ class CallService:
 
     async def _publish(self, frames: Frames) -> None:
         """After the commit, the frames must go out: a retry of the run would find the
-        call already in its state and push nothing, so they wait for the bus here."""
+        call already in its state and push nothing, so they wait for the bus here. Each
+        frame is made once: the retry of a publish whose reply was lost sends the same
+        frame, which readers drop if the first attempt did go out."""
         pause = 0.1
-        for frame in frames:
+        for frame in map(notifier.frame, frames):
             while True:
                 try:
-                    await notifier.publish(self._hub, [frame])
+                    await self._hub.publish(frame)
                     break
                 except Exception as exc:
                     if not is_outage(exc):

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from crm_api.accounts.models import Role
 from crm_api.calls.models import Call
 from crm_api.calls.schemas import CallerCard, CallPublic
-from crm_api.platform.realtime.frames import Frame, FrameModel
+from crm_api.platform.realtime.frames import Audience, Frame, FrameModel
 from crm_api.platform.realtime.hub import Hub
 
 
@@ -160,12 +160,20 @@ def ended(call: Call, client_id: int | None, users: list[int]) -> Outgoing:
     return CallEndedFrame.name(), call_data(call, client_id=client_id), users
 
 
+def frame(outgoing: Outgoing) -> Frame:
+    """The frame to publish, its audience made from its type and users."""
+    type_, data, users = outgoing
+    audience = Audience(
+        user_ids=frozenset(users), roles=frozenset(TEAM_FRAMES.get(type_, WATCHERS))
+    )
+    return Frame(type=type_, data=data, audience=audience)
+
+
 async def publish(hub: Hub, frames: Frames) -> None:
-    for type_, data, users in frames:
-        await hub.notify(type_, data, users=users, roles=TEAM_FRAMES.get(type_, WATCHERS))
+    for outgoing in frames:
+        await hub.publish(frame(outgoing))
 
 
-def push(hub: Hub, frame: Outgoing) -> Coroutine[Any, Any, Frame]:
+def push(hub: Hub, outgoing: Outgoing) -> Coroutine[Any, Any, Frame]:
     """One frame, as an awaitable the caller schedules itself (the early pop)."""
-    type_, data, users = frame
-    return hub.notify(type_, data, users=users, roles=TEAM_FRAMES.get(type_, WATCHERS))
+    return hub.publish(frame(outgoing))

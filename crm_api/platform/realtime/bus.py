@@ -41,7 +41,9 @@ return id
 
 class Bus(Protocol):
     async def publish(self, frame: Frame) -> Frame:
-        """Gives the frame its id, keeps it in the backlog and fans it out."""
+        """Gives the frame its id, keeps it in the backlog and fans it out. A publish that
+        raised may have been carried out: retried with the same frame, it reaches readers
+        once."""
         ...
 
     async def subscribe(self) -> AsyncIterator[Frame]:
@@ -159,7 +161,7 @@ class RedisBus:
         self._publish_script: Any = redis.register_script(_PUBLISH)
 
     async def publish(self, frame: Frame) -> Frame:
-        tag, encoded = uuid.uuid4().hex, frame.encode()
+        tag, encoded = frame.tag, frame.encode()
         frame_id = await self._append(tag, encoded)
         if frame_id is None:
             # Redis lost its data since our last publish: what readers may have missed first.

@@ -4,6 +4,7 @@ models that document each type of frame (`FrameModel`)."""
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,6 +45,9 @@ class Frame:
     audience: Audience
     ts: datetime = field(default_factory=utcnow)
     id: str = ""  # assigned by the backlog; orders frames for `?since=`
+    # Made once per frame: a publish retried after a lost reply (Redis may have run it)
+    # carries the same tag, and readers drop the copy.
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex, compare=False)
     # One frame goes to every socket of its audience (all supervisors, say): encoded once.
     _wire: str | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -92,7 +96,12 @@ class Frame:
 
     def with_id(self, frame_id: str) -> Frame:
         return Frame(
-            type=self.type, data=self.data, audience=self.audience, ts=self.ts, id=frame_id
+            type=self.type,
+            data=self.data,
+            audience=self.audience,
+            ts=self.ts,
+            id=frame_id,
+            tag=self.tag,
         )
 
 

@@ -124,10 +124,15 @@ class Hub:
     ) -> Frame:
         """Publishes a frame after the change it reports was committed."""
         audience = Audience(user_ids=frozenset(users), roles=frozenset(roles), client_id=client_id)
-        frame = await self.bus.publish(Frame(type=type_, data=data, audience=audience))
+        return await self.publish(Frame(type=type_, data=data, audience=audience))
+
+    async def publish(self, frame: Frame) -> Frame:
+        """`frame` as the bus numbered it. After an error, retry with the same frame: the
+        failed attempt may have gone out, and readers drop a second copy of a frame."""
+        published = await self.bus.publish(frame)
         if self._published is not None:
-            self._published(frame)
-        return frame
+            self._published(published)
+        return published
 
 
 def after(frames: list[Frame], last_id: str | None) -> list[Frame]:

@@ -1,6 +1,6 @@
 """`/ws` on the in-process bus (SQLite) and the Redis bus (PostgreSQL): live card edits,
-resuming after a reconnect (on the same worker or the other), and fan-out across two API
-workers."""
+resuming after a reconnect (on the same worker or the other), fan-out across two API
+workers, and a retried publish delivered once."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from support.server import RunningApi, running_api
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
+from crm_api.platform.realtime.frames import Audience, Frame
 
 
 async def _card(api: RunningApi, actor: Actor, name: str) -> dict:
@@ -149,3 +150,24 @@ async def test_a_socket_resuming_on_the_other_worker_gets_each_missed_frame_once
     assert [f["data"]["n"] for f in s.frames if f["type"] == "task.due"] == list(
         range(2, last_n + 1)
     )
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_frame_published_again_after_an_error_reaches_a_socket_once(
+    api: RunningApi, actors: dict[Role, Actor]
+) -> None:
+    """A publish whose reply Redis never sent (it stopped right after running the script)
+    raises, yet went out; the call-event consumer publishes the same frame again."""
+    manager = actors[Role.MANAGER]
+    hub = api.app.state.services.hub
+    audience = Audience(user_ids=frozenset({manager.user.id}))
+    retried = Frame(type="task.due", data={"n": 1}, audience=audience)
+    async with open_socket(api.ws_url, manager.token) as ws:
+        s = Socket(ws, checked=False)  # made-up frames
+        await s.next_of("hello")
+        await hub.publish(retried)
+        await hub.publish(retried)
+        await hub.publish(Frame(type="task.due", data={"n": 2}, audience=audience))
+        while (await s.next_of("task.due"))["data"]["n"] != 2:
+            pass
+    assert [f["data"]["n"] for f in s.frames if f["type"] == "task.due"] == [1, 2]
