@@ -52,8 +52,10 @@ class LiveCall:
 
 
 async def live_in_journal(
-    sessions: async_sessionmaker[AsyncSession], *, started_before: datetime
+    sessions: async_sessionmaker[AsyncSession], *, started_before: datetime, id_prefix: str = ""
 ) -> list[LiveCall]:
+    """Calls live in the journal that started before `started_before`; with `id_prefix`,
+    only those whose PBX call id starts with it (one SIP bridge's)."""
     async with sessions() as session:
         rows = await session.execute(
             select(
@@ -69,6 +71,7 @@ async def live_in_journal(
                 Call.state.in_(LIVE_STATES),
                 Call.pbx_call_id.is_not(None),
                 Call.started_at < started_before,
+                Call.pbx_call_id.startswith(id_prefix, autoescape=True),
             )
         )
         return [

@@ -8,11 +8,17 @@ the call-event service finds them as it finds Asterisk's."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from crm_api.calls.pipeline import CallEventSink, make_stream
+from crm_api.calls.reconcile import LastHeard, ended, live_in_journal
 from crm_api.calls.telephony import route_target
+from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services
 from crm_api.platform.settings import host_port
 from telephony.sip.config import ProviderLogin
@@ -20,6 +26,13 @@ from telephony.sip.machine import AskRoute
 from telephony.sip.pool import PoolConfig, Router, SipPool
 
 log = logging.getLogger(__name__)
+BRIDGE_RESTARTED = "bridge_restarted"
+
+
+def call_prefix(sip_bind: str) -> str:
+    """The start of every call id of the bridge listening at `sip_bind`: the same after a
+    restart, so the next process finds the calls the dead one carried."""
+    return f"sip-{hashlib.sha256(sip_bind.encode()).hexdigest()[:8]}-"
 
 
 def sip_router(services: Services) -> Router:
@@ -55,14 +68,23 @@ def pool_config(services: Services, workers: int) -> PoolConfig:
         ring_timeout_s=settings.sip_ring_timeout,
         max_attempts=settings.sip_max_attempts,
         route_within_s=settings.sip_route_within,
+        call_prefix=call_prefix(settings.sip_bind),
         login=login,
     )
 
 
 async def start_sip(services: Services, *, workers: int = 1) -> Callable[[], Awaitable[None]]:
     config = pool_config(services, workers)
-    pool = SipPool(config, CallEventSink(make_stream(services)), sip_router(services))
+    sink = CallEventSink(make_stream(services))
+    pool = SipPool(config, sink, sip_router(services))
+    # While the bridge runs it is "heard" every second: a successor after kill -9 ends
+    # the calls it carried at about when it died.
+    last_heard = LastHeard(services.redis, config.call_prefix, utcnow)
+    died_at = await last_heard.before()
+    started = utcnow()
     await pool.start()
+    await end_orphans(services, sink, config.call_prefix, started_before=started, at=died_at)
+    keeping = asyncio.create_task(last_heard.keep(), name="sip-last-heard")
     services.links.pbx = pool
     # Users see the bridge go down (every worker dead, or the provider refusing it) and back.
     unwatch = await services.link_status.watch("pbx", lambda: pool.up)
@@ -70,6 +92,29 @@ async def start_sip(services: Services, *, workers: int = 1) -> Callable[[], Awa
     async def stop() -> None:
         unwatch()
         services.links.pbx = None
+        keeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeping
         await pool.stop()
 
     return stop
+
+
+async def end_orphans(
+    services: Services,
+    sink: CallEventSink,
+    prefix: str,
+    *,
+    started_before: datetime,
+    at: datetime | None,
+) -> None:
+    """Ends the calls a previous process of this bridge left live (it was killed): no worker
+    of it survives its pool, so none of them is still up. The end goes through the stream
+    like any other, so the journal, the follow-ups and the operators' screens see it once."""
+    orphans = await live_in_journal(
+        services.sessions, started_before=started_before, id_prefix=prefix
+    )
+    level = logging.WARNING if orphans else logging.INFO
+    log.log(level, "ending %d call(s) left live by this SIP bridge's last process", len(orphans))
+    for call in orphans:
+        await sink(ended(call, at=at or call.latest, reason=BRIDGE_RESTARTED))

@@ -54,6 +54,8 @@ class PoolConfig:
     max_calls: int = 2  # per worker: 4 pjsua legs, two per bridged call
     restart_backoff_s: float = 0.5
     tcp: bool = True
+    # Every call id starts with it: the calls a dead pool left live are found by it.
+    call_prefix: str = "sip-"
     # The first worker registers at the provider (a bridge facing it directly; behind
     # Kamailio use an IP-authenticated trunk instead).
     login: ProviderLogin | None = None
@@ -218,7 +220,7 @@ class SipPool:
         except ValueError as exc:
             raise PbxError("invalid_number", str(exc)) from None
         call = ClickToCall(
-            call_id=_new_call_id(),
+            call_id=self._new_call_id(),
             crm_call_id=request.crm_call_id,
             agent=request.agent,
             agent_uri=agent_uri,
@@ -327,7 +329,7 @@ class SipPool:
         at = datetime.fromtimestamp(event.at, UTC)
         if isinstance(event, msg.Incoming):
             call = InboundCall(
-                call_id=_new_call_id(),
+                call_id=self._new_call_id(),
                 leg=event.leg,
                 caller=event.caller,
                 caller_name=event.caller_name,
@@ -403,6 +405,5 @@ class SipPool:
             finally:
                 self._queue.task_done()
 
-
-def _new_call_id() -> str:
-    return f"sip-{uuid.uuid4().hex[:20]}"
+    def _new_call_id(self) -> str:
+        return f"{self.config.call_prefix}{uuid.uuid4().hex[:20]}"
