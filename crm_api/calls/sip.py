@@ -12,8 +12,11 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from crm_api.calls.pipeline import CallEventSink, make_stream
 from crm_api.calls.reconcile import LastHeard, ended, live_in_journal
@@ -86,18 +89,58 @@ async def start_sip(services: Services, *, workers: int = 1) -> Callable[[], Awa
     await end_orphans(services, sink, config.call_prefix, started_before=started, at=died_at)
     keeping = asyncio.create_task(last_heard.keep(), name="sip-last-heard")
     services.links.pbx = pool
+    gauges = PoolMetrics(pool)
+    services.metrics.registry.register(gauges)
     # Users see the bridge go down (every worker dead, or the provider refusing it) and back.
     unwatch = await services.link_status.watch("pbx", lambda: pool.up)
 
     async def stop() -> None:
         unwatch()
         services.links.pbx = None
+        services.metrics.registry.unregister(gauges)
         keeping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await keeping
         await pool.stop()
 
     return stop
+
+
+class PoolMetrics(Collector):
+    """The pool's figures, per worker process, read at each scrape (also from the metrics
+    server's thread: plain attributes the pool sets)."""
+
+    def __init__(self, pool: SipPool) -> None:
+        self._pool = pool
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["worker"]
+        in_progress = GaugeMetricFamily(
+            "callcard_sip_calls_in_progress", "Calls a SIP bridge worker carries", labels=labels
+        )
+        capacity = GaugeMetricFamily(
+            "callcard_sip_call_capacity",
+            "Calls a SIP bridge worker takes at most (0 while it is down)",
+            labels=labels,
+        )
+        refused = CounterMetricFamily(
+            "callcard_sip_refused_calls",
+            "INVITEs a SIP bridge worker answered 503 because it was full",
+            labels=labels,
+        )
+        failed = CounterMetricFamily(
+            "callcard_sip_failed_calls",
+            "Calls ended as failed because their SIP bridge worker died",
+            labels=labels,
+        )
+        max_calls = self._pool.config.max_calls
+        for worker in self._pool.status.workers:
+            at = [worker.address]
+            in_progress.add_metric(at, worker.calls)
+            capacity.add_metric(at, max_calls if worker.alive else 0)
+            refused.add_metric(at, worker.refused)
+            failed.add_metric(at, worker.failed_calls)
+        yield from (in_progress, capacity, refused, failed)
 
 
 async def end_orphans(

@@ -10,10 +10,13 @@ import signal
 import socket
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from support.metrics import Scrape
 from support.sip_bridge import Bridge, StartBridge, wav_stats
 from support.sipp import start_sipp
 from support.waiting import wait_for
 
+from crm_api.calls.sip import PoolMetrics
 from telephony import events as ev
 from telephony.pbx import OriginateRequest, PbxError
 from telephony.sip.config import ProviderLogin
@@ -210,6 +213,10 @@ async def test_a_full_worker_refuses_with_503(start_bridge: StartBridge, tmp_pat
     assert [e.disposition for e in await bridge.ended(2)] == [ev.Disposition.MISSED] * 2
     assert bridge.pool.status.workers[0].refused == 1
     assert len(bridge.of(ev.CallStarted)) == 2  # the refused INVITE never became a call
+    registry = CollectorRegistry()  # what /metrics of `callcard sip` shows
+    registry.register(PoolMetrics(bridge.pool))
+    scraped = Scrape(generate_latest(registry).decode())
+    assert scraped.value("callcard_sip_refused_calls_total", worker=bridge.address()) == 1
 
 
 async def test_bad_sip_never_crashes_a_worker(start_bridge: StartBridge, tmp_path) -> None:

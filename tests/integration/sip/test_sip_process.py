@@ -133,3 +133,34 @@ async def test_a_call_of_a_killed_bridge_is_ended_once_by_its_next_process(
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_the_bridge_pool_reports_its_load_and_capacity_on_metrics(
+    settings: Settings, consumer: RunningApi, tmp_path: Path
+) -> None:
+    phone = await start_sipp("phone.xml", tmp_path, pause_ms=500, rtp_echo=True, calls=2)
+    await phone.listening()
+    bind = f"127.0.0.1:{free_udp_tcp_port()}"
+    async with bridge("sip", settings, bind, phone, tmp_path) as sip:
+        worker = {"worker": bind}
+
+        async def scraped(**want: float) -> bool:
+            metrics = await sip.metrics()
+            return metrics is not None and all(
+                metrics.value(name, **worker) == value for name, value in want.items()
+            )
+
+        await wait_for(
+            lambda: scraped(callcard_sip_calls_in_progress=0, callcard_sip_call_capacity=2),
+            within=30,
+        )
+        talking = await start_sipp(
+            "caller.xml", tmp_path, target=bind, pause_ms=60_000, calls=2, rate=20
+        )
+        await wait_for(lambda: scraped(callcard_sip_calls_in_progress=2))
+        # Full: a worker answers 503 while a leg is free (counted, see test_sip_bridge), and
+        # pjsua itself 486 once both calls hold all four legs (unseen by the pool).
+        extra = await start_sipp("caller_refused.xml", tmp_path, target=bind)
+        assert await extra.wait() == 0, extra.log()
+        assert extra.responses()[-1] in (486, 503)
+        await talking.kill()
