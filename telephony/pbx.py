@@ -21,6 +21,7 @@ class OriginateRequest:
     number: str  # the client's number, dialled through the outbound context
     caller_id: str | None = None
     timeout_s: float = 30.0
+    agent_uri: str | None = None  # the SIP URI on the manager's profile: a SIP bridge dials it
 
 
 class Pbx(Protocol):

@@ -10,6 +10,13 @@ from crm_api.platform.schemas import ApiModel
 
 Language = Literal["ru", "en"]
 
+# Where the SIP bridge dials the user instead of their extension: `sip:` or `sips:`, an
+# optional user part, a host (name, IPv4 or [IPv6]) and port, URI parameters.
+SIP_URI = (
+    r'^sips?:(?:[^@\s<>"]+@)?(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])'
+    r'(?::[0-9]{1,5})?(?:;[^\s<>"]*)?$'
+)
+
 
 class UserPublic(ApiModel):
     id: int
@@ -28,7 +35,7 @@ class UserCreate(ApiModel):
     full_name: str = Field(min_length=1, max_length=200)
     role: Role
     extension: str | None = Field(default=None, max_length=32, pattern=r"^[0-9A-Za-z*#]+$")
-    sip_address: str | None = Field(default=None, max_length=200)
+    sip_address: str | None = Field(default=None, max_length=200, pattern=SIP_URI)
     language: Language = "ru"
 
 
@@ -37,7 +44,7 @@ class UserUpdate(ApiModel):
     password: str | None = Field(default=None, min_length=8, max_length=200)
     role: Role | None = None
     extension: str | None = Field(default=None, max_length=32, pattern=r"^[0-9A-Za-z*#]+$")
-    sip_address: str | None = Field(default=None, max_length=200)
+    sip_address: str | None = Field(default=None, max_length=200, pattern=SIP_URI)
     language: Language | None = None
     is_active: bool | None = None
 

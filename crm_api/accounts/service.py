@@ -213,3 +213,8 @@ async def get_user(session: AsyncSession, user_id: int) -> User:
     if user is None:
         raise NotFound(f"user #{user_id} not found")
     return user
+
+
+async def sip_address_of(session: AsyncSession, extension: str) -> str | None:
+    """The SIP URI on the profile of the user with `extension`, if they set one."""
+    return await session.scalar(select(User.sip_address).where(User.extension == extension))

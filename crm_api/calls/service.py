@@ -148,7 +148,10 @@ async def originate_call(
         public = call_public(call)
     await notifier.publish(services.hub, [notifier.originating(public, user.id)])
     request = OriginateRequest(
-        crm_call_id=call.crm_call_id or "", agent=user.extension, number=phone.e164.lstrip("+")
+        crm_call_id=call.crm_call_id or "",
+        agent=user.extension,
+        agent_uri=user.sip_address,
+        number=phone.e164.lstrip("+"),
     )
     try:
         await pbx.originate(request)

@@ -18,6 +18,7 @@ from datetime import datetime
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from crm_api.accounts import service as accounts
 from crm_api.calls.pipeline import CallEventSink, make_stream
 from crm_api.calls.reconcile import LastHeard, ended, live_in_journal
 from crm_api.calls.telephony import route_target
@@ -25,7 +26,7 @@ from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services
 from crm_api.platform.settings import host_port
 from telephony.sip.config import ProviderLogin
-from telephony.sip.machine import AskRoute
+from telephony.sip.machine import AskRoute, Phone
 from telephony.sip.pool import PoolConfig, Router, SipPool
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,17 @@ def call_prefix(sip_bind: str) -> str:
 
 
 def sip_router(services: Services) -> Router:
-    async def route(ask: AskRoute) -> str | None:
+    async def route(ask: AskRoute) -> str | Phone | None:
         # Each attempt of a call is its own ask: the next one offers a manager not yet tried.
-        return await route_target(
+        target = await route_target(
             services, caller=ask.caller, did=ask.did, call_id=ask.call_id, attempt=ask.attempt
         )
+        if target.startswith("queue:") or ":" in target:
+            return target
+        # A manager with a SIP URI on their profile is rung there, not at the registrar.
+        async with services.sessions() as session:
+            uri = await accounts.sip_address_of(session, target)
+        return Phone(extension=target, uri=uri) if uri else target
 
     return route
 

@@ -61,6 +61,15 @@ class AskRoute:
     did: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Phone:
+    """A routing answer with the manager's own SIP URI: the call rings `uri` and is the
+    extension's (its agent)."""
+
+    extension: str
+    uri: str
+
+
 Output = msg.Command | ev.CallEvent | AskRoute
 
 
@@ -196,15 +205,17 @@ class InboundCall(_Call):
         self.deadline = None
         return [AskRoute(self.call_id, self.attempt, self.caller, self.caller_name, self.did)]
 
-    def routed(self, attempt: int, target: str | None, at: datetime) -> list[Output]:
-        """The routing policy's answer: an extension or SIP URI, or None for nobody."""
+    def routed(self, attempt: int, answer: str | Phone | None, at: datetime) -> list[Output]:
+        """The routing policy's answer: an extension or SIP URI, a `Phone`, or None for
+        nobody."""
         if self.phase is not Phase.ROUTING or attempt != self.attempt:
             return []  # the caller left meanwhile, or a late answer to an older ask
+        target = answer.extension if isinstance(answer, Phone) else answer
         if target is None or target.startswith("queue:") or target in self.tried:
             return self._end(ev.Disposition.MISSED, MISSED_CODE, at, to_caller=MISSED_CODE)
         self.tried.append(target)
         try:
-            uri = dial_uri(target, self.phone_uri)
+            uri = answer.uri if isinstance(answer, Phone) else dial_uri(target, self.phone_uri)
         except ValueError:
             return self._next(at, phone_gone=True)
         self.phase = Phase.RINGING

@@ -26,13 +26,13 @@ from telephony import events as ev
 from telephony.pbx import OriginateRequest, PbxError
 from telephony.sip import messages as msg
 from telephony.sip.config import CONFIG_VARIABLE, ProviderLogin, WorkerConfig
-from telephony.sip.machine import AskRoute, BridgeCall, ClickToCall, InboundCall, Output
+from telephony.sip.machine import AskRoute, BridgeCall, ClickToCall, InboundCall, Output, Phone
 from telephony.sip.uri import dial_uri
 
 log = logging.getLogger(__name__)
 
 Sink = Callable[[ev.CallEvent], Awaitable[None]]
-Router = Callable[[AskRoute], Awaitable[str | None]]
+Router = Callable[[AskRoute], Awaitable[str | Phone | None]]
 TICK_S = 0.2
 # The workers import this very package, wherever it was imported from.
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(telephony.__file__)))
@@ -215,7 +215,7 @@ class SipPool:
         if worker.free() <= 0:
             raise PbxError("pbx_busy", "every SIP bridge worker is full")
         try:
-            agent_uri = dial_uri(request.agent, self.config.phone_uri)
+            agent_uri = request.agent_uri or dial_uri(request.agent, self.config.phone_uri)
             client_uri = dial_uri(request.number, self.config.trunk_uri)
         except ValueError as exc:
             raise PbxError("invalid_number", str(exc)) from None

@@ -1,4 +1,4 @@
-"""An admin edits a user's name, extension and password; the last active admin can be
+"""An admin edits a user's name, extension, SIP URI and password; the last active admin can be
 neither demoted nor deactivated (a stable `last_admin` code), so users stay manageable."""
 
 from __future__ import annotations
@@ -31,6 +31,24 @@ async def test_an_admin_edits_name_extension_and_password(
     async with api.client() as http:
         login = {"username": operator.user.username, "password": "new-pass-1"}
         assert (await http.post("/auth/login", json=login)).status_code == 200
+
+
+async def test_an_admin_sets_a_valid_sip_uri_on_a_profile(
+    api: RunningApi, actors: dict[Role, Actor]
+) -> None:
+    url = f"/users/{actors[Role.MANAGER].user.id}"
+    async with api.client(actors[Role.ADMIN].token) as http:
+        for wrong in ("101", "sip:ivan petrov@pbx", "http://pbx/101", "sip:<101>@pbx", "sip:"):
+            r = await http.patch(url, json={"sip_address": wrong})
+            assert r.status_code == 422, wrong
+        uri = "sip:ivanov@pbx.example.com:5060;transport=tcp"
+        r = await http.patch(url, json={"sip_address": uri})
+        assert (r.status_code, r.json()["sip_address"]) == (200, uri)
+        r = await http.patch(url, json={"sip_address": None})  # null clears it
+        assert (r.status_code, r.json()["sip_address"]) == (200, None)
+    async with api.client(actors[Role.MANAGER].token) as http:  # not for the user alone
+        r = await http.patch(url, json={"sip_address": "sip:101@evil.example"})
+        assert r.status_code == 403
 
 
 async def test_the_last_active_admin_can_be_neither_demoted_nor_deactivated(

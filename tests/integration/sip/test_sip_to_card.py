@@ -143,3 +143,34 @@ async def test_click_to_call_through_the_bridge(
     [call] = await calls_on(api, manager.token, known["id"])
     assert call["direction"] == "outbound" and call["status"] == "answered"
     assert call["details"]["recording_id"] is not None
+
+
+async def test_a_manager_with_a_sip_uri_on_the_profile_is_rung_there(
+    sip_api: RunningApi, actors: dict[Role, Actor], phone: Sipp, tmp_path: Path, settings: Settings
+) -> None:
+    """The registrar's phone (`phone`) stays silent: the bridge dials the URI an admin set,
+    for a trunk call and for click-to-call."""
+    api, manager = sip_api, actors[Role.MANAGER]
+    own = await start_sipp("phone.xml", tmp_path, pause_ms=500, rtp_echo=True, calls=2)
+    await own.listening()
+    async with api.client(actors[Role.ADMIN].token) as http:
+        uri = f"sip:ivanov@127.0.0.1:{own.port}"
+        r = await http.patch(f"/users/{manager.user.id}", json={"sip_address": uri})
+        assert r.status_code == 200, r.text
+    async with open_socket(api.ws_url, manager.token) as conn:
+        sock = Socket(conn)
+        await sock.next_of("hello")
+        caller = await start_sipp("caller.xml", tmp_path, target=settings.sip_bind, pause_ms=1000)
+        assert (await sock.next_of("call.ringing"))["data"]["agent"] == "101"
+        assert (await sock.next_of("call.answered"))["data"]["agent"] == "101"
+        assert (await sock.next_of("call.ended"))["data"]["disposition"] == "answered"
+        assert await caller.wait() == 0, caller.log()
+        known = await new_client(api, manager.token, "+7 916 765-43-21", manager.user.id)
+        async with api.client(manager.token) as http:
+            r = await http.post(
+                f"/clients/{known['id']}/call", json={"phone_id": known["phones"][0]["id"]}
+            )
+        assert r.status_code == 202, r.text
+        assert (await sock.next_of("call.ended", within=20))["data"]["disposition"] == "answered"
+    assert await own.wait() == 0, own.log()
+    assert own.received("INVITE") == 2 and phone.received("INVITE") == 0
