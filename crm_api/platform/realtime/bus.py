@@ -252,8 +252,14 @@ class RedisBus:
             return None  # an id from before this backlog began (Redis was reset)
         if key > frame_key(_text(info["last-generated-id"])):
             return None  # an id from another backlog
-        rows: Any = await self._redis.xrange(BACKLOG_STREAM, min=f"({frame_id}")
+        # A copy of a frame the socket already had (a retried publish) may come after
+        # `frame_id`: the tags of what it was sent lately are dropped as well.
+        earlier = f"{max(key[0] - int(self._replay_s * 1000), 0)}-0"
+        sent: Any = await self._redis.xrange(BACKLOG_STREAM, min=earlier, max=frame_id)
         seen = _Seen()
+        for _, fields in sent:
+            seen.first_time(fields.get(b"u"))
+        rows: Any = await self._redis.xrange(BACKLOG_STREAM, min=f"({frame_id}")
         return [
             Frame.decode(fields[b"f"]).with_id(_text(raw_id))
             for raw_id, fields in rows

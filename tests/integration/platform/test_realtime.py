@@ -171,3 +171,23 @@ async def test_a_frame_published_again_after_an_error_reaches_a_socket_once(
         while (await s.next_of("task.due"))["data"]["n"] != 2:
             pass
     assert [f["data"]["n"] for f in s.frames if f["type"] == "task.due"] == [1, 2]
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_resume_skips_the_copy_of_a_frame_sent_before_it(
+    api: RunningApi, actors: dict[Role, Actor]
+) -> None:
+    """The retried publish landed after another frame the socket already had: resuming
+    from that frame replays neither copy."""
+    manager = actors[Role.MANAGER]
+    hub = api.app.state.services.hub
+    audience = Audience(user_ids=frozenset({manager.user.id}))
+    retried = Frame(type="task.due", data={"n": 1}, audience=audience)
+    await hub.publish(retried)
+    last = await hub.publish(Frame(type="task.due", data={"n": 2}, audience=audience))
+    await hub.publish(retried)
+    await hub.publish(Frame(type="task.due", data={"n": 3}, audience=audience))
+    async with open_socket(api.ws_url, manager.token, since=last.id) as ws:
+        s = Socket(ws, checked=False)  # made-up frames
+        await s.next_of("hello")
+    assert [f["data"]["n"] for f in s.frames if f["type"] == "task.due"] == [3]
