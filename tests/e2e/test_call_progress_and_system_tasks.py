@@ -24,6 +24,7 @@ WORDS = {
         "you": "Звоним на ваш телефон…",
         "client": "Набираем клиента…",
         "talking": "Идёт разговор",
+        "status": "На звонке",
         "missed": "Перезвонить: {who} — пропущено звонков: 3",
         "stale": "Сделка без движения 7 дн.: Поставка кофе",
     },
@@ -32,6 +33,7 @@ WORDS = {
         "you": "Calling your phone…",
         "client": "Dialling the client…",
         "talking": "In conversation",
+        "status": "On a call",
         "missed": "Call back {who}: 3 missed calls",
         "stale": "Deal idle for 7 days: Поставка кофе",
     },
@@ -73,6 +75,7 @@ async def test_click_to_call_shows_the_phone_ringing_then_the_client_dialled(
 
     panel = page.get_by_test_id("call-panel")  # floating: away from the console
     await expect(panel).to_have_attribute("aria-label", w["you"])
+    await expect(page.get_by_test_id("my-status")).to_have_text(w["status"])  # not "incoming"
     await expect(panel).to_have_attribute("aria-label", w["client"], timeout=20_000)
     await expect(panel.get_by_test_id("call-client-name")).to_have_text(client.name)
     await shoot_widths(page, f"card-dialling-{lang}")

@@ -87,6 +87,8 @@ async def test_reminder_pops_and_snoozes(
     page = await context.new_page()
     await login(page, "manager", "manager-demo-1", "en")
     await page.goto("/tasks")
+    # The reminder is a frame: the socket must be open before it goes off, or it is lost.
+    await expect(page.get_by_test_id("my-status")).to_have_text("Online")
     async with db() as session:
         manager = await session.scalar(select(User).where(User.username == "manager"))
         assert manager is not None

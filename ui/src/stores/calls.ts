@@ -55,8 +55,11 @@ export const useCalls = defineStore('calls', () => {
   // The console's calls: those that concern this user (others only feed the live board).
   const list = computed(() => all.value.filter((c) => c.ours))
   const current = computed(() => list.value.find((c) => !dismissed.has(c.call_id)) ?? null)
-  const onCall = computed(() => list.value.some((c) => c.state === 'answered'))
-  const ringing = computed(() => list.value.some((c) => c.state === 'ringing'))
+  // A click-to-call under way (the user's phone rings, then the client's) is the user
+  // calling, not an incoming call.
+  const calling = (c: LiveCall) => c.direction === 'outbound' && (c.state === 'originating' || c.state === 'ringing')
+  const onCall = computed(() => list.value.some((c) => c.state === 'answered' || calling(c)))
+  const ringing = computed(() => list.value.some((c) => c.state === 'ringing' && !calling(c)))
 
   function upsert(data: CallFrame): LiveCall {
     // A click-to-call is known by Callcard's id until the PBX names it: the same call (one
