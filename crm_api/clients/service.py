@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
@@ -329,15 +330,21 @@ async def update_client(
     return client
 
 
-async def load_card(
-    session: AsyncSession, client_id: int, load: Sequence[ORMOption] = ONE_CARD_LOAD
-) -> Client | None:
-    result = await session.execute(
+@functools.lru_cache(maxsize=8)
+def _card_statement(load: Sequence[ORMOption]) -> Select[Client]:
+    # One per load, built once: building it and its cache key cost more CPU than its rows.
+    return (
         select(Client)
-        .where(Client.id == client_id)
+        .where(Client.id == bindparam("client_id"))
         .options(*load)
         .execution_options(populate_existing=True)
     )
+
+
+async def load_card(
+    session: AsyncSession, client_id: int, load: Sequence[ORMOption] = ONE_CARD_LOAD
+) -> Client | None:
+    result = await session.execute(_card_statement(tuple(load)), {"client_id": client_id})
     return result.unique().scalar_one_or_none()
 
 
@@ -356,13 +363,16 @@ async def get_for(session: AsyncSession, actor: User, client_id: int) -> Client:
     return client
 
 
+_CONTACTS = (
+    select(Client)
+    .where(Client.company_id == bindparam("company_id"))
+    .options(selectinload(Client.phones), selectinload(Client.emails))
+    .order_by(Client.name)
+)
+
+
 async def contacts_of(session: AsyncSession, company_id: int) -> list[Client]:
-    rows = await session.scalars(
-        select(Client)
-        .where(Client.company_id == company_id)
-        .options(selectinload(Client.phones), selectinload(Client.emails))
-        .order_by(Client.name)
-    )
+    rows = await session.scalars(_CONTACTS, {"company_id": company_id})
     return list(rows.all())
 
 
