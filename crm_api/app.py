@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import TypeAdapter
@@ -124,7 +124,8 @@ def create_app(settings: Settings | None = None, features: tuple[Feature, ...] =
     app.add_middleware(BoundaryGuard, limits=_body_limits(settings))
     app.add_middleware(SecurityHeaders)
     app.add_middleware(HttpTiming, metrics=metrics)
-    api = APIRouter(prefix=API_PREFIX)
+    # Each feature's router straight onto the app: a router nested in another is matched
+    # once more on every request.
     for module in (
         health,
         auth,
@@ -142,8 +143,7 @@ def create_app(settings: Settings | None = None, features: tuple[Feature, ...] =
         plans,
         reports,
     ):
-        api.include_router(module.router)
-    app.include_router(api)
+        app.include_router(module.router, prefix=API_PREFIX)
     # Load balancers probe `/health` by habit: answer it, not with the web app's page.
     app.include_router(health.router, include_in_schema=False)
     app.include_router(ws.router)
