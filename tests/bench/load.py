@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pstats
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -50,3 +51,12 @@ def report_cpu(name: str, pid: int, since: float, operations: int) -> None:
     spent = cpu_seconds(pid) - since
     per = spent * 1000 / operations if operations else float("nan")
     print(f"{name:<34} CPU {per:6.2f} ms per op ({spent:.2f} s / {operations})  {loadavg()}")
+
+
+def report_profile(path: str, top: int = 25) -> None:
+    """Prints the heaviest entries of a process's cProfile statistics: by own time, then by
+    time including callees."""
+    stats = pstats.Stats(path)
+    for order in ("tottime", "cumulative"):
+        print(f"\nprofile of {path}, top {top} by {order}:")
+        stats.sort_stats(order).print_stats(top)

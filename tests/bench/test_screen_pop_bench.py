@@ -12,7 +12,9 @@ lookup and card preparation are timed too.
 By default a background CPU hog (a process busy on one core) runs for the whole
 benchmark (BENCH_HOG=0 turns it off). Each phase prints p50/p99 (target p99 ≤ 20 ms), the
 load average, and the API process's CPU ms per call (its utime+stime over the phase,
-backlog drain included, divided by the calls).
+backlog drain included, divided by the calls). BENCH_PROFILE=<file> runs the API under
+cProfile (slower: its CPU figures then include the profiler's) and prints its heaviest
+entries at the end.
 
 Phases: every rate in BENCH_CALL_RATE (comma-separated, default 50 calls/s) × every lead
 in BENCH_LEAD (default "spread,none"), BENCH_SECONDS each (default 20); each call is the
@@ -28,10 +30,11 @@ import random
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import httpx
-from bench.load import cpu_hog, cpu_seconds, loadavg, report_cpu
+from bench.load import cpu_hog, cpu_seconds, loadavg, report_cpu, report_profile
 from bench.measure import call_events_handled, percentile, report
 from bench.seeding import CLIENTS, bench_database, number, seed_clients
 from support.factories import _HASH, PASSWORD
@@ -48,6 +51,7 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 LEADS = os.environ.get("BENCH_LEAD", "spread,none").split(",")
 DRAIN_IDLE_S = 60.0  # a backlog behind an overloaded API may hold the first pop this long
 CAPTURE_CALLER = "79161234567"  # the caller of the incoming-answered capture
+PROFILE = os.environ.get("BENCH_PROFILE")
 
 
 @contextlib.asynccontextmanager
@@ -102,7 +106,9 @@ async def test_screen_pop_latency_at_50_calls_per_second(
         print(f"\nseeded {CLIENTS:,} clients in {time.perf_counter() - t:.0f} s")
         async with (
             AmiSimulator() as pbx,
-            api_process(url, CALLCARD_REDIS_URL=redis_url) as server,
+            api_process(
+                url, profile=Path(PROFILE) if PROFILE else None, CALLCARD_REDIS_URL=redis_url
+            ) as server,
             telephony_process(url, redis_url, pbx.url),
         ):
             async with httpx.AsyncClient(base_url=server.base_url + "/api/v1") as http:
@@ -122,6 +128,8 @@ async def test_screen_pop_latency_at_50_calls_per_second(
                     for rate in RATES:
                         for lead in LEADS:
                             await _phase(pbx, ws, rate, lead, server.process.pid, redis_url)
+    if PROFILE:
+        report_profile(PROFILE)
 
 
 async def _phase(

@@ -106,12 +106,31 @@ class ApiProcess:
         self.process.kill()
 
 
+# `callcard api` under cProfile, its statistics written to argv[1] when it stops. The clock
+# is the process's CPU time: on a busy machine wall time mostly counts waits for a core.
+# uvicorn raises SIGTERM again after its shutdown: the handler makes it an exit the
+# profiler survives.
+_PROFILED = """
+import cProfile, runpy, signal, sys, time
+out, sys.argv = sys.argv[1], ["callcard", "api"]
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+profiler = cProfile.Profile(time.process_time)
+try:
+    profiler.runcall(runpy.run_module, "crm_api.cli", run_name="__main__")
+except SystemExit:
+    pass
+finally:
+    profiler.dump_stats(out)
+"""
+
+
 @contextlib.asynccontextmanager
 async def api_process(
-    database_url: str, *, log: Path | None = None, **env: str
+    database_url: str, *, log: Path | None = None, profile: Path | None = None, **env: str
 ) -> AsyncIterator[ApiProcess]:
     """`callcard api` as its own process (benchmarks: the client gets the other core;
-    durability tests: it can be killed). `log` receives its output."""
+    durability tests: it can be killed). `log` receives its output; `profile`, the
+    process's cProfile statistics when it has stopped."""
     port = free_port()
     environ = {
         **os.environ,
@@ -122,8 +141,11 @@ async def api_process(
     }
     output = await asyncio.to_thread(open, log or os.devnull, "ab")
     with output:
+        command = ["-m", "crm_api.cli", "api"]
+        if profile is not None:
+            command = ["-c", _PROFILED, str(profile)]
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "crm_api.cli", "api", env=environ, stdout=output, stderr=output
+            sys.executable, *command, env=environ, stdout=output, stderr=output
         )
     base = f"http://127.0.0.1:{port}"
     try:
