@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import event as orm_event
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -42,7 +44,7 @@ from telephony import events as ev
 
 log = logging.getLogger(__name__)
 PREPARED_POPS = 10_000  # calls between start and end at once, at most
-EXTENSIONS_TTL = 5.0  # seconds an extension → user map serves early pops
+EXTENSIONS_TTL = 5.0  # seconds the extension → user map serves, at most
 # What callers' phones send when there is no name to show.
 _NO_NAMES = frozenset({"anonymous", "unknown", "unavailable", "restricted", "private", "null"})
 
@@ -53,6 +55,21 @@ def person_name(name: str | None) -> str | None:
     if cleaned.strip("<>").lower() in _NO_NAMES or not any(c.isalpha() for c in cleaned):
         return None
     return cleaned[:200]
+
+
+class _UserWrites:
+    """Users written through this process's ORM: each write makes every extension map of
+    the process stale, so a change made here is seen by the next call event."""
+
+    count = 0
+
+    @staticmethod
+    def seen(*_: object) -> None:
+        _UserWrites.count += 1
+
+
+for _write in ("after_insert", "after_update", "after_delete"):
+    orm_event.listen(User, _write, _UserWrites.seen)
 
 
 @dataclass(slots=True)
@@ -86,8 +103,11 @@ class CallService:
         # push it. Per process: a call whose start another worker handled (or that a
         # restart forgot) makes its summary at the ring, in the transaction.
         self._prepared: OrderedDict[str, _Prepared] = OrderedDict()
-        self._extensions: dict[str, int] = {}  # of active users, read at most EXTENSIONS_TTL ago
+        # Of active users, read at most EXTENSIONS_TTL ago and since this process last wrote
+        # a user: a user changed by another worker is seen within EXTENSIONS_TTL.
+        self._extensions: dict[str, int] = {}
         self._extensions_read = -EXTENSIONS_TTL
+        self._extensions_writes = -1
         self._pushing: dict[str, list[tuple[str, asyncio.Task[Any]]]] = {}  # call id → pops
         self._bus_outage = Outage("call frames: the realtime bus", log)
 
@@ -109,8 +129,12 @@ class CallService:
             await self._pushed(call_id)
         frames: Frames = []
         async with self._sessions() as session:
-            for event in events:
-                frames += await self._apply(session, event)
+            # A call's row is written once per transaction where it can be (its changes
+            # go out with the commit), not before every read of the run; what a read
+            # needs written is flushed where it is needed.
+            with session.no_autoflush:
+                for event in events:
+                    frames += await self._apply(session, event)
             await session.commit()
         # Only what was committed: a start rolled back may have made a card that never was.
         self._prepared.update(session.info.get("prepared", {}))
@@ -227,7 +251,8 @@ class CallService:
                 agents=[],
             )
             session.add(call)
-            await session.flush()
+            if not isinstance(event, ev.CallStarted):  # the start writes it with its card
+                await session.flush()
         return call
 
     def _e164(self, number: str | None) -> str | None:
@@ -262,15 +287,13 @@ class CallService:
         call.client_id = client.id
         return client, created
 
-    async def _user_by_extension(self, session: AsyncSession, extension: str | None) -> User | None:
+    async def _user_id_of(self, session: AsyncSession, extension: str | None) -> int | None:
+        """The id of the active user on `extension`, from the map; an extension the map
+        lacks is looked for again (a user given it a moment ago)."""
         if not extension:
             return None
-        agents: dict[str, User | None] = session.info.setdefault("agents", {})
-        if extension not in agents:
-            agents[extension] = await session.scalar(
-                select(User).where(User.extension == extension, User.is_active.is_(True))
-            )
-        return agents[extension]
+        await self._read_extensions(session, fresh=extension not in self._extensions)
+        return self._extensions.get(extension)
 
     async def _started(self, session: AsyncSession, call: Call, event: ev.CallStarted) -> Frames:
         if call.state in ("ended", "failed"):
@@ -282,6 +305,8 @@ class CallService:
         if call.state == "originating":
             call.state = "ringing"
         client, _ = await self._client_for(session, call)
+        if call.id is None:
+            await session.flush()  # the frames and the run's next events need its id
         if client is not None and call.direction == ev.Direction.INBOUND:
             summary = (await caller_card(session, client)).model_dump(mode="json")
             await self._read_extensions(session)
@@ -306,17 +331,22 @@ class CallService:
             call.caller, call.callee = call.caller or caller, call.callee or callee
         call.did = self._e164(did) or call.did
 
-    async def _read_extensions(self, session: AsyncSession) -> None:
-        # A user's new extension reaches early pops within EXTENSIONS_TTL.
-        if time.monotonic() - self._extensions_read < EXTENSIONS_TTL:
+    async def _read_extensions(self, session: AsyncSession, *, fresh: bool = False) -> None:
+        now = time.monotonic()
+        if (
+            not fresh
+            and now - self._extensions_read < EXTENSIONS_TTL
+            and self._extensions_writes == _UserWrites.count
+        ):
             return
+        self._extensions_writes = _UserWrites.count
         rows = await session.execute(
             select(User.extension, User.id).where(
                 User.is_active.is_(True), User.extension.is_not(None)
             )
         )
         self._extensions = {ext: uid for ext, uid in rows if ext}
-        self._extensions_read = time.monotonic()
+        self._extensions_read = now
 
     async def _summary(self, session: AsyncSession, call: Call, call_id: str) -> dict[str, Any]:
         prepared = session.info.get("prepared", {}).get(call_id) or self._prepared.get(call_id)
@@ -340,9 +370,9 @@ class CallService:
         prepared = self._prepared.get(event.call_id)
         if prepared is not None and event.agent in prepared.popped:
             return []  # popped ahead of this commit
-        agent = await self._user_by_extension(session, event.agent)
+        agent = await self._user_id_of(session, event.agent)
         card = await self._summary(session, call, event.call_id)
-        return [notifier.ringing(call_data(call), event.agent, agent.id if agent else None, card)]
+        return [notifier.ringing(call_data(call), event.agent, agent, card)]
 
     async def _answered(self, session: AsyncSession, call: Call, event: ev.CallAnswered) -> Frames:
         agent_ext = event.agent
@@ -355,10 +385,10 @@ class CallService:
             call.answered_at = event.at
             call.answered_by = agent_ext
         call.state = "answered"
-        agent = await self._user_by_extension(session, agent_ext)
+        agent = await self._user_id_of(session, agent_ext)
         if agent is not None and call.user_id is None:
-            call.user_id = agent.id
-        users = [agent.id] if agent else ([call.user_id] if call.user_id else [])
+            call.user_id = agent
+        users = [agent] if agent else ([call.user_id] if call.user_id else [])
         return [notifier.answered(call, agent_ext, users)]
 
     async def _participants(self, session: AsyncSession, call: Call) -> None:
@@ -367,10 +397,10 @@ class CallService:
         talk = call.talk_by_agent or {}
         rows: dict[int, CallParticipant] = {}
         for ext in call.agents:
-            user = await self._user_by_extension(session, ext)
-            if user is not None and user.id not in rows:
-                rows[user.id] = CallParticipant(
-                    call_id=call.id, user_id=user.id, extension=ext, talk_s=talk.get(ext)
+            user_id = await self._user_id_of(session, ext)
+            if user_id is not None and user_id not in rows:
+                rows[user_id] = CallParticipant(
+                    call_id=call.id, user_id=user_id, extension=ext, talk_s=talk.get(ext)
                 )
         if call.user_id is not None and call.user_id not in rows:
             rows[call.user_id] = CallParticipant(call_id=call.id, user_id=call.user_id)
@@ -382,11 +412,13 @@ class CallService:
         name = recordings.relative_path(event.file)
         if name is None:
             return
-        existing = await session.scalar(
-            select(Recording).where(Recording.call_id == call.id, Recording.file_name == name)
+        # Written at once (the end in the same run reads it back), once per call and file.
+        dialect: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        await session.execute(
+            dialect.insert(Recording)
+            .values(call_id=call.id, pbx_path=event.file, file_name=name)
+            .on_conflict_do_nothing(index_elements=["call_id", "file_name"])
         )
-        if existing is None:
-            session.add(Recording(call_id=call.id, pbx_path=event.file, file_name=name))
 
     async def _ended(self, session: AsyncSession, call: Call, event: ev.CallEnded) -> Frames:
         self._prepared.pop(event.call_id, None)
@@ -412,9 +444,9 @@ class CallService:
         client, _ = await self._client_for(session, call)
         found = (await session.scalars(select(Recording).where(Recording.call_id == call.id))).all()
         offered = [r for r in found if event.talk_s > 0 and self._offered(r)]
-        answered_user = await self._user_by_extension(session, call.answered_by)
+        answered_user = await self._user_id_of(session, call.answered_by)
         if answered_user is not None:
-            call.user_id = answered_user.id
+            call.user_id = answered_user
         await self._participants(session, call)
         unanswered = followup.needs_callback(call)
         responsible = None
@@ -468,10 +500,8 @@ class CallService:
                 call.callback_task_id = task.id
                 frames.append(notifier.missed(call, client.id, responsible))
         # Everyone whose phone rang sees the call end, not only who owns the follow-up.
-        rung = [await self._user_by_extension(session, ext) for ext in call.ringing]
-        users = sorted(
-            {u for u in (call.user_id, responsible, *(a.id for a in rung if a)) if u is not None}
-        )
+        rung = [await self._user_id_of(session, ext) for ext in call.ringing]
+        users = sorted({u for u in (call.user_id, responsible, *rung) if u is not None})
         return [notifier.ended(call, client.id if client else None, users), *frames]
 
     def _offered(self, recording: Recording) -> bool:
