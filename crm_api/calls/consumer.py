@@ -12,6 +12,7 @@ finds the call already in that state and changes and pushes nothing."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -70,6 +71,10 @@ class _UserWrites:
 
 for _write in ("after_insert", "after_update", "after_delete"):
     orm_event.listen(User, _write, _UserWrites.seen)
+
+
+# Each call event names the same few numbers again (caller, DID, callee): parsed once.
+_e164 = functools.lru_cache(maxsize=PREPARED_POPS)(phones.try_normalize)
 
 
 @dataclass(slots=True)
@@ -256,7 +261,7 @@ class CallService:
         return call
 
     def _e164(self, number: str | None) -> str | None:
-        return phones.try_normalize(number, self._region)
+        return _e164(number, self._region)
 
     async def _client_for(self, session: AsyncSession, call: Call) -> tuple[Client | None, bool]:
         """The card of the external party; a fresh card for an unknown number, named
