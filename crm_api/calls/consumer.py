@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import bindparam, select
 from sqlalchemy import event as orm_event
-from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -72,6 +72,12 @@ class _UserWrites:
 for _write in ("after_insert", "after_update", "after_delete"):
     orm_event.listen(User, _write, _UserWrites.seen)
 
+
+# Built once: every call event locks its call, and building a statement costs more CPU
+# than sending it.
+_CALL_BY_PBX_ID = select(Call).where(Call.pbx_call_id == bindparam("id")).with_for_update()
+_CALL_BY_CRM_ID = select(Call).where(Call.crm_call_id == bindparam("id")).with_for_update()
+_RECORDINGS_OF = select(Recording).where(Recording.call_id == bindparam("id"))
 
 # Each call event names the same few numbers again (caller, DID, callee): parsed once.
 _e164 = functools.lru_cache(maxsize=PREPARED_POPS)(phones.try_normalize)
@@ -235,13 +241,9 @@ class CallService:
         return call
 
     async def _lock_call(self, session: AsyncSession, event: ev.CallEvent) -> Call:
-        call = await session.scalar(
-            select(Call).where(Call.pbx_call_id == event.call_id).with_for_update()
-        )
+        call = await session.scalar(_CALL_BY_PBX_ID, {"id": event.call_id})
         if call is None and event.crm_call_id:
-            call = await session.scalar(
-                select(Call).where(Call.crm_call_id == event.crm_call_id).with_for_update()
-            )
+            call = await session.scalar(_CALL_BY_CRM_ID, {"id": event.crm_call_id})
             if call is not None:
                 call.pbx_call_id = event.call_id
         if call is None:  # the first we hear of it (adapter restarted mid-call, resync)
@@ -447,7 +449,7 @@ class CallService:
         call.answered_by = call.answered_by or event.answered_by
         call.failure = event.reason or call.failure
         client, _ = await self._client_for(session, call)
-        found = (await session.scalars(select(Recording).where(Recording.call_id == call.id))).all()
+        found = (await session.scalars(_RECORDINGS_OF, {"id": call.id})).all()
         offered = [r for r in found if event.talk_s > 0 and self._offered(r)]
         answered_user = await self._user_id_of(session, call.answered_by)
         if answered_user is not None:

@@ -150,7 +150,8 @@ async def api_process(
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient() as probe:
-            for _ in range(300):
+            # Under the profiler the imports alone take seconds on a busy machine.
+            for _ in range(300 if profile is None else 1200):
                 try:
                     if (await probe.get(base + "/api/v1/health")).status_code == 200:
                         break
