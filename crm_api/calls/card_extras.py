@@ -36,12 +36,22 @@ async def open_deals(session: AsyncSession, client_id: int) -> list[PopDeal]:
 
 async def open_tasks(session: AsyncSession, client_id: int) -> list[PopTask]:
     rows = await session.execute(
-        select(Task.id, Task.title, Task.due_at, Task.assignee_id, Task.deal_id)
+        select(
+            Task.id, Task.title, Task.due_at, Task.assignee_id, Task.deal_id, Task.kind, Task.params
+        )
         .where(Task.client_id == client_id, Task.done_at.is_(None))
         .order_by(Task.due_at.is_(None), Task.due_at, Task.id)
         .limit(CARD_ITEMS)
     )
     return [
-        PopTask(id=task_id, title=title, due_at=due, assignee_id=assignee_id, deal_id=deal_id)
-        for task_id, title, due, assignee_id, deal_id in rows
+        PopTask(
+            id=task_id,
+            title=title,
+            due_at=due,
+            assignee_id=assignee_id,
+            deal_id=deal_id,
+            kind=kind,
+            params=params,
+        )
+        for task_id, title, due, assignee_id, deal_id, kind, params in rows
     ]

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -111,6 +111,10 @@ class PopTask(ApiModel):
     due_at: datetime | None
     assignee_id: int | None
     deal_id: int | None
+    # A task the system made: what it is and its parameters (see TaskPublic), for the UI
+    # to word in the user's language.
+    kind: str | None = None
+    params: dict[str, Any] | None = None
 
 
 class CallerCard(ApiModel):

@@ -3555,6 +3555,18 @@ export interface components {
             assignee_id: number | null;
             /** Deal Id */
             deal_id: number | null;
+            /**
+             * Kind
+             * @default null
+             */
+            kind?: string | null;
+            /**
+             * Params
+             * @default null
+             */
+            params?: {
+                [key: string]: unknown;
+            } | null;
         };
         /** Problem */
         Problem: {

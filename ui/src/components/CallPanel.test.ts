@@ -36,6 +36,12 @@ describe('CallPanel', () => {
     expect(w.find('[data-testid=new-card-form]').exists()).toBe(false)
   })
 
+  it('words the callback task the system made in the user language', () => {
+    setLang('ru')
+    const w = render(call({ tasks: [{ id: 5, title: 'Иванов Иван', kind: 'missed_call', params: { count: 2 } }] }))
+    expect(w.get('[data-testid=call-tasks]').text()).toBe('Перезвонить: Иванов Иван — пропущено звонков: 2')
+  })
+
   it('offers the new-card form, prefilled with the number, for an unknown caller', () => {
     setLang('en')
     const w = render(call({ client: { id: 9, name: '+79161234567', company_name: null, is_new: true, manager: null } }))
