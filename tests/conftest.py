@@ -165,9 +165,3 @@ async def actors(db: async_sessionmaker[AsyncSession]) -> dict[Role, Actor]:
         }
         await session.commit()
     return made
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that run for minutes go first: with two workers the other one meanwhile runs the
-    rest, instead of waiting out a long test that happened to be handed out last."""
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)

@@ -25,8 +25,6 @@ from support.server import RunningApi
 from crm_api.accounts.models import Role
 from crm_api.seed import seed_demo
 
-pytestmark = pytest.mark.long  # minutes: scheduled first (tests/conftest.py)
-
 EXAMPLES = 25
 BUDGET_S = 125  # per role; a slower machine runs fewer examples, not longer
 SELF_ENDING = ("logout", "revoke_token", "update_user")
