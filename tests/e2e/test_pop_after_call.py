@@ -9,6 +9,7 @@ from e2e.test_screen_pop import OPERATOR_EXT, a_client, now, ringing
 from playwright.async_api import Browser, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.call_events import answered_end
 from support.server import RunningApi
 
 from crm_api.calls.models import Call
@@ -73,20 +74,7 @@ async def test_unknown_number_rings_then_goes_to_an_existing_client_with_a_resul
 
     await pbx(app, ev.CallAnswered(call_id=call_id, at=now(), agent=OPERATOR_EXT))
     await expect(page.get_by_test_id("mute")).to_be_hidden()  # answered: the ring stops
-    await pbx(
-        app,
-        ev.CallEnded(
-            call_id=call_id,
-            at=now(),
-            direction=ev.Direction.INBOUND,
-            disposition=ev.Disposition.ANSWERED,
-            cause=16,
-            talk_s=30.0,
-            ring_s=4.0,
-            agents=(OPERATOR_EXT,),
-            answered_by=OPERATOR_EXT,
-        ),
-    )
+    await pbx(app, answered_end(call_id, now(), OPERATOR_EXT, ring_s=4.0, talk_s=30.0))
     await expect(panel).to_have_attribute("data-state", "ended")
     await panel.get_by_test_id("call-result").click()
     await page.locator(".n-base-select-option", has_text=w["result"]).click()

@@ -12,6 +12,7 @@ from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
+from support.call_events import answered_end
 from support.server import RunningApi
 
 from crm_api.clients.models import Client
@@ -108,20 +109,7 @@ async def test_card_pops_on_ringing_and_follows_the_call(
     await expect(panel).to_have_attribute("data-state", "answered")
     await expect(panel.get_by_test_id("call-client-name")).to_have_text(name)
 
-    await pbx(
-        app,
-        ev.CallEnded(
-            call_id=call_id,
-            at=now(),
-            direction=ev.Direction.INBOUND,
-            disposition=ev.Disposition.ANSWERED,
-            cause=16,
-            talk_s=12.0,
-            ring_s=3.0,
-            agents=(OPERATOR_EXT,),
-            answered_by=OPERATOR_EXT,
-        ),
-    )
+    await pbx(app, answered_end(call_id, now(), OPERATOR_EXT, ring_s=3.0, talk_s=12.0))
     await expect(panel).to_have_attribute("data-state", "ended")
     await expect(panel.get_by_test_id("call-timer")).to_have_text("00:12")  # the PBX's talk time
     note = "Договорились о встрече во вторник"

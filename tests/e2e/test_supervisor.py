@@ -13,6 +13,7 @@ from playwright.async_api import Browser, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
+from support.call_events import answered_end
 from support.server import RunningApi
 
 from crm_api.calls.models import Call
@@ -70,17 +71,7 @@ async def test_live_board_then_listen_seek_and_score(
 
     await pbx(
         app,
-        ev.CallEnded(
-            call_id="rec-1",
-            at=t0 + timedelta(seconds=30),
-            direction=ev.Direction.INBOUND,
-            disposition=ev.Disposition.ANSWERED,
-            cause=16,
-            ring_s=3,
-            talk_s=27,
-            agents=(MANAGER_EXT,),
-            answered_by=MANAGER_EXT,
-        ),
+        answered_end("rec-1", t0 + timedelta(seconds=30), MANAGER_EXT, ring_s=3, talk_s=27),
     )
     await expect(board.get_by_text("Сейчас нет звонков")).to_be_visible()
     async with db() as session:

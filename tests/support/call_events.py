@@ -53,3 +53,20 @@ def answered_call(
             answered_by=agent,
         ),
     ]
+
+
+def answered_end(
+    call_id: str, at: datetime, agent: str, *, ring_s: float, talk_s: float
+) -> ev.CallEnded:
+    """The end of an inbound call `agent` answered (normal clearing)."""
+    return ev.CallEnded(
+        call_id=call_id,
+        at=at,
+        direction=ev.Direction.INBOUND,
+        disposition=ev.Disposition.ANSWERED,
+        cause=16,
+        ring_s=ring_s,
+        talk_s=talk_s,
+        agents=(agent,),
+        answered_by=agent,
+    )
