@@ -64,3 +64,6 @@ def configure_logging(log_format: LogFormat, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [log_handler(log_format)]
     root.setLevel(level.upper())
+    # Alembic names each of its autogenerate plugins at INFO on every start; the
+    # migrations it runs stay visible.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -6,6 +6,10 @@ import asyncio
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from crm_api.platform.logs import log_handler
 from telephony.call_context import about_call
@@ -67,3 +71,18 @@ def test_text_lines_name_the_call() -> None:
     first, second = out.getvalue().splitlines()
     assert first.endswith("test.logs.text [call 99.1]: popped")
     assert second.endswith("test.logs.text: idle")
+
+
+def test_migrate_names_each_migration_and_nothing_of_alembics_plugins(tmp_path: Path) -> None:
+    env = {**os.environ, "CALLCARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cc.db"}
+    done = subprocess.run(
+        [sys.executable, "-m", "crm_api.cli", "migrate"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "Running upgrade  -> 0001" in done.stderr
+    assert "setup plugin" not in done.stderr
