@@ -29,6 +29,7 @@ from crm_api.sales.schemas import (
     StageVisitPublic,
     deal_public,
 )
+from crm_api.tasks import notifier as tasks_notifier
 from crm_api.tasks import service as tasks_domain
 from crm_api.tasks.schemas import TaskPublic
 
@@ -190,7 +191,7 @@ async def move_deal(
 async def close_deal(
     deal_id: Id, body: DealClose, session: SessionDep, services: ServicesDep, user: Writer
 ) -> DealPublic:
-    deal = await deals_domain.close_deal(
+    deal, idle_done = await deals_domain.close_deal(
         session,
         user,
         deal_id,
@@ -200,4 +201,6 @@ async def close_deal(
         at=utcnow(),
     )
     await session.commit()
+    for task in idle_done:
+        await tasks_notifier.task_updated(services.hub, TaskPublic.model_validate(task))
     return await publish_deal(services, session, deal)

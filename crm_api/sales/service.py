@@ -1,7 +1,8 @@
 """Deals and their pipeline: stages, moves, closing won or lost, the stage history.
 
 Every stage change closes the deal's current stage visit and opens the next one in the
-same transaction, so the funnel (conversion, time in stage) is read from the visits."""
+same transaction, so the funnel (conversion, time in stage) is read from the visits.
+Closing a deal also marks its open "deal idle" task done, in that transaction too."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from crm_api.platform.errors import Conflict, InvalidInput, NotFound
 from crm_api.sales.models import Deal, DealStage, DealStageVisit, StageKind
 from crm_api.sales.money import to_minor
 from crm_api.sales.types import DealChanges, NewDeal, StageChanges
+from crm_api.tasks.models import STALE_DEAL_KIND, Task
 
 CARD_COMMUNICATIONS = 50
 
@@ -303,7 +305,9 @@ async def close_deal(
     reason: str | None = None,
     satisfaction: int | None = None,
     at: datetime | None = None,
-) -> Deal:
+) -> tuple[Deal, list[Task]]:
+    """Won or lost; returns the deal and its "deal idle" tasks this made done."""
+    at = at or utcnow()
     deal = await get_for(session, user, deal_id)
     if deal.stage_kind is not StageKind.OPEN:
         raise DealClosed(f"the deal is already {deal.stage_kind}")
@@ -311,13 +315,21 @@ async def close_deal(
     if kind is StageKind.LOST and not (reason and reason.strip()):
         raise InvalidInput("reason", "say why the deal was lost")
     stage = await stage_of_kind(session, kind)
-    await _change_stage(session, deal, stage, user, at or utcnow())
+    await _change_stage(session, deal, stage, user, at)
     if kind is StageKind.LOST:
         deal.lost_reason = reason
     if satisfaction is not None:
         deal.satisfaction = satisfaction
+    idle_done = await session.scalars(
+        update(Task)
+        .where(Task.deal_id == deal.id, Task.kind == STALE_DEAL_KIND, Task.done_at.is_(None))
+        .values(done_at=at)
+        .returning(Task)
+        .execution_options(populate_existing=True)
+    )
+    tasks = list(idle_done)
     await session.flush()
-    return deal
+    return deal, tasks
 
 
 async def history(session: AsyncSession, deal_id: int) -> list[DealStageVisit]:

@@ -19,6 +19,9 @@ class TaskSource(enum.StrEnum):
     HANDOFF = "handoff"
 
 
+# A deal idle too long: its manager's "deal idle" task, done when the deal closes.
+STALE_DEAL_KIND = "stale_deal"
+
 # The one open callback task per client (ix_tasks_open_callback).
 OPEN_CALLBACK = "kind = 'missed_call' AND done_at IS NULL"
 

@@ -23,7 +23,7 @@ from crm_api.platform.db.base import utcnow
 from crm_api.platform.errors import Conflict, InvalidInput, NotFound
 from crm_api.sales import service as deals_domain
 from crm_api.sales.models import Deal, StageKind
-from crm_api.tasks.models import Task, TaskSource
+from crm_api.tasks.models import STALE_DEAL_KIND, Task, TaskSource
 from crm_api.tasks.types import Handoff, NewTask, TaskChanges
 
 CLAIM_BATCH = 200
@@ -304,10 +304,6 @@ async def add_automatic(session: AsyncSession, rows: list[dict[str, Any]]) -> in
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-# The task's kind: the UI words it ("Deal idle for 7 days: …") in the user's language.
-STALE_DEAL_KIND = "stale_deal"
-
-
 async def stale_deal_tasks(session: AsyncSession, now: datetime, days: int) -> int:
     """A callback task for the manager of every open deal idle for `days`: no change to
     the deal and no communication with its client since then."""
@@ -332,7 +328,7 @@ async def stale_deal_tasks(session: AsyncSession, now: datetime, days: int) -> i
     rows = [
         {
             "title": title,
-            "kind": STALE_DEAL_KIND,
+            "kind": STALE_DEAL_KIND,  # the UI words it: "Deal idle for 7 days: …"
             "params": {"deal": title, "days": days},
             "client_id": client_id,
             "deal_id": deal_id,

@@ -1,18 +1,23 @@
 """A manager's loop: find a client by the last digits of a number (starting with 8), open
-the card, make a deal there and another one on the board in a stage, win one."""
+the card, make a deal there and another one on the board in a stage, win one: its "deal
+idle" task leaves the task list open in another tab."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from e2e.helpers import choose, login, new_context, same_site, shoot_widths
 from playwright.async_api import Browser, expect
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.server import RunningApi
 
 from crm_api.accounts.models import User
 from crm_api.clients.directories.models import LeadSource
 from crm_api.sales.models import Deal
+from crm_api.tasks.models import Task
+from crm_api.tasks.reminders import run_stale_rule
 
 WORDS = {
     "ru": {
@@ -24,6 +29,7 @@ WORDS = {
         "client": "Клиент",
         "won": "Успешно",
         "edit": "Изменить",
+        "idle": "Сделка без движения 7 дн.: Сервисный договор",
     },
     "en": {
         "found": "1 client",
@@ -34,6 +40,7 @@ WORDS = {
         "client": "Client",
         "won": "Won",
         "edit": "Edit",
+        "idle": "Deal idle for 7 days: Сервисный договор",
     },
 }
 
@@ -90,10 +97,25 @@ async def test_find_by_tail_digits_then_deals_from_the_card_and_the_board(
     await expect(card).to_be_visible()
     await shoot_widths(page, f"deals-board-{lang}")
 
-    # Won from the card's menu (the keyboard way of dragging).
+    # A week without news: the deal gets its "deal idle" task, listed in another tab.
+    async with db() as session:
+        await session.execute(
+            update(Deal)
+            .where(Deal.title == "Сервисный договор")
+            .values(last_activity_at=datetime.now(UTC) - timedelta(days=8))
+        )
+        await session.commit()
+    assert await run_stale_rule(app.app.state.services) == 1
+    tasks_tab = await context.new_page()
+    await tasks_tab.goto("/tasks")
+    idle = tasks_tab.locator("main li", has_text=w["idle"])
+    await expect(idle).to_have_count(1)
+
+    # Won from the card's menu (the keyboard way of dragging): the idle task is done.
     await card.get_by_role("button").click()
     await page.locator(".n-dropdown-option", has_text=w["won"]).click()
     await expect(card).to_have_count(0)
+    await expect(idle).to_have_count(0)  # live, without a reload
 
     async with db() as session:
         deals = (await session.scalars(select(Deal).where(Deal.client_id == client_id))).all()
@@ -105,4 +127,7 @@ async def test_find_by_tail_digits_then_deals_from_the_card_and_the_board(
     assert (office.manager_id, office.lead_source_id) == (manager.id, source.id)
     assert office.amount_minor == 15_000_000  # kopecks
     assert service.manager_id == manager.id and service.stage_kind == "won"
+    async with db() as session:
+        idle_task = await session.scalar(select(Task).where(Task.deal_id == service.id))
+    assert idle_task is not None and idle_task.done_at == service.closed_at
     await context.close()

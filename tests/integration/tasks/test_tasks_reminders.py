@@ -273,3 +273,54 @@ async def test_stale_deals_get_one_callback_task_each(
         "stale_deal",
         {"deal": "A", "days": 7},
     )
+
+
+async def test_closing_a_deal_closes_its_idle_task(
+    api: RunningApi, actors: dict[Role, Actor], db: async_sessionmaker[AsyncSession]
+) -> None:
+    manager = actors[Role.MANAGER]
+    client = await _client(api, manager, "Молчун")
+    async with api.client(manager.token) as http:
+        won, lost, open_ = [
+            (await http.post("/deals", json={"client_id": client["id"], "title": t})).json()
+            for t in ("A", "B", "C")
+        ]
+        r = await http.post("/tasks", json={"title": "Счёт", "deal_id": won["id"]})
+        assert r.status_code == 201, r.text
+        manual = r.json()
+    async with db() as session:
+        await session.execute(
+            update(Deal).values(last_activity_at=datetime.now(UTC) - timedelta(days=10))
+        )
+        await session.commit()
+    assert await run_stale_rule(api.app.state.services) == 3
+
+    async with open_socket(api.ws_url, manager.token) as ws, api.client(manager.token) as http:
+        conn = Socket(ws)
+        await conn.next_of("hello")
+        # A refused close changes nothing: the deal and its idle task stay open.
+        r = await http.post(f"/deals/{lost['id']}/close", json={"outcome": "lost"})
+        assert r.status_code == 422
+        r = await http.post(f"/deals/{won['id']}/close", json={"outcome": "won"})
+        assert r.status_code == 200, r.text
+        closed_at = r.json()["closed_at"]
+        frame = await conn.next_of("task.updated")
+        assert frame["data"]["task"]["deal_id"] == won["id"]
+        assert frame["data"]["task"]["kind"] == "stale_deal"
+        assert frame["data"]["task"]["done_at"] == closed_at
+        r = await http.post(
+            f"/deals/{lost['id']}/close", json={"outcome": "lost", "reason": "дорого"}
+        )
+        assert r.status_code == 200, r.text
+        frame = await conn.next_of("task.updated")
+        assert frame["data"]["task"]["deal_id"] == lost["id"]
+    async with db() as session:
+        tasks = (await session.scalars(select(Task).order_by(Task.id))).all()
+    done = {(t.deal_id, t.kind): t.done_at is not None for t in tasks}
+    assert done == {
+        (won["id"], None): False,  # the manager's own task on the deal stays theirs to close
+        (won["id"], "stale_deal"): True,
+        (lost["id"], "stale_deal"): True,
+        (open_["id"], "stale_deal"): False,
+    }
+    assert manual["id"] in {t.id for t in tasks}
