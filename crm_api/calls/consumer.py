@@ -189,6 +189,8 @@ class CallService:
         prepared = self._prepared.get(event.call_id)
         if prepared is None or event.agent in prepared.popped:
             return None
+        if event.agent in prepared.call["ringing"]:
+            return None  # rang before this start was sent again: popped then
         user_id = self._extensions.get(event.agent)
         if user_id is None:
             return None  # not a known agent's phone: the transaction finds out who it is

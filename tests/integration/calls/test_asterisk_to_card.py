@@ -16,7 +16,7 @@ from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
 from crm_api.platform.settings import Settings
-from telephony.ami.simulator import CAPTURES, AmiSimulator, prepare
+from telephony.ami.simulator import CAPTURES, AmiSimulator, linkedid_of, prepare
 
 
 async def new_client(api: RunningApi, token: str, phone: str, manager_id: int | None) -> dict:
@@ -214,3 +214,42 @@ async def test_fastagi_answers_the_dialplan_with_the_fallback_when_nobody_is_on_
     writer.write(b"200 result=1\n")
     writer.close()
     assert command == f'SET VARIABLE CALLCARD_ROUTE "{settings.routing_fallback}"\n'.encode()
+
+
+async def route_over_fastagi(agi_bind: str, call_id: str) -> bytes:
+    """The dialplan's AGI(agi://…/route,…) for `call_id`, as the capture's Asterisk asked it."""
+    env = (CAPTURES / "incoming-agi-routed.fastagi.txt").read_bytes().partition(b"\n\n")[0]
+    env = env.replace(b"agi_uniqueid: 1795386718.8", f"agi_uniqueid: {call_id}".encode())
+    host, _, port = agi_bind.rpartition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(env + b"\n\n")
+    command = await asyncio.wait_for(reader.readline(), 5)
+    writer.write(b"200 result=1\n")
+    writer.close()
+    return command
+
+
+async def test_a_fastagi_routed_call_pops_once_for_the_phone_that_rings(
+    telephony_api: RunningApi,
+    pbx: AmiSimulator,
+    team: dict[str, Actor],
+    settings: Settings,
+) -> None:
+    """The route's CallRouted (FastAGI) and the ring (AMI DialBegin) both reach the
+    call-event service ahead of the ring's commit: the phone's user gets one pop."""
+    api, manager = telephony_api, team["102"]
+    events = prepare("incoming-agi-routed")
+    call_id = next(filter(None, map(linkedid_of, events)))
+    asked = next(i for i, p in enumerate(events) if dict(p).get("Event") == "AGIExecStart")
+    async with open_socket(api.ws_url, manager.token) as conn:
+        sock = Socket(conn)
+        await sock.next_of("hello")
+        await pbx.emit(events[:asked])
+        assert (await route_over_fastagi(settings.agi_bind, call_id)).startswith(b"SET VARIABLE")
+        await pbx.emit(events[asked:])
+        pop = await sock.next_of("call.ringing")
+        assert pop["data"]["agent"] == "102" and pop["data"]["call_id"] == call_id
+        assert (await sock.next_of("call.ended"))["data"]["disposition"] == "answered"
+        await sock.settle(api.app.state.services.hub, manager.user.id)
+    pops = [f for f in sock.frames if f["type"] == "call.ringing"]
+    assert len(pops) == 1, pops

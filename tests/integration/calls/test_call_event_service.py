@@ -8,11 +8,13 @@ import shutil
 
 from support.call_events import answered_call, at, call_sink
 from support.factories import Actor, make_user, on_shift_all_week
-from support.server import RunningApi
+from support.server import RunningApi, running_api
 from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
+from crm_api.calls.pipeline import start_call_events
+from crm_api.platform.settings import Settings
 from telephony import events as ev
 from telephony.ami.simulator import CAPTURES
 
@@ -319,3 +321,33 @@ async def test_every_agent_rung_sees_the_call_end_not_only_the_clients_manager(
         await agent_sock.next_of("call.ringing")
         assert (await agent_sock.next_of("call.ended"))["data"]["disposition"] == "abandoned"
         assert (await owner_sock.next_of("call.missed"))["data"]["client_id"] == r.json()["id"]
+
+
+async def test_a_start_and_ring_sent_again_to_a_worker_that_did_not_see_them_pop_nothing_new(
+    settings: Settings, actors: dict[Role, Actor]
+) -> None:
+    """The PBX side sends a ringing call's start and ring again (the spool's resend after
+    Redis lost them, a standby's resync) and the call is now another worker's (its
+    partition moved, or the worker restarted): the phone already rang, so no second pop."""
+    manager = actors[Role.MANAGER]
+    call = answered_call("1795386690.0")
+    start_and_ring = [call[0], call[2]]
+    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+    async with (
+        running_api(settings, features=(start_call_events,)) as first,
+        open_socket(first.ws_url, manager.token) as conn,
+    ):
+        sock = Socket(conn)
+        await sock.next_of("hello")
+        await feed(first, start_and_ring)
+        assert (await sock.next_of("call.ringing"))["data"]["ringing"] == ["101"]
+    async with (
+        running_api(settings, features=(start_call_events,)) as second,
+        open_socket(second.ws_url, manager.token) as conn,
+    ):
+        sock = Socket(conn)
+        await sock.next_of("hello")
+        await feed(second, [*start_and_ring, *call[3:]])
+        await sock.next_of("call.ended")
+        await sock.settle(second.app.state.services.hub, manager.user.id)
+    assert not [f for f in sock.frames if f["type"] == "call.ringing"]
