@@ -166,6 +166,12 @@ def frame(outgoing: Outgoing) -> Frame:
     audience = Audience(
         user_ids=frozenset(users), roles=frozenset(TEAM_FRAMES.get(type_, WATCHERS))
     )
+    if type_ == CallRingingFrame.name():
+        # One pop per call and phone, whichever worker sends it: a worker that pushed it
+        # ahead of writing the ring and died leaves the ring to another, whose copy
+        # readers drop by this tag.
+        tag = f"pop:{data['call_id']}:{data['agent']}"
+        return Frame(type=type_, data=data, audience=audience, tag=tag)
     return Frame(type=type_, data=data, audience=audience)
 
 

@@ -48,6 +48,15 @@ def through(url: str, proxy: CuttableProxy) -> str:
     return url.replace(f"@{host}:{port}/", f"@127.0.0.1:{proxy.port}/")
 
 
+@pytest.fixture
+def proxied(
+    settings: Settings, db_link: CuttableProxy, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """The settings with the database through the proxy; a failed run is retried soon."""
+    monkeypatch.setattr(streams, "RETRY_PAUSE_S", 0.2)
+    return settings.model_copy(update={"database_url": through(settings.database_url, db_link)})
+
+
 async def feed(sink: CallEventSink, events: list[ev.CallEvent]) -> None:
     for event in events:
         await sink(event)
@@ -101,13 +110,11 @@ BOTH_LANDED_ONCE = {
 
 async def test_a_database_outage_mid_call_pops_the_card_and_loses_and_doubles_nothing(
     settings: Settings,
+    proxied: Settings,
     actors: dict[Role, Actor],
     db: async_sessionmaker[AsyncSession],
     db_link: CuttableProxy,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(streams, "RETRY_PAUSE_S", 0.2)
-    proxied = settings.model_copy(update={"database_url": through(settings.database_url, db_link)})
     redis = aredis.Redis.from_url(str(settings.redis_url))
     async with (
         running_api(proxied, features=(start_call_events,)) as api,
@@ -146,6 +153,40 @@ async def test_a_database_outage_mid_call_pops_the_card_and_loses_and_doubles_no
         assert _calls_in(frames, "call.ringing") == ["1795400001.0", "1795400002.0"]
     assert await landed(db) == BOTH_LANDED_ONCE
     await redis.aclose()
+
+
+async def test_a_pop_sent_ahead_by_a_worker_that_stopped_before_writing_the_ring_comes_once(
+    db_link: CuttableProxy,
+    settings: Settings,
+    proxied: Settings,
+    db: async_sessionmaker[AsyncSession],
+    actors: dict[Role, Actor],
+) -> None:
+    """The pop goes out before the ring is written; the worker stops before it could write
+    it, so the next worker handles the ring again and pops it again: readers drop that
+    copy, and the operator sees one pop."""
+    manager = actors[Role.MANAGER]
+    call_id = FIRST[0].call_id
+    async with (
+        running_api(settings) as front,  # the operator's worker: sockets only
+        open_socket(front.ws_url, manager.token) as conn,
+    ):
+        sock = Socket(conn)
+        await sock.next_of("hello")
+        async with running_api(proxied, features=(start_call_events,)) as first:
+            await feed(call_sink(first.app.state.services), FIRST[:2])
+            await wait_for(lambda: _ringing(db, call_id))
+            await db_link.cut()
+            await feed(call_sink(first.app.state.services), FIRST[2:3])
+            assert (await sock.next_of("call.ringing"))["data"]["call_id"] == call_id
+            await wait_for(lambda: _handler_failed(first.app.state.services.links.consumers))
+        await db_link.restore()
+        async with running_api(settings, features=(start_call_events,)) as second:
+            await feed(call_sink(second.app.state.services), FIRST[3:])
+            await sock.next_of("call.ended", within=30)
+        await sock.settle(front.app.state.services.hub, manager.user.id)
+    assert _calls_in(sock.frames, "call.ringing") == [call_id]
+    assert (await landed(db))[call_id] == BOTH_LANDED_ONCE[call_id]
 
 
 async def test_an_api_worker_killed_with_unacknowledged_events_loses_and_doubles_nothing(
