@@ -25,7 +25,7 @@ from support.ws import Socket, open_socket
 from crm_api.accounts.models import Role
 from crm_api.calls.models import Call
 from crm_api.calls.pipeline import CALL_EVENTS_STREAM, CallEventSink
-from crm_api.clients.timeline.models import Communication
+from crm_api.clients.timeline.models import CommKind, Communication
 from crm_api.platform.realtime.streams import RedisStream
 from crm_api.platform.settings import Settings
 
@@ -90,6 +90,21 @@ async def landed(db: async_sessionmaker[AsyncSession]) -> tuple[Counter[str], in
 async def all_landed(db: async_sessionmaker[AsyncSession], n: int) -> bool:
     states, logged = await landed(db)
     return states == Counter({"ended": n}) and logged == n
+
+
+async def journal(db: async_sessionmaker[AsyncSession]) -> Counter[tuple[str, int]]:
+    """Each call of the journal with its communications on the caller's card (a card per
+    call here): (PBX call id, communications), counted."""
+    async with db() as session:
+        rows = await session.execute(
+            select(Call.pbx_call_id, func.count(Communication.id))
+            .outerjoin(
+                Communication,
+                (Communication.client_id == Call.client_id) & (Communication.kind == CommKind.CALL),
+            )
+            .group_by(Call.id, Call.pbx_call_id)
+        )
+        return Counter((str(r[0]), int(r[1])) for r in rows)
 
 
 async def frames_until(sock: Socket, type_: str, call_ids: list[str]) -> list[dict]:
@@ -159,22 +174,30 @@ async def test_three_workers_handle_each_call_in_order_once_and_fan_out_every_po
         assert all(handled), handled  # and every worker had its share
         last_seen = frames[-1]["id"]
 
-        # A worker dies mid-stream: the others take its partitions and every call lands once.
-        feeding = asyncio.create_task(feed(sink, second))
-        await asyncio.sleep(len(second) / RATE / 2)
-        c.kill()
-        assert await c.process.wait() == -9
-        await feeding
-        await wait_for(lambda: shared_among([a, b]), within=30)
-        await wait_for(lambda: all_landed(db, len(first) + len(second)), within=60)
+        # A worker dies mid-stream: the others take its partitions and every call lands once,
+        # and the supervisor's socket on a survivor gets each call's pop and end once.
+        async with open_socket(ws_url(a), supervisor.token) as on_a:
+            live = Socket(on_a)
+            await live.next_of("hello")
+            feeding = asyncio.create_task(feed(sink, second))
+            await asyncio.sleep(len(second) / RATE / 2)
+            c.kill()
+            assert await c.process.wait() == -9
+            await feeding
+            await wait_for(lambda: shared_among([a, b]), within=30)
+            await wait_for(lambda: all_landed(db, len(first) + len(second)), within=60)
+            # A call's frames go out in order: a second pop would have come before its end.
+            await frames_until(live, "call.ended", second)
+        assert await journal(db) == Counter({(c, 1): 1 for c in first + second})
 
         # The manager's socket comes back on the other worker and resumes where it was.
         async with open_socket(ws_url(b), manager.token, since=last_seen) as again:
             resumed = Socket(again)
             await resumed.next_of("hello")
             replayed = await frames_until(resumed, "call.ended", second)
-        assert set(per_call(replayed, "call.ringing")) == set(second)
-        assert not set(per_call(replayed, "call.ringing")) & set(first)
+        for got in (live.frames, replayed):
+            assert per_call(got, "call.ringing") == Counter({c: 1 for c in second})
+            assert per_call(got, "call.ended") == Counter({c: 1 for c in second})
     await redis.aclose()
     for log in logs[:2]:
         assert failed_runs(log) == [], log.name
