@@ -1,12 +1,17 @@
 // The tab's ONE WebSocket: reconnects with backoff, resumes with ?since=<last frame id>,
 // and tells the stores to refetch when frames may have been lost (resync / a gap).
 
-export interface Frame<T = Record<string, unknown>> {
-  id: string | null
-  type: string
-  data: T
-  ts: string | null
-}
+import type { Schemas } from '../api/client'
+
+/** A frame of the server (one of crm_api/frames.py's `Frame` union, generated) or one the
+ * socket makes itself: `reconnected` on every (re)connect, `unauthorized` on a 4401 close. */
+export type Frame =
+  | Schemas['Frame']
+  | { id: null; type: 'reconnected'; data: { resumed: boolean }; ts: null }
+  | { id: null; type: 'unauthorized'; data: Record<string, never>; ts: null }
+export type FrameType = Frame['type']
+/** The frame of this type; '*': any frame. */
+export type FrameOf<K extends FrameType | '*'> = K extends FrameType ? Extract<Frame, { type: K }> : Frame
 type Handler = (frame: Frame) => void
 
 export type SocketState = 'connecting' | 'open' | 'closed'
@@ -24,11 +29,13 @@ export class Realtime {
 
   constructor(private readonly url: () => string) {}
 
-  on(type: string, handler: Handler): () => void {
+  on<K extends FrameType | '*'>(type: K, handler: (frame: FrameOf<K>) => void): () => void {
     let set = this.handlers.get(type)
     if (!set) this.handlers.set(type, (set = new Set()))
-    set.add(handler)
-    return () => set!.delete(handler)
+    // Only frames of this type reach it (see emit).
+    const h = handler as Handler
+    set.add(h)
+    return () => set!.delete(h)
   }
 
   start(): void {

@@ -32,7 +32,7 @@ export const useBoard = defineStore('board', () => {
     columns.value = []
     loading.value = true
   }
-  for (const type of ['deal.updated', 'reconnected', 'resync']) realtime.on(type, () => { if (open) void load() })
+  for (const type of ['deal.updated', 'reconnected', 'resync'] as const) realtime.on(type, () => { if (open) void load() })
 
   return { columns, managerId, loading, error, hydrate, dehydrate, load }
 })

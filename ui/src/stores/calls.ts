@@ -1,47 +1,45 @@
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
-import { api, type CallPublic, type ClientCard, type Communication, type Schemas } from '../api/client'
-import { realtime, type Frame } from '../realtime/socket'
+import { api, type CallPublic, type Deal, type Schemas, type Task } from '../api/client'
+import { realtime, type FrameOf } from '../realtime/socket'
 import { phone } from '../format'
 import { i18n } from '../i18n'
 import { claimPop, startPopElection } from './popclaim'
 import { usePopAlert } from './popAlert'
 import { useSession } from './session'
 
-/** What the console keeps of the pop's card (also filled from GET /clients/{id}/card). */
+// What the console keeps of the pop's card (`CallRinging`), also filled from
+// GET /clients/{id}/card, /deals and /tasks and from the deal and task forms.
 export type PopClient = Pick<Schemas['PopClient'], 'id' | 'name' | 'company_name' | 'is_new' | 'manager'>
-export type Extra = Record<string, unknown> & { id?: number }
+export type PopDeal = Pick<Schemas['PopDeal'] | Deal, 'id' | 'title' | 'amount'>
+export type PopTask = Pick<Schemas['PopTask'] | Task, 'id' | 'title' | 'kind' | 'params'>
 
-/** One call as the console shows it: the call's state plus the card summary. */
-export interface LiveCall {
-  call_id: string
-  id: number
-  direction: string
-  state: 'originating' | 'ringing' | 'answered' | 'ended' | 'failed' | string
+/** One call as the console shows it: the call (`CallPublic`), the card its pop carries,
+ * and what this tab knows of it. */
+export type LiveCall = Pick<
+  CallPublic,
+  'id' | 'direction' | 'state' | 'caller' | 'callee' | 'started_at' | 'answered_at' | 'ended_at' | 'disposition' | 'talk_s' | 'ringing' | 'agents'
+> & {
+  call_id: string // the PBX's call id, else Callcard's
   dialling: boolean // click-to-call: the user picked up, the client's number is being dialled
-  caller: string | null
-  callee: string | null
-  started_at: string
-  answered_at: string | null
-  ended_at: string | null
-  disposition: string | null
-  talk_s: number | null // the PBX's own count, once the call ended
   result: NonNullable<CallPublic['result']> | null // what came of it, picked after the call
   agent: string | null
   client: PopClient | null
   client_id: number | null
-  communications: Communication[]
-  deals: Extra[]
-  tasks: Extra[]
+  communications: Schemas['CallRinging']['communications']
+  deals: PopDeal[]
+  tasks: PopTask[]
   popped: boolean // this tab shows the pop (one tab per call per user)
   ours: boolean // rings or rang on this user's phone
-  agents: string[]
-  ringing: string[]
   summaryLoaded: boolean
   seen: number // when this tab last heard of the call (ms)
 }
 
-type CallFrame = Partial<LiveCall> & { call_id: string; id: number; client_id?: number | null; agent_user_id?: number; user_id?: number | null }
+/** What a frame, GET /calls/active or this tab's own action says of a call. */
+type CallUpdate = Partial<LiveCall> & Pick<LiveCall, 'call_id' | 'id'> & Partial<Pick<Schemas['CallRinging'], 'agent_user_id' | 'user_id'>>
+
+/** A call's key: the PBX's call id, else Callcard's, else its row id. */
+const key = (c: Pick<CallPublic, 'call_id' | 'id'>): string => c.call_id ?? String(c.id)
 
 const RANK: Record<string, number> = { originating: 0, ringing: 1, answered: 2, ended: 3, failed: 3 }
 
@@ -61,7 +59,7 @@ export const useCalls = defineStore('calls', () => {
   const onCall = computed(() => list.value.some((c) => c.state === 'answered' || calling(c)))
   const ringing = computed(() => list.value.some((c) => c.state === 'ringing' && !calling(c)))
 
-  function upsert(data: CallFrame): LiveCall {
+  function upsert(data: CallUpdate): LiveCall {
     // A click-to-call is known by Callcard's id until the PBX names it: the same call (one
     // row id) moves to the PBX's call id, with what this tab knew of it.
     const renamed = calls.value[data.call_id] ? undefined : Object.values(calls.value).find((c) => c.id === data.id)
@@ -109,8 +107,8 @@ export const useCalls = defineStore('calls', () => {
     return !!me.extension && exts.includes(me.extension)
   }
 
-  async function onRinging(frame: Frame): Promise<void> {
-    const data = frame.data as unknown as CallFrame & { agent_user_id?: number }
+  async function onRinging(frame: FrameOf<'call.ringing'>): Promise<void> {
+    const data = { ...frame.data, call_id: key(frame.data) }
     performance.mark(`call.ringing:${data.call_id}`)
     upsert(data)
     if (!mine(data.agent_user_id, [data.agent])) return
@@ -127,9 +125,9 @@ export const useCalls = defineStore('calls', () => {
 
   /** Click-to-call: the user's own call shows at once (their phone rings first), then
    * says when the client's number is being dialled. */
-  async function onOutbound(frame: Frame): Promise<void> {
-    const data = frame.data as unknown as CallFrame
-    const call = upsert({ ...data, dialling: frame.type === 'call.dialling' || undefined })
+  async function onOutbound(frame: FrameOf<'call.originating' | 'call.dialling'>): Promise<void> {
+    const data = frame.data
+    const call = upsert({ ...data, call_id: key(data), dialling: frame.type === 'call.dialling' || undefined })
     if (!call.popped && mine(null, [], data.user_id) && (await claimPop(call.call_id))) {
       calls.value[call.call_id].popped = true
       dismissed.delete(call.call_id)
@@ -137,9 +135,8 @@ export const useCalls = defineStore('calls', () => {
     if (!call.summaryLoaded) await loadSummary(calls.value[call.call_id])
   }
 
-  function onState(frame: Frame): void {
-    const data = frame.data as unknown as CallFrame
-    const call = upsert(data)
+  function onState(frame: FrameOf<'call.answered' | 'call.ended' | 'call.failed'>): void {
+    const call = upsert({ ...frame.data, call_id: key(frame.data) })
     if (call.state !== 'ringing') usePopAlert().stop(call.call_id)
     if (frame.type !== 'call.ended') return
     // A call that only rang here leaves the console; one this user talked on stays for
@@ -184,7 +181,7 @@ export const useCalls = defineStore('calls', () => {
     } catch {
       return
     }
-    const live = new Set(active.map((c) => c.call_id ?? String(c.id)))
+    const live = new Set(active.map(key))
     const kept: Record<string, LiveCall> = {}
     for (const [k, v] of Object.entries(calls.value)) {
       // Calls that ended while we were away drop out; ended ones stay for the after-call note.
@@ -193,7 +190,7 @@ export const useCalls = defineStore('calls', () => {
     }
     calls.value = kept
     for (const c of active) {
-      const callId = c.call_id ?? String(c.id)
+      const callId = key(c)
       // A frame that arrived while this request was out is newer than its answer: a call
       // never goes back from ended to answered, or from answered to ringing.
       const prev = calls.value[callId]

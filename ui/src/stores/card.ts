@@ -103,7 +103,7 @@ export const useCard = defineStore('card', () => {
   realtime.on('*', onFrame)
   // Back from a lost connection: whatever happened meanwhile is refetched.
   realtime.on('reconnected', (f) => {
-    if (id.value !== null && (f.data as { resumed?: boolean }).resumed) void reloadTimeline()
+    if (id.value !== null && f.data.resumed) void reloadTimeline()
   })
   realtime.on('resync', () => { if (id.value !== null) void hydrate(id.value) })
 

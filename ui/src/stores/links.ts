@@ -17,8 +17,7 @@ export const useLinks = defineStore('links', () => {
   function dehydrate(): void {
     links.value = null
   }
-  realtime.on('link.status', (f) => {
-    const d = f.data as unknown as Schemas['LinkStatus']
+  realtime.on('link.status', ({ data: d }) => {
     if (links.value) links.value = { ...links.value, [d.name]: d.link }
   })
   realtime.on('reconnected', () => void hydrate())

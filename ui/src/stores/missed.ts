@@ -1,7 +1,7 @@
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
-import { api, type Schemas } from '../api/client'
-import { realtime, type Frame } from '../realtime/socket'
+import { api } from '../api/client'
+import { realtime, type FrameOf } from '../realtime/socket'
 import { useSession } from './session'
 
 /** One row per client (or per unknown number): how many calls were missed, the last one,
@@ -53,8 +53,8 @@ export const useMissed = defineStore('missed', () => {
     items.value = []
   }
 
-  function onMissed(frame: Frame): void {
-    const d = frame.data as unknown as Schemas['CallMissed']
+  function onMissed(frame: FrameOf<'call.missed'>): void {
+    const d = frame.data
     if (!d.call_id || items.value.some((m) => m.call_id === d.call_id)) return
     items.value = [
       {
