@@ -32,10 +32,10 @@ from crm_api.accounts.models import User
 from crm_api.calls import followup, notifier, recordings
 from crm_api.calls.models import Call, CallParticipant, Recording, has_sound
 from crm_api.calls.notifier import Frames, call_data
-from crm_api.calls.popup import NOBODY, caller_card
 from crm_api.clients import phones
 from crm_api.clients import service as clients_domain
 from crm_api.clients.models import Client
+from crm_api.clients.summary import NOBODY, caller_card
 from crm_api.clients.timeline import service as communications
 from crm_api.clients.timeline.models import CommDirection, CommKind
 from crm_api.platform.errors import DuplicateContact

@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 from crm_api.accounts.models import Role
 from crm_api.calls.models import Call
-from crm_api.calls.schemas import CallerCard, CallPublic
+from crm_api.calls.schemas import CallPublic
+from crm_api.clients.schemas import CallerCard
 from crm_api.platform.realtime.frames import Audience, Frame, FrameModel
 from crm_api.platform.realtime.hub import Hub
 

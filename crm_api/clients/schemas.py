@@ -42,6 +42,43 @@ class ClientSummary(ApiModel):
     updated_at: datetime
 
 
+class PopClient(ClientSummary):
+    """The caller's card in brief. `is_new`: a card the PBX made for an unknown number
+    that nobody has filled in yet (the operator gets the new-card form instead)."""
+
+    is_new: bool
+
+
+class PopDeal(ApiModel):
+    id: int
+    title: str
+    amount: str
+    currency: str
+    stage_id: int
+    stage: str
+
+
+class PopTask(ApiModel):
+    id: int
+    title: str
+    due_at: datetime | None
+    assignee_id: int | None
+    deal_id: int | None
+    # A task the system made: what it is and its parameters (see TaskPublic), for the UI
+    # to word in the user's language.
+    kind: str | None = None
+    params: dict[str, Any] | None = None
+
+
+class CallerCard(ApiModel):
+    """What the operator sees of the caller the moment the phone rings."""
+
+    client: PopClient | None
+    communications: list[CommunicationPublic]
+    deals: list[PopDeal]
+    tasks: list[PopTask]
+
+
 class ContactPerson(ApiModel):
     id: int
     name: str

@@ -1,7 +1,9 @@
 """The card in brief (`ClientSummary`): the one shape the list, the search, the lookup by
-number, the card and the screen-pop show of a client, made here alone.
+number, the card and the screen-pop show of a client, made here alone; and the pop's
+card (`CallerCard`): that summary with the last communications and the open deals and
+tasks.
 
-One prebuilt Core statement and no ORM objects: for the lookup softphones and integrations
+Prebuilt Core statements and no ORM objects: for the lookup softphones and integrations
 call on every ring (its target is 2 ms), setting up the ORM's eager loads of a card's
 seven relations costs more than the query itself."""
 
@@ -18,10 +20,19 @@ from crm_api.accounts.permissions import may_see_client_of
 from crm_api.clients.directories.models import ClientGroup, LeadSource, Segment
 from crm_api.clients.directories.schemas import DirectoryItem
 from crm_api.clients.models import Client, ClientEmail, ClientPhone, client_group_links
-from crm_api.clients.schemas import ClientSummary
+from crm_api.clients.presenters import communication_public
+from crm_api.clients.schemas import CallerCard, ClientSummary, PopClient, PopDeal, PopTask
 from crm_api.clients.service import whose_number
+from crm_api.clients.timeline import service as communications
 from crm_api.platform.errors import Forbidden
 from crm_api.platform.schemas import UserRef
+from crm_api.sales.models import Deal, DealStage, StageKind
+from crm_api.sales.money import from_minor
+from crm_api.tasks.models import Task
+
+LAST_COMMUNICATIONS = 3  # on the pop's card
+CARD_ITEMS = 5  # open deals, and open tasks, on the pop's card
+NOBODY = CallerCard(client=None, communications=[], deals=[], tasks=[])
 
 _company = aliased(Client)
 _manager = aliased(User)
@@ -109,6 +120,63 @@ async def summary_by_phone(session: AsyncSession, actor: User, e164: str) -> Cli
             f"client #{card.id} belongs to another manager", details={"client_id": card.id}
         )
     return card
+
+
+async def caller_card(session: AsyncSession, client: Client) -> CallerCard:
+    recent = await communications.latest(session, client.id, LAST_COMMUNICATIONS)
+    # A card the PBX made for an unknown number that nobody has filled in yet.
+    is_new = client.created_by_id is None and client.updated_by_id is None and not recent
+    summary = await summary_of(session, client.id)
+    return CallerCard(
+        client=PopClient(**summary.model_dump(), is_new=is_new),
+        communications=[communication_public(c) for c in recent],
+        deals=await open_deals(session, client.id),
+        tasks=await open_tasks(session, client.id),
+    )
+
+
+async def open_deals(session: AsyncSession, client_id: int) -> list[PopDeal]:
+    rows = await session.execute(
+        select(Deal.id, Deal.title, Deal.amount_minor, Deal.currency, Deal.stage_id, DealStage.name)
+        .join(DealStage, DealStage.id == Deal.stage_id)
+        .where(Deal.client_id == client_id, Deal.stage_kind == StageKind.OPEN)
+        .order_by(Deal.updated_at.desc(), Deal.id.desc())
+        .limit(CARD_ITEMS)
+    )
+    return [
+        PopDeal(
+            id=deal_id,
+            title=title,
+            amount=str(from_minor(minor)),
+            currency=currency,
+            stage_id=stage_id,
+            stage=stage,
+        )
+        for deal_id, title, minor, currency, stage_id, stage in rows
+    ]
+
+
+async def open_tasks(session: AsyncSession, client_id: int) -> list[PopTask]:
+    rows = await session.execute(
+        select(
+            Task.id, Task.title, Task.due_at, Task.assignee_id, Task.deal_id, Task.kind, Task.params
+        )
+        .where(Task.client_id == client_id, Task.done_at.is_(None))
+        .order_by(Task.due_at.is_(None), Task.due_at, Task.id)
+        .limit(CARD_ITEMS)
+    )
+    return [
+        PopTask(
+            id=task_id,
+            title=title,
+            due_at=due,
+            assignee_id=assignee_id,
+            deal_id=deal_id,
+            kind=kind,
+            params=params,
+        )
+        for task_id, title, due, assignee_id, deal_id, kind, params in rows
+    ]
 
 
 def _summary(row: Row[tuple[object, ...]]) -> ClientSummary:

@@ -421,13 +421,3 @@ async def card_communications(session: AsyncSession, user: User, deal: Deal) -> 
         .limit(CARD_COMMUNICATIONS)
     )
     return list(rows.all())
-
-
-async def open_deals_of(session: AsyncSession, client_id: int) -> list[Deal]:
-    rows = await session.scalars(
-        select(Deal)
-        .where(Deal.client_id == client_id, Deal.stage_kind == StageKind.OPEN)
-        .order_by(Deal.updated_at.desc())
-        .limit(20)
-    )
-    return list(rows.all())

@@ -232,16 +232,6 @@ async def handoff(
     return task, nxt
 
 
-async def open_tasks_of(session: AsyncSession, client_id: int) -> list[Task]:
-    rows = await session.scalars(
-        select(Task)
-        .where(Task.client_id == client_id, Task.done_at.is_(None))
-        .order_by(Task.due_at.is_(None), Task.due_at, Task.id)
-        .limit(20)
-    )
-    return list(rows.all())
-
-
 async def tasks_of_deal(session: AsyncSession, deal_id: int) -> list[Task]:
     rows = await session.scalars(
         select(Task)

@@ -1,10 +1,9 @@
 """Schedules (shifts, exceptions, calendar, on duty) and sales plans through the HTTP API;
-bad input answers a clear error and writes nothing. Also the screen-pop's open deals and
-tasks."""
+bad input answers a clear error and writes nothing."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -13,7 +12,6 @@ from support.factories import Actor
 from support.server import RunningApi
 
 from crm_api.accounts.models import Role
-from crm_api.calls import card_extras
 from crm_api.schedules.models import ScheduleException, Shift
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -141,33 +139,3 @@ async def test_plans(api: RunningApi, actors: dict[Role, Actor]) -> None:
         ]
         r = await http.put(f"/plans/{manager.user.id}/2026-11", json={"amount": "1"})
         assert r.status_code == 403
-
-
-async def test_screen_pop_lists_open_deals_and_tasks(
-    api: RunningApi, actors: dict[Role, Actor], db: async_sessionmaker[AsyncSession]
-) -> None:
-    manager = actors[Role.MANAGER]
-    async with api.client(manager.token) as http:
-        client = (await http.post("/clients", json={"name": "Поп"})).json()
-        open_deal = (
-            await http.post(
-                "/deals", json={"client_id": client["id"], "title": "Open", "amount": "10"}
-            )
-        ).json()
-        closed = (
-            await http.post("/deals", json={"client_id": client["id"], "title": "Won"})
-        ).json()
-        await http.post(f"/deals/{closed['id']}/close", json={"outcome": "won"})
-        due = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-        task = (
-            await http.post(
-                "/tasks", json={"title": "Call", "deal_id": open_deal["id"], "due_at": due}
-            )
-        ).json()
-        done = (await http.post("/tasks", json={"title": "Old", "client_id": client["id"]})).json()
-        await http.post(f"/tasks/{done['id']}/done")
-    async with db() as session:
-        deals = await card_extras.open_deals(session, client["id"])
-        tasks = await card_extras.open_tasks(session, client["id"])
-    assert [(d.id, d.amount, d.stage) for d in deals] == [(open_deal["id"], "10.00", "Unsorted")]
-    assert [(t.id, t.deal_id) for t in tasks] == [(task["id"], open_deal["id"])]
