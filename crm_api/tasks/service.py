@@ -200,6 +200,9 @@ async def snooze(
         raise Conflict("the task is already done").with_code("task_done")
     task.remind_at = snooze_until(preset, now, tz, morning)
     task.reminded_at = None
+    # Put off past its due time, the task is due then: not overdue while it waits.
+    if task.due_at is not None and task.due_at < task.remind_at:
+        task.due_at = task.remind_at
     await session.flush()
     return task
 

@@ -72,10 +72,13 @@ async def test_task_crud_snooze_and_handoff(
         r = await http.post(f"/tasks/{task['id']}/snooze", json={"preset": "10m"})
         got = datetime.fromisoformat(r.json()["remind_at"])
         assert timedelta(minutes=9) < got - now < timedelta(minutes=11)
+        assert r.json()["due_at"] == task["due_at"]  # still due later than that
         r = await http.post(f"/tasks/{task['id']}/snooze", json={"preset": "tomorrow"})
         local = datetime.fromisoformat(r.json()["remind_at"]).astimezone(MSK)
         assert (local.hour, local.minute) == (9, 0)
         assert local.date() == now.astimezone(MSK).date() + timedelta(days=1)
+        # Put off past its due time: due when the reminder comes, not overdue meanwhile.
+        assert r.json()["due_at"] == r.json()["remind_at"]
         r = await http.post(f"/tasks/{task['id']}/snooze", json={"preset": "someday"})
         assert r.status_code == 422
 

@@ -85,7 +85,7 @@ const ru: typeof en = {
     tomorrow: 'Завтра', later: 'Позже', new: 'Новая задача', assignee: 'Исполнитель', title: 'Задачи', today: 'Сегодня', overdue: 'Просрочено', upcoming: 'Предстоящие', done: 'Готово',
     kinds: {
       missedCall: 'Перезвонить: {who} — пропущенный звонок', missedCalls: 'Перезвонить: {who} — пропущено звонков: {count}',
-      staleDeal: 'Сделка без движения {days} дн.: {deal}',
+      staleDeal: 'Сделка без движения {days}\u00a0дн.: {deal}',
     },
     snooze: 'Отложить на {min} мин', reminder: 'Напоминание', due: 'Срок', in10m: 'На 10 минут', in1h: 'На час',
     add: '+ Задача', me: 'я', what: 'Что сделать', noDate: 'Без срока', create: 'Создать задачу', created: 'Задача создана',
