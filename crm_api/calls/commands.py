@@ -1,10 +1,13 @@
 """Commands to the PBX from processes without a PBX link: an API worker's click-to-call
 reaches the active `callcard telephony` (or `callcard sip`) through Redis.
 
-The worker (`RemotePbx`, the `Pbx` of `callcard api`) writes the command's state key
-("waiting", expiring after CALLCARD_PBX_COMMAND_WAIT_S on Redis's clock) and appends the
-command to one stream, read by a consumer group that only the PBX's active process reads
-(`start_pbx_commands` runs under the telephony lease). The reader turns "waiting" into
+The worker (`RemotePbx`, a `Pbx` of `callcard api`, one per PBX name) writes the
+command's state key ("waiting", expiring after CALLCARD_PBX_COMMAND_WAIT_S on Redis's
+clock) and appends the command, which names its PBX, to that PBX's stream, read by a
+consumer group that only the PBX's active process reads (`start_pbx_commands` runs under
+the telephony lease, and reads the stream of its CALLCARD_PBX_NAME only): with several
+PBXs, each takes only its own commands. Which PBX a worker's command is for is the
+extension's (CALLCARD_PBX_EXTENSIONS, else CALLCARD_PBX_NAME). The reader turns "waiting" into
 "taken" atomically before it acts and pushes the outcome on the command's reply list;
 the worker blocks on that list. A worker that hears nothing in time cancels the command
 with the same atomic step, so each command is acted on at most once, even across a
@@ -37,7 +40,7 @@ from crm_api.platform.realtime.streams import RedisStream, consume_supervised
 from telephony.pbx import OriginateRequest, Pbx, PbxError
 
 log = logging.getLogger(__name__)
-COMMANDS_STREAM = "callcard:pbx-commands"
+COMMANDS_STREAM = "callcard:pbx-commands:{pbx}"
 GROUP = "pbx"
 CONSUMER = "active"  # whoever holds the lease: it reads back what the last one left pending
 STATE_KEY = "callcard:pbx-command:{id}"
@@ -62,11 +65,13 @@ return 1
 
 
 class RemotePbx:
-    """The PBX of a process without a link of its own: each command goes to the active
-    telephony process and this waits for its outcome."""
+    """A PBX of a process without a link of its own: each command goes to the PBX's
+    active telephony process and this waits for its outcome."""
 
-    def __init__(self, redis: Redis, *, wait_s: float) -> None:
+    def __init__(self, redis: Redis, *, pbx: str, wait_s: float) -> None:
         self._redis = redis
+        self._pbx = pbx
+        self._stream = COMMANDS_STREAM.format(pbx=pbx)
         self._wait_s = wait_s
         self._cancel = redis.register_script(_CANCEL)
 
@@ -86,11 +91,11 @@ class RemotePbx:
     async def _command(self, kind: str, args: dict[str, Any]) -> None:
         command_id = uuid.uuid4().hex
         state, reply = STATE_KEY.format(id=command_id), REPLY_KEY.format(id=command_id)
-        entry = {"id": command_id, "kind": kind, "args": args}
+        entry = {"id": command_id, "pbx": self._pbx, "kind": kind, "args": args}
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.set(state, "waiting", px=int(self._wait_s * 1000))
-                pipe.xadd(COMMANDS_STREAM, {"e": json.dumps(entry)}, maxlen=10_000)
+                pipe.xadd(self._stream, {"e": json.dumps(entry)}, maxlen=10_000)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             raise PbxError("pbx_unavailable", f"Redis unreachable: {exc}") from exc
@@ -100,7 +105,8 @@ class RemotePbx:
                 if await self._cancel(keys=[state]):
                     raise PbxError(
                         "pbx_unavailable",
-                        f"no telephony service took the command within {self._wait_s:g} s",
+                        f"no telephony service of PBX {self._pbx!r} took the command"
+                        f" within {self._wait_s:g} s",
                     )
                 # Taken just now: the PBX is answering.
                 answer = await self._reply(reply)
@@ -128,15 +134,27 @@ class RemotePbx:
         return None
 
 
+def pbx_serving(extension: str, default: str, by_prefix: dict[str, str]) -> str:
+    """The name of the PBX `extension` is on: the longest listed prefix's, else `default`."""
+    prefix = max((p for p in by_prefix if extension.startswith(p)), key=len, default=None)
+    return default if prefix is None else by_prefix[prefix]
+
+
 async def start_remote_pbx(services: Services) -> Callable[[], Awaitable[None]]:
-    """In a process without a PBX link: with Redis, commands go to the active one."""
-    if services.redis is not None and services.links.pbx is None:
-        wait_s = services.settings.pbx_command_wait_s
-        services.links.pbx = RemotePbx(services.redis, wait_s=wait_s)
+    """In a process without a PBX link: with Redis, commands go to the active process of
+    the extension's PBX."""
+    redis, settings = services.redis, services.settings
+    if redis is not None:
+        pbxes = {
+            name: RemotePbx(redis, pbx=name, wait_s=settings.pbx_command_wait_s)
+            for name in {settings.pbx_name, *settings.pbx_extensions.values()}
+        }
+        services.links.pbx_of = lambda extension: pbxes[
+            pbx_serving(extension, settings.pbx_name, settings.pbx_extensions)
+        ]
 
     async def stop() -> None:
-        if isinstance(services.links.pbx, RemotePbx):
-            services.links.pbx = None
+        services.links.pbx_of = None
 
     return stop
 
@@ -153,7 +171,8 @@ async def _run(pbx: Pbx, kind: str, args: dict[str, Any]) -> None:
 
 
 async def start_pbx_commands(services: Services) -> Callable[[], Awaitable[None]]:
-    """Beside the PBX link, in its active process: runs the API workers' commands."""
+    """Beside the PBX link, in its active process: runs the API workers' commands for
+    this PBX (CALLCARD_PBX_NAME)."""
     redis = services.redis
     if redis is None:
         raise RuntimeError("PBX commands from API workers travel through CALLCARD_REDIS_URL")
@@ -164,7 +183,12 @@ async def start_pbx_commands(services: Services) -> Callable[[], Awaitable[None]
     counted = services.metrics.telephony.commands
     # One at a time: a hangup is not overtaken by the originate before it.
     stream = RedisStream(
-        redis, COMMANDS_STREAM, group=GROUP, consumer=CONSUMER, key=lambda _: "", concurrency=1
+        redis,
+        COMMANDS_STREAM.format(pbx=services.settings.pbx_name),
+        group=GROUP,
+        consumer=CONSUMER,
+        key=lambda _: "",
+        concurrency=1,
     )
 
     async def link_up(state: str) -> None:

@@ -131,7 +131,7 @@ async def originate_call(
             raise InvalidInput("phone_id", "not a phone of this client")
         if not user.extension:
             raise InvalidInput("extension", "you have no phone extension").with_code("no_extension")
-        pbx = services.links.require_pbx()
+        pbx = services.links.require_pbx(user.extension)
         call = Call(
             crm_call_id=f"crm-{uuid.uuid4().hex[:16]}",
             client_id=client.id,

@@ -7,6 +7,7 @@ owns it when that feature starts. None: the feature does not run in this process
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -23,16 +24,23 @@ class Outbox(Protocol):
 
 @dataclass
 class Links:
-    pbx: Pbx | None = None  # calls.telephony: click-to-call goes through it
+    pbx: Pbx | None = None  # calls.telephony, calls.sip: this process's PBX link
+    # calls.commands (`callcard api`): the PBX an extension is on, through Redis.
+    pbx_of: Callable[[str], Pbx] | None = None
     email_outbox: Outbox | None = None  # messages.email
     sms_outbox: Outbox | None = None  # messages.sms
     consumers: list[EventStream] = field(default_factory=list)  # event streams, for /health
     _local_streams: dict[str, InProcessStream] = field(default_factory=dict)
 
-    def require_pbx(self) -> Pbx:
-        if self.pbx is None:
+    def require_pbx(self, extension: str | None) -> Pbx:
+        """The PBX `extension` is on (None: the default one): this process's own link
+        serves every extension."""
+        pbx = self.pbx
+        if pbx is None and self.pbx_of is not None:
+            pbx = self.pbx_of(extension or "")
+        if pbx is None:
             raise Unavailable("no PBX is connected").with_code("pbx_unavailable")
-        return self.pbx
+        return pbx
 
     def local_stream(self, name: str) -> InProcessStream:
         """Embedded (no Redis), the process's stand-in for the Redis stream of that name:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path("var")
+PbxName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
 class Settings(BaseSettings):
@@ -52,6 +53,11 @@ class Settings(BaseSettings):
     # An API worker's PBX command (click-to-call) waits this long for the active telephony
     # process to take it (through a failover too), then fails and is never run.
     pbx_command_wait_s: float = Field(default=10.0, gt=0)
+    # The PBX a `callcard telephony` pair (or `callcard sip`) serves: it takes only the
+    # commands named for it. On API workers: the PBX of every extension not listed in
+    # `pbx_extensions` (extension prefix → PBX name, the longest prefix wins).
+    pbx_name: PbxName = "pbx"
+    pbx_extensions: dict[str, PbxName] = Field(default_factory=dict)
     # The call-event stream's partitions, shared among the API workers (the same everywhere;
     # change it only with the stream drained); a dead worker's are taken over after the lease.
     call_partitions: int = Field(default=8, ge=1, le=256)

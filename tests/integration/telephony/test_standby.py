@@ -3,7 +3,8 @@ simulator replaying real captures), real Redis and PostgreSQL, the call-event co
 an API. One holds the lease and is the only one on AMI; kill -9 it mid-call and the
 other takes over, lists the live calls with CoreShowChannels, and every call lands once.
 Click-to-call on separate `callcard api` workers reaches the PBX through the active one,
-once, or fails clearly and never runs later."""
+once, or fails clearly and never runs later; with two PBXs, each pair takes only the
+commands for its own."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import pytest
 import redis.asyncio as aredis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from support.factories import Actor
+from support.factories import Actor, make_user
 from support.peers import free_port
 from support.processes import HeadlessProcess, headless
 from support.server import ApiProcess, RunningApi, api_process, running_api
@@ -37,6 +38,7 @@ from telephony.pbx import OriginateRequest, PbxError
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 LEASE_S = 1.5
+STREAM = COMMANDS_STREAM.format(pbx="pbx")  # the commands of the PBX named by default
 
 
 @pytest.fixture
@@ -58,7 +60,7 @@ async def consumer(settings: Settings) -> AsyncIterator[RunningApi]:
         yield running
 
 
-def telephony(name: str, settings: Settings, pbx: AmiSimulator, logs: Path):
+def telephony(name: str, settings: Settings, pbx: AmiSimulator, logs: Path, **env: str):
     return headless(
         "telephony",
         name,
@@ -69,6 +71,7 @@ def telephony(name: str, settings: Settings, pbx: AmiSimulator, logs: Path):
         CALLCARD_AGI_BIND=f"127.0.0.1:{free_port()}",
         CALLCARD_TELEPHONY_LEASE_S=str(LEASE_S),
         CALLCARD_SPOOL_DIR=str(logs / "spool"),  # the PBX's pair shares one, as on one host
+        **env,
     )
 
 
@@ -171,7 +174,7 @@ async def test_a_stopped_active_hands_over_and_comes_back_as_standby(
 
 
 def worker(
-    settings: Settings, logs: Path, name: str, *, wait_s: float
+    settings: Settings, logs: Path, name: str, *, wait_s: float, **env: str
 ) -> AbstractAsyncContextManager[ApiProcess]:
     """A `callcard api` worker: no PBX link of its own."""
     return api_process(
@@ -180,6 +183,7 @@ def worker(
         CALLCARD_REDIS_URL=str(settings.redis_url),
         CALLCARD_RECORDINGS_DIR=str(logs),
         CALLCARD_PBX_COMMAND_WAIT_S=str(wait_s),
+        **env,
     )
 
 
@@ -188,14 +192,16 @@ def api_client(api: ApiProcess, token: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=api.base_url + "/api/v1", headers=headers, timeout=60)
 
 
-async def new_client(api: ApiProcess, manager: Actor) -> tuple[int, int]:
+async def new_client(
+    api: ApiProcess, manager: Actor, number: str = "+7 916 123-45-67"
+) -> tuple[int, int]:
     """A client of the manager's: its id and its phone's."""
     async with api_client(api, manager.token) as http:
         r = await http.post(
             "/clients",
             json={
                 "name": "Сидоров Алексей",
-                "phones": [{"number": "+7 916 123-45-67"}],
+                "phones": [{"number": number}],
                 "manager_id": manager.user.id,
             },
         )
@@ -220,6 +226,16 @@ async def answered(sock: Socket, call_row: int) -> None:
         pass
 
 
+async def placed(
+    api: ApiProcess, sock: Socket, manager: Actor, client: tuple[int, int]
+) -> httpx.Response:
+    """A click-to-call the PBX placed: it was answered and ended on the manager's socket."""
+    r = await click_to_call(api, manager, client)
+    assert r.status_code == 202, r.text
+    await answered(sock, r.json()["call"]["id"])
+    return r
+
+
 @pytest.mark.timeout(240)  # four processes start
 async def test_click_to_call_on_an_api_worker_originates_once_through_the_active_even_after_kill_9(
     settings: Settings, pbx: AmiSimulator, actors: dict[Role, Actor], tmp_path: Path
@@ -238,9 +254,7 @@ async def test_click_to_call_on_an_api_worker_originates_once_through_the_active
         async with open_socket(ws_url(api_b), manager.token) as conn:
             sock = Socket(conn)
             await sock.next_of("hello")
-            r = await click_to_call(api_a, manager, client)
-            assert r.status_code == 202, r.text
-            await answered(sock, r.json()["call"]["id"])
+            r = await placed(api_a, sock, manager, client)
             [originate] = pbx.actions_named("Originate")
             assert originate.get("Channel") == "PJSIP/101"
             assert originate.get("Exten") == "79161234567"
@@ -285,13 +299,13 @@ async def test_a_click_no_telephony_takes_in_time_fails_clearly_and_never_runs_l
 
             # A command an active process read and died with, before acting on it.
             waiting = asyncio.create_task(
-                RemotePbx(redis, wait_s=60).originate(
+                RemotePbx(redis, pbx="pbx", wait_s=60).originate(
                     OriginateRequest(crm_call_id="crm-left-pending", agent="102", number="100")
                 )
             )
-            await redis.xgroup_create(COMMANDS_STREAM, GROUP, id="0", mkstream=True)
-            await wait_for(lambda: _equals(redis.xlen(COMMANDS_STREAM), 2))
-            read = await redis.xreadgroup(GROUP, CONSUMER, {COMMANDS_STREAM: ">"}, count=10)
+            await redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+            await wait_for(lambda: _equals(redis.xlen(STREAM), 2))
+            read = await redis.xreadgroup(GROUP, CONSUMER, {STREAM: ">"}, count=10)
             assert len(read[0][1]) == 2  # the expired click's and this one, neither acknowledged
 
             # Telephony comes up: the expired command is skipped, the one still waiting runs.
@@ -310,7 +324,7 @@ async def test_a_click_no_telephony_takes_in_time_fails_clearly_and_never_runs_l
 
                 # The PBX's refusal comes back as it is: here, no such call to end.
                 with pytest.raises(PbxError) as refused:
-                    await RemotePbx(redis, wait_s=30).hangup("1700000000.1")
+                    await RemotePbx(redis, pbx="pbx", wait_s=30).hangup("1700000000.1")
                 assert refused.value.reason == "call_not_found"
                 assert await commands(late, "refused") == 1
     await redis.aclose()
@@ -330,10 +344,8 @@ async def test_a_click_taken_by_an_active_that_dies_before_answering_says_so(
         client = await new_client(api, manager)
         clicking = asyncio.create_task(click_to_call(api, manager, client))
         # This test is the active process: it reads the command, takes it, and dies.
-        await redis.xgroup_create(COMMANDS_STREAM, GROUP, id="0", mkstream=True)
-        read = await wait_for(
-            lambda: redis.xreadgroup(GROUP, CONSUMER, {COMMANDS_STREAM: ">"}, count=1)
-        )
+        await redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        read = await wait_for(lambda: redis.xreadgroup(GROUP, CONSUMER, {STREAM: ">"}, count=1))
         command = json.loads(read[0][1][0][1][b"e"])
         assert await redis.set(STATE_KEY.format(id=command["id"]), "taken", xx=True)
         r = await clicking
@@ -342,3 +354,50 @@ async def test_a_click_taken_by_an_active_that_dies_before_answering_says_so(
     calls, _ = await calls_logged(db)
     assert [c.state for c in calls] == ["originating"]
     await redis.aclose()
+
+
+@pytest.mark.timeout(240)  # three processes start
+async def test_with_two_pbxs_each_telephony_takes_only_the_commands_for_its_own(
+    settings: Settings,
+    actors: dict[Role, Actor],
+    db: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    """Office A's phones are 1xx on one PBX, office B's 2xx on another: a manager's click
+    reaches their own PBX's telephony process and no other."""
+    async with db() as session:
+        office_b = await make_user(session, Role.MANAGER, extension="201")
+        await session.commit()
+    for office in ("a", "b"):
+        (tmp_path / office).mkdir()
+    pbx_a, pbx_b = AmiSimulator(), AmiSimulator()
+    office_a = actors[Role.MANAGER]  # extension 101
+    async with (
+        pbx_a,
+        pbx_b,
+        telephony(
+            "telephony-a", settings, pbx_a, tmp_path / "a", CALLCARD_PBX_NAME="office-a"
+        ) as a,
+        telephony(
+            "telephony-b", settings, pbx_b, tmp_path / "b", CALLCARD_PBX_NAME="office-b"
+        ) as b,
+        worker(
+            settings,
+            tmp_path,
+            "api",
+            wait_s=30,
+            CALLCARD_PBX_NAME="office-a",
+            CALLCARD_PBX_EXTENSIONS=json.dumps({"2": "office-b"}),
+        ) as api,
+    ):
+        await active_one([a], pbx_a)
+        await active_one([b], pbx_b)
+        for manager, pbx, extension in ((office_a, pbx_a, "101"), (office_b, pbx_b, "201")):
+            client = await new_client(api, manager, f"+7 916 123-4{extension}")
+            async with open_socket(ws_url(api), manager.token) as conn:
+                sock = Socket(conn)
+                await sock.next_of("hello")
+                await placed(api, sock, manager, client)
+            [originate] = pbx.actions_named("Originate")
+            assert originate.get("Channel") == f"PJSIP/{extension}"
+        assert await commands(a, "ok") == 1 and await commands(b, "ok") == 1
