@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from crm_api.accounts.sessions import SessionChangedFrame
+from crm_api.accounts.notifier import SessionChangedFrame
 from crm_api.calls.notifier import (
     CallAnsweredFrame,
     CallDiallingFrame,
@@ -28,7 +28,7 @@ from crm_api.messages.notifier import (
     SmsReceivedFrame,
     SmsStatusFrame,
 )
-from crm_api.platform.link_status import LinkStatusFrame
+from crm_api.platform.notifier import LinkStatusFrame
 from crm_api.platform.realtime.ws import (
     ErrorFrame,
     HelloFrame,

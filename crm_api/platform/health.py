@@ -12,8 +12,8 @@ from crm_api.accounts.models import User
 from crm_api.accounts.permissions import Permission
 from crm_api.platform.deps import Services, ServicesDep, SessionDep, require
 from crm_api.platform.errors import Unavailable
-from crm_api.platform.link_status import LinksPublic
 from crm_api.platform.realtime.outage import describe
+from crm_api.platform.schemas import LinksPublic
 
 router = APIRouter(tags=["health"])
 PROBE_S = 2.0  # a dependency slower than this to answer counts as down

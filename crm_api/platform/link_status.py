@@ -10,46 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import datetime
-from typing import Literal
 
-from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from crm_api.accounts.models import Role
+from crm_api.platform import notifier
 from crm_api.platform.db.base import utcnow
-from crm_api.platform.realtime.frames import FrameModel
 from crm_api.platform.realtime.hub import Hub
+from crm_api.platform.schemas import LinkName, LinkPublic, LinksPublic
 from crm_api.platform.settings import Settings
 
-LinkName = Literal["pbx", "smsc", "email"]
 KEY = "callcard:link:"
 PROBE_S = 0.25  # how soon a change is told
 RENEW_S = 2.0  # how often the holder renews its key; three missed renewals read as "down"
-
-
-class LinkPublic(BaseModel):
-    configured: bool
-    up: bool | None  # None: nothing holds a connection to it (SMTP connects per message)
-    since: datetime | None  # when it went up or down
-
-
-class LinksPublic(BaseModel):
-    pbx: LinkPublic
-    smsc: LinkPublic
-    email: LinkPublic
-
-
-class LinkStatus(BaseModel):
-    """One link changed."""
-
-    name: LinkName
-    link: LinkPublic
-
-
-class LinkStatusFrame(FrameModel):
-    type: Literal["link.status"] = "link.status"
-    data: LinkStatus
 
 
 class LinkBoard:
@@ -91,8 +63,7 @@ class LinkBoard:
         link = LinkPublic(configured=True, up=up, since=utcnow())
         self._local[name] = link
         await self._store(name, link)
-        data = LinkStatus(name=name, link=link).model_dump(mode="json")
-        await self._hub.notify(LinkStatusFrame.name(), data, roles=[r.value for r in Role])
+        await notifier.link_changed(self._hub, name, link)
         return True
 
     async def _store(self, name: LinkName, link: LinkPublic) -> None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from datetime import date, time
-from typing import Annotated, Any, Generic, TypeVar
+from datetime import date, datetime, time
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -34,6 +34,22 @@ class ItemList(ApiModel, Generic[T]):
 class UserRef(ApiModel):
     id: int
     full_name: str
+
+
+# The deployment's links to the outside (see link_status.py).
+LinkName = Literal["pbx", "smsc", "email"]
+
+
+class LinkPublic(BaseModel):
+    configured: bool
+    up: bool | None  # None: nothing holds a connection to it (SMTP connects per message)
+    since: datetime | None  # when it went up or down
+
+
+class LinksPublic(BaseModel):
+    pbx: LinkPublic
+    smsc: LinkPublic
+    email: LinkPublic
 
 
 class ErrorBody(BaseModel):

@@ -13,9 +13,9 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ValidationError
 
 from crm_api.accounts.models import User
+from crm_api.accounts.notifier import SESSION_CHANGED
 from crm_api.accounts.permissions import Permission, allowed, may_watch_client
 from crm_api.accounts.service import touch_session
-from crm_api.accounts.sessions import SESSION_CHANGED
 from crm_api.platform.deps import (
     Services,
     authorized_user,
