@@ -23,9 +23,11 @@ from crm_api.calls import codec
 from crm_api.calls.consumer import CallService
 from crm_api.calls.followup import Picker
 from crm_api.calls.models import Call
+from crm_api.calls.notifier import CallRingingFrame
 from crm_api.calls.partitions import CONSUMER, GROUP, PartitionedStream, partition_of
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services
+from crm_api.platform.realtime.frames import Frame
 from crm_api.platform.realtime.spool import SpooledAppender
 from crm_api.platform.realtime.streams import (
     EventStream,
@@ -178,6 +180,10 @@ async def start_call_events(services: Services) -> Callable[[], Awaitable[None]]
             if isinstance(event, ev.CallRinging):
                 service.ring_ahead(event)
 
+    def popped(frame: Frame) -> None:
+        gauges.popped(str(frame.data.get("call_id")), str(frame.data.get("agent")))
+
+    unwatch = services.metrics.watch_published(CallRingingFrame.name(), popped)
     stream = make_stream(services, on_read=ring_ahead)
     reads_ahead = isinstance(stream, PartitionedStream)
     if isinstance(stream, PartitionedStream):
@@ -221,6 +227,7 @@ async def start_call_events(services: Services) -> Callable[[], Awaitable[None]]
             await asyncio.wait_for(task, 5)
         except TimeoutError:
             task.cancel()
+        unwatch()
 
     return shutdown
 

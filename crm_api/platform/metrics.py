@@ -159,6 +159,7 @@ class Metrics:
             registry=self.registry,
         )
         self._refreshers: list[Refresher] = []
+        self._watchers: dict[str, list[Callable[[Frame], None]]] = {}
 
     @cached_property
     def calls(self) -> CallMetrics:
@@ -185,10 +186,17 @@ class Metrics:
                 log.warning("metrics refresh failed: %r", exc)
         return generate_latest(self.registry)
 
+    def watch_published(self, type_: str, seen: Callable[[Frame], None]) -> Callable[[], None]:
+        """`seen` gets each frame of this type this process publishes (a feature timing
+        its own frames); returns what stops it."""
+        watchers = self._watchers.setdefault(type_, [])
+        watchers.append(seen)
+        return lambda: watchers.remove(seen)
+
     def frame_published(self, frame: Frame) -> None:
         self.frames.labels(frame.type).inc()
-        if frame.type == "call.ringing" and "calls" in self.__dict__:
-            self.calls.popped(str(frame.data.get("call_id")), str(frame.data.get("agent")))
+        for seen in self._watchers.get(frame.type, ()):
+            seen(frame)
 
 
 @contextlib.contextmanager
