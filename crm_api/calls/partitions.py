@@ -1,20 +1,19 @@
 """The call-event stream partitioned by call id across the live API workers, so that each
 call's events are handled in order by one worker at a time.
 
-Producers (`callcard telephony`, the SIP bridge) append to the one stream, in order, as
-before. Each of CALLCARD_CALL_PARTITIONS partitions is a consumer group of that stream
-that handles the calls hashed to it and acknowledges the rest unread; a partition is
+Each of CALLCARD_CALL_PARTITIONS partitions is a stream of its own (`<name>:<p>`), to
+which producers (`callcard telephony`, the SIP bridge) append the events of the calls
+hashed to it, in order; a worker reads only the streams of the partitions it holds, so
+an event is read and decoded once, by the worker that handles it. A partition is
 consumed only by the holder of its lease (platform.lease), always as the same consumer
-name, so a new holder reads back what the previous one left unacknowledged first.
+name of the same group, so a new holder reads back what the previous one left
+unacknowledged first.
 
 Workers announce themselves in a sorted set (score: until when they are alive, on
 Redis's clock) and share the partitions round robin over the live ones, each worker
 computing the same split. A worker hands a partition over by finishing its
 runs in flight, then releasing the lease; the dead's leases expire within
-CALLCARD_CALL_PARTITION_LEASE_S. Why groups on one stream rather than a stream per
-partition: the producers' append (and its spool, when Redis is away) stays one ordered
-stream, at the price of every partition's group reading every entry (a few thousand
-cheap reads a second at 50 calls/s)."""
+CALLCARD_CALL_PARTITION_LEASE_S."""
 
 from __future__ import annotations
 
@@ -31,7 +30,13 @@ from redis.exceptions import RedisError
 
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.lease import Lease
-from crm_api.platform.realtime.streams import Backlog, ConsumerStatus, Handler, RedisStream
+from crm_api.platform.realtime.streams import (
+    Backlog,
+    ConsumerStatus,
+    Handler,
+    RedisStream,
+    append,
+)
 
 log = logging.getLogger(__name__)
 GROUP = "calls:p{}"
@@ -52,6 +57,30 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 def partition_of(call_id: str, partitions: int) -> int:
     digest = hashlib.blake2b(call_id.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % partitions
+
+
+def partition_stream(name: str, partition: int) -> str:
+    return f"{name}:{partition}"
+
+
+class CallAppender:
+    """Appends each call event to its partition's stream."""
+
+    def __init__(self, redis: Redis, name: str, *, partitions: int, maxlen: int = 1_000_000):
+        self._redis = redis
+        self.name = name
+        self.partitions = partitions
+        self._maxlen = maxlen
+
+    def stream_of(self, event: dict[str, Any]) -> str:
+        call_id = str(event.get("call_id", ""))
+        return partition_stream(self.name, partition_of(call_id, self.partitions))
+
+    def streams(self) -> list[str]:
+        return [partition_stream(self.name, p) for p in range(self.partitions)]
+
+    async def add(self, event: dict[str, Any]) -> str:
+        return await append(self._redis, self.stream_of(event), event, maxlen=self._maxlen)
 
 
 def shares(workers: list[str], partitions: int) -> dict[str, set[int]]:
@@ -84,14 +113,14 @@ class PartitionedStream:
         lease_s: float,
         consumer: Callable[[int], RedisStream],
     ) -> None:
-        """`consumer(p)` makes partition p's reader (its group, filter and handler)."""
+        """`consumer(p)` makes partition p's reader (of its stream, with its handler)."""
         self._redis = redis
         self.name = name
         self.partitions = partitions
         self.worker = worker
         self._lease_s = lease_s
         self._consumer = consumer
-        self._appender = RedisStream(redis, name)
+        self.appender = CallAppender(redis, name, partitions=partitions)
         self._beat = redis.register_script(_BEAT)
         self._held: dict[int, _Held] = {}
         self.status = ConsumerStatus(name)
@@ -132,7 +161,7 @@ class PartitionedStream:
         status.last_read_at = max(reads, default=status.last_read_at)
 
     async def add(self, event: dict[str, Any]) -> str:
-        return await self._appender.add(event)
+        return await self.appender.add(event)
 
     async def consume(self, handler: Handler, stop: asyncio.Event) -> None:
         self.status.running = True

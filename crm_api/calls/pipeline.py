@@ -24,12 +24,13 @@ from crm_api.calls.consumer import CallService
 from crm_api.calls.followup import Picker
 from crm_api.calls.models import Call
 from crm_api.calls.notifier import CallRingingFrame
-from crm_api.calls.partitions import CONSUMER, GROUP, PartitionedStream, partition_of
+from crm_api.calls.partitions import CONSUMER, GROUP, PartitionedStream, partition_stream
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services
 from crm_api.platform.realtime.frames import Frame
 from crm_api.platform.realtime.spool import SpooledAppender
 from crm_api.platform.realtime.streams import (
+    Appender,
     EventStream,
     RedisStream,
     consume_supervised,
@@ -51,7 +52,7 @@ CALL_RUNS_IN_FLIGHT = 3
 class CallEventSink:
     """What a PBX adapter hands its events to."""
 
-    def __init__(self, stream: EventStream) -> None:
+    def __init__(self, stream: Appender) -> None:
         self.stream = stream
 
     async def __call__(self, event: CallEvent) -> None:
@@ -88,13 +89,12 @@ def make_stream(
     def partition(p: int) -> RedisStream:
         return RedisStream(
             redis,
-            CALL_EVENTS_STREAM,
+            partition_stream(CALL_EVENTS_STREAM, p),
             group=GROUP.format(p),
             consumer=CONSUMER,
             key=_call_id,
             on_read=on_read,
             concurrency=slots,
-            accept=lambda event: partition_of(_call_id(event), partitions) == p,
             outages=outages,
         )
 

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from crm_api.calls.partitions import CallAppender
 from crm_api.calls.pipeline import (
     CALL_EVENTS_STREAM,
     CallEventSink,
@@ -105,11 +106,15 @@ async def start_telephony(services: Services) -> Callable[[], Awaitable[None]]:
     async with contextlib.AsyncExitStack() as started:
         sink: Callable[[ev.CallEvent], Awaitable[None]]
         if services.redis is not None:
+            partitions = CallAppender(
+                services.redis, CALL_EVENTS_STREAM, partitions=settings.call_partitions
+            )
             appender = SpooledAppender(
                 services.redis,
                 CALL_EVENTS_STREAM,
                 settings.spool_dir / "call-events",
                 memory_limit=settings.spool_memory_events,
+                route=partitions.stream_of,
             )
             await appender.start()
             started.push_async_callback(appender.stop)

@@ -8,8 +8,9 @@ import statistics
 
 import redis.asyncio as aioredis
 from bench.load import loadavg
+from support.call_events import call_event_groups
 
-from crm_api.calls.pipeline import CALL_EVENTS_STREAM
+from crm_api.platform.settings import Settings
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -34,7 +35,7 @@ async def call_events_handled(redis_url: str) -> None:
     redis = aioredis.Redis.from_url(redis_url)
     try:
         for _ in range(1200):
-            groups = await redis.xinfo_groups(CALL_EVENTS_STREAM)
+            groups = await call_event_groups(redis, Settings().call_partitions)
             if groups and all(not g["pending"] and not g.get("lag") for g in groups):
                 return
             await asyncio.sleep(0.1)

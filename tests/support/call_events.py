@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from crm_api.calls.pipeline import CallEventSink, make_stream
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from crm_api.calls.partitions import CallAppender
+from crm_api.calls.pipeline import CALL_EVENTS_STREAM, CallEventSink, make_stream
 from crm_api.platform.deps import Services
 from telephony import events as ev
 
@@ -14,6 +19,23 @@ T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 def call_sink(services: Services) -> CallEventSink:
     """The way into a running API's call-event stream, as a PBX adapter has it."""
     return CallEventSink(make_stream(services))
+
+
+def appending_sink(redis: Redis, partitions: int) -> CallEventSink:
+    """What `callcard telephony` does: it only appends, each call to its partition's stream."""
+    return CallEventSink(CallAppender(redis, CALL_EVENTS_STREAM, partitions=partitions))
+
+
+async def call_event_groups(redis: Redis, partitions: int) -> list[dict[str, Any]]:
+    """The consumer groups of the partitions' streams (XINFO GROUPS), of those that exist."""
+    groups: list[dict[str, Any]] = []
+    for stream in CallAppender(redis, CALL_EVENTS_STREAM, partitions=partitions).streams():
+        try:
+            groups += await redis.xinfo_groups(stream)
+        except ResponseError as exc:
+            if "no such key" not in str(exc):
+                raise
+    return groups
 
 
 def at(s: float) -> datetime:

@@ -1,5 +1,6 @@
 """Events appended to a Redis stream by a process that must never drop one (`callcard
-telephony`), whatever Redis does.
+telephony`), whatever Redis does; `route` may spread them over several streams (the call
+partitions), each keeping the order in which they were added.
 
 `add` never waits and never fails: events queue in order, in memory up to a bound and on
 disk beyond it (and for as long as Redis is away, so a crash loses nothing), and a single
@@ -18,6 +19,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +34,21 @@ BATCH = 500
 SEGMENT_LINES = 2000  # events per spool file
 BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 2.0
-# Appends a batch unless the marker is gone (Redis lost its data): then -1, nothing added.
+# Appends a batch unless the marker (KEYS[1]) is gone (Redis lost its data): then -1,
+# nothing added. ARGV: maxlen, "set the marker", then per event its stream (an index into
+# KEYS) and the event.
 _APPEND = """
 if ARGV[2] == '1' then
-  redis.call('SET', KEYS[2], '1')
-elseif redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('SET', KEYS[1], '1')
+elseif redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
-for i = 3, #ARGV do
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i])
+for i = 3, #ARGV, 2 do
+  redis.call('XADD', KEYS[tonumber(ARGV[i])], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i + 1])
 end
-return #ARGV - 2
+return (#ARGV - 2) / 2
 """
+_Line = tuple[str, str]  # (its stream, the event encoded)
 
 
 class SpooledAppender:
@@ -56,18 +61,21 @@ class SpooledAppender:
         memory_limit: int = 10_000,
         replay_s: float = 30.0,
         maxlen: int = 1_000_000,
+        route: Callable[[dict[str, Any]], str] | None = None,
     ) -> None:
+        """`route(event)`: the stream an event goes to (default: `stream`)."""
         self._redis = redis
         self._stream = stream
+        self._route = route or (lambda _: stream)
         self._marker = f"{stream}:writer"
         self._dir = spool_dir
         self._memory_limit = memory_limit
         self._replay_s = replay_s
         self._maxlen = maxlen
-        self._memory: deque[str] = deque()  # the oldest events waiting, encoded
+        self._memory: deque[_Line] = deque()  # the oldest events waiting, encoded
         self._segments: deque[Path] = deque()  # then these files, oldest first
         self._tail_lines = 0  # events in the newest segment
-        self._sent: deque[tuple[float, str]] = deque()  # appended within replay_s
+        self._sent: deque[tuple[float, _Line]] = deque()  # appended within replay_s
         self._marked = False  # the marker was set by this process
         self._outage = Outage(f"{stream}: Redis (events are spooled meanwhile)", log)
         self._wake = asyncio.Event()
@@ -100,7 +108,7 @@ class SpooledAppender:
             self._task = None
         if self._memory:
             first = _segment_number(self._segments[0]) - 1 if self._segments else 10**9
-            self._write(self._dir / f"{first:012d}.jsonl", list(self._memory))
+            self._write(self._dir / f"{first:012d}.jsonl", [line for _, line in self._memory])
             log.warning("%s: %d undelivered event(s) kept on disk", self._stream, len(self._memory))
             self._memory.clear()
 
@@ -122,7 +130,7 @@ class SpooledAppender:
         if self._segments or self._outage.down or len(self._memory) >= self._memory_limit:
             self._spool(line)
         else:
-            self._memory.append(line)
+            self._memory.append((self._route(event), line))
         self._wake.set()
 
     def _spool(self, line: str) -> None:
@@ -175,18 +183,35 @@ class SpooledAppender:
         segment = self._segments[0]
         if len(self._segments) == 1:
             self._tail_lines = SEGMENT_LINES  # new events start a new file
-        lines = await asyncio.to_thread(_read_lines, segment)
+        lines = self._routed(await asyncio.to_thread(_read_lines, segment))
         for start in range(0, len(lines), BATCH):
             await self._send(lines[start : start + BATCH])
         # Deleted only once all of it is in Redis: a crash before sends it again (harmless).
         segment.unlink(missing_ok=True)
         self._segments.popleft()
 
-    async def _send(self, batch: list[str]) -> None:
-        added = await self._append(
-            keys=[self._stream, self._marker],
-            args=[self._maxlen, "0" if self._marked else "1", *batch],
-        )
+    def _routed(self, lines: list[str]) -> list[_Line]:
+        routed = []
+        for line in lines:
+            try:
+                routed.append((self._route(json.loads(line)), line))
+            except (ValueError, TypeError, AttributeError):
+                log.error("%s: dropping an unreadable spooled event: %r", self._stream, line)
+        return routed
+
+    async def _append_batch(self, batch: list[_Line], *, mark: bool) -> int:
+        keys = [self._marker]
+        index: dict[str, int] = {}
+        args: list[Any] = [self._maxlen, "1" if mark else "0"]
+        for stream, line in batch:
+            if stream not in index:
+                keys.append(stream)
+                index[stream] = len(keys)  # Lua counts from 1
+            args += [index[stream], line]
+        return int(await self._append(keys=keys, args=args))
+
+    async def _send(self, batch: list[_Line]) -> None:
+        added = await self._append_batch(batch, mark=not self._marked)
         if added == -1:
             # Redis came back empty: what it may not have handed on yet goes again first.
             now = time.monotonic()
@@ -197,11 +222,8 @@ class SpooledAppender:
                 len(again),
             )
             for start in range(0, len(again), BATCH):
-                await self._append(
-                    keys=[self._stream, self._marker],
-                    args=[self._maxlen, "1", *again[start : start + BATCH]],
-                )
-            await self._append(keys=[self._stream, self._marker], args=[self._maxlen, "1", *batch])
+                await self._append_batch(again[start : start + BATCH], mark=True)
+            await self._append_batch(batch, mark=True)
         self._marked = True
         now = time.monotonic()
         self._sent.extend((now, line) for line in batch)

@@ -85,11 +85,13 @@ class Backlog:
         }
 
 
-class EventStream(Protocol):
+class Appender(Protocol):
+    async def add(self, event: dict[str, Any]) -> str: ...
+
+
+class EventStream(Appender, Protocol):
     name: str
     status: ConsumerStatus
-
-    async def add(self, event: dict[str, Any]) -> str: ...
 
     async def consume(self, handler: Handler, stop: asyncio.Event) -> None:
         """Runs until `stop` is set; the events in hand are finished first."""
@@ -188,7 +190,6 @@ class RedisStream:
         key: Callable[[dict[str, Any]], str] | None = None,
         concurrency: int | asyncio.Semaphore = 8,
         on_read: Callable[[dict[str, Any]], None] | None = None,
-        accept: Callable[[dict[str, Any]], bool] | None = None,
         outages: tuple[Outage, Outage] | None = None,
     ) -> None:
         """`key` (e.g. the call id): events of one key are handled in order, events of
@@ -198,14 +199,12 @@ class RedisStream:
         statements, which costs more than the concurrency gains. `on_read` sees each event
         the moment it is read, before its run waits for anything: for what must not wait
         (it may see an event again after a retry, and must not raise). `concurrency` may be
-        a semaphore shared with other streams. `accept`: this group handles only the events
-        it accepts and acknowledges the others unread (a partition of a shared stream).
-        `outages` (Redis's, the handler's) may be shared by the partitions of one stream, so
-        an outage is still one line when it begins and one when it ends."""
+        a semaphore shared with other streams. `outages` (Redis's, the handler's) may be
+        shared by the partitions of one stream, so an outage is still one line when it
+        begins and one when it ends."""
         self._redis = redis
         self._key = key
         self._on_read = on_read
-        self._accept = accept
         self._slots = (
             concurrency
             if isinstance(concurrency, asyncio.Semaphore)
@@ -214,8 +213,6 @@ class RedisStream:
         self._latest: dict[str, asyncio.Task[bool]] = {}  # each key's newest run
         self._running: set[asyncio.Task[bool]] = set()
         self._failed = False
-        # Read but never to be handled here: acknowledged in the round trip of the next read.
-        self._skipped: list[Any] = []
         self.name = name
         self.group = group
         self.consumer = consumer
@@ -226,13 +223,7 @@ class RedisStream:
         self._redis_outage, self._handler_outage = outages or stream_outages(name)
 
     async def add(self, event: dict[str, Any]) -> str:
-        event_id = await self._redis.xadd(
-            self.name,
-            {"e": json.dumps(event, ensure_ascii=False, default=str)},
-            maxlen=self._maxlen,
-            approximate=True,
-        )
-        return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+        return await append(self._redis, self.name, event, maxlen=self._maxlen)
 
     async def ensure_group(self) -> None:
         try:
@@ -243,7 +234,7 @@ class RedisStream:
 
     async def _dispatch(self, handler: Handler, rows: list[Any]) -> None:
         """Starts a run per key; a key's run waits for that key's run before it."""
-        # Deleted while pending, not written by `add`, or not accepted: never handled here.
+        # Deleted while pending or not written by `add`: never handled.
         unusable = []
         runs: dict[str, list[tuple[Any, dict[str, Any]]]] = {}
         for raw_id, fields in rows:
@@ -254,13 +245,11 @@ class RedisStream:
                 log.error("%s: dropping unreadable entry %s: %r", self.name, raw_id, fields)
                 unusable.append(raw_id)
                 continue
-            if self._accept is not None and not self._accept(event):
-                unusable.append(raw_id)  # another partition's
-                continue
             runs.setdefault(key, []).append((raw_id, event))
             if self._on_read is not None:
                 self._on_read(event)
-        self._skipped += unusable
+        if unusable:
+            await self._redis.xack(self.name, self.group, *unusable)
         for key, run in runs.items():
             task = asyncio.create_task(self._handle_run(handler, run, self._latest.get(key)))
             self._latest[key] = task
@@ -329,30 +318,11 @@ class RedisStream:
         finally:
             self.status.running = False
             await self._settle()
-            if self._skipped:  # else the next holder of the group reads them again
-                with contextlib.suppress(RedisError, OSError):
-                    await self._redis.xack(self.name, self.group, *self._skipped)
 
     async def _read(self, start: str, block: int | None = None) -> Any:
-        """XREADGROUP from `start`, the entries skipped since the last read acknowledged in
-        the same round trip and before it (a read of the backlog does not see them again):
-        a partition that handles one entry in eight pays no round trip for the other seven."""
-        if not self._skipped:
-            return await self._redis.xreadgroup(
-                self.group, self.consumer, {self.name: start}, count=BATCH, block=block
-            )
-        skipped, self._skipped = self._skipped, []
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.xack(self.name, self.group, *skipped)
-                pipe.xreadgroup(
-                    self.group, self.consumer, {self.name: start}, count=BATCH, block=block
-                )
-                _, reply = await pipe.execute()
-        except BaseException:
-            self._skipped = skipped + self._skipped  # acknowledged with a later read
-            raise
-        return reply
+        return await self._redis.xreadgroup(
+            self.group, self.consumer, {self.name: start}, count=BATCH, block=block
+        )
 
     def _read_ok(self) -> None:
         self._redis_outage.ok()
@@ -434,6 +404,16 @@ class RedisStream:
         if oldest is not None:
             age = max(time.time() - int(oldest.partition("-")[0]) / 1000, 0.0)
         return Backlog(pending=pending, unread=unread, oldest_age_s=age)
+
+
+async def append(redis: Redis, stream: str, event: dict[str, Any], *, maxlen: int) -> str:
+    event_id = await redis.xadd(
+        stream,
+        {"e": json.dumps(event, ensure_ascii=False, default=str)},
+        maxlen=maxlen,
+        approximate=True,
+    )
+    return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
 
 
 def _text(value: bytes | str) -> str:

@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aredis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from support.call_events import answered_call, call_sink
+from support.call_events import answered_call, appending_sink, call_event_groups, call_sink
 from support.factories import Actor
 from support.server import api_process, running_api
 from support.servers import PgServer
@@ -24,15 +24,16 @@ from support.ws import Socket, open_socket
 from crm_api.accounts.models import Role
 from crm_api.calls.models import Call
 from crm_api.calls.partitions import PartitionedStream
-from crm_api.calls.pipeline import CALL_EVENTS_STREAM, CallEventSink, start_call_events
+from crm_api.calls.pipeline import CallEventSink, start_call_events
 from crm_api.clients.timeline.models import CommKind, Communication
 from crm_api.platform.realtime import streams
-from crm_api.platform.realtime.streams import EventStream, RedisStream
+from crm_api.platform.realtime.streams import EventStream
 from crm_api.platform.settings import Settings
 from telephony import events as ev
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
+PARTITIONS = Settings.model_fields["call_partitions"].default  # the API processes'
 FIRST = answered_call("1795400001.0", caller="89161112233", caller_e164="+79161112233")
 SECOND = answered_call("1795400002.0", caller="+7 (926) 444-55-66", caller_e164="+79264445566")
 
@@ -64,7 +65,7 @@ async def feed(sink: CallEventSink, events: list[ev.CallEvent]) -> None:
 
 async def waiting_events(redis: aredis.Redis) -> int:
     """Read and not acknowledged, over the stream's partitions."""
-    groups = await redis.xinfo_groups(CALL_EVENTS_STREAM)
+    groups = await call_event_groups(redis, PARTITIONS)
     return sum(int(group["pending"]) for group in groups)
 
 
@@ -198,7 +199,7 @@ async def test_an_api_worker_killed_with_unacknowledged_events_loses_and_doubles
 ) -> None:
     redis = aredis.Redis.from_url(str(settings.redis_url))
     # What `callcard telephony` does: it only appends to the stream.
-    sink = CallEventSink(RedisStream(redis, CALL_EVENTS_STREAM))
+    sink = appending_sink(redis, PARTITIONS)
     url = through(settings.database_url, db_link)
     env = {"CALLCARD_REDIS_URL": str(settings.redis_url), "CALLCARD_RECORDINGS_DIR": str(tmp_path)}
 

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aredis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from support.call_events import answered_call
+from support.call_events import answered_call, appending_sink
 from support.factories import Actor
 from support.metrics import scrape
 from support.server import ApiProcess, api_process
@@ -24,9 +24,8 @@ from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
 from crm_api.calls.models import Call
-from crm_api.calls.pipeline import CALL_EVENTS_STREAM, CallEventSink
+from crm_api.calls.pipeline import CallEventSink
 from crm_api.clients.timeline.models import CommKind, Communication
-from crm_api.platform.realtime.streams import RedisStream
 from crm_api.platform.settings import Settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -133,7 +132,7 @@ async def test_three_workers_handle_each_call_in_order_once_and_fan_out_every_po
     tmp_path: Path,
 ) -> None:
     redis = aredis.Redis.from_url(str(settings.redis_url))
-    sink = CallEventSink(RedisStream(redis, CALL_EVENTS_STREAM))  # as `callcard telephony`
+    sink = appending_sink(redis, PARTITIONS)  # as `callcard telephony`
     env = {
         "CALLCARD_REDIS_URL": str(settings.redis_url),
         "CALLCARD_RECORDINGS_DIR": str(tmp_path),

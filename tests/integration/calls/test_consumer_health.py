@@ -11,15 +11,14 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aredis
-from support.call_events import answered_call
+from support.call_events import answered_call, appending_sink
 from support.restartable_redis import restartable_redis
 from support.server import RunningApi, running_api
 from support.servers import PgServer
 from support.tcp_proxy import CuttableProxy
 from support.waiting import wait_for
 
-from crm_api.calls.pipeline import CALL_EVENTS_STREAM, CallEventSink, start_call_events
-from crm_api.platform.realtime.streams import RedisStream
+from crm_api.calls.pipeline import CALL_EVENTS_STREAM, start_call_events
 from crm_api.platform.settings import Settings
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
@@ -68,7 +67,7 @@ async def test_health_reports_a_consumer_that_does_not_consume_and_a_stream_that
             # The database goes away while a call's events wait: the stream lags.
             await db_link.cut()
             client = aredis.Redis.from_url(redis.url)
-            sink = CallEventSink(RedisStream(client, CALL_EVENTS_STREAM))
+            sink = appending_sink(client, settings.call_partitions)
             for event in answered_call("1796190001.1"):
                 await sink(event)
             body = await wait_for(answering(api, "/health/ready", 503, "has waited"))

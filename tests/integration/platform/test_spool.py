@@ -18,10 +18,10 @@ from crm_api.platform.realtime.spool import SpooledAppender
 STREAM = "test:events"
 
 
-async def in_stream(url: str) -> list[int]:
+async def in_stream(url: str, stream: str = STREAM) -> list[int]:
     client = aredis.Redis.from_url(url)
     try:
-        rows: Any = await client.xrange(STREAM)
+        rows: Any = await client.xrange(stream)
     finally:
         await client.aclose()
     return [json.loads(fields[b"e"])["n"] for _, fields in rows]
@@ -87,3 +87,32 @@ async def test_events_redis_lost_are_sent_again_before_the_next(tmp_path: Path) 
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_routed_events_keep_their_order_in_each_stream_through_the_disk(
+    tmp_path: Path,
+) -> None:
+    """Routed (as the call partitions are), each stream gets its events in order, from
+    memory and from the disk alike, and again after Redis lost them."""
+    streams = [f"{STREAM}:{p}" for p in range(2)]
+
+    def route(event: dict[str, Any]) -> str:
+        return streams[event["n"] % 3 % 2]
+
+    async with restartable_redis(tmp_path / "redis", persistent=False) as server:
+        client = aredis.Redis.from_url(server.url)
+        spool = SpooledAppender(client, STREAM, tmp_path / "spool", memory_limit=5, route=route)
+        await spool.start()
+        for n in range(10):
+            spool.add({"n": n})
+        await spool.drained()
+        await server.stop()  # without persistence: both streams go with it
+        for n in range(10, 30):
+            spool.add({"n": n})  # on disk
+        await server.start()
+        await spool.drained()
+        await spool.stop()
+        await client.aclose()
+        for p, stream in enumerate(streams):
+            expected = [n for n in range(30) if n % 3 % 2 == p]
+            assert await in_stream(server.url, stream) == expected
