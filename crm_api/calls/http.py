@@ -21,6 +21,7 @@ from crm_api.calls.schemas import (
     MissedCallPublic,
     OriginateAccepted,
     OriginateRequestIn,
+    TransferIn,
 )
 from crm_api.platform.deps import ServicesDep, SessionDep, require
 from crm_api.platform.schemas import Id, ItemList, Page
@@ -126,6 +127,27 @@ async def attach_call_number(
     the card the PBX made for the number goes."""
     root = services.settings.recordings_dir.resolve()
     return await service.attach_to_client(session, root, user, call_id, body.client_id)
+
+
+@router.post("/calls/{call_id}/hangup", status_code=202, operation_id="hang_up_call")
+async def hang_up_call(
+    call_id: Id, services: ServicesDep, user: Annotated[User, require(Permission.CALLS_READ)]
+) -> CallPublic:
+    """Ends a live call (its agent's, or staff): the PBX hangs up the client's side and
+    call.ended follows. 409 call_not_live when it is over, 503 when no PBX takes it."""
+    return await service.hang_up(services, user, call_id)
+
+
+@router.post("/calls/{call_id}/transfer", status_code=202, operation_id="transfer_call")
+async def transfer_call(
+    call_id: Id,
+    body: TransferIn,
+    user: Annotated[User, require(Permission.CALLS_READ)],
+    services: ServicesDep,
+) -> CallPublic:
+    """Blind transfer of a live call (its agent's, or staff): the client's side goes to
+    the extension, whose ring follows as call.ringing. Errors as for hangup."""
+    return await service.transfer(services, user, call_id, body.extension)
 
 
 class RecordingResponse(FileResponse):

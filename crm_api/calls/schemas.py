@@ -79,6 +79,10 @@ class AttachIn(ApiModel):
     client_id: Id
 
 
+class TransferIn(ApiModel):
+    extension: str = Field(max_length=32, pattern=r"^[0-9A-Za-z*#]+$")  # where the call goes
+
+
 class CallScoreIn(ApiModel):
     criteria: dict[str, int] = Field(min_length=1, max_length=20)
     comment: str | None = Field(default=None, max_length=5000)

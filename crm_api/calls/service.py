@@ -6,7 +6,7 @@ call's follow-up is `followup.py`."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,7 +34,7 @@ from crm_api.platform.errors import Conflict, Forbidden, InvalidInput, NotFound,
 from crm_api.sales.models import Deal
 from crm_api.tasks.models import Task
 from telephony import events as ev
-from telephony.pbx import OriginateRequest, PbxError
+from telephony.pbx import OriginateRequest, Pbx, PbxError
 
 LIVE = ("originating", "ringing", "answered")
 
@@ -269,6 +269,49 @@ async def score(
     }
     await session.commit()
     return (await publics(session, [call], root))[0]
+
+
+def _pbx_extension(call: Call) -> str | None:
+    """An extension on the call, whose PBX carries it: who talks, who placed it, who rang."""
+    if call.agents:
+        return call.agents[-1]
+    if call.direction == ev.Direction.OUTBOUND:
+        return call.caller
+    return call.ringing[-1] if call.ringing else None
+
+
+async def _on_live_call(
+    services: Services, user: User, call_id: int, command: Callable[[Pbx, str], Awaitable[None]]
+) -> CallPublic:
+    """Runs `command` on the PBX carrying a live call of the user's (staff: any call)."""
+    async with services.sessions() as session:
+        call = await _own_call(session, user, call_id)
+        public = call_public(call)
+    if call.state not in LIVE or call.pbx_call_id is None:
+        # Ended, or a click-to-call the PBX has not placed yet: nothing to act on there.
+        raise Conflict(f"call #{call_id} is not connected on the PBX").with_code("call_not_live")
+    pbx = services.links.require_pbx(_pbx_extension(call))
+    try:
+        await command(pbx, call.pbx_call_id)
+    except PbxError as exc:
+        if exc.reason == "call_not_found":  # it ended just now
+            raise Conflict(str(exc)).with_code("call_not_live") from exc
+        if exc.reason.startswith("pbx_"):  # unreachable, no active telephony, no reply
+            raise Unavailable(str(exc)).with_code(exc.reason) from exc
+        raise Conflict(str(exc)).with_code(exc.reason) from exc  # the PBX refused
+    return public
+
+
+async def hang_up(services: Services, user: User, call_id: int) -> CallPublic:
+    """Ends a live call: the PBX hangs up its client's side; call.ended follows."""
+    return await _on_live_call(services, user, call_id, lambda pbx, pbx_id: pbx.hangup(pbx_id))
+
+
+async def transfer(services: Services, user: User, call_id: int, extension: str) -> CallPublic:
+    """Blind transfer: the client's side of a live call goes to `extension`."""
+    return await _on_live_call(
+        services, user, call_id, lambda pbx, pbx_id: pbx.redirect(pbx_id, extension)
+    )
 
 
 async def _own_call(session: AsyncSession, user: User, call_id: int) -> Call:

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support.captures import client_channel, split_at_bridge
 from support.factories import Actor
 from support.server import RunningApi
 from support.ws import Socket, open_socket
@@ -253,3 +254,47 @@ async def test_a_fastagi_routed_call_pops_once_for_the_phone_that_rings(
         await sock.settle(api.app.state.services.hub, manager.user.id)
     pops = [f for f in sock.frames if f["type"] == "call.ringing"]
     assert len(pops) == 1, pops
+
+
+async def a_call_answered(pbx: AmiSimulator, sock: Socket) -> tuple[dict, str]:
+    """An inbound call answered on the PBX, as `sock` sees it: the call and its client's
+    channel (the one the PBX is told to hang up or transfer)."""
+    await sock.next_of("hello")
+    answered, _ = split_at_bridge("incoming-answered")
+    await pbx.emit(answered)
+    return (await sock.next_of("call.answered"))["data"], client_channel(answered)
+
+
+async def test_the_agent_hangs_up_a_live_call_on_the_pbx_and_it_ends(
+    telephony_api: RunningApi, pbx: AmiSimulator, actors: dict[Role, Actor]
+) -> None:
+    api, manager = telephony_api, actors[Role.MANAGER]
+    async with open_socket(api.ws_url, manager.token) as conn:
+        sock = Socket(conn)
+        call, channel = await a_call_answered(pbx, sock)
+        async with api.client(actors[Role.OPERATOR].token) as http:
+            assert (await http.post(f"/calls/{call['id']}/hangup")).status_code == 403
+        assert not pbx.actions_named("Hangup")
+        async with api.client(manager.token) as http:
+            r = await http.post(f"/calls/{call['id']}/hangup")
+            assert r.status_code == 202, r.text
+            [hangup] = pbx.actions_named("Hangup")
+            assert hangup.get("Channel") == channel
+            assert (await sock.next_of("call.ended"))["data"]["id"] == call["id"]
+            again = await http.post(f"/calls/{call['id']}/hangup")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "call_not_live"
+    assert len(pbx.actions_named("Hangup")) == 1
+
+
+async def test_a_supervisor_transfers_a_live_call_to_another_phone_on_the_pbx(
+    telephony_api: RunningApi, pbx: AmiSimulator, actors: dict[Role, Actor]
+) -> None:
+    api, supervisor = telephony_api, actors[Role.SUPERVISOR]
+    async with open_socket(api.ws_url, supervisor.token) as conn:
+        call, channel = await a_call_answered(pbx, Socket(conn))
+    async with api.client(supervisor.token) as http:
+        r = await http.post(f"/calls/{call['id']}/transfer", json={"extension": "102"})
+    assert r.status_code == 202, r.text
+    [redirect] = pbx.actions_named("Redirect")
+    assert redirect.get("Channel") == channel
+    assert (redirect.get("Exten"), redirect.get("Context")) == ("102", "internal")

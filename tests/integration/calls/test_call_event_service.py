@@ -289,6 +289,26 @@ async def test_click_to_call_without_a_pbx_is_a_clear_503(
         )
 
 
+async def test_hangup_and_transfer_without_a_pbx_are_a_clear_503(
+    calls_api: RunningApi, actors: dict[Role, Actor]
+) -> None:
+    manager = actors[Role.MANAGER]
+    async with open_socket(calls_api.ws_url, manager.token) as conn:
+        sock = Socket(conn)
+        await sock.next_of("hello")
+        await feed(calls_api, answered_call("1795386695.0")[:4])
+        call = (await sock.next_of("call.answered"))["data"]
+    async with calls_api.client(manager.token) as http:
+        for r in (
+            await http.post(f"/calls/{call['id']}/hangup"),
+            await http.post(f"/calls/{call['id']}/transfer", json={"extension": "102"}),
+        ):
+            assert r.status_code == 503 and r.json()["error"]["code"] == "pbx_unavailable"
+        r = await http.post(f"/calls/{call['id']}/transfer", json={"extension": "10 2"})
+        assert r.status_code == 422
+        assert (await http.post("/calls/424242/hangup")).status_code == 404
+
+
 async def test_every_agent_rung_sees_the_call_end_not_only_the_clients_manager(
     calls_api: RunningApi, actors: dict[Role, Actor], db
 ) -> None:

@@ -20,6 +20,7 @@ import pytest
 import redis.asyncio as aredis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.captures import client_channel, split_at_bridge
 from support.factories import Actor, make_user
 from support.peers import free_port
 from support.processes import HeadlessProcess, headless
@@ -34,7 +35,7 @@ from crm_api.calls.partitions import CallAppender
 from crm_api.calls.pipeline import CALL_EVENTS_STREAM, start_call_events
 from crm_api.clients.timeline.models import Communication
 from crm_api.platform.settings import Settings
-from telephony.ami.simulator import AmiSimulator, prepare
+from telephony.ami.simulator import AmiSimulator
 from telephony.pbx import OriginateRequest, PbxError
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -100,12 +101,6 @@ async def calls_logged(db: async_sessionmaker[AsyncSession]) -> tuple[list[Call]
     return calls, int(logged or 0)
 
 
-def split_at_bridge(name: str) -> tuple[list, list]:
-    events = prepare(name)
-    bridged = next(i for i, p in enumerate(events) if dict(p).get("Event") == "BridgeEnter")
-    return events[: bridged + 2], events[bridged + 2 :]
-
-
 async def test_kill_9_of_the_active_hands_over_and_every_call_lands_once(
     settings: Settings,
     consumer: RunningApi,
@@ -120,7 +115,8 @@ async def test_kill_9_of_the_active_hands_over_and_every_call_lands_once(
     ):
         first = await active_one([a, b], pbx)
         standby = b if first is a else a
-        assert (await standby.metrics()).value("callcard_ami_up") == 0  # not on AMI at all
+        # Started (its metrics answer), it is not on AMI at all.
+        assert (await wait_for(standby.metrics, within=30)).value("callcard_ami_up") == 0
 
         # A call answered before the crash, and one that rings through it.
         before, after = split_at_bridge("incoming-answered")
@@ -264,7 +260,7 @@ async def test_click_to_call_on_an_api_worker_originates_once_through_the_active
             # The active dies; a click in the gap waits for the standby and runs once.
             first.kill()
             assert await first.process.wait() == -9
-            assert (await standby.metrics()).value("callcard_telephony_active") == 0
+            assert (await wait_for(standby.metrics)).value("callcard_telephony_active") == 0
             r = await click_to_call(api_a, manager, client)
             assert r.status_code == 202, r.text
             assert await active_one([standby], pbx) is standby
@@ -404,3 +400,18 @@ async def test_with_two_pbxs_each_telephony_takes_only_the_commands_for_its_own(
             [originate] = pbx.actions_named("Originate")
             assert originate.get("Channel") == f"PJSIP/{extension}"
         assert await commands(a, "ok") == 1 and await commands(b, "ok") == 1
+
+        # Office B's manager hangs up a call they answered: office B's PBX hangs it up.
+        before, _ = split_at_bridge("incoming-answered", literals={"101": "201"})
+        async with open_socket(ws_url(api), office_b.token) as conn:
+            sock = Socket(conn)
+            await sock.next_of("hello")
+            await pbx_b.emit(before)
+            call = (await sock.next_of("call.answered", within=30))["data"]
+            async with api_client(api, office_b.token) as http:
+                r = await http.post(f"/calls/{call['id']}/hangup")
+            assert r.status_code == 202, r.text
+            assert (await sock.next_of("call.ended", within=30))["data"]["id"] == call["id"]
+        [hangup] = pbx_b.actions_named("Hangup")
+        assert hangup.get("Channel") == client_channel(before)
+        assert not pbx_a.actions_named("Hangup")
