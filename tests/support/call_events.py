@@ -8,7 +8,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from crm_api.calls.partitions import CallAppender
+from crm_api.calls.partitions import CallAppender, PartitionedStream
 from crm_api.calls.pipeline import CALL_EVENTS_STREAM, CallEventSink, make_stream
 from crm_api.platform.deps import Services
 from telephony import events as ev
@@ -36,6 +36,16 @@ async def call_event_groups(redis: Redis, partitions: int) -> list[dict[str, Any
             if "no such key" not in str(exc):
                 raise
     return groups
+
+
+async def handled(services: Services) -> bool:
+    """Every call event added so far was handled by the running API's pipeline, and
+    acknowledged after its commit: none unread, none in hand, no partition unread."""
+    (stream,) = [s for s in services.links.consumers if s.name == CALL_EVENTS_STREAM]
+    if isinstance(stream, PartitionedStream) and len(stream.owned) < stream.partitions:
+        return False
+    backlog = await stream.backlog()
+    return backlog.pending == 0 and backlog.unread == 0
 
 
 def at(s: float) -> datetime:

@@ -118,6 +118,7 @@ class InProcessStream:
         self.name = name
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._seq = 0
+        self._handled = 0  # events handled so far (in order: the first `_handled` added)
         self.status = ConsumerStatus(name)
         self._handler_outage = Outage(f"{name}: the event handler's storage", log)
 
@@ -141,6 +142,7 @@ class InProcessStream:
                 while True:
                     try:
                         await handler([event for _, event in run])
+                        self._handled += len(run)
                         self._handler_outage.ok()
                         self.status.handler_error = None
                         break
@@ -156,7 +158,9 @@ class InProcessStream:
 
     async def backlog(self) -> Backlog:
         waiting = self._queue.qsize()
-        return Backlog(pending=0, unread=waiting, oldest_age_s=0.0)
+        # Taken from the queue but not handled yet: the run in hand.
+        in_hand = self._seq - self._handled - waiting
+        return Backlog(pending=in_hand, unread=waiting, oldest_age_s=0.0)
 
 
 def _handler_failed(

@@ -3,10 +3,9 @@ per call, recordings, missed calls, idempotent replays, bad entries."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 
-from support.call_events import answered_call, at, call_sink
+from support.call_events import answered_call, at, call_sink, handled
 from support.factories import Actor, make_user, on_shift_all_week
 from support.server import RunningApi, running_api
 from support.waiting import wait_for
@@ -94,7 +93,7 @@ async def test_incoming_call_pops_the_card_and_lands_once_with_its_recording(
         assert (await http.get(f"/recordings/{rec}")).status_code == 403  # not on that call
     # A replay (adapter reconnect) writes and pushes nothing new.
     await feed(api, answered_call("1795386673.0"))
-    await asyncio.sleep(0.5)
+    await wait_for(lambda: handled(api.app.state.services))
     assert len(await calls_of(api, manager.token, known["id"])) == 1
 
 

@@ -95,6 +95,30 @@ async def test_in_process_stream_keeps_order_and_retries(monkeypatch) -> None:
     assert seen == [0, 1, 2, 3] and attempts == 2
 
 
+async def test_in_process_stream_backlog_counts_the_run_in_hand_as_pending() -> None:
+    stream = InProcessStream("calls")
+    for n in range(2):
+        await stream.add({"n": n})
+    in_hand, release, done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def handler(run: list[dict]) -> None:
+        in_hand.set()
+        await release.wait()
+        done.set()
+
+    async def check() -> None:
+        await in_hand.wait()
+        backlog = await stream.backlog()
+        assert (backlog.pending, backlog.unread) == (2, 0)
+        release.set()
+
+    checking = asyncio.create_task(check())
+    await _run_until(stream, handler, done)
+    await checking
+    backlog = await stream.backlog()
+    assert (backlog.pending, backlog.unread) == (0, 0)
+
+
 async def test_keyed_events_keep_their_order_and_one_slow_key_holds_up_no_other(
     redis_url, monkeypatch
 ) -> None:

@@ -19,6 +19,7 @@ from support.ws import Socket, open_socket
 from crm_api.accounts.models import Role
 from crm_api.calls.pipeline import start_call_events
 from crm_api.clients.timeline.models import CommDirection, CommKind, Communication
+from crm_api.platform.runtime import running_features
 from crm_api.platform.settings import Settings
 from crm_api.sales.models import Deal
 from crm_api.tasks.models import Task, TaskSource
@@ -105,8 +106,7 @@ async def test_task_crud_snooze_and_handoff(
 
 
 async def _due_frames(sockets: list[Socket], expected: int) -> list[list[dict[str, Any]]]:
-    """`task.due` frames per socket: until `expected` arrived in all (or a minute went
-    by), then a quiet second more to catch any duplicate."""
+    """`task.due` frames per socket, until `expected` arrived in all (or a minute went by)."""
     got: list[list[dict[str, Any]]] = [[] for _ in sockets]
     enough = asyncio.Event()
 
@@ -120,10 +120,16 @@ async def _due_frames(sockets: list[Socket], expected: int) -> list[list[dict[st
     readers = [asyncio.create_task(read(k, s)) for k, s in enumerate(sockets)]
     async with asyncio.timeout(60):
         await enough.wait()
-    await asyncio.sleep(1.0)
     for r in readers:
         r.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
     return got
+
+
+async def _due_before_marker(sock: Socket, api: RunningApi, user_id: int) -> list[dict[str, Any]]:
+    """The `task.due` frames that came after those read, before a marker published now."""
+    frames = await sock.settle(api.app.state.services.hub, user_id)
+    return [f for f in frames if f["type"] == "task.due"]
 
 
 async def test_reminders_fire_once_with_two_instances_and_after_a_restart(
@@ -150,20 +156,30 @@ async def test_reminders_fire_once_with_two_instances_and_after_a_restart(
         assert overdue is not None and overdue.reminded_at is not None
     # ...two others, on the same database (and Redis), send each reminder once when due.
     async with (
-        running_api(fast, features=(start_reminders,)) as a,
-        running_api(fast, features=(start_reminders,)) as b,
+        running_api(fast) as a,
+        running_api(fast) as b,
         open_socket(a.ws_url, manager.token) as wa,
         open_socket(b.ws_url, manager.token) as wb,
     ):
         sa, sb = Socket(wa), Socket(wb)
         await sa.next_of("hello")
         await sb.next_of("hello")
-        due = datetime.now(UTC) + timedelta(seconds=0.5)
-        async with db() as session:  # the tasks fall due now, with both workers polling
-            await session.execute(update(Task).where(Task.title.like("t%")).values(remind_at=due))
-            await session.commit()
-        expected = 10 if settings.redis_url else 5
-        got_a, got_b = await _due_frames([sa, sb], expected)
+        async with (
+            running_features(a.app.state.services, (start_reminders,)),
+            running_features(b.app.state.services, (start_reminders,)),
+        ):
+            due = datetime.now(UTC) + timedelta(seconds=0.5)
+            async with db() as session:  # the tasks fall due now, with both workers polling
+                await session.execute(
+                    update(Task).where(Task.title.like("t%")).values(remind_at=due)
+                )
+                await session.commit()
+            expected = 10 if settings.redis_url else 5
+            got_a, got_b = await _due_frames([sa, sb], expected)
+        # Both workers stopped polling, each after its last poll sent its frames: a
+        # duplicate of either came before these markers.
+        got_a += await _due_before_marker(sa, a, manager.user.id)
+        got_b += await _due_before_marker(sb, b, manager.user.id)
     titles_a = sorted(f["data"]["title"] for f in got_a)
     titles_b = sorted(f["data"]["title"] for f in got_b)
     titles = [f"t{i}" for i in range(5)]
