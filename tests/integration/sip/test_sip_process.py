@@ -1,7 +1,8 @@
 """`callcard sip` as its own process (real PostgreSQL and Redis, the call-event consumer
 in an API, SIPp as the carrier and the manager's phone): killed with -9 mid-call, it
 leaves the call live in the journal; the next process of that bridge ends it, once, and
-the manager's screen sees it end."""
+the manager's screen sees it end. An API worker's click-to-call reaches it through the
+command stream and is run and acknowledged once."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
+from crm_api.calls.commands import COMMANDS_STREAM, start_remote_pbx
 from crm_api.calls.models import Call
 from crm_api.calls.pipeline import start_call_events
 from crm_api.clients.timeline.models import Communication
@@ -58,7 +60,7 @@ async def phone(tmp_path: Path) -> AsyncIterator[Sipp]:
     await sipp.kill()
 
 
-def bridge(name: str, settings: Settings, bind: str, phone: Sipp, logs: Path):
+def bridge(name: str, settings: Settings, bind: str, phone: Sipp, logs: Path, **env: str):
     return headless(
         "sip",
         name,
@@ -69,6 +71,7 @@ def bridge(name: str, settings: Settings, bind: str, phone: Sipp, logs: Path):
         CALLCARD_SIP_WORKERS="1",
         CALLCARD_SIP_PHONE_URI=f"sip:{{user}}@127.0.0.1:{phone.port}",
         CALLCARD_RECORDINGS_DIR=str(settings.recordings_dir),
+        **env,
     )
 
 
@@ -164,3 +167,52 @@ async def test_the_bridge_pool_reports_its_load_and_capacity_on_metrics(
         assert await extra.wait() == 0, extra.log()
         assert extra.responses()[-1] in (486, 503)
         await talking.kill()
+
+
+async def test_a_click_to_call_on_an_api_worker_is_placed_by_the_bridge_once(
+    settings: Settings,
+    phone: Sipp,
+    actors: dict[Role, Actor],
+    tmp_path: Path,
+) -> None:
+    """The worker has no PBX link: its command goes through Redis to `callcard sip`'s
+    reader, which takes it once, places the call (the manager's phone, then the client's
+    number on the trunk) and acknowledges it."""
+    manager = actors[Role.MANAGER]
+    client_phone = await start_sipp("phone_hangs_up.xml", tmp_path, pause_ms=2000)
+    await client_phone.listening()
+    trunk = f"sip:{{user}}@127.0.0.1:{client_phone.port}"
+    bind = f"127.0.0.1:{free_udp_tcp_port()}"
+    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+    settings.pbx_command_wait_s = 30  # the bridge may still be starting its worker
+    features = (start_call_events, start_remote_pbx)
+    async with (
+        bridge("sip", settings, bind, phone, tmp_path, CALLCARD_SIP_TRUNK_URI=trunk) as sip,
+        running_api(settings, features=features) as api,
+        open_socket(api.ws_url, manager.token) as conn,
+    ):
+        sock = Socket(conn)
+        await sock.next_of("hello")
+        async with api.client(manager.token) as http:
+            card = await http.post(
+                "/clients",
+                json={"name": "Петров Иван", "phones": [{"number": "+7 916 765-43-21"}]},
+            )
+            r = await http.post(
+                f"/clients/{card.json()['id']}/call",
+                json={"phone_id": card.json()["phones"][0]["id"]},
+            )
+        assert r.status_code == 202, r.text
+        call_row = r.json()["call"]["id"]
+        assert (await sock.next_of("call.answered", within=30))["data"]["id"] == call_row
+        ended = await sock.next_of("call.ended", within=30)
+        assert (ended["data"]["id"], ended["data"]["disposition"]) == (call_row, "answered")
+        metrics = await sip.metrics()
+        assert metrics is not None
+        assert metrics.total("callcard_pbx_commands_total", outcome="ok") == 1
+        assert metrics.total("callcard_pbx_commands_total") == 1
+        redis = api.app.state.services.redis
+        [group] = await redis.xinfo_groups(COMMANDS_STREAM.format(pbx=settings.pbx_name))
+        assert (group["entries-read"], group["pending"]) == (1, 0)  # read once, acknowledged
+    assert await client_phone.wait() == 0, client_phone.log()
+    assert client_phone.received("INVITE") == 1
