@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from support.call_events import call_sink
+from support.call_events import call_sink, handled
 from support.factories import Actor, make_user, on_shift_all_week
 from support.server import RunningApi, running_api
+from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
@@ -239,7 +240,7 @@ async def test_a_missed_queue_call_makes_one_callback_task(
                 if tasks:
                     break
                 await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)  # the replay had its chance to add a second one
+        await wait_for(lambda: handled(api.app.state.services))  # the replay too
     async with db() as session:
         tasks = (await session.scalars(select(Task))).all()
     assert len(tasks) == 1
