@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from crm_api.platform.realtime.frames import FrameModel
 from crm_api.platform.realtime.hub import Hub
@@ -25,6 +25,10 @@ class TaskDue(ApiModel):
     deal_id: int | None
     due_at: datetime | None
     remind_at: datetime
+    # A system task: its kind and parameters, as on TaskPublic (the reminder words them in
+    # the user's language; `title` alone is only the client's name or the deal's title).
+    kind: str | None = None
+    params: dict[str, Any] | None = None
 
 
 class TaskUpdatedFrame(FrameModel):
@@ -50,5 +54,7 @@ async def task_due(hub: Hub, reminder: DueReminder) -> None:
         deal_id=reminder.deal_id,
         due_at=reminder.due_at,
         remind_at=reminder.remind_at,
+        kind=reminder.kind,
+        params=reminder.params,
     )
     await hub.notify(TaskDueFrame.name(), due.model_dump(mode="json"), users=[reminder.assignee_id])

@@ -38,6 +38,8 @@ class DueReminder:
     deal_id: int | None
     due_at: datetime | None
     remind_at: datetime
+    kind: str | None = None  # a system task's kind and parameters (the UI words them)
+    params: dict[str, Any] | None = None
 
 
 def snooze_until(preset: str, now: datetime, tz: ZoneInfo, morning: time) -> datetime:
@@ -271,12 +273,14 @@ async def claim_due(
             Task.deal_id,
             Task.due_at,
             Task.remind_at,
+            Task.kind,
+            Task.params,
         )
         .execution_options(synchronize_session=False)
     )
     return [
-        DueReminder(task_id, assignee, title, client_id, deal_id, due_at, remind_at or now)
-        for task_id, assignee, title, client_id, deal_id, due_at, remind_at in rows
+        DueReminder(task_id, assignee, title, client, deal, due_at, remind_at or now, kind, params)
+        for task_id, assignee, title, client, deal, due_at, remind_at, kind, params in rows
     ]
 
 

@@ -30,6 +30,7 @@ WORDS = {
         "won": "Успешно",
         "edit": "Изменить",
         "idle": "Сделка без движения 7 дн.: Сервисный договор",
+        "online": "В сети",
     },
     "en": {
         "found": "1 client",
@@ -41,6 +42,7 @@ WORDS = {
         "won": "Won",
         "edit": "Edit",
         "idle": "Deal idle for 7 days: Сервисный договор",
+        "online": "Online",
     },
 }
 
@@ -97,7 +99,9 @@ async def test_find_by_tail_digits_then_deals_from_the_card_and_the_board(
     await expect(card).to_be_visible()
     await shoot_widths(page, f"deals-board-{lang}")
 
-    # A week without news: the deal gets its "deal idle" task, listed in another tab.
+    # A week without news: the deal gets its "deal idle" task, reminded at once (worded in
+    # the user's language from the frame's kind) and listed in another tab.
+    await expect(page.get_by_test_id("my-status")).to_have_text(w["online"])
     async with db() as session:
         await session.execute(
             update(Deal)
@@ -106,6 +110,8 @@ async def test_find_by_tail_digits_then_deals_from_the_card_and_the_board(
         )
         await session.commit()
     assert await run_stale_rule(app.app.state.services) == 1
+    reminder = page.locator(".n-notification", has_text=w["idle"])
+    await expect(reminder.get_by_test_id("reminder")).to_be_visible()
     tasks_tab = await context.new_page()
     await tasks_tab.goto("/tasks")
     idle = tasks_tab.locator("main li", has_text=w["idle"])

@@ -24,7 +24,7 @@ from crm_api.platform.runtime import running_features
 from crm_api.platform.settings import Settings
 from crm_api.sales.models import Deal
 from crm_api.tasks.models import Task, TaskSource
-from crm_api.tasks.reminders import run_stale_rule, start_reminders
+from crm_api.tasks.reminders import run_stale_rule, send_due, start_reminders
 from telephony import events as ev
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -282,6 +282,17 @@ async def test_stale_deals_get_one_callback_task_each(
     services = api.app.state.services
     assert await run_stale_rule(services) == 1
     assert await run_stale_rule(services) == 0  # same idle stretch: no second task
+    # Its reminder goes off at once, with what the UI words: the kind and its parameters.
+    async with open_socket(api.ws_url, manager.token) as ws:
+        conn = Socket(ws)
+        await conn.next_of("hello")
+        assert await send_due(services) == 1
+        due = (await conn.next_of("task.due"))["data"]
+    assert (due["title"], due["kind"], due["params"]) == (
+        "A",
+        "stale_deal",
+        {"deal": "A", "days": 7},
+    )
     async with db() as session:
         tasks = (await session.scalars(select(Task))).all()
     assert [(t.deal_id, t.assignee_id, t.source) for t in tasks] == [

@@ -3799,6 +3799,18 @@ export interface components {
              * Format: date-time
              */
             remind_at: string;
+            /**
+             * Kind
+             * @default null
+             */
+            kind?: string | null;
+            /**
+             * Params
+             * @default null
+             */
+            params?: {
+                [key: string]: unknown;
+            } | null;
         };
         /** TaskDueFrame */
         TaskDueFrame: {
