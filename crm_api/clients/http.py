@@ -18,7 +18,13 @@ from crm_api.clients.presenters import (
     communication_public,
     user_ref,
 )
-from crm_api.clients.schemas import AuditEntryPublic, ClientCard, ClientPublic, ClientSummary
+from crm_api.clients.schemas import (
+    AuditEntryPublic,
+    CallerCard,
+    ClientCard,
+    ClientPublic,
+    ClientSummary,
+)
 from crm_api.clients.timeline import notifier as timeline_notifier
 from crm_api.clients.timeline import service as communications
 from crm_api.clients.timeline.models import CommKind
@@ -116,6 +122,14 @@ async def get_card(client_id: Id, session: ReadSessionDep, user: Reader) -> Clie
         communications=[communication_public(c) for c in rows],
         communications_total=total,
     )
+
+
+@router.get("/{client_id}/caller-card", operation_id="get_caller_card")
+async def get_caller_card(client_id: Id, session: ReadSessionDep, user: Reader) -> CallerCard:
+    """The screen-pop's card of this client, as a ringing call's frame carries it: for a
+    call whose pop this tab did not see ring."""
+    client = await clients_domain.get_for(session, user, client_id)
+    return await summaries.caller_card(session, client)
 
 
 @router.patch("/{client_id}", operation_id="update_client")

@@ -417,6 +417,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/clients/{client_id}/caller-card": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Caller Card
+         * @description The screen-pop's card of this client, as a ringing call's frame carries it: for a
+         *     call whose pop this tab did not see ring.
+         */
+        get: operations["get_caller_card"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/clients/{client_id}/communications": {
         parameters: {
             query?: never;
@@ -1503,6 +1524,19 @@ export interface components {
             /** Done At */
             done_at: string | null;
         };
+        /**
+         * CallerCard
+         * @description What the operator sees of the caller the moment the phone rings.
+         */
+        CallerCard: {
+            client: components["schemas"]["PopClient"] | null;
+            /** Communications */
+            communications: components["schemas"]["CommunicationPublic"][];
+            /** Deals */
+            deals: components["schemas"]["PopDeal"][];
+            /** Tasks */
+            tasks: components["schemas"]["PopTask"][];
+        };
         /** ClientCard */
         ClientCard: {
             client: components["schemas"]["ClientPublic"];
@@ -2427,6 +2461,79 @@ export interface components {
         PlanSet: {
             /** Amount */
             amount: number | string;
+        };
+        /**
+         * PopClient
+         * @description The caller's card in brief. `is_new`: a card the PBX made for an unknown number
+         *     that nobody has filled in yet (the operator gets the new-card form instead).
+         */
+        PopClient: {
+            /** Id */
+            id: number;
+            kind: components["schemas"]["ClientKind"];
+            /** Name */
+            name: string;
+            /** Company Id */
+            company_id: number | null;
+            /** Company Name */
+            company_name: string | null;
+            /** Primary Phone */
+            primary_phone: string | null;
+            /** Primary Email */
+            primary_email: string | null;
+            manager: components["schemas"]["UserRef"] | null;
+            /** Groups */
+            groups: components["schemas"]["DirectoryItem"][];
+            segment: components["schemas"]["DirectoryItem"] | null;
+            lead_source: components["schemas"]["DirectoryItem"] | null;
+            /** Sms Opted Out */
+            sms_opted_out: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Is New */
+            is_new: boolean;
+        };
+        /** PopDeal */
+        PopDeal: {
+            /** Id */
+            id: number;
+            /** Title */
+            title: string;
+            /** Amount */
+            amount: string;
+            /** Currency */
+            currency: string;
+            /** Stage Id */
+            stage_id: number;
+            /** Stage */
+            stage: string;
+        };
+        /** PopTask */
+        PopTask: {
+            /** Id */
+            id: number;
+            /** Title */
+            title: string;
+            /** Due At */
+            due_at: string | null;
+            /** Assignee Id */
+            assignee_id: number | null;
+            /** Deal Id */
+            deal_id: number | null;
+            /** Kind */
+            kind?: string | null;
+            /** Params */
+            params?: {
+                [key: string]: unknown;
+            } | null;
         };
         /** ProfileUpdate */
         ProfileUpdate: {
@@ -3535,85 +3642,6 @@ export interface components {
              */
             type: "pong";
             data: components["schemas"]["Nothing"];
-        };
-        /**
-         * PopClient
-         * @description The caller's card in brief. `is_new`: a card the PBX made for an unknown number
-         *     that nobody has filled in yet (the operator gets the new-card form instead).
-         */
-        PopClient: {
-            /** Id */
-            id: number;
-            kind: components["schemas"]["ClientKind"];
-            /** Name */
-            name: string;
-            /** Company Id */
-            company_id: number | null;
-            /** Company Name */
-            company_name: string | null;
-            /** Primary Phone */
-            primary_phone: string | null;
-            /** Primary Email */
-            primary_email: string | null;
-            manager: components["schemas"]["UserRef"] | null;
-            /** Groups */
-            groups: components["schemas"]["DirectoryItem"][];
-            segment: components["schemas"]["DirectoryItem"] | null;
-            lead_source: components["schemas"]["DirectoryItem"] | null;
-            /** Sms Opted Out */
-            sms_opted_out: boolean;
-            /**
-             * Created At
-             * Format: date-time
-             */
-            created_at: string;
-            /**
-             * Updated At
-             * Format: date-time
-             */
-            updated_at: string;
-            /** Is New */
-            is_new: boolean;
-        };
-        /** PopDeal */
-        PopDeal: {
-            /** Id */
-            id: number;
-            /** Title */
-            title: string;
-            /** Amount */
-            amount: string;
-            /** Currency */
-            currency: string;
-            /** Stage Id */
-            stage_id: number;
-            /** Stage */
-            stage: string;
-        };
-        /** PopTask */
-        PopTask: {
-            /** Id */
-            id: number;
-            /** Title */
-            title: string;
-            /** Due At */
-            due_at: string | null;
-            /** Assignee Id */
-            assignee_id: number | null;
-            /** Deal Id */
-            deal_id: number | null;
-            /**
-             * Kind
-             * @default null
-             */
-            kind?: string | null;
-            /**
-             * Params
-             * @default null
-             */
-            params?: {
-                [key: string]: unknown;
-            } | null;
         };
         /** Problem */
         Problem: {
@@ -6664,6 +6692,100 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ClientCard"];
+                };
+            };
+            /** @description the body cannot be parsed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not logged in (or wrong credentials) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not allowed for this role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not found (or not yours to see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a backend is unavailable (the PBX, the database) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_caller_card: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                client_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CallerCard"];
                 };
             };
             /** @description the body cannot be parsed */

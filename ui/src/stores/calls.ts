@@ -9,7 +9,7 @@ import { usePopAlert } from './popAlert'
 import { useSession } from './session'
 
 // What the console keeps of the pop's card (`CallRinging`), also filled from
-// GET /clients/{id}/card, /deals and /tasks and from the deal and task forms.
+// GET /clients/{id}/caller-card and from the deal and task forms.
 export type PopClient = Pick<Schemas['PopClient'], 'id' | 'name' | 'company_name' | 'is_new' | 'manager'>
 export type PopDeal = Pick<Schemas['PopDeal'] | Deal, 'id' | 'title' | 'amount'>
 export type PopTask = Pick<Schemas['PopTask'] | Task, 'id' | 'title' | 'kind' | 'params'>
@@ -149,24 +149,12 @@ export const useCalls = defineStore('calls', () => {
   }
 
   /** The card of a call this tab did not see ring (a page opened during the call, or a
-   * number just attached to a client), with its open deals and tasks. */
+   * number just attached to a client): the pop's card as the server builds it. */
   async function loadSummary(call: LiveCall): Promise<void> {
     if (!call.client_id) return
-    const q = { client_id: call.client_id, page_size: 20 }
     try {
-      const [card, deals, tasks] = await Promise.all([
-        api.get('/clients/{client_id}/card', { path: { client_id: call.client_id } }),
-        api.get('/deals', { query: { ...q, open_only: true } }).catch(() => null),
-        api.get('/tasks', { query: { ...q, open_only: true } }).catch(() => null),
-      ])
-      const c = card.client
-      const fresh = !c.created_by && !c.updated_by && card.communications_total === 0
-      upsert({
-        call_id: call.call_id, id: call.id,
-        client: { id: c.id, name: c.name, company_name: c.company_name, is_new: fresh, manager: c.manager ?? null },
-        communications: card.communications.slice(0, 3),
-        deals: deals?.items ?? [], tasks: tasks?.items ?? [],
-      })
+      const card = await api.get('/clients/{client_id}/caller-card', { path: { client_id: call.client_id } })
+      upsert({ call_id: call.call_id, id: call.id, ...card })
     } catch {
       /* the card is not ours to see: the panel shows the number only */
     }
