@@ -1,13 +1,14 @@
 """The end-to-end fixtures: the built web app served by a real Callcard API with the demo
-data, and Debian's Chromium driven by Python Playwright (no `playwright install`). A plain
-module, so the UI benchmark in tests/bench uses the same ones."""
+data (`wired_app`: with an SMSC and an SMTP server too), and Debian's Chromium driven by
+Python Playwright (no `playwright install`). A plain module, so the UI benchmark in
+tests/bench uses the same ones."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from playwright.async_api import Browser, async_playwright
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.peers import free_port, missing
 from support.server import RunningApi, running_api
+from support.sms import SmtpServer
+from support.smsc import SmscProcess
 
 from crm_api.features import enabled_features
 from crm_api.platform.settings import Settings
@@ -114,4 +117,38 @@ async def pbx_app(
     settings.recordings_dir.mkdir(parents=True, exist_ok=True)
     async with running_api(settings, features=enabled_features(settings, embedded=True)) as api:
         await api.app.state.services.links.pbx.wait_connected(10)
+        yield api
+
+
+@pytest.fixture
+async def smsc(tmp_path: Path) -> AsyncIterator[SmscProcess]:
+    proc = SmscProcess(tmp_path / "smsc.jsonl")
+    await proc.start()
+    yield proc
+    await proc.kill()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def wired_app(
+    settings: Settings, demo: None, ui_dist: Path, smsc: SmscProcess, smtp: SmtpServer
+) -> AsyncIterator[RunningApi]:
+    """`callcard run` with an SMSC and an SMTP server."""
+    settings = settings.model_copy(
+        update={
+            "ui_dist": ui_dist,
+            "smpp_url": smsc.url,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp.port,
+            "smtp_from": "crm@example.ru",
+        }
+    )
+    async with running_api(settings, features=enabled_features(settings, embedded=True)) as api:
         yield api

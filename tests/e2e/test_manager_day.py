@@ -1,9 +1,11 @@
-"""A manager's loop: find a client by the last digits of a number (starting with 8), open
-the card, make a deal there and another one on the board in a stage, win one: its "deal
-idle" task leaves the task list open in another tab."""
+"""A manager's day: find a client by the last digits of a number (starting with 8), open
+the card, make a deal there, a task with a reminder, two SMS in a row, another deal on the
+board in a stage, and win it: its "deal idle" task, reminded in the user's language,
+leaves the task list open in another tab."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,6 +17,8 @@ from support.server import RunningApi
 
 from crm_api.accounts.models import User
 from crm_api.clients.directories.models import LeadSource
+from crm_api.clients.timeline.models import Communication
+from crm_api.messages.models import OutboxMessage
 from crm_api.sales.models import Deal
 from crm_api.tasks.models import Task
 from crm_api.tasks.reminders import run_stale_rule
@@ -30,6 +34,9 @@ WORDS = {
         "won": "Успешно",
         "edit": "Изменить",
         "idle": "Сделка без движения 7 дн.: Сервисный договор",
+        "what": "Что сделать",
+        "create_task": "Создать задачу",
+        "send": "Отправить",
         "online": "В сети",
     },
     "en": {
@@ -42,16 +49,19 @@ WORDS = {
         "won": "Won",
         "edit": "Edit",
         "idle": "Deal idle for 7 days: Сервисный договор",
+        "what": "What to do",
+        "create_task": "Create task",
+        "send": "Send",
         "online": "Online",
     },
 }
 
 
 @pytest.mark.parametrize("lang", ["ru", "en"])
-async def test_find_by_tail_digits_then_deals_from_the_card_and_the_board(
-    app: RunningApi, browser: Browser, db: async_sessionmaker[AsyncSession], lang: str
+async def test_a_managers_day(
+    wired_app: RunningApi, browser: Browser, db: async_sessionmaker[AsyncSession], lang: str
 ) -> None:
-    w = WORDS[lang]
+    w, app = WORDS[lang], wired_app
     context = await new_context(browser, app, lang)
     page = await context.new_page()
     await login(page, "manager", "manager-demo-1", lang)
@@ -82,6 +92,27 @@ async def test_find_by_tail_digits_then_deals_from_the_card_and_the_board(
     await expect(form).to_be_hidden()
     await expect(page.get_by_test_id("card-deals")).to_contain_text("Кондиционер в офис")
 
+    # A task with its reminder (15 minutes before it is due, by default).
+    await page.get_by_test_id("add-task").click()
+    form = page.get_by_test_id("task-form")
+    await form.get_by_label(w["what"]).fill("Отправить КП")
+    await form.get_by_role("button", name=w["create_task"]).click()
+    await expect(form).to_be_hidden()
+    await expect(page.get_by_test_id("card-tasks")).to_contain_text("Отправить КП")
+
+    # Two SMS in a row (the second used to fail with a 500).
+    sms = page.get_by_test_id("phones").get_by_role("button", name=re.compile("SMS"))
+    timeline = page.get_by_test_id("timeline")
+    for text in ("Добрый день! КП во вложении", "Жду ответа до пятницы"):
+        await sms.first.click()
+        dialog = page.get_by_role("dialog")
+        await dialog.get_by_test_id("message-text").locator("textarea").fill(text)
+        await dialog.get_by_role("button", name=w["send"]).click()
+        await expect(dialog).to_be_hidden()
+        await expect(timeline.locator("[data-kind=sms]", has_text=text)).to_have_count(1)
+    await expect(page.locator(".n-message--error-type")).to_have_count(0)
+    await shoot_widths(page, f"card-managers-day-{lang}")
+
     # "+ Deal" in the board's second stage: the client is found by name.
     await page.goto("/deals")
     board = page.get_by_test_id("deals-board")
@@ -102,11 +133,15 @@ async def test_find_by_tail_digits_then_deals_from_the_card_and_the_board(
     # A week without news: the deal gets its "deal idle" task, reminded at once (worded in
     # the user's language from the frame's kind) and listed in another tab.
     await expect(page.get_by_test_id("my-status")).to_have_text(w["online"])
+    week_ago = datetime.now(UTC) - timedelta(days=8)
     async with db() as session:
         await session.execute(
-            update(Deal)
-            .where(Deal.title == "Сервисный договор")
-            .values(last_activity_at=datetime.now(UTC) - timedelta(days=8))
+            update(Deal).where(Deal.title == "Сервисный договор").values(last_activity_at=week_ago)
+        )
+        await session.execute(  # the SMS too: no news from either side
+            update(Communication)
+            .where(Communication.client_id == client_id)
+            .values(occurred_at=week_ago)
         )
         await session.commit()
     assert await run_stale_rule(app.app.state.services) == 1
@@ -136,4 +171,13 @@ async def test_find_by_tail_digits_then_deals_from_the_card_and_the_board(
     async with db() as session:
         idle_task = await session.scalar(select(Task).where(Task.deal_id == service.id))
     assert idle_task is not None and idle_task.done_at == service.closed_at
+    async with db() as session:
+        offer = await session.scalar(select(Task).where(Task.title == "Отправить КП"))
+        sent = (
+            await session.scalars(select(OutboxMessage).where(OutboxMessage.client_id == client_id))
+        ).all()
+    assert offer is not None and offer.client_id == client_id and offer.assignee_id == manager.id
+    assert offer.remind_at is not None and offer.due_at is not None
+    assert offer.remind_at < offer.due_at
+    assert [m.channel for m in sent] == ["sms", "sms"]
     await context.close()

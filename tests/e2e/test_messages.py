@@ -4,8 +4,6 @@ server has no gateway for is shown as such instead of a green "sent"."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from e2e.helpers import login, new_context, same_site, shoot_widths
@@ -13,15 +11,11 @@ from playwright.async_api import Browser, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
-from support.server import RunningApi, running_api
-from support.sms import SmtpServer
-from support.smsc import SmscProcess
+from support.server import RunningApi
 
 from crm_api.clients import phones
 from crm_api.clients.models import Client
-from crm_api.features import enabled_features
 from crm_api.messages.models import OutboxMessage
-from crm_api.platform.settings import Settings
 
 WORDS = {
     "ru": {
@@ -43,40 +37,6 @@ WORDS = {
         "no_email": "E-mail is not set up on this server",
     },
 }
-
-
-@pytest.fixture
-async def smsc(tmp_path: Path) -> AsyncIterator[SmscProcess]:
-    proc = SmscProcess(tmp_path / "smsc.jsonl")
-    await proc.start()
-    yield proc
-    await proc.kill()
-
-
-@pytest.fixture
-def smtp() -> AsyncIterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def wired_app(
-    settings: Settings, demo: None, ui_dist: Path, smsc: SmscProcess, smtp: SmtpServer
-) -> AsyncIterator[RunningApi]:
-    """`callcard run` with an SMSC and an SMTP server."""
-    settings = settings.model_copy(
-        update={
-            "ui_dist": ui_dist,
-            "smpp_url": smsc.url,
-            "smtp_host": "127.0.0.1",
-            "smtp_port": smtp.port,
-            "smtp_from": "crm@example.ru",
-        }
-    )
-    async with running_api(settings, features=enabled_features(settings, embedded=True)) as api:
-        yield api
 
 
 async def mobile_client(db: async_sessionmaker[AsyncSession]) -> tuple[int, str]:
