@@ -20,6 +20,7 @@ from support.factories import Actor, make_user
 from support.peers import missing
 from support.server import RunningApi, running_api
 from support.servers import PgServer, postgres_server, redis_server
+from support.smsc import SmscProcess
 
 from crm_api.accounts.models import Role
 from crm_api.models import Base
@@ -138,6 +139,15 @@ async def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path)
         seed_demo_on_first_run=False,
         _env_file=None,  # type: ignore[call-arg]
     )
+
+
+@pytest.fixture
+async def smsc(tmp_path: Path) -> AsyncIterator[SmscProcess]:
+    """A real SMPP server (the SMSC peer) for this test."""
+    proc = SmscProcess(tmp_path / "smsc.jsonl")
+    await proc.start()
+    yield proc
+    await proc.kill()
 
 
 @pytest.fixture

@@ -121,14 +121,6 @@ async def pbx_app(
 
 
 @pytest.fixture
-async def smsc(tmp_path: Path) -> AsyncIterator[SmscProcess]:
-    proc = SmscProcess(tmp_path / "smsc.jsonl")
-    await proc.start()
-    yield proc
-    await proc.kill()
-
-
-@pytest.fixture
 def smtp() -> Iterator[SmtpServer]:
     server = SmtpServer()
     server.start()

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,14 +10,6 @@ from support.smsc import SmscProcess
 
 from crm_api.messages.email import start_email
 from crm_api.platform.settings import Settings
-
-
-@pytest.fixture
-async def smsc(tmp_path: Path) -> AsyncIterator[SmscProcess]:
-    proc = SmscProcess(tmp_path / "smsc.jsonl")
-    await proc.start()
-    yield proc
-    await proc.kill()
 
 
 @pytest.fixture
