@@ -454,8 +454,11 @@ class AmiAdapter:
 
     def on_event(self, event: Event, now: datetime) -> None:
         self.status.events += 1
-        self.devices.feed(event)
-        self._publish(self.translator.feed(event, now))
+        if event.name == "DeviceStateChange":  # one in twenty: skip the call for the rest
+            self.devices.feed(event)
+        call_events = self.translator.feed(event, now)
+        if call_events:
+            self._publish(call_events)
 
     def on_banner(self, version: str) -> None:
         self.status.version = version

@@ -36,7 +36,7 @@ class Message:
     by name alone, and the header split is what a Python reader spends its time on.
     """
 
-    __slots__ = ("_headers", "_raw", "_repeated")
+    __slots__ = ("_first", "_headers", "_raw", "_repeated")
 
     def __init__(
         self,
@@ -46,6 +46,7 @@ class Message:
         raw: str | None = None,
     ) -> None:
         self._raw = raw
+        self._first: str | None = None  # the first header's value, once read
         self._headers = headers if headers is not None or raw is not None else {}
         # Second and later values of repeated keys (rare: kept apart so lookups stay a
         # dict get).
@@ -153,11 +154,17 @@ class Message:
         return out
 
     def _first_value(self, prefix_len: int, key: str) -> str:
-        if self._headers is not None:
-            return self._headers[key]
-        raw = self._raw or ""
-        end = raw.find("\r\n")
-        return raw[prefix_len:] if end < 0 else raw[prefix_len:end]
+        # Kept: an event's name is asked for by every reader it passes on the way in.
+        first = self._first
+        if first is None:
+            if self._headers is not None:
+                first = self._headers[key]
+            else:
+                raw = self._raw or ""
+                end = raw.find("\r\n")
+                first = raw[prefix_len:] if end < 0 else raw[prefix_len:end]
+            self._first = first
+        return first
 
 
 class Response(Message):
@@ -182,7 +189,8 @@ class Event(Message):
     @property
     def name(self) -> str:
         """Read off the first line without splitting the rest."""
-        return self._first_value(7, "Event")
+        name = self._first
+        return name if name is not None else self._first_value(7, "Event")
 
 
 class Action(Message):

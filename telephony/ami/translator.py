@@ -77,8 +77,11 @@ _WANTED = frozenset(
 )
 # Causes that say the call could not be made (127 is also a caller's CANCEL: read last).
 _FAILED_CAUSES = frozenset({1, 3, 21, 27, 34, 38, 41, 42, 58, 88, 127})
-# Dialplan variables the state machine reads (the others are dropped unread).
-_VARIABLES = ("MIXMONITOR_FILENAME", "CRM_CALL_ID", "QUEUESTATUS")
+# Dialplan variables the state machine reads (the others are dropped unread): one search
+# of the raw text, as VarSet is half of a call's events.
+_READ_VARIABLE = re.compile(
+    r"\r\nVariable: _*(?:MIXMONITOR_FILENAME|CRM_CALL_ID|QUEUESTATUS)(?:\r\n|$)"
+)
 _CAUSE_TEXT = {
     0: "Unknown",
     1: "Unallocated number",
@@ -262,8 +265,7 @@ class CallTranslator:
             if not self._unstarted:
                 return []  # only a call still waiting for its start cares about the rest
         elif name == "VarSet":
-            raw = event.raw
-            if not any(variable in raw for variable in _VARIABLES):
+            if _READ_VARIABLE.search(event.raw) is None:
                 return []  # the dialplan's own variables
         elif name == "Newexten" and not self._unstarted:
             return []
