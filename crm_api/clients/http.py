@@ -4,20 +4,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.accounts import audit
 from crm_api.accounts.models import Role, User
 from crm_api.accounts.permissions import Permission
+from crm_api.clients import card as cards
 from crm_api.clients import notifier, phones
 from crm_api.clients import service as clients_domain
 from crm_api.clients import summary as summaries
 from crm_api.clients.models import Client
-from crm_api.clients.presenters import (
-    client_public,
-    communication_public,
-    user_ref,
-)
+from crm_api.clients.presenters import communication_public, user_ref
 from crm_api.clients.schemas import (
     AuditEntryPublic,
     CallerCard,
@@ -44,16 +40,9 @@ CARD_COMMUNICATIONS = 20
 
 async def publish_client(services: Services, session: SessionDep, client: Client) -> ClientPublic:
     """The card as it now is, also pushed to every socket watching it."""
-    fresh = await clients_domain.load_card(session, client.id)
-    assert fresh is not None
-    public = await _public(session, fresh)
+    public = await cards.card_of(session, client.id)
     await notifier.client_updated(services.hub, public)
     return public
-
-
-async def _public(session: AsyncSession, client: Client) -> ClientPublic:
-    summary = await summaries.summary_of(session, client.id)
-    return client_public(summary, client, await clients_domain.contacts_of(session, client.id))
 
 
 @router.get("", operation_id="list_clients")
@@ -106,22 +95,17 @@ async def lookup(
 
 @router.get("/{client_id}", operation_id="get_client")
 async def get_client(client_id: Id, session: ReadSessionDep, user: Reader) -> ClientPublic:
-    client = await clients_domain.get_for(session, user, client_id)
-    return await _public(session, client)
+    return await cards.card_for(session, user, client_id)
 
 
 @router.get("/{client_id}/card", operation_id="get_client_card")
 async def get_card(client_id: Id, session: ReadSessionDep, user: Reader) -> ClientCard:
     """The card page in one request: the client and the newest communications."""
-    client = await clients_domain.get_for(session, user, client_id)
-    rows, total = await communications.timeline(
+    client = await cards.card_for(session, user, client_id)
+    items, total = await communications.timeline(
         session, client_id, kind=None, page=1, page_size=CARD_COMMUNICATIONS
     )
-    return ClientCard(
-        client=await _public(session, client),
-        communications=[communication_public(c) for c in rows],
-        communications_total=total,
-    )
+    return ClientCard(client=client, communications=items, communications_total=total)
 
 
 @router.get("/{client_id}/caller-card", operation_id="get_caller_card")
@@ -159,12 +143,10 @@ async def list_communications(
     page_size: PageSize = 20,
 ) -> Page[CommunicationPublic]:
     await clients_domain.get_for(session, user, client_id)
-    rows, total = await communications.timeline(
+    items, total = await communications.timeline(
         session, client_id, kind=kind, page=page, page_size=page_size
     )
-    return Page(
-        items=[communication_public(c) for c in rows], total=total, page=page, page_size=page_size
-    )
+    return Page(items=items, total=total, page=page, page_size=page_size)
 
 
 @router.post("/{client_id}/notes", status_code=201, operation_id="add_client_note")

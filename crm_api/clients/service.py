@@ -363,19 +363,6 @@ async def get_for(session: AsyncSession, actor: User, client_id: int) -> Client:
     return client
 
 
-_CONTACTS = (
-    select(Client)
-    .where(Client.company_id == bindparam("company_id"))
-    .options(selectinload(Client.phones), selectinload(Client.emails))
-    .order_by(Client.name)
-)
-
-
-async def contacts_of(session: AsyncSession, company_id: int) -> list[Client]:
-    rows = await session.scalars(_CONTACTS, {"company_id": company_id})
-    return list(rows.all())
-
-
 def _phone_match(fragment: str, region: str) -> Any:
     normalized = phones.try_normalize(fragment, region)
     if normalized is not None:  # a whole number: the unique index answers at once

@@ -36,6 +36,13 @@ class UserRef(ApiModel):
     full_name: str
 
 
+def user_ref_of(user_id: int | None, full_name: str | None) -> UserRef | None:
+    """The user of a row read with its user's name by an outer join (None: no user)."""
+    return (
+        None if user_id is None or full_name is None else UserRef(id=user_id, full_name=full_name)
+    )
+
+
 # The deployment's links to the outside (see link_status.py).
 LinkName = Literal["pbx", "smsc", "email"]
 
