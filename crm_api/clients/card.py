@@ -85,10 +85,9 @@ _CONTACTS: CompoundSelect = union_all(
 
 async def card_for(session: AsyncSession, actor: User, client_id: int) -> ClientPublic:
     """The whole card, if `actor` may see it (NotFound, Forbidden otherwise)."""
-    found = await summaries.summaries(session, Client.id == client_id)
-    if not found:
+    summary = await summaries.find_summary(session, client_id)
+    if summary is None:
         raise NotFound(f"client #{client_id} not found", details={"client_id": client_id})
-    summary = found[0]
     if not may_see_client_of(actor, summary.manager.id if summary.manager else None):
         raise Forbidden(
             f"client #{client_id} belongs to another manager", details={"client_id": client_id}

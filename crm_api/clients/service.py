@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, exists, func, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
@@ -452,7 +452,7 @@ async def search(
     return list(ids.all()), total
 
 
-def whose_number(e164: str) -> ColumnElement[bool]:
+def whose_number(e164: str | BindParameter[str]) -> ColumnElement[bool]:
     """Who is calling (or writing): the one query from a subscriber's E.164 number to their
     card, as a condition on `Client` (one lookup on the unique E.164 index). The pop, the
     calls journal, routing, the lookup, the search and inbound SMS all ask it."""
