@@ -46,11 +46,13 @@ def cpu_hog() -> Iterator[None]:
         proc.wait()
 
 
-def report_cpu(name: str, pid: int, since: float, operations: int) -> None:
-    """Prints the CPU ms process `pid` spent per operation since `cpu_seconds(pid)` was `since`."""
+def report_cpu(name: str, pid: int, since: float, operations: int) -> float:
+    """Prints (and returns) the CPU ms process `pid` spent per operation since
+    `cpu_seconds(pid)` was `since`."""
     spent = cpu_seconds(pid) - since
     per = spent * 1000 / operations if operations else float("nan")
     print(f"{name:<34} CPU {per:6.2f} ms per op ({spent:.2f} s / {operations})  {loadavg()}")
+    return per
 
 
 def report_profile(path: str, top: int = 25) -> None:
