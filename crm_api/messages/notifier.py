@@ -3,6 +3,7 @@ and who gets it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import AliasChoices, Field
@@ -10,7 +11,7 @@ from pydantic import AliasChoices, Field
 from crm_api.messages.models import OutboxMessage
 from crm_api.messages.sms.delivery import Change
 from crm_api.messages.sms.inbound import Received
-from crm_api.platform.realtime.frames import FrameModel
+from crm_api.platform.realtime.frames import Audience, Frame, FrameModel
 from crm_api.platform.realtime.hub import Hub
 from crm_api.platform.schemas import ApiModel
 
@@ -80,21 +81,29 @@ class EmailStatusFrame(FrameModel):
     data: MessageStatus
 
 
-async def sms_status(hub: Hub, change: Change, manager_id: int | None) -> None:
-    """To who sent it and the card's manager, and the sockets watching the card."""
-    m = change.message
-    status = SmsStatus(
-        outbox_id=m.id,
-        communication_id=m.communication_id,
-        client_id=m.client_id,
-        status=change.status,
-        error=m.last_error if change.status != "submitted" else None,
-        parts=m.parts,
-    )
-    users = {u for u in (m.user_id, manager_id) if u is not None}
-    await hub.notify(
-        SmsStatusFrame.name(), status.model_dump(mode="json"), users=users, client_id=m.client_id
-    )
+async def sms_statuses(hub: Hub, changes: Sequence[tuple[Change, int | None]]) -> None:
+    """Each (change, the client's manager): to who sent it and the card's manager, and the
+    sockets watching the card; in one round trip to the bus."""
+    frames = []
+    for change, manager_id in changes:
+        m = change.message
+        status = SmsStatus(
+            outbox_id=m.id,
+            communication_id=m.communication_id,
+            client_id=m.client_id,
+            status=change.status,
+            error=m.last_error if change.status != "submitted" else None,
+            parts=m.parts,
+        )
+        users = frozenset(u for u in (m.user_id, manager_id) if u is not None)
+        frames.append(
+            Frame(
+                type=SmsStatusFrame.name(),
+                data=status.model_dump(mode="json"),
+                audience=Audience(user_ids=users, client_id=m.client_id),
+            )
+        )
+    await hub.publish_many(frames)
 
 
 async def email_status(

@@ -517,13 +517,16 @@ class SmsService:
             except Exception as exc:  # the frames still go, to whoever sent the message
                 self._database.failed_or_bug(exc, "reading the managers of SMS clients failed")
         bulks: set[int] = set()
+        statuses: list[tuple[Change, int | None]] = []
         for change in changes:
             m = change.message
             if m.bulk_id is not None:
                 bulks.add(m.bulk_id)
                 continue  # a bulk send reports progress, not thousands of frames
             manager = m.manager_id if m.manager_known else managers.get(m.client_id)
-            await notifier.sms_status(self.hub, change, manager)
+            statuses.append((change, manager))
+        if statuses:
+            await notifier.sms_statuses(self.hub, statuses)
         for bulk_id in bulks:
             await self._progress.changed(bulk_id)
 

@@ -3,7 +3,9 @@ models that document each type of frame (`FrameModel`)."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,6 +14,23 @@ from typing import Any
 from pydantic import BaseModel
 
 from crm_api.platform.db.base import utcnow
+
+# A frame's tag: this process's random prefix and a counter (unique across workers, and
+# without a uuid4's system call per frame); a forked child draws a prefix of its own.
+_tag_prefix = uuid.uuid4().hex[:16]
+_tags = itertools.count()
+
+
+def _new_tag_prefix() -> None:
+    global _tag_prefix
+    _tag_prefix = uuid.uuid4().hex[:16]
+
+
+os.register_at_fork(after_in_child=_new_tag_prefix)
+
+
+def _new_tag() -> str:
+    return f"{_tag_prefix}{next(_tags):x}"
 
 
 class FrameModel(BaseModel):
@@ -47,7 +66,7 @@ class Frame:
     id: str = ""  # assigned by the backlog; orders frames for `?since=`
     # Made once per frame: a publish retried after a lost reply (Redis may have run it)
     # carries the same tag, and readers drop the copy.
-    tag: str = field(default_factory=lambda: uuid.uuid4().hex, compare=False)
+    tag: str = field(default_factory=_new_tag, compare=False)
     # One frame goes to every socket of its audience (all supervisors, say): encoded once.
     _wire: str | None = field(default=None, init=False, repr=False, compare=False)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,6 +132,14 @@ class Hub:
         published = await self.bus.publish(frame)
         if self._published is not None:
             self._published(published)
+        return published
+
+    async def publish_many(self, frames: Sequence[Frame]) -> list[Frame]:
+        """`publish` of each frame, in order, in one round trip to the bus."""
+        published = await self.bus.publish_many(frames)
+        if self._published is not None:
+            for frame in published:
+                self._published(frame)
         return published
 
 

@@ -1,0 +1,59 @@
+"""A batch of frames through the Redis bus in one round trip (`publish_many`): the backlog
+holds them in order, once each (a retried frame too), and a batch published after Redis
+lost its data first says again what readers may have missed, as single publishes do.
+Real Redis, restarted without persistence by the test."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import redis.asyncio as aredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from support.restartable_redis import restartable_redis
+
+from crm_api.platform.realtime.bus import RedisBus
+from crm_api.platform.realtime.frames import Audience, Frame, frame_key
+
+
+def _frames(*ns: int) -> list[Frame]:
+    audience = Audience(user_ids=frozenset({1}))
+    return [Frame(type="task.due", data={"n": n}, audience=audience) for n in ns]
+
+
+async def test_a_batch_reaches_a_reader_in_order_once_each(tmp_path: Path) -> None:
+    async with restartable_redis(tmp_path / "redis", persistent=False) as server:
+        client = aredis.Redis.from_url(server.url)
+        bus = RedisBus(client)
+        try:
+            batch = _frames(1, 2, 3)
+            published = [await bus.publish(batch[0]), *await bus.publish_many(batch[1:])]
+            published += await bus.publish_many([*_frames(4, 5), batch[2]])  # 3 retried
+            keys = [frame_key(f.id) for f in published]
+            assert keys == sorted(keys) and len(set(keys)) == len(keys)
+            backlog = await bus.since(published[0].id)
+            assert backlog is not None and [f.data["n"] for f in backlog] == [2, 3, 4, 5]
+        finally:
+            await bus.close()
+            await client.aclose()
+
+
+async def test_a_batch_after_redis_lost_its_data_publishes_the_recent_frames_again(
+    tmp_path: Path,
+) -> None:
+    async with restartable_redis(tmp_path / "redis", persistent=False) as server:
+        client = aredis.Redis.from_url(server.url)
+        bus = RedisBus(client)
+        try:
+            await bus.publish_many(_frames(1, 2))
+            await bus.publish_many(_frames(3, 4))
+            await server.stop()
+            await server.start()
+            with contextlib.suppress(RedisConnectionError):
+                await client.ping()  # the connection Redis closed is found dead here
+            await bus.publish_many(_frames(5, 6))
+            backlog = await bus.since("0-0")
+            assert backlog is not None and [f.data["n"] for f in backlog] == [1, 2, 3, 4, 5, 6]
+        finally:
+            await bus.close()
+            await client.aclose()
