@@ -101,8 +101,8 @@ class SmsService:
         self._orphans: dict[str, tuple[DeliveryReceipt, float]] = {}
         self._orphans_tried = 0.0
         self._progress = bulk_sends.ProgressNotifier(sessions, hub)
-        # Results and receipts touch the same rows: written one transaction at a time, they
-        # never wait on each other's row locks (or deadlock on PostgreSQL).
+        # Results, receipts and claim renewals touch the same rows: written one transaction
+        # at a time, they never wait on each other's row locks (or deadlock on PostgreSQL).
         self._write_lock = asyncio.Lock()
         # Every loop here needs the database: an outage is one line when it begins and one
         # when it ends, whichever loops retry meanwhile; anything else logs its traceback.
@@ -195,7 +195,7 @@ class SmsService:
             return
         self._renewed = now
         try:
-            async with self.sessions() as session:
+            async with self._write_lock, self.sessions() as session:
                 await renew_claims(session, self._held, utcnow(), self.claim_for)
                 await session.commit()
             self._database.ok(now)
