@@ -6,20 +6,17 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from json import dumps
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     ColumnElement,
-    Text,
     any_,
     bindparam,
-    cast,
     func,
     literal,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -34,6 +31,7 @@ from crm_api.clients.models import Client
 from crm_api.clients.timeline.models import Communication
 from crm_api.messages.models import OutboxMessage, SmsPart
 from crm_api.messages.outbox import FINAL, retry_later, set_status
+from crm_api.platform.db.base import UtcDateTime
 from sms_gateway.connection import LINK_LOST, NOT_SENT
 from sms_gateway.encoding import make_parts
 from sms_gateway.types import DeliveryReceipt, SendResult
@@ -134,52 +132,119 @@ async def record_first_submits(
 ) -> tuple[list[Change], set[int]]:
     """The common case in bulk statements: a first attempt whose every part the SMSC took.
     Returns the changes and the ids left for `record_send` (anything else)."""
-    if not results:
-        return [], set()
-    rows = await _message_rows(session, set(results))
+    entries = {
+        mid: [
+            {"index": p.index, "message_id": p.message_id, "status": "submitted"}
+            for p in result.parts
+        ]
+        for mid, result in results.items()
+        if result.outcome == "submitted"
+    }
+    if not entries:
+        return [], set(results)
+    if session.get_bind().dialect.name == "postgresql":
+        rows = (
+            await session.execute(_FIRST_SUBMITS, {"messages": _recordset(entries), "now": now})
+        ).all()
+        fast = [_Submitted(*r) for r in rows]
+    else:
+        fast = await _first_submits_apart(session, entries, now)
+    # Detached copies carrying what the frames need.
+    changes = [
+        Change(
+            MessageState(
+                r.id,
+                r.client_id,
+                r.user_id,
+                r.bulk_id,
+                r.communication_id,
+                entries[r.id],
+                manager_id=r.manager_id,
+                manager_known=True,
+            ),
+            "submitted",
+        )
+        for r in fast
+    ]
+    return changes, set(results) - {r.id for r in fast}
+
+
+@dataclass(frozen=True, slots=True)
+class _Submitted:
+    id: int
+    client_id: int
+    user_id: int | None
+    bulk_id: int | None
+    communication_id: int | None
+    manager_id: int | None
+
+
+# PostgreSQL, one statement: the messages still "sending" with no parts (no other claim
+# won meanwhile) become "submitted", their parts are recorded (an SMSC id already known
+# moves to this message, as in `_upsert_parts`) and their communications follow.
+_FIRST_SUBMITS = text(
+    """
+WITH given AS (
+    SELECT * FROM jsonb_to_recordset(:messages) AS g(id integer, parts jsonb)
+), fast AS (
+    UPDATE outbox_messages AS m
+    SET status = 'submitted', claimed_until = NULL, submitted_at = :now, parts = g.parts
+    FROM given AS g
+    -- "IS TRUE": by id, not through the index on status (it holds every message ever
+    -- claimed until a vacuum, and the planner takes "sending" for rare)
+    WHERE m.id = g.id AND (m.status = 'sending' AND m.parts = '[]'::jsonb) IS TRUE
+    RETURNING m.id, m.client_id, m.user_id, m.bulk_id, m.communication_id, m.parts
+), placed AS (
+    INSERT INTO sms_parts (outbox_id, part_index, smsc_message_id, status, updated_at)
+    SELECT fast.id, (e ->> 'index')::integer, coalesce(e ->> 'message_id', ''), 'submitted', :now
+    FROM fast, jsonb_array_elements(fast.parts) AS e
+    ON CONFLICT (smsc_message_id) DO UPDATE SET outbox_id = excluded.outbox_id,
+        part_index = excluded.part_index, status = 'submitted', updated_at = excluded.updated_at
+), followed AS (
+    UPDATE communications AS c SET status = 'submitted'
+    FROM fast WHERE c.id = fast.communication_id
+)
+SELECT fast.id, fast.client_id, fast.user_id, fast.bulk_id, fast.communication_id,
+    clients.manager_id
+FROM fast JOIN clients ON clients.id = fast.client_id
+"""
+).bindparams(bindparam("messages", type_=JSONB), bindparam("now", type_=UtcDateTime()))
+
+
+def _recordset(entries: Mapping[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [{"id": mid, "parts": parts} for mid, parts in entries.items()]
+
+
+async def _first_submits_apart(
+    session: AsyncSession, entries: Mapping[int, list[dict[str, Any]]], now: datetime
+) -> list[_Submitted]:
+    """`_FIRST_SUBMITS` elsewhere (SQLite), statement by statement."""
     fast = [
-        r
-        for r in rows
-        if r.status == "sending" and not r.parts and results[r.id].outcome == "submitted"
+        _Submitted(r.id, r.client_id, r.user_id, r.bulk_id, r.communication_id, r.manager_id)
+        for r in await _message_rows(session, set(entries))
+        if r.status == "sending" and not r.parts
     ]
     if not fast:
-        return [], set(results)
-    part_rows: list[tuple[int, int, str]] = []
-    message_rows = []
-    changes = []
-    for r in fast:
-        entries = [
-            {"index": p.index, "message_id": p.message_id, "status": "submitted"}
-            for p in results[r.id].parts
-        ]
-        part_rows += [(r.id, p.index, p.message_id or "") for p in results[r.id].parts]
-        message_rows.append(
+        return []
+    await _upsert_parts(
+        session,
+        [(r.id, e["index"], e["message_id"] or "") for r in fast for e in entries[r.id]],
+        now,
+    )
+    await _update_by_id(
+        session,
+        OutboxMessage,
+        [
             {
                 "id": r.id,
                 "status": "submitted",
                 "claimed_until": None,
                 "submitted_at": now,
-                "parts": entries,
+                "parts": entries[r.id],
             }
-        )
-        # A detached copy carrying what the frames need.
-        changes.append(
-            Change(
-                MessageState(
-                    r.id,
-                    r.client_id,
-                    r.user_id,
-                    r.bulk_id,
-                    r.communication_id,
-                    entries,
-                    manager_id=r.manager_id,
-                    manager_known=True,
-                ),
-                "submitted",
-            )
-        )
-    await _upsert_parts(session, part_rows, now)
-    await _update_by_id(session, OutboxMessage, message_rows)
+            for r in fast
+        ],
+    )
     comm_ids = [r.communication_id for r in fast if r.communication_id]
     if comm_ids:
         await session.execute(
@@ -188,7 +253,7 @@ async def record_first_submits(
             .values(status="submitted")
             .execution_options(synchronize_session=False)
         )
-    return changes, set(results) - {r.id for r in fast}
+    return fast
 
 
 def placed_indexes(parts: list[dict[str, Any]]) -> set[int]:
@@ -312,11 +377,6 @@ async def apply_receipts(
     new_status = fold_receipts(parts, receipts)
     if not new_status:
         return [], unknown
-    await _update_by_id(
-        session,
-        SmsPart,
-        [{"id": pid, "status": st, "updated_at": now} for pid, st in new_status.items()],
-    )
     touched = {p.outbox_id for p in parts.values() if p.id in new_status}
     after = {
         mid: [(index, smsc_id, new_status.get(pid, st)) for pid, index, smsc_id, st in rows]
@@ -324,8 +384,61 @@ async def apply_receipts(
         if mid in touched
     }
     changes = message_changes([messages[mid] for mid in touched], after)
-    await _write_changes(session, changes, now)
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            _RECEIPTS,
+            {
+                "parts": [{"id": pid, "status": st} for pid, st in new_status.items()],
+                "messages": [_moved(c) for c in changes],
+                "now": now,
+            },
+        )
+    else:
+        await _update_by_id(
+            session,
+            SmsPart,
+            [{"id": pid, "status": st, "updated_at": now} for pid, st in new_status.items()],
+        )
+        await _write_changes(session, changes, now)
+    await _note_errors(session, changes)
     return changes, unknown
+
+
+# PostgreSQL, one statement: the parts' new states, their messages' (for the messages
+# whose state changed) and their communications'.
+_RECEIPTS = text(
+    """
+WITH parts AS (
+    UPDATE sms_parts AS p SET status = g.status, updated_at = :now
+    FROM jsonb_to_recordset(:parts) AS g(id integer, status text)
+    WHERE p.id = g.id
+), moved AS (
+    UPDATE outbox_messages AS m
+    SET status = g.status, claimed_until = NULL, final_at = CASE WHEN g.final THEN :now END,
+        last_error = g.last_error, parts = g.parts
+    FROM jsonb_to_recordset(:messages)
+        AS g(id integer, status text, final boolean, last_error text, parts jsonb)
+    WHERE m.id = g.id
+    RETURNING m.communication_id, m.status
+)
+UPDATE communications AS c SET status = moved.status
+FROM moved WHERE c.id = moved.communication_id
+"""
+).bindparams(
+    bindparam("parts", type_=JSONB),
+    bindparam("messages", type_=JSONB),
+    bindparam("now", type_=UtcDateTime()),
+)
+
+
+def _moved(c: Change) -> dict[str, Any]:
+    return {
+        "id": c.message.id,
+        "status": c.status,
+        "final": c.status in FINAL,
+        "last_error": c.message.last_error,
+        "parts": c.message.parts,
+    }
 
 
 async def _receipted(
@@ -370,7 +483,8 @@ async def _message_rows(session: AsyncSession, message_ids: set[int]) -> list[Me
 
 
 async def _write_changes(session: AsyncSession, changes: Sequence[Change], now: datetime) -> None:
-    """The messages' new states, and their communications', one statement per status."""
+    """`_RECEIPTS`'s messages and communications elsewhere (SQLite): one statement per
+    status."""
     if not changes:
         return
     await _update_by_id(
@@ -389,12 +503,9 @@ async def _write_changes(session: AsyncSession, changes: Sequence[Change], now: 
         ],
     )
     comm_status: dict[str, list[int]] = {}
-    comm_errors: dict[int, str] = {}
     for c in changes:
         if c.message.communication_id:
             comm_status.setdefault(c.status, []).append(c.message.communication_id)
-            if c.message.last_error:
-                comm_errors[c.message.communication_id] = c.message.last_error
     for status, comm_ids in comm_status.items():
         await session.execute(
             update(Communication)
@@ -402,7 +513,16 @@ async def _write_changes(session: AsyncSession, changes: Sequence[Change], now: 
             .values(status=status)
             .execution_options(synchronize_session=False)
         )
-    if comm_errors:  # rare: the error goes into the communication's details too
+
+
+async def _note_errors(session: AsyncSession, changes: Sequence[Change]) -> None:
+    """Rare: a message's error goes into its communication's details too."""
+    comm_errors = {
+        c.message.communication_id: c.message.last_error
+        for c in changes
+        if c.message.communication_id and c.message.last_error
+    }
+    if comm_errors:
         for comm in (
             await session.scalars(select(Communication).where(Communication.id.in_(comm_errors)))
         ).all():
@@ -485,33 +605,17 @@ def _among(
 async def _update_by_id(
     session: AsyncSession, model: type[OutboxMessage | SmsPart], rows: list[dict[str, Any]]
 ) -> None:
-    """UPDATE of rows by id (each dict: "id" and the same columns) in one statement: on
-    PostgreSQL each column is one array parameter, unnested and joined on the id; else
-    one Core statement executed for every row. (The ORM's bulk update by primary key
-    spent more CPU per row than the database did.)"""
+    """UPDATE of rows by id (each dict: "id" and the same columns), one Core statement
+    executed for every row: for SQLite (PostgreSQL writes a batch in one statement:
+    `_FIRST_SUBMITS`, `_RECEIPTS`). (The ORM's bulk update by primary key spent more CPU
+    per row than the database did.)"""
     if not rows:
         return
     table = model.metadata.tables[model.__tablename__]
     names = [name for name in rows[0] if name != "id"]
+    stmt = table.update().where(table.c.id == bindparam("row_id"))
     conn = await session.connection()
-    if conn.dialect.name != "postgresql":
-        stmt = table.update().where(table.c.id == bindparam("row_id"))
-        await conn.execute(stmt, [{"row_id": r["id"], **{n: r[n] for n in names}} for r in rows])
-        return
-    # A JSON value goes as its text (a list would read as one more array dimension).
-    json = {name for name in names if isinstance(table.c[name].type, JSON)}
-    arrays = [
-        bindparam(None, [dumps(r[name]) for r in rows], type_=ARRAY(Text))
-        if name in json
-        else bindparam(None, [r[name] for r in rows], type_=ARRAY(table.c[name].type))
-        for name in ("id", *names)
-    ]
-    given = func.unnest(*arrays).table_valued("id", *names).render_derived(name="given")
-    await conn.execute(
-        table.update()
-        .where(table.c.id == given.c.id)
-        .values({n: cast(given.c[n], JSONB) if n in json else given.c[n] for n in names})
-    )
+    await conn.execute(stmt, [{"row_id": r["id"], **{n: r[n] for n in names}} for r in rows])
 
 
 async def _upsert_parts(
