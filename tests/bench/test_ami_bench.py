@@ -6,7 +6,9 @@ a separate process, so the measured loop owns its core. Three readers:
 - bare: `readuntil` per message, nothing else (the floor any reader pays);
 - parser: the adapter's read loop body (reads of 64 KiB through `AmiParser`);
 - adapter: the whole `AmiAdapter` (login, resync, parse, translate, dispatch to a sink).
-Target: parser and adapter >= 50% of bare. Prints events/s and the ratios.
+Target: parser and adapter >= 50% of bare. Prints events/s, this process's CPU per event
+(each reader runs alone in it; the sender is another process) and the ratios of CPU per
+event, which hold on a busy machine when events/s do not, with the load average.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import os
 import socket
 import time
 from pathlib import Path
+
+from bench.load import loadavg
 
 from telephony import events as ev
 from telephony.ami.adapter import AmiAdapter
@@ -83,40 +87,48 @@ def _server(path: str, sock: socket.socket) -> None:
                     break
 
 
-async def _bare(port: int, total: int) -> float:
+Rate = tuple[float, float]  # events/s, CPU µs per event
+
+
+def _rate(total: int, start: float, cpu: float) -> Rate:
+    elapsed, spent = time.perf_counter() - start, time.process_time() - cpu
+    return total / elapsed, spent * 1e6 / total
+
+
+async def _bare(port: int, total: int) -> Rate:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
     await reader.readuntil(b"\r\n")
     writer.write(b"BARE\r\n")
     await reader.readuntil(b"\r\n\r\n")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     count = 1
     while count < total:
         await reader.readuntil(b"\r\n\r\n")
         count += 1
-    elapsed = time.perf_counter() - start
+    rate = _rate(total, start, cpu)
     writer.close()
-    return total / elapsed
+    return rate
 
 
-async def _parser(port: int, total: int) -> float:
+async def _parser(port: int, total: int) -> Rate:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     await reader.readuntil(b"\r\n")
     writer.write(b"BARE\r\n")
     parser = AmiParser(expect_banner=False)
     count = 0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     while count < total:
         data = await reader.read(65536)
         if not data:
             break
         count += len(parser.feed(data))
-    elapsed = time.perf_counter() - start
+    rate = _rate(total, start, cpu)
     writer.close()
     assert count == total
-    return total / elapsed
+    return rate
 
 
-async def _adapter(port: int, total: int, calls: int) -> tuple[float, int]:
+async def _adapter(port: int, total: int, calls: int) -> tuple[Rate, int]:
     ended = 0
     done = asyncio.Event()
 
@@ -129,11 +141,11 @@ async def _adapter(port: int, total: int, calls: int) -> tuple[float, int]:
     adapter = AmiAdapter(f"ami://crm:x@127.0.0.1:{port}", sink, ping_interval=60)
     await adapter.start()
     await adapter.wait_connected(10)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     await asyncio.wait_for(done.wait(), 120)  # the last call's end is the stream's end
-    elapsed = time.perf_counter() - start
+    rate = _rate(total, start, cpu)
     await adapter.stop()
-    return total / elapsed, ended
+    return rate, ended
 
 
 def test_ami_ingestion_rate(tmp_path: Path) -> None:
@@ -147,17 +159,27 @@ def test_ami_ingestion_rate(tmp_path: Path) -> None:
     server = ctx.Process(target=_server, args=(str(path), sock), daemon=True)
     server.start()
     try:
-        bare = max(asyncio.run(_bare(port, total)) for _ in range(3))
-        parsed = max(asyncio.run(_parser(port, total)) for _ in range(3))
-        adapted, ended = max(asyncio.run(_adapter(port, total, calls)) for _ in range(3))
+        # The best of three each: by CPU per event (events/s printed beside it).
+        bare = min((asyncio.run(_bare(port, total)) for _ in range(3)), key=lambda r: r[1])
+        parsed = min((asyncio.run(_parser(port, total)) for _ in range(3)), key=lambda r: r[1])
+        adapted, ended = min(
+            (asyncio.run(_adapter(port, total, calls)) for _ in range(3)), key=lambda r: r[0][1]
+        )
     finally:
         server.kill()
         sock.close()
+
+    def line(name: str, rate: Rate) -> str:
+        return (
+            f"  {name:<24}: {rate[0]:10,.0f} events/s, CPU {rate[1]:5.2f} µs per event"
+            f" ({bare[1] / rate[1]:.0%} of bare)"
+        )
+
     print(
-        f"\nAMI ingestion, {total} events ({path.stat().st_size / 1e6:.1f} MB), one core:\n"
-        f"  bare readuntil splitter : {bare:10,.0f} events/s\n"
-        f"  AmiParser listener      : {parsed:10,.0f} events/s  ({parsed / bare:.0%} of bare)\n"
-        f"  AmiAdapter end to end   : {adapted:10,.0f} events/s  ({adapted / bare:.0%} of bare,"
-        f" {ended} calls ended)"
+        f"\nAMI ingestion, {total} events ({path.stat().st_size / 1e6:.1f} MB), one core,"
+        f" {loadavg()}:\n"
+        f"{line('bare readuntil splitter', bare)}\n"
+        f"{line('AmiParser listener', parsed)}\n"
+        f"{line('AmiAdapter end to end', adapted)} ({ended} calls ended)"
     )
-    assert parsed >= 0.5 * bare
+    assert parsed[1] <= 2 * bare[1]
