@@ -12,6 +12,7 @@ from crm_api.calls.partitions import CallAppender, PartitionedStream
 from crm_api.calls.pipeline import CALL_EVENTS_STREAM, CallEventSink, make_stream
 from crm_api.platform.deps import Services
 from telephony import events as ev
+from telephony.ami.adapter import AmiAdapter
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
@@ -46,6 +47,17 @@ async def handled(services: Services) -> bool:
         return False
     backlog = await stream.backlog()
     return backlog.pending == 0 and backlog.unread == 0
+
+
+async def pbx_handled(services: Services) -> bool:
+    """Every event the PBX has sent so far was read by the running API's AMI adapter (the
+    answer to a command asked now comes after them), reached the call-event stream and
+    was handled there: "nothing else is on its way", shown by signals, not a quiet time."""
+    adapter = services.links.pbx
+    assert isinstance(adapter, AmiAdapter)
+    await adapter.command("core show version")
+    await adapter.drain()
+    return await handled(services)
 
 
 def at(s: float) -> datetime:

@@ -10,9 +10,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support.call_events import pbx_handled
 from support.captures import client_channel, split_at_bridge
 from support.factories import Actor
 from support.server import RunningApi
+from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
@@ -35,13 +37,14 @@ async def new_client(api: RunningApi, token: str, phone: str, manager_id: int | 
 
 
 async def calls_on(api: RunningApi, token: str, client_id: int, n: int = 1) -> list[dict]:
-    """The card's call communications, once `n` of them are there."""
+    """The card's call communications, once `n` of them are there and everything the PBX
+    sent so far was handled (so a duplicate would be among them)."""
     async with asyncio.timeout(10), api.client(token) as http:
         while True:
             r = await http.get(f"/clients/{client_id}/communications", params={"kind": "call"})
             items = r.json()["items"]
             if len(items) >= n:
-                await asyncio.sleep(0.3)  # and no more arrive
+                await wait_for(lambda: pbx_handled(api.app.state.services))
                 r = await http.get(f"/clients/{client_id}/communications", params={"kind": "call"})
                 return r.json()["items"]
             await asyncio.sleep(0.05)

@@ -73,6 +73,11 @@ async def drained(redis: aredis.Redis) -> bool:
     return await waiting_events(redis) == 0
 
 
+async def _said(log: Path, line: str) -> bool:
+    """The process has written `line` to its log (its handler tried and failed, say)."""
+    return line in await asyncio.to_thread(log.read_text)
+
+
 async def _handler_failed(consumers: list[EventStream]) -> bool:
     """A run of events failed on its dependency (the database) and waits to be retried."""
     return any(
@@ -203,14 +208,16 @@ async def test_an_api_worker_killed_with_unacknowledged_events_loses_and_doubles
     url = through(settings.database_url, db_link)
     env = {"CALLCARD_REDIS_URL": str(settings.redis_url), "CALLCARD_RECORDINGS_DIR": str(tmp_path)}
 
-    async with api_process(url, log=tmp_path / "first.log", **env) as first:
+    log = tmp_path / "first.log"
+    async with api_process(url, log=log, **env) as first:
         await feed(sink, FIRST[:3])
         await wait_for(lambda: _ringing(db, "1795400001.0"))
         await db_link.cut()
         await feed(sink, FIRST[3:] + SECOND)
-        # The worker has read them and cannot commit: they wait, unacknowledged.
+        # The worker has read them and tried to commit (its log says so): they wait,
+        # unacknowledged.
         await wait_for(lambda: waiting_events(redis))
-        await asyncio.sleep(0.5)
+        await wait_for(lambda: _said(log, "the event handler's storage unavailable"))
         first.kill()
         await first.process.wait()
     assert (await landed(db))["1795400001.0"][:2] == ("ringing", None)

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from support.call_burst import anonymous_call, burst
+from support.call_events import pbx_handled
 from support.factories import Actor, on_shift_all_week
 from support.server import RunningApi
+from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
@@ -32,12 +34,13 @@ async def on_duty(db, team: dict[str, Actor]) -> dict[int, str]:
 
 
 async def journal(api: RunningApi, token: str, n: int, **params: Any) -> list[dict]:
-    """The calls journal, once `n` calls are in it (and no more arrive)."""
+    """The calls journal, once `n` calls are in it and everything the PBX sent so far was
+    handled (so a call counted twice would be among them)."""
     async with asyncio.timeout(30), api.client(token) as http:
         while True:
             page = (await http.get("/calls", params={"page_size": 200, **params})).json()
             if page["total"] >= n:
-                await asyncio.sleep(0.5)
+                await wait_for(lambda: pbx_handled(api.app.state.services))
                 return (await http.get("/calls", params={"page_size": 200, **params})).json()[
                     "items"
                 ]
@@ -185,7 +188,7 @@ async def test_thirty_calls_at_ten_a_second_every_unanswered_caller_one_callback
     sending = []
     for _, _, events in calls:
         sending.append(asyncio.create_task(pbx.emit(events, pace=0.002)))
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # ten calls a second: the rate is the test
     await asyncio.gather(*sending)
     rows = await journal(api, supervisor.token, 30)
     assert len(rows) == 30

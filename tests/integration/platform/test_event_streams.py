@@ -13,6 +13,8 @@ from crm_api.platform.realtime.streams import InProcessStream, RedisStream
 
 
 async def _run_until(consumer, handler, done: asyncio.Event) -> None:
+    """Consumes until `done`; `consume` returns only once every run in flight has finished
+    (acknowledged or left pending), so what is pending afterwards is final."""
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.consume(handler, stop))
     try:
@@ -43,7 +45,6 @@ async def test_failed_event_is_retried_and_acked_only_after_success(redis_url, m
 
     await _run_until(stream, handler, done)
     assert seen == [0, 1, 2]
-    await asyncio.sleep(0.05)
     assert await stream.pending() == 0
     await client.aclose()
 
@@ -57,8 +58,8 @@ async def test_events_of_a_dead_consumer_are_claimed_by_another(redis_url) -> No
     # The dead consumer read the event and never acknowledged it.
     await client.xreadgroup(dead.group, "dead", {name: ">"}, count=10)
     assert await dead.pending() == 1
+    # It claims the event once the event has been idle 50 ms (it keeps asking).
     alive = RedisStream(client, name, consumer="alive", claim_idle_ms=50, block_ms=100)
-    await asyncio.sleep(0.1)
     got: list[int] = []
     done = asyncio.Event()
 
@@ -68,7 +69,6 @@ async def test_events_of_a_dead_consumer_are_claimed_by_another(redis_url) -> No
 
     await _run_until(alive, handler, done)
     assert got == [1]
-    await asyncio.sleep(0.05)
     assert await alive.pending() == 0
     await client.aclose()
 
@@ -152,7 +152,6 @@ async def test_keyed_events_keep_their_order_and_one_slow_key_holds_up_no_other(
     await _run_until(stream, handler, done)
     assert seen[:4] == [("fast", n) for n in range(4)]
     assert [e for e in seen if e[0] == "slow"] == [("slow", n) for n in range(4)]
-    await asyncio.sleep(0.05)
     assert await stream.pending() == 0
     await client.aclose()
 
@@ -176,7 +175,6 @@ async def test_unreadable_entries_are_dropped_and_the_rest_go_on(redis_url) -> N
 
     await _run_until(stream, handler, done)
     assert got == [{"call": "a", "n": 1}]
-    await asyncio.sleep(0.05)
     assert await stream.pending() == 0
     await client.aclose()
 
@@ -219,6 +217,5 @@ async def test_events_read_while_a_run_is_in_flight_pass_it_but_never_its_own_ke
     # "fast" rang while "slow" was stuck; "slow" kept its order through the retry.
     assert seen == [("fast", 0), ("slow", 0), ("slow", 1)]
     assert failed_once
-    await asyncio.sleep(0.05)
     assert await stream.pending() == 0
     await client.aclose()
