@@ -153,9 +153,6 @@ class InProcessStream:
         finally:
             self.status.running = False
 
-    def pending(self) -> int:
-        return self._queue.qsize()
-
     async def backlog(self) -> Backlog:
         waiting = self._queue.qsize()
         # Taken from the queue but not handled yet: the run in hand.
