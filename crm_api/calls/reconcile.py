@@ -7,7 +7,11 @@ translator does not follow) is ended, at the best time known: when the link was 
 heard from, or the call's own latest time. And a sweeper ends any call live for longer
 than any real call lasts. Both go through the call-event stream like the PBX's own events,
 so the journal, the missed-call follow-up and the operators' sockets see one ordinary end
-(an end that arrives after the real one changes nothing)."""
+(an end that arrives after the real one changes nothing).
+
+The journal holds every PBX's calls: after a resync, a PBX's process leaves alone the
+calls another PBX's process wrote down as its own (`CarriedCalls`, a set per PBX in
+Redis)."""
 
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ LIVE_STATES = ("originating", "ringing", "answered")
 GONE_AT_RECONNECT = "gone_at_reconnect"
 NO_EVENTS = "no_events"
 HEARD_EVERY_S = 1.0
+CARRIED_KEY = "callcard:telephony:calls:{pbx}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +156,62 @@ class LastHeard:
                     written = heard
 
 
+class CarriedCalls:
+    """The calls one PBX carries, as a set in Redis: noted as the adapter emits them
+    (started or routed: in; ended: out) and written each second, never in the adapter's
+    way. Only what another PBX wrote down is spared: a call of this PBX's that its dead
+    process had not written yet is still ended by the next one."""
+
+    def __init__(self, redis: Redis, pbx: str) -> None:
+        self._redis = redis
+        self._key = CARRIED_KEY.format(pbx=pbx)
+        self._started: set[str] = set()
+        self._ended: set[str] = set()
+
+    def note(self, event: ev.CallEvent) -> None:
+        if isinstance(event, ev.CallStarted | ev.CallRouted):
+            self._started.add(event.call_id)
+            self._ended.discard(event.call_id)
+        elif isinstance(event, ev.CallEnded):
+            self._ended.add(event.call_id)
+            self._started.discard(event.call_id)
+
+    async def write(self) -> None:
+        """What was noted since the last write; kept for the next one if Redis is away."""
+        started, ended = self._started, self._ended
+        if not started and not ended:
+            return
+        self._started, self._ended = set(), set()
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                if started:
+                    pipe.sadd(self._key, *started)
+                if ended:
+                    pipe.srem(self._key, *ended)
+                await pipe.execute()
+        except (RedisError, OSError):
+            self._started |= started - self._ended
+            self._ended |= ended - self._started
+
+    async def keep(self) -> None:
+        while True:
+            await asyncio.sleep(HEARD_EVERY_S)
+            await self.write()
+
+    async def elsewhere(self, call_ids: list[str]) -> set[str]:
+        """Those of `call_ids` another PBX carries; none known while Redis is away."""
+        found: set[str] = set()
+        try:
+            async for raw in self._redis.scan_iter(match=CARRIED_KEY.format(pbx="*")):
+                key = raw.decode() if isinstance(raw, bytes) else str(raw)
+                if key != self._key:
+                    carried = await self._redis.smismember(key, call_ids)
+                    found.update(c for c, yes in zip(call_ids, carried, strict=True) if yes)
+        except (RedisError, OSError):
+            return set()
+        return found
+
+
 class Reconciler:
     """Runs beside one PBX adapter (in `callcard telephony`)."""
 
@@ -161,15 +222,18 @@ class Reconciler:
         followed: Callable[[], Collection[str]],
         *,
         last_heard: LastHeard,
+        carried: CarriedCalls | None,
         max_call_s: float,
         sweep_every_s: float,
     ) -> None:
         """`emit` queues events behind the adapter's own; `followed` are the calls the
-        adapter's translator follows now (it ends those itself)."""
+        adapter's translator follows now (it ends those itself); `carried`, with Redis:
+        this PBX's calls, and where the other PBXs' are (without, there is one PBX)."""
         self._sessions = sessions
         self._emit = emit
         self._followed = followed
         self._last_heard = last_heard
+        self._carried = carried
         self._heard_before: datetime | None = None  # by the process before this one
         self._max_call = timedelta(seconds=max_call_s)
         self._sweep_every_s = sweep_every_s
@@ -193,6 +257,9 @@ class Reconciler:
                 await asyncio.sleep(1.0)
         followed = set(self._followed())
         gone = [c for c in live if c.pbx_call_id not in followed]
+        if gone and self._carried is not None:
+            others = await self._carried.elsewhere([c.pbx_call_id for c in gone])
+            gone = [c for c in gone if c.pbx_call_id not in others]
         if not gone:
             return
         log.warning("%d call(s) live in the journal are gone from the PBX; ending them", len(gone))
@@ -214,16 +281,18 @@ class Reconciler:
             asyncio.create_task(self._sweeper(), name="call-sweeper"),
             asyncio.create_task(self._last_heard.keep(), name="pbx-last-heard"),
         ]
+        if self._carried is not None:
+            self._tasks.append(asyncio.create_task(self._carried.keep(), name="pbx-calls"))
 
     async def stop(self) -> None:
         self._stop.set()
-        sweeper, keeper = self._tasks or (None, None)
-        if keeper is not None:
+        for keeper in self._tasks[1:]:  # the sweeper ends at `_stop`
             keeper.cancel()
-        for task in (sweeper, keeper):
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._carried is not None:
+            await self._carried.write()  # the last notes, for the next process
         self._tasks = []
 
     async def _sweeper(self) -> None:

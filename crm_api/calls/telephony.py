@@ -19,14 +19,14 @@ from crm_api.calls.pipeline import (
     SpooledCallEventSink,
     make_stream,
 )
-from crm_api.calls.reconcile import LastHeard, Reconciler
+from crm_api.calls.reconcile import CarriedCalls, LastHeard, Reconciler
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services
 from crm_api.platform.realtime.spool import SpooledAppender
 from crm_api.platform.settings import host_port
 from crm_api.schedules.routing_state import choose_extension
 from telephony import events as ev
-from telephony.ami.adapter import AmiAdapter
+from telephony.ami.adapter import AmiAdapter, parse_ami_url
 from telephony.ami.agi import AgiRequest, FastAgiServer, Router
 from telephony.ami.devices import DeviceStates
 
@@ -105,6 +105,7 @@ async def start_telephony(services: Services) -> Callable[[], Awaitable[None]]:
     # already taken must not leave a PBX link reconnecting in a process that did not start).
     async with contextlib.AsyncExitStack() as started:
         sink: Callable[[ev.CallEvent], Awaitable[None]]
+        carried: CarriedCalls | None = None
         if services.redis is not None:
             partitions = CallAppender(
                 services.redis, CALL_EVENTS_STREAM, partitions=settings.call_partitions
@@ -118,7 +119,14 @@ async def start_telephony(services: Services) -> Callable[[], Awaitable[None]]:
             )
             await appender.start()
             started.push_async_callback(appender.stop)
-            sink = SpooledCallEventSink(appender)
+            spooled = SpooledCallEventSink(appender)
+            url = parse_ami_url(settings.ami_url)
+            carried = CarriedCalls(services.redis, f"{url.host}:{url.port}")
+
+            async def sink(event: ev.CallEvent) -> None:
+                assert carried is not None
+                carried.note(event)
+                await spooled(event)
         else:
             sink = CallEventSink(make_stream(services))
         reconciler: Reconciler | None = None
@@ -144,6 +152,7 @@ async def start_telephony(services: Services) -> Callable[[], Awaitable[None]]:
             adapter.emit,
             lambda: adapter.translator.live_calls,
             last_heard=heard,
+            carried=carried,
             max_call_s=settings.call_max_s,
             sweep_every_s=settings.call_sweep_every_s,
         )

@@ -33,9 +33,11 @@ from crm_api.calls.commands import COMMANDS_STREAM, CONSUMER, GROUP, STATE_KEY, 
 from crm_api.calls.models import Call
 from crm_api.calls.partitions import CallAppender
 from crm_api.calls.pipeline import CALL_EVENTS_STREAM, start_call_events
+from crm_api.calls.reconcile import CARRIED_KEY
 from crm_api.clients.timeline.models import Communication
 from crm_api.platform.settings import Settings
-from telephony.ami.simulator import AmiSimulator
+from telephony.ami.adapter import parse_ami_url
+from telephony.ami.simulator import AmiSimulator, linkedid_of
 from telephony.pbx import OriginateRequest, PbxError
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -274,7 +276,7 @@ async def commands(process: HeadlessProcess, outcome: str) -> float:
     return metrics.total("callcard_pbx_commands_total", outcome=outcome) if metrics else -1
 
 
-async def _equals(value: Awaitable[int], expected: int) -> bool:
+async def _equals(value: Awaitable[object], expected: object) -> bool:
     return await value == expected
 
 
@@ -415,3 +417,57 @@ async def test_with_two_pbxs_each_telephony_takes_only_the_commands_for_its_own(
         [hangup] = pbx_b.actions_named("Hangup")
         assert hangup.get("Channel") == client_channel(before)
         assert not pbx_a.actions_named("Hangup")
+
+
+async def call_states(db: async_sessionmaker[AsyncSession]) -> dict[str, str]:
+    calls, _ = await calls_logged(db)
+    return {str(c.pbx_call_id): c.state for c in calls}
+
+
+async def test_a_restart_ends_its_own_pbxs_calls_gone_in_the_gap_and_not_another_pbxs(
+    settings: Settings,
+    consumer: RunningApi,
+    db: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    """Two PBXs share the journal. PBX A's telephony process dies and a call of A's ends
+    in the gap while a call of B's goes on: A's next process ends A's call only."""
+    for office in ("a", "b"):
+        (tmp_path / office).mkdir()
+    on_a, rest_of_a = split_at_bridge("incoming-answered")
+    on_b, _ = split_at_bridge("incoming-answered")
+    call_a, call_b = (next(filter(None, map(linkedid_of, on))) for on in (on_a, on_b))
+    redis = aredis.Redis.from_url(str(settings.redis_url))
+    pbx_a, pbx_b = AmiSimulator(), AmiSimulator()
+    office_a = {"CALLCARD_PBX_NAME": "office-a"}
+    async with (
+        pbx_a,
+        pbx_b,
+        telephony(
+            "telephony-b", settings, pbx_b, tmp_path / "b", CALLCARD_PBX_NAME="office-b"
+        ) as b,
+    ):
+        await active_one([b], pbx_b)
+        async with telephony("telephony-a1", settings, pbx_a, tmp_path / "a", **office_a) as a1:
+            await active_one([a1], pbx_a)
+            await pbx_a.emit(on_a)
+            await pbx_b.emit(on_b)
+            answered = {call_a: "answered", call_b: "answered"}
+            await wait_for(lambda: _equals(call_states(db), answered), within=30)
+            # B's process wrote down that its call is B's.
+            address = parse_ami_url(pbx_b.url)
+            carried = CARRIED_KEY.format(pbx=f"{address.host}:{address.port}")
+            await wait_for(lambda: redis.sismember(carried, call_b))
+            a1.kill()
+            assert await a1.process.wait() == -9
+        await pbx_a.emit(rest_of_a)  # nobody listens to A: the hangup goes unheard
+        async with telephony("telephony-a2", settings, pbx_a, tmp_path / "a", **office_a) as a2:
+            await active_one([a2], pbx_a)
+            ended = {**answered, call_a: "ended"}
+            await wait_for(lambda: _equals(call_states(db), ended), within=30)
+            # B's call would have been ended in the same batch.
+            gone = "call(s) live in the journal are gone from the PBX"
+            [said] = [line for line in a2.log.read_text().splitlines() if gone in line]
+            assert f"1 {gone}" in said
+    assert (await call_states(db))[call_b] == "answered"
+    await redis.aclose()
