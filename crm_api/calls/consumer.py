@@ -296,6 +296,13 @@ class CallService:
         call.client_id = client.id
         return client, created
 
+    def _card_of(self, call: Call) -> int | None:
+        """The card an earlier event of the call found (as `_client_for` would)."""
+        if call.client_id is None or call.direction == ev.Direction.INTERNAL:
+            return None
+        number = call.caller if call.direction == ev.Direction.INBOUND else call.callee
+        return call.client_id if self._e164(number) is not None else None
+
     async def _user_id_of(self, session: AsyncSession, extension: str | None) -> int | None:
         """The id of the active user on `extension`, from the map; an extension the map
         lacks is looked for again (a user given it a moment ago)."""
@@ -450,24 +457,29 @@ class CallService:
                 call.agents = [*call.agents, agent]
         call.answered_by = call.answered_by or event.answered_by
         call.failure = event.reason or call.failure
-        client, _ = await self._client_for(session, call)
+        unanswered = followup.needs_callback(call)
+        # An answered call's card is named by its id only: loaded for the follow-up alone.
+        client: Client | None = None
+        client_id = None if unanswered else self._card_of(call)
+        if client_id is None:
+            client, _ = await self._client_for(session, call)
+            client_id = client.id if client is not None else None
         found = (await session.scalars(_RECORDINGS_OF, {"id": call.id})).all()
         offered = [r for r in found if event.talk_s > 0 and self._offered(r)]
         answered_user = await self._user_id_of(session, call.answered_by)
         if answered_user is not None:
             call.user_id = answered_user
         await self._participants(session, call)
-        unanswered = followup.needs_callback(call)
         responsible = None
         if unanswered:
             responsible = await followup.responsible(
                 session, call, client, pick=self._pick, tz=self._tz, now=event.at
             )
         frames: Frames = []
-        if client is not None:
+        if client_id is not None:
             comm, created = await communications.record(
                 session,
-                client_id=client.id,
+                client_id=client_id,
                 kind=CommKind.CALL,
                 external_id=f"call:{call.pbx_call_id}",
                 direction=CommDirection(call.direction),
@@ -496,22 +508,23 @@ class CallService:
             call.communication_id = comm.id
             if created and event.disposition is ev.Disposition.ANSWERED:
                 # A callback (or the client's own call) got through: nobody owes one now.
-                await followup.close_callbacks(session, client.id, event.at)
+                await followup.close_callbacks(session, client_id, event.at)
             elif (
                 created
+                and client is not None
                 and unanswered
                 and responsible is not None
-                and not await followup.reached_since(session, client.id, call)
+                and not await followup.reached_since(session, client_id, call)
             ):
                 task = await followup.open_callback(
                     session, call=call, client=client, assignee_id=responsible, at=event.at
                 )
                 call.callback_task_id = task.id
-                frames.append(notifier.missed(call, client.id, responsible))
+                frames.append(notifier.missed(call, client_id, responsible))
         # Everyone whose phone rang sees the call end, not only who owns the follow-up.
         rung = [await self._user_id_of(session, ext) for ext in call.ringing]
         users = sorted({u for u in (call.user_id, responsible, *rung) if u is not None})
-        return [notifier.ended(call, client.id if client else None, users), *frames]
+        return [notifier.ended(call, client_id, users), *frames]
 
     def _offered(self, recording: Recording) -> bool:
         size = recordings.size_of(self._recordings_dir, recording.file_name)

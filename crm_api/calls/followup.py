@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, text, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -151,29 +151,39 @@ async def _open_task(session: AsyncSession, client_id: int) -> Task | None:
     )
 
 
+# Built once: every unanswered call asks the first, every answered one runs the second
+# (an UPDATE's parameters must not be named after its columns).
+_ANSWERED_LATER = (
+    select(Call.id)
+    .where(
+        Call.client_id == bindparam("client_id"),
+        Call.id != bindparam("call_id"),
+        Call.disposition == ev.Disposition.ANSWERED.value,
+        Call.started_at > bindparam("started_at"),
+    )
+    .limit(1)
+)
+_CLOSE_CALLBACKS = (
+    update(Task)
+    .where(
+        Task.client_id == bindparam("client"),
+        Task.kind == CALLBACK_KIND,
+        Task.done_at.is_(None),
+    )
+    .values(done_at=bindparam("closed_at"))
+    .returning(Task.id)
+    .execution_options(synchronize_session=False)
+)
+
+
 async def reached_since(session: AsyncSession, client_id: int, call: Call) -> bool:
     """A later call with the client was answered already (events of calls seconds apart
     may be written out of order): this unanswered one owes no callback."""
-    later = await session.scalar(
-        select(Call.id)
-        .where(
-            Call.client_id == client_id,
-            Call.id != call.id,
-            Call.disposition == ev.Disposition.ANSWERED.value,
-            Call.started_at > call.started_at,
-        )
-        .limit(1)
-    )
-    return later is not None
+    params = {"client_id": client_id, "call_id": call.id, "started_at": call.started_at}
+    return await session.scalar(_ANSWERED_LATER, params) is not None
 
 
 async def close_callbacks(session: AsyncSession, client_id: int, at: datetime) -> list[int]:
     """A call with the client was answered: its open callback task is done."""
-    closed = await session.scalars(
-        update(Task)
-        .where(Task.client_id == client_id, Task.kind == CALLBACK_KIND, Task.done_at.is_(None))
-        .values(done_at=at)
-        .returning(Task.id)
-        .execution_options(synchronize_session=False)
-    )
+    closed = await session.scalars(_CLOSE_CALLBACKS, {"client": client_id, "closed_at": at})
     return list(closed)

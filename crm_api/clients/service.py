@@ -465,8 +465,14 @@ async def find_by_phone(
     session: AsyncSession, e164: str, load: Sequence[ORMOption] = ONE_CARD_LOAD
 ) -> Client | None:
     """The card of a subscriber."""
-    result = await session.execute(select(Client).where(whose_number(e164)).options(*load))
+    result = await session.execute(_by_phone_statement(tuple(load)), {"e164": e164})
     return result.unique().scalar_one_or_none()
+
+
+@functools.lru_cache(maxsize=8)
+def _by_phone_statement(load: Sequence[ORMOption]) -> Select[Client]:
+    # One per load, built once: every call and inbound SMS asks it.
+    return select(Client).where(whose_number(bindparam("e164"))).options(*load)
 
 
 async def lead_source_by_code(session: AsyncSession, code: str) -> LeadSource | None:

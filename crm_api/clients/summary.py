@@ -151,14 +151,23 @@ async def caller_card(session: AsyncSession, client: Client) -> CallerCard:
     )
 
 
+_OPEN_DEALS = (
+    select(Deal.id, Deal.title, Deal.amount_minor, Deal.currency, Deal.stage_id, DealStage.name)
+    .join(DealStage, DealStage.id == Deal.stage_id)
+    .where(Deal.client_id == bindparam("client_id"), Deal.stage_kind == StageKind.OPEN)
+    .order_by(Deal.updated_at.desc(), Deal.id.desc())
+    .limit(CARD_ITEMS)
+)
+_OPEN_TASKS = (
+    select(Task.id, Task.title, Task.due_at, Task.assignee_id, Task.deal_id, Task.kind, Task.params)
+    .where(Task.client_id == bindparam("client_id"), Task.done_at.is_(None))
+    .order_by(Task.due_at.is_(None), Task.due_at, Task.id)
+    .limit(CARD_ITEMS)
+)
+
+
 async def open_deals(session: AsyncSession, client_id: int) -> list[PopDeal]:
-    rows = await session.execute(
-        select(Deal.id, Deal.title, Deal.amount_minor, Deal.currency, Deal.stage_id, DealStage.name)
-        .join(DealStage, DealStage.id == Deal.stage_id)
-        .where(Deal.client_id == client_id, Deal.stage_kind == StageKind.OPEN)
-        .order_by(Deal.updated_at.desc(), Deal.id.desc())
-        .limit(CARD_ITEMS)
-    )
+    rows = await session.execute(_OPEN_DEALS, {"client_id": client_id})
     return [
         PopDeal(
             id=deal_id,
@@ -173,14 +182,7 @@ async def open_deals(session: AsyncSession, client_id: int) -> list[PopDeal]:
 
 
 async def open_tasks(session: AsyncSession, client_id: int) -> list[PopTask]:
-    rows = await session.execute(
-        select(
-            Task.id, Task.title, Task.due_at, Task.assignee_id, Task.deal_id, Task.kind, Task.params
-        )
-        .where(Task.client_id == client_id, Task.done_at.is_(None))
-        .order_by(Task.due_at.is_(None), Task.due_at, Task.id)
-        .limit(CARD_ITEMS)
-    )
+    rows = await session.execute(_OPEN_TASKS, {"client_id": client_id})
     return [
         PopTask(
             id=task_id,

@@ -129,15 +129,18 @@ async def timeline(
     return items, rows[0].total
 
 
+_LATEST = (
+    select(Communication)
+    .where(Communication.client_id == bindparam("client_id"))
+    .options(*TIMELINE_LOAD)
+    .order_by(Communication.occurred_at.desc(), Communication.id.desc())
+    .limit(bindparam("limit", type_=Integer))
+)
+
+
 async def latest(session: AsyncSession, client_id: int, limit: int) -> list[Communication]:
     """The newest communications of a card, without the timeline's total."""
-    rows = await session.scalars(
-        select(Communication)
-        .where(Communication.client_id == client_id)
-        .options(*TIMELINE_LOAD)
-        .order_by(Communication.occurred_at.desc(), Communication.id.desc())
-        .limit(limit)
-    )
+    rows = await session.scalars(_LATEST, {"client_id": client_id, "limit": limit})
     return list(rows.all())
 
 
@@ -200,6 +203,11 @@ async def add_comment(
     return comment
 
 
+_RECORDED = select(Communication).where(
+    Communication.kind == bindparam("kind"), Communication.external_id == bindparam("external_id")
+)
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -217,11 +225,7 @@ async def record(
 ) -> tuple[Communication, bool]:
     """Writes a communication produced by another system once: a replay of the same
     external fact updates the one row instead of adding a second."""
-    existing = await session.scalar(
-        select(Communication).where(
-            Communication.kind == kind, Communication.external_id == external_id
-        )
-    )
+    existing = await session.scalar(_RECORDED, {"kind": kind, "external_id": external_id})
     if existing is not None:
         existing.status = status
         existing.details = {**existing.details, **(details or {})}
