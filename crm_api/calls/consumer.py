@@ -19,10 +19,10 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, Update, bindparam, select, update
 from sqlalchemy import event as orm_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -75,9 +75,30 @@ for _write in ("after_insert", "after_update", "after_delete"):
 
 # Built once: every call event locks its call, and building a statement costs more CPU
 # than sending it.
-_CALL_BY_PBX_ID = select(Call).where(Call.pbx_call_id == bindparam("id")).with_for_update()
-_CALL_BY_CRM_ID = select(Call).where(Call.crm_call_id == bindparam("id")).with_for_update()
+# A call already written is read as a row (Core) and its changes written back with one
+# UPDATE of what changed: the ORM's loading and unit of work cost several times more CPU
+# than the statements, and every call event reads and writes its call.
+_CALLS = cast(Table, Call.__table__)
+_ROW_BY_PBX_ID = select(_CALLS).where(_CALLS.c.pbx_call_id == bindparam("id")).with_for_update()
+_ROW_BY_CRM_ID = select(_CALLS).where(_CALLS.c.crm_call_id == bindparam("id")).with_for_update()
+
+
+@functools.lru_cache(maxsize=64)
+def _update_of(columns: frozenset[str]) -> Update:
+    """An UPDATE of these columns of one call (parameters not named after them)."""
+    values: dict[str, Any] = {column: bindparam(f"new_{column}") for column in columns}
+    return update(_CALLS).where(_CALLS.c.id == bindparam("row_id")).values(values)
+
+
 _RECORDINGS_OF = select(Recording).where(Recording.call_id == bindparam("id"))
+# By dialect (PostgreSQL or not), parameters not named after the columns an INSERT sets.
+_ADD_RECORDING = {
+    postgres: (postgresql if postgres else sqlite)
+    .insert(Recording)
+    .values(call_id=bindparam("call"), pbx_path=bindparam("path"), file_name=bindparam("name"))
+    .on_conflict_do_nothing(index_elements=["call_id", "file_name"])
+    for postgres in (False, True)
+}
 
 # Each call event names the same few numbers again (caller, DID, callee): parsed once.
 _e164 = functools.lru_cache(maxsize=PREPARED_POPS)(phones.try_normalize)
@@ -91,6 +112,16 @@ class _Prepared:
     summary: dict[str, Any]  # the CallerCard, as the frame carries it
     call: dict[str, Any]  # call_state as the start left it
     popped: list[str]  # agents whose pop went out ahead of its commit
+
+
+async def _write_read_calls(session: AsyncSession) -> None:
+    """What the run changed of the calls it read as rows, one UPDATE each."""
+    for call, read in session.info.get("read", []):
+        changed = {column: getattr(call, column) for column in read}
+        changed = {column: value for column, value in changed.items() if value != read[column]}
+        if changed:
+            params = {f"new_{column}": value for column, value in changed.items()}
+            await session.execute(_update_of(frozenset(changed)), {"row_id": call.id, **params})
 
 
 class CallService:
@@ -146,6 +177,7 @@ class CallService:
             with session.no_autoflush:
                 for event in events:
                     frames += await self._apply(session, event)
+            await _write_read_calls(session)
             await session.commit()
         # Only what was committed: a start rolled back may have made a card that never was.
         self._prepared.update(session.info.get("prepared", {}))
@@ -243,25 +275,30 @@ class CallService:
         return call
 
     async def _lock_call(self, session: AsyncSession, event: ev.CallEvent) -> Call:
-        call = await session.scalar(_CALL_BY_PBX_ID, {"id": event.call_id})
-        if call is None and event.crm_call_id:
-            call = await session.scalar(_CALL_BY_CRM_ID, {"id": event.crm_call_id})
-            if call is not None:
-                call.pbx_call_id = event.call_id
-        if call is None:  # the first we hear of it (adapter restarted mid-call, resync)
-            direction = getattr(event, "direction", ev.Direction.INBOUND)
-            call = Call(
-                pbx_call_id=event.call_id,
-                crm_call_id=event.crm_call_id,
-                direction=str(direction),
-                state="ringing",
-                started_at=event.at,
-                ringing=[],
-                agents=[],
-            )
-            session.add(call)
-            if not isinstance(event, ev.CallStarted):  # the start writes it with its card
-                await session.flush()
+        row = (await session.execute(_ROW_BY_PBX_ID, {"id": event.call_id})).mappings().first()
+        if row is None and event.crm_call_id:
+            by_crm_id = await session.execute(_ROW_BY_CRM_ID, {"id": event.crm_call_id})
+            row = by_crm_id.mappings().first()
+        if row is not None:
+            # Not in the session: `_write_read_calls` writes what the run changed.
+            call = Call(**row)
+            session.info.setdefault("read", []).append((call, dict(row)))
+            call.pbx_call_id = event.call_id  # (a click-to-call's, found by the CRM's id)
+            return call
+        # The first we hear of it (adapter restarted mid-call, resync).
+        direction = getattr(event, "direction", ev.Direction.INBOUND)
+        call = Call(
+            pbx_call_id=event.call_id,
+            crm_call_id=event.crm_call_id,
+            direction=str(direction),
+            state="ringing",
+            started_at=event.at,
+            ringing=[],
+            agents=[],
+        )
+        session.add(call)
+        if not isinstance(event, ev.CallStarted):  # the start writes it with its card
+            await session.flush()
         return call
 
     def _e164(self, number: str | None) -> str | None:
@@ -429,11 +466,9 @@ class CallService:
         if name is None:
             return
         # Written at once (the end in the same run reads it back), once per call and file.
-        dialect: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
         await session.execute(
-            dialect.insert(Recording)
-            .values(call_id=call.id, pbx_path=event.file, file_name=name)
-            .on_conflict_do_nothing(index_elements=["call_id", "file_name"])
+            _ADD_RECORDING[session.get_bind().dialect.name == "postgresql"],
+            {"call": call.id, "path": event.file, "name": name},
         )
 
     async def _ended(self, session: AsyncSession, call: Call, event: ev.CallEnded) -> Frames:
