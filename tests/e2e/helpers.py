@@ -61,12 +61,16 @@ async def shoot(page: Page, name: str) -> None:
 WIDTHS = (1440, 1024, 390)
 
 
-async def shoot_widths(page: Page, name: str) -> None:
-    """The page at a desktop, a 1024 laptop and a 390 phone width: `{name}-{width}.png`."""
+async def shoot_widths(page: Page, name: str, *, fits: bool = False) -> None:
+    """The page at a desktop, a 1024 laptop and a 390 phone width: `{name}-{width}.png`.
+    `fits`: the page is no wider than the window at each (what is wide scrolls inside)."""
     size = page.viewport_size or {"width": 1366, "height": 900}
     for width in WIDTHS:
         await page.set_viewport_size({"width": width, "height": 900 if width > 400 else 844})
         await shoot(page, f"{name}-{width}")
+        if fits:
+            wide = await page.evaluate("document.documentElement.scrollWidth")
+            assert wide <= width, f"{name} is {wide} px wide at {width} px"
     await page.set_viewport_size(size)
 
 

@@ -44,6 +44,13 @@ export function dateTime(iso: string | null | undefined): string {
     .replace(/ /g, NBSP) // "02 дек., 09:45" stays on one line
 }
 
+/** What a date picker shows (date-fns tokens) in the interface language: 02.12.2026 in
+ * Russian, 02/12/2026 in English, with the time when it picks one. */
+export function pickerFormat(withTime = false): string {
+  const day = i18n.global.locale.value === 'ru' ? 'dd.MM.yyyy' : 'dd/MM/yyyy'
+  return withTime ? `${day} HH:mm` : day
+}
+
 /** A calendar day (an ISO date or a moment): 02.12.2026 in Russian, 02/12/2026 in English. */
 export function date(iso: string | null | undefined): string {
   if (!iso) return ''
