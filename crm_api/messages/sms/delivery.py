@@ -181,7 +181,10 @@ class _Submitted:
 
 # PostgreSQL, one statement: the messages still "sending" with no parts (no other claim
 # won meanwhile) become "submitted", their parts are recorded (an SMSC id already known
-# moves to this message, as in `_upsert_parts`) and their communications follow.
+# moves to this message, as in `_upsert_parts`) and their communications follow. The
+# rows are found by primary key ("= ANY(ARRAY(…))", "IS TRUE"), whatever the planner
+# guesses of the batch (100 rows from a function: a scan of a small table looks cheaper)
+# or of the "sending" messages (their index holds every claim until a vacuum).
 _FIRST_SUBMITS = text(
     """
 WITH given AS (
@@ -190,9 +193,8 @@ WITH given AS (
     UPDATE outbox_messages AS m
     SET status = 'submitted', claimed_until = NULL, submitted_at = :now, parts = g.parts
     FROM given AS g
-    -- "IS TRUE": by id, not through the index on status (it holds every message ever
-    -- claimed until a vacuum, and the planner takes "sending" for rare)
-    WHERE m.id = g.id AND (m.status = 'sending' AND m.parts = '[]'::jsonb) IS TRUE
+    WHERE m.id = ANY(ARRAY(SELECT id FROM given)) AND m.id = g.id
+        AND (m.status = 'sending' AND m.parts = '[]'::jsonb) IS TRUE
     RETURNING m.id, m.client_id, m.user_id, m.bulk_id, m.communication_id, m.parts
 ), placed AS (
     INSERT INTO sms_parts (outbox_id, part_index, smsc_message_id, status, updated_at)
@@ -202,7 +204,7 @@ WITH given AS (
         part_index = excluded.part_index, status = 'submitted', updated_at = excluded.updated_at
 ), followed AS (
     UPDATE communications AS c SET status = 'submitted'
-    FROM fast WHERE c.id = fast.communication_id
+    WHERE c.id = ANY(ARRAY(SELECT communication_id FROM fast))
 )
 SELECT fast.id, fast.client_id, fast.user_id, fast.bulk_id, fast.communication_id,
     clients.manager_id
@@ -405,24 +407,28 @@ async def apply_receipts(
 
 
 # PostgreSQL, one statement: the parts' new states, their messages' (for the messages
-# whose state changed) and their communications'.
+# whose state changed) and their communications'; by primary key, as `_FIRST_SUBMITS`.
 _RECEIPTS = text(
     """
-WITH parts AS (
-    UPDATE sms_parts AS p SET status = g.status, updated_at = :now
-    FROM jsonb_to_recordset(:parts) AS g(id integer, status text)
-    WHERE p.id = g.id
+WITH part AS (
+    SELECT * FROM jsonb_to_recordset(:parts) AS g(id integer, status text)
+), message AS (
+    SELECT * FROM jsonb_to_recordset(:messages)
+        AS g(id integer, status text, final boolean, last_error text, parts jsonb,
+            communication_id integer)
+), parts AS (
+    UPDATE sms_parts AS p SET status = part.status, updated_at = :now
+    FROM part WHERE p.id = ANY(ARRAY(SELECT id FROM part)) AND p.id = part.id
 ), moved AS (
     UPDATE outbox_messages AS m
     SET status = g.status, claimed_until = NULL, final_at = CASE WHEN g.final THEN :now END,
         last_error = g.last_error, parts = g.parts
-    FROM jsonb_to_recordset(:messages)
-        AS g(id integer, status text, final boolean, last_error text, parts jsonb)
-    WHERE m.id = g.id
-    RETURNING m.communication_id, m.status
+    FROM message AS g
+    WHERE m.id = ANY(ARRAY(SELECT id FROM message)) AND m.id = g.id
 )
-UPDATE communications AS c SET status = moved.status
-FROM moved WHERE c.id = moved.communication_id
+UPDATE communications AS c SET status = g.status
+FROM message AS g
+WHERE c.id = ANY(ARRAY(SELECT communication_id FROM message)) AND c.id = g.communication_id
 """
 ).bindparams(
     bindparam("parts", type_=JSONB),
@@ -438,6 +444,7 @@ def _moved(c: Change) -> dict[str, Any]:
         "final": c.status in FINAL,
         "last_error": c.message.last_error,
         "parts": c.message.parts,
+        "communication_id": c.message.communication_id,
     }
 
 
