@@ -99,7 +99,7 @@ export default {
   },
   status2: { answered: 'answered', missed: 'missed', busy: 'busy', abandoned: 'abandoned', failed: 'failed', queued: 'queued', sent: 'sent', delivered: 'delivered', undelivered: 'not delivered', received: 'received', recorded: 'recorded', ringing: 'ringing', originating: 'dialling', ended: 'ended' },
   reports: { title: 'Reports', calls: 'Calls and sales by day', byManager: 'Sales by manager', funnel: 'Funnel: deals that reached each stage', sources: 'New clients by lead source', callsIn: 'Incoming', callsOut: 'Outgoing', callsMissed: 'Missed', sales: 'Sales', plan: 'Plan' },
-  schedules: { title: 'Schedules', prev: 'Previous week', next: 'Next week', onDuty: 'On duty now', shifts: 'Weekly shifts', weekday: 'Weekday' },
+  schedules: { title: 'Schedules', prev: 'Previous week', next: 'Next week', onDuty: 'On duty now', shifts: 'Weekly shifts', weekday: 'Weekday', person: 'Employee' },
   admin: {
     title: 'Administration', users: 'Users', directories: 'Directories', username: 'Username',
     fullName: 'Full name', role: 'Role', extension: 'Extension', active: 'Active',

@@ -102,7 +102,7 @@ const ru: typeof en = {
   },
   status2: { answered: 'отвечен', missed: 'пропущен', busy: 'занято', abandoned: 'сброшен', failed: 'ошибка', queued: 'в очереди', sent: 'отправлено', delivered: 'доставлено', undelivered: 'не доставлено', received: 'получено', recorded: 'записано', ringing: 'звонит', originating: 'набор', ended: 'завершён' },
   reports: { title: 'Отчёты', calls: 'Звонки и продажи по дням', byManager: 'Продажи по менеджерам', funnel: 'Воронка: сделки, дошедшие до этапа', sources: 'Новые клиенты по источникам', callsIn: 'Входящие', callsOut: 'Исходящие', callsMissed: 'Пропущенные', sales: 'Продажи', plan: 'План' },
-  schedules: { title: 'Графики', prev: 'Предыдущая неделя', next: 'Следующая неделя', onDuty: 'Сейчас на смене', shifts: 'Смены по неделе', weekday: 'День недели' },
+  schedules: { title: 'Графики', prev: 'Предыдущая неделя', next: 'Следующая неделя', onDuty: 'Сейчас на смене', shifts: 'Смены по неделе', weekday: 'День недели', person: 'Сотрудник' },
   admin: {
     title: 'Администрирование', users: 'Пользователи', directories: 'Справочники', username: 'Логин',
     fullName: 'ФИО', role: 'Роль', extension: 'Внутренний номер', active: 'Активен',

@@ -30,6 +30,8 @@ export const useLookups = defineStore('lookups', () => {
   const options = (items: { id: number; name?: string; full_name?: string }[]) =>
     items.map((i) => ({ label: i.name ?? i.full_name ?? `#${i.id}`, value: i.id }))
   const managers = () => options(users.value.filter((u) => u.role === 'manager' && u.is_active))
+  // Whoever has a phone to ring takes calls, operators too: they are who shifts are for.
+  const onPhones = () => options(users.value.filter((u) => u.extension && u.is_active))
 
-  return { groups, segments, sources, users, load, options, managers }
+  return { groups, segments, sources, users, load, options, managers, onPhones }
 })
