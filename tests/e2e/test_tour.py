@@ -5,7 +5,7 @@ a human to look at (var/e2e-screenshots)."""
 from __future__ import annotations
 
 import pytest
-from e2e.helpers import login, new_context, shoot_widths
+from e2e.helpers import choose, login, new_context, shoot_widths
 from playwright.async_api import Browser, ConsoleMessage, expect
 from support.server import RunningApi
 
@@ -30,6 +30,7 @@ PAGES = {
     },
 }
 ADMIN = {"ru": "Администрирование", "en": "Administration"}
+EMPLOYEE = {"ru": "Сотрудник", "en": "Employee"}
 
 
 # Every page at three widths: on 2 shared cores this outlasts the suite's default limit.
@@ -54,6 +55,15 @@ async def test_every_page_renders(app: RunningApi, browser: Browser, lang: str) 
         await expect(page.get_by_test_id("not-available")).to_have_count(0)
         await expect(page.locator(".n-spin")).to_have_count(0)
         await shoot_widths(page, f"page-{path}-{lang}", fits=True)
+    # Shifts are for everyone who takes calls: the operator is offered beside the managers.
+    await page.goto("/schedules")
+    calendar = page.get_by_test_id("calendar")
+    await expect(calendar.locator("thead th").first).to_have_text(EMPLOYEE[lang])
+    await expect(calendar).to_contain_text("Мария Соколова")  # the operator's own row
+    await choose(page, EMPLOYEE[lang], "Мария Соколова")
+    await expect(page.get_by_label(EMPLOYEE[lang], exact=True).first).to_contain_text(
+        "Мария Соколова"
+    )
     # The card of a client with history.
     await page.goto("/clients/1")  # the demo's first clients have notes and calls
     await expect(page.get_by_test_id("timeline-item").first).to_be_visible()
