@@ -41,7 +41,7 @@ export default {
     alerts: 'Ring and notify', alertsHint: 'A sound and a system notification when a call pops', mute: 'Mute',
   },
   clients: {
-    title: 'Clients', search: 'Name, phone (any form) or e-mail', kind: 'Kind', person: 'Person',
+    title: 'Clients', search: 'Name, phone or e-mail', kind: 'Kind', person: 'Person',
     companyKind: 'Company', group: 'Group', segment: 'Segment', source: 'Lead source',
     manager: 'Manager', unassigned: 'Unassigned', views: 'Saved views', saveView: 'Save view',
     viewName: 'View name', import: 'Import', export: 'Export', new: 'New client', found: '{n} clients | {n} client | {n} clients',

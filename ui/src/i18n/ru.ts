@@ -45,7 +45,7 @@ const ru: typeof en = {
     alerts: 'Звук и уведомление', alertsHint: 'Звонок и системное уведомление, когда появляется карточка', mute: 'Без звука',
   },
   clients: {
-    title: 'Клиенты', search: 'Имя, телефон (в любом виде) или e-mail', kind: 'Тип', person: 'Частное лицо',
+    title: 'Клиенты', search: 'Имя, телефон или e-mail', kind: 'Тип', person: 'Частное лицо',
     companyKind: 'Компания', group: 'Группа', segment: 'Сегмент', source: 'Источник',
     manager: 'Менеджер', unassigned: 'Без менеджера', views: 'Сохранённые виды', saveView: 'Сохранить вид',
     viewName: 'Название вида', import: 'Импорт', export: 'Экспорт', new: 'Новый клиент',
