@@ -145,15 +145,21 @@ class LastHeard:
         except (RedisError, OSError, ValueError):
             return None
 
-    async def keep(self) -> None:
+    async def keep(self, stop: asyncio.Event) -> None:
         written = None
-        while self._redis is not None:
-            await asyncio.sleep(HEARD_EVERY_S)
+        while self._redis is not None and await _pause(stop, HEARD_EVERY_S):
             heard = self._heard()
             if heard is not None and heard != written:
                 with contextlib.suppress(RedisError, OSError):
                     await self._redis.set(self._key, heard.isoformat(), ex=7 * 86400)
                     written = heard
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> bool:
+    """Waits `seconds` or until `stop`: True while not stopped."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return not stop.is_set()
 
 
 class CarriedCalls:
@@ -193,9 +199,8 @@ class CarriedCalls:
             self._started |= started - self._ended
             self._ended |= ended - self._started
 
-    async def keep(self) -> None:
-        while True:
-            await asyncio.sleep(HEARD_EVERY_S)
+    async def keep(self, stop: asyncio.Event) -> None:
+        while await _pause(stop, HEARD_EVERY_S):
             await self.write()
 
     async def elsewhere(self, call_ids: list[str]) -> set[str]:
@@ -279,18 +284,18 @@ class Reconciler:
         self._heard_before = await self._last_heard.before()
         self._tasks = [
             asyncio.create_task(self._sweeper(), name="call-sweeper"),
-            asyncio.create_task(self._last_heard.keep(), name="pbx-last-heard"),
+            asyncio.create_task(self._last_heard.keep(self._stop), name="pbx-last-heard"),
         ]
         if self._carried is not None:
-            self._tasks.append(asyncio.create_task(self._carried.keep(), name="pbx-calls"))
+            self._tasks.append(
+                asyncio.create_task(self._carried.keep(self._stop), name="pbx-calls")
+            )
 
     async def stop(self) -> None:
+        # Every task ends at `_stop`; none is cancelled: a cancel that the Redis client
+        # swallowed mid-write left a keeper looping and the process deaf to SIGTERM.
         self._stop.set()
-        for keeper in self._tasks[1:]:  # the sweeper ends at `_stop`
-            keeper.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*self._tasks)
         if self._carried is not None:
             await self._carried.write()  # the last notes, for the next process
         self._tasks = []

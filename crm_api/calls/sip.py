@@ -9,7 +9,6 @@ the call-event service finds them as it finds Asterisk's."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
@@ -94,7 +93,8 @@ async def start_sip(services: Services, *, workers: int = 1) -> Callable[[], Awa
     started = utcnow()
     await pool.start()
     await end_orphans(services, sink, config.call_prefix, started_before=started, at=died_at)
-    keeping = asyncio.create_task(last_heard.keep(), name="sip-last-heard")
+    stopping = asyncio.Event()
+    keeping = asyncio.create_task(last_heard.keep(stopping), name="sip-last-heard")
     services.links.pbx = pool
     gauges = PoolMetrics(pool)
     services.metrics.registry.register(gauges)
@@ -105,9 +105,8 @@ async def start_sip(services: Services, *, workers: int = 1) -> Callable[[], Awa
         unwatch()
         services.links.pbx = None
         services.metrics.registry.unregister(gauges)
-        keeping.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeping
+        stopping.set()
+        await keeping
         await pool.stop()
 
     return stop
