@@ -296,6 +296,10 @@ class CallTranslator:
             if record.name != "Newchannel" or linkedid in self._ended:
                 return out  # a leg of a call we do not track (ended, or before we joined)
             assert isinstance(record, rec.ChannelRecord)
+            if record.leg.uniqueid != linkedid:
+                # A later leg of a call that began before we joined (its first channel
+                # names the call): the resync adopts it whole, not as a call of its own.
+                return out
             call = self._new_call(record.leg, at, stamped=record.stamp is not None)
         if record.stamp is not None:
             call.stamped = True
@@ -343,9 +347,13 @@ class CallTranslator:
             call = self._calls.get(linkedid)
             adopted = call is None
             if call is None:
-                if linkedid in self._ended:
+                first = next((shown for shown in legs if shown.leg.uniqueid == linkedid), None)
+                if linkedid in self._ended or first is None:
+                    # Without its first channel (the caller hung up while we were away)
+                    # who called whom is unknowable and only the teardown is left: not
+                    # adopted, so the reconciler ends it in the journal as it was written.
                     continue
-                call = self._new_call(legs[0].leg, now, stamped=False)
+                call = self._new_call(first.leg, now, stamped=False)
                 # Its times are the PBX's: the oldest leg has existed for the whole call.
                 oldest = max((s.duration_s or 0) for s in legs)
                 call.first_seen = now - timedelta(seconds=oldest)

@@ -360,6 +360,38 @@ def test_resync_rebuilds_live_calls_without_duplicates() -> None:
     assert translator.resync([], NOW) == []
 
 
+def test_a_call_joined_after_its_first_channel_is_adopted_whole_not_as_a_leg() -> None:
+    """Callcard logs in while the caller's channel exists: the agent's leg announced
+    before the CoreShowChannels reply is no call of its own (it once became an internal
+    call from 101), and the reply adopts the call as the caller's."""
+    events = capture_events("incoming-answered")
+    agent_leg = next(
+        i for i, e in enumerate(events) if e.name == "Newchannel" and e["Uniqueid"] != e["Linkedid"]
+    )
+    translator = CallTranslator()
+    assert translate(events[agent_leg : agent_leg + 1], translator) == []
+    assert translator.live_calls == []
+    rows = [e for e in capture_events("core-show-channels") if e.name == "CoreShowChannel"]
+    started = translator.resync(rows, NOW)[0]
+    assert isinstance(started, ev.CallStarted)
+    assert (started.direction, started.caller) == (ev.Direction.INBOUND, "+79161234567")
+
+
+def test_a_call_listed_without_its_first_channel_is_left_to_the_reconciler() -> None:
+    """The caller hung up while Callcard was away and only the agent's leg is still being
+    torn down: who called is unknowable, so the call is not adopted (the reconciler ends
+    it in the journal as written) and its last events make no call either."""
+    rows = [e for e in capture_events("core-show-channels") if e.name == "CoreShowChannel"]
+    agent_only = [r for r in rows if r["Uniqueid"] != r["Linkedid"]]
+    assert agent_only and len(agent_only) < len(rows)
+    translator = CallTranslator()
+    assert translator.resync(agent_only, NOW) == []
+    assert translator.live_calls == []
+    events = capture_events("incoming-answered")
+    agent_hangup = [e for e in events if e.name == "Hangup" and e["Uniqueid"] != e["Linkedid"]]
+    assert agent_hangup and translate(agent_hangup, translator) == []
+
+
 def test_resync_ends_a_call_that_hung_up_while_disconnected() -> None:
     events = capture_events("incoming-answered")
     bridged = max(i for i, e in enumerate(events) if e.name == "BridgeEnter")
