@@ -48,6 +48,9 @@ class CallEvent:
     at: datetime
     # Set by adapters for originated calls: the CRM's own id (channel variable CRM_CALL_ID).
     crm_call_id: str | None = None
+    # The PBX that carried the call (its CALLCARD_PBX_NAME), stamped as the event is sent:
+    # two PBXs may reuse one call id, so a call is (pbx, call_id). None: the default PBX.
+    pbx: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

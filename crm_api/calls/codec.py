@@ -33,7 +33,8 @@ class UnknownEvent(ValueError):
     pass
 
 
-def encode(event: ev.CallEvent) -> dict[str, Any]:
+def encode(event: ev.CallEvent, *, pbx: str) -> dict[str, Any]:
+    """`pbx`: the name of the PBX whose process sends the event."""
     data: dict[str, Any] = {"type": type(event).__name__, SENT_AT: time.time()}
     for f in dataclasses.fields(event):
         value = getattr(event, f.name)
@@ -42,6 +43,7 @@ def encode(event: ev.CallEvent) -> dict[str, Any]:
         elif isinstance(value, tuple):
             value = list(value)
         data[f.name] = value
+    data["pbx"] = pbx
     return data
 
 

@@ -6,8 +6,9 @@ command's state key ("waiting", expiring after CALLCARD_PBX_COMMAND_WAIT_S on Re
 clock) and appends the command, which names its PBX, to that PBX's stream, read by a
 consumer group that only the PBX's active process reads (`start_pbx_commands` runs under
 the telephony lease, and reads the stream of its CALLCARD_PBX_NAME only): with several
-PBXs, each takes only its own commands. Which PBX a worker's command is for is the
-extension's (CALLCARD_PBX_EXTENSIONS, else CALLCARD_PBX_NAME). The reader turns "waiting" into
+PBXs, each takes only its own commands. A click-to-call goes to the PBX of the user's
+extension (CALLCARD_PBX_EXTENSIONS, else CALLCARD_PBX_NAME), a hangup or transfer to the
+PBX that carries the call (the call's `pbx`). The reader turns "waiting" into
 "taken" atomically before it acts and pushes the outcome on the command's reply list;
 the worker blocks on that list. A worker that hears nothing in time cancels the command
 with the same atomic step, so each command is acted on at most once, even across a
@@ -142,19 +143,21 @@ def pbx_serving(extension: str, default: str, by_prefix: dict[str, str]) -> str:
 
 async def start_remote_pbx(services: Services) -> Callable[[], Awaitable[None]]:
     """In a process without a PBX link: with Redis, commands go to the active process of
-    the extension's PBX."""
+    the PBX they name (any name a call carries, not only those configured here)."""
     redis, settings = services.redis, services.settings
     if redis is not None:
-        pbxes = {
-            name: RemotePbx(redis, pbx=name, wait_s=settings.pbx_command_wait_s)
-            for name in {settings.pbx_name, *settings.pbx_extensions.values()}
-        }
-        services.links.pbx_of = lambda extension: pbxes[
-            pbx_serving(extension, settings.pbx_name, settings.pbx_extensions)
-        ]
+        pbxes: dict[str, RemotePbx] = {}
+
+        def named(name: str) -> RemotePbx:
+            pbx = pbxes.get(name)
+            if pbx is None:
+                pbx = pbxes[name] = RemotePbx(redis, pbx=name, wait_s=settings.pbx_command_wait_s)
+            return pbx
+
+        services.links.pbx_named = named
 
     async def stop() -> None:
-        services.links.pbx_of = None
+        services.links.pbx_named = None
 
     return stop
 

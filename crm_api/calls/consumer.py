@@ -79,7 +79,11 @@ for _write in ("after_insert", "after_update", "after_delete"):
 # UPDATE of what changed: the ORM's loading and unit of work cost several times more CPU
 # than the statements, and every call event reads and writes its call.
 _CALLS = cast(Table, Call.__table__)
-_ROW_BY_PBX_ID = select(_CALLS).where(_CALLS.c.pbx_call_id == bindparam("id")).with_for_update()
+_ROW_BY_PBX_ID = (
+    select(_CALLS)
+    .where(_CALLS.c.pbx == bindparam("pbx"), _CALLS.c.pbx_call_id == bindparam("id"))
+    .with_for_update()
+)
 _ROW_BY_CRM_ID = select(_CALLS).where(_CALLS.c.crm_call_id == bindparam("id")).with_for_update()
 
 
@@ -102,6 +106,9 @@ _ADD_RECORDING = {
 
 # Each call event names the same few numbers again (caller, DID, callee): parsed once.
 _e164 = functools.lru_cache(maxsize=PREPARED_POPS)(phones.try_normalize)
+
+
+CallKey = tuple[str, str]  # a call's identity: its PBX's name and that PBX's call id
 
 
 @dataclass(slots=True)
@@ -134,8 +141,11 @@ class CallService:
         recordings_dir: Path,
         tz: ZoneInfo,
         pick: followup.Picker | None = None,
+        pbx: str,
     ) -> None:
+        """`pbx`: the PBX of the events that name none (sent before the name travelled)."""
         self._sessions = sessions
+        self._pbx = pbx
         self._hub = hub
         self._region = region
         self._recordings_dir = recordings_dir
@@ -144,13 +154,13 @@ class CallService:
         # The pop made while the call is still in the dialplan, so the ring only has to
         # push it. Per process: a call whose start another worker handled (or that a
         # restart forgot) makes its summary at the ring, in the transaction.
-        self._prepared: OrderedDict[str, _Prepared] = OrderedDict()
+        self._prepared: OrderedDict[CallKey, _Prepared] = OrderedDict()
         # Of active users, read at most EXTENSIONS_TTL ago and since this process last wrote
         # a user: a user changed by another worker is seen within EXTENSIONS_TTL.
         self._extensions: dict[str, int] = {}
         self._extensions_read = -EXTENSIONS_TTL
         self._extensions_writes = -1
-        self._pushing: dict[str, list[tuple[str, asyncio.Task[Any]]]] = {}  # call id → pops
+        self._pushing: dict[CallKey, list[tuple[str, asyncio.Task[Any]]]] = {}  # call → pops
         self._bus_outage = Outage("call frames: the realtime bus", log)
 
     def ring_ahead(self, event: ev.CallRinging) -> None:
@@ -159,7 +169,7 @@ class CallService:
         early = self._early_pop(event)
         if early is not None:
             pushing = notifier.push(self._hub, early)
-            pushes = self._pushing.setdefault(event.call_id, [])
+            pushes = self._pushing.setdefault(self._key(event), [])
             pushes.append((event.agent, asyncio.create_task(pushing)))
 
     async def handle(self, events: Sequence[ev.CallEvent]) -> None:
@@ -167,8 +177,8 @@ class CallService:
         for event in events:
             if isinstance(event, ev.CallRinging):
                 self.ring_ahead(event)  # when the stream did not already
-        for call_id in {event.call_id for event in events}:
-            await self._pushed(call_id)
+        for key in {self._key(event) for event in events}:
+            await self._pushed(key)
         frames: Frames = []
         async with self._sessions() as session:
             # A call's row is written once per transaction where it can be (its changes
@@ -204,10 +214,10 @@ class CallService:
                     pause = min(pause * 2, 2.0)
         self._bus_outage.ok()
 
-    async def _pushed(self, call_id: str) -> None:
-        pushes = self._pushing.pop(call_id, [])
+    async def _pushed(self, key: CallKey) -> None:
+        pushes = self._pushing.pop(key, [])
         outcomes = await asyncio.gather(*(push for _, push in pushes), return_exceptions=True)
-        prepared = self._prepared.get(call_id)
+        prepared = self._prepared.get(key)
         for (agent, _), outcome in zip(pushes, outcomes, strict=True):
             failed = isinstance(outcome, BaseException)
             if failed and prepared is not None and agent in prepared.popped:
@@ -218,7 +228,7 @@ class CallService:
 
     def _early_pop(self, event: ev.CallRinging) -> notifier.Outgoing | None:
         """The pop of a call prepared here, to an agent whose user is known, once."""
-        prepared = self._prepared.get(event.call_id)
+        prepared = self._prepared.get(self._key(event))
         if prepared is None or event.agent in prepared.popped:
             return None
         if event.agent in prepared.call["ringing"]:
@@ -266,16 +276,22 @@ class CallService:
             return [notifier.dialling(call)]
         return []
 
+    def _key(self, event: ev.CallEvent) -> CallKey:
+        return event.pbx or self._pbx, event.call_id
+
     async def _call_for(self, session: AsyncSession, event: ev.CallEvent) -> Call:
         # Events of one run share the transaction: the call is locked and read once.
-        known: dict[str, Call] = session.info.setdefault("calls", {})
-        if event.call_id in known:
-            return known[event.call_id]
-        known[event.call_id] = call = await self._lock_call(session, event)
+        known: dict[CallKey, Call] = session.info.setdefault("calls", {})
+        key = self._key(event)
+        if key in known:
+            return known[key]
+        known[key] = call = await self._lock_call(session, key, event)
         return call
 
-    async def _lock_call(self, session: AsyncSession, event: ev.CallEvent) -> Call:
-        row = (await session.execute(_ROW_BY_PBX_ID, {"id": event.call_id})).mappings().first()
+    async def _lock_call(self, session: AsyncSession, key: CallKey, event: ev.CallEvent) -> Call:
+        pbx = key[0]
+        by_pbx_id = await session.execute(_ROW_BY_PBX_ID, {"pbx": pbx, "id": event.call_id})
+        row = by_pbx_id.mappings().first()
         if row is None and event.crm_call_id:
             by_crm_id = await session.execute(_ROW_BY_CRM_ID, {"id": event.crm_call_id})
             row = by_crm_id.mappings().first()
@@ -283,11 +299,13 @@ class CallService:
             # Not in the session: `_write_read_calls` writes what the run changed.
             call = Call(**row)
             session.info.setdefault("read", []).append((call, dict(row)))
-            call.pbx_call_id = event.call_id  # (a click-to-call's, found by the CRM's id)
+            # A click-to-call's, found by the CRM's id: the PBX that placed it says which it is.
+            call.pbx, call.pbx_call_id = pbx, event.call_id
             return call
         # The first we hear of it (adapter restarted mid-call, resync).
         direction = getattr(event, "direction", ev.Direction.INBOUND)
         call = Call(
+            pbx=pbx,
             pbx_call_id=event.call_id,
             crm_call_id=event.crm_call_id,
             direction=str(direction),
@@ -363,10 +381,10 @@ class CallService:
         if client is not None and call.direction == ev.Direction.INBOUND:
             summary = (await caller_card(session, client)).model_dump(mode="json")
             await self._read_extensions(session)
-            earlier = self._prepared.get(event.call_id)
+            earlier = self._prepared.get(self._key(event))
             popped = earlier.popped if earlier is not None else []
             prepared = _Prepared(client.id, summary, call_data(call), popped)
-            session.info.setdefault("prepared", {})[event.call_id] = prepared
+            session.info.setdefault("prepared", {})[self._key(event)] = prepared
         return []
 
     def _numbers(
@@ -401,8 +419,8 @@ class CallService:
         self._extensions = {ext: uid for ext, uid in rows if ext}
         self._extensions_read = now
 
-    async def _summary(self, session: AsyncSession, call: Call, call_id: str) -> dict[str, Any]:
-        prepared = session.info.get("prepared", {}).get(call_id) or self._prepared.get(call_id)
+    async def _summary(self, session: AsyncSession, call: Call, key: CallKey) -> dict[str, Any]:
+        prepared = session.info.get("prepared", {}).get(key) or self._prepared.get(key)
         # Made for this card (a start retried after a rollback may have made another).
         if prepared is not None and call.client_id == prepared.client_id:
             return prepared.summary
@@ -420,11 +438,11 @@ class CallService:
         if call.direction == ev.Direction.OUTBOUND:
             await self._client_for(session, call)
             return []  # the manager placed this call: nothing to pop
-        prepared = self._prepared.get(event.call_id)
+        prepared = self._prepared.get(self._key(event))
         if prepared is not None and event.agent in prepared.popped:
             return []  # popped ahead of this commit
         agent = await self._user_id_of(session, event.agent)
-        card = await self._summary(session, call, event.call_id)
+        card = await self._summary(session, call, self._key(event))
         return [notifier.ringing(call_data(call), event.agent, agent, card)]
 
     async def _answered(self, session: AsyncSession, call: Call, event: ev.CallAnswered) -> Frames:
@@ -472,8 +490,8 @@ class CallService:
         )
 
     async def _ended(self, session: AsyncSession, call: Call, event: ev.CallEnded) -> Frames:
-        self._prepared.pop(event.call_id, None)
-        session.info.get("prepared", {}).pop(event.call_id, None)
+        self._prepared.pop(self._key(event), None)
+        session.info.get("prepared", {}).pop(self._key(event), None)
         call.state = "ended"
         call.ended_at = event.at
         call.direction = str(event.direction)
@@ -516,7 +534,7 @@ class CallService:
                 session,
                 client_id=client_id,
                 kind=CommKind.CALL,
-                external_id=f"call:{call.pbx_call_id}",
+                external_id=f"call:{call.pbx}:{call.pbx_call_id}",
                 direction=CommDirection(call.direction),
                 status=call.disposition,
                 occurred_at=call.started_at,

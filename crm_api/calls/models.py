@@ -4,20 +4,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_api.platform.db.base import Base, JsonType, utcnow
 
 
 class Call(Base):
-    """A client call as the call-event service follows it, one row per PBX call id
-    (Asterisk's Linkedid), whatever legs, queue members and transfers it went through."""
+    """A client call as the call-event service follows it, one row per PBX and its call id
+    (Asterisk's Linkedid), whatever legs, queue members and transfers it went through. Two
+    PBXs (or one after a restart of its counter) may give the same id to different calls."""
 
     __tablename__ = "calls"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    pbx_call_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    pbx: Mapped[str] = mapped_column(String(64))  # CALLCARD_PBX_NAME of the PBX that carried it
+    pbx_call_id: Mapped[str | None] = mapped_column(String(64))
     crm_call_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # click-to-call
     client_id: Mapped[int | None] = mapped_column(
         ForeignKey("clients.id", ondelete="SET NULL"), index=True
@@ -55,7 +57,10 @@ class Call(Base):
     score: Mapped[dict[str, object] | None] = mapped_column(JsonType)  # supervisor's review
     result: Mapped[str | None] = mapped_column(String(24))  # what came of it (CallResult)
 
-    __table_args__ = (Index("ix_calls_state", "state"),)
+    __table_args__ = (
+        Index("ix_calls_state", "state"),
+        UniqueConstraint("pbx", "pbx_call_id", name="uq_calls_pbx_pbx_call_id"),
+    )
 
 
 class CallParticipant(Base):

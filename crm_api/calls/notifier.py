@@ -87,6 +87,7 @@ def call_public(call: Call, recording_id: int | None = None) -> CallPublic:
     offered = recording_id if call.talk_s is None or call.talk_s > 0 else None
     return CallPublic(
         id=call.id,
+        pbx=call.pbx,
         call_id=call.pbx_call_id or call.crm_call_id,
         client_id=call.client_id,
         user_id=call.user_id,
@@ -171,7 +172,7 @@ def frame(outgoing: Outgoing) -> Frame:
         # One pop per call and phone, whichever worker sends it: a worker that pushed it
         # ahead of writing the ring and died leaves the ring to another, whose copy
         # readers drop by this tag.
-        tag = f"pop:{data['call_id']}:{data['agent']}"
+        tag = f"pop:{data['id']}:{data['agent']}"  # the row: call ids repeat across PBXs
         return Frame(type=type_, data=data, audience=audience, tag=tag)
     return Frame(type=type_, data=data, audience=audience)
 

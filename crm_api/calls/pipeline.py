@@ -50,23 +50,25 @@ CALL_RUNS_IN_FLIGHT = 3
 
 
 class CallEventSink:
-    """What a PBX adapter hands its events to."""
+    """What a PBX adapter hands its events to; each is sent as `pbx`'s (CALLCARD_PBX_NAME)."""
 
-    def __init__(self, stream: Appender) -> None:
+    def __init__(self, stream: Appender, *, pbx: str) -> None:
         self.stream = stream
+        self.pbx = pbx
 
     async def __call__(self, event: CallEvent) -> None:
-        await self.stream.add(codec.encode(event))
+        await self.stream.add(codec.encode(event, pbx=self.pbx))
 
 
 class SpooledCallEventSink:
     """The sink of `callcard telephony`: never waits on Redis, never drops an event."""
 
-    def __init__(self, appender: SpooledAppender) -> None:
+    def __init__(self, appender: SpooledAppender, *, pbx: str) -> None:
         self.appender = appender
+        self.pbx = pbx
 
     async def __call__(self, event: CallEvent) -> None:
-        self.appender.add(codec.encode(event))
+        self.appender.add(codec.encode(event, pbx=self.pbx))
 
 
 def _call_id(event: dict[str, Any]) -> str:
@@ -160,6 +162,7 @@ async def start_call_events(services: Services) -> Callable[[], Awaitable[None]]
         recordings_dir=settings.recordings_dir,
         tz=settings.tz,
         pick=routing_pick(services),
+        pbx=settings.pbx_name,
     )
 
     gauges = services.metrics.calls

@@ -9,9 +9,11 @@ than any real call lasts. Both go through the call-event stream like the PBX's o
 so the journal, the missed-call follow-up and the operators' sockets see one ordinary end
 (an end that arrives after the real one changes nothing).
 
-The journal holds every PBX's calls: after a resync, a PBX's process leaves alone the
-calls another PBX's process wrote down as its own (`CarriedCalls`, a set per PBX in
-Redis)."""
+The journal holds every PBX's calls, each under its PBX's name (CALLCARD_PBX_NAME): a PBX's
+process ends only calls of that name. Processes that share a name (an AMI link and a SIP
+bridge named alike) tell their calls apart by what each wrote down as its own
+(`CarriedCalls`, a set per link in Redis): after a resync, the AMI side leaves alone what
+the other one carries."""
 
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ LIVE_STATES = ("originating", "ringing", "answered")
 GONE_AT_RECONNECT = "gone_at_reconnect"
 NO_EVENTS = "no_events"
 HEARD_EVERY_S = 1.0
-CARRIED_KEY = "callcard:telephony:calls:{pbx}"
+CARRIED_KEY = "callcard:telephony:calls:{link}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +59,15 @@ class LiveCall:
 
 
 async def live_in_journal(
-    sessions: async_sessionmaker[AsyncSession], *, started_before: datetime, id_prefix: str = ""
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    pbx: str,
+    started_before: datetime,
+    id_prefix: str = "",
 ) -> list[LiveCall]:
-    """Calls live in the journal that started before `started_before`; with `id_prefix`,
-    only those whose PBX call id starts with it (one SIP bridge's)."""
+    """Calls of the PBX named `pbx` live in the journal that started before
+    `started_before`; with `id_prefix`, only those whose PBX call id starts with it (one
+    SIP bridge's)."""
     async with sessions() as session:
         rows = await session.execute(
             select(
@@ -74,6 +81,7 @@ async def live_in_journal(
                 Call.answered_by,
             ).where(
                 Call.state.in_(LIVE_STATES),
+                Call.pbx == pbx,
                 Call.pbx_call_id.is_not(None),
                 Call.started_at < started_before,
                 Call.pbx_call_id.startswith(id_prefix, autoescape=True),
@@ -163,24 +171,30 @@ async def _pause(stop: asyncio.Event, seconds: float) -> bool:
 
 
 class CarriedCalls:
-    """The calls one PBX carries, as a set in Redis: noted as the adapter emits them
-    (started or routed: in; ended: out) and written each second, never in the adapter's
-    way. Only what another PBX wrote down is spared: a call of this PBX's that its dead
-    process had not written yet is still ended by the next one."""
+    """The calls one link (an AMI address, a SIP bridge) carries, as a set in Redis of
+    "<pbx name>:<call id>": noted as the link emits them (started or routed: in; ended:
+    out) and written each second, never in the link's way. Only what another link wrote
+    down is spared: a call of this link's that its dead process had not written yet is
+    still ended by the next one."""
 
-    def __init__(self, redis: Redis, pbx: str) -> None:
+    def __init__(self, redis: Redis, link: str, *, pbx: str) -> None:
         self._redis = redis
-        self._key = CARRIED_KEY.format(pbx=pbx)
+        self._key = CARRIED_KEY.format(link=link)
+        self._pbx = pbx
         self._started: set[str] = set()
         self._ended: set[str] = set()
 
+    def member(self, call_id: str) -> str:
+        """A call of this link's PBX as the sets hold it: another PBX may reuse its id."""
+        return f"{self._pbx}:{call_id}"
+
     def note(self, event: ev.CallEvent) -> None:
         if isinstance(event, ev.CallStarted | ev.CallRouted):
-            self._started.add(event.call_id)
-            self._ended.discard(event.call_id)
+            self._started.add(self.member(event.call_id))
+            self._ended.discard(self.member(event.call_id))
         elif isinstance(event, ev.CallEnded):
-            self._ended.add(event.call_id)
-            self._started.discard(event.call_id)
+            self._ended.add(self.member(event.call_id))
+            self._started.discard(self.member(event.call_id))
 
     async def write(self) -> None:
         """What was noted since the last write; kept for the next one if Redis is away."""
@@ -204,13 +218,15 @@ class CarriedCalls:
             await self.write()
 
     async def elsewhere(self, call_ids: list[str]) -> set[str]:
-        """Those of `call_ids` another PBX carries; none known while Redis is away."""
+        """Those of this PBX's `call_ids` another link carries; none known while Redis is
+        away."""
         found: set[str] = set()
+        members = [self.member(c) for c in call_ids]
         try:
-            async for raw in self._redis.scan_iter(match=CARRIED_KEY.format(pbx="*")):
+            async for raw in self._redis.scan_iter(match=CARRIED_KEY.format(link="*")):
                 key = raw.decode() if isinstance(raw, bytes) else str(raw)
                 if key != self._key:
-                    carried = await self._redis.smismember(key, call_ids)
+                    carried = await self._redis.smismember(key, members)
                     found.update(c for c, yes in zip(call_ids, carried, strict=True) if yes)
         except (RedisError, OSError):
             return set()
@@ -218,7 +234,7 @@ class CarriedCalls:
 
 
 class Reconciler:
-    """Runs beside one PBX adapter (in `callcard telephony`)."""
+    """Runs beside one PBX adapter (in `callcard telephony`), over the calls of its PBX."""
 
     def __init__(
         self,
@@ -226,15 +242,18 @@ class Reconciler:
         emit: Callable[[list[ev.CallEvent]], None],
         followed: Callable[[], Collection[str]],
         *,
+        pbx: str,
         last_heard: LastHeard,
         carried: CarriedCalls | None,
         max_call_s: float,
         sweep_every_s: float,
     ) -> None:
         """`emit` queues events behind the adapter's own; `followed` are the calls the
-        adapter's translator follows now (it ends those itself); `carried`, with Redis:
-        this PBX's calls, and where the other PBXs' are (without, there is one PBX)."""
+        adapter's translator follows now (it ends those itself); `pbx`: the name its
+        calls are under (CALLCARD_PBX_NAME); `carried`, with Redis: this link's calls, and
+        where the other links' are (without, there is one link)."""
         self._sessions = sessions
+        self._pbx = pbx
         self._emit = emit
         self._followed = followed
         self._last_heard = last_heard
@@ -252,7 +271,9 @@ class Reconciler:
         last_heard = last_heard or self._heard_before
         while True:
             try:
-                live = await live_in_journal(self._sessions, started_before=listed_at)
+                live = await live_in_journal(
+                    self._sessions, pbx=self._pbx, started_before=listed_at
+                )
                 self._outage.ok()
                 break
             except Exception as exc:
@@ -271,7 +292,9 @@ class Reconciler:
         self._emit([ended(c, at=last_heard or c.latest, reason=GONE_AT_RECONNECT) for c in gone])
 
     async def sweep(self, now: datetime) -> int:
-        stale = await live_in_journal(self._sessions, started_before=now - self._max_call)
+        stale = await live_in_journal(
+            self._sessions, pbx=self._pbx, started_before=now - self._max_call
+        )
         if stale:
             log.warning("%d call(s) live for over %s with no end; ending them", len(stale),
                         self._max_call)  # fmt: skip

@@ -16,7 +16,8 @@ class CallPublic(ApiModel):
     Numbers are E.164 (an extension for an internal party); times are the PBX's clock."""
 
     id: int
-    call_id: str | None
+    pbx: str  # the PBX that carries the call (its CALLCARD_PBX_NAME)
+    call_id: str | None  # the PBX's id of it (unique per PBX), else the CRM's (click-to-call)
     client_id: int | None
     user_id: int | None
     direction: str

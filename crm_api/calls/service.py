@@ -19,7 +19,7 @@ from crm_api.accounts.models import User
 from crm_api.accounts.permissions import Permission, allowed
 from crm_api.calls import followup, notifier, recordings
 from crm_api.calls.access import may_hear
-from crm_api.calls.commands import NO_REPLY
+from crm_api.calls.commands import NO_REPLY, pbx_serving
 from crm_api.calls.models import Call, Recording, has_sound, recording_state
 from crm_api.calls.notifier import call_public
 from crm_api.calls.pipeline import CallEventSink, make_stream
@@ -131,8 +131,11 @@ async def originate_call(
             raise InvalidInput("phone_id", "not a phone of this client")
         if not user.extension:
             raise InvalidInput("extension", "you have no phone extension").with_code("no_extension")
-        pbx = services.links.require_pbx(user.extension)
+        settings = services.settings
+        pbx_name = pbx_serving(user.extension, settings.pbx_name, settings.pbx_extensions)
+        pbx = services.links.require_pbx(pbx_name)
         call = Call(
+            pbx=pbx_name,  # the events of the PBX that places it confirm it
             crm_call_id=f"crm-{uuid.uuid4().hex[:16]}",
             client_id=client.id,
             user_id=user.id,
@@ -164,7 +167,7 @@ async def originate_call(
                 crm_call_id=request.crm_call_id,
                 reason=exc.reason,
             )
-            await CallEventSink(make_stream(services))(failed)
+            await CallEventSink(make_stream(services), pbx=pbx_name)(failed)
         raise Unavailable(str(exc)).with_code(exc.reason) from exc
     return public
 
@@ -271,26 +274,18 @@ async def score(
     return (await publics(session, [call], root))[0]
 
 
-def _pbx_extension(call: Call) -> str | None:
-    """An extension on the call, whose PBX carries it: who talks, who placed it, who rang."""
-    if call.agents:
-        return call.agents[-1]
-    if call.direction == ev.Direction.OUTBOUND:
-        return call.caller
-    return call.ringing[-1] if call.ringing else None
-
-
 async def _on_live_call(
     services: Services, user: User, call_id: int, command: Callable[[Pbx, str], Awaitable[None]]
 ) -> CallPublic:
-    """Runs `command` on the PBX carrying a live call of the user's (staff: any call)."""
+    """Runs `command` on the PBX carrying a live call of the user's (staff: any call): its
+    own, whichever PBX its agents' extensions are on."""
     async with services.sessions() as session:
         call = await _own_call(session, user, call_id)
         public = call_public(call)
     if call.state not in LIVE or call.pbx_call_id is None:
         # Ended, or a click-to-call the PBX has not placed yet: nothing to act on there.
         raise Conflict(f"call #{call_id} is not connected on the PBX").with_code("call_not_live")
-    pbx = services.links.require_pbx(_pbx_extension(call))
+    pbx = services.links.require_pbx(call.pbx)
     try:
         await command(pbx, call.pbx_call_id)
     except PbxError as exc:

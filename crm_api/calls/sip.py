@@ -19,11 +19,12 @@ from prometheus_client.registry import Collector
 
 from crm_api.accounts import service as accounts
 from crm_api.calls.pipeline import CallEventSink, make_stream
-from crm_api.calls.reconcile import LastHeard, ended, live_in_journal
+from crm_api.calls.reconcile import CarriedCalls, LastHeard, ended, live_in_journal
 from crm_api.calls.telephony import route_target
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services
 from crm_api.platform.settings import host_port
+from telephony import events as ev
 from telephony.sip.config import ProviderLogin
 from telephony.sip.machine import AskRoute, Phone
 from telephony.sip.pool import PoolConfig, Router, SipPool
@@ -84,17 +85,32 @@ def pool_config(services: Services, workers: int) -> PoolConfig:
 
 async def start_sip(services: Services, *, workers: int = 1) -> Callable[[], Awaitable[None]]:
     config = pool_config(services, workers)
-    sink = CallEventSink(make_stream(services))
-    pool = SipPool(config, sink, sip_router(services))
+    pbx_name = services.settings.pbx_name
+    sink = CallEventSink(make_stream(services), pbx=pbx_name)
+    carried: CarriedCalls | None = None
+    pool_sink: Callable[[ev.CallEvent], Awaitable[None]] = sink
+    if services.redis is not None:
+        # Written down as the AMI side writes its own: an AMI link's resync under the same
+        # PBX name leaves the bridge's calls alone.
+        carried = CarriedCalls(services.redis, config.call_prefix, pbx=pbx_name)
+
+        async def pool_sink(event: ev.CallEvent) -> None:
+            assert carried is not None
+            carried.note(event)
+            await sink(event)
+
+    pool = SipPool(config, pool_sink, sip_router(services))
     # While the bridge runs it is "heard" every second: a successor after kill -9 ends
     # the calls it carried at about when it died.
     last_heard = LastHeard(services.redis, config.call_prefix, utcnow)
     died_at = await last_heard.before()
     started = utcnow()
     await pool.start()
-    await end_orphans(services, sink, config.call_prefix, started_before=started, at=died_at)
+    await end_orphans(services, pool_sink, config.call_prefix, started_before=started, at=died_at)
     stopping = asyncio.Event()
-    keeping = asyncio.create_task(last_heard.keep(stopping), name="sip-last-heard")
+    keeping = [asyncio.create_task(last_heard.keep(stopping), name="sip-last-heard")]
+    if carried is not None:
+        keeping.append(asyncio.create_task(carried.keep(stopping), name="sip-calls"))
     services.links.pbx = pool
     gauges = PoolMetrics(pool)
     services.metrics.registry.register(gauges)
@@ -106,8 +122,10 @@ async def start_sip(services: Services, *, workers: int = 1) -> Callable[[], Awa
         services.links.pbx = None
         services.metrics.registry.unregister(gauges)
         stopping.set()
-        await keeping
+        await asyncio.gather(*keeping)
         await pool.stop()
+        if carried is not None:
+            await carried.write()  # the last notes, for the next process
 
     return stop
 
@@ -151,7 +169,7 @@ class PoolMetrics(Collector):
 
 async def end_orphans(
     services: Services,
-    sink: CallEventSink,
+    sink: Callable[[ev.CallEvent], Awaitable[None]],
     prefix: str,
     *,
     started_before: datetime,
@@ -159,9 +177,13 @@ async def end_orphans(
 ) -> None:
     """Ends the calls a previous process of this bridge left live (it was killed): no worker
     of it survives its pool, so none of them is still up. The end goes through the stream
-    like any other, so the journal, the follow-ups and the operators' screens see it once."""
+    like any other, so the journal, the follow-ups and the operators' screens see it once.
+    Only this bridge's: its PBX name's calls whose ids start with its prefix."""
     orphans = await live_in_journal(
-        services.sessions, started_before=started_before, id_prefix=prefix
+        services.sessions,
+        pbx=services.settings.pbx_name,
+        started_before=started_before,
+        id_prefix=prefix,
     )
     level = logging.WARNING if orphans else logging.INFO
     log.log(level, "ending %d call(s) left live by this SIP bridge's last process", len(orphans))

@@ -119,16 +119,16 @@ async def start_telephony(services: Services) -> Callable[[], Awaitable[None]]:
             )
             await appender.start()
             started.push_async_callback(appender.stop)
-            spooled = SpooledCallEventSink(appender)
+            spooled = SpooledCallEventSink(appender, pbx=settings.pbx_name)
             url = parse_ami_url(settings.ami_url)
-            carried = CarriedCalls(services.redis, f"{url.host}:{url.port}")
+            carried = CarriedCalls(services.redis, f"{url.host}:{url.port}", pbx=settings.pbx_name)
 
             async def sink(event: ev.CallEvent) -> None:
                 assert carried is not None
                 carried.note(event)
                 await spooled(event)
         else:
-            sink = CallEventSink(make_stream(services))
+            sink = CallEventSink(make_stream(services), pbx=settings.pbx_name)
         reconciler: Reconciler | None = None
 
         async def after_resync(listed_at: datetime, last_heard: datetime | None) -> None:
@@ -151,6 +151,7 @@ async def start_telephony(services: Services) -> Callable[[], Awaitable[None]]:
             services.sessions,
             adapter.emit,
             lambda: adapter.translator.live_calls,
+            pbx=settings.pbx_name,
             last_heard=heard,
             carried=carried,
             max_call_s=settings.call_max_s,

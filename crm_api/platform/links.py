@@ -25,19 +25,19 @@ class Outbox(Protocol):
 @dataclass
 class Links:
     pbx: Pbx | None = None  # calls.telephony, calls.sip: this process's PBX link
-    # calls.commands (`callcard api`): the PBX an extension is on, through Redis.
-    pbx_of: Callable[[str], Pbx] | None = None
+    # calls.commands (`callcard api`): the PBX of that name (CALLCARD_PBX_NAME), through Redis.
+    pbx_named: Callable[[str], Pbx] | None = None
     email_outbox: Outbox | None = None  # messages.email
     sms_outbox: Outbox | None = None  # messages.sms
     consumers: list[EventStream] = field(default_factory=list)  # event streams, for /health
     _local_streams: dict[str, InProcessStream] = field(default_factory=dict)
 
-    def require_pbx(self, extension: str | None) -> Pbx:
-        """The PBX `extension` is on (None: the default one): this process's own link
-        serves every extension."""
+    def require_pbx(self, name: str) -> Pbx:
+        """The PBX named `name`: this process's own link, where it has one (there is one PBX
+        then), else the named PBX's active process."""
         pbx = self.pbx
-        if pbx is None and self.pbx_of is not None:
-            pbx = self.pbx_of(extension or "")
+        if pbx is None and self.pbx_named is not None:
+            pbx = self.pbx_named(name)
         if pbx is None:
             raise Unavailable("no PBX is connected").with_code("pbx_unavailable")
         return pbx

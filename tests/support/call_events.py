@@ -17,14 +17,16 @@ from telephony.ami.adapter import AmiAdapter
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 
-def call_sink(services: Services) -> CallEventSink:
-    """The way into a running API's call-event stream, as a PBX adapter has it."""
-    return CallEventSink(make_stream(services))
+def call_sink(services: Services, pbx: str | None = None) -> CallEventSink:
+    """The way into a running API's call-event stream, as a PBX adapter has it (the
+    API's own PBX's, or `pbx`'s)."""
+    return CallEventSink(make_stream(services), pbx=pbx or services.settings.pbx_name)
 
 
-def appending_sink(redis: Redis, partitions: int) -> CallEventSink:
+def appending_sink(redis: Redis, partitions: int, pbx: str = "pbx") -> CallEventSink:
     """What `callcard telephony` does: it only appends, each call to its partition's stream."""
-    return CallEventSink(CallAppender(redis, CALL_EVENTS_STREAM, partitions=partitions))
+    appender = CallAppender(redis, CALL_EVENTS_STREAM, partitions=partitions)
+    return CallEventSink(appender, pbx=pbx)
 
 
 async def call_event_groups(redis: Redis, partitions: int) -> list[dict[str, Any]]:

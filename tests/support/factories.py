@@ -75,6 +75,7 @@ async def make_recording(
     await asyncio.to_thread(write)
     async with db() as session:
         call = Call(
+            pbx="pbx",
             pbx_call_id=name,
             direction="inbound",
             state="ended",

@@ -27,8 +27,9 @@ class CommDirection(enum.StrEnum):
 class Communication(Base):
     """One entry of a card's timeline, whatever its kind.
 
-    `external_id` is the id of the fact in the system that produced it (the PBX call id,
-    the outbox message id), unique per kind, so replayed events write nothing twice.
+    `external_id` is the id of the fact in the system that produced it (the PBX's name and
+    its call id, the outbox message id), unique per kind, so replayed events write nothing
+    twice.
     `details` holds the kind's own facts (call numbers and durations, SMS parts), read
     and written through the typed schemas of the service that owns that kind."""
 
@@ -44,7 +45,7 @@ class Communication(Base):
     subject: Mapped[str | None] = mapped_column(String(300))
     body: Mapped[str | None] = mapped_column(Text)
     deal_id: Mapped[int | None] = mapped_column(index=True)
-    external_id: Mapped[str | None] = mapped_column(String(100))
+    external_id: Mapped[str | None] = mapped_column(String(200))
     details: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

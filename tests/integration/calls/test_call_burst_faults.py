@@ -166,7 +166,7 @@ async def journal(db: async_sessionmaker[AsyncSession]) -> tuple[dict[str, str],
             .where(Communication.kind == CommKind.CALL)
             .group_by(Communication.external_id)
         )
-        logged = Counter({ext.removeprefix("call:"): n for ext, n in comms})
+        logged = Counter({ext.removeprefix("call:pbx:"): n for ext, n in comms})
     return states, logged
 
 

@@ -101,7 +101,8 @@ async def logged(db: async_sessionmaker[AsyncSession], call_id: str) -> int:
     async with db() as session:
         found = await session.scalars(
             select(Communication.id).where(
-                Communication.kind == CommKind.CALL, Communication.external_id == f"call:{call_id}"
+                Communication.kind == CommKind.CALL,
+                Communication.external_id == f"call:pbx:{call_id}",
             )
         )
         return len(found.all())

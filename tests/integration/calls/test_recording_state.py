@@ -30,6 +30,7 @@ async def test_review_names_the_recording_state_and_filters_playable_only(
     async with db() as session:
         for i, name in enumerate(("playable.wav", "missing.wav", "empty.wav")):
             call = Call(
+                pbx="pbx",
                 pbx_call_id=f"rec-{i}",
                 direction="inbound",
                 state="ended",

@@ -154,6 +154,7 @@ async def test_busy_owner_is_skipped_and_vacation_counts(
     async with db() as session:
         session.add(
             Call(
+                pbx="pbx",
                 pbx_call_id="live",
                 user_id=team["m2"],
                 direction="inbound",
@@ -177,6 +178,7 @@ async def test_busy_owner_is_skipped_and_vacation_counts(
     async with db() as session:
         session.add(
             Call(
+                pbx="pbx",
                 pbx_call_id="b3",
                 user_id=team["m2"],
                 direction="inbound",
