@@ -13,8 +13,13 @@ from pathlib import Path
 
 import httpx
 
+from crm_api.platform.settings import Settings
 from support.metrics import Scrape, scrape
 from support.peers import free_port
+from support.waiting import wait_for
+from telephony.ami.simulator import AmiSimulator
+
+LEASE_S = 1.5  # of `telephony()`'s processes: a standby takes over this soon
 
 
 @dataclass
@@ -67,3 +72,38 @@ async def headless(
         except TimeoutError:
             proc.kill()
             await proc.wait()
+
+
+def telephony(
+    name: str, settings: Settings, pbx: AmiSimulator, logs: Path, **env: str
+) -> contextlib.AbstractAsyncContextManager[HeadlessProcess]:
+    """A `callcard telephony` process of `pbx`, with the test's database and Redis."""
+    return headless(
+        "telephony",
+        name,
+        logs,
+        CALLCARD_DATABASE_URL=settings.database_url,
+        CALLCARD_REDIS_URL=str(settings.redis_url),
+        CALLCARD_AMI_URL=pbx.url,
+        CALLCARD_AGI_BIND=f"127.0.0.1:{free_port()}",
+        CALLCARD_TELEPHONY_LEASE_S=str(LEASE_S),
+        CALLCARD_SPOOL_DIR=str(logs / "spool"),  # the PBX's pair shares one, as on one host
+        **env,
+    )
+
+
+async def active_one(pair: list[HeadlessProcess], pbx: AmiSimulator) -> HeadlessProcess:
+    """The process that holds the lease and is logged in to AMI, once there is exactly one."""
+
+    async def settled() -> HeadlessProcess | None:
+        found = []
+        for process in pair:
+            metrics = await process.metrics()
+            if metrics and metrics.value("callcard_telephony_active") == 1:
+                found.append((process, metrics))
+        if len(found) != 1 or pbx.sessions != 1:
+            return None
+        process, metrics = found[0]
+        return process if metrics.value("callcard_ami_up") == 1 else None
+
+    return await wait_for(settled, within=30)

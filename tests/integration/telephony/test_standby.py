@@ -22,8 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.captures import client_channel, split_at_bridge
 from support.factories import Actor, make_user
-from support.peers import free_port
-from support.processes import HeadlessProcess, headless
+from support.processes import LEASE_S, HeadlessProcess, active_one, telephony
 from support.server import ApiProcess, RunningApi, api_process, running_api
 from support.waiting import wait_for
 from support.ws import Socket, open_socket
@@ -41,7 +40,6 @@ from telephony.ami.simulator import AmiSimulator, linkedid_of
 from telephony.pbx import OriginateRequest, PbxError
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
-LEASE_S = 1.5
 STREAM = COMMANDS_STREAM.format(pbx="pbx")  # the commands of the PBX named by default
 
 
@@ -62,38 +60,6 @@ async def consumer(settings: Settings) -> AsyncIterator[RunningApi]:
     settings.recordings_dir.mkdir(parents=True, exist_ok=True)
     async with running_api(settings, features=(start_call_events,)) as running:
         yield running
-
-
-def telephony(name: str, settings: Settings, pbx: AmiSimulator, logs: Path, **env: str):
-    return headless(
-        "telephony",
-        name,
-        logs,
-        CALLCARD_DATABASE_URL=settings.database_url,
-        CALLCARD_REDIS_URL=str(settings.redis_url),
-        CALLCARD_AMI_URL=pbx.url,
-        CALLCARD_AGI_BIND=f"127.0.0.1:{free_port()}",
-        CALLCARD_TELEPHONY_LEASE_S=str(LEASE_S),
-        CALLCARD_SPOOL_DIR=str(logs / "spool"),  # the PBX's pair shares one, as on one host
-        **env,
-    )
-
-
-async def active_one(pair: list[HeadlessProcess], pbx: AmiSimulator) -> HeadlessProcess:
-    """The process that holds the lease and is logged in to AMI, once there is exactly one."""
-
-    async def settled() -> HeadlessProcess | None:
-        found = []
-        for process in pair:
-            metrics = await process.metrics()
-            if metrics and metrics.value("callcard_telephony_active") == 1:
-                found.append((process, metrics))
-        if len(found) != 1 or pbx.sessions != 1:
-            return None
-        process, metrics = found[0]
-        return process if metrics.value("callcard_ami_up") == 1 else None
-
-    return await wait_for(settled, within=30)
 
 
 async def calls_logged(db: async_sessionmaker[AsyncSession]) -> tuple[list[Call], int]:
@@ -456,8 +422,8 @@ async def test_a_restart_ends_its_own_pbxs_calls_gone_in_the_gap_and_not_another
             await wait_for(lambda: _equals(call_states(db), answered), within=30)
             # B's process wrote down that its call is B's.
             address = parse_ami_url(pbx_b.url)
-            carried = CARRIED_KEY.format(pbx=f"{address.host}:{address.port}")
-            await wait_for(lambda: redis.sismember(carried, call_b))
+            carried = CARRIED_KEY.format(link=f"{address.host}:{address.port}")
+            await wait_for(lambda: redis.sismember(carried, f"office-b:{call_b}"))
             a1.kill()
             assert await a1.process.wait() == -9
         await pbx_a.emit(rest_of_a)  # nobody listens to A: the hangup goes unheard
@@ -471,3 +437,125 @@ async def test_a_restart_ends_its_own_pbxs_calls_gone_in_the_gap_and_not_another
             assert f"1 {gone}" in said
     assert (await call_states(db))[call_b] == "answered"
     await redis.aclose()
+
+
+async def calls_by_pbx(db: async_sessionmaker[AsyncSession]) -> dict[tuple[str, str], str]:
+    calls, _ = await calls_logged(db)
+    return {(c.pbx, str(c.pbx_call_id)): c.state for c in calls}
+
+
+@pytest.mark.timeout(240)  # four processes start
+async def test_two_pbxs_reusing_a_linkedid_make_two_calls_and_a_restart_ends_only_its_own(
+    settings: Settings,
+    consumer: RunningApi,
+    db: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    """Both PBXs give their call the same Linkedid (their counters restarted alike): two
+    calls, each under its PBX's name. A's telephony process dies and A's call ends in the
+    gap: A's next process ends A's call; B's, with the same id, talks on."""
+    for office in ("a", "b"):
+        (tmp_path / office).mkdir()
+    on, rest = split_at_bridge("incoming-answered")  # one replay, played on both PBXs
+    call_id = next(filter(None, map(linkedid_of, on)))
+    redis = aredis.Redis.from_url(str(settings.redis_url))
+    pbx_a, pbx_b = AmiSimulator(), AmiSimulator()
+    office_a = {"CALLCARD_PBX_NAME": "office-a"}
+    async with (
+        pbx_a,
+        pbx_b,
+        telephony(
+            "telephony-b", settings, pbx_b, tmp_path / "b", CALLCARD_PBX_NAME="office-b"
+        ) as b,
+    ):
+        await active_one([b], pbx_b)
+        async with telephony("telephony-a1", settings, pbx_a, tmp_path / "a", **office_a) as a1:
+            await active_one([a1], pbx_a)
+            await pbx_a.emit(on)
+            await pbx_b.emit(on)
+            answered = {("office-a", call_id): "answered", ("office-b", call_id): "answered"}
+            await wait_for(lambda: _equals(calls_by_pbx(db), answered), within=30)
+            # B's process wrote down its call as B's, not A's.
+            address = parse_ami_url(pbx_b.url)
+            carried = CARRIED_KEY.format(link=f"{address.host}:{address.port}")
+            await wait_for(lambda: redis.sismember(carried, f"office-b:{call_id}"))
+            assert not await redis.sismember(carried, f"office-a:{call_id}")
+            a1.kill()
+            assert await a1.process.wait() == -9
+        await pbx_a.emit(rest)  # nobody listens to A: the hangup goes unheard
+        async with telephony("telephony-a2", settings, pbx_a, tmp_path / "a", **office_a) as a2:
+            await active_one([a2], pbx_a)
+            ended = {**answered, ("office-a", call_id): "ended"}
+            await wait_for(lambda: _equals(calls_by_pbx(db), ended), within=30)
+            gone = "call(s) live in the journal are gone from the PBX"
+            [said] = [line for line in a2.log.read_text().splitlines() if gone in line]
+            assert f"1 {gone}" in said
+            assert (await calls_by_pbx(db))[("office-b", call_id)] == "answered"
+
+        await pbx_b.emit(rest)  # B's call ends as calls do: written once, as B's
+        both = {("office-a", call_id): "ended", ("office-b", call_id): "ended"}
+        await wait_for(lambda: _equals(calls_by_pbx(db), both), within=30)
+    async with db() as session:
+        logged = await session.scalars(
+            select(Communication.external_id).order_by(Communication.external_id)
+        )
+        assert list(logged) == [f"call:office-a:{call_id}", f"call:office-b:{call_id}"]
+    await redis.aclose()
+
+
+@pytest.mark.timeout(240)  # three processes start
+async def test_a_hangup_goes_to_the_pbx_carrying_the_call_whatever_its_agents_extension(
+    settings: Settings,
+    actors: dict[Role, Actor],
+    db: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    """Both offices number their phones alike, and their PBXs gave two calls the same
+    Linkedid: 101 answers one on each. The workers place 1xx on office A, yet hanging up
+    office B's call hangs it up on PBX B, and A's call talks on."""
+    for office in ("a", "b"):
+        (tmp_path / office).mkdir()
+    manager = actors[Role.MANAGER]  # extension 101
+    on, _ = split_at_bridge("incoming-answered")
+    call_id = next(filter(None, map(linkedid_of, on)))
+    pbx_a, pbx_b = AmiSimulator(), AmiSimulator()
+    async with (
+        pbx_a,
+        pbx_b,
+        telephony(
+            "telephony-a", settings, pbx_a, tmp_path / "a", CALLCARD_PBX_NAME="office-a"
+        ) as a,
+        telephony(
+            "telephony-b", settings, pbx_b, tmp_path / "b", CALLCARD_PBX_NAME="office-b"
+        ) as b,
+        worker(
+            settings,
+            tmp_path,
+            "api",
+            wait_s=30,
+            CALLCARD_PBX_NAME="office-a",
+            CALLCARD_PBX_EXTENSIONS=json.dumps({"2": "office-b"}),
+        ) as api,
+        open_socket(ws_url(api), manager.token) as conn,
+    ):
+        await active_one([a], pbx_a)
+        await active_one([b], pbx_b)
+        sock = Socket(conn)
+        await sock.next_of("hello")
+        await pbx_a.emit(on)
+        await pbx_b.emit(on)
+        calls = [(await sock.next_of("call.answered", within=30))["data"] for _ in range(2)]
+        by_pbx = {call["pbx"]: call for call in calls}
+        assert sorted(by_pbx) == ["office-a", "office-b"]
+        assert {call["call_id"] for call in calls} == {call_id}
+        async with api_client(api, manager.token) as http:
+            r = await http.post(f"/calls/{by_pbx['office-b']['id']}/hangup")
+        assert r.status_code == 202, r.text
+        assert (await sock.next_of("call.ended", within=30))["data"]["id"] == by_pbx["office-b"][
+            "id"
+        ]
+        [hangup] = pbx_b.actions_named("Hangup")
+        assert hangup.get("Channel") == client_channel(on)
+        assert not pbx_a.actions_named("Hangup")
+        states = await calls_by_pbx(db)
+        assert states == {("office-a", call_id): "answered", ("office-b", call_id): "ended"}
