@@ -2,7 +2,8 @@
 in an API, SIPp as the carrier and the manager's phone): killed with -9 mid-call, it
 leaves the call live in the journal; the next process of that bridge ends it, once, and
 the manager's screen sees it end. An API worker's click-to-call reaches it through the
-command stream and is run and acknowledged once."""
+command stream and is run and acknowledged once. Beside an AMI link under the same PBX
+name, a restart of either ends only its own calls."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.captures import split_at_bridge
 from support.factories import Actor
-from support.processes import HeadlessProcess, headless
+from support.processes import HeadlessProcess, active_one, headless, telephony
 from support.server import RunningApi, running_api
 from support.sipp import Sipp, free_udp_tcp_port, start_sipp
 from support.waiting import wait_for
@@ -25,9 +27,12 @@ from crm_api.accounts.models import Role
 from crm_api.calls.commands import COMMANDS_STREAM, start_remote_pbx
 from crm_api.calls.models import Call
 from crm_api.calls.pipeline import start_call_events
+from crm_api.calls.reconcile import CARRIED_KEY
+from crm_api.calls.sip import call_prefix
 from crm_api.clients.timeline.models import Communication
 from crm_api.platform.settings import Settings
 from crm_api.schedules import service as schedules
+from telephony.ami.simulator import AmiSimulator, linkedid_of
 
 pytestmark = [pytest.mark.sipp, pytest.mark.postgres, pytest.mark.redis]
 
@@ -216,3 +221,82 @@ async def test_a_click_to_call_on_an_api_worker_is_placed_by_the_bridge_once(
         assert (group["entries-read"], group["pending"]) == (1, 0)  # read once, acknowledged
     assert await client_phone.wait() == 0, client_phone.log()
     assert client_phone.received("INVITE") == 1
+
+
+async def _states(db: async_sessionmaker[AsyncSession]) -> dict[str, str]:
+    async with db() as session:
+        return dict((await session.execute(select(Call.pbx_call_id, Call.state))).all())
+
+
+async def _states_are(db: async_sessionmaker[AsyncSession], expected: dict[str, str]) -> bool:
+    return await _states(db) == expected
+
+
+async def _state_is(db: async_sessionmaker[AsyncSession], call_id: str, state: str) -> bool:
+    return (await _states(db)).get(call_id) == state
+
+
+@pytest.mark.timeout(240)  # four processes start
+async def test_the_bridge_and_an_ami_link_under_one_name_each_end_only_their_own_calls(
+    settings: Settings,
+    consumer: RunningApi,
+    phone: Sipp,
+    actors: dict[Role, Actor],
+    db: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    """Both left on the default PBX name. The AMI link's telephony process dies and its
+    call ends in the gap: its next process ends that call and not the bridge's, which the
+    bridge wrote down as its own. Then the bridge dies: its next process ends its call and
+    not the AMI link's."""
+    manager = actors[Role.MANAGER]
+    port = free_udp_tcp_port()
+    bind = f"127.0.0.1:{port}"
+    on_ami, rest_of_ami = split_at_bridge("incoming-answered")
+    later_on_ami, _ = split_at_bridge("incoming-answered")
+    ami_call, later_ami_call = (
+        next(filter(None, map(linkedid_of, on))) for on in (on_ami, later_on_ami)
+    )
+    carried = CARRIED_KEY.format(link=call_prefix(bind))
+    redis = consumer.app.state.services.redis
+    pbx = AmiSimulator()
+    async with (
+        pbx,
+        open_socket(consumer.ws_url, manager.token) as conn,
+        bridge("sip-a", settings, bind, phone, tmp_path) as sip_a,
+    ):
+        sock = Socket(conn)
+        await sock.next_of("hello")
+        caller = await start_sipp("caller.xml", tmp_path, target=bind, pause_ms=60_000)
+        sip_call = (await sock.next_of("call.answered", within=30))["data"]
+        assert sip_call["pbx"] == settings.pbx_name
+        await wait_for(lambda: redis.sismember(carried, f"pbx:{sip_call['call_id']}"))
+
+        async with telephony("telephony-1", settings, pbx, tmp_path) as first:
+            await active_one([first], pbx)
+            await pbx.emit(on_ami)
+            both = {sip_call["call_id"]: "answered", ami_call: "answered"}
+            await wait_for(lambda: _states_are(db, both), within=30)
+            first.kill()
+            assert await first.process.wait() == -9
+        await pbx.emit(rest_of_ami)  # nobody listens: the hangup goes unheard
+        async with telephony("telephony-2", settings, pbx, tmp_path) as second:
+            await active_one([second], pbx)
+            await wait_for(lambda: _state_is(db, ami_call, "ended"), within=30)
+            gone = "call(s) live in the journal are gone from the PBX"
+            [said] = [line for line in second.log.read_text().splitlines() if gone in line]
+            assert f"1 {gone}" in said
+            assert (await _states(db))[sip_call["call_id"]] == "answered"
+
+            await pbx.emit(later_on_ami)
+            await wait_for(lambda: _state_is(db, later_ami_call, "answered"), within=30)
+            sip_a.kill()
+            assert await sip_a.process.wait() == -9
+            await wait_for(lambda: _async(udp_free(port)), within=15)
+            async with bridge("sip-b", settings, bind, phone, tmp_path):
+                while (await sock.next_of("call.ended", within=30))["data"]["id"] != sip_call["id"]:
+                    pass
+                done = "ending 1 call(s) left live by this SIP bridge's last process"
+                assert done in (tmp_path / "sip-b.log").read_text()
+                assert (await _states(db))[later_ami_call] == "answered"
+        await caller.kill()
