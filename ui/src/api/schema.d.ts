@@ -1434,6 +1434,8 @@ export interface components {
         CallPublic: {
             /** Id */
             id: number;
+            /** Pbx */
+            pbx: string;
             /** Call Id */
             call_id: string | null;
             /** Client Id */
@@ -2883,6 +2885,8 @@ export interface components {
         CallAnswered: {
             /** Id */
             id: number;
+            /** Pbx */
+            pbx: string;
             /** Call Id */
             call_id: string | null;
             /** Client Id */
@@ -3032,6 +3036,8 @@ export interface components {
         CallFailed: {
             /** Id */
             id: number;
+            /** Pbx */
+            pbx: string;
             /** Call Id */
             call_id: string | null;
             /** Client Id */
@@ -3143,6 +3149,8 @@ export interface components {
         CallMissed: {
             /** Id */
             id: number;
+            /** Pbx */
+            pbx: string;
             /** Call Id */
             call_id: string | null;
             /** Client Id */
@@ -3283,6 +3291,8 @@ export interface components {
             tasks: components["schemas"]["PopTask"][];
             /** Id */
             id: number;
+            /** Pbx */
+            pbx: string;
             /** Call Id */
             call_id: string | null;
             /** Client Id */
