@@ -11,7 +11,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path("var")
-PbxName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+# Short enough for "call:<name>:<the PBX's call id>", a call's timeline entry (100 chars).
+PbxName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,48}$")]
 
 
 class Settings(BaseSettings):

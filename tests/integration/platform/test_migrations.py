@@ -13,6 +13,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
 from support.servers import PgServer
 
 from crm_api.models import Base
@@ -133,3 +134,64 @@ async def test_stale_deal_tasks_lose_their_english_title(tmp_path) -> None:
         (1, "Поставка кофе", "stale_deal", {"deal": "Поставка кофе", "days": 7}),
         (2, "Позвонить", None, None),
     ]
+
+
+async def _old_call_with_children(url: str) -> None:
+    """At 0008: a call (the Linkedid of the issue), its recording and its participant."""
+    engine = make_engine(url)
+    try:
+        await upgrade(engine, "0008_stale_deal_kind")
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(
+                "INSERT INTO users (id, username, full_name, password_hash, role, language,"
+                " is_active, created_at) VALUES (1, 'm', 'M', 'x', 'manager', 'ru', true,"
+                " '2026-12-01')"
+            )
+            await conn.exec_driver_sql(
+                "INSERT INTO calls (id, pbx_call_id, direction, state, ringing, agents,"
+                " started_at) VALUES (1, '1796221899.2096', 'inbound', 'ended', '[]', '[]',"
+                " '2026-12-01')"
+            )
+            await conn.exec_driver_sql(
+                "INSERT INTO recordings (id, call_id, pbx_path, file_name, created_at)"
+                " VALUES (1, 1, '/spool/a.wav', 'a.wav', '2026-12-01')"
+            )
+            await conn.exec_driver_sql(
+                "INSERT INTO call_participants (call_id, user_id, extension) VALUES (1, 1, '101')"
+            )
+        await upgrade(engine)
+        async with engine.begin() as conn:
+            rows = await conn.exec_driver_sql("SELECT id, pbx, pbx_call_id FROM calls")
+            assert rows.all() == [(1, "pbx", "1796221899.2096")]
+            for child in ("recordings", "call_participants"):
+                found = await conn.exec_driver_sql(f"SELECT count(*) FROM {child}")
+                assert found.scalar() == 1, child
+            # Another PBX's call may have the id; the same PBX's may not.
+            await conn.exec_driver_sql(
+                "INSERT INTO calls (id, pbx, pbx_call_id, direction, state, ringing, agents,"
+                " started_at) VALUES (2, 'office-b', '1796221899.2096', 'inbound', 'ended',"
+                " '[]', '[]', '2026-12-01')"
+            )
+        with pytest.raises(IntegrityError):
+            async with engine.begin() as conn:
+                await conn.exec_driver_sql(
+                    "INSERT INTO calls (id, pbx, pbx_call_id, direction, state, ringing,"
+                    " agents, started_at) VALUES (3, 'pbx', '1796221899.2096', 'inbound',"
+                    " 'ended', '[]', '[]', '2026-12-01')"
+                )
+    finally:
+        await engine.dispose()
+
+
+async def test_old_calls_go_under_the_default_pbx_and_keep_their_children_sqlite(
+    tmp_path,
+) -> None:
+    """0009 on SQLite copies `calls` into a new table: its recordings and participants
+    are not dropped with the old one."""
+    await _old_call_with_children(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+
+
+@pytest.mark.postgres
+async def test_old_calls_go_under_the_default_pbx_postgres(pg_server: PgServer) -> None:
+    async with _empty_pg_database(pg_server) as url:
+        await _old_call_with_children(url)

@@ -8,6 +8,9 @@ Create Date: 2026-12-02 16:30:00
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -18,32 +21,41 @@ down_revision = "0008_stale_deal_kind"
 branch_labels = None
 depends_on = None
 
+CHILDREN = ("call_participants", "recordings")  # ON DELETE CASCADE from calls
+
+
+@contextlib.contextmanager
+def _children_kept() -> Iterator[None]:
+    """SQLite alters `calls` by copying it into a new table and dropping the old one, and
+    the drop deletes the calls' children with it: they are set aside and put back."""
+    if op.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    for table in CHILDREN:
+        op.execute(f"CREATE TEMP TABLE kept_{table} AS SELECT * FROM {table}")
+    yield
+    for table in CHILDREN:
+        op.execute(f"INSERT INTO {table} SELECT * FROM kept_{table}")
+        op.execute(f"DROP TABLE kept_{table}")
+
 
 def upgrade() -> None:
     # The name the consumers give events that name no PBX: the deployment's own.
     default = Settings().pbx_name
-    with op.batch_alter_table("calls", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("pbx", sa.String(length=64), nullable=False, server_default=default)
-        )
-    with op.batch_alter_table("calls", schema=None) as batch_op:
-        batch_op.alter_column("pbx", server_default=None)
-        batch_op.drop_constraint("uq_calls_pbx_call_id", type_="unique")
-        batch_op.create_unique_constraint("uq_calls_pbx_pbx_call_id", ["pbx", "pbx_call_id"])
-    # A call's communication is named "call:<pbx>:<pbx call id>": room for both names.
-    with op.batch_alter_table("communications", schema=None) as batch_op:
-        batch_op.alter_column(
-            "external_id", existing_type=sa.String(length=100), type_=sa.String(length=200)
-        )
+    with _children_kept():
+        with op.batch_alter_table("calls", schema=None) as batch_op:
+            batch_op.add_column(
+                sa.Column("pbx", sa.String(length=64), nullable=False, server_default=default)
+            )
+        with op.batch_alter_table("calls", schema=None) as batch_op:
+            batch_op.alter_column("pbx", server_default=None)
+            batch_op.drop_constraint("uq_calls_pbx_call_id", type_="unique")
+            batch_op.create_unique_constraint("uq_calls_pbx_pbx_call_id", ["pbx", "pbx_call_id"])
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("communications", schema=None) as batch_op:
-        batch_op.alter_column(
-            "external_id", existing_type=sa.String(length=200), type_=sa.String(length=100)
-        )
     # Fails while two PBXs' calls share an id: which one would keep it is not ours to choose.
-    with op.batch_alter_table("calls", schema=None) as batch_op:
+    with _children_kept(), op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_constraint("uq_calls_pbx_pbx_call_id", type_="unique")
         batch_op.create_unique_constraint("uq_calls_pbx_call_id", ["pbx_call_id"])
         batch_op.drop_column("pbx")
