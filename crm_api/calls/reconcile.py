@@ -234,7 +234,8 @@ class CarriedCalls:
 
 
 class Reconciler:
-    """Runs beside one PBX adapter (in `callcard telephony`), over the calls of its PBX."""
+    """Runs beside one PBX link (the AMI adapter of `callcard telephony`, the pool of
+    `callcard sip`), over the calls of its PBX."""
 
     def __init__(
         self,
@@ -243,6 +244,7 @@ class Reconciler:
         followed: Callable[[], Collection[str]],
         *,
         pbx: str,
+        id_prefix: str = "",
         last_heard: LastHeard,
         carried: CarriedCalls | None,
         max_call_s: float,
@@ -250,10 +252,12 @@ class Reconciler:
     ) -> None:
         """`emit` queues events behind the adapter's own; `followed` are the calls the
         adapter's translator follows now (it ends those itself); `pbx`: the name its
-        calls are under (CALLCARD_PBX_NAME); `carried`, with Redis: this link's calls, and
-        where the other links' are (without, there is one link)."""
+        calls are under (CALLCARD_PBX_NAME), and `id_prefix` how their ids start (a SIP
+        bridge's); `carried`, with Redis: this link's calls, and where the other links'
+        are (without, there is one link)."""
         self._sessions = sessions
         self._pbx = pbx
+        self._id_prefix = id_prefix
         self._emit = emit
         self._followed = followed
         self._last_heard = last_heard
@@ -272,7 +276,10 @@ class Reconciler:
         while True:
             try:
                 live = await live_in_journal(
-                    self._sessions, pbx=self._pbx, started_before=listed_at
+                    self._sessions,
+                    pbx=self._pbx,
+                    started_before=listed_at,
+                    id_prefix=self._id_prefix,
                 )
                 self._outage.ok()
                 break
@@ -293,7 +300,10 @@ class Reconciler:
 
     async def sweep(self, now: datetime) -> int:
         stale = await live_in_journal(
-            self._sessions, pbx=self._pbx, started_before=now - self._max_call
+            self._sessions,
+            pbx=self._pbx,
+            started_before=now - self._max_call,
+            id_prefix=self._id_prefix,
         )
         if stale:
             log.warning("%d call(s) live for over %s with no end; ending them", len(stale),

@@ -8,7 +8,6 @@ the call-event service finds them as it finds Asterisk's."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
@@ -19,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from crm_api.accounts import service as accounts
 from crm_api.calls.pipeline import CallEventSink, make_stream
-from crm_api.calls.reconcile import CarriedCalls, LastHeard, ended, live_in_journal
+from crm_api.calls.reconcile import CarriedCalls, LastHeard, Reconciler, ended, live_in_journal
 from crm_api.calls.telephony import route_target
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services
@@ -107,10 +106,20 @@ async def start_sip(services: Services, *, workers: int = 1) -> Callable[[], Awa
     started = utcnow()
     await pool.start()
     await end_orphans(services, pool_sink, config.call_prefix, started_before=started, at=died_at)
-    stopping = asyncio.Event()
-    keeping = [asyncio.create_task(last_heard.keep(stopping), name="sip-last-heard")]
-    if carried is not None:
-        keeping.append(asyncio.create_task(carried.keep(stopping), name="sip-calls"))
+    # Keeps the last-heard time and the carried calls, and sweeps the bridge's own calls
+    # that outlived CALLCARD_CALL_MAX_S (no other PBX's process ends them).
+    reconciler = Reconciler(
+        services.sessions,
+        pool.emit,
+        lambda: (),
+        pbx=pbx_name,
+        id_prefix=config.call_prefix,
+        last_heard=last_heard,
+        carried=carried,
+        max_call_s=services.settings.call_max_s,
+        sweep_every_s=services.settings.call_sweep_every_s,
+    )
+    await reconciler.start()
     services.links.pbx = pool
     gauges = PoolMetrics(pool)
     services.metrics.registry.register(gauges)
@@ -121,11 +130,10 @@ async def start_sip(services: Services, *, workers: int = 1) -> Callable[[], Awa
         unwatch()
         services.links.pbx = None
         services.metrics.registry.unregister(gauges)
-        stopping.set()
-        await asyncio.gather(*keeping)
+        await reconciler.stop()  # before the pool: a last sweep still reaches the sink
         await pool.stop()
         if carried is not None:
-            await carried.write()  # the last notes, for the next process
+            await carried.write()  # the ends of the calls the stop hung up
 
     return stop
 

@@ -190,6 +190,12 @@ class SipPool:
                 await task
         self._tasks = []
 
+    def emit(self, events: list[ev.CallEvent]) -> None:
+        """Events of the bridge's calls from beside the pool (the sweeper's ends), sent
+        after those already queued."""
+        for call_event in events:
+            self._queue.put_nowait(call_event)
+
     async def drain(self) -> None:
         """Wait until every call event so far has reached the sink."""
         await self._queue.join()

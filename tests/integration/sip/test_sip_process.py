@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,7 @@ from crm_api.calls.pipeline import start_call_events
 from crm_api.calls.reconcile import CARRIED_KEY
 from crm_api.calls.sip import call_prefix
 from crm_api.clients.timeline.models import Communication
+from crm_api.platform.db.base import utcnow
 from crm_api.platform.settings import Settings
 from crm_api.schedules import service as schedules
 from telephony.ami.simulator import AmiSimulator, linkedid_of
@@ -299,4 +300,53 @@ async def test_the_bridge_and_an_ami_link_under_one_name_each_end_only_their_own
                 done = "ending 1 call(s) left live by this SIP bridge's last process"
                 assert done in (tmp_path / "sip-b.log").read_text()
                 assert (await _states(db))[later_ami_call] == "answered"
+        await caller.kill()
+
+
+async def test_the_bridge_sweeps_its_own_calls_that_outlive_the_longest_call_and_no_others(
+    settings: Settings,
+    consumer: RunningApi,
+    phone: Sipp,
+    actors: dict[Role, Actor],
+    db: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    """No call lasts longer than 3 s here: the bridge's call, talking on, is ended as
+    silent. Older live calls, another PBX's and an AMI link's under the bridge's name,
+    are not the bridge's to end."""
+    manager = actors[Role.MANAGER]
+    bind = f"127.0.0.1:{free_udp_tcp_port()}"
+    long_ago = utcnow() - timedelta(hours=1)
+    others = {"office-b": "1796221899.2096", settings.pbx_name: "1796221899.2097"}
+    async with db() as session:
+        for pbx_name, call_id in others.items():
+            session.add(
+                Call(
+                    pbx=pbx_name,
+                    pbx_call_id=call_id,
+                    direction="inbound",
+                    state="answered",
+                    started_at=long_ago,
+                    answered_at=long_ago,
+                    ringing=[],
+                    agents=[],
+                )
+            )
+        await session.commit()
+    sweeping = {"CALLCARD_CALL_MAX_S": "3", "CALLCARD_CALL_SWEEP_EVERY_S": "0.2"}
+    async with (
+        open_socket(consumer.ws_url, manager.token) as conn,
+        bridge("sip", settings, bind, phone, tmp_path, **sweeping),
+    ):
+        sock = Socket(conn)
+        await sock.next_of("hello")
+        caller = await start_sipp("caller.xml", tmp_path, target=bind, pause_ms=60_000)
+        answered = (await sock.next_of("call.answered", within=30))["data"]
+        ended = (await sock.next_of("call.ended", within=30))["data"]
+        assert ended["id"] == answered["id"]
+        async with db() as session:
+            rows = (await session.scalars(select(Call))).all()
+        by_id = {row.pbx_call_id: row for row in rows}
+        assert by_id[answered["call_id"]].failure == "no_events"
+        assert {by_id[call_id].state for call_id in others.values()} == {"answered"}
         await caller.kill()
