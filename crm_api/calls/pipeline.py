@@ -124,6 +124,7 @@ def routing_pick(services: Services) -> Picker:
             session,
             now=utcnow(),
             tz=settings.tz,
+            pbx=call.pbx,
             call_id=call.pbx_call_id or "",
             caller=call.caller or "",
             region=settings.default_region,

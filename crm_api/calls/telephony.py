@@ -50,6 +50,7 @@ async def route_target(
         services.redis,
         caller=caller or "",
         did=did,
+        pbx=settings.pbx_name,
         call_id=call_id,
         now=utcnow(),
         attempt=attempt,

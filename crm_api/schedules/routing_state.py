@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
-from sqlalchemy import func, literal, select, union_all, update
+from sqlalchemy import func, literal, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -195,13 +195,15 @@ async def agents_and_owner(
     *,
     now: datetime,
     tz: ZoneInfo,
+    pbx: str,
     call_id: str,
     caller: str,
     region: str,
     busy_extensions: frozenset[str] = frozenset(),
 ) -> tuple[list[Agent], int | None]:
     """On-duty users with an extension in schedule order, each with its busy flag, and
-    the caller's responsible manager: one query (the schedule comes from the roster)."""
+    the caller's responsible manager: one query (the schedule comes from the roster).
+    The call being routed is `pbx`'s `call_id`: another PBX's call of that id is not it."""
     roster = await _roster(sessions, session, now, tz)
     order = roster.on_duty(now)
     if not order:
@@ -210,7 +212,7 @@ async def agents_and_owner(
         Call.user_id.in_(order),
         Call.ended_at.is_(None),
         Call.started_at > now - LIVE_CALL_HORIZON,
-        func.coalesce(Call.pbx_call_id, "") != call_id,
+        or_(Call.pbx != pbx, func.coalesce(Call.pbx_call_id, "") != call_id),
     )
     e164 = phones.try_normalize(caller, region)  # withheld or garbage: no owner to prefer
     query = (
@@ -240,6 +242,7 @@ async def choose_extension(
     *,
     caller: str,
     did: str | None,
+    pbx: str,
     call_id: str,
     now: datetime,
     attempt: int | None = None,
@@ -262,6 +265,7 @@ async def choose_extension(
                 session,
                 now=now,
                 tz=tz,
+                pbx=pbx,
                 call_id=call_id,
                 caller=caller,
                 region=region,

@@ -323,6 +323,7 @@ async def test_sales_reports_and_routing_at_scale(pg_server: PgServer, redis_url
                     redis,
                     caller=caller,
                     did="74950000000",
+                    pbx="pbx",
                     call_id=f"bench-{now.timestamp()}-{i}",
                     now=datetime.now(UTC),
                     tz=MSK,

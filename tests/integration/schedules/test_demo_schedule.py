@@ -35,6 +35,7 @@ async def test_every_hour_of_the_week_rings_someone_on_shift(
             None,
             caller="+79990000000",  # nobody's number: the policy picks who is on shift
             did="74950000000",
+            pbx="pbx",
             call_id=f"demo-{hour}",
             now=now,
             tz=MSK,

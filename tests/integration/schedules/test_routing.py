@@ -49,12 +49,14 @@ class Worker:
         now: datetime,
         attempt: int | None = None,
         busy: frozenset[str] = frozenset(),
+        pbx: str = "pbx",
     ) -> RouteDecision:
         return await choose_extension(
             self.sessions,
             self.redis,
             caller=caller,
             did="74950000000",
+            pbx=pbx,
             call_id=call_id,
             now=now,
             attempt=attempt,
@@ -190,6 +192,27 @@ async def test_busy_owner_is_skipped_and_vacation_counts(
     assert (await worker.ask(OWNED, "b3", now)).target == "202"
 
 
+async def test_another_pbxs_live_call_of_the_same_id_keeps_its_agent_busy(
+    team: dict[str, int], worker: Worker, db: async_sessionmaker[AsyncSession]
+) -> None:
+    """Two PBXs reuse a Linkedid: the owner talks on office-b's call "d1" while office-a
+    routes its own "d1". That is another call, so the owner is busy."""
+    now = msk(23, 13)  # 201 and 202 on duty; 202 owns OWNED
+    async with db() as session:
+        session.add(
+            Call(
+                pbx="office-b",
+                pbx_call_id="d1",
+                user_id=team["m2"],
+                direction="inbound",
+                state="answered",
+                started_at=msk(23, 12, 58),
+            )
+        )
+        await session.commit()
+    assert (await worker.ask(OWNED, "d1", now, pbx="office-a")).target == "201"
+
+
 async def test_round_robin_is_shared_by_workers_and_survives_a_restart(
     team: dict[str, int], settings: Settings
 ) -> None:
@@ -224,6 +247,7 @@ async def test_a_schedule_change_reaches_routing_at_once(
             services.redis,
             caller=STRANGER,
             did=None,
+            pbx="pbx",
             call_id=call_id,
             now=now,
             tz=tz,
