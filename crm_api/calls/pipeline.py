@@ -171,7 +171,10 @@ async def start_call_events(services: Services) -> Callable[[], Awaitable[None]]
     def note_ring(data: dict[str, Any]) -> None:
         # The pop's latency runs from the ring's append (codec.SENT_AT) to its publishing.
         if data.get("type") == "CallRinging" and isinstance(data.get(codec.SENT_AT), float):
-            gauges.ring_read(str(data.get("call_id")), str(data.get("agent")), data[codec.SENT_AT])
+            pbx = str(data.get("pbx") or settings.pbx_name)  # as the call-event service has it
+            gauges.ring_read(
+                pbx, str(data.get("call_id")), str(data.get("agent")), data[codec.SENT_AT]
+            )
 
     def ring_ahead(data: dict[str, Any]) -> None:
         # A ring is pushed as it is read, not after the call's earlier runs are written.
@@ -185,7 +188,8 @@ async def start_call_events(services: Services) -> Callable[[], Awaitable[None]]
                 service.ring_ahead(event)
 
     def popped(frame: Frame) -> None:
-        gauges.popped(str(frame.data.get("call_id")), str(frame.data.get("agent")))
+        data = frame.data
+        gauges.popped(str(data.get("pbx")), str(data.get("call_id")), str(data.get("agent")))
 
     unwatch = services.metrics.watch_published(CallRingingFrame.name(), popped)
     stream = make_stream(services, on_read=ring_ahead)

@@ -75,16 +75,17 @@ class CallMetrics:
             "Partitions of the call-event stream this worker handles",
             registry=registry,
         )
-        # (call id, agent) → when the ring was appended (the sender's clock, epoch seconds)
-        self._rings: OrderedDict[tuple[str, str], float] = OrderedDict()
+        # (pbx, call id, agent) → when the ring was appended (the sender's clock, epoch
+        # seconds); two PBXs may give their calls one id
+        self._rings: OrderedDict[tuple[str, str, str], float] = OrderedDict()
 
-    def ring_read(self, call_id: str, agent: str, sent_at: float) -> None:
-        self._rings[(call_id, agent)] = sent_at
+    def ring_read(self, pbx: str, call_id: str, agent: str, sent_at: float) -> None:
+        self._rings[(pbx, call_id, agent)] = sent_at
         while len(self._rings) > RINGS_REMEMBERED:
             self._rings.popitem(last=False)
 
-    def popped(self, call_id: str, agent: str) -> None:
-        sent_at = self._rings.pop((call_id, agent), None)
+    def popped(self, pbx: str, call_id: str, agent: str) -> None:
+        sent_at = self._rings.pop((pbx, call_id, agent), None)
         if sent_at is not None:
             # Two hosts' clocks: a pop cannot come before its ring.
             self.screen_pop.observe(max(time.time() - sent_at, 0.0))

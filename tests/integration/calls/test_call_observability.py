@@ -8,14 +8,20 @@ import io
 import json
 import logging
 
+import pytest
+from redis.asyncio import Redis
+from support.call_events import answered_call as call_events
+from support.call_events import appending_sink, handled
 from support.factories import Actor
 from support.metrics import scrape
-from support.server import RunningApi
+from support.server import RunningApi, running_api
 from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
+from crm_api.calls.pipeline import start_call_events
 from crm_api.platform.logs import log_handler
+from crm_api.platform.settings import Settings
 from telephony.ami.simulator import AmiSimulator
 
 
@@ -72,6 +78,27 @@ async def test_metrics_move_with_a_call(
             if name == "callcard_stream_pending_entries"
         }
         assert groups == {f"calls:p{p}" for p in range(8)}
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # the Redis stream, read in batches
+async def test_two_pbxs_ringing_one_phone_under_one_linkedid_count_a_pop_each(
+    settings: Settings, actors: dict[Role, Actor]
+) -> None:
+    """Both PBXs' rings are read in one batch, before either call pops: each pop's
+    latency is its own PBX's ring's."""
+    redis = Redis.from_url(str(settings.redis_url))
+    for pbx in ("office-a", "office-b"):
+        sink = appending_sink(redis, settings.call_partitions, pbx=pbx)
+        started, _, ringing, *_ = call_events("1700000000.1", agent="101")
+        for event in (started, ringing):
+            await sink(event)
+    await redis.aclose()
+    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+    async with running_api(settings, features=(start_call_events,)) as api:
+        await wait_for(lambda: handled(api.app.state.services))
+        metrics = await scrape(api.base_url + "/metrics")
+    assert metrics.value("callcard_frames_published_total", type="call.ringing") == 2
+    assert metrics.value("callcard_screen_pop_seconds_count") == 2
 
 
 async def test_every_log_line_of_a_call_carries_its_id(
