@@ -72,3 +72,44 @@ async def test_floating_call_panel_fits_a_phone_and_numbers_do_not_wrap(
     assert await one_line(panel.get_by_test_id("call-number"))
     await shoot_widths(page, f"pop-floating-{lang}")
     await context.close()
+
+
+# Per `.dots` list: items starting a line whose "·" still shows (none may), items that
+# wrapped to a new line, and dots showing between two items on a line. A dot shows where
+# a click on it lands on its item (the clipped ones are cut away from hits too).
+_DOTS = """() => {
+    const seen = { leading: [], wrapped: 0, between: 0 }
+    for (const list of document.querySelectorAll('.dots')) {
+        const items = [...list.children].filter((el) => el.getClientRects().length)
+        if (!items.length) continue
+        const start = Math.min(...items.map((el) => el.getBoundingClientRect().left))
+        items.forEach((el, i) => {
+            el.scrollIntoView({ block: 'center' })
+            const box = el.getBoundingClientRect()
+            const dot = parseFloat(getComputedStyle(el, '::before').width)
+            const hit = document.elementFromPoint(box.left + dot / 2, box.top + box.height / 2)
+            const shows = hit !== null && el.contains(hit)
+            if (box.left <= start + 1) {
+                if (shows) seen.leading.push(el.textContent.trim())
+                if (i > 0) seen.wrapped += 1
+            } else if (shows) seen.between += 1
+        })
+    }
+    return seen
+}"""
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+async def test_a_dot_separator_never_leads_a_wrapped_line(
+    app: RunningApi, browser: Browser, lang: str
+) -> None:
+    context = await new_context(browser, app, lang)
+    page = await context.new_page()
+    await login(page, "supervisor", "supervisor-demo-1", lang)
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await page.goto("/clients/1")  # a note and a call with their authors in the timeline
+    await expect(page.get_by_test_id("timeline-item")).to_have_count(2)
+    seen = await page.evaluate(_DOTS)
+    assert seen["leading"] == [], seen
+    assert seen["wrapped"] > 0 and seen["between"] > 0, seen  # the phone width did wrap one
+    await context.close()
