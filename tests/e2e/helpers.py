@@ -63,7 +63,8 @@ WIDTHS = (1440, 1024, 390)
 
 async def shoot_widths(page: Page, name: str, *, fits: bool = False) -> None:
     """The page at a desktop, a 1024 laptop and a 390 phone width: `{name}-{width}.png`.
-    `fits`: the page is no wider than the window at each (what is wide scrolls inside)."""
+    `fits`: at each, the page is no wider than the window (what is wide scrolls inside) and
+    reads whole (see `reads_whole`)."""
     size = page.viewport_size or {"width": 1366, "height": 900}
     for width in WIDTHS:
         await page.set_viewport_size({"width": width, "height": 900 if width > 400 else 844})
@@ -71,7 +72,47 @@ async def shoot_widths(page: Page, name: str, *, fits: bool = False) -> None:
         if fits:
             wide = await page.evaluate("document.documentElement.scrollWidth")
             assert wide <= width, f"{name} is {wide} px wide at {width} px"
+            assert await reads_whole(page) == [], f"{name} at {width} px"
     await page.set_viewport_size(size)
+
+
+# Placeholders shown in full, and grey text (empty states, notes) at WCAG AA contrast with
+# what is behind it: the first ancestor with a background of its own.
+_READS_WHOLE = r"""() => {
+    const shown = (el) => el.offsetParent !== null && el.textContent.trim() !== ''
+    const out = []
+    for (const el of document.querySelectorAll(
+        '.n-input__placeholder, .n-base-selection-placeholder__inner')) {
+        if (shown(el) && el.scrollWidth > el.clientWidth + 1) out.push(`cut: ${el.textContent}`)
+    }
+    const rgb = (c) => c.match(/[\d.]+/g).map(Number)
+    const lum = (c) => {
+        const [r, g, b] = rgb(c).slice(0, 3).map((v) => {
+            v /= 255
+            return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4
+        })
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    }
+    const behind = (el) => {
+        for (let e = el; e; e = e.parentElement) {
+            const bg = getComputedStyle(e).backgroundColor
+            if (rgb(bg)[3] !== 0) return bg
+        }
+        return 'rgb(255, 255, 255)'
+    }
+    for (const el of document.querySelectorAll('.n-empty__description, .muted')) {
+        if (!shown(el)) continue
+        const [a, b] = [lum(getComputedStyle(el).color), lum(behind(el))].sort((x, y) => y - x)
+        const ratio = (a + 0.05) / (b + 0.05)
+        if (ratio < 4.5) out.push(`contrast ${ratio.toFixed(2)}: ${el.textContent.trim()}`)
+    }
+    return out
+}"""
+
+
+async def reads_whole(page: Page) -> list[str]:
+    """What a reader cannot read: placeholders cut short, grey text below 4.5:1."""
+    return list(await page.evaluate(_READS_WHOLE))
 
 
 async def pbx(app: RunningApi, *events: CallEvent) -> None:
