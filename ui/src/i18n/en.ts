@@ -18,7 +18,7 @@ export default {
     loading: 'Loading…', empty: 'Nothing here yet', notAvailable: 'Not available on this server yet',
     saved: 'Saved', error: 'Error', close: 'Close', open: 'Open', all: 'All', yes: 'Yes', no: 'No',
     apply: 'Apply', reset: 'Reset', name: 'Name', phone: 'Phone', email: 'E-mail', total: 'Total',
-    from: 'From', to: 'To', refresh: 'Refresh',
+    from: 'From', to: 'To', refresh: 'Refresh', scrollSideways: 'Scroll sideways',
   },
   call: {
     client: 'Client',     incoming: 'Incoming call', answered: 'In conversation', ended: 'Call ended', missed: 'Missed calls',

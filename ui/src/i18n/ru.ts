@@ -21,7 +21,7 @@ const ru: typeof en = {
     notAvailable: 'На этом сервере пока недоступно', saved: 'Сохранено', error: 'Ошибка',
     close: 'Закрыть', open: 'Открыть', all: 'Все', yes: 'Да', no: 'Нет', apply: 'Применить',
     reset: 'Сбросить', name: 'Имя', phone: 'Телефон', email: 'E-mail', total: 'Итого',
-    from: 'С', to: 'По', refresh: 'Обновить',
+    from: 'С', to: 'По', refresh: 'Обновить', scrollSideways: 'Листайте вбок',
   },
   call: {
     client: 'Клиент',     incoming: 'Входящий звонок', answered: 'Идёт разговор', ended: 'Звонок завершён',
