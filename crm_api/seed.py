@@ -166,10 +166,11 @@ async def seed_demo(session: AsyncSession, clients: int = 50) -> list[DemoUser] 
     for i in range(clients):
         is_company = i % 10 == 0 and i // 10 < len(COMPANIES)
         manager = managers[i % len(managers)]
-        phones = [PhoneIn(number=_mobile(rng), label="мобильный")]
+        # Labels the UI names in the user's language (a kind, not Russian prose).
+        phones = [PhoneIn(number=_mobile(rng), label="mobile")]
         if rng.random() < 0.2:
             office = f"+7 (495) {rng.randint(200, 999)}-{rng.randint(10, 99)}-{rng.randint(10, 99)}"
-            phones.append(PhoneIn(number=office, label="рабочий"))
+            phones.append(PhoneIn(number=office, label="work"))
         data = ClientCreate(
             kind=ClientKind.COMPANY if is_company else ClientKind.PERSON,
             name=COMPANIES[i // 10] if is_company else _person(rng),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { date, dateTime, decimal, duration, money, phone, taskText, title } from './format'
+import { date, dateTime, decimal, duration, money, phone, phoneLabel, taskText, title } from './format'
 import { setLang } from './i18n'
 
 describe('format', () => {
@@ -37,5 +37,14 @@ describe('format', () => {
   it('titles records of unknown shape', () => {
     expect(title({ id: 3, title: 'Deal' })).toBe('Deal')
     expect(title({ id: 3 })).toBe('#3')
+  })
+  it('names the kinds of phone in the interface language, other labels as typed', () => {
+    setLang('en')
+    expect(phoneLabel('mobile')).toBe('mobile')
+    expect(phoneLabel('Секретарь')).toBe('Секретарь')
+    expect(phoneLabel(null)).toBe('')
+    setLang('ru')
+    expect(phoneLabel('mobile')).toBe('мобильный')
+    expect(phoneLabel('work')).toBe('рабочий')
   })
 })

@@ -109,3 +109,12 @@ export function statusLabel(status: string | null | undefined): string {
   const key = `status2.${status}`
   return i18n.global.te(key) ? i18n.global.t(key) : status
 }
+
+/** The kinds of phone the app names in the user's language; any other label is the user's
+ * own words, shown as typed. */
+export const PHONE_KINDS = ['mobile', 'work', 'home'] as const
+
+export function phoneLabel(label: string | null | undefined): string {
+  if (!label) return ''
+  return (PHONE_KINDS as readonly string[]).includes(label) ? i18n.global.t(`card.phoneKinds.${label}`) : label
+}

@@ -59,6 +59,7 @@ export default {
     },
     dir: { inbound: 'incoming', outbound: 'outgoing', internal: 'internal' },
     addPhone: 'Add phone', addEmail: 'Add e-mail', label: 'Label', number: 'Number',
+    phoneKinds: { mobile: 'mobile', work: 'work', home: 'home' },
     changes: 'Changes', action: 'Action', who: 'Who', when: 'When', recording: 'Recording',
     auditActions: {
       client_create: 'Card created', client_update: 'Card changed', client_attach_number: 'Number added from a call',

@@ -62,6 +62,7 @@ const ru: typeof en = {
     noTimeline: 'Коммуникаций пока нет', kinds: { call: 'Звонок', sms: 'SMS', email: 'Письмо', note: 'Заметка' },
     dir: { inbound: 'входящий', outbound: 'исходящий', internal: 'внутренний' },
     addPhone: 'Добавить телефон', addEmail: 'Добавить e-mail', label: 'Метка', number: 'Номер',
+    phoneKinds: { mobile: 'мобильный', work: 'рабочий', home: 'домашний' },
     changes: 'Изменения', action: 'Действие', who: 'Кто', when: 'Когда', recording: 'Запись',
     auditActions: {
       client_create: 'Карточка создана', client_update: 'Карточка изменена', client_attach_number: 'Номер добавлен из звонка',
