@@ -16,8 +16,9 @@ import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -94,6 +95,19 @@ def _update_of(columns: frozenset[str]) -> Update:
     return update(_CALLS).where(_CALLS.c.id == bindparam("row_id")).values(values)
 
 
+# What a ring or an answer decides from: a live row that no longer has these values was
+# changed by someone else since this process wrote it.
+_LIVE_GUARD = ("state", "ringing", "agents")
+
+
+@functools.lru_cache(maxsize=64)
+def _live_update_of(columns: frozenset[str]) -> Update:
+    """`_update_of` if the call is still as this process last wrote it, returning the row
+    (the columns other writers change, the card a number was attached to say, are fresh)."""
+    guard = [_CALLS.c[column] == bindparam(f"old_{column}") for column in _LIVE_GUARD]
+    return _update_of(columns).where(*guard).returning(*_CALLS.c)
+
+
 _RECORDINGS_OF = select(Recording).where(Recording.call_id == bindparam("id"))
 # By dialect (PostgreSQL or not), parameters not named after the columns an INSERT sets.
 _ADD_RECORDING = {
@@ -103,6 +117,11 @@ _ADD_RECORDING = {
     .on_conflict_do_nothing(index_elements=["call_id", "file_name"])
     for postgres in (False, True)
 }
+
+# Runs of these events need no lock and no transaction on a call whose row this process
+# committed last: a ring or an answer is one guarded UPDATE, a recording one INSERT.
+_LIVE_EVENTS = (ev.CallRinging, ev.CallAnswered, ev.RecordingStarted)
+_LIVE_STATES = ("ringing", "answered")
 
 # Each call event names the same few numbers again (caller, DID, callee): parsed once.
 _e164 = functools.lru_cache(maxsize=PREPARED_POPS)(phones.try_normalize)
@@ -119,6 +138,16 @@ class _Prepared:
     summary: dict[str, Any]  # the CallerCard, as the frame carries it
     call: dict[str, Any]  # call_state as the start left it
     popped: list[str]  # agents whose pop went out ahead of its commit
+
+
+def _row(call: Call) -> dict[str, Any]:
+    return {column.key: getattr(call, column.key) for column in _CALLS.c}
+
+
+def _as_read(row: dict[str, Any]) -> dict[str, Any]:
+    """The row as reading it back gives it (times in UTC): what a frame made from it says
+    is what it would say made from the row read."""
+    return {k: v.astimezone(UTC) if isinstance(v, datetime) else v for k, v in row.items()}
 
 
 async def _write_read_calls(session: AsyncSession) -> None:
@@ -161,6 +190,9 @@ class CallService:
         self._extensions_read = -EXTENSIONS_TTL
         self._extensions_writes = -1
         self._pushing: dict[CallKey, list[tuple[str, asyncio.Task[Any]]]] = {}  # call → pops
+        # The row of each live inbound call as this process committed it last, while it
+        # handles the call's events (`forget` drops those another worker may have moved on).
+        self._live: OrderedDict[CallKey, dict[str, Any]] = OrderedDict()
         self._bus_outage = Outage("call frames: the realtime bus", log)
 
     def ring_ahead(self, event: ev.CallRinging) -> None:
@@ -179,6 +211,24 @@ class CallService:
                 self.ring_ahead(event)  # when the stream did not already
         for key in {self._key(event) for event in events}:
             await self._pushed(key)
+        try:
+            frames = await self._on_live_row(events)
+            if frames is None:
+                frames = await self._in_transaction(events)
+        except BaseException:
+            # Written or not: the next run of these calls reads their rows.
+            calls = {self._key(event) for event in events}
+            self.forget(calls.__contains__)
+            raise
+        await self._publish(frames)
+
+    def forget(self, whose: Callable[[CallKey], bool]) -> None:
+        """Drops the live rows of the calls `whose` says: another worker may have handled
+        their events since (a partition this worker takes over again)."""
+        for key in [key for key in self._live if whose(key)]:
+            del self._live[key]
+
+    async def _in_transaction(self, events: Sequence[ev.CallEvent]) -> Frames:
         frames: Frames = []
         async with self._sessions() as session:
             # A call's row is written once per transaction where it can be (its changes
@@ -193,7 +243,75 @@ class CallService:
         self._prepared.update(session.info.get("prepared", {}))
         while len(self._prepared) > PREPARED_POPS:
             self._prepared.popitem(last=False)
-        await self._publish(frames)
+        for key, call in session.info.get("calls", {}).items():
+            self._remember(key, _as_read(_row(call)))
+        return frames
+
+    def _remember(self, key: CallKey, row: dict[str, Any]) -> None:
+        self._live.pop(key, None)
+        if row["state"] in _LIVE_STATES and row["direction"] == ev.Direction.INBOUND:
+            self._live[key] = row
+            while len(self._live) > PREPARED_POPS:
+                self._live.popitem(last=False)
+
+    async def _on_live_row(self, events: Sequence[ev.CallEvent]) -> Frames | None:
+        """A run of rings, answers and recordings of a live call whose row this process
+        committed last, applied to that row: each statement commits on its own (the
+        run's one UPDATE of the call, guarded, is its only write to it). None when the
+        run is not such a run, or the row was changed by someone else meanwhile."""
+        key = self._key(events[0])
+        read = self._live_row_for(key, events)
+        if read is None:
+            return None
+        call = Call(**read)
+        frames: Frames = []
+        async with self._sessions() as session:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            session.info["calls"] = {key: call}
+            with session.no_autoflush:
+                for event in events:
+                    frames += await self._apply(session, event)
+            written = await self._write_live(session, call, read)
+        if written is None:
+            self._live.pop(key, None)  # the transaction reads the row
+            return None
+        self._remember(key, written)
+        if written != _row(call):
+            # Another writer's columns (a card attached meanwhile): the frames say them too.
+            public = call_data(Call(**written))
+            frames = [(type_, {**data, **public}, users) for type_, data, users in frames]
+        return frames
+
+    def _live_row_for(self, key: CallKey, events: Sequence[ev.CallEvent]) -> dict[str, Any] | None:
+        """The live row of the call if this run is all rings, answers and recordings of it,
+        and its rings need no card made (one was made at the start): nothing but the
+        call's UPDATE and the recording's INSERT is written."""
+        read = self._live.get(key)
+        prepared = self._prepared.get(key)
+        if read is None:
+            return None
+        for event in events:
+            if not isinstance(event, _LIVE_EVENTS) or self._key(event) != key:
+                return None
+            if isinstance(event, ev.CallRinging) and (
+                prepared is None or prepared.client_id != read["client_id"]
+            ):
+                return None
+        return read
+
+    async def _write_live(
+        self, session: AsyncSession, call: Call, read: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The call's row after this run's changes, or None when it is not as `read` any
+        more (nothing was written)."""
+        changed = {column: value for column, value in _row(call).items() if value != read[column]}
+        if not changed:
+            return read
+        params = {f"new_{column}": value for column, value in changed.items()}
+        params.update({f"old_{column}": read[column] for column in _LIVE_GUARD})
+        statement = _live_update_of(frozenset(changed))
+        row = (await session.execute(statement, {"row_id": call.id, **params})).mappings().first()
+        return None if row is None else dict(row)
 
     async def _publish(self, frames: Frames) -> None:
         """After the commit, the frames must go out: a retry of the run would find the

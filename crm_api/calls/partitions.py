@@ -112,14 +112,18 @@ class PartitionedStream:
         worker: str,
         lease_s: float,
         consumer: Callable[[int], RedisStream],
+        on_take: Callable[[int], None] | None = None,
     ) -> None:
-        """`consumer(p)` makes partition p's reader (of its stream, with its handler)."""
+        """`consumer(p)` makes partition p's reader (of its stream, with its handler);
+        `on_take(p)` is told when this worker takes partition p (again), before reading it:
+        what it knew of p's calls may be out of date (another worker may have held it)."""
         self._redis = redis
         self.name = name
         self.partitions = partitions
         self.worker = worker
         self._lease_s = lease_s
         self._consumer = consumer
+        self._on_take = on_take
         self.appender = CallAppender(redis, name, partitions=partitions)
         self._beat = redis.register_script(_BEAT)
         self._held: dict[int, _Held] = {}
@@ -206,6 +210,8 @@ class PartitionedStream:
                 self._redis, LEASE_KEY.format(partition), ttl_s=self._lease_s, holder=self.worker
             )
             if await lease.try_acquire():
+                if self._on_take is not None:
+                    self._on_take(partition)
                 stop = asyncio.Event()
                 reader = self._consumer(partition)
                 keeper = self._keep(partition, reader, lease, handler, stop)

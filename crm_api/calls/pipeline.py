@@ -24,7 +24,13 @@ from crm_api.calls.consumer import CallService
 from crm_api.calls.followup import Picker
 from crm_api.calls.models import Call
 from crm_api.calls.notifier import CallRingingFrame
-from crm_api.calls.partitions import CONSUMER, GROUP, PartitionedStream, partition_stream
+from crm_api.calls.partitions import (
+    CONSUMER,
+    GROUP,
+    PartitionedStream,
+    partition_of,
+    partition_stream,
+)
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.deps import Services
 from crm_api.platform.realtime.frames import Frame
@@ -76,7 +82,9 @@ def _call_id(event: dict[str, Any]) -> str:
 
 
 def make_stream(
-    services: Services, on_read: Callable[[dict[str, Any]], None] | None = None
+    services: Services,
+    on_read: Callable[[dict[str, Any]], None] | None = None,
+    on_take: Callable[[int], None] | None = None,
 ) -> EventStream:
     redis = services.redis
     if redis is None:
@@ -107,6 +115,7 @@ def make_stream(
         worker=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
         lease_s=settings.call_partition_lease_s,
         consumer=partition,
+        on_take=on_take,
     )
 
 
@@ -192,7 +201,14 @@ async def start_call_events(services: Services) -> Callable[[], Awaitable[None]]
         gauges.popped(str(data.get("pbx")), str(data.get("call_id")), str(data.get("agent")))
 
     unwatch = services.metrics.watch_published(CallRingingFrame.name(), popped)
-    stream = make_stream(services, on_read=ring_ahead)
+
+    def taken(partition: int) -> None:
+        # Another worker may have handled its calls' events since this one last did. (A
+        # call's key is its PBX and its call id; the stream is partitioned by the id.)
+        partitions = services.settings.call_partitions
+        service.forget(lambda key: partition_of(key[1], partitions) == partition)
+
+    stream = make_stream(services, on_read=ring_ahead, on_take=taken)
     reads_ahead = isinstance(stream, PartitionedStream)
     if isinstance(stream, PartitionedStream):
         gauges.partitions.set_function(lambda: len(stream.owned))
