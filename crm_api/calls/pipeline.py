@@ -106,6 +106,7 @@ def make_stream(
             on_read=on_read,
             concurrency=slots,
             outages=outages,
+            ack_with_reads=True,  # a replayed call event changes and pushes nothing
         )
 
     return PartitionedStream(

@@ -192,6 +192,7 @@ class RedisStream:
         concurrency: int | asyncio.Semaphore = 8,
         on_read: Callable[[dict[str, Any]], None] | None = None,
         outages: tuple[Outage, Outage] | None = None,
+        ack_with_reads: bool = False,
     ) -> None:
         """`key` (e.g. the call id): events of one key are handled in order, events of
         different keys concurrently, so one slow call does not hold up the others.
@@ -202,7 +203,10 @@ class RedisStream:
         (it may see an event again after a retry, and must not raise). `concurrency` may be
         a semaphore shared with other streams. `outages` (Redis's, the handler's) may be
         shared by the partitions of one stream, so an outage is still one line when it
-        begins and one when it ends."""
+        begins and one when it ends. `ack_with_reads`: a handled run is acknowledged with
+        the stream's next read (one round trip for both, where a busy stream costs a round
+        trip per run otherwise), at the latest `block_ms` later: a crash meanwhile hands
+        it to the handler again, which must find it done."""
         self._redis = redis
         self._key = key
         self._on_read = on_read
@@ -222,6 +226,8 @@ class RedisStream:
         self._maxlen = maxlen
         self.status = ConsumerStatus(name)
         self._redis_outage, self._handler_outage = outages or stream_outages(name)
+        self._ack_with_reads = ack_with_reads
+        self._handled: list[Any] = []  # ids of handled entries the next read acknowledges
 
     async def add(self, event: dict[str, Any]) -> str:
         return await append(self._redis, self.name, event, maxlen=self._maxlen)
@@ -288,13 +294,21 @@ class RedisStream:
         self._handler_outage.ok(attempt_began=started)
         self.status.handler_error = None
         # A failed XACK (Redis away) leaves the run pending: it is handled again, idempotently.
-        await self._redis.xack(self.name, self.group, *(raw_id for raw_id, _ in run))
+        if self._ack_with_reads:
+            self._handled.extend(raw_id for raw_id, _ in run)
+        else:
+            await self._redis.xack(self.name, self.group, *(raw_id for raw_id, _ in run))
         return True
 
     async def _settle(self) -> None:
-        """Waits for every run in flight; after a failure, pauses before the retry."""
+        """Waits for every run in flight and acknowledges what they handled; after a
+        failure, pauses before the retry."""
         while self._running:
             await asyncio.wait(set(self._running))
+        if self._handled:
+            with contextlib.suppress(RedisError, OSError):  # left pending: handled again
+                await self._redis.xack(self.name, self.group, *self._handled)
+                self._handled.clear()
         if self._failed:
             self._failed = False
             await asyncio.sleep(RETRY_PAUSE_S)
@@ -321,9 +335,20 @@ class RedisStream:
             await self._settle()
 
     async def _read(self, start: str, block: int | None = None) -> Any:
-        return await self._redis.xreadgroup(
-            self.group, self.consumer, {self.name: start}, count=BATCH, block=block
-        )
+        if not self._handled:
+            return await self._redis.xreadgroup(
+                self.group, self.consumer, {self.name: start}, count=BATCH, block=block
+            )
+        handled, self._handled = self._handled, []
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.xack(self.name, self.group, *handled)
+        pipe.xreadgroup(self.group, self.consumer, {self.name: start}, count=BATCH, block=block)
+        try:
+            _, reply = await pipe.execute()
+        except BaseException:
+            self._handled[:0] = handled  # acknowledged again with the next read, harmlessly
+            raise
+        return reply
 
     def _read_ok(self) -> None:
         self._redis_outage.ok()
