@@ -335,10 +335,13 @@ class RedisStream:
             await self._settle()
 
     async def _read(self, start: str, block: int | None = None) -> Any:
+        began = time.monotonic()
         if not self._handled:
-            return await self._redis.xreadgroup(
+            reply = await self._redis.xreadgroup(
                 self.group, self.consumer, {self.name: start}, count=BATCH, block=block
             )
+            self._read_ok(began)
+            return reply
         handled, self._handled = self._handled, []
         pipe = self._redis.pipeline(transaction=False)
         pipe.xack(self.name, self.group, *handled)
@@ -348,10 +351,13 @@ class RedisStream:
         except BaseException:
             self._handled[:0] = handled  # acknowledged again with the next read, harmlessly
             raise
+        self._read_ok(began)
         return reply
 
-    def _read_ok(self) -> None:
-        self._redis_outage.ok()
+    def _read_ok(self, began: float) -> None:
+        # A read begun before the outage was noticed (a blocking one may have waited its
+        # whole block) says nothing of Redis now.
+        self._redis_outage.ok(attempt_began=began)
         self.status.consuming, self.status.error, self.status.failing_since = True, None, None
         self.status.last_read_at = utcnow()
 
@@ -367,8 +373,9 @@ class RedisStream:
     async def _consume(self, handler: Handler, stop: asyncio.Event) -> None:
         # Stopped by an event, not by cancelling: redis-py leaves a connection hanging
         # when a task is cancelled inside a blocking XREADGROUP (redis/redis-py#2579).
+        began = time.monotonic()
         await self.ensure_group()
-        self._read_ok()
+        self._read_ok(began)
         backlog_first = True
         # Entries can only become claimable after claim_idle_ms: asking more often than a
         # fraction of that is a wasted round trip per batch.
@@ -382,7 +389,6 @@ class RedisStream:
             if backlog_first:
                 await self._settle()
                 reply: Any = await self._read("0")
-                self._read_ok()
                 rows = reply[0][1] if reply else []
                 if rows:
                     await self._dispatch(handler, rows)
@@ -401,7 +407,6 @@ class RedisStream:
             while len(self._running) >= MAX_RUNS_IN_HAND:
                 await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
             fresh: Any = await self._read(">", self._block_ms)
-            self._read_ok()
             for _stream, rows in fresh or []:
                 await self._dispatch(handler, rows)
             backlog_first = self._failed
