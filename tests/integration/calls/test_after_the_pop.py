@@ -8,6 +8,7 @@ from support.call_events import answered_call, call_sink
 from support.factories import Actor
 from support.server import RunningApi
 from support.waiting import wait_for
+from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
 from crm_api.calls.models import Call
@@ -74,6 +75,46 @@ async def test_an_unknown_number_goes_to_the_client_the_operator_picks(
     async with db() as session:
         kept = await session.get(Client, call2.client_id)
     assert kept is not None
+
+
+async def test_a_number_attached_while_its_call_rings_is_on_the_client_when_answered(
+    calls_api: RunningApi, actors: dict[Role, Actor], db: async_sessionmaker[AsyncSession]
+) -> None:
+    """Attached between the ring and the answer: the answer and the end say the client the
+    operator picked, not the card the PBX made at the start."""
+    operator = actors[Role.OPERATOR]
+    async with calls_api.client(operator.token) as http:
+        known = (
+            await http.post(
+                "/clients", json={"name": "Зуева Нина", "phones": [{"number": "+79161110303"}]}
+            )
+        ).json()
+    start, recording, ring, answer, end = answered_call(
+        "attach-3", caller="89997770033", agent=OPERATOR, caller_e164="+79997770033"
+    )
+    sink = call_sink(calls_api.app.state.services)
+
+    async def rung() -> Call | None:
+        async with db() as session:
+            call = await session.scalar(select(Call).where(Call.pbx_call_id == "attach-3"))
+        return call if call is not None and OPERATOR in call.ringing else None
+
+    async with open_socket(calls_api.ws_url, operator.token) as ws:
+        sock = Socket(ws)
+        await sock.next_of("hello")
+        for event in (start, recording, ring):
+            await sink(event)
+        made = (await sock.next_of("call.ringing"))["data"]["client_id"]
+        call = await wait_for(rung)
+        async with calls_api.client(operator.token) as http:
+            r = await http.post(f"/calls/{call.id}/attach", json={"client_id": known["id"]})
+        assert r.status_code == 200, r.text
+        await sink(answer)
+        answered = await sock.next_of("call.answered")
+        await sink(end)
+        ended = await sock.next_of("call.ended")
+    assert made != known["id"]
+    assert answered["data"]["client_id"] == ended["data"]["client_id"] == known["id"]
 
 
 async def test_the_call_result_is_saved_by_whoever_took_the_call(
