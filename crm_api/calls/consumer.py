@@ -6,8 +6,11 @@ A run of one call's events is one transaction; frames are published after the co
 One exception, the pop: the card it shows was committed at the call's start and the ring
 is the PBX's fact, so a ring of a call started in this process is pushed before its
 bookkeeping is written — no database round trip stands between the PBX and the screen.
-Events are processed idempotently: a replay after a reconnect or a retried stream entry
-finds the call already in that state and changes and pushes nothing."""
+A run of rings, answers and recordings of a live call whose row this process wrote last
+needs no transaction at all: it is applied to that row and written with one guarded UPDATE
+(and the recording's INSERT), each committing on its own. Events are processed
+idempotently: a replay after a reconnect or a retried stream entry finds the call already
+in that state and changes and pushes nothing."""
 
 from __future__ import annotations
 
@@ -209,7 +212,8 @@ class CallService:
             pushes.append((event.agent, asyncio.create_task(pushing)))
 
     async def handle(self, events: Sequence[ev.CallEvent]) -> None:
-        """Events of one call that arrived together, in order: one transaction."""
+        """Events of one call that arrived together, in order: one transaction (or, for a
+        live call's rings, answers and recordings, one statement each)."""
         for event in events:
             if isinstance(event, ev.CallRinging):
                 self.ring_ahead(event)  # when the stream did not already
