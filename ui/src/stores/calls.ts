@@ -35,24 +35,25 @@ export type LiveCall = Pick<
   seen: number // when this tab last heard of the call (ms)
 }
 
-/** What a frame, GET /calls/active or this tab's own action says of a call. */
-type CallUpdate = Partial<LiveCall> & Pick<LiveCall, 'call_id' | 'id'> & Partial<Pick<Schemas['CallRinging'], 'agent_user_id' | 'user_id'>>
+/** What a frame, GET /calls/active or this tab's own action says of a call (its row id). */
+type CallUpdate = Partial<LiveCall> & Pick<LiveCall, 'id'> & Partial<Pick<Schemas['CallRinging'], 'agent_user_id' | 'user_id'>>
 
-/** A call's key: the PBX's call id, else Callcard's, else its row id. */
-const key = (c: Pick<CallPublic, 'call_id' | 'id'>): string => c.call_id ?? String(c.id)
+/** The call id a call shows: the PBX's, else Callcard's, else its row id. Not a key: two
+ * PBXs may give their calls one id, so the store keys calls by their row id. */
+const named = (c: Pick<CallPublic, 'call_id' | 'id'>): string => c.call_id ?? String(c.id)
 
 const RANK: Record<string, number> = { originating: 0, ringing: 1, answered: 2, ended: 3, failed: 3 }
 
 export const useCalls = defineStore('calls', () => {
-  const calls = ref<Record<string, LiveCall>>({})
-  const dismissed = new Set<string>()
+  const calls = ref<Record<number, LiveCall>>({})
+  const dismissed = new Set<number>()
 
   const all = computed(() =>
     Object.values(calls.value).sort((a, b) => b.started_at.localeCompare(a.started_at)),
   )
   // The console's calls: those that concern this user (others only feed the live board).
   const list = computed(() => all.value.filter((c) => c.ours))
-  const current = computed(() => list.value.find((c) => !dismissed.has(c.call_id)) ?? null)
+  const current = computed(() => list.value.find((c) => !dismissed.has(c.id)) ?? null)
   // A click-to-call under way (the user's phone rings, then the client's) is the user
   // calling, not an incoming call.
   const calling = (c: LiveCall) => c.direction === 'outbound' && (c.state === 'originating' || c.state === 'ringing')
@@ -60,12 +61,10 @@ export const useCalls = defineStore('calls', () => {
   const ringing = computed(() => list.value.some((c) => c.state === 'ringing' && !calling(c)))
 
   function upsert(data: CallUpdate): LiveCall {
-    // A click-to-call is known by Callcard's id until the PBX names it: the same call (one
-    // row id) moves to the PBX's call id, with what this tab knew of it.
-    const renamed = calls.value[data.call_id] ? undefined : Object.values(calls.value).find((c) => c.id === data.id)
-    const prev = calls.value[data.call_id] ?? renamed
+    // A click-to-call is known by Callcard's id until the PBX names it: one row id throughout.
+    const prev: LiveCall | undefined = calls.value[data.id]
     const next: LiveCall = {
-      call_id: data.call_id,
+      call_id: data.call_id ?? prev?.call_id ?? String(data.id),
       id: data.id,
       direction: data.direction ?? prev?.direction ?? 'inbound',
       state: data.state ?? prev?.state ?? 'ringing',
@@ -93,8 +92,7 @@ export const useCalls = defineStore('calls', () => {
       summaryLoaded: prev?.summaryLoaded || data.client !== undefined,
       seen: Date.now(),
     }
-    const { [renamed?.call_id ?? '']: _old, ...others } = calls.value
-    calls.value = { ...others, [data.call_id]: next }
+    calls.value = { ...calls.value, [data.id]: next }
     return next
   }
 
@@ -108,17 +106,17 @@ export const useCalls = defineStore('calls', () => {
   }
 
   async function onRinging(frame: FrameOf<'call.ringing'>): Promise<void> {
-    const data = { ...frame.data, call_id: key(frame.data) }
+    const data = { ...frame.data, call_id: named(frame.data) }
     performance.mark(`call.ringing:${data.call_id}`)
     upsert(data)
     if (!mine(data.agent_user_id, [data.agent])) return
-    if (await claimPop(data.call_id)) {
-      const call = calls.value[data.call_id]
+    if (await claimPop(String(data.id))) {
+      const call = calls.value[data.id]
       call.popped = true
-      dismissed.delete(data.call_id)
+      dismissed.delete(data.id)
       if (call.state === 'ringing' && call.direction === 'inbound') {
         const who = call.client && !call.client.is_new ? call.client.name : phone(call.caller) || i18n.global.t('call.withheld')
-        usePopAlert().alert(call.call_id, i18n.global.t('call.incoming'), who)
+        usePopAlert().alert(call.id, i18n.global.t('call.incoming'), who)
       }
     }
   }
@@ -127,22 +125,22 @@ export const useCalls = defineStore('calls', () => {
    * says when the client's number is being dialled. */
   async function onOutbound(frame: FrameOf<'call.originating' | 'call.dialling'>): Promise<void> {
     const data = frame.data
-    const call = upsert({ ...data, call_id: key(data), dialling: frame.type === 'call.dialling' || undefined })
-    if (!call.popped && mine(null, [], data.user_id) && (await claimPop(call.call_id))) {
-      calls.value[call.call_id].popped = true
-      dismissed.delete(call.call_id)
+    const call = upsert({ ...data, call_id: named(data), dialling: frame.type === 'call.dialling' || undefined })
+    if (!call.popped && mine(null, [], data.user_id) && (await claimPop(String(call.id)))) {
+      calls.value[call.id].popped = true
+      dismissed.delete(call.id)
     }
-    if (!call.summaryLoaded) await loadSummary(calls.value[call.call_id])
+    if (!call.summaryLoaded) await loadSummary(calls.value[call.id])
   }
 
   function onState(frame: FrameOf<'call.answered' | 'call.ended' | 'call.failed'>): void {
-    const call = upsert({ ...frame.data, call_id: key(frame.data) })
-    if (call.state !== 'ringing') usePopAlert().stop(call.call_id)
+    const call = upsert({ ...frame.data, call_id: named(frame.data) })
+    if (call.state !== 'ringing') usePopAlert().stop(call.id)
     if (frame.type !== 'call.ended') return
     // A call that only rang here leaves the console; one this user talked on stays for
     // the after-call note.
     if (call.popped && !mine(null, call.agents, null)) {
-      dismiss(call.call_id)
+      dismiss(call.id)
       return
     }
     if (call.client_id && !call.summaryLoaded) void loadSummary(call)
@@ -154,7 +152,7 @@ export const useCalls = defineStore('calls', () => {
     if (!call.client_id) return
     try {
       const card = await api.get('/clients/{client_id}/caller-card', { path: { client_id: call.client_id } })
-      upsert({ call_id: call.call_id, id: call.id, ...card })
+      upsert({ id: call.id, ...card })
     } catch {
       /* the card is not ours to see: the panel shows the number only */
     }
@@ -169,40 +167,39 @@ export const useCalls = defineStore('calls', () => {
     } catch {
       return
     }
-    const live = new Set(active.map(key))
-    const kept: Record<string, LiveCall> = {}
-    for (const [k, v] of Object.entries(calls.value)) {
+    const live = new Set(active.map((c) => c.id))
+    const kept: Record<number, LiveCall> = {}
+    for (const v of Object.values(calls.value)) {
       // Calls that ended while we were away drop out; ended ones stay for the after-call note.
       // (A frame that came while the request was out is newer than the answer.)
-      if (live.has(k) || v.state === 'ended' || v.state === 'failed' || v.seen >= asked) kept[k] = v
+      if (live.has(v.id) || v.state === 'ended' || v.state === 'failed' || v.seen >= asked) kept[v.id] = v
     }
     calls.value = kept
     for (const c of active) {
-      const callId = key(c)
       // A frame that arrived while this request was out is newer than its answer: a call
       // never goes back from ended to answered, or from answered to ringing.
-      const prev = calls.value[callId]
+      const prev = calls.value[c.id]
       if (prev && RANK[prev.state] !== undefined && RANK[prev.state] > (RANK[c.state] ?? 0)) continue
       const call = upsert({
-        call_id: callId, id: c.id, direction: c.direction, state: c.state, caller: c.caller,
+        call_id: named(c), id: c.id, direction: c.direction, state: c.state, caller: c.caller,
         callee: c.callee, started_at: c.started_at, answered_at: c.answered_at, client_id: c.client_id,
         ringing: c.ringing, agents: c.agents, user_id: c.user_id,
       })
       if (!call.summaryLoaded) {
         const ours = mine(null, [...c.ringing, ...c.agents], c.user_id)
-        if (ours && (await claimPop(callId))) calls.value[callId].popped = true
+        if (ours && (await claimPop(String(c.id)))) calls.value[c.id].popped = true
         await loadSummary(call)
       }
     }
     // A pop that stopped ringing here without a frame (taken elsewhere) stops its ring too.
     const rung = usePopAlert().ringing
-    if (rung && calls.value[rung]?.state !== 'ringing') usePopAlert().stop(rung)
+    if (rung !== null && calls.value[rung]?.state !== 'ringing') usePopAlert().stop(rung)
   }
 
-  function dismiss(callId: string): void {
-    usePopAlert().stop(callId)
-    dismissed.add(callId)
-    const { [callId]: _gone, ...rest } = calls.value
+  function dismiss(id: number): void {
+    usePopAlert().stop(id)
+    dismissed.add(id)
+    const { [id]: _gone, ...rest } = calls.value
     calls.value = rest
   }
 

@@ -8,7 +8,7 @@ const KEY = 'callcard.popAlert'
 
 export const usePopAlert = defineStore('popAlert', () => {
   const on = ref(localStorage.getItem(KEY) === 'on')
-  const ringing = ref<string | null>(null) // the call whose pop rings now
+  const ringing = ref<number | null>(null) // the call (row id) whose pop rings now
   let audio: AudioContext | null = null
   let timer: ReturnType<typeof setInterval> | undefined
   let shown: Notification | null = null
@@ -33,12 +33,12 @@ export const usePopAlert = defineStore('popAlert', () => {
   }
 
   /** A pop arrived in this tab: notify and ring until `stop` (answered, ended, muted). */
-  function alert(callId: string, title: string, body: string): void {
-    if (!on.value || ringing.value === callId) return
+  function alert(id: number, title: string, body: string): void {
+    if (!on.value || ringing.value === id) return
     stop()
-    ringing.value = callId
+    ringing.value = id
     if ('Notification' in window && Notification.permission === 'granted') {
-      shown = new Notification(title, { body, tag: callId })
+      shown = new Notification(title, { body, tag: `call-${id}` })
       shown.onclick = () => window.focus()
     }
     audio = new AudioContext()
@@ -46,8 +46,8 @@ export const usePopAlert = defineStore('popAlert', () => {
     timer = setInterval(burst, 4000)
   }
 
-  function stop(callId?: string): void {
-    if (callId && ringing.value !== callId) return
+  function stop(id?: number): void {
+    if (id !== undefined && ringing.value !== id) return
     ringing.value = null
     clearInterval(timer)
     shown?.close()
