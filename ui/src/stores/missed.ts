@@ -17,7 +17,7 @@ export interface MissedRow {
 }
 
 interface Missed {
-  call_id: string
+  id: number // the call's row: two PBXs may give their calls one id
   client_id: number | null
   name: string | null
   phone: string | null
@@ -36,7 +36,7 @@ export const useMissed = defineStore('missed', () => {
     const page = await api.get('/calls/missed', { query: { page_size: 200 } }).catch(() => null)
     if (!page) return
     const found = page.items.map((m): Missed => ({
-      call_id: m.call.call_id ?? String(m.call.id),
+      id: m.call.id,
       client_id: m.call.client_id,
       name: m.client_name,
       phone: m.call.caller,
@@ -45,8 +45,8 @@ export const useMissed = defineStore('missed', () => {
       covered: m.callback?.count ?? 1,
     }))
     // A frame newer than this answer stays until the next answer lists its call.
-    const listed = new Set(found.map((m) => m.call_id))
-    const newer = items.value.filter((m) => m.task_id === null && !listed.has(m.call_id))
+    const listed = new Set(found.map((m) => m.id))
+    const newer = items.value.filter((m) => m.task_id === null && !listed.has(m.id))
     items.value = [...newer, ...found]
   }
   function dehydrate(): void {
@@ -55,10 +55,10 @@ export const useMissed = defineStore('missed', () => {
 
   function onMissed(frame: FrameOf<'call.missed'>): void {
     const d = frame.data
-    if (!d.call_id || items.value.some((m) => m.call_id === d.call_id)) return
+    if (!d.call_id || items.value.some((m) => m.id === d.id)) return
     items.value = [
       {
-        call_id: d.call_id, client_id: d.client_id ?? null, name: null, phone: d.caller ?? null,
+        id: d.id, client_id: d.client_id ?? null, name: null, phone: d.caller ?? null,
         at: d.ended_at ?? d.started_at ?? new Date().toISOString(), task_id: null, covered: 1,
       },
       ...items.value,
