@@ -14,9 +14,12 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_api.accounts.models import Role
@@ -102,3 +105,14 @@ async def fuzz_as(
         assert "Tested: 1" in report, report[-2000:]  # it ran, not only was selected
     async with httpx.AsyncClient(base_url=api.base_url) as http:
         assert (await http.get("/api/v1/health")).status_code == 200
+
+
+def fuzz_test(role: Role) -> Callable[..., Coroutine[Any, Any, None]]:
+    """The test of one role, for a file of its own (the suite's workers share files)."""
+
+    @pytest.mark.timeout(TIMEOUT_S)
+    @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+    async def test(api: RunningApi, db: async_sessionmaker[AsyncSession], tmp_path: Path) -> None:
+        await fuzz_as(role, api, db, tmp_path)
+
+    return test
