@@ -9,6 +9,7 @@ commands for its own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -323,22 +324,15 @@ async def test_a_click_taken_by_an_active_that_dies_before_answering_says_so(
     await redis.aclose()
 
 
-@pytest.mark.timeout(240)  # three processes start
-async def test_with_two_pbxs_each_telephony_takes_only_the_commands_for_its_own(
-    settings: Settings,
-    actors: dict[Role, Actor],
-    db: async_sessionmaker[AsyncSession],
-    tmp_path: Path,
-) -> None:
-    """Office A's phones are 1xx on one PBX, office B's 2xx on another: a manager's click
-    reaches their own PBX's telephony process and no other."""
-    async with db() as session:
-        office_b = await make_user(session, Role.MANAGER, extension="201")
-        await session.commit()
+@contextlib.asynccontextmanager
+async def two_offices(
+    settings: Settings, tmp_path: Path
+) -> AsyncIterator[tuple[AmiSimulator, AmiSimulator, HeadlessProcess, HeadlessProcess, ApiProcess]]:
+    """Office A's PBX and office B's, each with its active telephony process, and an API
+    worker that places 1xx phones on office A and 2xx on office B."""
     for office in ("a", "b"):
         (tmp_path / office).mkdir()
     pbx_a, pbx_b = AmiSimulator(), AmiSimulator()
-    office_a = actors[Role.MANAGER]  # extension 101
     async with (
         pbx_a,
         pbx_b,
@@ -359,6 +353,23 @@ async def test_with_two_pbxs_each_telephony_takes_only_the_commands_for_its_own(
     ):
         await active_one([a], pbx_a)
         await active_one([b], pbx_b)
+        yield pbx_a, pbx_b, a, b, api
+
+
+@pytest.mark.timeout(240)  # three processes start
+async def test_with_two_pbxs_each_telephony_takes_only_the_commands_for_its_own(
+    settings: Settings,
+    actors: dict[Role, Actor],
+    db: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    """Office A's phones are 1xx on one PBX, office B's 2xx on another: a manager's click
+    reaches their own PBX's telephony process and no other."""
+    async with db() as session:
+        office_b = await make_user(session, Role.MANAGER, extension="201")
+        await session.commit()
+    office_a = actors[Role.MANAGER]  # extension 101
+    async with two_offices(settings, tmp_path) as (pbx_a, pbx_b, a, b, api):
         for manager, pbx, extension in ((office_a, pbx_a, "101"), (office_b, pbx_b, "201")):
             client = await new_client(api, manager, f"+7 916 123-4{extension}")
             async with open_socket(ws_url(api), manager.token) as conn:
@@ -383,60 +394,6 @@ async def test_with_two_pbxs_each_telephony_takes_only_the_commands_for_its_own(
         [hangup] = pbx_b.actions_named("Hangup")
         assert hangup.get("Channel") == client_channel(before)
         assert not pbx_a.actions_named("Hangup")
-
-
-async def call_states(db: async_sessionmaker[AsyncSession]) -> dict[str, str]:
-    calls, _ = await calls_logged(db)
-    return {str(c.pbx_call_id): c.state for c in calls}
-
-
-async def test_a_restart_ends_its_own_pbxs_calls_gone_in_the_gap_and_not_another_pbxs(
-    settings: Settings,
-    consumer: RunningApi,
-    db: async_sessionmaker[AsyncSession],
-    tmp_path: Path,
-) -> None:
-    """Two PBXs share the journal. PBX A's telephony process dies and a call of A's ends
-    in the gap while a call of B's goes on: A's next process ends A's call only."""
-    for office in ("a", "b"):
-        (tmp_path / office).mkdir()
-    on_a, rest_of_a = split_at_bridge("incoming-answered")
-    on_b, _ = split_at_bridge("incoming-answered")
-    call_a, call_b = (next(filter(None, map(linkedid_of, on))) for on in (on_a, on_b))
-    redis = aredis.Redis.from_url(str(settings.redis_url))
-    pbx_a, pbx_b = AmiSimulator(), AmiSimulator()
-    office_a = {"CALLCARD_PBX_NAME": "office-a"}
-    async with (
-        pbx_a,
-        pbx_b,
-        telephony(
-            "telephony-b", settings, pbx_b, tmp_path / "b", CALLCARD_PBX_NAME="office-b"
-        ) as b,
-    ):
-        await active_one([b], pbx_b)
-        async with telephony("telephony-a1", settings, pbx_a, tmp_path / "a", **office_a) as a1:
-            await active_one([a1], pbx_a)
-            await pbx_a.emit(on_a)
-            await pbx_b.emit(on_b)
-            answered = {call_a: "answered", call_b: "answered"}
-            await wait_for(lambda: _equals(call_states(db), answered), within=30)
-            # B's process wrote down that its call is B's.
-            address = parse_ami_url(pbx_b.url)
-            carried = CARRIED_KEY.format(link=f"{address.host}:{address.port}")
-            await wait_for(lambda: redis.sismember(carried, f"office-b:{call_b}"))
-            a1.kill()
-            assert await a1.process.wait() == -9
-        await pbx_a.emit(rest_of_a)  # nobody listens to A: the hangup goes unheard
-        async with telephony("telephony-a2", settings, pbx_a, tmp_path / "a", **office_a) as a2:
-            await active_one([a2], pbx_a)
-            ended = {**answered, call_a: "ended"}
-            await wait_for(lambda: _equals(call_states(db), ended), within=30)
-            # B's call would have been ended in the same batch.
-            gone = "call(s) live in the journal are gone from the PBX"
-            [said] = [line for line in a2.log.read_text().splitlines() if gone in line]
-            assert f"1 {gone}" in said
-    assert (await call_states(db))[call_b] == "answered"
-    await redis.aclose()
 
 
 async def calls_by_pbx(db: async_sessionmaker[AsyncSession]) -> dict[tuple[str, str], str]:
@@ -513,33 +470,13 @@ async def test_a_hangup_goes_to_the_pbx_carrying_the_call_whatever_its_agents_ex
     """Both offices number their phones alike, and their PBXs gave two calls the same
     Linkedid: 101 answers one on each. The workers place 1xx on office A, yet hanging up
     office B's call hangs it up on PBX B, and A's call talks on."""
-    for office in ("a", "b"):
-        (tmp_path / office).mkdir()
     manager = actors[Role.MANAGER]  # extension 101
     on, _ = split_at_bridge("incoming-answered")
     call_id = next(filter(None, map(linkedid_of, on)))
-    pbx_a, pbx_b = AmiSimulator(), AmiSimulator()
     async with (
-        pbx_a,
-        pbx_b,
-        telephony(
-            "telephony-a", settings, pbx_a, tmp_path / "a", CALLCARD_PBX_NAME="office-a"
-        ) as a,
-        telephony(
-            "telephony-b", settings, pbx_b, tmp_path / "b", CALLCARD_PBX_NAME="office-b"
-        ) as b,
-        worker(
-            settings,
-            tmp_path,
-            "api",
-            wait_s=30,
-            CALLCARD_PBX_NAME="office-a",
-            CALLCARD_PBX_EXTENSIONS=json.dumps({"2": "office-b"}),
-        ) as api,
+        two_offices(settings, tmp_path) as (pbx_a, pbx_b, _, _, api),
         open_socket(ws_url(api), manager.token) as conn,
     ):
-        await active_one([a], pbx_a)
-        await active_one([b], pbx_b)
         sock = Socket(conn)
         await sock.next_of("hello")
         await pbx_a.emit(on)
