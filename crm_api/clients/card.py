@@ -33,6 +33,7 @@ from crm_api.clients.schemas import (
     PhonePublic,
 )
 from crm_api.clients.types import DateIn
+from crm_api.platform.db.session import core_rows
 from crm_api.platform.errors import Forbidden, NotFound
 from crm_api.platform.schemas import user_ref_of
 
@@ -101,10 +102,10 @@ async def card_of(session: AsyncSession, client_id: int) -> ClientPublic:
 
 
 async def _whole(session: AsyncSession, summary: ClientSummary) -> ClientPublic:
-    people = (await session.execute(_PEOPLE, {"client_id": summary.id})).all()
+    people = (await core_rows(session, _PEOPLE, {"client_id": summary.id})).all()
     phones: dict[int, list[PhonePublic]] = {row.id: [] for row in people}
     emails: dict[int, list[EmailPublic]] = {row.id: [] for row in people}
-    for c in await session.execute(_CONTACTS, {"ids": list(phones)}):
+    for c in await core_rows(session, _CONTACTS, {"ids": list(phones)}):
         if c.what == "phone":
             phones[c.client_id].append(PhonePublic(id=c.id, e164=c.value, raw=c.raw, label=c.label))
         else:

@@ -25,6 +25,7 @@ from crm_api.clients.presenters import communication_public
 from crm_api.clients.schemas import CallerCard, ClientSummary, PopClient, PopDeal, PopTask
 from crm_api.clients.service import whose_number
 from crm_api.clients.timeline import service as communications
+from crm_api.platform.db.session import core_rows
 from crm_api.platform.errors import Forbidden
 from crm_api.platform.schemas import UserRef
 from crm_api.sales.models import Deal, DealStage, StageKind
@@ -97,7 +98,7 @@ async def _summaries(
 ) -> list[ClientSummary]:
     """The cards `statement` selects, in brief (in no particular order)."""
     found: dict[int, ClientSummary] = {}
-    for row in await session.execute(statement, params):
+    for row in await core_rows(session, statement, params):
         card = found.get(row.id)
         if card is None:
             found[row.id] = card = _summary(row)

@@ -21,6 +21,7 @@ from crm_api.clients.timeline.models import (
 )
 from crm_api.clients.timeline.schemas import CommentPublic, CommunicationPublic
 from crm_api.platform.db.base import utcnow
+from crm_api.platform.db.session import core_rows
 from crm_api.platform.errors import Forbidden, NotFound
 from crm_api.platform.schemas import user_ref_of
 
@@ -90,8 +91,8 @@ async def timeline(
     statement, count = _TIMELINE[kind is not None]
     params = {"client_id": client_id, "kind": kind}
     rows = (
-        await session.execute(
-            statement, {**params, "offset": (page - 1) * page_size, "limit": page_size}
+        await core_rows(
+            session, statement, {**params, "offset": (page - 1) * page_size, "limit": page_size}
         )
     ).all()
     if not rows:
@@ -100,7 +101,7 @@ async def timeline(
     comments: dict[int, list[CommentPublic]] = {}
     commented = [row.id for row in rows if row.has_comments]
     if commented:
-        for c in await session.execute(_COMMENTS, {"ids": commented}):
+        for c in await core_rows(session, _COMMENTS, {"ids": commented}):
             comments.setdefault(c.communication_id, []).append(
                 CommentPublic(
                     id=c.id,
