@@ -48,26 +48,32 @@ class Services:
     login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
 
+def services_of(conn: HTTPConnection) -> Services:
+    services: Services = conn.app.state.services
+    return services
+
+
 async def get_services(conn: HTTPConnection) -> Services:
     # async: FastAPI runs a plain function dependency in its thread pool, a thread hop
     # on every request for an attribute read.
-    services: Services = conn.app.state.services
-    return services
+    return services_of(conn)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
-    async with services.sessions() as session:
+# The sessions and `Authorize` read the services off the app, not as a sub-dependency:
+# FastAPI solves each sub-dependency (cached or not) anew on every request.
+async def get_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
+    async with services_of(conn).sessions() as session:
         yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-async def get_read_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
-    async with services.reads() as session:
+async def get_read_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
+    async with services_of(conn).reads() as session:
         yield session
 
 
@@ -129,11 +135,11 @@ class Authorize:
     async def __call__(
         self,
         request: Request,
-        services: ServicesDep,
         _c: Annotated[str | None, Depends(_cookie)] = None,
         _b: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
     ) -> User:
         """The user, detached from any session: read it, do not change it."""
+        services = services_of(request)
         found = credential_of(request)
         user = await authorized_user(services, found.token, found.source) if found else None
         if user is None or found is None:
