@@ -36,7 +36,7 @@ run: $(STAMP) ui
 # CALLCARD_TEST_REDIS_URL name servers to use.
 test: system-deps $(STAMP) ui
 	@echo "==> Test suite, $(TEST_WORKERS) workers side by side (each test is named as it ends)"
-	$(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile -v --durations=25 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -v --durations=25 $(PYTEST_ARGS)
 
 bench: system-deps $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/bench -s $(PYTEST_ARGS)

@@ -110,6 +110,7 @@ async def fuzz_as(
 def fuzz_test(role: Role) -> Callable[..., Coroutine[Any, Any, None]]:
     """The test of one role, for a file of its own (the suite's workers share files)."""
 
+    @pytest.mark.first
     @pytest.mark.timeout(TIMEOUT_S)
     @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
     async def test(api: RunningApi, db: async_sessionmaker[AsyncSession], tmp_path: Path) -> None:
