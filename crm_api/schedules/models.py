@@ -59,9 +59,12 @@ class RouteAsk(Base):
     __tablename__ = "route_asks"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    pbx: Mapped[str] = mapped_column(String(64))  # a call is (pbx, call_id), as in calls
     call_id: Mapped[str] = mapped_column(String(64), index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     attempt: Mapped[int] = mapped_column(Integer)
     asked_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (UniqueConstraint("call_id", "attempt", name="uq_route_asks_call_attempt"),)
+    __table_args__ = (
+        UniqueConstraint("pbx", "call_id", "attempt", name="uq_route_asks_pbx_call_attempt"),
+    )

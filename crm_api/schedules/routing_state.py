@@ -35,7 +35,7 @@ from crm_api.schedules.routing import (
 )
 
 ROUTE_TURN_KEY = "callcard:route:turn"
-ROUTE_CALL_KEY = "callcard:route:call:"
+ROUTE_CALL_KEY = "callcard:route:call:"  # + "<pbx>:<call id>": two PBXs may reuse an id
 ROUTE_CALL_TTL = 3600  # a call's offers are remembered this long (seconds)
 LIVE_CALL_HORIZON = timedelta(hours=12)  # an unended call older than this is stale data
 ROUTABLE_ROLES = (Role.MANAGER, Role.SUPERVISOR, Role.OPERATOR)
@@ -61,17 +61,17 @@ class _RedisState:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    async def asked(self, call_id: str) -> dict[int, int | None]:
-        raw = await self.redis.hgetall(ROUTE_CALL_KEY + call_id)
+    async def asked(self, pbx: str, call_id: str) -> dict[int, int | None]:
+        raw = await self.redis.hgetall(_call_key(pbx, call_id))
         return {int(k): _user_or_none(v) for k, v in raw.items()}
 
     async def settle(
-        self, call_id: str, attempt: int, chosen: int | None, rotation: Sequence[int]
+        self, pbx: str, call_id: str, attempt: int, chosen: int | None, rotation: Sequence[int]
     ) -> int | None:
         picked = await self.redis.eval(  # type: ignore[misc]
             _SETTLE,
             2,
-            ROUTE_CALL_KEY + call_id,
+            _call_key(pbx, call_id),
             ROUTE_TURN_KEY,
             str(attempt),
             str(ROUTE_CALL_TTL),
@@ -79,6 +79,12 @@ class _RedisState:
             *map(str, rotation),
         )
         return _user_or_none(picked)
+
+
+def _call_key(pbx: str, call_id: str) -> str:
+    # PBX names have no colon (Settings). A key of the form before PBX names (no `<pbx>:`),
+    # left by a rolling upgrade, expires unread within ROUTE_CALL_TTL.
+    return f"{ROUTE_CALL_KEY}{pbx}:{call_id}"
 
 
 def _user_or_none(raw: bytes | str) -> int | None:
@@ -89,25 +95,27 @@ class _DbState:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
 
-    async def asked(self, call_id: str) -> dict[int, int | None]:
+    async def asked(self, pbx: str, call_id: str) -> dict[int, int | None]:
         async with self.sessions() as session:
             rows = await session.execute(
-                select(RouteAsk.attempt, RouteAsk.user_id).where(RouteAsk.call_id == call_id)
+                select(RouteAsk.attempt, RouteAsk.user_id).where(
+                    RouteAsk.pbx == pbx, RouteAsk.call_id == call_id
+                )
             )
             return {a: u for a, u in rows}
 
     async def settle(
-        self, call_id: str, attempt: int, chosen: int | None, rotation: Sequence[int]
+        self, pbx: str, call_id: str, attempt: int, chosen: int | None, rotation: Sequence[int]
     ) -> int | None:
         if rotation:
             chosen = rotation[await self._turn() % len(rotation)]
         async with self.sessions() as session:
-            session.add(RouteAsk(call_id=call_id, attempt=attempt, user_id=chosen))
+            session.add(RouteAsk(pbx=pbx, call_id=call_id, attempt=attempt, user_id=chosen))
             try:
                 await session.commit()
             except IntegrityError:  # the same ask answered twice concurrently: first one stays
                 await session.rollback()
-                return (await self.asked(call_id)).get(attempt)
+                return (await self.asked(pbx, call_id)).get(attempt)
         return chosen
 
     async def _turn(self) -> int:
@@ -252,7 +260,8 @@ async def choose_extension(
     busy_extensions: frozenset[str] = frozenset(),
 ) -> RouteDecision:
     """Answers the FastAGI server for one ask. The same (call, attempt) asked again gets
-    the same answer; a new attempt of the call gets a manager not yet offered. A phone in
+    the same answer; a new attempt of the call gets a manager not yet offered. A call is
+    `pbx`'s `call_id`: another PBX's call of that id has its own attempts and offers. A phone in
     `busy_extensions` (ringing or talking on the PBX, or just offered a call) is busy."""
     state: _RedisState | _DbState = _RedisState(redis) if redis is not None else _DbState(sessions)
 
@@ -273,7 +282,7 @@ async def choose_extension(
             )
 
     # The offers so far and the roster are independent reads: wait for both at once.
-    asked, (on_duty, owner) = await asyncio.gather(state.asked(call_id), agents())
+    asked, (on_duty, owner) = await asyncio.gather(state.asked(pbx, call_id), agents())
     if attempt is not None and attempt in asked:
         return await _replay(sessions, asked[attempt], fallback)
     attempt = attempt if attempt is not None else max(asked, default=0) + 1
@@ -281,7 +290,7 @@ async def choose_extension(
     decision = decide(on_duty, owner_id=owner, tried=tried, turn=None, fallback=fallback)
     rotation = [] if decision is not None else [a.user_id for a in free_candidates(on_duty, tried)]
     chosen = await state.settle(
-        call_id, attempt, None if decision is None else decision.user_id, rotation
+        pbx, call_id, attempt, None if decision is None else decision.user_id, rotation
     )
     if decision is None:  # the rotation's pick
         agent = next((a for a in on_duty if a.user_id == chosen), None)

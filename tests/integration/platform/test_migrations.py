@@ -195,3 +195,42 @@ async def test_old_calls_go_under_the_default_pbx_and_keep_their_children_sqlite
 async def test_old_calls_go_under_the_default_pbx_postgres(pg_server: PgServer) -> None:
     async with _empty_pg_database(pg_server) as url:
         await _old_call_with_children(url)
+
+
+async def _old_route_ask(url: str) -> None:
+    """At 0009: an offer for a call (an Asterisk Uniqueid, which other PBXs reuse)."""
+    engine = make_engine(url)
+    try:
+        await upgrade(engine, "0009_call_pbx")
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(
+                "INSERT INTO route_asks (id, call_id, user_id, attempt, asked_at)"
+                " VALUES (1, '1733150000.12', NULL, 1, '2026-12-01')"
+            )
+        await upgrade(engine)
+        async with engine.begin() as conn:
+            rows = await conn.exec_driver_sql("SELECT id, pbx, call_id, attempt FROM route_asks")
+            assert rows.all() == [(1, "pbx", "1733150000.12", 1)]
+            # Another PBX's call may have the id and its own first attempt; the same PBX's not.
+            await conn.exec_driver_sql(
+                "INSERT INTO route_asks (id, pbx, call_id, user_id, attempt, asked_at)"
+                " VALUES (2, 'office-b', '1733150000.12', NULL, 1, '2026-12-01')"
+            )
+        with pytest.raises(IntegrityError):
+            async with engine.begin() as conn:
+                await conn.exec_driver_sql(
+                    "INSERT INTO route_asks (id, pbx, call_id, user_id, attempt, asked_at)"
+                    " VALUES (3, 'pbx', '1733150000.12', NULL, 1, '2026-12-01')"
+                )
+    finally:
+        await engine.dispose()
+
+
+async def test_old_route_asks_go_under_the_default_pbx_sqlite(tmp_path) -> None:
+    await _old_route_ask(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+
+
+@pytest.mark.postgres
+async def test_old_route_asks_go_under_the_default_pbx_postgres(pg_server: PgServer) -> None:
+    async with _empty_pg_database(pg_server) as url:
+        await _old_route_ask(url)

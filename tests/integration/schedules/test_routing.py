@@ -213,6 +213,32 @@ async def test_another_pbxs_live_call_of_the_same_id_keeps_its_agent_busy(
     assert (await worker.ask(OWNED, "d1", now, pbx="office-a")).target == "201"
 
 
+async def test_two_pbxs_reusing_a_call_id_get_their_own_offers(
+    team: dict[str, int], settings: Settings
+) -> None:
+    """Asterisk Uniqueids repeat across servers: office-b's call of office-a's id is
+    another call, with its own attempts and offers (in Redis, and in the database)."""
+    now = msk(23, 13)  # 201 and 202 on duty; 202 owns OWNED
+    stores = [Worker(settings)]
+    if settings.redis_url:
+        stores.append(Worker(settings.model_copy(update={"redis_url": None})))
+    try:
+        for w in stores:
+            a = await w.ask(OWNED, "1733150000.12", now, pbx="office-a")
+            assert (a.target, a.reason) == ("202", "owner")
+            # Its first ask, not office-a's second: the owner again, not the next one.
+            b = await w.ask(OWNED, "1733150000.12", now, pbx="office-b")
+            assert (b.target, b.reason) == ("202", "owner")
+            assert (await w.ask(OWNED, "1733150000.12", now, pbx="office-a")).target == "201"
+            b2 = await w.ask(OWNED, "1733150000.12", now, attempt=2, pbx="office-b")
+            assert (b2.target, b2.reason) == ("201", "round_robin")
+            again = await w.ask(OWNED, "1733150000.12", now, attempt=1, pbx="office-b")
+            assert (again.target, again.reason) == ("202", "repeat")
+    finally:
+        for w in stores:
+            await w.close()
+
+
 async def test_round_robin_is_shared_by_workers_and_survives_a_restart(
     team: dict[str, int], settings: Settings
 ) -> None:
