@@ -160,6 +160,7 @@ async def _callback_turn(services: Services, session: AsyncSession) -> int:
     )
     if turn is None:
         session.add(RouteCounter(name="callback", value=1))
+        await session.flush()  # the next pick of the same run counts on from it
         return 1
     return int(turn)
 
