@@ -103,14 +103,31 @@ def _update_of(columns: frozenset[str]) -> Update:
 _LIVE_GUARD = ("state", "ringing", "agents")
 
 
+# What a run in a transaction decides from as well, when it read the live row instead of
+# locking the call: the card its communication goes on.
+_READ_GUARD = (*_LIVE_GUARD, "client_id")
+
+
 @functools.lru_cache(maxsize=64)
-def _live_update_of(columns: frozenset[str]) -> Update:
+def _live_update_of(columns: frozenset[str], guard: tuple[str, ...] = _LIVE_GUARD) -> Update:
     """`_update_of` if the call is still as this process last wrote it, returning the row
     (the columns other writers change, the card a number was attached to say, are fresh)."""
-    guard = [_CALLS.c[column] == bindparam(f"old_{column}") for column in _LIVE_GUARD]
-    return _update_of(columns).where(*guard).returning(*_CALLS.c)
+    unchanged = [_CALLS.c[column] == bindparam(f"old_{column}") for column in guard]
+    return _update_of(columns).where(*unchanged).returning(*_CALLS.c)
 
 
+class _Moved(Exception):
+    """The live row a run read instead of locking the call was changed meanwhile."""
+
+
+# A call's first row, by dialect (PostgreSQL or not); nothing when the call has one.
+_INSERT_CALL = {
+    postgres: (postgresql if postgres else sqlite)
+    .insert(_CALLS)
+    .on_conflict_do_nothing(index_elements=["pbx", "pbx_call_id"])
+    .returning(*_CALLS.c)
+    for postgres in (False, True)
+}
 _RECORDINGS_OF = select(Recording).where(Recording.call_id == bindparam("id"))
 # By dialect (PostgreSQL or not), parameters not named after the columns an INSERT sets.
 # Of the table, not the entity: the ORM's bulk-insert path costs more than the INSERT.
@@ -158,12 +175,21 @@ def _as_read(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _write_read_calls(session: AsyncSession) -> None:
-    """What the run changed of the calls it read as rows, one UPDATE each."""
+    """What the run changed of the calls it read as rows, one UPDATE each. A call read
+    from this process's live row, not locked, is written only if it is still as read
+    (`_Moved` otherwise: the run is done again on the locked row)."""
+    unlocked = session.info.get("unlocked", set())
     for call, read in session.info.get("read", []):
         changed = {column: getattr(call, column) for column in read}
         changed = {column: value for column, value in changed.items() if value != read[column]}
-        if changed:
-            params = {f"new_{column}": value for column, value in changed.items()}
+        params = {f"new_{column}": value for column, value in changed.items()}
+        if id(call) in unlocked:
+            params = {"new_state": call.state, **params}  # written even if unchanged: checked
+            params.update({f"old_{column}": read[column] for column in _READ_GUARD})
+            statement = _live_update_of(frozenset({"state", *changed}), _READ_GUARD)
+            if (await session.execute(statement, {"row_id": call.id, **params})).first() is None:
+                raise _Moved
+        elif changed:
             await session.execute(_update_of(frozenset(changed)), {"row_id": call.id, **params})
 
 
@@ -222,7 +248,11 @@ class CallService:
         try:
             frames = await self._on_live_row(events)
             if frames is None:
-                frames = await self._in_transaction(events)
+                try:
+                    frames = await self._in_transaction(events, locked=False)
+                except _Moved:
+                    self.forget({self._key(event) for event in events}.__contains__)
+                    frames = await self._in_transaction(events, locked=True)
         except BaseException:
             # Written or not: the next run of these calls reads their rows.
             calls = {self._key(event) for event in events}
@@ -236,9 +266,12 @@ class CallService:
         for key in [key for key in self._live if whose(key)]:
             del self._live[key]
 
-    async def _in_transaction(self, events: Sequence[ev.CallEvent]) -> Frames:
+    async def _in_transaction(self, events: Sequence[ev.CallEvent], *, locked: bool) -> Frames:
+        """`locked`: every call is read locked; otherwise a live call is taken from this
+        process's row of it and its UPDATE checks that it is still so."""
         frames: Frames = []
         async with self._sessions() as session:
+            session.info["locked"] = locked
             # A call's row is written once per transaction where it can be (its changes
             # go out with the commit), not before every read of the run; what a read
             # needs written is flushed where it is needed.
@@ -415,19 +448,19 @@ class CallService:
         return call
 
     async def _lock_call(self, session: AsyncSession, key: CallKey, event: ev.CallEvent) -> Call:
-        pbx = key[0]
-        by_pbx_id = await session.execute(_ROW_BY_PBX_ID, {"pbx": pbx, "id": event.call_id})
-        row = by_pbx_id.mappings().first()
-        if row is None and event.crm_call_id:
-            by_crm_id = await session.execute(_ROW_BY_CRM_ID, {"id": event.crm_call_id})
-            row = by_crm_id.mappings().first()
-        if row is not None:
-            # Not in the session: `_write_read_calls` writes what the run changed.
-            call = Call(**row)
-            session.info.setdefault("read", []).append((call, dict(row)))
-            # A click-to-call's, found by the CRM's id: the PBX that placed it says which it is.
-            call.pbx, call.pbx_call_id = pbx, event.call_id
+        live = None if session.info.get("locked", True) else self._live.get(key)
+        if live is not None:
+            # The row this process wrote last: its UPDATE at the commit checks it still is.
+            call = Call(**live)
+            session.info.setdefault("read", []).append((call, dict(live)))
+            session.info.setdefault("unlocked", set()).add(id(call))
             return call
+        pbx = key[0]
+        # The start of a call the PBX placed is not looked for: its INSERT finds out.
+        new = isinstance(event, ev.CallStarted) and not event.crm_call_id
+        found = None if new else await self._read_locked(session, key, event)
+        if found is not None:
+            return found
         # The first we hear of it (adapter restarted mid-call, resync).
         direction = getattr(event, "direction", ev.Direction.INBOUND)
         call = Call(
@@ -440,10 +473,47 @@ class CallService:
             ringing=[],
             agents=[],
         )
+        if new:
+            return call  # the start writes it with its card (`_insert_new`)
         session.add(call)
-        if not isinstance(event, ev.CallStarted):  # the start writes it with its card
-            await session.flush()
+        await session.flush()
         return call
+
+    async def _read_locked(
+        self, session: AsyncSession, key: CallKey, event: ev.CallEvent
+    ) -> Call | None:
+        pbx = key[0]
+        by_pbx_id = await session.execute(_ROW_BY_PBX_ID, {"pbx": pbx, "id": event.call_id})
+        row = by_pbx_id.mappings().first()
+        if row is None and event.crm_call_id:
+            by_crm_id = await session.execute(_ROW_BY_CRM_ID, {"id": event.crm_call_id})
+            row = by_crm_id.mappings().first()
+        if row is None:
+            return None
+        # Not in the session: `_write_read_calls` writes what the run changed.
+        call = Call(**row)
+        session.info.setdefault("read", []).append((call, dict(row)))
+        # A click-to-call's, found by the CRM's id: the PBX that placed it says which it is.
+        call.pbx, call.pbx_call_id = pbx, event.call_id
+        return call
+
+    async def _insert_new(self, session: AsyncSession, call: Call, event: ev.CallStarted) -> Call:
+        """The started call written, or the row the PBX's call already has (a replay, or
+        another worker's start): that one, locked, for the start to be applied to."""
+        values = {column: getattr(call, column) for column in _COLUMNS}
+        values = {column: value for column, value in values.items() if value is not None}
+        postgres = session.get_bind().dialect.name == "postgresql"
+        inserted = (await session.execute(_INSERT_CALL[postgres], values)).mappings().first()
+        key = self._key(event)
+        if inserted is not None:
+            call.id = inserted["id"]
+            # Not in the session: what later events of the run change is written at the end.
+            session.info.setdefault("read", []).append((call, {**inserted}))
+            return call
+        existing = await self._read_locked(session, key, event)
+        assert existing is not None, f"call {key}: neither inserted nor found"
+        session.info["calls"][key] = existing
+        return existing
 
     def _e164(self, number: str | None) -> str | None:
         return _e164(number, self._region)
@@ -502,8 +572,10 @@ class CallService:
         if call.state == "originating":
             call.state = "ringing"
         client, _ = await self._client_for(session, call)
-        if call.id is None:
-            await session.flush()  # the frames and the run's next events need its id
+        if call.id is None:  # the frames and the run's next events need its id
+            written = await self._insert_new(session, call, event)
+            if written is not call:
+                return await self._started(session, written, event)
         if client is not None and call.direction == ev.Direction.INBOUND:
             summary = (await caller_card(session, client)).model_dump(mode="json")
             await self._read_extensions(session)

@@ -117,6 +117,42 @@ async def test_a_number_attached_while_its_call_rings_is_on_the_client_when_answ
     assert answered["data"]["client_id"] == ended["data"]["client_id"] == known["id"]
 
 
+async def test_a_number_attached_while_its_call_is_answered_logs_the_call_on_that_client(
+    calls_api: RunningApi, actors: dict[Role, Actor], db: async_sessionmaker[AsyncSession]
+) -> None:
+    """Attached between the answer and the end: the end, which the service writes from the
+    row it wrote at the answer, sees the change and logs the call on the client picked."""
+    operator = actors[Role.OPERATOR]
+    async with calls_api.client(operator.token) as http:
+        known = (
+            await http.post(
+                "/clients", json={"name": "Котова Инна", "phones": [{"number": "+79161110404"}]}
+            )
+        ).json()
+    *talk, end = answered_call(
+        "attach-4", caller="89997770044", agent=OPERATOR, caller_e164="+79997770044"
+    )
+    sink = call_sink(calls_api.app.state.services)
+    async with open_socket(calls_api.ws_url, operator.token) as ws:
+        sock = Socket(ws)
+        await sock.next_of("hello")
+        for event in talk:
+            await sink(event)
+        answered = (await sock.next_of("call.answered"))["data"]
+        async with calls_api.client(operator.token) as http:
+            r = await http.post(f"/calls/{answered['id']}/attach", json={"client_id": known["id"]})
+        assert r.status_code == 200, r.text
+        await sink(end)
+        ended = await sock.next_of("call.ended")
+    assert answered["client_id"] != known["id"]
+    assert ended["data"]["client_id"] == known["id"]
+    async with db() as session:
+        logged = await session.scalar(
+            select(Communication).where(Communication.external_id == "call:pbx:attach-4")
+        )
+    assert logged is not None and logged.client_id == known["id"]
+
+
 async def test_the_call_result_is_saved_by_whoever_took_the_call(
     calls_api: RunningApi, actors: dict[Role, Actor], db: async_sessionmaker[AsyncSession]
 ) -> None:
