@@ -12,9 +12,9 @@ lookup and card preparation are timed too.
 By default a background CPU hog (a process busy on one core) runs for the whole
 benchmark (BENCH_HOG=0 turns it off). Each phase prints p50/p99 (target p99 ≤ 20 ms), the
 load average, and the API process's CPU ms per call (its utime+stime over the phase,
-backlog drain included, divided by the calls). BENCH_PROFILE=<file> runs the API under
-cProfile (slower: its CPU figures then include the profiler's) and prints its heaviest
-entries at the end.
+backlog drain included, divided by the calls). BENCH_API_LOG=<file> keeps the API's log.
+BENCH_PROFILE=<file> runs the API under cProfile (slower: its CPU figures then include the
+profiler's) and prints its heaviest entries at the end.
 
 Phases: every rate in BENCH_CALL_RATE (comma-separated, default 50 calls/s) × every lead
 in BENCH_LEAD (default "spread,none"), BENCH_SECONDS each (default 20); each call is the
@@ -52,6 +52,7 @@ LEADS = os.environ.get("BENCH_LEAD", "spread,none").split(",")
 DRAIN_IDLE_S = 60.0  # a backlog behind an overloaded API may hold the first pop this long
 CAPTURE_CALLER = "79161234567"  # the caller of the incoming-answered capture
 PROFILE = os.environ.get("BENCH_PROFILE")
+API_LOG = os.environ.get("BENCH_API_LOG")  # a file for the API process's log
 
 
 @contextlib.asynccontextmanager
@@ -107,7 +108,10 @@ async def test_screen_pop_latency_at_50_calls_per_second(
         async with (
             AmiSimulator() as pbx,
             api_process(
-                url, profile=Path(PROFILE) if PROFILE else None, CALLCARD_REDIS_URL=redis_url
+                url,
+                profile=Path(PROFILE) if PROFILE else None,
+                log=Path(API_LOG) if API_LOG else None,
+                CALLCARD_REDIS_URL=redis_url,
             ) as server,
             telephony_process(url, redis_url, pbx.url),
         ):
