@@ -35,8 +35,9 @@ from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
 from telephony import events as ev
+from telephony.ami import devices
 from telephony.ami.devices import DeviceStates
-from telephony.ami.frames import Event, Response
+from telephony.ami.frames import Event, Interest, Response
 from telephony.ami.panoramisk_link import (
     CLOSED_BY_PBX,
     AmiAction,
@@ -154,6 +155,9 @@ class AmiAdapter:
         self._backoff_max = backoff_max
         self.translator = translator or CallTranslator()
         self.devices = DeviceStates()  # phones ringing or talking, for routing
+        # The events the parser builds: what the translator and the device states read,
+        # as each declares it (most of Asterisk's events are dropped unbuilt).
+        self.interest: Interest | None = self.translator.interest.including(devices.EVENTS)
         safe = f"ami://{self._url.username}@{self._url.host}:{self._url.port}"
         self.status = AmiStatus(url=safe)
         self._ids = itertools.count(1)
@@ -454,11 +458,14 @@ class AmiAdapter:
 
     def on_event(self, event: Event, now: datetime) -> None:
         self.status.events += 1
-        if event.name == "DeviceStateChange":  # one in twenty: skip the call for the rest
+        if event.name in devices.EVENTS:  # one in twenty: skip the call for the rest
             self.devices.feed(event)
         call_events = self.translator.feed(event, now)
         if call_events:
             self._publish(call_events)
+
+    def on_dropped(self, count: int) -> None:
+        self.status.events += count
 
     def on_banner(self, version: str) -> None:
         self.status.version = version

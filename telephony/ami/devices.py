@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from telephony.ami.frames import Event
 
 BUSY_STATES = frozenset({"RINGING", "INUSE", "BUSY", "RINGINUSE", "ONHOLD"})
+# The events `feed` reads (the AMI adapter's parser builds no others for it).
+EVENTS = frozenset({"DeviceStateChange"})
 
 
 @dataclass(slots=True)
@@ -32,7 +34,7 @@ class DeviceStates:
 
     def feed(self, event: Event) -> None:
         """A `DeviceStateChange` (others are ignored): `Device: PJSIP/101`, `State: ...`."""
-        if event.name != "DeviceStateChange":
+        if event.name not in EVENTS:
             return
         _, _, extension = event.get("Device").partition("/")
         if extension:

@@ -10,7 +10,8 @@ drops such characters). Garbage never stops the stream: lines before the first
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 
 TERMINATOR = b"\r\n\r\n"
@@ -44,9 +45,10 @@ class Message:
         repeated: dict[str, list[str]] | None = None,
         *,
         raw: str | None = None,
+        first: str | None = None,
     ) -> None:
         self._raw = raw
-        self._first: str | None = None  # the first header's value, once read
+        self._first = first  # the first header's value, once read (the parser may know it)
         self._headers = headers if headers is not None or raw is not None else {}
         # Second and later values of repeated keys (rare: kept apart so lookups stay a
         # dict get).
@@ -211,6 +213,48 @@ class Malformed:
 
 AmiMessage = Banner | Response | Event | Action | Malformed
 
+
+class Interest:
+    """Which events a reader uses, told from a block's first line (a VarSet's from its
+    `Variable:` line) before any Event is built: `AmiParser.stream` drops the rest unread.
+
+    - `names`: events always used;
+    - `variables`: the VarSet variables used, without the leading `_` of inheritance.
+      VarSet (half of Asterisk's events) is told by its variable alone, unless "VarSet"
+      is in `names`;
+    - `all_while`: every other event is used too while this container is not empty (the
+      translator's calls whose start is held). The reader owns it and may change it between
+      two events: it is read anew for each block.
+    """
+
+    __slots__ = ("_variable", "all_while", "names", "variables")
+
+    def __init__(
+        self,
+        names: Iterable[str],
+        variables: Iterable[str] = (),
+        *,
+        all_while: Collection[object] = (),
+    ) -> None:
+        self.names = frozenset(names)
+        self.variables = frozenset(variables)
+        self.all_while = all_while
+        # One search of the raw text (no header split): the variable's line, any number of
+        # underscores before the name. A never-matching pattern when no variable is used.
+        alternatives = "|".join(re.escape(v) for v in sorted(self.variables)) or "(?!)"
+        self._variable = re.compile(rf"\r\nVariable: _*(?:{alternatives})(?:\r\n|$)").search
+
+    def admits(self, name: str, raw: str) -> bool:
+        """Whether an event named `name`, whose header lines are `raw`, is used."""
+        if name == "VarSet" and "VarSet" not in self.names:
+            return self._variable(raw) is not None
+        return name in self.names or bool(self.all_while)
+
+    def including(self, names: Iterable[str]) -> Interest:
+        """This interest and another reader's events (the same `all_while`)."""
+        return Interest(self.names | frozenset(names), self.variables, all_while=self.all_while)
+
+
 _KINDS: dict[str, type[Response | Event | Action]] = {
     "Event: ": Event,
     "Response: ": Response,
@@ -236,21 +280,66 @@ def _typed(block: str) -> Response | Event | Action:
 class AmiParser:
     """feed(bytes) -> complete messages, in order. One parser per connection."""
 
-    __slots__ = ("_banner_pending", "_buf", "malformed")
+    __slots__ = ("_banner_pending", "_buf", "dropped", "malformed")
 
     def __init__(self, *, expect_banner: bool = True) -> None:
         self._buf = b""
         self._banner_pending = expect_banner
         self.malformed = 0  # how many Malformed were reported (for status pages)
+        self.dropped = 0  # events `stream` left unbuilt (its Interest did not admit them)
 
     def feed(self, data: bytes) -> list[AmiMessage]:
-        buf = self._buf + data if self._buf else data
         out: list[AmiMessage] = []
+        text, tail = self._take(data, out)
+        if text is not None:
+            starts = _STARTS
+            for block in text.split("\r\n\r\n"):
+                if block.startswith(starts):
+                    out.append(_typed(block))
+                elif block:
+                    self._odd(block, out)
+        if tail is not None:
+            out.append(tail)
+        return out
+
+    def stream(self, data: bytes, interest: Interest) -> Iterator[AmiMessage]:
+        """`feed`, one message at a time, without the events `interest` does not admit:
+        those are told apart on their first line and only counted (`dropped`). Lazy, so
+        that the reader may change `interest.all_while` between two events of one read."""
+        head: list[AmiMessage] = []
+        text, tail = self._take(data, head)
+        yield from head
+        if text is not None:
+            starts, admits, dropped = _STARTS, interest.admits, 0
+            for block in text.split("\r\n\r\n"):
+                if block.startswith("Event: "):
+                    end = block.find("\r\n")
+                    name = block[7:end] if end >= 0 else block[7:]
+                    if admits(name, block):
+                        yield Event(raw=block, first=name)
+                    else:
+                        dropped += 1
+                elif block.startswith(starts):
+                    yield _typed(block)
+                elif block:
+                    odd: list[AmiMessage] = []
+                    self._odd(block, odd)
+                    yield from odd
+            self.dropped += dropped
+        if tail is not None:
+            yield tail
+
+    def _take(self, data: bytes, out: list[AmiMessage]) -> tuple[str | None, Malformed | None]:
+        """The text of the whole messages now buffered (None: none yet), and what to
+        report after them; the banner, if this read completes it, goes to `out`."""
+        buf = self._buf + data if self._buf else data
+        text: str | None = None
+        tail: Malformed | None = None
         if self._banner_pending:
             end = buf.find(b"\r\n")
             if end < 0:
                 self._buf = buf
-                return out
+                return None, None
             self._banner_pending = False
             line = buf[:end]
             # No banner (the client side of a server, or a proxy): the line is a header.
@@ -263,18 +352,12 @@ class AmiParser:
             # lot (a character cannot straddle a blank line), then split into blocks.
             text = buf[:end].decode("utf-8", "replace")
             buf = buf[end + 4 :]
-            starts = _STARTS
-            for block in text.split("\r\n\r\n"):
-                if block.startswith(starts):
-                    out.append(_typed(block))
-                elif block:
-                    self._odd(block, out)
         if len(buf) > MAX_BLOCK:
-            out.append(Malformed(buf[:200], "block too long without a blank line"))
+            tail = Malformed(buf[:200], "block too long without a blank line")
             self.malformed += 1
             buf = b""
         self._buf = buf
-        return out
+        return text, tail
 
     def _odd(self, block: str, out: list[AmiMessage]) -> None:
         """Stray blank lines, or garbage before (or instead of) a message."""

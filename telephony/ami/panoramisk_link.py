@@ -25,7 +25,16 @@ from typing import Any, Protocol
 from panoramisk import Manager, actions
 from panoramisk.ami_protocol import AMIProtocol
 
-from telephony.ami.frames import AmiParser, Banner, Event, Malformed, Response, encode_action
+from telephony.ami.frames import (
+    AmiMessage,
+    AmiParser,
+    Banner,
+    Event,
+    Interest,
+    Malformed,
+    Response,
+    encode_action,
+)
 
 CLOSED_BY_PBX = "AMI connection closed by the PBX"
 
@@ -35,11 +44,17 @@ class LinkDown(Exception):
 
 
 class LinkListener(Protocol):
-    """What the protocol reports to, synchronously and in wire order."""
+    """What the protocol reports to, synchronously and in wire order. Only the events
+    its `interest` admits are built and reported; the others are counted (`on_dropped`)."""
+
+    @property
+    def interest(self) -> Interest | None: ...
 
     def on_read(self, now: datetime) -> None: ...
 
     def on_event(self, event: Event, now: datetime) -> None: ...
+
+    def on_dropped(self, count: int) -> None: ...
 
     def on_banner(self, version: str) -> None: ...
 
@@ -141,7 +156,15 @@ class AmiLinkProtocol(AMIProtocol):  # type: ignore[misc]
         listener = self.listener
         now = datetime.now(UTC)
         listener.on_read(now)
-        for message in self.parser.feed(data):
+        parser, interest = self.parser, listener.interest
+        dropped = parser.dropped
+        # A list's rows (CoreShowChannel...) are events nobody else reads: while one is
+        # awaited, a read is taken whole (list_ids only grows outside this method).
+        if interest is None or self.list_ids:
+            messages: Iterable[AmiMessage] = parser.feed(data)
+        else:
+            messages = parser.stream(data, interest)
+        for message in messages:
             if isinstance(message, Event):
                 if self.list_ids and self._list_row(message):
                     continue
@@ -153,6 +176,8 @@ class AmiLinkProtocol(AMIProtocol):  # type: ignore[misc]
                 listener.on_banner(message.version)
             elif isinstance(message, Malformed):
                 listener.on_malformed(message.reason)
+        if parser.dropped != dropped:
+            listener.on_dropped(parser.dropped - dropped)
 
     def _on_response(self, response: Response) -> None:
         action_id = response.action_id or ""

@@ -46,20 +46,20 @@ from typing import TypedDict
 
 from telephony import events as ev
 from telephony.ami import records as rec
-from telephony.ami.frames import Event
+from telephony.ami.frames import Event, Interest
 
 # Events that only set a channel up: an inbound CallStarted waits past them.
 _SETUP_EVENTS = frozenset(
     {"Newchannel", "NewCallerid", "Newexten", "VarSet", "Newstate", "NewConnectedLine"}
 )
 _SETUP_APPS = frozenset({"NoOp", "Set", "ExecIf", "GotoIf", "Goto", "Verbose", "Log", "Gosub"})
-# What the state machine reads; other events matter only to a call whose start is held.
-_WANTED = frozenset(
+# What the state machine reads, the one statement of it: `feed` drops the rest by name,
+# and so does the adapter's parser before it builds an Event (`CallTranslator.interest`).
+# Every other event (Newexten included) matters only while a call's start is held.
+NEEDED_EVENTS = frozenset(
     {
         "Newchannel",
         "NewCallerid",
-        "Newexten",
-        "VarSet",
         "DialBegin",
         "DialEnd",
         "BridgeEnter",
@@ -75,13 +75,11 @@ _WANTED = frozenset(
         "Cdr",
     }
 )
+# Dialplan variables the state machine reads: VarSet, half of a call's events, is dropped
+# unread for any other (while a start is held too: VarSet never releases one).
+READ_VARIABLES = frozenset({"MIXMONITOR_FILENAME", "CRM_CALL_ID", "QUEUESTATUS"})
 # Causes that say the call could not be made (127 is also a caller's CANCEL: read last).
 _FAILED_CAUSES = frozenset({1, 3, 21, 27, 34, 38, 41, 42, 58, 88, 127})
-# Dialplan variables the state machine reads (the others are dropped unread): one search
-# of the raw text, as VarSet is half of a call's events.
-_READ_VARIABLE = re.compile(
-    r"\r\nVariable: _*(?:MIXMONITOR_FILENAME|CRM_CALL_ID|QUEUESTATUS)(?:\r\n|$)"
-)
 _CAUSE_TEXT = {
     0: "Unknown",
     1: "Unallocated number",
@@ -223,7 +221,10 @@ class CallTranslator:
         self._by_crm: dict[str, PendingOriginate] = {}
         self._ended: dict[str, None] = {}  # recently ended Linkedids (ordered, bounded)
         self._failed: dict[str, None] = {}  # CRM ids already given an OriginateFailed
-        self._unstarted: set[str] = set()  # calls whose CallStarted is still held back
+        # Calls whose CallStarted is still held back. Mutated, never rebound: `interest`
+        # wants every event while it is not empty.
+        self._unstarted: set[str] = set()
+        self.interest = Interest(NEEDED_EVENTS, READ_VARIABLES, all_while=self._unstarted)
         self._cdr_seen = False
         self._cdr_misses = 0
 
@@ -258,16 +259,10 @@ class CallTranslator:
 
     def feed(self, event: Event, now: datetime) -> Out:
         """One AMI event, as received at `now`; the call events it completes, in order."""
-        name = event.name
         # Most of Asterisk's events say nothing about calls: drop them by name alone,
-        # before their headers are read (that is most of the cost per event).
-        if name not in _WANTED:
-            if not self._unstarted:
-                return []  # only a call still waiting for its start cares about the rest
-        elif name == "VarSet":
-            if _READ_VARIABLE.search(event.raw) is None:
-                return []  # the dialplan's own variables
-        elif name == "Newexten" and not self._unstarted:
+        # before their headers are read (that is most of the cost per event). The adapter's
+        # parser drops them before an Event is even built, by the same rule.
+        if not self.interest.admits(event.name, event.raw):
             return []
         record = rec.decode(event)
         return [] if record is None else self.apply(record, now)
