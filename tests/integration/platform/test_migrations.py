@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 from support.servers import PgServer
 
@@ -234,3 +234,61 @@ async def test_old_route_asks_go_under_the_default_pbx_sqlite(tmp_path) -> None:
 async def test_old_route_asks_go_under_the_default_pbx_postgres(pg_server: PgServer) -> None:
     async with _empty_pg_database(pg_server) as url:
         await _old_route_ask(url)
+
+
+async def _old_phone_labels(url: str) -> list[tuple[int, str | None]]:
+    """Phones labelled at 0010 as the demo and the card's free-text field wrote them, then
+    migrated to head: (id, label) in order."""
+    engine = make_engine(url)
+    try:
+        await upgrade(engine, "0010_route_ask_pbx")
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(
+                "INSERT INTO clients (id, kind, name, search_name, dates, custom_fields,"
+                " sms_opted_out, created_at, updated_at) VALUES (1, 'person', 'Анна', 'анна',"
+                " '[]', '{}', false, '2026-12-01', '2026-12-01')"
+            )
+            labels = ["мобильный", "Рабочий ", "домашний", "мобильный", "Секретарь", None, "work"]
+            await conn.execute(
+                text(
+                    "INSERT INTO client_phones (id, client_id, e164, digits, raw, label, position)"
+                    " VALUES (:id, 1, :e164, :digits, :digits, :label, :id)"
+                ),
+                [
+                    {
+                        "id": i,
+                        "e164": f"+792600000{i:02}",
+                        "digits": f"792600000{i:02}",
+                        "label": label,
+                    }
+                    for i, label in enumerate(labels, start=1)
+                ],
+            )
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            rows = await conn.exec_driver_sql("SELECT id, label FROM client_phones ORDER BY id")
+            return [(i, label) for i, label in rows.all()]
+    finally:
+        await engine.dispose()
+
+
+EXPECTED_KINDS = [
+    (1, "mobile"),
+    (2, "work"),
+    (3, "home"),
+    (4, "mobile"),
+    (5, "Секретарь"),  # the user's own words stay as typed
+    (6, None),
+    (7, "work"),
+]
+
+
+async def test_russian_phone_labels_become_kinds_sqlite(tmp_path) -> None:
+    """0011: SQLite's lower() leaves Cyrillic as it is, so "Рабочий " is matched in Python."""
+    assert await _old_phone_labels(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}") == EXPECTED_KINDS
+
+
+@pytest.mark.postgres
+async def test_russian_phone_labels_become_kinds_postgres(pg_server: PgServer) -> None:
+    async with _empty_pg_database(pg_server) as url:
+        assert await _old_phone_labels(url) == EXPECTED_KINDS
