@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 
 from crm_api.accounts import auth_http as auth
 from crm_api.accounts import http as users
@@ -101,6 +102,58 @@ def _body_limits(settings: Settings) -> BodyLimits:
     )
 
 
+# The features in the order the OpenAPI document (and so the web app's typed client) lists
+# them.
+DOCUMENTED = (
+    health,
+    auth,
+    users,
+    directories,
+    imports,
+    clients,
+    communications,
+    views,
+    calls,
+    messages,
+    deals,
+    tasks,
+    schedules,
+    plans,
+    reports,
+)
+# The same features in the order a request is matched against their routes, one route
+# after another (a few µs each: 0.1 ms of every lookup from sixth place). The clients'
+# routes (the lookup and the card on every call) early, after only the health probes
+# (three routes) and the imports, whose `/clients/export` must win over
+# `/clients/{client_id}`; the sign-in, the users and the directories (once a page) last.
+MATCHED = (
+    health,
+    imports,
+    clients,
+    communications,
+    views,
+    calls,
+    messages,
+    deals,
+    tasks,
+    schedules,
+    plans,
+    reports,
+    directories,
+    users,
+    auth,
+)
+
+
+def _documented_routes() -> list[BaseRoute]:
+    """The API's routes in the documented order, off an app that only lists them (built
+    once, with the document)."""
+    listing = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    for module in DOCUMENTED:
+        listing.include_router(module.router, prefix=API_PREFIX)
+    return listing.routes
+
+
 def create_app(settings: Settings | None = None, features: tuple[Feature, ...] = ()) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
@@ -120,29 +173,13 @@ def create_app(settings: Settings | None = None, features: tuple[Feature, ...] =
         lifespan=lifespan,
     )
     _install_error_handlers(app)
-    openapi.install(app, TypeAdapter(Frame))
+    openapi.install(app, TypeAdapter(Frame), _documented_routes)
     app.add_middleware(BoundaryGuard, limits=_body_limits(settings))
     app.add_middleware(SecurityHeaders)
     app.add_middleware(HttpTiming, metrics=metrics)
     # Each feature's router straight onto the app: a router nested in another is matched
     # once more on every request.
-    for module in (
-        health,
-        auth,
-        users,
-        directories,
-        imports,
-        clients,
-        communications,
-        views,
-        calls,
-        messages,
-        deals,
-        tasks,
-        schedules,
-        plans,
-        reports,
-    ):
+    for module in MATCHED:
         app.include_router(module.router, prefix=API_PREFIX)
     # Load balancers probe `/health` by habit: answer it, not with the web app's page.
     app.include_router(health.router, include_in_schema=False)

@@ -6,11 +6,13 @@ per frame type, told apart by `type`), which no HTTP route answers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
+from starlette.routing import BaseRoute
 
 from crm_api.platform.schemas import ErrorResponse
 
@@ -64,8 +66,11 @@ def _documented(schema: dict[str, Any], frames: TypeAdapter[Any]) -> dict[str, A
     return schema
 
 
-def install(app: FastAPI, frames: TypeAdapter[Any]) -> None:
-    """`frames`: of the union of every frame model (`crm_api.frames.Frame`)."""
+def install(
+    app: FastAPI, frames: TypeAdapter[Any], routes: Callable[[], Sequence[BaseRoute]]
+) -> None:
+    """`frames`: of the union of every frame model (`crm_api.frames.Frame`); `routes`:
+    what the document lists, in its order (the app matches a request in another)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -73,7 +78,7 @@ def install(app: FastAPI, frames: TypeAdapter[Any]) -> None:
                 get_openapi(
                     title=app.title,
                     version=app.version,
-                    routes=app.routes,
+                    routes=routes(),
                     description=app.description,
                 ),
                 frames,
