@@ -15,6 +15,7 @@ in that state and changes and pushes nothing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -39,7 +40,8 @@ from crm_api.calls.notifier import Frames, call_data
 from crm_api.clients import phones
 from crm_api.clients import service as clients_domain
 from crm_api.clients.models import Client
-from crm_api.clients.summary import NOBODY, caller_card
+from crm_api.clients.schemas import CallerCard
+from crm_api.clients.summary import NOBODY, caller_card, caller_card_by_phone
 from crm_api.clients.timeline import service as communications
 from crm_api.clients.timeline.models import CommDirection, CommKind
 from crm_api.platform.errors import DuplicateContact
@@ -120,6 +122,10 @@ class _Moved(Exception):
     """The live row a run read instead of locking the call was changed meanwhile."""
 
 
+class _NeedsTransaction(Exception):
+    """A start tried without a transaction has more to write than the call's row."""
+
+
 # A call's first row, by dialect (PostgreSQL or not); nothing when the call has one.
 _INSERT_CALL = {
     postgres: (postgresql if postgres else sqlite)
@@ -149,6 +155,14 @@ _e164 = functools.lru_cache(maxsize=PREPARED_POPS)(phones.try_normalize)
 
 
 CallKey = tuple[str, str]  # a call's identity: its PBX's name and that PBX's call id
+
+
+def _a_start(events: Sequence[ev.CallEvent]) -> bool:
+    """A run of one inbound call's start, not a call placed through the CRM."""
+    match events:
+        case [ev.CallStarted(direction=ev.Direction.INBOUND, crm_call_id=None)]:
+            return True
+    return False
 
 
 @dataclass(slots=True)
@@ -247,6 +261,9 @@ class CallService:
             await self._pushed(key)
         try:
             frames = await self._on_live_row(events)
+            if frames is None and _a_start(events):
+                with contextlib.suppress(_NeedsTransaction):
+                    frames = await self._in_transaction(events, locked=False, autocommit=True)
             if frames is None:
                 try:
                     frames = await self._in_transaction(events, locked=False)
@@ -266,12 +283,19 @@ class CallService:
         for key in [key for key in self._live if whose(key)]:
             del self._live[key]
 
-    async def _in_transaction(self, events: Sequence[ev.CallEvent], *, locked: bool) -> Frames:
+    async def _in_transaction(
+        self, events: Sequence[ev.CallEvent], *, locked: bool, autocommit: bool = False
+    ) -> Frames:
         """`locked`: every call is read locked; otherwise a live call is taken from this
-        process's row of it and its UPDATE checks that it is still so."""
+        process's row of it and its UPDATE checks that it is still so. `autocommit`: a
+        known caller's start, whose one write is the call's INSERT, needs no transaction
+        (`_NeedsTransaction` when it turns out to be another start)."""
         frames: Frames = []
         async with self._sessions() as session:
+            if autocommit:
+                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             session.info["locked"] = locked
+            session.info["autocommit"] = autocommit
             # A call's row is written once per transaction where it can be (its changes
             # go out with the commit), not before every read of the run; what a read
             # needs written is flushed where it is needed.
@@ -505,6 +529,8 @@ class CallService:
         postgres = session.get_bind().dialect.name == "postgresql"
         inserted = (await session.execute(_INSERT_CALL[postgres], values)).mappings().first()
         key = self._key(event)
+        if inserted is None and session.info.get("autocommit"):
+            raise _NeedsTransaction  # the call has its row: the start is applied to it locked
         if inserted is not None:
             call.id = inserted["id"]
             # Not in the session: what later events of the run change is written at the end.
@@ -571,19 +597,37 @@ class CallService:
             call.caller_name = call.caller_name or person_name(event.caller_name)
         if call.state == "originating":
             call.state = "ringing"
-        client, _ = await self._client_for(session, call)
+        inbound = call.direction == ev.Direction.INBOUND
+        card = await self._known_caller(session, call) if inbound else None
+        if card is None and session.info.get("autocommit"):
+            raise _NeedsTransaction  # a new number's card is made with the call
+        if card is None:
+            client, _ = await self._client_for(session, call)
+            if client is not None and inbound:
+                card = await caller_card(session, client)
         if call.id is None:  # the frames and the run's next events need its id
             written = await self._insert_new(session, call, event)
             if written is not call:
                 return await self._started(session, written, event)
-        if client is not None and call.direction == ev.Direction.INBOUND:
-            summary = (await caller_card(session, client)).model_dump(mode="json")
+        if card is not None and card.client is not None:
             await self._read_extensions(session)
             earlier = self._prepared.get(self._key(event))
             popped = earlier.popped if earlier is not None else []
-            prepared = _Prepared(client.id, summary, call_data(call), popped)
+            summary = card.model_dump(mode="json")
+            prepared = _Prepared(card.client.id, summary, call_data(call), popped)
             session.info.setdefault("prepared", {})[self._key(event)] = prepared
         return []
+
+    async def _known_caller(self, session: AsyncSession, call: Call) -> CallerCard | None:
+        """The pop's card of a caller who has one, found by the number in the same query
+        as the card is made from; None for a new number (or a call that knows its card)."""
+        e164 = self._e164(call.caller)
+        if call.client_id is not None or e164 is None:
+            return None
+        card = await caller_card_by_phone(session, e164)
+        if card is not None and card.client is not None:
+            call.client_id = card.client.id
+        return card
 
     def _numbers(
         self, call: Call, caller: str | None, callee: str | None, did: str | None = None

@@ -74,6 +74,8 @@ _SUMMARY = (
         Client.sms_opted_out,
         Client.created_at,
         Client.updated_at,
+        # Nobody has touched a card the PBX made (the pop says it is new).
+        (Client.created_by_id.is_(None) & Client.updated_by_id.is_(None)).label("untouched"),
     )
     .select_from(Client)
     .outerjoin(_company, _company.id == Client.company_id)
@@ -97,13 +99,19 @@ async def _summaries(
     session: AsyncSession, statement: Select[Any], params: dict[str, Any]
 ) -> list[ClientSummary]:
     """The cards `statement` selects, in brief (in no particular order)."""
-    found: dict[int, ClientSummary] = {}
+    return [card for card, _ in await _summaries_untouched(session, statement, params)]
+
+
+async def _summaries_untouched(
+    session: AsyncSession, statement: Select[Any], params: dict[str, Any]
+) -> list[tuple[ClientSummary, bool]]:
+    """`_summaries`, each with whether nobody has touched the card since the PBX made it."""
+    found: dict[int, tuple[ClientSummary, bool]] = {}
     for row in await core_rows(session, statement, params):
-        card = found.get(row.id)
-        if card is None:
-            found[row.id] = card = _summary(row)
+        if row.id not in found:
+            found[row.id] = (_summary(row), bool(row.untouched))
         if row.group_id is not None:
-            card.groups.append(
+            found[row.id][0].groups.append(
                 DirectoryItem(id=row.group_id, name=row.group_name, color=row.group_color)
             )
     return list(found.values())
@@ -140,15 +148,27 @@ async def summary_by_phone(session: AsyncSession, actor: User, e164: str) -> Cli
 
 
 async def caller_card(session: AsyncSession, client: Client) -> CallerCard:
-    recent = await communications.latest(session, client.id, LAST_COMMUNICATIONS)
+    untouched = client.created_by_id is None and client.updated_by_id is None
+    return await _caller_card(session, await summary_of(session, client.id), untouched)
+
+
+async def caller_card_by_phone(session: AsyncSession, e164: str) -> CallerCard | None:
+    """The pop's card of whoever's number this is; None when it is nobody's yet."""
+    found = await _summaries_untouched(session, BY_PHONE, {"e164": e164})
+    return await _caller_card(session, *found[0]) if found else None
+
+
+async def _caller_card(
+    session: AsyncSession, summary: ClientSummary, untouched: bool
+) -> CallerCard:
+    recent = await communications.latest(session, summary.id, LAST_COMMUNICATIONS)
     # A card the PBX made for an unknown number that nobody has filled in yet.
-    is_new = client.created_by_id is None and client.updated_by_id is None and not recent
-    summary = await summary_of(session, client.id)
+    is_new = untouched and not recent
     return CallerCard(
         client=PopClient(**summary.model_dump(), is_new=is_new),
         communications=[communication_public(c) for c in recent],
-        deals=await open_deals(session, client.id),
-        tasks=await open_tasks(session, client.id),
+        deals=await open_deals(session, summary.id),
+        tasks=await open_tasks(session, summary.id),
     )
 
 
