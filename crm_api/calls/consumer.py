@@ -8,7 +8,9 @@ is the PBX's fact, so a ring of a call started in this process is pushed before 
 bookkeeping is written — no database round trip stands between the PBX and the screen.
 A run of rings, answers and recordings of a live call whose row this process wrote last
 needs no transaction at all: it is applied to that row and written with one guarded UPDATE
-(and the recording's INSERT), each committing on its own. Events are processed
+(and the recording's INSERT), each committing on its own; nor does a known caller's
+start, whose one write is the call's INSERT (the card is only read). Its end reads no row
+either: it is written from that live row, its UPDATE guarded. Events are processed
 idempotently: a replay after a reconnect or a retried stream entry finds the call already
 in that state and changes and pushes nothing."""
 
