@@ -126,22 +126,12 @@ DOCUMENTED = (
 # routes (the lookup and the card on every call) early, after only the health probes
 # (three routes) and the imports, whose `/clients/export` must win over
 # `/clients/{client_id}`; the sign-in, the users and the directories (once a page) last.
+_MATCHED_FIRST = (health, imports, clients)
+_MATCHED_LAST = (directories, users, auth)
 MATCHED = (
-    health,
-    imports,
-    clients,
-    communications,
-    views,
-    calls,
-    messages,
-    deals,
-    tasks,
-    schedules,
-    plans,
-    reports,
-    directories,
-    users,
-    auth,
+    *_MATCHED_FIRST,
+    *(m for m in DOCUMENTED if m not in _MATCHED_FIRST + _MATCHED_LAST),
+    *_MATCHED_LAST,
 )
 
 

@@ -31,7 +31,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, Update, bindparam, select, update
 from sqlalchemy import event as orm_event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -46,6 +45,7 @@ from crm_api.clients.schemas import CallerCard
 from crm_api.clients.summary import NOBODY, caller_card, caller_card_by_phone
 from crm_api.clients.timeline import service as communications
 from crm_api.clients.timeline.models import CommDirection, CommKind
+from crm_api.platform.db.session import InsertNew
 from crm_api.platform.errors import DuplicateContact
 from crm_api.platform.realtime.hub import Hub
 from crm_api.platform.realtime.outage import Outage, is_outage
@@ -128,24 +128,18 @@ class _NeedsTransaction(Exception):
     """A start tried without a transaction has more to write than the call's row."""
 
 
-# A call's first row, by dialect (PostgreSQL or not); nothing when the call has one.
-_INSERT_CALL = {
-    postgres: (postgresql if postgres else sqlite)
-    .insert(_CALLS)
-    .on_conflict_do_nothing(index_elements=["pbx", "pbx_call_id"])
-    .returning(*_CALLS.c)
-    for postgres in (False, True)
-}
+# A call's first row; nothing when the call has one.
+_INSERT_CALL = InsertNew(_CALLS, ["pbx", "pbx_call_id"])
 _RECORDINGS_OF = select(Recording).where(Recording.call_id == bindparam("id"))
-# By dialect (PostgreSQL or not), parameters not named after the columns an INSERT sets.
-# Of the table, not the entity: the ORM's bulk-insert path costs more than the INSERT.
-_ADD_RECORDING = {
-    postgres: (postgresql if postgres else sqlite)
-    .insert(cast(Table, Recording.__table__))
-    .values(call_id=bindparam("call"), pbx_path=bindparam("path"), file_name=bindparam("name"))
-    .on_conflict_do_nothing(index_elements=["call_id", "file_name"])
-    for postgres in (False, True)
-}
+_ADD_RECORDING = InsertNew(
+    cast(Table, Recording.__table__),
+    ["call_id", "file_name"],
+    values={
+        "call_id": bindparam("call"),
+        "pbx_path": bindparam("path"),
+        "file_name": bindparam("name"),
+    },
+)
 
 # Runs of these events need no lock and no transaction on a call whose row this process
 # committed last: a ring or an answer is one guarded UPDATE, a recording one INSERT.
@@ -528,8 +522,7 @@ class CallService:
         another worker's start): that one, locked, for the start to be applied to."""
         values = {column: getattr(call, column) for column in _COLUMNS}
         values = {column: value for column, value in values.items() if value is not None}
-        postgres = session.get_bind().dialect.name == "postgresql"
-        inserted = (await session.execute(_INSERT_CALL[postgres], values)).mappings().first()
+        inserted = (await session.execute(_INSERT_CALL.on(session), values)).mappings().first()
         key = self._key(event)
         if inserted is None and session.info.get("autocommit"):
             raise _NeedsTransaction  # the call has its row: the start is applied to it locked
@@ -729,7 +722,7 @@ class CallService:
             return
         # Written at once (the end in the same run reads it back), once per call and file.
         await session.execute(
-            _ADD_RECORDING[session.get_bind().dialect.name == "postgresql"],
+            _ADD_RECORDING.on(session),
             {"call": call.id, "path": event.file, "name": name},
         )
 

@@ -4,12 +4,14 @@ words only."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 from e2e.helpers import login, new_context, pbx, shoot_widths
-from playwright.async_api import Browser, FloatRect, Locator, expect
+from playwright.async_api import Browser, FloatRect, Locator, Page, expect
 from support.server import RunningApi
 
 from telephony import events as ev
@@ -100,20 +102,31 @@ _DOTS = """() => {
 }"""
 
 
-@pytest.mark.parametrize("lang", ["ru", "en"])
-async def test_a_dot_separator_never_leads_a_wrapped_line(
+@contextlib.asynccontextmanager
+async def supervisor_on_a_phone(
     app: RunningApi, browser: Browser, lang: str
-) -> None:
+) -> AsyncIterator[Page]:
+    """The supervisor signed in, on a 390 px wide phone."""
     context = await new_context(browser, app, lang)
     page = await context.new_page()
     await login(page, "supervisor", "supervisor-demo-1", lang)
     await page.set_viewport_size({"width": 390, "height": 844})
-    await page.goto("/clients/1")  # a note and a call with their authors in the timeline
-    await expect(page.get_by_test_id("timeline-item")).to_have_count(2)
-    seen = await page.evaluate(_DOTS)
-    assert seen["leading"] == [], seen
-    assert seen["wrapped"] > 0 and seen["between"] > 0, seen  # the phone width did wrap one
-    await context.close()
+    try:
+        yield page
+    finally:
+        await context.close()
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+async def test_a_dot_separator_never_leads_a_wrapped_line(
+    app: RunningApi, browser: Browser, lang: str
+) -> None:
+    async with supervisor_on_a_phone(app, browser, lang) as page:
+        await page.goto("/clients/1")  # a note and a call with their authors in the timeline
+        await expect(page.get_by_test_id("timeline-item")).to_have_count(2)
+        seen = await page.evaluate(_DOTS)
+        assert seen["leading"] == [], seen
+        assert seen["wrapped"] > 0 and seen["between"] > 0, seen  # the phone width did wrap one
 
 
 def within_phone(box: FloatRect | None) -> bool:
@@ -141,39 +154,36 @@ async def text_shows_whole(el: Locator) -> bool:
 async def test_a_phone_reads_every_number_and_is_shown_what_scrolls(
     app: RunningApi, browser: Browser, lang: str
 ) -> None:
-    context = await new_context(browser, app, lang)
-    page = await context.new_page()
-    await login(page, "supervisor", "supervisor-demo-1", lang)
-    await page.set_viewport_size({"width": 390, "height": 844})
-    # The clients list fits the window (nothing sideways to scroll to), each number whole and
-    # on one line.
-    await page.goto("/clients")
-    table = page.get_by_test_id("clients-table")
-    cells = table.locator("td[data-col-key='primary_phone']")
-    await expect(cells.first).to_be_visible()
-    for part in await table.locator("table").all():  # naive-ui: a head and a body table
-        assert within_phone(await part.bounding_box())
-    assert await cells.count() >= 10
-    for cell in await cells.all():
-        assert await text_shows_whole(cell), await cell.text_content()
-        assert await one_line(cell), await cell.text_content()
-    # The deals board is wider than the phone: it says that it scrolls sideways.
-    await page.goto("/deals")
-    await expect(page.get_by_test_id("deals-board").locator("[data-deal]").first).to_be_visible()
-    await expect(page.get_by_test_id("scroll-hint")).to_be_visible()
+    async with supervisor_on_a_phone(app, browser, lang) as page:
+        # The clients list fits the window (nothing sideways to scroll to), each number whole and
+        # on one line.
+        await page.goto("/clients")
+        table = page.get_by_test_id("clients-table")
+        cells = table.locator("td[data-col-key='primary_phone']")
+        await expect(cells.first).to_be_visible()
+        for part in await table.locator("table").all():  # naive-ui: a head and a body table
+            assert within_phone(await part.bounding_box())
+        assert await cells.count() >= 10
+        for cell in await cells.all():
+            assert await text_shows_whole(cell), await cell.text_content()
+            assert await one_line(cell), await cell.text_content()
+        # The deals board is wider than the phone: it says that it scrolls sideways.
+        await page.goto("/deals")
+        first_deal = page.get_by_test_id("deals-board").locator("[data-deal]").first
+        await expect(first_deal).to_be_visible()
+        await expect(page.get_by_test_id("scroll-hint")).to_be_visible()
 
-    # The admin's tabs in Russian run past the edge: an arrow says so and brings the last one
-    # in view. The English ones fit.
-    await page.get_by_role("button", name="Выйти" if lang == "ru" else "Log out").click()
-    await login(page, "admin", "admin-demo-1", lang)
-    await page.goto("/admin")
-    last = page.locator(".n-tabs-tab[data-name='status']")  # naive-ui's tabs have no role
-    await expect(last).to_be_visible()
-    if lang == "ru":
-        assert not within_phone(await last.bounding_box())
-        await page.locator(".n-tabs-scroll-button--end").click()
-    await page.wait_for_function(  # it scrolls smoothly: until the tab is whole in the window
-        "el => { const r = el.getBoundingClientRect(); return r.left >= 0 && r.right <= 390 }",
-        arg=await last.element_handle(),
-    )
-    await context.close()
+        # The admin's tabs in Russian run past the edge: an arrow says so and brings the last one
+        # in view. The English ones fit.
+        await page.get_by_role("button", name="Выйти" if lang == "ru" else "Log out").click()
+        await login(page, "admin", "admin-demo-1", lang)
+        await page.goto("/admin")
+        last = page.locator(".n-tabs-tab[data-name='status']")  # naive-ui's tabs have no role
+        await expect(last).to_be_visible()
+        if lang == "ru":
+            assert not within_phone(await last.bounding_box())
+            await page.locator(".n-tabs-scroll-button--end").click()
+        await page.wait_for_function(  # it scrolls smoothly: until the tab is whole in the window
+            "el => { const r = el.getBoundingClientRect(); return r.left >= 0 && r.right <= 390 }",
+            arg=await last.element_handle(),
+        )

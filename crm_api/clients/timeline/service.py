@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Integer, Select, Table, bindparam, exists, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, make_transient_to_detached, selectinload
 
@@ -22,7 +21,7 @@ from crm_api.clients.timeline.models import (
 )
 from crm_api.clients.timeline.schemas import CommentPublic, CommunicationPublic
 from crm_api.platform.db.base import utcnow
-from crm_api.platform.db.session import core_rows
+from crm_api.platform.db.session import InsertNew, core_rows
 from crm_api.platform.errors import Forbidden, NotFound
 from crm_api.platform.schemas import user_ref_of
 
@@ -212,15 +211,8 @@ async def add_comment(
 _RECORDED = select(Communication).where(
     Communication.kind == bindparam("kind"), Communication.external_id == bindparam("external_id")
 )
-_COMMUNICATIONS = cast(Table, Communication.__table__)
-# By dialect (PostgreSQL or not): a new fact is one statement, a replay inserts nothing.
-_RECORD_NEW = {
-    postgres: (postgresql if postgres else sqlite)
-    .insert(_COMMUNICATIONS)
-    .on_conflict_do_nothing(index_elements=["kind", "external_id"])
-    .returning(*_COMMUNICATIONS.c)
-    for postgres in (False, True)
-}
+# A new fact is one statement; a replay inserts nothing.
+_RECORD_NEW = InsertNew(cast(Table, Communication.__table__), ["kind", "external_id"])
 
 
 async def record(
@@ -253,8 +245,7 @@ async def record(
         "deal_id": deal_id,
         "details": details or {},
     }
-    postgres = session.get_bind().dialect.name == "postgresql"
-    inserted = (await session.execute(_RECORD_NEW[postgres], values)).mappings().first()
+    inserted = (await session.execute(_RECORD_NEW.on(session), values)).mappings().first()
     if inserted is not None:
         # The row as written, in the session as if read: no second round trip for it.
         comm = Communication(**inserted, comments=[])

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Executable, Result, event
+from sqlalchemy import Executable, Insert, Result, Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -59,3 +60,26 @@ def _core_rows(session: Session, statement: Executable, params: Mapping[str, Any
     if session.autoflush:
         session.flush()
     return session.connection().execute(statement, params)
+
+
+class InsertNew:
+    """`INSERT ... ON CONFLICT (the key) DO NOTHING`, returning the row written (none when
+    the key was there), built once for each dialect: one statement where a look first and
+    an INSERT would be two. Of the table, not the entity: the ORM's bulk-insert path costs
+    more than the INSERT."""
+
+    def __init__(
+        self, table: Table, key: Sequence[str], values: Mapping[str, Any] | None = None
+    ) -> None:
+        """`values`: the columns' parameters, when not named after the columns."""
+        self._by_dialect: dict[bool, Insert] = {}
+        for postgres in (False, True):
+            insert = (postgresql if postgres else sqlite).insert(table)
+            if values is not None:
+                insert = insert.values(dict(values))
+            conflict = insert.on_conflict_do_nothing(index_elements=list(key))
+            self._by_dialect[postgres] = conflict.returning(*table.c)
+
+    def on(self, session: AsyncSession) -> Insert:
+        """The statement in the dialect of the session's database."""
+        return self._by_dialect[session.get_bind().dialect.name == "postgresql"]

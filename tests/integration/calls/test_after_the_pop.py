@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.call_events import answered_call, call_sink
@@ -36,16 +38,18 @@ async def _ended_call(
     return await wait_for(ended)
 
 
+async def a_client(api: RunningApi, actor: Actor, name: str, number: str) -> dict[str, Any]:
+    async with api.client(actor.token) as http:
+        r = await http.post("/clients", json={"name": name, "phones": [{"number": number}]})
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
 async def test_an_unknown_number_goes_to_the_client_the_operator_picks(
     calls_api: RunningApi, actors: dict[Role, Actor], db: async_sessionmaker[AsyncSession]
 ) -> None:
     operator = actors[Role.OPERATOR]
-    async with calls_api.client(operator.token) as http:
-        known = (
-            await http.post(
-                "/clients", json={"name": "Фролова Вера", "phones": [{"number": "+79161110101"}]}
-            )
-        ).json()
+    known = await a_client(calls_api, operator, "Фролова Вера", "+79161110101")
     call = await _ended_call(calls_api, db, "attach-1", "+79997770011")
     made = call.client_id
     assert made is not None and made != known["id"]  # the PBX made a card for the number
@@ -83,12 +87,7 @@ async def test_a_number_attached_while_its_call_rings_is_on_the_client_when_answ
     """Attached between the ring and the answer: the answer and the end say the client the
     operator picked, not the card the PBX made at the start."""
     operator = actors[Role.OPERATOR]
-    async with calls_api.client(operator.token) as http:
-        known = (
-            await http.post(
-                "/clients", json={"name": "Зуева Нина", "phones": [{"number": "+79161110303"}]}
-            )
-        ).json()
+    known = await a_client(calls_api, operator, "Зуева Нина", "+79161110303")
     start, recording, ring, answer, end = answered_call(
         "attach-3", caller="89997770033", agent=OPERATOR, caller_e164="+79997770033"
     )
@@ -123,12 +122,7 @@ async def test_a_number_attached_while_its_call_is_answered_logs_the_call_on_tha
     """Attached between the answer and the end: the end, which the service writes from the
     row it wrote at the answer, sees the change and logs the call on the client picked."""
     operator = actors[Role.OPERATOR]
-    async with calls_api.client(operator.token) as http:
-        known = (
-            await http.post(
-                "/clients", json={"name": "Котова Инна", "phones": [{"number": "+79161110404"}]}
-            )
-        ).json()
+    known = await a_client(calls_api, operator, "Котова Инна", "+79161110404")
     *talk, end = answered_call(
         "attach-4", caller="89997770044", agent=OPERATOR, caller_e164="+79997770044"
     )
