@@ -7,9 +7,23 @@ import asyncio
 import contextlib
 import getpass
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from crm_api.platform.logs import configure_logging
 from crm_api.platform.settings import Settings
+
+
+def _run_on_uvloop(main: Coroutine[Any, Any, None]) -> None:
+    """Runs a long-lived process on uvloop, as uvicorn runs the API: each socket operation
+    and wakeup costs less CPU than on asyncio's own loop, and these processes do little else."""
+    try:
+        import uvloop
+    except ImportError:  # a platform uvloop does not build on
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 async def _seed(settings: Settings) -> None:
@@ -159,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "sms":
         from crm_api.messages.sms.process import run_sms
 
-        asyncio.run(run_sms(settings))
+        _run_on_uvloop(run_sms(settings))
     elif args.command == "telephony":
         from crm_api.calls.commands import start_pbx_commands
         from crm_api.calls.standby import while_leased
@@ -172,9 +186,9 @@ def main(argv: list[str] | None = None) -> None:
             # Two processes per PBX share a lease: the active one links to the PBX and runs
             # the API workers' commands, the other stands by.
             link = (start_telephony, start_pbx_commands)
-            asyncio.run(run_headless(settings, link, runner=while_leased))
+            _run_on_uvloop(run_headless(settings, link, runner=while_leased))
         else:
-            asyncio.run(run_headless(settings, (start_telephony,), runner=run_until_stopped))
+            _run_on_uvloop(run_headless(settings, (start_telephony,), runner=run_until_stopped))
     elif args.command == "sip":
         import functools
 
@@ -189,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         pool = functools.partial(start_sip, workers=settings.sip_workers)
         # With Redis, the API workers' click-to-call reaches the bridge.
         bridge = (pool, start_pbx_commands) if settings.redis_url else (pool,)
-        asyncio.run(run_headless(settings, bridge))
+        _run_on_uvloop(run_headless(settings, bridge))
     elif args.command == "create-user":
         asyncio.run(_create_user(settings, args))
     elif args.command == "pbx-sim":
