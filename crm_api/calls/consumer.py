@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, Update, bindparam, select, update
+from sqlalchemy import Table, Update, bindparam, insert, select, update
 from sqlalchemy import event as orm_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -45,7 +45,7 @@ from crm_api.clients.schemas import CallerCard
 from crm_api.clients.summary import NOBODY, caller_card, caller_card_by_phone
 from crm_api.clients.timeline import service as communications
 from crm_api.clients.timeline.models import CommDirection, CommKind
-from crm_api.platform.db.session import InsertNew
+from crm_api.platform.db.session import InsertNew, make_sessionmaker
 from crm_api.platform.errors import DuplicateContact
 from crm_api.platform.realtime.hub import Hub
 from crm_api.platform.realtime.outage import Outage, is_outage
@@ -130,6 +130,7 @@ class _NeedsTransaction(Exception):
 
 # A call's first row; nothing when the call has one.
 _INSERT_CALL = InsertNew(_CALLS, ["pbx", "pbx_call_id"])
+_ADD_PARTICIPANTS = insert(cast(Table, CallParticipant.__table__))
 _RECORDINGS_OF = select(Recording).where(Recording.call_id == bindparam("id"))
 _ADD_RECORDING = InsertNew(
     cast(Table, Recording.__table__),
@@ -217,6 +218,11 @@ class CallService:
     ) -> None:
         """`pbx`: the PBX of the events that name none (sent before the name travelled)."""
         self._sessions = sessions
+        # Sessions whose every statement commits on its own, for the runs that need no
+        # transaction: set on the engine once, not on each run's connection.
+        self._statements = make_sessionmaker(
+            sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._pbx = pbx
         self._hub = hub
         self._region = region
@@ -287,9 +293,7 @@ class CallService:
         known caller's start, whose one write is the call's INSERT, needs no transaction
         (`_NeedsTransaction` when it turns out to be another start)."""
         frames: Frames = []
-        async with self._sessions() as session:
-            if autocommit:
-                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        async with (self._statements if autocommit else self._sessions)() as session:
             session.info["locked"] = locked
             session.info["autocommit"] = autocommit
             # A call's row is written once per transaction where it can be (its changes
@@ -326,8 +330,7 @@ class CallService:
             return None
         call = Call(**read)
         frames: Frames = []
-        async with self._sessions() as session:
-            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        async with self._statements() as session:
             session.info["calls"] = {key: call}
             with session.no_autoflush:
                 for event in events:
@@ -703,16 +706,17 @@ class CallService:
         """Who talked, each by the user their extension belonged to now (a transfer's
         every agent), and the call's own user (who placed a click-to-call)."""
         talk = call.talk_by_agent or {}
-        rows: dict[int, CallParticipant] = {}
+        rows: dict[int, dict[str, Any]] = {}
         for ext in call.agents:
             user_id = await self._user_id_of(session, ext)
             if user_id is not None and user_id not in rows:
-                rows[user_id] = CallParticipant(
-                    call_id=call.id, user_id=user_id, extension=ext, talk_s=talk.get(ext)
-                )
+                rows[user_id] = {"user_id": user_id, "extension": ext, "talk_s": talk.get(ext)}
         if call.user_id is not None and call.user_id not in rows:
-            rows[call.user_id] = CallParticipant(call_id=call.id, user_id=call.user_id)
-        session.add_all(rows.values())
+            rows[call.user_id] = {"user_id": call.user_id, "extension": None, "talk_s": None}
+        if rows:  # a Core INSERT: the ORM's unit of work costs more than the statement
+            await session.execute(
+                _ADD_PARTICIPANTS, [{"call_id": call.id, **r} for r in rows.values()]
+            )
 
     async def _recording(
         self, session: AsyncSession, call: Call, event: ev.RecordingStarted
