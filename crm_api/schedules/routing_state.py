@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
-from sqlalchemy import func, literal, or_, select, union_all, update
+from sqlalchemy import delete, func, literal, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,6 +24,7 @@ from crm_api.calls.models import Call
 from crm_api.clients import phones
 from crm_api.clients.models import Client
 from crm_api.clients.service import whose_number
+from crm_api.platform.db.base import utcnow
 from crm_api.schedules import service as schedules
 from crm_api.schedules.models import RouteAsk, RouteCounter
 from crm_api.schedules.routing import (
@@ -37,6 +38,7 @@ from crm_api.schedules.routing import (
 ROUTE_TURN_KEY = "callcard:route:turn"
 ROUTE_CALL_KEY = "callcard:route:call:"  # + "<pbx>:<call id>": two PBXs may reuse an id
 ROUTE_CALL_TTL = 3600  # a call's offers are remembered this long (seconds)
+PRUNE_EVERY_S = 300.0  # without Redis, offers past ROUTE_CALL_TTL are deleted this often
 LIVE_CALL_HORIZON = timedelta(hours=12)  # an unended call older than this is stale data
 ROUTABLE_ROLES = (Role.MANAGER, Role.SUPERVISOR, Role.OPERATOR)
 ROSTER_WINDOW = timedelta(hours=1)  # a cached schedule serves a `now` this close to its read
@@ -91,6 +93,11 @@ def _user_or_none(raw: bytes | str) -> int | None:
     return int(raw) if raw not in (b"", "") else None
 
 
+_pruned: weakref.WeakKeyDictionary[async_sessionmaker[AsyncSession], float] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 class _DbState:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
@@ -110,6 +117,10 @@ class _DbState:
         if rotation:
             chosen = rotation[await self._turn() % len(rotation)]
         async with self.sessions() as session:
+            if self._prune_due():
+                # Forgotten as Redis forgets them (ROUTE_CALL_TTL): the table stays small.
+                expired = utcnow() - timedelta(seconds=ROUTE_CALL_TTL)
+                await session.execute(delete(RouteAsk).where(RouteAsk.asked_at < expired))
             session.add(RouteAsk(pbx=pbx, call_id=call_id, attempt=attempt, user_id=chosen))
             try:
                 await session.commit()
@@ -117,6 +128,15 @@ class _DbState:
                 await session.rollback()
                 return (await self.asked(pbx, call_id)).get(attempt)
         return chosen
+
+    def _prune_due(self) -> bool:
+        """Once per PRUNE_EVERY_S per database, in this process (the first offer after a
+        start prunes)."""
+        now = time.monotonic()
+        if now - _pruned.get(self.sessions, -PRUNE_EVERY_S) < PRUNE_EVERY_S:
+            return False
+        _pruned[self.sessions] = now
+        return True
 
     async def _turn(self) -> int:
         async with self.sessions() as session:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.factories import Actor, make_user
 from support.server import RunningApi
@@ -18,11 +19,13 @@ from support.server import RunningApi
 from crm_api.accounts.models import Role
 from crm_api.calls.models import Call
 from crm_api.clients.models import Client, ClientKind, ClientPhone
+from crm_api.platform.db.base import utcnow
 from crm_api.platform.db.session import make_engine, make_sessionmaker
 from crm_api.platform.settings import Settings
 from crm_api.schedules import service as schedules
+from crm_api.schedules.models import RouteAsk
 from crm_api.schedules.routing import RouteDecision
-from crm_api.schedules.routing_state import choose_extension
+from crm_api.schedules.routing_state import ROUTE_CALL_TTL, choose_extension
 from telephony.ami.devices import DeviceStates
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -237,6 +240,35 @@ async def test_two_pbxs_reusing_a_call_id_get_their_own_offers(
     finally:
         for w in stores:
             await w.close()
+
+
+async def test_without_redis_offers_older_than_their_ttl_are_deleted(
+    team: dict[str, int], settings: Settings, db: async_sessionmaker[AsyncSession]
+) -> None:
+    """The database keeps a call's offers as long as Redis would (ROUTE_CALL_TTL), then
+    forgets them: a long-running office without Redis does not grow route_asks forever."""
+    now = msk(23, 13)
+    worker = Worker(settings.model_copy(update={"redis_url": None}))
+    try:
+        assert (await worker.ask(OWNED, "old-call", now)).target == "202"
+        assert (await worker.ask(OWNED, "recent-call", now)).target == "202"
+        async with db() as session:
+            await session.execute(
+                update(RouteAsk)
+                .where(RouteAsk.call_id == "old-call")
+                .values(asked_at=utcnow() - timedelta(seconds=ROUTE_CALL_TTL + 60))
+            )
+            await session.commit()
+    finally:
+        await worker.close()
+    restarted = Worker(settings.model_copy(update={"redis_url": None}))
+    try:
+        await restarted.ask(STRANGER, "another-call", now)
+    finally:
+        await restarted.close()
+    async with db() as session:
+        kept = await session.scalars(select(RouteAsk.call_id).order_by(RouteAsk.call_id))
+        assert list(kept) == ["another-call", "recent-call"]
 
 
 async def test_round_robin_is_shared_by_workers_and_survives_a_restart(
