@@ -1,7 +1,7 @@
 """Pop fan-out with many operators online, over two API workers: BENCH_SOCKETS operators
 (2,000) each with a phone and a /ws socket, alternately on worker A and worker B behind
 no balancer; `callcard telephony` reads the AMI simulator, the call-event stream is
-partitioned between the two workers, and 50 calls/s (BENCH_CALL_RATE) ring the operators
+partitioned between the two workers, and 50 calls/s (BENCH_FANOUT_RATE) ring the operators
 in turn for BENCH_SECONDS. Prints DialBegin → call.ringing on the rung operator's socket,
 p50/p99 (target p99 ≤ 50 ms), pops received, the workers' memory per socket, and their
 CPU ms per call and per frame delivered to a socket (the figure that holds on a loaded
@@ -41,7 +41,7 @@ from crm_api.platform.db.session import make_engine, make_sessionmaker
 from telephony.ami.simulator import AmiSimulator, prepare
 
 SOCKETS = int(os.environ.get("BENCH_SOCKETS", "2000"))
-RATE = float(os.environ.get("BENCH_CALL_RATE", "50"))
+RATE = float(os.environ.get("BENCH_FANOUT_RATE", "50"))  # one rate (BENCH_CALL_RATE is a list)
 SECONDS = float(os.environ.get("BENCH_SECONDS", "30"))
 RATE_STEPS = [float(r) for r in os.environ.get("BENCH_RATE_STEPS", "10,20,40,80").split(",")]
 STEP_SECONDS = float(os.environ.get("BENCH_STEP_SECONDS", "10"))
