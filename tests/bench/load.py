@@ -24,10 +24,57 @@ def loadavg() -> str:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process `pid` so far (/proc/<pid>/stat utime + stime)."""
-    with open(f"/proc/{pid}/stat") as f:
-        # The command name (field 2) may hold spaces; the fields after it are positional.
-        fields = f.read().rsplit(")", 1)[1].split()
+    # The command name (field 2) may hold spaces; the fields after it are positional.
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _stat(pid: int | str) -> list[str]:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """`cpu_seconds` of `pid` and of its children alive now (PostgreSQL's backends)."""
+    total = cpu_seconds(pid)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _stat(entry.name)
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / _TICK
+    return total
+
+
+class CpuBudget:
+    """Where a machine's CPU per operation goes: each named process (with its children),
+    measured over the same interval, and their sum against one core at a rate."""
+
+    def __init__(self, parts: dict[str, int], trees: frozenset[str] = frozenset()) -> None:
+        """`parts`: name → pid; the parts named in `trees` count their children too."""
+        self.parts = {name: pid for name, pid in parts.items() if os.path.exists(f"/proc/{pid}")}
+        self.trees = trees
+        self._since: dict[str, float] = {}
+
+    def _cpu(self, name: str) -> float:
+        pid = self.parts[name]
+        return tree_cpu_seconds(pid) if name in self.trees else cpu_seconds(pid)
+
+    def start(self) -> None:
+        self._since = {name: self._cpu(name) for name in self.parts}
+
+    def report(self, operations: int, rate: float) -> None:
+        spent = {name: self._cpu(name) - self._since[name] for name in self.parts}
+        per = {n: s * 1000 / operations for n, s in spent.items()}
+        total = sum(per.values())
+        parts = " + ".join(f"{n} {ms:.2f}" for n, ms in per.items())
+        print(
+            f"CPU ms per call: {parts} = {total:.2f}; at {rate:g} calls/s"
+            f" {total * rate / 10:.0f}% of one core  {loadavg()}"
+        )
 
 
 @contextlib.contextmanager

@@ -12,9 +12,11 @@ lookup and card preparation are timed too.
 By default a background CPU hog (a process busy on one core) runs for the whole
 benchmark (BENCH_HOG=0 turns it off). Each phase prints p50/p99 (target p99 ≤ 20 ms), the
 load average, and the API process's CPU ms per call (its utime+stime over the phase,
-backlog drain included, divided by the calls). BENCH_API_LOG=<file> keeps the API's log.
-BENCH_PROFILE=<file> runs the API under cProfile (slower: its CPU figures then include the
-profiler's) and prints its heaviest entries at the end.
+backlog drain included, divided by the calls), and where the machine's CPU per call
+goes: the API, `callcard telephony`, PostgreSQL, Redis and the benchmark's own process
+(the AMI simulator and the socket), summed against one core. BENCH_API_LOG=<file> keeps
+the API's log. BENCH_PROFILE=<file> runs the API under cProfile (slower: its CPU figures
+then include the profiler's) and prints its heaviest entries at the end.
 
 Phases: every rate in BENCH_CALL_RATE (comma-separated, default 50 calls/s) × every lead
 in BENCH_LEAD (default "spread,none"), BENCH_SECONDS each (default 20); each call is the
@@ -34,7 +36,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from bench.load import cpu_hog, cpu_seconds, loadavg, report_cpu, report_profile
+from bench.load import CpuBudget, cpu_hog, cpu_seconds, loadavg, report_cpu, report_profile
 from bench.measure import call_events_handled, percentile, report
 from bench.seeding import CLIENTS, bench_database, number, seed_clients
 from support.factories import _HASH, PASSWORD
@@ -56,7 +58,7 @@ API_LOG = os.environ.get("BENCH_API_LOG")  # a file for the API process's log
 
 
 @contextlib.asynccontextmanager
-async def telephony_process(database_url: str, redis_url: str, ami_url: str) -> AsyncIterator[None]:
+async def telephony_process(database_url: str, redis_url: str, ami_url: str) -> AsyncIterator[int]:
     env = {
         **os.environ,
         "CALLCARD_DATABASE_URL": database_url,
@@ -69,10 +71,34 @@ async def telephony_process(database_url: str, redis_url: str, ami_url: str) -> 
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        yield
+        yield proc.pid
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def _postmaster_pid(dsn: str) -> int:
+    """The PostgreSQL server's process (its backends are its children); 0 when it runs
+    elsewhere."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        data = await conn.fetchval("SHOW data_directory")
+    finally:
+        await conn.close()
+    try:
+        return int((Path(data) / "postmaster.pid").read_text().split()[0])
+    except OSError:
+        return 0
+
+
+async def _redis_pid(redis_url: str) -> int:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        return int((await client.info("server"))["process_id"])
+    finally:
+        await client.aclose()
 
 
 async def add_manager(dsn: str) -> None:
@@ -113,8 +139,18 @@ async def test_screen_pop_latency_at_50_calls_per_second(
                 log=Path(API_LOG) if API_LOG else None,
                 CALLCARD_REDIS_URL=redis_url,
             ) as server,
-            telephony_process(url, redis_url, pbx.url),
+            telephony_process(url, redis_url, pbx.url) as telephony_pid,
         ):
+            budget = CpuBudget(
+                {
+                    "API": server.process.pid,
+                    "telephony": telephony_pid,
+                    "PostgreSQL": await _postmaster_pid(dsn),
+                    "Redis": await _redis_pid(redis_url),
+                    "bench (AMI simulator, socket)": os.getpid(),
+                },
+                trees=frozenset({"PostgreSQL"}),  # its backends
+            )
             async with httpx.AsyncClient(base_url=server.base_url + "/api/v1") as http:
                 r = await http.post("/auth/login", json={"username": "m101", "password": PASSWORD})
                 token = r.json()["token"]
@@ -131,7 +167,7 @@ async def test_screen_pop_latency_at_50_calls_per_second(
                 with cpu_hog():
                     for rate in RATES:
                         for lead in LEADS:
-                            await _phase(pbx, ws, rate, lead, server.process.pid, redis_url)
+                            await _phase(pbx, ws, rate, lead, server.process.pid, redis_url, budget)
     if PROFILE:
         report_profile(PROFILE)
 
@@ -143,6 +179,7 @@ async def _phase(
     lead: str,
     api_pid: int,
     redis_url: str,
+    budget: CpuBudget,
 ) -> None:
     if lead not in ("spread", "none"):
         raise ValueError(f"BENCH_LEAD: {lead!r} is neither 'spread' nor 'none'")
@@ -176,6 +213,7 @@ async def _phase(
 
     calls: set[asyncio.Task[None]] = set()
     cpu_before = cpu_seconds(api_pid)
+    budget.start()
     begin = time.perf_counter()
     n = 0
     while time.perf_counter() - begin < SECONDS:
@@ -206,4 +244,5 @@ async def _phase(
         f"  {loadavg()}"
     )
     report_cpu("API process per call", api_pid, cpu_before, n)
+    budget.report(n, rate)
     assert len(latencies) == len(sent), "some pops never arrived"
