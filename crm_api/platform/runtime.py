@@ -30,8 +30,11 @@ Feature = Callable[[Services], Awaitable[Callable[[], Awaitable[None]]]]
 
 @contextlib.asynccontextmanager
 async def running_services(
-    settings: Settings, metrics: Metrics | None = None
+    settings: Settings, metrics: Metrics | None = None, *, sockets: bool = True
 ) -> AsyncIterator[Services]:
+    """`sockets`: this process serves WebSockets (the API), so its hub reads every frame any
+    process publishes to hand it to them; a headless process only publishes, and reading
+    (and decoding) every pop and status frame of the deployment would be CPU for nothing."""
     metrics = metrics or Metrics()
     engine = make_engine(settings.database_url)
     redis = Redis.from_url(settings.redis_url, protocol=2) if settings.redis_url else None
@@ -39,7 +42,8 @@ async def running_services(
     bus: Bus = RedisBus(redis, backlog=backlog) if redis is not None else InProcessBus(backlog)
     hub = Hub(bus, published=metrics.frame_published)
     metrics.ws_clients.set_function(lambda: hub.sockets)
-    await hub.start()
+    if sockets:
+        await hub.start()
     services = Services(
         settings=settings,
         engine=engine,
@@ -103,6 +107,6 @@ async def run_headless(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    async with running_services(settings) as services:
+    async with running_services(settings, sockets=False) as services:
         with serving(services.metrics, settings.metrics_bind):
             await runner(services, features, stop)
