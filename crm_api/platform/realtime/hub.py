@@ -55,6 +55,11 @@ class Hub:
         self.bus = bus
         self._published = published
         self._connections: set[Connection] = set()
+        # The sockets by what an audience names: a frame costs the sockets it is for, not
+        # every socket of the worker (thousands of operators, a pop for one of them).
+        self._by_user: dict[int, set[Connection]] = {}
+        self._by_role: dict[str, set[Connection]] = {}
+        self._by_card: dict[int, set[Connection]] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -96,15 +101,48 @@ class Hub:
                 await asyncio.sleep(1)
 
     def _deliver(self, frame: Frame) -> None:
-        for conn in self._connections:
-            if conn.wants(frame):
-                conn.offer(frame)
+        """To each socket the frame is meant for (`Connection.wants`), once."""
+        audience = frame.audience
+        targets: set[Connection] = set()
+        for user_id in audience.user_ids:
+            targets.update(self._by_user.get(user_id, ()))
+        for role in audience.roles:
+            targets.update(self._by_role.get(role, ()))
+        if audience.client_id is not None:
+            targets.update(self._by_card.get(audience.client_id, ()))
+        for conn in targets:
+            conn.offer(frame)
 
     def register(self, conn: Connection) -> None:
         self._connections.add(conn)
+        _index(self._by_user, conn.user_id, conn)
+        _index(self._by_role, conn.role, conn)
+        for client_id in conn.watching:
+            _index(self._by_card, client_id, conn)
 
     def unregister(self, conn: Connection) -> None:
         self._connections.discard(conn)
+        _unindex(self._by_user, conn.user_id, conn)
+        _unindex(self._by_role, conn.role, conn)
+        for client_id in conn.watching:
+            _unindex(self._by_card, client_id, conn)
+
+    def watch(self, conn: Connection, client_id: int) -> None:
+        """The socket gets the frames of this card from now on."""
+        conn.watching.add(client_id)
+        if conn in self._connections:
+            _index(self._by_card, client_id, conn)
+
+    def unwatch(self, conn: Connection, client_id: int) -> None:
+        conn.watching.discard(client_id)
+        _unindex(self._by_card, client_id, conn)
+
+    def change_role(self, conn: Connection, role: str) -> None:
+        """The user's new role: frames for the old one stop reaching the socket."""
+        _unindex(self._by_role, conn.role, conn)
+        conn.role = role
+        if conn in self._connections:
+            _index(self._by_role, role, conn)
 
     def online_user_ids(self) -> set[int]:
         return {c.user_id for c in self._connections}
@@ -141,6 +179,18 @@ class Hub:
             for frame in published:
                 self._published(frame)
         return published
+
+
+def _index(index: dict[Any, set[Connection]], key: Any, conn: Connection) -> None:
+    index.setdefault(key, set()).add(conn)
+
+
+def _unindex(index: dict[Any, set[Connection]], key: Any, conn: Connection) -> None:
+    conns = index.get(key)
+    if conns is not None:
+        conns.discard(conn)
+        if not conns:
+            del index[key]
 
 
 def after(frames: list[Frame], last_id: str | None) -> list[Frame]:

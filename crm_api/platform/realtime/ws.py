@@ -119,7 +119,7 @@ async def _sender(
             if user is None or not allowed(user.role, Permission.SELF):
                 await ws.close(code=CLOSE_UNAUTHORIZED, reason="session ended")
                 return
-            conn.role = str(user.role)  # frames for the old role stop here
+            services.hub.change_role(conn, str(user.role))  # frames for the old role stop here
             continue
         if floor is not None and frame_key(frame.id) <= floor:
             continue  # already sent in the replay
@@ -128,7 +128,7 @@ async def _sender(
             if client_id is None or client_id not in conn.watching:
                 continue
             if not await _may_see(services, conn.user_id, client_id):
-                conn.watching.discard(client_id)
+                services.hub.unwatch(conn, client_id)
                 await ws.send_text(_control(UnwatchedFrame(data=ClientRef(client_id=client_id))))
                 continue
         await ws.send_text(frame.wire())
@@ -170,14 +170,14 @@ async def _receiver(ws: WebSocket, conn: Connection, services: Services) -> None
                 await ws.send_text(_error("client_id must be a number"))
                 continue
             if message.type == "unwatch":
-                conn.watching.discard(client_id)
+                services.hub.unwatch(conn, client_id)
                 continue
             async with services.sessions() as session:
                 may = await may_watch_client(session, conn.user_id, client_id)
             if not may:
                 await ws.send_text(_error(f"cannot watch #{client_id}"))
                 continue
-            conn.watching.add(client_id)
+            services.hub.watch(conn, client_id)
             await ws.send_text(_control(WatchingFrame(data=ClientRef(client_id=client_id))))
         else:
             await ws.send_text(_error(f"unknown type {message.type!r}"))
