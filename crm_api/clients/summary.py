@@ -188,33 +188,33 @@ _OPEN_TASKS = (
 
 
 async def open_deals(session: AsyncSession, client_id: int) -> list[PopDeal]:
-    rows = await session.execute(_OPEN_DEALS, {"client_id": client_id})
+    rows = await core_rows(session, _OPEN_DEALS, {"client_id": client_id})
     return [
         PopDeal(
-            id=deal_id,
-            title=title,
-            amount=str(from_minor(minor)),
-            currency=currency,
-            stage_id=stage_id,
-            stage=stage,
+            id=row.id,
+            title=row.title,
+            amount=str(from_minor(row.amount_minor)),
+            currency=row.currency,
+            stage_id=row.stage_id,
+            stage=row.name,
         )
-        for deal_id, title, minor, currency, stage_id, stage in rows
+        for row in rows
     ]
 
 
 async def open_tasks(session: AsyncSession, client_id: int) -> list[PopTask]:
-    rows = await session.execute(_OPEN_TASKS, {"client_id": client_id})
+    rows = await core_rows(session, _OPEN_TASKS, {"client_id": client_id})
     return [
         PopTask(
-            id=task_id,
-            title=title,
-            due_at=due,
-            assignee_id=assignee_id,
-            deal_id=deal_id,
-            kind=kind,
-            params=params,
+            id=row.id,
+            title=row.title,
+            due_at=row.due_at,
+            assignee_id=row.assignee_id,
+            deal_id=row.deal_id,
+            kind=row.kind,
+            params=row.params,
         )
-        for task_id, title, due, assignee_id, deal_id, kind, params in rows
+        for row in rows
     ]
 
 
