@@ -188,13 +188,31 @@ _LAID_OUT = {
 }
 
 
+# A Dial event's two snapshots, the caller's and the dialled one's, by one match: the
+# same two `_LAID_OUT` gives, whose "Dest" pattern has to match the caller's too.
+_DIALLED = re.compile(
+    _HEAD + f"(?:{_snapshot('', read=True)}\\r\\n)?" + _snapshot("Dest", read=True) + r"(?:\r\n|\Z)"
+).match
+
+
 def _laid_out(event: Event, prefix: str) -> Leg | None:
     """One match instead of the header split (most of a record's cost): None when the
     snapshot is not laid out as Asterisk writes it, or has no Uniqueid or Linkedid."""
     match = _LAID_OUT[prefix](event.raw)
-    if match is None:
-        return None
-    channel, state, caller_num, caller_name, context, exten, uniqueid, linkedid = match.groups()
+    return None if match is None else _matched_leg(match.groups())
+
+
+def _dial_legs(event: Event) -> tuple[Leg | None, Leg | None]:
+    """`leg(event)` and `leg(event, "Dest")`, by one match when both are laid out."""
+    match = _DIALLED(event.raw)
+    if match is None or match.group(1) is None:
+        return leg(event), leg(event, "Dest")
+    groups = match.groups()
+    return _matched_leg(groups[:8]), _matched_leg(groups[8:])
+
+
+def _matched_leg(groups: tuple[str, ...]) -> Leg:
+    channel, state, caller_num, caller_name, context, exten, uniqueid, linkedid = groups
     return Leg(
         channel=channel,
         uniqueid=uniqueid,
@@ -241,7 +259,13 @@ def _cdr_time(value: str) -> datetime | None:
         return None
 
 
-def _stamp(value: str) -> datetime | None:
+def _stamp(event: Event) -> datetime | None:
+    # Asterisk sends Timestamp only with `timestampevents = yes`: one scan for its line
+    # (with or without a value) says it is absent, which `get` needs two for.
+    raw = event.raw
+    if "\nTimestamp:" not in raw and not raw.startswith("Timestamp:"):
+        return None
+    value = event.get("Timestamp", "")
     if not value:
         return None
     try:
@@ -255,15 +279,15 @@ def decode(event: Event) -> Record | None:
     # The snapshot is read by one match (`leg`), the few other headers by search: a split
     # of every header costs more than both.
     get = event.get
-    stamp = _stamp(get("Timestamp", ""))
+    stamp = _stamp(event)
     if name in ("DialBegin", "DialEnd"):
-        dest = leg(event, "Dest")
+        source, dest = _dial_legs(event)
         if dest is None:
             return None
         return Dial(
             name=name,
             stamp=stamp,
-            leg=leg(event),
+            leg=source,
             dest=dest,
             status=get("DialStatus", ""),
             dial_string=get("DialString", ""),
