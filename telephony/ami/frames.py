@@ -11,7 +11,7 @@ drops such characters). Garbage never stops the stream: lines before the first
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 
 TERMINATOR = b"\r\n\r\n"
@@ -76,21 +76,8 @@ class Message:
         return self._raw
 
     def _split(self) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        repeated: dict[str, list[str]] = {}
-        for line in (self._raw or "").split("\r\n"):
-            key, sep, value = line.partition(": ")
-            if not sep:
-                # "Key:" with an empty value has no space after the colon.
-                if line.endswith(":"):
-                    key, value = line[:-1], ""
-                else:
-                    continue  # a stray line inside a valid block: skip it, keep the block
-            if key in headers:
-                repeated.setdefault(key, []).append(value)
-            else:
-                headers[key] = value
-        self._headers, self._repeated = headers, repeated
+        headers, self._repeated = _split_headers(self._raw or "")
+        self._headers = headers
         return headers
 
     def get(self, key: str, default: str = "") -> str:
@@ -98,20 +85,7 @@ class Message:
         if headers is not None:
             return headers.get(key, default)
         # Not split yet: a few lookups by search are cheaper than splitting every header.
-        raw = self._raw or ""
-        needle = _NEEDLES.get(key) or _needle(key)
-        at = raw.find(needle)
-        if at >= 0:
-            start = at + len(needle)
-        elif raw.startswith(needle[2:]):
-            start = len(needle) - 2
-        elif needle[1:-1] in raw:
-            # "Key:" without the space (an empty value): let the split decide.
-            return self.headers.get(key, default)
-        else:
-            return default
-        end = raw.find("\r\n", start)
-        return raw[start:] if end < 0 else raw[start:end]
+        return header(self._raw or "", key, default)
 
     def __getitem__(self, key: str) -> str:
         return self.headers[key]
@@ -222,12 +196,13 @@ class Interest:
     - `variables`: the VarSet variables used, without the leading `_` of inheritance.
       VarSet (half of Asterisk's events) is told by its variable alone, unless "VarSet"
       is in `names`;
-    - `all_while`: every other event is used too while this container is not empty (the
-      translator's calls whose start is held). The reader owns it and may change it between
-      two events: it is read anew for each block.
+    - `all_while`: the other events are used too while this container is not empty (the
+      translator's calls whose start is held), those `while_held(name, raw)` admits (all
+      by default). The reader owns both and may change them between two events: they are
+      asked anew for each block.
     """
 
-    __slots__ = ("_variable", "all_while", "names", "variables")
+    __slots__ = ("_variable", "all_while", "names", "variables", "while_held")
 
     def __init__(
         self,
@@ -235,10 +210,12 @@ class Interest:
         variables: Iterable[str] = (),
         *,
         all_while: Collection[object] = (),
+        while_held: Callable[[str, str], bool] = lambda name, raw: True,
     ) -> None:
         self.names = frozenset(names)
         self.variables = frozenset(variables)
         self.all_while = all_while
+        self.while_held = while_held
         # One search of the raw text (no header split): the variable's line, any number of
         # underscores before the name. A never-matching pattern when no variable is used.
         alternatives = "|".join(re.escape(v) for v in sorted(self.variables)) or "(?!)"
@@ -248,11 +225,16 @@ class Interest:
         """Whether an event named `name`, whose header lines are `raw`, is used."""
         if name == "VarSet" and "VarSet" not in self.names:
             return self._variable(raw) is not None
-        return name in self.names or bool(self.all_while)
+        return name in self.names or (bool(self.all_while) and self.while_held(name, raw))
 
     def including(self, names: Iterable[str]) -> Interest:
-        """This interest and another reader's events (the same `all_while`)."""
-        return Interest(self.names | frozenset(names), self.variables, all_while=self.all_while)
+        """This interest and another reader's events (the same `all_while`, `while_held`)."""
+        return Interest(
+            self.names | frozenset(names),
+            self.variables,
+            all_while=self.all_while,
+            while_held=self.while_held,
+        )
 
 
 _KINDS: dict[str, type[Response | Event | Action]] = {
@@ -270,6 +252,42 @@ _NEEDLES: dict[str, str] = {}
 def _needle(key: str) -> str:
     needle = _NEEDLES[key] = f"\r\n{key}: "
     return needle
+
+
+def _split_headers(raw: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Every header line: the first value of each key, and the later ones apart."""
+    headers: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}
+    for line in raw.split("\r\n"):
+        key, sep, value = line.partition(": ")
+        if not sep:
+            # "Key:" with an empty value has no space after the colon.
+            if line.endswith(":"):
+                key, value = line[:-1], ""
+            else:
+                continue  # a stray line inside a valid block: skip it, keep the block
+        if key in headers:
+            repeated.setdefault(key, []).append(value)
+        else:
+            headers[key] = value
+    return headers, repeated
+
+
+def header(raw: str, key: str, default: str = "") -> str:
+    """`Message.get` on a message's header lines, for a reader that has not built one."""
+    needle = _NEEDLES.get(key) or _needle(key)
+    at = raw.find(needle)
+    if at >= 0:
+        start = at + len(needle)
+    elif raw.startswith(needle[2:]):
+        start = len(needle) - 2
+    elif needle[1:-1] in raw:
+        # "Key:" without the space (an empty value): let the split decide.
+        return _split_headers(raw)[0].get(key, default)
+    else:
+        return default
+    end = raw.find("\r\n", start)
+    return raw[start:] if end < 0 else raw[start:end]
 
 
 def _typed(block: str) -> Response | Event | Action:

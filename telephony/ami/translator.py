@@ -46,13 +46,17 @@ from typing import TypedDict
 
 from telephony import events as ev
 from telephony.ami import records as rec
-from telephony.ami.frames import Event, Interest
+from telephony.ami.frames import Event, Interest, header
 
 # Events that only set a channel up: an inbound CallStarted waits past them.
 _SETUP_EVENTS = frozenset(
     {"Newchannel", "NewCallerid", "Newexten", "VarSet", "Newstate", "NewConnectedLine"}
 )
 _SETUP_APPS = frozenset({"NoOp", "Set", "ExecIf", "GotoIf", "Goto", "Verbose", "Log", "Gosub"})
+# Setup events that change nothing of a held call (`apply` never releases a start on
+# them), but for a Newexten running another application or of a call placed from an
+# extension, whose dialplan tells what it dialled (`_on_newexten`).
+_INERT_SETUP = frozenset({"Newexten", "Newstate", "NewConnectedLine"})
 # What the state machine reads, the one statement of it: `feed` drops the rest by name,
 # and so does the adapter's parser before it builds an Event (`CallTranslator.interest`).
 # Every other event (Newexten included) matters only while a call's start is held.
@@ -224,7 +228,12 @@ class CallTranslator:
         # Calls whose CallStarted is still held back. Mutated, never rebound: `interest`
         # wants every event while it is not empty.
         self._unstarted: set[str] = set()
-        self.interest = Interest(NEEDED_EVENTS, READ_VARIABLES, all_while=self._unstarted)
+        self.interest = Interest(
+            NEEDED_EVENTS,
+            READ_VARIABLES,
+            all_while=self._unstarted,
+            while_held=self._read_while_held,
+        )
         self._cdr_seen = False
         self._cdr_misses = 0
 
@@ -266,6 +275,17 @@ class CallTranslator:
             return []
         record = rec.decode(event)
         return [] if record is None else self.apply(record, now)
+
+    def _read_while_held(self, name: str, raw: str) -> bool:
+        """Whether an event read only while a start is held can change a call: a Newexten
+        during an inbound call's setup is a fifth of the events decoded, and does not."""
+        if name not in _INERT_SETUP:
+            return True
+        if name != "Newexten":
+            return False
+        if header(raw, "Application") not in _SETUP_APPS:
+            return True
+        return any(self._calls[held].first.kind != "trunk" for held in self._unstarted)
 
     def apply(self, record: rec.Record, now: datetime) -> Out:
         """The same as `feed`, for an event already decoded."""

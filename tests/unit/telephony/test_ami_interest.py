@@ -174,18 +174,41 @@ def test_a_dropped_event_costs_no_event() -> None:
     assert [type(m).__name__ for m in messages] == ["Banner", "Response"]
 
 
-def test_while_a_start_is_held_every_event_but_an_unread_variable_is_built() -> None:
-    translator = CallTranslator()
+def _held_names(translator: CallTranslator, *blocks: str) -> tuple[list[str], int]:
+    """What the parser builds of one read, fed to the translator as the adapter does."""
+    parser = AmiParser(expect_banner=False)
+    names = []
+    for message in parser.stream(_wire(*blocks), translator.interest):
+        assert isinstance(message, Event)
+        names.append(message.name)
+        translator.feed(message, NOW)
+    return names, parser.dropped
+
+
+def test_while_a_start_is_held_every_event_but_inert_setup_is_built() -> None:
     newchannel = _block(
         "Newchannel", **CHANNEL, Context="from-trunk", Exten="74951234567", CallerIDNum="1"
     )
     # One read: the Newchannel starts a held call, and the events after it in the same read
-    # are decided after the translator has seen it.
-    parser = AmiParser(expect_banner=False)
-    names = []
-    for message in parser.stream(_wire(newchannel, *IGNORED), translator.interest):
-        assert isinstance(message, Event)
-        names.append(message.name)
-        translator.feed(message, NOW)
-    assert names == ["Newchannel", "DeviceStateChange", "Newexten", "Newstate", "RTCPSent"]
-    assert parser.dropped == 2  # the two VarSets of variables nobody reads
+    # are decided after the translator has seen it. Unread variables, a state change and
+    # a Newexten of a setup application change nothing of an inbound call.
+    names, dropped = _held_names(CallTranslator(), newchannel, *IGNORED)
+    assert names == ["Newchannel", "DeviceStateChange", "RTCPSent"]
+    assert dropped == 4
+    # A Newexten running another application releases the start: it is built.
+    translator = CallTranslator()
+    names, dropped = _held_names(
+        translator, newchannel, _block("Newexten", **CHANNEL, Application="NoOp"), IGNORED[3]
+    )
+    assert names == ["Newchannel"] and dropped == 2 and translator.interest.all_while
+    names, _ = _held_names(translator, _block("Newexten", **CHANNEL, Application="Dial"))
+    assert names == ["Newexten"] and not translator.interest.all_while
+    # A call placed from an extension: its dialplan's every step may tell what it dialled.
+    placed = {"Channel": "PJSIP/101-00000001", "Uniqueid": "1.1", "Linkedid": "1.1"}
+    names, _ = _held_names(
+        CallTranslator(),
+        _block("Newchannel", **placed, Context="internal", Exten="s", CallerIDNum="101"),
+        _block("Newexten", **placed, Context="internal", Exten="79161234567", Application="Set"),
+        _block("Newstate", **placed),
+    )
+    assert names == ["Newchannel", "Newexten"]
