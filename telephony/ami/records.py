@@ -213,15 +213,9 @@ def _dial_legs(event: Event) -> tuple[Leg | None, Leg | None]:
 
 def _matched_leg(groups: tuple[str, ...]) -> Leg:
     channel, state, caller_num, caller_name, context, exten, uniqueid, linkedid = groups
+    # In the fields' order, by position: a call by keyword costs twice as much (per event).
     return Leg(
-        channel=channel,
-        uniqueid=uniqueid,
-        linkedid=linkedid,
-        context=context,
-        exten=exten,
-        caller_num=number(caller_num),
-        caller_name=number(caller_name),
-        state=state,
+        channel, uniqueid, linkedid, context, exten, number(caller_num), number(caller_name), state
     )
 
 
