@@ -456,11 +456,14 @@ class AmiAdapter:
     def on_read(self, now: datetime) -> None:
         self.status.last_event_at = now
 
-    def on_event(self, event: Event, now: datetime) -> None:
+    def on_event(self, event: Event, now: datetime, admitted: bool) -> None:
         self.status.events += 1
         if event.name in devices.EVENTS:  # one in twenty: skip the call for the rest
             self.devices.feed(event)
-        call_events = self.translator.feed(event, now)
+            admitted = False  # for the device states: the translator asks its interest
+        # What `interest` admitted is what the translator's admits, but for device events.
+        read = self.translator.read if admitted else self.translator.feed
+        call_events = read(event, now)
         if call_events:
             self._publish(call_events)
 

@@ -45,14 +45,15 @@ class LinkDown(Exception):
 
 class LinkListener(Protocol):
     """What the protocol reports to, synchronously and in wire order. Only the events
-    its `interest` admits are built and reported; the others are counted (`on_dropped`)."""
+    its `interest` admits are built and reported (`admitted`), the others counted
+    (`on_dropped`); while a list is read, or without an interest, every event is."""
 
     @property
     def interest(self) -> Interest | None: ...
 
     def on_read(self, now: datetime) -> None: ...
 
-    def on_event(self, event: Event, now: datetime) -> None: ...
+    def on_event(self, event: Event, now: datetime, admitted: bool) -> None: ...
 
     def on_dropped(self, count: int) -> None: ...
 
@@ -160,15 +161,16 @@ class AmiLinkProtocol(AMIProtocol):  # type: ignore[misc]
         dropped = parser.dropped
         # A list's rows (CoreShowChannel...) are events nobody else reads: while one is
         # awaited, a read is taken whole (list_ids only grows outside this method).
+        messages: Iterable[AmiMessage]
         if interest is None or self.list_ids:
-            messages: Iterable[AmiMessage] = parser.feed(data)
+            admitted, messages = False, parser.feed(data)
         else:
-            messages = parser.stream(data, interest)
+            admitted, messages = True, parser.stream(data, interest)
         for message in messages:
             if isinstance(message, Event):
                 if self.list_ids and self._list_row(message):
                     continue
-                listener.on_event(message, now)
+                listener.on_event(message, now, admitted)
             elif isinstance(message, Response):
                 self._on_response(message)
             elif isinstance(message, Banner):

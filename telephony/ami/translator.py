@@ -273,6 +273,10 @@ class CallTranslator:
         # parser drops them before an Event is even built, by the same rule.
         if not self.interest.admits(event.name, event.raw):
             return []
+        return self.read(event, now)
+
+    def read(self, event: Event, now: datetime) -> Out:
+        """`feed` for an event that `interest` admitted just now (a parser asked it)."""
         record = rec.decode(event)
         return [] if record is None else self.apply(record, now)
 
