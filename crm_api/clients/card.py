@@ -18,7 +18,6 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from crm_api.accounts.models import User
@@ -33,7 +32,7 @@ from crm_api.clients.schemas import (
     PhonePublic,
 )
 from crm_api.clients.types import DateIn
-from crm_api.platform.db.session import core_rows
+from crm_api.platform.db.reads import Queryable, core_rows
 from crm_api.platform.errors import Forbidden, NotFound
 from crm_api.platform.schemas import user_ref_of
 
@@ -84,28 +83,28 @@ _CONTACTS: CompoundSelect = union_all(
 ).order_by("position", "id")
 
 
-async def card_for(session: AsyncSession, actor: User, client_id: int) -> ClientPublic:
+async def card_for(db: Queryable, actor: User, client_id: int) -> ClientPublic:
     """The whole card, if `actor` may see it (NotFound, Forbidden otherwise)."""
-    summary = await summaries.find_summary(session, client_id)
+    summary = await summaries.find_summary(db, client_id)
     if summary is None:
         raise NotFound(f"client #{client_id} not found", details={"client_id": client_id})
     if not may_see_client_of(actor, summary.manager.id if summary.manager else None):
         raise Forbidden(
             f"client #{client_id} belongs to another manager", details={"client_id": client_id}
         )
-    return await _whole(session, summary)
+    return await _whole(db, summary)
 
 
-async def card_of(session: AsyncSession, client_id: int) -> ClientPublic:
+async def card_of(db: Queryable, client_id: int) -> ClientPublic:
     """The whole card of an existing client."""
-    return await _whole(session, await summaries.summary_of(session, client_id))
+    return await _whole(db, await summaries.summary_of(db, client_id))
 
 
-async def _whole(session: AsyncSession, summary: ClientSummary) -> ClientPublic:
-    people = (await core_rows(session, _PEOPLE, {"client_id": summary.id})).all()
+async def _whole(db: Queryable, summary: ClientSummary) -> ClientPublic:
+    people = await core_rows(db, _PEOPLE, {"client_id": summary.id})
     phones: dict[int, list[PhonePublic]] = {row.id: [] for row in people}
     emails: dict[int, list[EmailPublic]] = {row.id: [] for row in people}
-    for c in await core_rows(session, _CONTACTS, {"ids": list(phones)}):
+    for c in await core_rows(db, _CONTACTS, {"ids": list(phones)}):
         if c.what == "phone":
             phones[c.client_id].append(PhonePublic(id=c.id, e164=c.value, raw=c.raw, label=c.label))
         else:

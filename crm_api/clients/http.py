@@ -26,12 +26,21 @@ from crm_api.clients.timeline import service as communications
 from crm_api.clients.timeline.models import CommKind
 from crm_api.clients.timeline.schemas import CommunicationPublic, NoteCreate
 from crm_api.clients.types import ClientCreate, ClientFilters, ClientUpdate
-from crm_api.platform.deps import ReadSessionDep, Services, ServicesDep, SessionDep, require
+from crm_api.platform.deps import (
+    ReadAccess,
+    ReadSessionDep,
+    Services,
+    ServicesDep,
+    SessionDep,
+    require,
+    require_reading,
+)
 from crm_api.platform.errors import DuplicateContact, InvalidInput, NotFound
 from crm_api.platform.schemas import Id, ItemList, Page
 
 router = APIRouter(prefix="/clients", tags=["clients"])
 Reader = Annotated[User, require(Permission.CLIENTS_READ)]
+Reading = Annotated[ReadAccess, require_reading(Permission.CLIENTS_READ)]
 Writer = Annotated[User, require(Permission.CLIENTS_WRITE)]
 PageNo = Annotated[int, Query(ge=1, le=100_000)]
 PageSize = Annotated[int, Query(ge=1, le=200)]
@@ -77,33 +86,30 @@ async def create_client(
 
 @router.get("/lookup", operation_id="lookup_client_by_phone")
 async def lookup(
-    session: ReadSessionDep,
-    services: ServicesDep,
-    user: Reader,
-    phone: Annotated[str, Query(min_length=1, max_length=50)],
+    reading: Reading, phone: Annotated[str, Query(min_length=1, max_length=50)]
 ) -> ClientSummary:
     """The card of exactly this subscriber, whatever form the number is typed in."""
     try:
-        e164 = phones.normalize(phone, services.settings.default_region)
+        e164 = phones.normalize(phone, reading.services.settings.default_region)
     except phones.InvalidPhone as exc:
         raise InvalidInput("phone", f"invalid phone number {phone!r}") from exc
-    summary = await summaries.summary_by_phone(session, user, e164)
+    summary = await summaries.summary_by_phone(reading.db, reading.user, e164)
     if summary is None:
         raise NotFound(f"no client with phone {e164}", details={"phone": e164})
     return summary
 
 
 @router.get("/{client_id}", operation_id="get_client")
-async def get_client(client_id: Id, session: ReadSessionDep, user: Reader) -> ClientPublic:
-    return await cards.card_for(session, user, client_id)
+async def get_client(client_id: Id, reading: Reading) -> ClientPublic:
+    return await cards.card_for(reading.db, reading.user, client_id)
 
 
 @router.get("/{client_id}/card", operation_id="get_client_card")
-async def get_card(client_id: Id, session: ReadSessionDep, user: Reader) -> ClientCard:
+async def get_card(client_id: Id, reading: Reading) -> ClientCard:
     """The card page in one request: the client and the newest communications."""
-    client = await cards.card_for(session, user, client_id)
+    client = await cards.card_for(reading.db, reading.user, client_id)
     items, total = await communications.timeline(
-        session, client_id, kind=None, page=1, page_size=CARD_COMMUNICATIONS
+        reading.db, client_id, kind=None, page=1, page_size=CARD_COMMUNICATIONS
     )
     return ClientCard(client=client, communications=items, communications_total=total)
 

@@ -25,7 +25,7 @@ from crm_api.clients.presenters import communication_public
 from crm_api.clients.schemas import CallerCard, ClientSummary, PopClient, PopDeal, PopTask
 from crm_api.clients.service import whose_number
 from crm_api.clients.timeline import service as communications
-from crm_api.platform.db.session import core_rows
+from crm_api.platform.db.reads import Queryable, core_rows
 from crm_api.platform.errors import Forbidden
 from crm_api.platform.schemas import UserRef
 from crm_api.sales.models import Deal, DealStage, StageKind
@@ -96,18 +96,18 @@ BY_PHONE = _SUMMARY.where(whose_number(bindparam("e164")))  # also the benchmark
 
 
 async def _summaries(
-    session: AsyncSession, statement: Select[Any], params: dict[str, Any]
+    db: Queryable, statement: Select[Any], params: dict[str, Any]
 ) -> list[ClientSummary]:
     """The cards `statement` selects, in brief (in no particular order)."""
-    return [card for card, _ in await _summaries_untouched(session, statement, params)]
+    return [card for card, _ in await _summaries_untouched(db, statement, params)]
 
 
 async def _summaries_untouched(
-    session: AsyncSession, statement: Select[Any], params: dict[str, Any]
+    db: Queryable, statement: Select[Any], params: dict[str, Any]
 ) -> list[tuple[ClientSummary, bool]]:
     """`_summaries`, each with whether nobody has touched the card since the PBX made it."""
     found: dict[int, tuple[ClientSummary, bool]] = {}
-    for row in await core_rows(session, statement, params):
+    for row in await core_rows(db, statement, params):
         if row.id not in found:
             found[row.id] = (_summary(row), bool(row.untouched))
         if row.group_id is not None:
@@ -117,13 +117,13 @@ async def _summaries_untouched(
     return list(found.values())
 
 
-async def find_summary(session: AsyncSession, client_id: int) -> ClientSummary | None:
-    found = await _summaries(session, _BY_ID, {"client_id": client_id})
+async def find_summary(db: Queryable, client_id: int) -> ClientSummary | None:
+    found = await _summaries(db, _BY_ID, {"client_id": client_id})
     return found[0] if found else None
 
 
-async def summary_of(session: AsyncSession, client_id: int) -> ClientSummary:
-    card = await find_summary(session, client_id)
+async def summary_of(db: Queryable, client_id: int) -> ClientSummary:
+    card = await find_summary(db, client_id)
     assert card is not None, f"no client #{client_id}"
     return card
 
@@ -134,9 +134,9 @@ async def summaries_of(session: AsyncSession, client_ids: Sequence[int]) -> list
     return [found[client_id] for client_id in client_ids]
 
 
-async def summary_by_phone(session: AsyncSession, actor: User, e164: str) -> ClientSummary | None:
+async def summary_by_phone(db: Queryable, actor: User, e164: str) -> ClientSummary | None:
     """The card whose number this is, if `actor` may see it (Forbidden otherwise)."""
-    found = await _summaries(session, BY_PHONE, {"e164": e164})
+    found = await _summaries(db, BY_PHONE, {"e164": e164})
     if not found:
         return None
     card = found[0]

@@ -21,7 +21,8 @@ from crm_api.clients.timeline.models import (
 )
 from crm_api.clients.timeline.schemas import CommentPublic, CommunicationPublic
 from crm_api.platform.db.base import utcnow
-from crm_api.platform.db.session import InsertNew, core_rows
+from crm_api.platform.db.reads import Queryable, core_rows
+from crm_api.platform.db.session import InsertNew
 from crm_api.platform.errors import Forbidden, NotFound
 from crm_api.platform.schemas import user_ref_of
 
@@ -84,24 +85,22 @@ _COMMENTS = (
 
 
 async def timeline(
-    session: AsyncSession, client_id: int, *, kind: CommKind | None, page: int, page_size: int
+    db: Queryable, client_id: int, *, kind: CommKind | None, page: int, page_size: int
 ) -> tuple[list[CommunicationPublic], int]:
     """A page of the timeline and its total, from rows: loading them into ORM objects
     (with their authors and comments) cost more CPU than the card page's queries."""
     statement, count = _TIMELINE[kind is not None]
     params = {"client_id": client_id, "kind": kind}
-    rows = (
-        await core_rows(
-            session, statement, {**params, "offset": (page - 1) * page_size, "limit": page_size}
-        )
-    ).all()
+    rows = await core_rows(
+        db, statement, {**params, "offset": (page - 1) * page_size, "limit": page_size}
+    )
     if not rows:
         # An empty page: the first one means no communications, a later one asks the count.
-        return [], 0 if page == 1 else (await session.scalar(count, params) or 0)
+        return [], 0 if page == 1 else (await core_rows(db, count, params))[0][0]
     comments: dict[int, list[CommentPublic]] = {}
     commented = [row.id for row in rows if row.has_comments]
     if commented:
-        for c in await core_rows(session, _COMMENTS, {"ids": commented}):
+        for c in await core_rows(db, _COMMENTS, {"ids": commented}):
             comments.setdefault(c.communication_id, []).append(
                 CommentPublic(
                     id=c.id,

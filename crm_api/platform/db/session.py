@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Executable, Insert, Result, Table, event
+from sqlalchemy import Insert, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Session
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -43,23 +42,6 @@ def make_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     and ROLLBACK round trips around the queries, and no weaker a view than READ COMMITTED
     gives a transaction (a snapshot per statement). Never write through one."""
     return make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
-
-
-async def core_rows(
-    session: AsyncSession, statement: Executable, params: Mapping[str, Any]
-) -> Result[Any]:
-    """The rows of a statement of columns, run as Core on the session's connection (in its
-    transaction, after an autoflush, as `session.execute` would): the ORM's execution and
-    result machinery cost more CPU than the query on the lookup and card paths and give
-    nothing to rows that are not objects. One hop into SQLAlchemy's greenlet, as for
-    `session.execute`."""
-    return await session.run_sync(_core_rows, statement, params)
-
-
-def _core_rows(session: Session, statement: Executable, params: Mapping[str, Any]) -> Result[Any]:
-    if session.autoflush:
-        session.flush()
-    return session.connection().execute(statement, params)
 
 
 class InsertNew:

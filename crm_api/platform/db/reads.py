@@ -1,0 +1,164 @@
+"""Reads for the hottest read-only requests (the lookup by number, the card): prebuilt
+Core statements run straight on one pooled asyncpg connection.
+
+A read session's making, connection checkout (with its isolation level set and reset)
+and closing, and SQLAlchemy's execution and result machinery around asyncpg's fetch,
+cost the lookup more CPU than the fetch itself. Here each statement is compiled once for
+the dialect, with its parameters' order and the result processors of its columns, and a
+request checks out one connection from the engine's own pool. No transaction: asyncpg
+commits each statement on its own, as the read sessions do (AUTOCOMMIT).
+
+Only PostgreSQL through asyncpg: with another driver (SQLite in `callcard run`) the
+request reads through a read session, the same statements run as Core on it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import namedtuple
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from sqlalchemy import Executable
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.selectable import SelectBase
+
+
+class _Prepared:
+    """A statement compiled once: its SQL, where each parameter goes, and how each column
+    is read (the types' own bind and result processors, as SQLAlchemy applies them)."""
+
+    def __init__(self, statement: SelectBase, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        self.compiled = compiled
+        self.defaults = dict(compiled.params)  # the statement's own values (LIMIT 1...)
+        # An IN list (an "expanding" parameter) is rendered for each request's list.
+        self.expanding = bool(compiled.post_compile_params or compiled.literal_execute_params)
+        state = None if self.expanding else compiled.construct_expanded_state(self.defaults)
+        self.sql = state.statement if state else ""
+        self.names = list(state.positiontup or ()) if state else []
+        self.binds: dict[str, Callable[[Any], Any]] = {}
+        for bind, name in compiled.bind_names.items():
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                self.binds[name] = process
+        # The columns as SQLAlchemy reads them: its rows' names ("count_1" for an unlabelled
+        # count) and its types' processors (enums, aware datetimes).
+        columns = compiled._result_columns
+        row_type = namedtuple("Row", [column.keyname for column in columns])  # type: ignore[misc]
+        self.row: Callable[[Iterable[Any]], Any] = row_type._make
+        self.results: list[tuple[int, Callable[[Any], Any]]] = []
+        for i, column in enumerate(columns):
+            process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+            if process is not None:
+                self.results.append((i, process))
+
+    def arguments(self, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """The SQL and its positional arguments for these parameters."""
+        if self.expanding:
+            state = self.compiled.construct_expanded_state(params)
+            sql, names = state.statement, state.positiontup or ()
+            binds = {**self.binds, **state.processors}  # the IN list's own items too
+            given: Mapping[str, Any] = state.parameters
+        else:
+            sql, names, binds, given = self.sql, self.names, self.binds, params
+        defaults = self.defaults
+        values = [given[name] if name in given else defaults[name] for name in names]
+        if binds:
+            for i, name in enumerate(names):
+                process = binds.get(name)
+                if process is not None:
+                    values[i] = process(values[i])
+        return sql, values
+
+    def rows(self, records: list[asyncpg.Record]) -> list[Any]:
+        make, results = self.row, self.results
+        if not results:
+            return [make(record) for record in records]
+        rows = []
+        for record in records:
+            values = list(record)
+            for i, process in results:
+                values[i] = process(values[i])
+            rows.append(make(values))
+        return rows
+
+
+class ReadConnection:
+    """One pooled asyncpg connection a request reads through, outside any transaction."""
+
+    __slots__ = ("_dialect", "_driver", "_pool", "_pooled")
+
+    def __init__(self, engine: AsyncEngine, pooled: PoolProxiedConnection) -> None:
+        self._pool = engine.pool
+        self._pooled = pooled
+        self._driver: asyncpg.Connection[Any] = pooled.driver_connection
+        self._dialect = engine.dialect
+
+    async def rows(self, statement: Executable, params: Mapping[str, Any]) -> list[Any]:
+        """The rows of a statement of columns built once (module level): each is compiled
+        on its first use and kept for the life of the process."""
+        prepared = _PREPARED.get(id(statement))
+        if prepared is None or prepared[0] is not statement:
+            assert isinstance(statement, SelectBase), statement
+            prepared = _PREPARED[id(statement)] = (statement, _Prepared(statement, self._dialect))
+        sql, values = prepared[1].arguments(params)
+        try:
+            records = await self._driver.fetch(sql, *values)
+        except asyncio.CancelledError:
+            # Cancelled mid-query, the connection may be mid-protocol: it goes back to nobody
+            # (as SQLAlchemy does with a connection a cancellation left).
+            self._pooled.invalidate()
+            raise
+        except Exception as exc:
+            if self._driver.is_closed() or isinstance(exc, _LOST):
+                # The server went away: as SQLAlchemy does on a disconnect, every connection
+                # of the pool made before now is replaced at its next checkout.
+                self._pool._invalidate(self._pooled, exc)
+            raise
+        return prepared[1].rows(records)
+
+
+_PREPARED: dict[int, tuple[Executable, _Prepared]] = {}
+_LOST = (asyncpg.PostgresConnectionError, OSError)
+# What the services that read take: a read connection, or any session (in its transaction).
+Queryable = AsyncSession | ReadConnection
+
+
+@asynccontextmanager
+async def reading(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Queryable]:
+    """A read connection on PostgreSQL; elsewhere a read session from `sessions`."""
+    if engine.dialect.driver != "asyncpg":
+        async with sessions() as session:
+            yield session
+        return
+    pooled = await engine.raw_connection()
+    try:
+        yield ReadConnection(engine, pooled)
+    finally:
+        pooled.close()
+
+
+async def core_rows(
+    db: Queryable, statement: Executable, params: Mapping[str, Any]
+) -> Sequence[Any]:
+    """The rows of a statement of columns, built once: on a read connection, or run as
+    Core on a session's connection (in its transaction, after an autoflush, as
+    `session.execute` would). The ORM's execution and result machinery cost more CPU than
+    the query on the lookup and card paths and give nothing to rows that are not objects."""
+    if isinstance(db, ReadConnection):
+        return await db.rows(statement, params)
+    return (await db.run_sync(_core_rows, statement, params)).all()
+
+
+def _core_rows(session: Any, statement: Executable, params: Mapping[str, Any]) -> Any:
+    if session.autoflush:
+        session.flush()
+    return session.connection().execute(statement, params)

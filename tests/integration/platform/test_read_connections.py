@@ -1,0 +1,108 @@
+"""Read connections (`platform/db/reads.py`): statements run straight on a pooled asyncpg
+connection read what the same statements read through a session, and a connection the
+server dropped costs one request, not one per pooled connection."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import bindparam, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.factories import Actor
+from support.server import RunningApi
+
+from crm_api.accounts.models import Role, User
+from crm_api.clients.models import Client
+from crm_api.clients.summary import BY_PHONE
+from crm_api.clients.timeline.models import CommKind, Communication
+from crm_api.platform.db.reads import ReadConnection, core_rows, reading
+from crm_api.platform.db.session import make_read_sessionmaker
+
+# Every kind of column a read connection must read as SQLAlchemy does: enums, aware
+# datetimes, JSON, an enum parameter, an IN list, and a value of the statement's own.
+_CARDS = (
+    select(
+        Client.id,
+        Client.kind,
+        Client.created_at,
+        Client.dates,
+        Client.custom_fields,
+        Communication.kind.label("comm_kind"),
+        Communication.direction,
+        Communication.occurred_at,
+        Communication.details,
+        User.full_name,
+    )
+    .outerjoin(Communication, Communication.client_id == Client.id)
+    .outerjoin(User, User.id == Communication.user_id)
+    .where(Client.id.in_(bindparam("ids", expanding=True)))
+    .where((Communication.kind == bindparam("kind")) | Communication.id.is_(None))
+    .order_by(Client.id, Communication.id)
+    .limit(10)
+)
+
+
+async def _card_with_history(api: RunningApi, actor: Actor) -> dict:
+    async with api.client(actor.token) as http:
+        r = await http.post(
+            "/clients",
+            json={
+                "name": "Орлова Вера",
+                "phones": [{"number": "89161110001"}],
+                "dates": [{"label": "День компании", "date": "2020-05-01"}],
+            },
+        )
+        assert r.status_code == 201, r.text
+        card = r.json()
+        r = await http.post(f"/clients/{card['id']}/notes", json={"body": "перезвонить"})
+        assert r.status_code == 201, r.text
+        return card
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_read_connection_reads_what_a_session_reads(
+    api: RunningApi, actors: dict[Role, Actor], db: async_sessionmaker[AsyncSession]
+) -> None:
+    card = await _card_with_history(api, actors[Role.ADMIN])
+    engine = db.kw["bind"]
+    statements = [
+        (BY_PHONE, {"e164": "+79161110001"}),
+        (_CARDS, {"ids": [card["id"], card["id"] + 1000], "kind": CommKind.NOTE}),
+        (select(func.count()).select_from(Client), {}),
+    ]
+    async with reading(engine, make_read_sessionmaker(engine)) as conn, db() as session:
+        assert isinstance(conn, ReadConnection)
+        for statement, params in statements:
+            raw = [tuple(row) for row in await core_rows(conn, statement, params)]
+            orm = [tuple(row) for row in await core_rows(session, statement, params)]
+            assert raw and raw == orm
+            assert [[type(v) for v in row] for row in raw] == [
+                [type(v) for v in row] for row in orm
+            ]
+            keys = [list(row._fields) for row in await core_rows(conn, statement, params)]
+            assert keys == [
+                list(row._fields) for row in await core_rows(session, statement, params)
+            ]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_dropped_server_connection_fails_one_read_only(
+    api: RunningApi, actors: dict[Role, Actor], db: async_sessionmaker[AsyncSession]
+) -> None:
+    await _card_with_history(api, actors[Role.OPERATOR])
+    lookup = ("/clients/lookup", {"phone": "8 916 111-00-01"})
+    async with api.client(actors[Role.OPERATOR].token) as http:
+        # Several connections in the pool at once.
+        answers = await asyncio.gather(*(http.get(lookup[0], params=lookup[1]) for _ in range(6)))
+        assert {r.status_code for r in answers} == {200}
+        async with db() as session:  # as a server restart would: every other backend ends
+            await session.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        await asyncio.sleep(0.2)
+        statuses = [(await http.get(lookup[0], params=lookup[1])).status_code for _ in range(4)]
+    assert statuses[1:] == [200, 200, 200], statuses
