@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.dependencies.models import Dependant
 
 from crm_api.accounts.permissions import Permission
-from crm_api.platform.deps import Authorize
+from crm_api.platform.deps import required_permission
 
-# Routes that answer without a login; every other /api/v1 route carries `Authorize`.
+# Routes that answer without a login; every other /api/v1 route carries `Authorize`
+# (`crm_api.platform.deps`).
 PUBLIC_ROUTES = {
     ("POST", "/api/v1/auth/login"),
     ("GET", "/api/v1/health"),
@@ -24,16 +24,6 @@ class RouteInfo:
     method: str
     path: str
     permission: Permission | None  # None: public
-
-
-def _permission(dependant: Dependant) -> Permission | None:
-    for dep in dependant.dependencies:
-        if isinstance(dep.call, Authorize):
-            return dep.call.permission
-        found = _permission(dep)
-        if found is not None:
-            return found
-    return None
 
 
 def _contexts(routes: list[Any]) -> list[Any]:
@@ -50,5 +40,5 @@ def route_table(app: FastAPI, prefix: str = "/api/v1") -> list[RouteInfo]:
         if not ctx.path.startswith(prefix) or ctx.dependant is None:
             continue
         for method in sorted(ctx.methods or ()):
-            table.append(RouteInfo(method, ctx.path, _permission(ctx.dependant)))
+            table.append(RouteInfo(method, ctx.path, required_permission(ctx.dependant)))
     return table

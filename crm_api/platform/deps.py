@@ -10,7 +10,9 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
-from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.dependencies.models import Dependant
+from fastapi.security import APIKeyCookie, HTTPBearer
+from fastapi.security.base import SecurityBase
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
@@ -90,8 +92,11 @@ class ReadAccess:
     services: Services
 
 
-_cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False)
-_bearer = HTTPBearer(auto_error=False)
+# How a request logs in, as the OpenAPI document says: the session cookie or a bearer token.
+LOGIN: tuple[SecurityBase, ...] = (
+    APIKeyCookie(name=SESSION_COOKIE, auto_error=False),
+    HTTPBearer(auto_error=False),
+)
 
 
 # Where a header cannot be sent (a WebSocket from a browser, an <audio src>), a short-lived
@@ -138,17 +143,16 @@ def same_origin(conn: HTTPConnection, settings: Settings) -> bool:
 
 
 class Authorize:
-    """The dependency every non-public route carries: who is asking, and may they."""
+    """The dependency every non-public route carries: who is asking, and may they.
+
+    The OpenAPI document gives each route that carries one the two ways in, `LOGIN`
+    (`platform/openapi.py`): as sub-dependencies of this one, FastAPI solved both on
+    every request (~30 µs each) only for the document's sake."""
 
     def __init__(self, permission: Permission) -> None:
         self.permission = permission
 
-    async def __call__(
-        self,
-        request: Request,
-        _c: Annotated[str | None, Depends(_cookie)] = None,
-        _b: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
-    ) -> User:
+    async def __call__(self, request: Request) -> User:
         """The user, detached from any session: read it, do not change it."""
         services = services_of(request)
         found = credential_of(request)
@@ -188,18 +192,26 @@ def require(permission: Permission) -> Any:
     return Depends(Authorize(permission))
 
 
+def required_permission(dependant: Dependant) -> Permission | None:
+    """What the `Authorize` among a route's dependencies asks for (None: a public route)."""
+    for dep in dependant.dependencies:
+        if isinstance(dep.call, Authorize):
+            return dep.call.permission
+        found = required_permission(dep)
+        if found is not None:
+            return found
+    return None
+
+
 class AuthorizeRead(Authorize):
     """`Authorize`, and a read connection, and the services, as one dependency: on the
     lookup and the card, solving a dependency each for the session, the services and the
     user cost as much CPU as the rest of the request beyond the query."""
 
     async def __call__(  # type: ignore[override]  # yields what Authorize returns, and more
-        self,
-        request: Request,
-        _c: Annotated[str | None, Depends(_cookie)] = None,
-        _b: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+        self, request: Request
     ) -> AsyncIterator[ReadAccess]:
-        user = await super().__call__(request, _c, _b)
+        user = await super().__call__(request)
         services = services_of(request)
         async with reading(services.engine, services.reads) as db:
             yield ReadAccess(user, db, services)

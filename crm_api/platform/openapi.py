@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, routing
+from fastapi.encoders import jsonable_encoder
+from fastapi.openapi.models import OpenAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
 from starlette.routing import BaseRoute
 
+from crm_api.platform.deps import LOGIN, required_permission
 from crm_api.platform.schemas import ErrorResponse
 
 _REF = {"$ref": "#/components/schemas/ErrorResponse"}
@@ -37,7 +40,38 @@ def _with_frames(components: dict[str, Any], frames: TypeAdapter[Any]) -> None:
     components["Frame"] = {"description": "A frame of the /ws socket.", **union}
 
 
-def _documented(schema: dict[str, Any], frames: TypeAdapter[Any]) -> dict[str, Any]:
+# The keys FastAPI puts in an operation before its security requirement.
+_OPERATION_HEAD = ("tags", "summary", "description", "operationId", "deprecated")
+
+
+def _with_login(schema: dict[str, Any], routes: Sequence[BaseRoute]) -> dict[str, Any]:
+    """The document with the ways in (`LOGIN`) on every operation whose route carries
+    `Authorize`, laid out as FastAPI lays out a route's security dependencies."""
+    behind = {
+        ctx.operation_id or ctx.unique_id
+        for ctx in routing.iter_route_contexts(routes)
+        if ctx.dependant is not None and required_permission(ctx.dependant) is not None
+    }
+    schemes = {
+        scheme.scheme_name: jsonable_encoder(scheme.model, by_alias=True, exclude_none=True)
+        for scheme in LOGIN
+    }
+    for path in schema.get("paths", {}).values():
+        for method, operation in path.items():
+            if operation.get("operationId") in behind:
+                head = {k: v for k, v in operation.items() if k in _OPERATION_HEAD}
+                rest = {k: v for k, v in operation.items() if k not in _OPERATION_HEAD}
+                path[method] = {**head, "security": [{name: []} for name in schemes], **rest}
+    if behind:
+        schema.setdefault("components", {})["securitySchemes"] = schemes
+    # FastAPI's own last step (through its OpenAPI model): the keys laid out as it lays them.
+    return jsonable_encoder(OpenAPI(**schema), by_alias=True, exclude_none=True)  # type: ignore[no-any-return]
+
+
+def _documented(
+    schema: dict[str, Any], frames: TypeAdapter[Any], routes: Sequence[BaseRoute]
+) -> dict[str, Any]:
+    schema = _with_login(schema, routes)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     _with_frames(components, frames)
     for name, sub in (
@@ -74,14 +108,16 @@ def install(
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
+            listed = routes()
             app.openapi_schema = _documented(
                 get_openapi(
                     title=app.title,
                     version=app.version,
-                    routes=routes(),
+                    routes=listed,
                     description=app.description,
                 ),
                 frames,
+                listed,
             )
         return app.openapi_schema
 
