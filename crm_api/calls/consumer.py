@@ -23,7 +23,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -172,6 +172,22 @@ class _Prepared:
     popped: list[str]  # agents whose pop went out ahead of its commit
 
 
+@dataclass(slots=True, eq=False)
+class _Run:
+    """One run of a call's events: its session, how it writes, and what it read and made."""
+
+    session: AsyncSession
+    # Every call is read locked; otherwise a live call is taken from this process's row.
+    locked: bool = True
+    # A known caller's start, without a transaction (its one write is the call's INSERT).
+    autocommit: bool = False
+    calls: dict[CallKey, Call] = field(default_factory=dict)  # each call, read once a run
+    # The calls read as rows, with the row as read: `_write_read_calls` writes the changes.
+    read: list[tuple[Call, dict[str, Any]]] = field(default_factory=list)
+    unlocked: set[int] = field(default_factory=set)  # ids of the calls taken from live rows
+    prepared: dict[CallKey, _Prepared] = field(default_factory=dict)  # pops made at starts
+
+
 _COLUMNS = tuple(column.key for column in _CALLS.c)
 
 
@@ -185,16 +201,16 @@ def _as_read(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v.astimezone(UTC) if isinstance(v, datetime) else v for k, v in row.items()}
 
 
-async def _write_read_calls(session: AsyncSession) -> None:
+async def _write_read_calls(run: _Run) -> None:
     """What the run changed of the calls it read as rows, one UPDATE each. A call read
     from this process's live row, not locked, is written only if it is still as read
     (`_Moved` otherwise: the run is done again on the locked row)."""
-    unlocked = session.info.get("unlocked", set())
-    for call, read in session.info.get("read", []):
+    session = run.session
+    for call, read in run.read:
         changed = {column: getattr(call, column) for column in read}
         changed = {column: value for column, value in changed.items() if value != read[column]}
         params = {f"new_{column}": value for column, value in changed.items()}
-        if id(call) in unlocked:
+        if id(call) in run.unlocked:
             params = {"new_state": call.state, **params}  # written even if unchanged: checked
             params.update({f"old_{column}": read[column] for column in _READ_GUARD})
             statement = _live_update_of(frozenset({"state", *changed}), _READ_GUARD)
@@ -294,21 +310,20 @@ class CallService:
         (`_NeedsTransaction` when it turns out to be another start)."""
         frames: Frames = []
         async with (self._statements if autocommit else self._sessions)() as session:
-            session.info["locked"] = locked
-            session.info["autocommit"] = autocommit
+            run = _Run(session, locked=locked, autocommit=autocommit)
             # A call's row is written once per transaction where it can be (its changes
             # go out with the commit), not before every read of the run; what a read
             # needs written is flushed where it is needed.
             with session.no_autoflush:
                 for event in events:
-                    frames += await self._apply(session, event)
-            await _write_read_calls(session)
+                    frames += await self._apply(run, event)
+            await _write_read_calls(run)
             await session.commit()
         # Only what was committed: a start rolled back may have made a card that never was.
-        self._prepared.update(session.info.get("prepared", {}))
+        self._prepared.update(run.prepared)
         while len(self._prepared) > PREPARED_POPS:
             self._prepared.popitem(last=False)
-        for key, call in session.info.get("calls", {}).items():
+        for key, call in run.calls.items():
             self._remember(key, _as_read(_row(call)))
         return frames
 
@@ -331,10 +346,10 @@ class CallService:
         call = Call(**read)
         frames: Frames = []
         async with self._statements() as session:
-            session.info["calls"] = {key: call}
+            run = _Run(session, calls={key: call})
             with session.no_autoflush:
                 for event in events:
-                    frames += await self._apply(session, event)
+                    frames += await self._apply(run, event)
             written = await self._write_live(session, call, read)
         if written is None:
             self._live.pop(key, None)  # the transaction reads the row
@@ -426,14 +441,15 @@ class CallService:
         }
         return notifier.ringing(call, event.agent, user_id, prepared.summary)
 
-    async def _apply(self, session: AsyncSession, event: ev.CallEvent) -> Frames:
-        call = await self._call_for(session, event)
+    async def _apply(self, run: _Run, event: ev.CallEvent) -> Frames:
+        session = run.session
+        call = await self._call_for(run, event)
         if isinstance(event, ev.CallStarted):
-            return await self._started(session, call, event)
+            return await self._started(run, call, event)
         if call.state in ("ended", "failed"):
             return []  # an event after the end (replay, late leg): the call is written
         if isinstance(event, ev.CallRinging):
-            return await self._ringing(session, call, event)
+            return await self._ringing(run, call, event)
         if isinstance(event, ev.CallAnswered):
             return await self._answered(session, call, event)
         if isinstance(event, ev.CallTransferred):
@@ -444,7 +460,7 @@ class CallService:
             await self._recording(session, call, event)
             return []
         if isinstance(event, ev.CallEnded):
-            return await self._ended(session, call, event)
+            return await self._ended(run, call, event)
         if isinstance(event, ev.CallRouted):
             # Only what AMI has not said (its events may never come): who and which DID.
             self._numbers(call, call.caller or event.caller, call.callee or event.did, event.did)
@@ -461,27 +477,26 @@ class CallService:
     def _key(self, event: ev.CallEvent) -> CallKey:
         return event.pbx or self._pbx, event.call_id
 
-    async def _call_for(self, session: AsyncSession, event: ev.CallEvent) -> Call:
+    async def _call_for(self, run: _Run, event: ev.CallEvent) -> Call:
         # Events of one run share the transaction: the call is locked and read once.
-        known: dict[CallKey, Call] = session.info.setdefault("calls", {})
         key = self._key(event)
-        if key in known:
-            return known[key]
-        known[key] = call = await self._lock_call(session, key, event)
+        if key in run.calls:
+            return run.calls[key]
+        run.calls[key] = call = await self._lock_call(run, key, event)
         return call
 
-    async def _lock_call(self, session: AsyncSession, key: CallKey, event: ev.CallEvent) -> Call:
-        live = None if session.info.get("locked", True) else self._live.get(key)
+    async def _lock_call(self, run: _Run, key: CallKey, event: ev.CallEvent) -> Call:
+        live = None if run.locked else self._live.get(key)
         if live is not None:
             # The row this process wrote last: its UPDATE at the commit checks it still is.
             call = Call(**live)
-            session.info.setdefault("read", []).append((call, dict(live)))
-            session.info.setdefault("unlocked", set()).add(id(call))
+            run.read.append((call, dict(live)))
+            run.unlocked.add(id(call))
             return call
         pbx = key[0]
         # The start of a call the PBX placed is not looked for: its INSERT finds out.
         new = isinstance(event, ev.CallStarted) and not event.crm_call_id
-        found = None if new else await self._read_locked(session, key, event)
+        found = None if new else await self._read_locked(run, key, event)
         if found is not None:
             return found
         # The first we hear of it (adapter restarted mid-call, resync).
@@ -498,14 +513,12 @@ class CallService:
         )
         if new:
             return call  # the start writes it with its card (`_insert_new`)
-        session.add(call)
-        await session.flush()
+        run.session.add(call)
+        await run.session.flush()
         return call
 
-    async def _read_locked(
-        self, session: AsyncSession, key: CallKey, event: ev.CallEvent
-    ) -> Call | None:
-        pbx = key[0]
+    async def _read_locked(self, run: _Run, key: CallKey, event: ev.CallEvent) -> Call | None:
+        session, pbx = run.session, key[0]
         by_pbx_id = await session.execute(_ROW_BY_PBX_ID, {"pbx": pbx, "id": event.call_id})
         row = by_pbx_id.mappings().first()
         if row is None and event.crm_call_id:
@@ -515,28 +528,29 @@ class CallService:
             return None
         # Not in the session: `_write_read_calls` writes what the run changed.
         call = Call(**row)
-        session.info.setdefault("read", []).append((call, dict(row)))
+        run.read.append((call, dict(row)))
         # A click-to-call's, found by the CRM's id: the PBX that placed it says which it is.
         call.pbx, call.pbx_call_id = pbx, event.call_id
         return call
 
-    async def _insert_new(self, session: AsyncSession, call: Call, event: ev.CallStarted) -> Call:
+    async def _insert_new(self, run: _Run, call: Call, event: ev.CallStarted) -> Call:
         """The started call written, or the row the PBX's call already has (a replay, or
         another worker's start): that one, locked, for the start to be applied to."""
         values = {column: getattr(call, column) for column in _COLUMNS}
         values = {column: value for column, value in values.items() if value is not None}
+        session = run.session
         inserted = (await session.execute(_INSERT_CALL.on(session), values)).mappings().first()
         key = self._key(event)
-        if inserted is None and session.info.get("autocommit"):
+        if inserted is None and run.autocommit:
             raise _NeedsTransaction  # the call has its row: the start is applied to it locked
         if inserted is not None:
             call.id = inserted["id"]
             # Not in the session: what later events of the run change is written at the end.
-            session.info.setdefault("read", []).append((call, {**inserted}))
+            run.read.append((call, {**inserted}))
             return call
-        existing = await self._read_locked(session, key, event)
+        existing = await self._read_locked(run, key, event)
         assert existing is not None, f"call {key}: neither inserted nor found"
-        session.info["calls"][key] = existing
+        run.calls[key] = existing
         return existing
 
     def _e164(self, number: str | None) -> str | None:
@@ -586,7 +600,8 @@ class CallService:
         await self._read_extensions(session, fresh=extension not in self._extensions)
         return self._extensions.get(extension)
 
-    async def _started(self, session: AsyncSession, call: Call, event: ev.CallStarted) -> Frames:
+    async def _started(self, run: _Run, call: Call, event: ev.CallStarted) -> Frames:
+        session = run.session
         if call.state in ("ended", "failed"):
             return []  # a replay: the call is written, nothing to prepare
         call.direction = str(event.direction)
@@ -597,23 +612,23 @@ class CallService:
             call.state = "ringing"
         inbound = call.direction == ev.Direction.INBOUND
         card = await self._known_caller(session, call) if inbound else None
-        if card is None and session.info.get("autocommit"):
+        if card is None and run.autocommit:
             raise _NeedsTransaction  # a new number's card is made with the call
         if card is None:
             client, _ = await self._client_for(session, call)
             if client is not None and inbound:
                 card = await caller_card(session, client)
         if call.id is None:  # the frames and the run's next events need its id
-            written = await self._insert_new(session, call, event)
+            written = await self._insert_new(run, call, event)
             if written is not call:
-                return await self._started(session, written, event)
+                return await self._started(run, written, event)
         if card is not None and card.client is not None:
             await self._read_extensions(session)
             earlier = self._prepared.get(self._key(event))
             popped = earlier.popped if earlier is not None else []
             summary = card.model_dump(mode="json")
             prepared = _Prepared(card.client.id, summary, call_data(call), popped)
-            session.info.setdefault("prepared", {})[self._key(event)] = prepared
+            run.prepared[self._key(event)] = prepared
         return []
 
     async def _known_caller(self, session: AsyncSession, call: Call) -> CallerCard | None:
@@ -659,8 +674,9 @@ class CallService:
         self._extensions = {ext: uid for ext, uid in rows if ext}
         self._extensions_read = now
 
-    async def _summary(self, session: AsyncSession, call: Call, key: CallKey) -> dict[str, Any]:
-        prepared = session.info.get("prepared", {}).get(key) or self._prepared.get(key)
+    async def _summary(self, run: _Run, call: Call, key: CallKey) -> dict[str, Any]:
+        session = run.session
+        prepared = run.prepared.get(key) or self._prepared.get(key)
         # Made for this card (a start retried after a rollback may have made another).
         if prepared is not None and call.client_id == prepared.client_id:
             return prepared.summary
@@ -668,7 +684,8 @@ class CallService:
         card = NOBODY if client is None else await caller_card(session, client)
         return card.model_dump(mode="json")
 
-    async def _ringing(self, session: AsyncSession, call: Call, event: ev.CallRinging) -> Frames:
+    async def _ringing(self, run: _Run, call: Call, event: ev.CallRinging) -> Frames:
+        session = run.session
         if event.caller and call.direction == ev.Direction.INBOUND:
             # Normalized by the dialplan since CallStarted.
             call.caller = self._e164(event.caller) or call.caller
@@ -682,7 +699,7 @@ class CallService:
         if prepared is not None and event.agent in prepared.popped:
             return []  # popped ahead of this commit
         agent = await self._user_id_of(session, event.agent)
-        card = await self._summary(session, call, self._key(event))
+        card = await self._summary(run, call, self._key(event))
         return [notifier.ringing(call_data(call), event.agent, agent, card)]
 
     async def _answered(self, session: AsyncSession, call: Call, event: ev.CallAnswered) -> Frames:
@@ -730,9 +747,10 @@ class CallService:
             {"call": call.id, "path": event.file, "name": name},
         )
 
-    async def _ended(self, session: AsyncSession, call: Call, event: ev.CallEnded) -> Frames:
+    async def _ended(self, run: _Run, call: Call, event: ev.CallEnded) -> Frames:
+        session = run.session
         self._prepared.pop(self._key(event), None)
-        session.info.get("prepared", {}).pop(self._key(event), None)
+        run.prepared.pop(self._key(event), None)
         call.state = "ended"
         call.ended_at = event.at
         call.direction = str(event.direction)
