@@ -45,7 +45,7 @@ from crm_api.clients.schemas import CallerCard
 from crm_api.clients.summary import NOBODY, caller_card, caller_card_by_phone
 from crm_api.clients.timeline import service as communications
 from crm_api.clients.timeline.models import CommDirection, CommKind
-from crm_api.platform.db.session import InsertNew, make_sessionmaker
+from crm_api.platform.db.session import InsertNew, make_autocommit_sessionmaker
 from crm_api.platform.errors import DuplicateContact
 from crm_api.platform.realtime.hub import Hub
 from crm_api.platform.realtime.outage import Outage, is_outage
@@ -234,11 +234,9 @@ class CallService:
     ) -> None:
         """`pbx`: the PBX of the events that name none (sent before the name travelled)."""
         self._sessions = sessions
-        # Sessions whose every statement commits on its own, for the runs that need no
-        # transaction: set on the engine once, not on each run's connection.
-        self._statements = make_sessionmaker(
-            sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
-        )
+        # For the runs that need no transaction: set on the engine once, not on each run's
+        # connection.
+        self._statements = make_autocommit_sessionmaker(sessions.kw["bind"])
         self._pbx = pbx
         self._hub = hub
         self._region = region

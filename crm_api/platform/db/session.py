@@ -37,11 +37,16 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def make_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions for requests that only read. Each statement commits on its own: no BEGIN
-    and ROLLBACK round trips around the queries, and no weaker a view than READ COMMITTED
-    gives a transaction (a snapshot per statement). Never write through one."""
+def make_autocommit_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose every statement commits on its own: no BEGIN and COMMIT (or ROLLBACK)
+    round trips, for work whose statements each stand alone."""
     return make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
+def make_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for requests that only read (autocommit): no weaker a view than READ
+    COMMITTED gives a transaction (a snapshot per statement). Never write through one."""
+    return make_autocommit_sessionmaker(engine)
 
 
 class InsertNew:
