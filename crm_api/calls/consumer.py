@@ -445,6 +445,10 @@ class CallService:
         if isinstance(event, ev.CallStarted):
             return await self._started(run, call, event)
         if call.state in ("ended", "failed"):
+            if isinstance(event, ev.CallEnded) and call.ended_at == event.at:
+                # The end that wrote it, sent again: its frames may never have gone out
+                # (the worker died, or its publish failed, after the commit).
+                return await self._ended_again(run.session, call)
             return []  # an event after the end (replay, late leg): the call is written
         if isinstance(event, ev.CallRinging):
             return await self._ringing(run, call, event)
@@ -785,7 +789,6 @@ class CallService:
             responsible = await followup.responsible(
                 session, call, client, pick=self._pick, tz=self._tz, now=event.at
             )
-        frames: Frames = []
         if client_id is not None:
             comm, created = await communications.record(
                 session,
@@ -830,11 +833,27 @@ class CallService:
                     session, call=call, client=client, assignee_id=responsible, at=event.at
                 )
                 call.callback_task_id = task.id
-                frames.append(notifier.missed(call, client_id, responsible))
+        return await self._end_frames(session, call, client_id, responsible)
+
+    async def _ended_again(self, session: AsyncSession, call: Call) -> Frames:
+        """The frames of an end already written, as they went out (or should have): their
+        tags make readers drop a second copy. Who was responsible is who owes the
+        callback now."""
+        responsible = None
+        if call.callback_task_id is not None:
+            responsible = await followup.callback_assignee(session, call.callback_task_id)
+        return await self._end_frames(session, call, self._card_of(call), responsible)
+
+    async def _end_frames(
+        self, session: AsyncSession, call: Call, client_id: int | None, responsible: int | None
+    ) -> Frames:
         # Everyone whose phone rang sees the call end, not only who owns the follow-up.
         rung = [await self._user_id_of(session, ext) for ext in call.ringing]
         users = sorted({u for u in (call.user_id, responsible, *rung) if u is not None})
-        return [notifier.ended(call, client_id, users), *frames]
+        frames = [notifier.ended(call, client_id, users)]
+        if call.callback_task_id is not None and client_id is not None and responsible:
+            frames.append(notifier.missed(call, client_id, responsible))
+        return frames
 
     def _offered(self, recording: Recording) -> bool:
         size = recordings.size_of(self._recordings_dir, recording.file_name)

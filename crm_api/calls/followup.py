@@ -142,6 +142,11 @@ async def open_callback(
     return task
 
 
+async def callback_assignee(session: AsyncSession, task_id: int) -> int | None:
+    """Who owes the callback of task `task_id` now."""
+    return await session.scalar(select(Task.assignee_id).where(Task.id == task_id))
+
+
 async def _open_task(session: AsyncSession, client_id: int) -> Task | None:
     return await session.scalar(
         select(Task)

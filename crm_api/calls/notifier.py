@@ -79,6 +79,7 @@ class CallEndedFrame(FrameModel):
 # call is the team's: every operator's missed-calls list shows it as it happens.
 WATCHERS = (Role.SUPERVISOR.value,)
 TEAM_FRAMES = {CallMissedFrame.name(): (Role.SUPERVISOR.value, Role.OPERATOR.value)}
+_ONCE_PER_CALL = frozenset({CallEndedFrame.name(), CallMissedFrame.name()})
 Outgoing = tuple[str, dict[str, Any], list[int]]  # a frame's type, its data, its users
 Frames = list[Outgoing]
 
@@ -168,13 +169,17 @@ def frame(outgoing: Outgoing) -> Frame:
     audience = Audience(
         user_ids=frozenset(users), roles=frozenset(TEAM_FRAMES.get(type_, WATCHERS))
     )
+    # Frames that happen once per call (once per phone, for the pop) are tagged by the
+    # call's row (call ids repeat across PBXs), whichever worker sends them: one that
+    # pushed the pop ahead of writing the ring, or wrote the end and died before its
+    # frames went out, leaves them to another, whose copies readers drop by the tag.
     if type_ == CallRingingFrame.name():
-        # One pop per call and phone, whichever worker sends it: a worker that pushed it
-        # ahead of writing the ring and died leaves the ring to another, whose copy
-        # readers drop by this tag.
-        tag = f"pop:{data['id']}:{data['agent']}"  # the row: call ids repeat across PBXs
-        return Frame(type=type_, data=data, audience=audience, tag=tag)
-    return Frame(type=type_, data=data, audience=audience)
+        tag = f"pop:{data['id']}:{data['agent']}"
+    elif type_ in _ONCE_PER_CALL:
+        tag = f"{type_}:{data['id']}"
+    else:
+        return Frame(type=type_, data=data, audience=audience)
+    return Frame(type=type_, data=data, audience=audience, tag=tag)
 
 
 async def publish(hub: Hub, frames: Frames) -> None:

@@ -69,6 +69,7 @@ class InProcessBus:
         # The newest id that fell out of the backlog; at start, everything before now
         # (an id from a previous process cannot be resumed from).
         self._dropped = self._last
+        self._seen = _Seen()  # a frame published again (same tag) goes out once
 
     def _next_id(self) -> str:
         ms = int(time.time() * 1000)
@@ -77,6 +78,8 @@ class InProcessBus:
         return f"{self._last[0]}-{self._last[1]}"
 
     async def publish(self, frame: Frame) -> Frame:
+        if not self._seen.first_time(frame.tag.encode()):
+            return frame
         frame = frame.with_id(self._next_id())
         if len(self._backlog) == self._backlog.maxlen:
             self._dropped = frame_key(self._backlog[0].id)

@@ -13,6 +13,7 @@ from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
 from crm_api.calls.pipeline import start_call_events
+from crm_api.platform.realtime.frames import Frame
 from crm_api.platform.settings import Settings
 from telephony import events as ev
 from telephony.ami.simulator import CAPTURES
@@ -370,3 +371,52 @@ async def test_a_start_and_ring_sent_again_to_a_worker_that_did_not_see_them_pop
         await sock.next_of("call.ended")
         await sock.settle(second.app.state.services.hub, manager.user.id)
     assert not [f for f in sock.frames if f["type"] == "call.ringing"]
+
+
+async def test_an_end_whose_frames_failed_after_its_commit_sends_each_frame_once_on_retry(
+    calls_api: RunningApi, actors: dict[Role, Actor], monkeypatch
+) -> None:
+    """The end was written, then the worker failed (or died) before all of its frames went
+    out: the end, handled again, finds the call ended and sends them again; each reaches
+    the socket once (the copy of the one that did go out is dropped)."""
+    api, manager = calls_api, actors[Role.MANAGER]  # extension 101, the client's manager
+    hub = api.app.state.services.hub
+    async with api.client(actors[Role.SUPERVISOR].token) as http:
+        r = await http.post(
+            "/clients",
+            json={"name": "Орлов Пётр", "phones": [{"number": "8 916 555-44-33"}],
+                  "manager_id": manager.user.id},
+        )  # fmt: skip
+        assert r.status_code == 201, r.text
+    publish, failed = hub.publish, []
+
+    async def fails_once_after_the_end_went_out(frame: Frame) -> Frame:
+        if frame.type == "call.missed" and not failed:
+            failed.append(frame)
+            raise RuntimeError("the worker died here")
+        return await publish(frame)
+
+    monkeypatch.setattr(hub, "publish", fails_once_after_the_end_went_out)
+    events = [
+        ev.CallStarted(call_id="lost1", at=at(0), direction=ev.Direction.INBOUND,
+                       caller="89165554433", callee="74951234567", did="74951234567"),
+        ev.CallRinging(call_id="lost1", at=at(0.2), agent="101", caller="89165554433"),
+        ev.CallEnded(call_id="lost1", at=at(12), direction=ev.Direction.INBOUND,
+                     disposition=ev.Disposition.MISSED, cause=16, ring_s=11.8,
+                     unanswered=ev.Unanswered.NO_ANSWER),
+    ]  # fmt: skip
+    async with open_socket(api.ws_url, manager.token) as conn:
+        sock = Socket(conn)
+        await sock.next_of("hello")
+        await feed(api, events)
+        missed = await sock.next_of("call.missed")
+        assert missed["data"]["client_id"] == r.json()["id"]
+        assert missed["data"]["assignee_id"] == manager.user.id
+        await wait_for(lambda: handled(api.app.state.services))
+        await sock.settle(hub, manager.user.id)
+    assert failed, "the publish of call.missed never failed"
+    kinds = [f["type"] for f in sock.frames if f["type"].startswith("call.")]
+    assert kinds == ["call.ringing", "call.ended", "call.missed"]
+    async with api.client(actors[Role.SUPERVISOR].token) as http:
+        journal = (await http.get("/calls")).json()["items"]
+    assert [c["disposition"] for c in journal if c["call_id"] == "lost1"] == ["missed"]
