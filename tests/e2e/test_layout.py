@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from e2e.helpers import login, new_context, pbx, shoot_widths
@@ -187,3 +187,29 @@ async def test_a_phone_reads_every_number_and_is_shown_what_scrolls(
             "el => { const r = el.getBoundingClientRect(); return r.left >= 0 && r.right <= 390 }",
             arg=await last.element_handle(),
         )
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+async def test_a_phone_shows_the_newest_message_only(
+    app: RunningApi, browser: Browser, lang: str
+) -> None:
+    """Messages stack at the top of the window: on a phone two of them already cover the
+    header and the page's title, so each new one replaces the one before. (The page's clock
+    stands still: no message goes away on its own while the test works.)"""
+    edit, save = ("Изменить", "Сохранить") if lang == "ru" else ("Edit", "Save")
+
+    async def save_twice(page: Page) -> None:
+        for _ in range(2):
+            await page.get_by_role("button", name=edit, exact=True).click()
+            await page.get_by_test_id("client-edit").get_by_role("button", name=save).click()
+            await expect(page.get_by_role("button", name=edit, exact=True)).to_be_visible()
+
+    async with supervisor_on_a_phone(app, browser, lang) as page:
+        await page.clock.install()
+        await page.goto("/clients/1")
+        await page.clock.pause_at(datetime.now(UTC) + timedelta(seconds=1))
+        await save_twice(page)
+        await expect(page.locator(".n-message")).to_have_count(1)
+        await page.set_viewport_size({"width": 1440, "height": 900})
+        await save_twice(page)
+        await expect(page.locator(".n-message")).to_have_count(3)  # the phone's and two more
