@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,9 +31,12 @@ from crm_api.messages.templates import fits_sms, render
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.errors import InvalidInput, NotFound
 from crm_api.platform.realtime.hub import Hub
+from crm_api.platform.realtime.outage import Outage, is_outage
 
 MAX_RECIPIENTS = 50_000
 FAILED = ("failed", "rejected", "expired")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +160,8 @@ class ProgressNotifier:
         self.every = every
         self._last: dict[int, float] = {}
         self._scheduled: dict[int, asyncio.Task[None]] = {}
+        self._finished: set[int] = set()
+        self._outage = Outage("bulk SMS progress", log)
 
     async def changed(self, bulk_id: int) -> None:
         if bulk_id in self._scheduled:
@@ -164,10 +170,22 @@ class ProgressNotifier:
         self._scheduled[bulk_id] = asyncio.create_task(self._later(bulk_id, wait))
 
     async def _later(self, bulk_id: int, wait: float) -> None:
+        """Publishes once the wait is over; through a database outage, when it is back (the
+        last change of a bulk may come during one, and nothing else would mark it done)."""
         try:
             await asyncio.sleep(wait)
-            self._last[bulk_id] = time.monotonic()
-            await self.publish(bulk_id)
+            while True:
+                self._last[bulk_id] = time.monotonic()
+                try:
+                    await self.publish(bulk_id)
+                except Exception as exc:
+                    self._outage.failed_or_bug(exc, f"bulk SMS #{bulk_id}: progress failed")
+                    if not is_outage(exc):
+                        return
+                    await asyncio.sleep(self.every)
+                    continue
+                self._outage.ok()
+                return
         finally:
             self._scheduled.pop(bulk_id, None)
 
@@ -177,15 +195,17 @@ class ProgressNotifier:
             if bulk is None:
                 return
             counts = await report(session, bulk_id)
-            done = counts.pending == 0 and bulk.status != "done"
-            if done:
+            if counts.pending == 0 and bulk.status != "done":
                 bulk.status = "done"
                 bulk.finished_at = utcnow()
                 await session.commit()
+                self._finished.add(bulk_id)  # until `sms.bulk.done` went out
             progress = notifier.BulkProgress(
                 bulk_id=bulk_id, status=bulk.status, **counts.as_dict()
             )
+        done = bulk_id in self._finished
         await notifier.bulk_progress(self.hub, progress, bulk.user_id, done=done)
+        self._finished.discard(bulk_id)
 
     async def close(self) -> None:
         for task in list(self._scheduled.values()):

@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.factories import Actor
 from support.servers import PgServer
 from support.sms import make_clients, sms_stack
@@ -21,6 +23,12 @@ from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
+from crm_api.messages.models import BulkSend
+from crm_api.messages.sms.bulk import ProgressNotifier
+from crm_api.platform.db.session import make_engine, make_sessionmaker
+from crm_api.platform.realtime.bus import InProcessBus
+from crm_api.platform.realtime.frames import Frame
+from crm_api.platform.realtime.hub import Hub
 from crm_api.platform.settings import Settings
 from sms_gateway import InboundSms, OutgoingSms, SmppConfig, SmsGateway
 
@@ -275,3 +283,84 @@ async def test_a_received_text_delivered_again_after_a_reconnect_keeps_its_refer
 
 async def _mo_acknowledged(smsc: SmscProcess, n: int) -> bool:
     return len(smsc.rows("mo")) >= n
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_bulk_whose_last_receipt_meets_a_database_cut_is_done_when_it_is_back(
+    settings: Settings,
+    actors: dict[Role, Actor],
+    db: async_sessionmaker[AsyncSession],
+    pg_server: PgServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The last change of a bulk comes while the database is cut: its progress is retried
+    until the database is back, then the bulk is done and its sender told, once; nothing
+    else would come to mark it done."""
+    sender = actors[Role.MANAGER].user
+    async with db() as session:
+        bulk = BulkSend(user_id=sender.id, body="Скидка", rate=10.0, total=0)
+        session.add(bulk)
+        await session.commit()
+    frames: list[Frame] = []
+    pg = f"@{pg_server.host}:{pg_server.port}/"
+    async with CuttableProxy(pg_server.host, pg_server.port) as link:
+        engine = make_engine(settings.database_url.replace(pg, f"@127.0.0.1:{link.port}/"))
+        progress = ProgressNotifier(
+            make_sessionmaker(engine), Hub(InProcessBus(), published=frames.append), every=0.2
+        )
+        try:
+            await link.cut()
+            await progress.changed(bulk.id)
+            await asyncio.sleep(1.0)  # several attempts meet the cut
+            assert frames == []
+            await link.restore()
+
+            async def told() -> bool:
+                return any(f.type == "sms.bulk.done" for f in frames)
+
+            await wait_for(told, within=10)
+        finally:
+            await progress.close()
+            await engine.dispose()
+    assert [f.type for f in frames] == ["sms.bulk.progress", "sms.bulk.done"]
+    assert frames[-1].audience.user_ids == {sender.id}
+    async with db() as session:
+        assert (await session.get(BulkSend, bulk.id)).status == "done"  # type: ignore[union-attr]
+    said = [r.getMessage() for r in caplog.records if "bulk SMS progress" in r.getMessage()]
+    assert len(said) == 2 and "unavailable (" in said[0] and " back after " in said[1], said
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+async def test_a_bulk_done_frame_that_met_a_bus_outage_goes_out_on_the_retry(
+    actors: dict[Role, Actor], db: async_sessionmaker[AsyncSession]
+) -> None:
+    """The bulk was marked done, then the bus failed before `sms.bulk.done` went out: the
+    retry finds the bulk done already and still tells its sender."""
+    sender = actors[Role.MANAGER].user
+    async with db() as session:
+        bulk = BulkSend(user_id=sender.id, body="Скидка", rate=10.0, total=0)
+        session.add(bulk)
+        await session.commit()
+    frames: list[Frame] = []
+    hub = Hub(InProcessBus(), published=frames.append)
+    publish, failed = hub.publish, []
+
+    async def fails_once(frame: Frame) -> Frame:
+        if frame.type == "sms.bulk.done" and not failed:
+            failed.append(frame)
+            raise RedisConnectionError("Connection reset by peer")
+        return await publish(frame)
+
+    hub.publish = fails_once  # type: ignore[method-assign]
+    progress = ProgressNotifier(db, hub, every=0.2)
+    try:
+        await progress.changed(bulk.id)
+
+        async def told() -> bool:
+            return any(f.type == "sms.bulk.done" for f in frames)
+
+        await wait_for(told, within=10)
+    finally:
+        await progress.close()
+    assert failed, "the done frame never met the outage"
+    assert [f.type for f in frames].count("sms.bulk.done") == 1
