@@ -7,13 +7,14 @@ import shutil
 
 from support.call_events import answered_call, at, call_sink, handled
 from support.factories import Actor, make_user, on_shift_all_week
+from support.publish_faults import FailOnce
 from support.server import RunningApi, running_api
+from support.sms import make_client
 from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
 from crm_api.calls.pipeline import start_call_events
-from crm_api.platform.realtime.frames import Frame
 from crm_api.platform.settings import Settings
 from telephony import events as ev
 from telephony.ami.simulator import CAPTURES
@@ -374,7 +375,7 @@ async def test_a_start_and_ring_sent_again_to_a_worker_that_did_not_see_them_pop
 
 
 async def test_an_end_whose_frames_failed_after_its_commit_sends_each_frame_once_on_retry(
-    calls_api: RunningApi, actors: dict[Role, Actor], monkeypatch
+    calls_api: RunningApi, actors: dict[Role, Actor]
 ) -> None:
     """The end was written, then the worker failed (or died) before all of its frames went
     out: the end, handled again, finds the call ended and sends them again; each reaches
@@ -382,21 +383,8 @@ async def test_an_end_whose_frames_failed_after_its_commit_sends_each_frame_once
     api, manager = calls_api, actors[Role.MANAGER]  # extension 101, the client's manager
     hub = api.app.state.services.hub
     async with api.client(actors[Role.SUPERVISOR].token) as http:
-        r = await http.post(
-            "/clients",
-            json={"name": "Орлов Пётр", "phones": [{"number": "8 916 555-44-33"}],
-                  "manager_id": manager.user.id},
-        )  # fmt: skip
-        assert r.status_code == 201, r.text
-    publish, failed = hub.publish, []
-
-    async def fails_once_after_the_end_went_out(frame: Frame) -> Frame:
-        if frame.type == "call.missed" and not failed:
-            failed.append(frame)
-            raise RuntimeError("the worker died here")
-        return await publish(frame)
-
-    monkeypatch.setattr(hub, "publish", fails_once_after_the_end_went_out)
+        card = await make_client(http, "Орлов Пётр", "8 916 555-44-33", manager_id=manager.user.id)
+    fault = FailOnce(hub, "call.missed", RuntimeError("the worker died here"))
     events = [
         ev.CallStarted(call_id="lost1", at=at(0), direction=ev.Direction.INBOUND,
                        caller="89165554433", callee="74951234567", did="74951234567"),
@@ -410,11 +398,11 @@ async def test_an_end_whose_frames_failed_after_its_commit_sends_each_frame_once
         await sock.next_of("hello")
         await feed(api, events)
         missed = await sock.next_of("call.missed")
-        assert missed["data"]["client_id"] == r.json()["id"]
+        assert missed["data"]["client_id"] == card["id"]
         assert missed["data"]["assignee_id"] == manager.user.id
         await wait_for(lambda: handled(api.app.state.services))
         await sock.settle(hub, manager.user.id)
-    assert failed, "the publish of call.missed never failed"
+    assert fault.failed, "the publish of call.missed never failed"
     kinds = [f["type"] for f in sock.frames if f["type"].startswith("call.")]
     assert kinds == ["call.ringing", "call.ended", "call.missed"]
     async with api.client(actors[Role.SUPERVISOR].token) as http:

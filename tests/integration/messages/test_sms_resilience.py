@@ -15,6 +15,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.factories import Actor
+from support.publish_faults import FailOnce
 from support.servers import PgServer
 from support.sms import make_clients, sms_stack
 from support.smsc import SmscProcess
@@ -285,6 +286,16 @@ async def _mo_acknowledged(smsc: SmscProcess, n: int) -> bool:
     return len(smsc.rows("mo")) >= n
 
 
+async def _bulk_with_nothing_pending(
+    db: async_sessionmaker[AsyncSession], user_id: int
+) -> BulkSend:
+    async with db() as session:
+        bulk = BulkSend(user_id=user_id, body="Скидка", rate=10.0, total=0)
+        session.add(bulk)
+        await session.commit()
+    return bulk
+
+
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 async def test_a_bulk_whose_last_receipt_meets_a_database_cut_is_done_when_it_is_back(
     settings: Settings,
@@ -297,10 +308,7 @@ async def test_a_bulk_whose_last_receipt_meets_a_database_cut_is_done_when_it_is
     until the database is back, then the bulk is done and its sender told, once; nothing
     else would come to mark it done."""
     sender = actors[Role.MANAGER].user
-    async with db() as session:
-        bulk = BulkSend(user_id=sender.id, body="Скидка", rate=10.0, total=0)
-        session.add(bulk)
-        await session.commit()
+    bulk = await _bulk_with_nothing_pending(db, sender.id)
     frames: list[Frame] = []
     pg = f"@{pg_server.host}:{pg_server.port}/"
     async with CuttableProxy(pg_server.host, pg_server.port) as link:
@@ -337,21 +345,10 @@ async def test_a_bulk_done_frame_that_met_a_bus_outage_goes_out_on_the_retry(
     """The bulk was marked done, then the bus failed before `sms.bulk.done` went out: the
     retry finds the bulk done already and still tells its sender."""
     sender = actors[Role.MANAGER].user
-    async with db() as session:
-        bulk = BulkSend(user_id=sender.id, body="Скидка", rate=10.0, total=0)
-        session.add(bulk)
-        await session.commit()
+    bulk = await _bulk_with_nothing_pending(db, sender.id)
     frames: list[Frame] = []
     hub = Hub(InProcessBus(), published=frames.append)
-    publish, failed = hub.publish, []
-
-    async def fails_once(frame: Frame) -> Frame:
-        if frame.type == "sms.bulk.done" and not failed:
-            failed.append(frame)
-            raise RedisConnectionError("Connection reset by peer")
-        return await publish(frame)
-
-    hub.publish = fails_once  # type: ignore[method-assign]
+    fault = FailOnce(hub, "sms.bulk.done", RedisConnectionError("Connection reset by peer"))
     progress = ProgressNotifier(db, hub, every=0.2)
     try:
         await progress.changed(bulk.id)
@@ -362,5 +359,5 @@ async def test_a_bulk_done_frame_that_met_a_bus_outage_goes_out_on_the_retry(
         await wait_for(told, within=10)
     finally:
         await progress.close()
-    assert failed, "the done frame never met the outage"
+    assert fault.failed, "the done frame never met the outage"
     assert [f.type for f in frames].count("sms.bulk.done") == 1

@@ -1,0 +1,24 @@
+"""A hub whose publish fails once, for the frame of one type: what a worker that dies (or
+loses the bus) between its commit and its frames leaves to the retry."""
+
+from __future__ import annotations
+
+from crm_api.platform.realtime.frames import Frame
+from crm_api.platform.realtime.hub import Hub
+
+
+class FailOnce:
+    """Installed on `hub`: the first publish of a `frame_type` frame raises `error`."""
+
+    def __init__(self, hub: Hub, frame_type: str, error: Exception) -> None:
+        self.failed: list[Frame] = []
+        self._publish = hub.publish
+        self._type = frame_type
+        self._error = error
+        hub.publish = self.publish  # type: ignore[method-assign]
+
+    async def publish(self, frame: Frame) -> Frame:
+        if frame.type == self._type and not self.failed:
+            self.failed.append(frame)
+            raise self._error
+        return await self._publish(frame)
