@@ -4,12 +4,14 @@ This is the boundary: the wire's header strings are read here, once, into slotte
 dataclasses, and the translator's state machine works on fields only. `decode` returns
 None for events that say nothing about calls (DeviceStateChange, RTCP...). A record is
 built per event on the adapter's hot path and only read after: the classes are not
-frozen, because a frozen dataclass costs about four times as much to build.
+frozen, because a frozen dataclass costs about four times as much to build, and the
+hot path builds them by position, which costs half of a call by keyword.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,13 +32,13 @@ class Leg:
     state: str  # ChannelStateDesc: Down, Ring, Ringing, Up...
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class Record:
     name: str  # the AMI event name
     stamp: datetime | None  # the Timestamp header, when Asterisk sends one
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class ChannelRecord(Record):
     """An event about one channel: Newchannel, NewCallerid, and any other (setup
     events and the ones that only release a held CallStarted)."""
@@ -44,18 +46,18 @@ class ChannelRecord(Record):
     leg: Leg
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class Newexten(ChannelRecord):
     application: str
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class VarSet(ChannelRecord):
     variable: str  # without the inheritance underscores
     value: str
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class Dial(Record):
     """DialBegin / DialEnd. `leg` is None for an Originate dialling its first party."""
 
@@ -65,19 +67,19 @@ class Dial(Record):
     dial_string: str
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class Bridge(ChannelRecord):
     """BridgeEnter / BridgeLeave."""
 
     bridge: str
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class Hangup(ChannelRecord):
     cause: int
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class Transfer(Record):
     """BlindTransfer / AttendedTransfer."""
 
@@ -88,7 +90,7 @@ class Transfer(Record):
     to_channel: str  # attended: the target's channel
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class OriginateResult(Record):
     action_id: str
     ok: bool
@@ -96,7 +98,7 @@ class OriginateResult(Record):
     uniqueid: str | None
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class QueueRecord(ChannelRecord):
     """QueueCallerJoin / QueueCallerAbandon / AgentConnect of the caller's channel."""
 
@@ -104,7 +106,7 @@ class QueueRecord(ChannelRecord):
     hold_s: float | None  # HoldTime: the caller's wait in the queue (Abandon, AgentConnect)
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class Cdr(Record):
     uniqueid: str
     duration: float
@@ -127,8 +129,11 @@ class ShownChannel:
     bridged_s: int | None = None  # how long it has been bridged, where the PBX says
 
 
+_NO_NUMBER = frozenset({"", "<unknown>", "<null>"})
+
+
 def number(value: str) -> str | None:
-    return None if value in ("", "<unknown>", "<null>") else value
+    return None if value in _NO_NUMBER else value
 
 
 def _int(value: str, default: int = 0) -> int:
@@ -143,6 +148,9 @@ def _float(value: str) -> float | None:
         return float(value or 0)
     except ValueError:
         return None
+
+
+_Builder = Callable[[str, tuple[str, ...]], "Record | None"]
 
 
 def _snapshot(prefix: str, *, read: bool) -> str:
@@ -212,10 +220,18 @@ def _dial_legs(event: Event) -> tuple[Leg | None, Leg | None]:
 
 
 def _matched_leg(groups: tuple[str, ...]) -> Leg:
-    channel, state, caller_num, caller_name, context, exten, uniqueid, linkedid = groups
-    # In the fields' order, by position: a call by keyword costs twice as much (per event).
+    channel, state, num, name, context, exten, uniqueid, linkedid = groups
+    # In the fields' order, by position (a call by keyword costs twice as much), and the
+    # numbers told inline (`number`'s call costs more than its test): once per event.
     return Leg(
-        channel, uniqueid, linkedid, context, exten, number(caller_num), number(caller_name), state
+        channel,
+        uniqueid,
+        linkedid,
+        context,
+        exten,
+        None if num in _NO_NUMBER else num,
+        None if name in _NO_NUMBER else name,
+        state,
     )
 
 
@@ -226,6 +242,9 @@ def leg(event: Event, prefix: str = "") -> Leg | None:
 
 def _split_leg(event: Event, prefix: str) -> Leg | None:
     # Any layout: the snapshot's headers by name (one split beats a search per header).
+    # No Uniqueid line at all (a DeviceStateChange, a Dial's missing caller): no split.
+    if prefix + "Uniqueid:" not in event.raw:
+        return None
     get = event.headers.get
     uniqueid = get(prefix + "Uniqueid")
     if not uniqueid:
@@ -259,7 +278,10 @@ def _stamp(event: Event) -> datetime | None:
     raw = event.raw
     if "\nTimestamp:" not in raw and not raw.startswith("Timestamp:"):
         return None
-    value = event.get("Timestamp", "")
+    return _stamp_of(event.get("Timestamp", ""))
+
+
+def _stamp_of(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
@@ -268,10 +290,134 @@ def _stamp(event: Event) -> datetime | None:
         return None
 
 
+# ---------------------------------------------------------------- by layout
+# Each event the translator reads often, laid out as Asterisk writes it, is read by one
+# match of the whole block, which captures just the fields its record takes: a search
+# per header costs more than the match. Its groups: the Timestamp (None when absent),
+# then the record's fields in the order the builder takes them. A block laid out any
+# other way (another Asterisk, garbage) does not match and is read by `_searched`.
+_EVENT_HEAD = (
+    r"Event: [^\r]*\r\nPrivilege: [^\r]*\r\n(?:Timestamp: ([^\r]*)\r\n)?"
+    r"(?:SystemName: [^\r]*\r\n)?"
+)
+_LEG = _snapshot("", read=True)
+_DEST_LEG = _snapshot("Dest", read=True)
+
+
+def _rest(*unread: str) -> str:
+    """The lines after the fields read, to the block's end. A Timestamp there, or a
+    header read that this layout has no line for (`unread`), would be what `_searched`
+    reads: such a block does not match (nor does one with a lone CR, which is rare)."""
+    keys = "|".join(("Timestamp", *unread))
+    return rf"(?:\r\n(?!(?:{keys}):)[^\r]*)*\Z"
+
+
+def _channel_record(name: str, g: tuple[str, ...]) -> Record:
+    return ChannelRecord(name, _stamp_of(g[0]), _matched_leg(g[1:9]))
+
+
+def _hangup(name: str, g: tuple[str, ...]) -> Record:
+    return Hangup(name, _stamp_of(g[0]), _matched_leg(g[1:9]), _int(g[9]))
+
+
+def _bridge(name: str, g: tuple[str, ...]) -> Record:
+    return Bridge(name, _stamp_of(g[0]), _matched_leg(g[2:10]), g[1])
+
+
+def _varset(name: str, g: tuple[str, ...]) -> Record:
+    return VarSet(name, _stamp_of(g[0]), _matched_leg(g[1:9]), g[9].lstrip("_"), g[10])
+
+
+def _newexten(name: str, g: tuple[str, ...]) -> Record:
+    return Newexten(name, _stamp_of(g[0]), _matched_leg(g[1:9]), g[9])
+
+
+def _dial(name: str, g: tuple[str, ...]) -> Record:
+    # DialBegin has a DialString and no DialStatus, DialEnd the other way round.
+    status, dial_string = (g[17], "") if name == "DialEnd" else ("", g[17])
+    source, dest = _matched_leg(g[1:9]), _matched_leg(g[9:17])
+    return Dial(name, _stamp_of(g[0]), source, dest, status, dial_string)
+
+
+def _cdr(name: str, g: tuple[str, ...]) -> Record | None:
+    destination, started, answered_at, ended, duration, billsec, disposition, uniqueid = g[1:]
+    seconds, billed = _float(duration), _float(billsec)
+    if seconds is None or billed is None:
+        return None
+    return Cdr(
+        name=name,
+        stamp=_stamp_of(g[0]),
+        uniqueid=uniqueid,
+        duration=seconds,
+        billsec=billed,
+        answered=disposition == "ANSWERED",
+        destination=destination,
+        started=_cdr_time(started),
+        answered_at=_cdr_time(answered_at),
+        ended=_cdr_time(ended),
+    )
+
+
+_CHANNEL_EVENT = (re.compile(_EVENT_HEAD + _LEG + _rest()).match, _channel_record)
+_DIAL = _EVENT_HEAD + _LEG + r"\r\n" + _DEST_LEG
+_LAYOUTS: dict[str, tuple[Callable[[str], re.Match[str] | None], _Builder]] = {
+    "Newchannel": _CHANNEL_EVENT,
+    "NewCallerid": _CHANNEL_EVENT,
+    "HangupRequest": _CHANNEL_EVENT,
+    "Hangup": (re.compile(_EVENT_HEAD + _LEG + r"\r\nCause: ([^\r]*)" + _rest()).match, _hangup),
+    "BridgeEnter": (
+        re.compile(
+            _EVENT_HEAD + r"BridgeUniqueid: ([^\r]*)\r\n(?:Bridge[^\r]*\r\n)*" + _LEG + _rest()
+        ).match,
+        _bridge,
+    ),
+    "VarSet": (
+        re.compile(
+            _EVENT_HEAD + _LEG + r"\r\nVariable: ([^\r]*)\r\nValue: ([^\r]*)" + _rest()
+        ).match,
+        _varset,
+    ),
+    "Newexten": (
+        re.compile(
+            _EVENT_HEAD + _LEG + r"\r\nExtension: [^\r]*\r\nApplication: ([^\r]*)" + _rest()
+        ).match,
+        _newexten,
+    ),
+    # Without the caller's snapshot (an Originate dialling its first party): `_searched`.
+    "DialBegin": (
+        re.compile(_DIAL + r"\r\nDialString: ([^\r]*)" + _rest("DialStatus")).match,
+        _dial,
+    ),
+    "DialEnd": (re.compile(_DIAL + r"\r\nDialStatus: ([^\r]*)" + _rest("DialString")).match, _dial),
+    "Cdr": (
+        re.compile(
+            _EVENT_HEAD + r"AccountCode: [^\r]*\r\nSource: [^\r]*\r\nDestination: [^\r]*\r\n"
+            r"DestinationContext: [^\r]*\r\nCallerID: [^\r]*\r\nChannel: [^\r]*\r\n"
+            r"DestinationChannel: ([^\r]*)\r\nLastApplication: [^\r]*\r\nLastData: [^\r]*\r\n"
+            r"StartTime: ([^\r]*)\r\nAnswerTime: ([^\r]*)\r\nEndTime: ([^\r]*)\r\n"
+            r"Duration: ([^\r]*)\r\nBillableSeconds: ([^\r]*)\r\nDisposition: ([^\r]*)\r\n"
+            r"AMAFlags: [^\r]*\r\nUniqueID: ([^\r]+)" + _rest()
+        ).match,
+        _cdr,
+    ),
+}
+_LAYOUTS["BridgeLeave"] = _LAYOUTS["BridgeEnter"]
+
+
 def decode(event: Event) -> Record | None:
     name = event.name
-    # The snapshot is read by one match (`leg`), the few other headers by search: a split
-    # of every header costs more than both.
+    layout = _LAYOUTS.get(name)
+    if layout is not None:
+        match = layout[0](event.raw)
+        if match is not None:
+            return layout[1](name, match.groups())
+    return _searched(event, name)
+
+
+def _searched(event: Event, name: str) -> Record | None:
+    """Any event, any layout: the snapshot read by one match where it is laid out as
+    Asterisk writes it (`leg`), the few other headers by search (a split of every
+    header costs more than both)."""
     get = event.get
     stamp = _stamp(event)
     if name in ("DialBegin", "DialEnd"):

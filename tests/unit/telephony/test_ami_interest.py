@@ -118,10 +118,11 @@ class _Built:
 
     def __init__(self) -> None:
         self.count = 0
-        self._code = Message.__init__.__code__
+        # Built by their constructor, or as read off the wire.
+        self._codes = {Message.__init__.__code__, Message.wire.__func__.__code__}
 
     def _profile(self, frame: FrameType, what: str, arg: object) -> None:
-        if what == "call" and frame.f_code is self._code:
+        if what == "call" and frame.f_code in self._codes:
             self.count += 1
 
     def __enter__(self) -> _Built:
@@ -212,3 +213,18 @@ def test_while_a_start_is_held_every_event_but_inert_setup_is_built() -> None:
         _block("Newstate", **placed),
     )
     assert names == ["Newchannel", "Newexten"]
+
+
+def test_an_event_dropped_by_its_name_is_built_again_while_a_start_is_held() -> None:
+    translator = CallTranslator()
+    newchannel = _block(
+        "Newchannel", **CHANNEL, Context="from-trunk", Exten="74951234567", CallerIDNum="1"
+    )
+    rtcp = _block("RTCPSent", **CHANNEL)
+    # No call held: the parser learns the name is dropped, and drops it by its line.
+    names, dropped = _held_names(translator, rtcp, rtcp)
+    assert names == [] and dropped == 2
+    assert "Event: RTCPSent" in translator.interest.unread_lines
+    # Held: the same event may release the start, so it is asked again and built.
+    names, dropped = _held_names(translator, newchannel, rtcp)
+    assert names == ["Newchannel", "RTCPSent"] and dropped == 0

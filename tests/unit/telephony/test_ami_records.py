@@ -49,6 +49,39 @@ def test_a_laid_out_snapshot_gives_the_record_the_header_split_gives(name: str) 
     assert laid_out >= channels // 2  # most are read by the match
 
 
+def _variants(raw: str) -> list[str]:
+    """The event as sent, stamped as `timestampevents = yes` stamps it, and with lines
+    after its own that repeat (or add) the headers a record reads, a Timestamp among them."""
+    head, _, rest = raw.partition("\r\n")
+    privilege, _, rest = rest.partition("\r\n")
+    stamped = f"{head}\r\n{privilege}\r\nTimestamp: 1795386675.5\r\n{rest}"
+    extra = [
+        f"{key}: x"
+        for key in ("Cause", "Variable", "Application", "DialStatus", "DialString", "Uniqueid")
+    ]
+    return [raw, stamped, "\r\n".join([raw, *extra]), f"{raw}\r\nTimestamp: 1795386677.0"]
+
+
+@pytest.mark.parametrize("name", [*ALL_CAPTURES, "every-call-scenario-fresh"])
+def test_an_event_read_by_its_layout_gives_the_record_the_header_search_gives(
+    name: str,
+) -> None:
+    if name == "every-call-scenario-fresh":
+        data = b"".join(encode_message(p) for n in CALL_SCENARIOS for p in prepare(n))
+        events = [m for m in parse_all(data, expect_banner=False) if isinstance(m, Event)]
+    else:
+        events = _events(name)
+    by_layout = 0
+    for event in events:
+        for raw in _variants(event.raw):
+            wire = Event.wire(raw)
+            assert rec.decode(wire) == rec._searched(wire, wire.name), raw
+            layout = rec._LAYOUTS.get(wire.name)
+            by_layout += layout is not None and layout[0](raw) is not None
+    laid_out = sum(1 for e in events if e.name in rec._LAYOUTS and e.get("Privilege"))
+    assert by_layout >= laid_out  # as sent and stamped: most of them by the layout
+
+
 SNAPSHOT = [
     ("Channel", "PJSIP/trunk-00000001"),
     ("ChannelState", "4"),
