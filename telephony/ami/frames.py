@@ -213,6 +213,7 @@ class Interest:
 
     __slots__ = (
         "_variable",
+        "_variable_names",
         "all_while",
         "names",
         "read_lines",
@@ -241,7 +242,8 @@ class Interest:
         self.unread_lines: set[str] = set()
         # One search of the raw text (no header split): the variable's line, any number of
         # underscores before the name. A never-matching pattern when no variable is used.
-        alternatives = "|".join(re.escape(v) for v in sorted(self.variables)) or "(?!)"
+        self._variable_names = tuple(sorted(self.variables))
+        alternatives = "|".join(re.escape(v) for v in self._variable_names) or "(?!)"
         self._variable = re.compile(rf"\r\nVariable: _*(?:{alternatives})(?:\r\n|$)").search
 
     def admits(self, name: str, raw: str) -> bool:
@@ -258,7 +260,12 @@ class Interest:
 
     def reads_variable(self, raw: str) -> bool:
         """Whether a VarSet, whose header lines are `raw`, sets a variable used."""
-        return self._variable(raw) is not None
+        # A scan for each name is cheaper than the pattern's search, which only the few
+        # VarSets that hold one of them need.
+        for variable in self._variable_names:
+            if variable in raw:
+                return self._variable(raw) is not None
+        return False
 
     def including(self, names: Iterable[str]) -> Interest:
         """This interest and another reader's events (the same `all_while`, `while_held`)."""
