@@ -150,7 +150,7 @@ def _float(value: str) -> float | None:
         return None
 
 
-_Builder = Callable[[str, tuple[str, ...]], "Record | None"]
+_Builder = Callable[[str, "datetime | None", tuple[str, ...]], "Record | None"]
 
 
 def _snapshot(prefix: str, *, read: bool) -> str:
@@ -294,7 +294,7 @@ def _stamp_of(value: str | None) -> datetime | None:
 # Each event the translator reads often, laid out as Asterisk writes it, is read by one
 # match of the whole block, which captures just the fields its record takes: a search
 # per header costs more than the match. Its groups: the Timestamp (None when absent),
-# then the record's fields in the order the builder takes them. A block laid out any
+# then the fields its builder takes after the name and the time. A block laid out any
 # other way (another Asterisk, garbage) does not match and is read by `_searched`.
 _EVENT_HEAD = (
     r"Event: [^\r]*\r\nPrivilege: [^\r]*\r\n(?:Timestamp: ([^\r]*)\r\n)?"
@@ -312,41 +312,41 @@ def _rest(*unread: str) -> str:
     return rf"(?:\r\n(?!(?:{keys}):)[^\r]*)*\Z"
 
 
-def _channel_record(name: str, g: tuple[str, ...]) -> Record:
-    return ChannelRecord(name, _stamp_of(g[0]), _matched_leg(g[1:9]))
+def _channel_record(name: str, stamp: datetime | None, g: tuple[str, ...]) -> Record:
+    return ChannelRecord(name, stamp, _matched_leg(g[1:9]))
 
 
-def _hangup(name: str, g: tuple[str, ...]) -> Record:
-    return Hangup(name, _stamp_of(g[0]), _matched_leg(g[1:9]), _int(g[9]))
+def _hangup(name: str, stamp: datetime | None, g: tuple[str, ...]) -> Record:
+    return Hangup(name, stamp, _matched_leg(g[1:9]), _int(g[9]))
 
 
-def _bridge(name: str, g: tuple[str, ...]) -> Record:
-    return Bridge(name, _stamp_of(g[0]), _matched_leg(g[2:10]), g[1])
+def _bridge(name: str, stamp: datetime | None, g: tuple[str, ...]) -> Record:
+    return Bridge(name, stamp, _matched_leg(g[2:10]), g[1])
 
 
-def _varset(name: str, g: tuple[str, ...]) -> Record:
-    return VarSet(name, _stamp_of(g[0]), _matched_leg(g[1:9]), g[9].lstrip("_"), g[10])
+def _varset(name: str, stamp: datetime | None, g: tuple[str, ...]) -> Record:
+    return VarSet(name, stamp, _matched_leg(g[1:9]), g[9].lstrip("_"), g[10])
 
 
-def _newexten(name: str, g: tuple[str, ...]) -> Record:
-    return Newexten(name, _stamp_of(g[0]), _matched_leg(g[1:9]), g[9])
+def _newexten(name: str, stamp: datetime | None, g: tuple[str, ...]) -> Record:
+    return Newexten(name, stamp, _matched_leg(g[1:9]), g[9])
 
 
-def _dial(name: str, g: tuple[str, ...]) -> Record:
+def _dial(name: str, stamp: datetime | None, g: tuple[str, ...]) -> Record:
     # DialBegin has a DialString and no DialStatus, DialEnd the other way round.
     status, dial_string = (g[17], "") if name == "DialEnd" else ("", g[17])
     source, dest = _matched_leg(g[1:9]), _matched_leg(g[9:17])
-    return Dial(name, _stamp_of(g[0]), source, dest, status, dial_string)
+    return Dial(name, stamp, source, dest, status, dial_string)
 
 
-def _cdr(name: str, g: tuple[str, ...]) -> Record | None:
+def _cdr(name: str, stamp: datetime | None, g: tuple[str, ...]) -> Record | None:
     destination, started, answered_at, ended, duration, billsec, disposition, uniqueid = g[1:]
     seconds, billed = _float(duration), _float(billsec)
     if seconds is None or billed is None:
         return None
     return Cdr(
         name=name,
-        stamp=_stamp_of(g[0]),
+        stamp=stamp,
         uniqueid=uniqueid,
         duration=seconds,
         billsec=billed,
@@ -410,7 +410,10 @@ def decode(event: Event) -> Record | None:
     if layout is not None:
         match = layout[0](event.raw)
         if match is not None:
-            return layout[1](name, match.groups())
+            groups = match.groups()
+            # Asterisk sends no Timestamp but with `timestampevents = yes`.
+            stamp = None if groups[0] is None else _stamp_of(groups[0])
+            return layout[1](name, stamp, groups)
     return _searched(event, name)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from support.captures import capture_events
 
+from telephony.ami import devices
 from telephony.ami.devices import DeviceStates
+from telephony.ami.frames import Event
 
 
 class Clock:
@@ -47,4 +49,19 @@ def test_an_offer_the_pbx_never_rang_expires() -> None:
     clock.now = 24.9
     assert states.busy() == {"103"}
     clock.now = 25
+    assert states.busy() == frozenset()
+
+
+def test_a_device_state_is_read_alike_laid_out_or_not() -> None:
+    wire = "Event: DeviceStateChange\r\nPrivilege: call,all\r\nDevice: PJSIP/101\r\nState: INUSE"
+    stamped = wire.replace("all\r\n", "all\r\nTimestamp: 1795386675.5\r\n")
+    reordered = Event({"Event": "DeviceStateChange", "State": "INUSE", "Device": "PJSIP/101"})
+    for event in (Event.wire(wire), Event.wire(stamped), reordered):
+        assert devices._LAID_OUT(event.raw) is not None or event is reordered
+        states = DeviceStates()
+        states.feed(event)
+        assert states.busy() == {"101"}
+    # Not a device event: nothing is read, whatever its lines.
+    states = DeviceStates()
+    states.feed(Event.wire(wire.replace("DeviceStateChange", "ExtensionStatus")))
     assert states.busy() == frozenset()
