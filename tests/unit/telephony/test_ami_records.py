@@ -12,7 +12,14 @@ from telephony.ami.simulator import CALL_SCENARIOS, CAPTURES, prepare
 ALL_CAPTURES = sorted(path.name.removesuffix(".ami.txt") for path in CAPTURES.glob("*.ami.txt"))
 
 
+FRESH = "every-call-scenario-fresh"  # every simulator scenario, replayed with new ids
+
+
 def _events(name: str) -> list[Event]:
+    """A capture's events, or (FRESH) every scenario as the simulator replays it."""
+    if name == FRESH:
+        data = b"".join(encode_message(p) for n in CALL_SCENARIOS for p in prepare(n))
+        return [m for m in parse_all(data, expect_banner=False) if isinstance(m, Event)]
     data = (CAPTURES / f"{name}.ami.txt").read_bytes()
     return [m for m in parse_all(data) if isinstance(m, Event)]
 
@@ -30,13 +37,9 @@ def _reordered(event: Event) -> Event:
     return Event(headers, repeated)
 
 
-@pytest.mark.parametrize("name", [*ALL_CAPTURES, "every-call-scenario-fresh"])
+@pytest.mark.parametrize("name", [*ALL_CAPTURES, FRESH])
 def test_a_laid_out_snapshot_gives_the_record_the_header_split_gives(name: str) -> None:
-    if name == "every-call-scenario-fresh":
-        data = b"".join(encode_message(p) for n in CALL_SCENARIOS for p in prepare(n))
-        events = [m for m in parse_all(data, expect_banner=False) if isinstance(m, Event)]
-    else:
-        events = _events(name)
+    events = _events(name)
     laid_out = 0
     for event in events:
         wire = Event(raw=event.raw)
@@ -62,15 +65,11 @@ def _variants(raw: str) -> list[str]:
     return [raw, stamped, "\r\n".join([raw, *extra]), f"{raw}\r\nTimestamp: 1795386677.0"]
 
 
-@pytest.mark.parametrize("name", [*ALL_CAPTURES, "every-call-scenario-fresh"])
+@pytest.mark.parametrize("name", [*ALL_CAPTURES, FRESH])
 def test_an_event_read_by_its_layout_gives_the_record_the_header_search_gives(
     name: str,
 ) -> None:
-    if name == "every-call-scenario-fresh":
-        data = b"".join(encode_message(p) for n in CALL_SCENARIOS for p in prepare(n))
-        events = [m for m in parse_all(data, expect_banner=False) if isinstance(m, Event)]
-    else:
-        events = _events(name)
+    events = _events(name)
     by_layout = 0
     for event in events:
         for raw in _variants(event.raw):
