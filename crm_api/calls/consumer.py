@@ -790,7 +790,8 @@ class CallService:
                 session, call, client, pick=self._pick, tz=self._tz, now=event.at
             )
         if client_id is not None:
-            comm, created = await communications.record(
+            answered = event.disposition is ev.Disposition.ANSWERED
+            comm, created, has_open_callback = await communications.record(
                 session,
                 client_id=client_id,
                 kind=CommKind.CALL,
@@ -817,11 +818,13 @@ class CallService:
                     "recording_id": offered[0].id if offered else None,
                     "ended_by": event.reason,
                 },
+                asking=followup.HAS_OPEN_CALLBACK if answered else None,
             )
             call.communication_id = comm.id
-            if created and event.disposition is ev.Disposition.ANSWERED:
-                # A callback (or the client's own call) got through: nobody owes one now.
-                await followup.close_callbacks(session, client_id, event.at)
+            if created and answered:
+                if has_open_callback:
+                    # A callback (or the client's own call) got through: nobody owes one now.
+                    await followup.close_callbacks(session, client_id, event.at)
             elif (
                 created
                 and client is not None

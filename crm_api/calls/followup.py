@@ -18,13 +18,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, exists, literal_column, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.accounts.models import Role, User
 from crm_api.calls.models import Call
 from crm_api.clients.models import Client
+from crm_api.clients.timeline.models import Communication
 from crm_api.platform.db.base import utcnow
 from crm_api.schedules import service as schedules
 from crm_api.tasks.models import OPEN_CALLBACK as OPEN_CALLBACK_WHERE
@@ -178,6 +179,21 @@ _CLOSE_CALLBACKS = (
     .values(done_at=bindparam("closed_at"))
     .returning(Task.id)
     .execution_options(synchronize_session=False)
+)
+
+
+# Asked by the INSERT of an answered call's communication (`communications.record`): a
+# client rarely has a callback to close, and then the UPDATE closing it is not sent. Read
+# one statement before that UPDATE would run, in the same transaction: a callback opened
+# meanwhile by another worker is the race the UPDATE had already (that worker's
+# `reached_since` sees this call answered only once it commits).
+HAS_OPEN_CALLBACK = (
+    exists()
+    .where(
+        Task.client_id == literal_column(f"{Communication.__tablename__}.client_id"),
+        OPEN_CALLBACK,
+    )
+    .label("has_open_callback")
 )
 
 

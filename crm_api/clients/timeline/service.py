@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Integer, Select, Table, bindparam, exists, func, select
+from sqlalchemy import Integer, Label, Select, Table, bindparam, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, make_transient_to_detached, selectinload
 
@@ -210,8 +211,20 @@ async def add_comment(
 _RECORDED = select(Communication).where(
     Communication.kind == bindparam("kind"), Communication.external_id == bindparam("external_id")
 )
-# A new fact is one statement; a replay inserts nothing.
-_RECORD_NEW = InsertNew(cast(Table, Communication.__table__), ["kind", "external_id"])
+
+
+@functools.lru_cache(maxsize=8)
+def _record_new(asking: Label[Any] | None) -> InsertNew:
+    """A new fact is one statement (returning what `asking` reads); a replay inserts
+    nothing."""
+    also = () if asking is None else (asking,)
+    return InsertNew(cast(Table, Communication.__table__), ["kind", "external_id"], also=also)
+
+
+class Recorded(NamedTuple):
+    communication: Communication
+    created: bool  # False: a replay of a fact written already
+    asked: Any  # what `asking` read as the row was written (None on a replay)
 
 
 async def record(
@@ -228,9 +241,12 @@ async def record(
     body: str | None = None,
     deal_id: int | None = None,
     details: dict[str, Any] | None = None,
-) -> tuple[Communication, bool]:
+    asking: Label[Any] | None = None,
+) -> Recorded:
     """Writes a communication produced by another system once: a replay of the same
-    external fact updates the one row instead of adding a second."""
+    external fact updates the one row instead of adding a second. `asking`: an expression
+    the INSERT returns as well (it may name the row written as `communications`), so what
+    the writer needs to know next costs no statement of its own."""
     values = {
         "client_id": client_id,
         "kind": kind,
@@ -244,13 +260,16 @@ async def record(
         "deal_id": deal_id,
         "details": details or {},
     }
-    inserted = (await session.execute(_RECORD_NEW.on(session), values)).mappings().first()
+    statement = _record_new(asking).on(session)
+    inserted = (await session.execute(statement, values)).mappings().first()
     if inserted is not None:
+        row = dict(inserted)
+        asked = row.pop(asking.name) if asking is not None else None
         # The row as written, in the session as if read: no second round trip for it.
-        comm = Communication(**inserted, comments=[])
+        comm = Communication(**row, comments=[])
         make_transient_to_detached(comm)
         session.add(comm)
-        return comm, True
+        return Recorded(comm, True, asked)
     existing = await session.scalar(_RECORDED, {"kind": kind, "external_id": external_id})
     assert existing is not None, f"{kind} {external_id}: neither inserted nor found"
     existing.status = status
@@ -259,4 +278,4 @@ async def record(
         existing.user_id = user_id
     if body is not None:
         existing.body = body
-    return existing, False
+    return Recorded(existing, False, None)

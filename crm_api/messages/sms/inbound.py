@@ -41,7 +41,7 @@ async def receive(
         return None
     client, created = await find_or_create_by_phone(session, e164, source_code="incoming_sms")
     stop = is_stop(sms.text)
-    comm, stored = await record(
+    comm, stored, _ = await record(
         session,
         client_id=client.id,
         kind=CommKind.SMS,

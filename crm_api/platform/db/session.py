@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Insert, Table, event
+from sqlalchemy import ColumnElement, Insert, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -56,16 +56,21 @@ class InsertNew:
     more than the INSERT."""
 
     def __init__(
-        self, table: Table, key: Sequence[str], values: Mapping[str, Any] | None = None
+        self,
+        table: Table,
+        key: Sequence[str],
+        values: Mapping[str, Any] | None = None,
+        also: Sequence[ColumnElement[Any]] = (),
     ) -> None:
-        """`values`: the columns' parameters, when not named after the columns."""
+        """`values`: the columns' parameters, when not named after the columns; `also`:
+        more to return with the row, read as it is written."""
         self._by_dialect: dict[bool, Insert] = {}
         for postgres in (False, True):
             insert = (postgresql if postgres else sqlite).insert(table)
             if values is not None:
                 insert = insert.values(dict(values))
             conflict = insert.on_conflict_do_nothing(index_elements=list(key))
-            self._by_dialect[postgres] = conflict.returning(*table.c)
+            self._by_dialect[postgres] = conflict.returning(*table.c, *also)
 
     def on(self, session: AsyncSession) -> Insert:
         """The statement in the dialect of the session's database."""

@@ -4,7 +4,10 @@ per call, recordings, missed calls, idempotent replays, bad entries."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
+from sqlalchemy import event as db_events
+from sqlalchemy import select
 from support.call_events import answered_call, at, call_sink, handled
 from support.factories import Actor, make_user, on_shift_all_week
 from support.publish_faults import FailOnce
@@ -16,6 +19,7 @@ from support.ws import Socket, open_socket
 from crm_api.accounts.models import Role
 from crm_api.calls.pipeline import start_call_events
 from crm_api.platform.settings import Settings
+from crm_api.tasks.models import Task
 from telephony import events as ev
 from telephony.ami.simulator import CAPTURES
 
@@ -145,6 +149,46 @@ async def test_unknown_number_gets_a_fresh_card_and_a_missed_call_is_followed_up
         assert card["lead_source"]["name"] == "Входящий звонок"
     items = await calls_of(api, manager.token, client_id)
     assert [(c["status"], c["details"]["recording_id"]) for c in items] == [("missed", None)]
+
+
+async def test_an_answered_call_closes_its_own_clients_callback_and_no_other(
+    calls_api: RunningApi, actors: dict[Role, Actor], db
+) -> None:
+    """A client who has no callback open costs the answered call's end no UPDATE of the
+    tasks; one who has gets it closed, and another client's stays open."""
+    api = calls_api
+    services = api.app.state.services
+    start, _, ring, _, end = answered_call("cb1", caller="89161110001", caller_e164="+79161110001")
+    unanswered = ev.Unanswered.NO_ANSWER
+    missed = [start, ring, replace(end, disposition=ev.Disposition.MISSED, talk_s=0.0,
+              agents=(), answered_by=None, unanswered=unanswered)]  # fmt: skip
+    await feed(api, missed)
+    await wait_for(lambda: handled(services))
+    async with db() as session:
+        [task] = (await session.scalars(select(Task))).all()
+    assert task.done_at is None and task.kind == "missed_call"  # the supervisor's
+
+    closing: list[str] = []
+
+    def seen(_conn, _cursor, statement: str, *_: object) -> None:
+        if statement.startswith("UPDATE tasks"):
+            closing.append(statement)
+
+    engine = services.sessions.kw["bind"].sync_engine
+    db_events.listen(engine, "before_cursor_execute", seen)
+    try:
+        await feed(api, answered_call("ok2", caller="89162220002", caller_e164="+79162220002"))
+        await wait_for(lambda: handled(services))
+        assert closing == []
+        async with db() as session:
+            assert (await session.get_one(Task, task.id)).done_at is None
+        await feed(api, answered_call("ok1", caller="89161110001", caller_e164="+79161110001"))
+        await wait_for(lambda: handled(services))
+        assert len(closing) == 1
+    finally:
+        db_events.remove(engine, "before_cursor_execute", seen)
+    async with db() as session:
+        assert (await session.get_one(Task, task.id)).done_at == at(5.2)
 
 
 async def test_queue_call_pops_every_member_and_is_one_communication(
