@@ -10,9 +10,10 @@ A run of rings, answers and recordings of a live call whose row this process wro
 needs no transaction at all: it is applied to that row and written with one guarded UPDATE
 (and the recording's INSERT), each committing on its own; nor does a known caller's
 start, whose one write is the call's INSERT (the card is only read). Its end reads no row
-either: it is written from that live row, its UPDATE guarded. Events are processed
-idempotently: a replay after a reconnect or a retried stream entry finds the call already
-in that state and changes and pushes nothing."""
+either: it is written from that live row, its UPDATE guarded; nor its recordings, when
+this process wrote the call's first row and every recording since (the guard counts
+them). Events are processed idempotently: a replay after a reconnect or a retried stream
+entry finds the call already in that state and changes and pushes nothing."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, Update, bindparam, insert, select, update
+from sqlalchemy import Table, Update, bindparam, func, insert, select, update
 from sqlalchemy import event as orm_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -112,11 +113,24 @@ _LIVE_GUARD = ("state", "ringing", "agents")
 _READ_GUARD = (*_LIVE_GUARD, "client_id")
 
 
+_RECORDINGS = cast(Table, Recording.__table__)
+# How many recordings the call has: an end that took them from this process's memory
+# instead of reading them writes the call only if they are all it has.
+_RECORDINGS_COUNT = (
+    select(func.count()).where(_RECORDINGS.c.call_id == _CALLS.c.id).scalar_subquery()
+)
+
+
 @functools.lru_cache(maxsize=64)
-def _live_update_of(columns: frozenset[str], guard: tuple[str, ...] = _LIVE_GUARD) -> Update:
+def _live_update_of(
+    columns: frozenset[str], guard: tuple[str, ...] = _LIVE_GUARD, recordings: bool = False
+) -> Update:
     """`_update_of` if the call is still as this process last wrote it, returning the row
-    (the columns other writers change, the card a number was attached to say, are fresh)."""
+    (the columns other writers change, the card a number was attached to say, are fresh).
+    `recordings`: and if it has as many recordings as it had (`old_recordings`)."""
     unchanged = [_CALLS.c[column] == bindparam(f"old_{column}") for column in guard]
+    if recordings:
+        unchanged.append(bindparam("old_recordings") == _RECORDINGS_COUNT)
     return _update_of(columns).where(*unchanged).returning(*_CALLS.c)
 
 
@@ -131,9 +145,16 @@ class _NeedsTransaction(Exception):
 # A call's first row; nothing when the call has one.
 _INSERT_CALL = InsertNew(_CALLS, ["pbx", "pbx_call_id"])
 _ADD_PARTICIPANTS = insert(cast(Table, CallParticipant.__table__))
-_RECORDINGS_OF = select(Recording).where(Recording.call_id == bindparam("id"))
+_RECORDINGS_OF = (
+    select(_RECORDINGS.c.id, _RECORDINGS.c.file_name)
+    .where(_RECORDINGS.c.call_id == bindparam("id"))
+    .order_by(_RECORDINGS.c.id)
+)
+_SIZE_OF_RECORDING = (
+    update(_RECORDINGS).where(_RECORDINGS.c.id == bindparam("rec")).values(size=bindparam("bytes"))
+)
 _ADD_RECORDING = InsertNew(
-    cast(Table, Recording.__table__),
+    _RECORDINGS,
     ["call_id", "file_name"],
     values={
         "call_id": bindparam("call"),
@@ -152,6 +173,7 @@ _e164 = functools.lru_cache(maxsize=PREPARED_POPS)(phones.try_normalize)
 
 
 CallKey = tuple[str, str]  # a call's identity: its PBX's name and that PBX's call id
+Recorded = tuple[tuple[int, str], ...]  # a call's recordings: their ids and file names
 
 
 def _a_start(events: Sequence[ev.CallEvent]) -> bool:
@@ -186,6 +208,10 @@ class _Run:
     read: list[tuple[Call, dict[str, Any]]] = field(default_factory=list)
     unlocked: set[int] = field(default_factory=set)  # ids of the calls taken from live rows
     prepared: dict[CallKey, _Prepared] = field(default_factory=dict)  # pops made at starts
+    # What the run wrote of the recordings of calls whose every one this process knows
+    # (None: it does not any more), and how many an end took as all of a call's (by id).
+    recorded: dict[CallKey, Recorded | None] = field(default_factory=dict)
+    recordings_of: dict[int, int] = field(default_factory=dict)
 
 
 _COLUMNS = tuple(column.key for column in _CALLS.c)
@@ -213,7 +239,11 @@ async def _write_read_calls(run: _Run) -> None:
         if id(call) in run.unlocked:
             params = {"new_state": call.state, **params}  # written even if unchanged: checked
             params.update({f"old_{column}": read[column] for column in _READ_GUARD})
-            statement = _live_update_of(frozenset({"state", *changed}), _READ_GUARD)
+            counted = run.recordings_of.get(call.id)
+            if counted is not None:
+                params["old_recordings"] = counted
+            columns = frozenset({"state", *changed})
+            statement = _live_update_of(columns, _READ_GUARD, counted is not None)
             if (await session.execute(statement, {"row_id": call.id, **params})).first() is None:
                 raise _Moved
         elif changed:
@@ -256,6 +286,10 @@ class CallService:
         # The row of each live inbound call as this process committed it last, while it
         # handles the call's events (`forget` drops those another worker may have moved on).
         self._live: OrderedDict[CallKey, dict[str, Any]] = OrderedDict()
+        # Of the live calls whose row this process wrote first, the recordings it wrote
+        # since: all of the call's, unless another worker or a failed run wrote one too,
+        # which drops them (`forget`) or fails the end's guarded UPDATE.
+        self._recorded: dict[CallKey, Recorded] = {}
         self._bus_outage = Outage("call frames: the realtime bus", log)
 
     def ring_ahead(self, event: ev.CallRinging) -> None:
@@ -298,6 +332,8 @@ class CallService:
         their events since (a partition this worker takes over again)."""
         for key in [key for key in self._live if whose(key)]:
             del self._live[key]
+        for key in [key for key in self._recorded if whose(key)]:
+            del self._recorded[key]
 
     async def _in_transaction(
         self, events: Sequence[ev.CallEvent], *, locked: bool, autocommit: bool = False
@@ -319,6 +355,7 @@ class CallService:
             await session.commit()
         # Only what was committed: a start rolled back may have made a card that never was.
         self._prepared.update(run.prepared)
+        self._know_recordings(run)
         while len(self._prepared) > PREPARED_POPS:
             self._prepared.popitem(last=False)
         for key, call in run.calls.items():
@@ -330,7 +367,21 @@ class CallService:
         if row["state"] in _LIVE_STATES and row["direction"] == ev.Direction.INBOUND:
             self._live[key] = row
             while len(self._live) > PREPARED_POPS:
-                self._live.popitem(last=False)
+                self._recorded.pop(self._live.popitem(last=False)[0], None)
+        else:
+            self._recorded.pop(key, None)
+
+    def _know_recordings(self, run: _Run) -> None:
+        """The recordings of its calls as the run left them, once written."""
+        for key, recorded in run.recorded.items():
+            if recorded is None:
+                self._recorded.pop(key, None)
+            else:
+                self._recorded[key] = recorded
+
+    def _recordings_known(self, run: _Run, key: CallKey) -> Recorded | None:
+        """Every recording of the call, as far as this process knows (None: it does not)."""
+        return run.recorded[key] if key in run.recorded else self._recorded.get(key)
 
     async def _on_live_row(self, events: Sequence[ev.CallEvent]) -> Frames | None:
         """A run of rings, answers and recordings of a live call whose row this process
@@ -348,6 +399,7 @@ class CallService:
             with session.no_autoflush:
                 for event in events:
                     frames += await self._apply(run, event)
+            self._know_recordings(run)  # written already, each on its own
             written = await self._write_live(session, call, read)
         if written is None:
             self._live.pop(key, None)  # the transaction reads the row
@@ -459,7 +511,7 @@ class CallService:
                 call.ringing = [*call.ringing, event.to_agent]
             return []
         if isinstance(event, ev.RecordingStarted):
-            await self._recording(session, call, event)
+            await self._recording(run, call, event)
             return []
         if isinstance(event, ev.CallEnded):
             return await self._ended(run, call, event)
@@ -517,6 +569,7 @@ class CallService:
             return call  # the start writes it with its card (`_insert_new`)
         run.session.add(call)
         await run.session.flush()
+        run.recorded[key] = ()  # a row of its own: nobody recorded anything of it yet
         return call
 
     async def _read_locked(self, run: _Run, key: CallKey, event: ev.CallEvent) -> Call | None:
@@ -547,6 +600,7 @@ class CallService:
             raise _NeedsTransaction  # the call has its row: the start is applied to it locked
         if inserted is not None:
             call.id = inserted["id"]
+            run.recorded[key] = ()  # a row of its own: nobody recorded anything of it yet
             # Not in the session: what later events of the run change is written at the end.
             run.read.append((call, {**inserted}))
             return call
@@ -737,17 +791,19 @@ class CallService:
                 _ADD_PARTICIPANTS, [{"call_id": call.id, **r} for r in rows.values()]
             )
 
-    async def _recording(
-        self, session: AsyncSession, call: Call, event: ev.RecordingStarted
-    ) -> None:
+    async def _recording(self, run: _Run, call: Call, event: ev.RecordingStarted) -> None:
         name = recordings.relative_path(event.file)
         if name is None:
             return
-        # Written at once (the end in the same run reads it back), once per call and file.
-        await session.execute(
-            _ADD_RECORDING.on(session),
-            {"call": call.id, "path": event.file, "name": name},
-        )
+        session, key = run.session, self._key(event)
+        # Written at once (the end in the same run may read it back), once per call and file.
+        params = {"call": call.id, "path": event.file, "name": name}
+        written = (await session.execute(_ADD_RECORDING.on(session), params)).first()
+        known = self._recordings_known(run, key)
+        if known is not None and written is not None:
+            run.recorded[key] = (*known, (written.id, name))
+        elif known is not None and name not in {file for _, file in known}:
+            run.recorded[key] = None  # written before, by whom this process does not know
 
     async def _ended(self, run: _Run, call: Call, event: ev.CallEnded) -> Frames:
         session = run.session
@@ -778,8 +834,14 @@ class CallService:
         if client_id is None:
             client, _ = await self._client_for(session, call)
             client_id = client.id if client is not None else None
-        found = (await session.scalars(_RECORDINGS_OF, {"id": call.id})).all()
-        offered = [r for r in found if event.talk_s > 0 and self._offered(r)]
+        found = self._recordings_known(run, self._key(event))
+        if found is not None and id(call) in run.unlocked:
+            # Checked by the call's UPDATE (`_write_read_calls`), not read here.
+            run.recordings_of[call.id] = len(found)
+        else:
+            rows = await session.execute(_RECORDINGS_OF, {"id": call.id})
+            found = tuple((rec, name) for rec, name in rows)
+        offered = await self._offered(session, found) if event.talk_s > 0 else []
         answered_user = await self._user_id_of(session, call.answered_by)
         if answered_user is not None:
             call.user_id = answered_user
@@ -815,7 +877,7 @@ class CallService:
                     "talk_by_agent": call.talk_by_agent,
                     "agents": list(call.agents),
                     "answered_by": call.answered_by,
-                    "recording_id": offered[0].id if offered else None,
+                    "recording_id": offered[0] if offered else None,
                     "ended_by": event.reason,
                 },
                 asking=followup.HAS_OPEN_CALLBACK if answered else None,
@@ -858,9 +920,16 @@ class CallService:
             frames.append(notifier.missed(call, client_id, responsible))
         return frames
 
-    def _offered(self, recording: Recording) -> bool:
-        size = recordings.size_of(self._recordings_dir, recording.file_name)
-        if size is None:
-            return True  # not visible from here (yet): offered, served when it appears
-        recording.size = size
-        return has_sound(size)
+    async def _offered(self, session: AsyncSession, found: Recorded) -> list[int]:
+        """The ids of the recordings worth offering, their sizes written where seen."""
+        offered, sizes = [], []
+        for rec, name in found:
+            size = recordings.size_of(self._recordings_dir, name)
+            if size is not None:
+                sizes.append({"rec": rec, "bytes": size})
+            # Not visible from here (yet): offered, served when it appears.
+            if size is None or has_sound(size):
+                offered.append(rec)
+        if sizes:
+            await session.execute(_SIZE_OF_RECORDING, sizes)
+        return offered

@@ -17,7 +17,9 @@ from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
+from crm_api.calls.models import Call, Recording
 from crm_api.calls.pipeline import start_call_events
+from crm_api.clients.timeline.models import Communication
 from crm_api.platform.settings import Settings
 from crm_api.tasks.models import Task
 from telephony import events as ev
@@ -189,6 +191,34 @@ async def test_an_answered_call_closes_its_own_clients_callback_and_no_other(
         db_events.remove(engine, "before_cursor_execute", seen)
     async with db() as session:
         assert (await session.get_one(Task, task.id)).done_at == at(5.2)
+
+
+async def test_a_recording_another_worker_wrote_is_offered_with_the_end_this_one_writes(
+    calls_api: RunningApi, actors: dict[Role, Actor], db, settings: Settings
+) -> None:
+    """This worker wrote the call and its recording (a header-only file: nothing to offer),
+    and another worker, or a run of it retried, wrote a second: the end offers that one."""
+    api = calls_api
+    services = api.app.state.services
+    (settings.recordings_dir / "rw1.wav").write_bytes(b"RIFF" + bytes(40))
+    start, recording, ring, answer, end = answered_call("rw1")
+    await feed(api, [start, recording, ring, answer])
+    await wait_for(lambda: handled(services))
+    async with db() as session:
+        call = await session.scalar(select(Call).where(Call.pbx_call_id == "rw1"))
+        assert call is not None and call.state == "answered"
+        elsewhere = Recording(
+            call_id=call.id, pbx_path="/elsewhere/rw1-2.wav", file_name="rw1-2.wav"
+        )
+        session.add(elsewhere)
+        await session.commit()
+    await feed(api, [end])
+    await wait_for(lambda: handled(services))
+    async with db() as session:
+        call = await session.get_one(Call, call.id)
+        assert call.state == "ended" and call.communication_id is not None
+        comm = await session.get_one(Communication, call.communication_id)
+    assert comm.details["recording_id"] == elsewhere.id
 
 
 async def test_queue_call_pops_every_member_and_is_one_communication(
