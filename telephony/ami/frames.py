@@ -211,6 +211,12 @@ class Interest:
       asked anew for each block.
     """
 
+    # The one event told by its block rather than by its name (unless it is in `names`),
+    # half of Asterisk's events: `admits` knows it by name, `AmiParser.stream` by its
+    # first line before any name is cut, and both ask `reads_variable`.
+    VARSET = "VarSet"
+    VARSET_LINE = f"Event: {VARSET}"
+
     __slots__ = (
         "_variable",
         "_variable_names",
@@ -250,7 +256,7 @@ class Interest:
         """Whether an event named `name`, whose header lines are `raw`, is used."""
         if name in self.names:
             return True
-        if name == "VarSet":
+        if name == self.VARSET:
             return self.reads_variable(raw)
         if self.all_while:
             return self.while_held(name, raw)
@@ -373,14 +379,15 @@ class AmiParser:
         if text is not None:
             starts, admits, dropped = _STARTS, interest.admits, 0
             read, unread = interest.read_lines, interest.unread_lines
+            varset = interest.VARSET_LINE
             for block in text.split("\r\n\r\n"):
                 first = block.partition("\r\n")[0]
                 name = read.get(first)
                 if name is not None:
                     yield Event.wire(block, name)
-                elif first == "Event: VarSet":  # half of Asterisk's events
+                elif first == varset:
                     if interest.reads_variable(block):
-                        yield Event.wire(block, "VarSet")
+                        yield Event.wire(block, interest.VARSET)
                     else:
                         dropped += 1
                 elif first in unread and not interest.all_while:

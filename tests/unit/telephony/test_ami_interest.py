@@ -96,12 +96,17 @@ def test_every_event_and_variable_the_translator_reads_passes_its_interest() -> 
     assert idle <= tr._SETUP_EVENTS
     held = Interest(interest.names, interest.variables, all_while={"a call"})
     assert {name for name in idle if not held.admits(name, _block(name))} == {"VarSet"}
+    # A VarSet: `admits` by its name and the parser by its line tell it alike.
+    parser = AmiParser(expect_banner=False)
     for variable in variables:
         for written in (variable, f"_{variable}", f"__{variable}"):
             block = _block("VarSet", Channel="PJSIP/1-0", Variable=written, Value="x")
-            assert interest.admits("VarSet", block), written
-            assert interest.admits("VarSet", block + "\r\nUniqueid: 1.1"), written
-    assert not interest.admits("VarSet", _block("VarSet", Variable="DIALSTATUS", Value="x"))
+            for raw in (block, block + "\r\nUniqueid: 1.1"):
+                assert interest.admits("VarSet", raw), written
+                assert list(parser.stream(_wire(raw), interest)) == [Event.wire(raw)], written
+    unread = _block("VarSet", Variable="DIALSTATUS", Value="x")
+    assert not interest.admits("VarSet", unread)
+    assert list(parser.stream(_wire(unread), interest)) == []
     # The adapter's parser builds what the translator and the device states read.
     adapter = AmiAdapter("ami://crm:x@127.0.0.1:5038", _no_sink)
     assert adapter.interest is not None
