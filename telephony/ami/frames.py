@@ -243,7 +243,8 @@ class Interest:
         # What `AmiParser.stream` tells of a block by its first line alone (a dict or set
         # lookup, where a name's cut and a call to `admits` cost more than the rest of a
         # dropped event): the events of `names` (line -> name), and those `admits` dropped
-        # by name while no start was held (learnt; Asterisk has a few hundred).
+        # by name while no start was held (the parser learns them, `note_unread`;
+        # Asterisk has a few hundred).
         self.read_lines = {f"Event: {name}": name for name in self.names}
         self.unread_lines: set[str] = set()
         # One search of the raw text (no header split): the variable's line, any number of
@@ -253,16 +254,22 @@ class Interest:
         self._variable = re.compile(rf"\r\nVariable: _*(?:{alternatives})(?:\r\n|$)").search
 
     def admits(self, name: str, raw: str) -> bool:
-        """Whether an event named `name`, whose header lines are `raw`, is used."""
+        """Whether an event named `name`, whose header lines are `raw`, is used. A query
+        only: while `all_while` is empty, a no to any event but a VarSet is told by its
+        name alone, which the parser learns (`note_unread`)."""
         if name in self.names:
             return True
         if name == self.VARSET:
             return self.reads_variable(raw)
         if self.all_while:
             return self.while_held(name, raw)
-        if len(self.unread_lines) < _UNREAD_LINES:
-            self.unread_lines.add(f"Event: {name}")
         return False
+
+    def note_unread(self, line: str) -> None:
+        """`admits` said no by name alone to the event of this first line (`Event: Name`):
+        `AmiParser.stream` drops the next ones by their line."""
+        if len(self.unread_lines) < _UNREAD_LINES:
+            self.unread_lines.add(line)
 
     def reads_variable(self, raw: str) -> bool:
         """Whether a VarSet, whose header lines are `raw`, sets a variable used."""
@@ -398,6 +405,8 @@ class AmiParser:
                         yield Event.wire(block, name)
                     else:
                         dropped += 1
+                        if not interest.all_while:
+                            interest.note_unread(first)
                 elif first.startswith(starts):
                     yield _typed(block)
                 elif block:
