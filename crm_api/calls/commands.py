@@ -204,7 +204,7 @@ async def start_pbx_commands(services: Services) -> Callable[[], Awaitable[None]
                 return
             await asyncio.sleep(0.05)
 
-    async def handle(run: list[dict[str, Any]]) -> None:
+    async def handle(run: list[dict[str, Any]], *, again: bool) -> None:
         for entry in run:
             command_id, kind = str(entry["id"]), str(entry["kind"])
             state = STATE_KEY.format(id=command_id)

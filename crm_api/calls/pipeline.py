@@ -216,7 +216,7 @@ async def start_call_events(services: Services) -> Callable[[], Awaitable[None]]
         gauges.partitions.set_function(lambda: len(stream.owned))
         services.metrics.refresh_with(functools.partial(_stream_figures, services, stream))
 
-    async def handle(run: list[dict[str, Any]]) -> None:
+    async def handle(run: list[dict[str, Any]], *, again: bool) -> None:
         events = []
         for data in run:
             if not reads_ahead:
@@ -229,7 +229,7 @@ async def start_call_events(services: Services) -> Callable[[], Awaitable[None]]
         calls = {event.call_id for event in events}
         # A run is one call's (the stream's key): its log lines say which.
         with about_call(calls.pop() if len(calls) == 1 else None):
-            await service.handle(events)
+            await service.handle(events, again=again)
             for event in events:
                 gauges.events.labels(type(event).__name__).inc()
                 if isinstance(event, ev.CallEnded):

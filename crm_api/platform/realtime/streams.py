@@ -31,9 +31,17 @@ from crm_api.platform.realtime.outage import Outage, is_outage, reraise_if_cance
 
 log = logging.getLogger(__name__)
 
-# A handler gets a run of events in stream order (those of one key that were waiting
-# together), so it can write them in one transaction; it succeeds or fails as a whole.
-Handler = Callable[[list[dict[str, Any]]], Awaitable[None]]
+
+class Handler(Protocol):
+    """Gets a run of events in stream order (those of one key that were waiting together),
+    so it can write them in one transaction; it succeeds or fails as a whole. `again`: the
+    run was delivered before (read back from the pending entries, or retried after a
+    failure), so it may have been written with its effects half done: what it sends after
+    its commit must go out again, for readers to drop the copies of what did."""
+
+    def __call__(self, run: list[dict[str, Any]], *, again: bool) -> Awaitable[None]: ...
+
+
 RETRY_PAUSE_S = 1.0
 BATCH = 100
 MAX_RUNS_IN_HAND = 4 * BATCH  # read ahead of the handlers no further than this
@@ -139,9 +147,10 @@ class InProcessStream:
                 run = [first]
                 while len(run) < BATCH and not self._queue.empty():
                     run.append(self._queue.get_nowait())
+                again = False
                 while True:
                     try:
-                        await handler([event for _, event in run])
+                        await handler([event for _, event in run], again=again)
                         self._handled += len(run)
                         self._handler_outage.ok()
                         self.status.handler_error = None
@@ -149,6 +158,7 @@ class InProcessStream:
                     except Exception as exc:
                         outage, status = self._handler_outage, self.status
                         _handler_failed(self.name, outage, status, exc, run[0][0])
+                        again = True
                         await asyncio.sleep(RETRY_PAUSE_S)
         finally:
             self.status.running = False
@@ -239,8 +249,9 @@ class RedisStream:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def _dispatch(self, handler: Handler, rows: list[Any]) -> None:
-        """Starts a run per key; a key's run waits for that key's run before it."""
+    async def _dispatch(self, handler: Handler, rows: list[Any], *, again: bool) -> None:
+        """Starts a run per key; a key's run waits for that key's run before it. `again`:
+        the rows are pending entries read back."""
         # Deleted while pending or not written by `add`: never handled.
         unusable = []
         runs: dict[str, list[tuple[Any, dict[str, Any]]]] = {}
@@ -258,7 +269,8 @@ class RedisStream:
         if unusable:
             await self._redis.xack(self.name, self.group, *unusable)
         for key, run in runs.items():
-            task = asyncio.create_task(self._handle_run(handler, run, self._latest.get(key)))
+            handling = self._handle_run(handler, run, self._latest.get(key), again=again)
+            task = asyncio.create_task(handling)
             self._latest[key] = task
             self._running.add(task)
             task.add_done_callback(functools.partial(self._finished, key))
@@ -276,6 +288,8 @@ class RedisStream:
         handler: Handler,
         run: list[tuple[Any, dict[str, Any]]],
         before: asyncio.Task[bool] | None,
+        *,
+        again: bool,
     ) -> bool:
         """True when the run was handled and acknowledged."""
         # A key's events go in stream order: after a failure the rest of that key stays
@@ -285,7 +299,7 @@ class RedisStream:
         try:
             async with self._slots:
                 started = time.monotonic()
-                await handler([event for _, event in run])
+                await handler([event for _, event in run], again=again)
         except Exception as exc:
             _handler_failed(self.name, self._handler_outage, self.status, exc, run[0][0])
             return False
@@ -391,7 +405,7 @@ class RedisStream:
                 reply: Any = await self._read("0")
                 rows = reply[0][1] if reply else []
                 if rows:
-                    await self._dispatch(handler, rows)
+                    await self._dispatch(handler, rows, again=True)
                     continue
                 backlog_first = False
             if loop.time() >= next_claim:
@@ -408,7 +422,7 @@ class RedisStream:
                 await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
             fresh: Any = await self._read(">", self._block_ms)
             for _stream, rows in fresh or []:
-                await self._dispatch(handler, rows)
+                await self._dispatch(handler, rows, again=False)
             backlog_first = self._failed
 
     async def pending(self) -> int:

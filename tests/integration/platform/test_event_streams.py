@@ -31,11 +31,13 @@ async def test_failed_event_is_retried_and_acked_only_after_success(redis_url, m
     for n in range(3):
         await stream.add({"n": n, "text": "Звонок"})
     seen: list[int] = []
+    delivered: list[tuple[int, bool]] = []
     failed_once = False
     done = asyncio.Event()
 
-    async def handler(run: list[dict]) -> None:
+    async def handler(run: list[dict], *, again: bool) -> None:
         nonlocal failed_once
+        delivered.extend((e["n"], again) for e in run)
         if any(e["n"] == 1 for e in run) and not failed_once:
             failed_once = True
             raise RuntimeError("database restarting")  # the whole run rolls back
@@ -45,6 +47,9 @@ async def test_failed_event_is_retried_and_acked_only_after_success(redis_url, m
 
     await _run_until(stream, handler, done)
     assert seen == [0, 1, 2]
+    # The retry is told it is one: what the failed run sent after its commit goes again.
+    assert delivered[0] == (0, False) and delivered[-1] == (2, True)
+    assert (1, False) in delivered and (1, True) in delivered
     assert await stream.pending() == 0
     await client.aclose()
 
@@ -60,15 +65,15 @@ async def test_events_of_a_dead_consumer_are_claimed_by_another(redis_url) -> No
     assert await dead.pending() == 1
     # It claims the event once the event has been idle 50 ms (it keeps asking).
     alive = RedisStream(client, name, consumer="alive", claim_idle_ms=50, block_ms=100)
-    got: list[int] = []
+    got: list[tuple[int, bool]] = []
     done = asyncio.Event()
 
-    async def handler(run: list[dict]) -> None:
-        got.extend(e["n"] for e in run)
+    async def handler(run: list[dict], *, again: bool) -> None:
+        got.extend((e["n"], again) for e in run)
         done.set()
 
     await _run_until(alive, handler, done)
-    assert got == [1]
+    assert got == [(1, True)]  # the dead one may have written it, and died before the rest
     assert await alive.pending() == 0
     await client.aclose()
 
@@ -79,20 +84,19 @@ async def test_in_process_stream_keeps_order_and_retries(monkeypatch) -> None:
     for n in range(4):
         await stream.add({"n": n})
     seen: list[int] = []
-    attempts = 0
+    attempts: list[bool] = []
     done = asyncio.Event()
 
-    async def handler(run: list[dict]) -> None:
-        nonlocal attempts
-        attempts += 1
-        if attempts == 1:
+    async def handler(run: list[dict], *, again: bool) -> None:
+        attempts.append(again)
+        if len(attempts) == 1:
             raise RuntimeError("boom")
         seen.extend(e["n"] for e in run)
         if len(seen) == 4:
             done.set()
 
     await _run_until(stream, handler, done)
-    assert seen == [0, 1, 2, 3] and attempts == 2
+    assert seen == [0, 1, 2, 3] and attempts == [False, True]
 
 
 async def test_in_process_stream_backlog_counts_the_run_in_hand_as_pending() -> None:
@@ -101,7 +105,7 @@ async def test_in_process_stream_backlog_counts_the_run_in_hand_as_pending() -> 
         await stream.add({"n": n})
     in_hand, release, done = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
-    async def handler(run: list[dict]) -> None:
+    async def handler(run: list[dict], *, again: bool) -> None:
         in_hand.set()
         await release.wait()
         done.set()
@@ -135,7 +139,7 @@ async def test_keyed_events_keep_their_order_and_one_slow_key_holds_up_no_other(
     failed_once = False
     done = asyncio.Event()
 
-    async def handler(run: list[dict]) -> None:
+    async def handler(run: list[dict], *, again: bool) -> None:
         nonlocal failed_once
         assert len({e["call"] for e in run}) == 1, "a run holds one key"
         if run[0]["call"] == "slow":
@@ -169,7 +173,7 @@ async def test_unreadable_entries_are_dropped_and_the_rest_go_on(redis_url) -> N
     got: list[dict] = []
     done = asyncio.Event()
 
-    async def handler(run: list[dict]) -> None:
+    async def handler(run: list[dict], *, again: bool) -> None:
         got.extend(run)
         done.set()
 
@@ -192,7 +196,7 @@ async def test_events_read_while_a_run_is_in_flight_pass_it_but_never_its_own_ke
     slow_started, release, done = asyncio.Event(), asyncio.Event(), asyncio.Event()
     failed_once = False
 
-    async def handler(run: list[dict]) -> None:
+    async def handler(run: list[dict], *, again: bool) -> None:
         nonlocal failed_once
         if run[0]["call"] == "slow" and run[0]["n"] == 0:
             slow_started.set()
