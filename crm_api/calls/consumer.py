@@ -203,6 +203,8 @@ class _Run:
     locked: bool = True
     # A known caller's start, without a transaction (its one write is the call's INSERT).
     autocommit: bool = False
+    # Delivered before: a pop or answer already written may never have gone out.
+    again: bool = False
     calls: dict[CallKey, Call] = field(default_factory=dict)  # each call, read once a run
     # The calls read as rows, with the row as read: `_write_read_calls` writes the changes.
     read: list[tuple[Call, dict[str, Any]]] = field(default_factory=list)
@@ -301,25 +303,28 @@ class CallService:
             pushes = self._pushing.setdefault(self._key(event), [])
             pushes.append((event.agent, asyncio.create_task(pushing)))
 
-    async def handle(self, events: Sequence[ev.CallEvent]) -> None:
+    async def handle(self, events: Sequence[ev.CallEvent], *, again: bool = False) -> None:
         """Events of one call that arrived together, in order: one transaction (or, for a
-        live call's rings, answers and recordings, one statement each)."""
+        live call's rings, answers and recordings, one statement each). `again`: they were
+        delivered before (see streams.Handler)."""
         for event in events:
             if isinstance(event, ev.CallRinging):
                 self.ring_ahead(event)  # when the stream did not already
         for key in {self._key(event) for event in events}:
             await self._pushed(key)
         try:
-            frames = await self._on_live_row(events)
+            frames = await self._on_live_row(events, again)
             if frames is None and _a_start(events):
                 with contextlib.suppress(_NeedsTransaction):
-                    frames = await self._in_transaction(events, locked=False, autocommit=True)
+                    frames = await self._in_transaction(
+                        events, locked=False, again=again, autocommit=True
+                    )
             if frames is None:
                 try:
-                    frames = await self._in_transaction(events, locked=False)
+                    frames = await self._in_transaction(events, locked=False, again=again)
                 except _Moved:
                     self.forget({self._key(event) for event in events}.__contains__)
-                    frames = await self._in_transaction(events, locked=True)
+                    frames = await self._in_transaction(events, locked=True, again=again)
         except BaseException:
             # Written or not: the next run of these calls reads their rows.
             calls = {self._key(event) for event in events}
@@ -336,7 +341,12 @@ class CallService:
             del self._recorded[key]
 
     async def _in_transaction(
-        self, events: Sequence[ev.CallEvent], *, locked: bool, autocommit: bool = False
+        self,
+        events: Sequence[ev.CallEvent],
+        *,
+        locked: bool,
+        again: bool,
+        autocommit: bool = False,
     ) -> Frames:
         """`locked`: every call is read locked; otherwise a live call is taken from this
         process's row of it and its UPDATE checks that it is still so. `autocommit`: a
@@ -344,7 +354,7 @@ class CallService:
         (`_NeedsTransaction` when it turns out to be another start)."""
         frames: Frames = []
         async with (self._statements if autocommit else self._sessions)() as session:
-            run = _Run(session, locked=locked, autocommit=autocommit)
+            run = _Run(session, locked=locked, autocommit=autocommit, again=again)
             # A call's row is written once per transaction where it can be (its changes
             # go out with the commit), not before every read of the run; what a read
             # needs written is flushed where it is needed.
@@ -383,7 +393,7 @@ class CallService:
         """Every recording of the call, as far as this process knows (None: it does not)."""
         return run.recorded[key] if key in run.recorded else self._recorded.get(key)
 
-    async def _on_live_row(self, events: Sequence[ev.CallEvent]) -> Frames | None:
+    async def _on_live_row(self, events: Sequence[ev.CallEvent], again: bool) -> Frames | None:
         """A run of rings, answers and recordings of a live call whose row this process
         committed last, applied to that row: each statement commits on its own (the
         run's one UPDATE of the call, guarded, is its only write to it). None when the
@@ -395,7 +405,7 @@ class CallService:
         call = Call(**read)
         frames: Frames = []
         async with self._statements() as session:
-            run = _Run(session, calls={key: call})
+            run = _Run(session, calls={key: call}, again=again)
             with session.no_autoflush:
                 for event in events:
                     frames += await self._apply(run, event)
@@ -492,7 +502,6 @@ class CallService:
         return notifier.ringing(call, event.agent, user_id, prepared.summary)
 
     async def _apply(self, run: _Run, event: ev.CallEvent) -> Frames:
-        session = run.session
         call = await self._call_for(run, event)
         if isinstance(event, ev.CallStarted):
             return await self._started(run, call, event)
@@ -505,7 +514,7 @@ class CallService:
         if isinstance(event, ev.CallRinging):
             return await self._ringing(run, call, event)
         if isinstance(event, ev.CallAnswered):
-            return await self._answered(session, call, event)
+            return await self._answered(run, call, event)
         if isinstance(event, ev.CallTransferred):
             if event.to_agent not in call.agents and event.to_agent.isdigit():
                 call.ringing = [*call.ringing, event.to_agent]
@@ -745,9 +754,12 @@ class CallService:
         if event.caller and call.direction == ev.Direction.INBOUND:
             # Normalized by the dialplan since CallStarted.
             call.caller = self._e164(event.caller) or call.caller
-        if event.agent in call.ringing:
+        if event.agent not in call.ringing:
+            call.ringing = [*call.ringing, event.agent]
+        elif not run.again:
             return []  # already popped for this agent
-        call.ringing = [*call.ringing, event.agent]
+        # (Delivered again: its pop may have been lost with the worker that wrote the ring;
+        # sent again, it is dropped where it did go out, by its tag.)
         if call.direction == ev.Direction.OUTBOUND:
             await self._client_for(session, call)
             return []  # the manager placed this call: nothing to pop
@@ -758,18 +770,19 @@ class CallService:
         card = await self._summary(run, call, self._key(event))
         return [notifier.ringing(call_data(call), event.agent, agent, card)]
 
-    async def _answered(self, session: AsyncSession, call: Call, event: ev.CallAnswered) -> Frames:
+    async def _answered(self, run: _Run, call: Call, event: ev.CallAnswered) -> Frames:
         agent_ext = event.agent
         if agent_ext and agent_ext in call.agents:
-            return []
-        if agent_ext:
+            if not run.again:
+                return []
+        elif agent_ext:
             call.agents = [*call.agents, agent_ext]
         first = call.answered_at is None
         if first:
             call.answered_at = event.at
             call.answered_by = agent_ext
         call.state = "answered"
-        agent = await self._user_id_of(session, agent_ext)
+        agent = await self._user_id_of(run.session, agent_ext)
         if agent is not None and call.user_id is None:
             call.user_id = agent
         users = [agent] if agent else ([call.user_id] if call.user_id else [])

@@ -169,12 +169,15 @@ def frame(outgoing: Outgoing) -> Frame:
     audience = Audience(
         user_ids=frozenset(users), roles=frozenset(TEAM_FRAMES.get(type_, WATCHERS))
     )
-    # Frames that happen once per call (once per phone, for the pop) are tagged by the
-    # call's row (call ids repeat across PBXs), whichever worker sends them: one that
-    # pushed the pop ahead of writing the ring, or wrote the end and died before its
-    # frames went out, leaves them to another, whose copies readers drop by the tag.
+    # Frames that happen once per call (once per phone, for the pop and the answer) are
+    # tagged by the call's row (call ids repeat across PBXs), whichever worker sends them:
+    # one that pushed the pop ahead of writing the ring, or wrote the ring, answer or end
+    # and died before its frames went out, leaves them to another, whose copies readers
+    # drop by the tag.
     if type_ == CallRingingFrame.name():
         tag = f"pop:{data['id']}:{data['agent']}"
+    elif type_ == CallAnsweredFrame.name():
+        tag = f"{type_}:{data['id']}:{data['agent'] or ''}"
     elif type_ in _ONCE_PER_CALL:
         tag = f"{type_}:{data['id']}"
     else:

@@ -8,17 +8,19 @@ from crm_api.platform.realtime.hub import Hub
 
 
 class FailOnce:
-    """Installed on `hub`: the first publish of a `frame_type` frame raises `error`."""
+    """Installed on `hub`: the first publish of a `frame_type` frame raises `error` (every
+    one of them, `always`: a worker about to die)."""
 
-    def __init__(self, hub: Hub, frame_type: str, error: Exception) -> None:
+    def __init__(self, hub: Hub, frame_type: str, error: Exception, *, always: bool = False):
         self.failed: list[Frame] = []
         self._publish = hub.publish
         self._type = frame_type
         self._error = error
+        self._always = always
         hub.publish = self.publish  # type: ignore[method-assign]
 
     async def publish(self, frame: Frame) -> Frame:
-        if frame.type == self._type and not self.failed:
+        if frame.type == self._type and (self._always or not self.failed):
             self.failed.append(frame)
             raise self._error
         return await self._publish(frame)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import replace
 
+import pytest
 from sqlalchemy import event as db_events
 from sqlalchemy import select
 from support.call_events import answered_call, at, call_sink, handled
@@ -446,6 +447,48 @@ async def test_a_start_and_ring_sent_again_to_a_worker_that_did_not_see_them_pop
         await sock.next_of("call.ended")
         await sock.settle(second.app.state.services.hub, manager.user.id)
     assert not [f for f in sock.frames if f["type"] == "call.ringing"]
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_pop_and_answer_a_dead_worker_wrote_but_never_sent_come_from_the_next_one(
+    settings: Settings, actors: dict[Role, Actor]
+) -> None:
+    """A worker wrote a call's start, ring and answer, then died before the pop went out
+    (it had prepared no card ahead: the start came in the same run). The worker that
+    takes the call's partition over gets the run again, from the stream's pending
+    entries, and sends the pop and the answer; each reaches the phone's socket once."""
+    manager = actors[Role.MANAGER]
+    call = answered_call("1795386702.0")
+    written = [call[0], call[2], call[3]]  # the start, the ring and the answer: one run
+    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+    # The phone's socket is on a worker of its own, which handles no call events.
+    async with (
+        running_api(settings) as web,
+        open_socket(web.ws_url, manager.token) as conn,
+    ):
+        sock = Socket(conn)
+        await sock.next_of("hello")
+        async with running_api(settings, features=(start_call_events,)) as first:
+            hub = first.app.state.services.hub
+            dying = FailOnce(hub, "call.ringing", RuntimeError("died"), always=True)
+
+            async def died() -> bool:  # its run was written: the pop is the first frame
+                return bool(dying.failed)
+
+            await feed(first, written)
+            await wait_for(died)
+        assert not [f for f in sock.frames if f["type"].startswith("call.")]
+        async with running_api(settings, features=(start_call_events,)) as second:
+            pop = await sock.next_of("call.ringing")
+            assert pop["data"]["agent"] == "101"
+            assert pop["data"]["client"]["name"] == "Иван"
+            assert (await sock.next_of("call.answered"))["data"]["agent"] == "101"
+            await feed(second, call[4:])
+            await sock.next_of("call.ended")
+            await wait_for(lambda: handled(second.app.state.services))
+        await sock.settle(web.app.state.services.hub, manager.user.id)
+    kinds = [f["type"] for f in sock.frames if f["type"].startswith("call.")]
+    assert kinds == ["call.ringing", "call.answered", "call.ended"]
 
 
 async def test_an_end_whose_frames_failed_after_its_commit_sends_each_frame_once_on_retry(
