@@ -43,7 +43,7 @@ class Bus(Protocol):
     async def publish(self, frame: Frame) -> Frame:
         """Gives the frame its id, keeps it in the backlog and fans it out. A publish that
         raised may have been carried out: retried with the same frame, it reaches readers
-        once."""
+        once. A bus that drops a copy itself returns it as given, without an id."""
         ...
 
     async def publish_many(self, frames: Sequence[Frame]) -> list[Frame]:

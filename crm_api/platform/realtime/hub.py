@@ -51,7 +51,8 @@ class Connection:
 
 class Hub:
     def __init__(self, bus: Bus, published: Callable[[Frame], None] | None = None) -> None:
-        """`published` sees each frame this process published (the metrics count them)."""
+        """`published` sees each frame this process published (the metrics count them),
+        not a copy the bus dropped."""
         self.bus = bus
         self._published = published
         self._connections: set[Connection] = set()
@@ -168,7 +169,7 @@ class Hub:
         """`frame` as the bus numbered it. After an error, retry with the same frame: the
         failed attempt may have gone out, and readers drop a second copy of a frame."""
         published = await self.bus.publish(frame)
-        if self._published is not None:
+        if self._published is not None and published.id:
             self._published(published)
         return published
 
@@ -177,7 +178,8 @@ class Hub:
         published = await self.bus.publish_many(frames)
         if self._published is not None:
             for frame in published:
-                self._published(frame)
+                if frame.id:
+                    self._published(frame)
         return published
 
 

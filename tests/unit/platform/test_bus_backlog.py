@@ -1,5 +1,6 @@
 from crm_api.platform.realtime.bus import InProcessBus
 from crm_api.platform.realtime.frames import Audience, Frame
+from crm_api.platform.realtime.hub import Hub
 
 
 def _frame(n: int) -> Frame:
@@ -39,3 +40,14 @@ def test_frame_survives_the_bus_encoding() -> None:
     ).with_id("5-1")
     back = Frame.decode(frame.encode())
     assert back == frame
+
+
+async def test_a_copy_the_bus_dropped_is_not_counted_as_published() -> None:
+    published: list[Frame] = []
+    hub = Hub(InProcessBus(), published=published.append)
+    frame = _frame(1)
+    first = await hub.publish(frame)
+    again = await hub.publish(frame)  # a retry after an error: readers get it once
+    assert first.id and not again.id
+    await hub.publish_many([frame, _frame(2)])
+    assert [f.data["n"] for f in published] == [1, 2]
