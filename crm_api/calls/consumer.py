@@ -150,9 +150,6 @@ _RECORDINGS_OF = (
     .where(_RECORDINGS.c.call_id == bindparam("id"))
     .order_by(_RECORDINGS.c.id)
 )
-_SIZE_OF_RECORDING = (
-    update(_RECORDINGS).where(_RECORDINGS.c.id == bindparam("rec")).values(size=bindparam("bytes"))
-)
 _ADD_RECORDING = InsertNew(
     _RECORDINGS,
     ["call_id", "file_name"],
@@ -854,7 +851,7 @@ class CallService:
         else:
             rows = await session.execute(_RECORDINGS_OF, {"id": call.id})
             found = tuple((rec, name) for rec, name in rows)
-        offered = await self._offered(session, found) if event.talk_s > 0 else []
+        offered = self._offered(found) if event.talk_s > 0 else []
         answered_user = await self._user_id_of(session, call.answered_by)
         if answered_user is not None:
             call.user_id = answered_user
@@ -933,16 +930,12 @@ class CallService:
             frames.append(notifier.missed(call, client_id, responsible))
         return frames
 
-    async def _offered(self, session: AsyncSession, found: Recorded) -> list[int]:
-        """The ids of the recordings worth offering, their sizes written where seen."""
-        offered, sizes = [], []
+    def _offered(self, found: Recorded) -> list[int]:
+        """The ids of the recordings worth offering."""
+        offered = []
         for rec, name in found:
             size = recordings.size_of(self._recordings_dir, name)
-            if size is not None:
-                sizes.append({"rec": rec, "bytes": size})
             # Not visible from here (yet): offered, served when it appears.
             if size is None or has_sound(size):
                 offered.append(rec)
-        if sizes:
-            await session.execute(_SIZE_OF_RECORDING, sizes)
         return offered

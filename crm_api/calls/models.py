@@ -108,7 +108,6 @@ class Recording(Base):
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
     pbx_path: Mapped[str] = mapped_column(String(500))  # as the PBX wrote it
     file_name: Mapped[str] = mapped_column(String(255))  # inside CALLCARD_RECORDINGS_DIR
-    size: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_recordings_call_file", "call_id", "file_name", unique=True),)

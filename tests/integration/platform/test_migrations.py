@@ -292,3 +292,45 @@ async def test_russian_phone_labels_become_kinds_sqlite(tmp_path) -> None:
 async def test_russian_phone_labels_become_kinds_postgres(pg_server: PgServer) -> None:
     async with _empty_pg_database(pg_server) as url:
         assert await _old_phone_labels(url) == EXPECTED_KINDS
+
+
+async def _old_recording(url: str) -> None:
+    """A recording with its size at 0011 is kept at head without it, and a downgrade gives
+    the column back empty."""
+    engine = make_engine(url)
+    try:
+        await upgrade(engine, "0011_phone_label_kinds")
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(
+                "INSERT INTO calls (id, pbx, pbx_call_id, direction, state, ringing, agents,"
+                " started_at) VALUES (1, 'pbx', '1796221899.2096', 'inbound', 'ended', '[]',"
+                " '[]', '2026-12-01')"
+            )
+            await conn.exec_driver_sql(
+                "INSERT INTO recordings (id, call_id, pbx_path, file_name, size, created_at)"
+                " VALUES (1, 1, '/spool/a.wav', 'a.wav', 48044, '2026-12-01')"
+            )
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            rows = await conn.exec_driver_sql("SELECT * FROM recordings")
+            assert list(rows.keys()) == ["id", "call_id", "pbx_path", "file_name", "created_at"]
+            assert [row[:4] for row in rows.all()] == [(1, 1, "/spool/a.wav", "a.wav")]
+        await downgrade(engine, "0011_phone_label_kinds")
+        async with engine.connect() as conn:
+            rows = await conn.exec_driver_sql("SELECT id, size FROM recordings")
+            assert rows.all() == [(1, None)]
+    finally:
+        await engine.dispose()
+
+
+async def test_recordings_keep_their_rows_when_their_size_goes_sqlite(tmp_path) -> None:
+    """0012 on SQLite copies `recordings` into a new table without the column."""
+    await _old_recording(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+
+
+@pytest.mark.postgres
+async def test_recordings_keep_their_rows_when_their_size_goes_postgres(
+    pg_server: PgServer,
+) -> None:
+    async with _empty_pg_database(pg_server) as url:
+        await _old_recording(url)
