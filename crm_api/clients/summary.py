@@ -12,7 +12,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, select
+from sqlalchemy import (
+    Integer,
+    Row,
+    Select,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -21,13 +32,13 @@ from crm_api.accounts.permissions import may_see_client_of
 from crm_api.clients.directories.models import ClientGroup, LeadSource, Segment
 from crm_api.clients.directories.schemas import DirectoryItem
 from crm_api.clients.models import Client, ClientEmail, ClientPhone, client_group_links
-from crm_api.clients.presenters import communication_public
 from crm_api.clients.schemas import CallerCard, ClientSummary, PopClient, PopDeal, PopTask
 from crm_api.clients.service import whose_number
-from crm_api.clients.timeline import service as communications
+from crm_api.clients.timeline.models import Communication, CommunicationComment
+from crm_api.clients.timeline.schemas import CommentPublic, CommunicationPublic
 from crm_api.platform.db.reads import Queryable, core_rows
 from crm_api.platform.errors import Forbidden
-from crm_api.platform.schemas import UserRef
+from crm_api.platform.schemas import UserRef, user_ref_of
 from crm_api.sales.models import Deal, DealStage, StageKind
 from crm_api.sales.money import from_minor
 from crm_api.tasks.models import Task
@@ -161,61 +172,196 @@ async def caller_card_by_phone(session: AsyncSession, e164: str) -> CallerCard |
 async def _caller_card(
     session: AsyncSession, summary: ClientSummary, untouched: bool
 ) -> CallerCard:
-    recent = await communications.latest(session, summary.id, LAST_COMMUNICATIONS)
+    comments: dict[int, list[CommentPublic]] = {}
+    recent: list[CommunicationPublic] = []
+    deals: list[PopDeal] = []
+    tasks: list[PopTask] = []
+    for row in await core_rows(session, _POP_LISTS, {"client_id": summary.id}):
+        if row.part == _COMMENTS:
+            comments.setdefault(row.communication_id, []).append(
+                CommentPublic(
+                    id=row.id,
+                    user=user_ref_of(row.user_id, row.user_name),
+                    body=row.body,
+                    created_at=row.at,
+                )
+            )
+        elif row.part == _COMMUNICATIONS:
+            recent.append(
+                CommunicationPublic(
+                    id=row.id,
+                    client_id=summary.id,
+                    kind=row.kind,
+                    direction=row.direction,
+                    status=row.status,
+                    user=user_ref_of(row.user_id, row.user_name),
+                    occurred_at=row.at,
+                    subject=row.title,
+                    body=row.body,
+                    deal_id=row.deal_id,
+                    details=row.details or {},
+                    comments=comments.get(row.id, []),
+                )
+            )
+        elif row.part == _DEALS:
+            deals.append(
+                PopDeal(
+                    id=row.id,
+                    title=row.title,
+                    amount=str(from_minor(row.amount_minor)),
+                    currency=row.currency,
+                    stage_id=row.stage_id,
+                    stage=row.stage,
+                )
+            )
+        else:
+            tasks.append(
+                PopTask(
+                    id=row.id,
+                    title=row.title,
+                    due_at=row.at,
+                    assignee_id=row.user_id,
+                    deal_id=row.deal_id,
+                    kind=row.task_kind,
+                    params=row.details,
+                )
+            )
     # A card the PBX made for an unknown number that nobody has filled in yet.
     is_new = untouched and not recent
     return CallerCard(
         client=PopClient(**summary.model_dump(), is_new=is_new),
-        communications=[communication_public(c) for c in recent],
-        deals=await open_deals(session, summary.id),
-        tasks=await open_tasks(session, summary.id),
+        communications=recent,
+        deals=deals,
+        tasks=tasks,
     )
 
 
-_OPEN_DEALS = (
-    select(Deal.id, Deal.title, Deal.amount_minor, Deal.currency, Deal.stage_id, DealStage.name)
+# The pop's lists come in one statement, a UNION ALL of one part for each (one round trip
+# instead of three): each row says its part and its place in it. The comments come first,
+# for their communications to take them.
+_COMMENTS, _COMMUNICATIONS, _DEALS, _TASKS = range(4)
+# The columns every part has, the ones it has no use for NULL. Typed NULLs: PostgreSQL
+# cannot tell the type of a column that is NULL in the first parts of a UNION, and
+# SQLAlchemy reads every row by the first part's types (aware datetimes, enums, JSON).
+_LIST_COLUMNS = {
+    "id": Communication.id.type,
+    "communication_id": CommunicationComment.communication_id.type,  # a comment's
+    "user_id": Communication.user_id.type,  # the author; a task's assignee
+    "user_name": User.full_name.type,
+    "at": Communication.occurred_at.type,  # a comment's writing; a task's due date
+    "title": Communication.subject.type,  # a communication's subject
+    "body": Communication.body.type,
+    "kind": Communication.kind.type,
+    "direction": Communication.direction.type,
+    "status": Communication.status.type,
+    "deal_id": Communication.deal_id.type,
+    "details": Communication.details.type,  # a task's params
+    "task_kind": Task.kind.type,
+    "amount_minor": Deal.amount_minor.type,
+    "currency": Deal.currency.type,
+    "stage_id": Deal.stage_id.type,
+    "stage": DealStage.name.type,
+}
+
+
+def _part(part: int, order: Sequence[Any], **columns: Any) -> list[Any]:
+    """The columns of one part of the pop's lists: its own, by `_LIST_COLUMNS`' names."""
+    assert columns.keys() <= _LIST_COLUMNS.keys(), columns.keys() - _LIST_COLUMNS.keys()
+    return [
+        literal_column(str(part), Integer).label("part"),
+        func.row_number().over(order_by=order).label("place"),
+        *(
+            (columns[name] if name in columns else cast(null(), type_)).label(name)
+            for name, type_ in _LIST_COLUMNS.items()
+        ),
+    ]
+
+
+_LATEST_ORDER = (Communication.occurred_at.desc(), Communication.id.desc())
+_LATEST = (
+    select(Communication.id)
+    .where(Communication.client_id == bindparam("client_id"))
+    .order_by(*_LATEST_ORDER)
+    .limit(LAST_COMMUNICATIONS)
+)
+_DEALS_ORDER = (Deal.updated_at.desc(), Deal.id.desc())
+_TASKS_ORDER = (Task.due_at.is_(None), Task.due_at, Task.id)
+_POP_LISTS_PARTS = (
+    select(
+        *_part(
+            _COMMENTS,
+            (CommunicationComment.id,),
+            id=CommunicationComment.id,
+            communication_id=CommunicationComment.communication_id,
+            user_id=CommunicationComment.user_id,
+            user_name=User.full_name,
+            at=CommunicationComment.created_at,
+            body=CommunicationComment.body,
+        )
+    )
+    .select_from(CommunicationComment)
+    .outerjoin(User, User.id == CommunicationComment.user_id)
+    .where(CommunicationComment.communication_id.in_(_LATEST)),
+    select(
+        *_part(
+            _COMMUNICATIONS,
+            _LATEST_ORDER,
+            id=Communication.id,
+            user_id=Communication.user_id,
+            user_name=User.full_name,
+            at=Communication.occurred_at,
+            title=Communication.subject,
+            body=Communication.body,
+            kind=Communication.kind,
+            direction=Communication.direction,
+            status=Communication.status,
+            deal_id=Communication.deal_id,
+            details=Communication.details,
+        )
+    )
+    .select_from(Communication)
+    .outerjoin(User, User.id == Communication.user_id)
+    .where(Communication.client_id == bindparam("client_id"))
+    .order_by(*_LATEST_ORDER)
+    .limit(LAST_COMMUNICATIONS),
+    select(
+        *_part(
+            _DEALS,
+            _DEALS_ORDER,
+            id=Deal.id,
+            title=Deal.title,
+            amount_minor=Deal.amount_minor,
+            currency=Deal.currency,
+            stage_id=Deal.stage_id,
+            stage=DealStage.name,
+        )
+    )
+    .select_from(Deal)
     .join(DealStage, DealStage.id == Deal.stage_id)
     .where(Deal.client_id == bindparam("client_id"), Deal.stage_kind == StageKind.OPEN)
-    .order_by(Deal.updated_at.desc(), Deal.id.desc())
-    .limit(CARD_ITEMS)
-)
-_OPEN_TASKS = (
-    select(Task.id, Task.title, Task.due_at, Task.assignee_id, Task.deal_id, Task.kind, Task.params)
+    .order_by(*_DEALS_ORDER)
+    .limit(CARD_ITEMS),
+    select(
+        *_part(
+            _TASKS,
+            _TASKS_ORDER,
+            id=Task.id,
+            title=Task.title,
+            at=Task.due_at,
+            user_id=Task.assignee_id,
+            deal_id=Task.deal_id,
+            task_kind=Task.kind,
+            details=Task.params,
+        )
+    )
     .where(Task.client_id == bindparam("client_id"), Task.done_at.is_(None))
-    .order_by(Task.due_at.is_(None), Task.due_at, Task.id)
-    .limit(CARD_ITEMS)
+    .order_by(*_TASKS_ORDER)
+    .limit(CARD_ITEMS),
 )
-
-
-async def open_deals(session: AsyncSession, client_id: int) -> list[PopDeal]:
-    rows = await core_rows(session, _OPEN_DEALS, {"client_id": client_id})
-    return [
-        PopDeal(
-            id=row.id,
-            title=row.title,
-            amount=str(from_minor(row.amount_minor)),
-            currency=row.currency,
-            stage_id=row.stage_id,
-            stage=row.name,
-        )
-        for row in rows
-    ]
-
-
-async def open_tasks(session: AsyncSession, client_id: int) -> list[PopTask]:
-    rows = await core_rows(session, _OPEN_TASKS, {"client_id": client_id})
-    return [
-        PopTask(
-            id=row.id,
-            title=row.title,
-            due_at=row.due_at,
-            assignee_id=row.assignee_id,
-            deal_id=row.deal_id,
-            kind=row.kind,
-            params=row.params,
-        )
-        for row in rows
-    ]
+# Each part from its own subquery: SQLite takes no ORDER BY or LIMIT in a UNION's parts.
+_POP_LISTS = union_all(*(select(part.subquery()) for part in _POP_LISTS_PARTS)).order_by(
+    "part", "place"
+)
 
 
 def _summary(row: Row[tuple[object, ...]]) -> ClientSummary:

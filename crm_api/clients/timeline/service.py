@@ -130,25 +130,6 @@ async def timeline(
     return items, rows[0].total
 
 
-# The comments ride in the same query (the pop's card: one round trip less per call).
-_LATEST = (
-    select(Communication)
-    .where(Communication.client_id == bindparam("client_id"))
-    .options(
-        joinedload(Communication.user),
-        joinedload(Communication.comments).joinedload(CommunicationComment.user),
-    )
-    .order_by(Communication.occurred_at.desc(), Communication.id.desc())
-    .limit(bindparam("limit", type_=Integer))
-)
-
-
-async def latest(session: AsyncSession, client_id: int, limit: int) -> list[Communication]:
-    """The newest communications of a card, without the timeline's total."""
-    rows = await session.scalars(_LATEST, {"client_id": client_id, "limit": limit})
-    return list(rows.unique().all())
-
-
 async def add_note(
     session: AsyncSession, actor: User, client: Client, body: str, deal_id: int | None
 ) -> Communication:

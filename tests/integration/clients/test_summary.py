@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.factories import Actor, make_user
 from support.server import RunningApi
@@ -11,6 +12,17 @@ from support.server import RunningApi
 from crm_api.accounts.models import Role
 from crm_api.clients import service as clients
 from crm_api.clients import summary
+from crm_api.clients.models import Client
+from crm_api.clients.timeline import service as communications
+from crm_api.clients.timeline.models import (
+    CommDirection,
+    CommKind,
+    Communication,
+    CommunicationComment,
+)
+from crm_api.sales.models import Deal, DealStage, StageKind
+from crm_api.sales.money import from_minor
+from crm_api.tasks.models import Task
 
 
 async def test_screen_pop_lists_open_deals_and_tasks(
@@ -37,10 +49,11 @@ async def test_screen_pop_lists_open_deals_and_tasks(
         done = (await http.post("/tasks", json={"title": "Old", "client_id": client["id"]})).json()
         await http.post(f"/tasks/{done['id']}/done")
     async with db() as session:
-        deals = await summary.open_deals(session, client["id"])
-        tasks = await summary.open_tasks(session, client["id"])
-    assert [(d.id, d.amount, d.stage) for d in deals] == [(open_deal["id"], "10.00", "Unsorted")]
-    assert [(t.id, t.deal_id) for t in tasks] == [(task["id"], open_deal["id"])]
+        card = await summary.caller_card(session, await session.get_one(Client, client["id"]))
+    assert [(d.id, d.amount, d.stage) for d in card.deals] == [
+        (open_deal["id"], "10.00", "Unsorted")
+    ]
+    assert [(t.id, t.deal_id) for t in card.tasks] == [(task["id"], open_deal["id"])]
 
 
 async def test_caller_card_is_the_pops_card(
@@ -88,3 +101,94 @@ async def test_caller_card_is_refused_as_the_card_is(
             pop = await http.get(f"/clients/{client_id}/caller-card")
             assert (pop.status_code, pop.json()) == (card.status_code, card.json())
             assert pop.status_code == status
+
+
+async def test_caller_cards_lists_keep_their_order_and_limits(
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    """The pop's lists, read in one statement: the newest communications as the timeline
+    pages them (comments included, an author gone or none), open deals by last change,
+    open tasks by due date (the undated last)."""
+    now = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    async with db() as session:
+        author = (await make_user(session, Role.MANAGER)).user
+        client, _ = await clients.find_or_create_by_phone(
+            session, "+74951230088", source_code="incoming_call", load=()
+        )
+        open_stage = await session.scalar(select(DealStage).where(DealStage.kind == StageKind.OPEN))
+        won_stage = await session.scalar(select(DealStage).where(DealStage.kind == StageKind.WON))
+        assert open_stage is not None and won_stage is not None
+        deals = [
+            Deal(
+                client_id=client.id,
+                title=f"Deal {n}",
+                amount_minor=1050 * n,
+                stage_id=(won_stage if n == 2 else open_stage).id,
+                stage_kind=StageKind.WON if n == 2 else StageKind.OPEN,
+                updated_at=now - timedelta(hours=n % 3),
+            )
+            for n in range(summary.CARD_ITEMS + 2)
+        ]
+        tasks = [
+            Task(
+                title=f"Task {n}",
+                client_id=client.id,
+                assignee_id=author.id,
+                due_at=None if n % 3 == 0 else now + timedelta(days=n % 4),
+                done_at=now if n == 4 else None,
+                kind="callback" if n == 1 else None,
+                params={"number": "+74951230088", "tries": [n]} if n == 1 else None,
+            )
+            for n in range(summary.CARD_ITEMS + 3)
+        ]
+        comms = [
+            Communication(
+                client_id=client.id,
+                kind=CommKind.CALL if n % 2 else CommKind.NOTE,
+                direction=CommDirection.INBOUND if n % 2 else None,
+                user_id=None if n == 3 else author.id,
+                occurred_at=now - timedelta(minutes=n // 2),  # ties: the newer id first
+                subject=f"Subject {n}" if n % 2 else None,
+                body=f"Body {n}",
+                details={"seconds": n} if n % 2 else {},
+            )
+            for n in range(summary.LAST_COMMUNICATIONS + 3)
+        ]
+        session.add_all([*deals, *tasks, *comms])
+        await session.flush()
+        for n, comm in enumerate(comms):
+            for k in range((n + 1) % 3):
+                session.add(
+                    CommunicationComment(
+                        communication_id=comm.id,
+                        user_id=author.id if k else None,
+                        body=f"Comment {n}.{k}",
+                        created_at=now - timedelta(minutes=k),  # the id orders them
+                    )
+                )
+        await session.commit()
+    async with db() as session:
+        card = await summary.caller_card(session, client)
+        newest, _ = await communications.timeline(
+            session, client.id, kind=None, page=1, page_size=summary.LAST_COMMUNICATIONS
+        )
+    assert card.communications == newest
+    assert [c.comments for c in card.communications] == [c.comments for c in newest]
+    assert [len(c.comments) for c in card.communications] == [2, 1, 1]
+    by_change = sorted(
+        (d for d in deals if d.stage_kind == StageKind.OPEN),
+        key=lambda d: (d.updated_at, d.id),
+        reverse=True,
+    )
+    assert [(d.id, d.amount, d.stage) for d in card.deals] == [
+        (d.id, str(from_minor(d.amount_minor)), open_stage.name)
+        for d in by_change[: summary.CARD_ITEMS]
+    ]
+    by_due = sorted(
+        (t for t in tasks if t.done_at is None),
+        key=lambda t: (t.due_at is None, t.due_at or now, t.id),
+    )
+    assert [(t.id, t.due_at, t.kind, t.params) for t in card.tasks] == [
+        (t.id, t.due_at, t.kind, t.params) for t in by_due[: summary.CARD_ITEMS]
+    ]
+    assert card.client is not None and card.client.is_new is False
