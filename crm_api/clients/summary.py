@@ -32,13 +32,14 @@ from crm_api.accounts.permissions import may_see_client_of
 from crm_api.clients.directories.models import ClientGroup, LeadSource, Segment
 from crm_api.clients.directories.schemas import DirectoryItem
 from crm_api.clients.models import Client, ClientEmail, ClientPhone, client_group_links
+from crm_api.clients.presenters import comment_of_row, communication_of_row
 from crm_api.clients.schemas import CallerCard, ClientSummary, PopClient, PopDeal, PopTask
 from crm_api.clients.service import whose_number
 from crm_api.clients.timeline.models import Communication, CommunicationComment
 from crm_api.clients.timeline.schemas import CommentPublic, CommunicationPublic
 from crm_api.platform.db.reads import Queryable, core_rows
 from crm_api.platform.errors import Forbidden
-from crm_api.platform.schemas import UserRef, user_ref_of
+from crm_api.platform.schemas import UserRef
 from crm_api.sales.models import Deal, DealStage, StageKind
 from crm_api.sales.money import from_minor
 from crm_api.tasks.models import Task
@@ -178,31 +179,9 @@ async def _caller_card(
     tasks: list[PopTask] = []
     for row in await core_rows(session, _POP_LISTS, {"client_id": summary.id}):
         if row.part == _COMMENTS:
-            comments.setdefault(row.communication_id, []).append(
-                CommentPublic(
-                    id=row.id,
-                    user=user_ref_of(row.user_id, row.user_name),
-                    body=row.body,
-                    created_at=row.at,
-                )
-            )
+            comments.setdefault(row.communication_id, []).append(comment_of_row(row))
         elif row.part == _COMMUNICATIONS:
-            recent.append(
-                CommunicationPublic(
-                    id=row.id,
-                    client_id=summary.id,
-                    kind=row.kind,
-                    direction=row.direction,
-                    status=row.status,
-                    user=user_ref_of(row.user_id, row.user_name),
-                    occurred_at=row.at,
-                    subject=row.title,
-                    body=row.body,
-                    deal_id=row.deal_id,
-                    details=row.details or {},
-                    comments=comments.get(row.id, []),
-                )
-            )
+            recent.append(communication_of_row(row, comments.get(row.id, [])))
         elif row.part == _DEALS:
             deals.append(
                 PopDeal(
@@ -219,7 +198,7 @@ async def _caller_card(
                 PopTask(
                     id=row.id,
                     title=row.title,
-                    due_at=row.at,
+                    due_at=row.due_at,
                     assignee_id=row.user_id,
                     deal_id=row.deal_id,
                     kind=row.task_kind,
@@ -243,13 +222,18 @@ _COMMENTS, _COMMUNICATIONS, _DEALS, _TASKS = range(4)
 # The columns every part has, the ones it has no use for NULL. Typed NULLs: PostgreSQL
 # cannot tell the type of a column that is NULL in the first parts of a UNION, and
 # SQLAlchemy reads every row by the first part's types (aware datetimes, enums, JSON).
+# The columns' names are their tables': the timeline's presenters read these rows too.
 _LIST_COLUMNS = {
     "id": Communication.id.type,
     "communication_id": CommunicationComment.communication_id.type,  # a comment's
+    "client_id": Communication.client_id.type,  # a communication's
     "user_id": Communication.user_id.type,  # the author; a task's assignee
     "user_name": User.full_name.type,
-    "at": Communication.occurred_at.type,  # a comment's writing; a task's due date
-    "title": Communication.subject.type,  # a communication's subject
+    "occurred_at": Communication.occurred_at.type,
+    "created_at": CommunicationComment.created_at.type,  # a comment's
+    "due_at": Task.due_at.type,
+    "subject": Communication.subject.type,
+    "title": Deal.title.type,  # a deal's or a task's
     "body": Communication.body.type,
     "kind": Communication.kind.type,
     "direction": Communication.direction.type,
@@ -295,7 +279,7 @@ _POP_LISTS_PARTS = (
             communication_id=CommunicationComment.communication_id,
             user_id=CommunicationComment.user_id,
             user_name=User.full_name,
-            at=CommunicationComment.created_at,
+            created_at=CommunicationComment.created_at,
             body=CommunicationComment.body,
         )
     )
@@ -307,10 +291,11 @@ _POP_LISTS_PARTS = (
             _COMMUNICATIONS,
             _LATEST_ORDER,
             id=Communication.id,
+            client_id=Communication.client_id,
             user_id=Communication.user_id,
             user_name=User.full_name,
-            at=Communication.occurred_at,
-            title=Communication.subject,
+            occurred_at=Communication.occurred_at,
+            subject=Communication.subject,
             body=Communication.body,
             kind=Communication.kind,
             direction=Communication.direction,
@@ -347,7 +332,7 @@ _POP_LISTS_PARTS = (
             _TASKS_ORDER,
             id=Task.id,
             title=Task.title,
-            at=Task.due_at,
+            due_at=Task.due_at,
             user_id=Task.assignee_id,
             deal_id=Task.deal_id,
             task_kind=Task.kind,

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from crm_api.accounts.models import User
 from crm_api.accounts.permissions import Permission
-from crm_api.clients.presenters import user_ref
+from crm_api.clients.presenters import comment_public, user_ref
 from crm_api.clients.timeline import notifier
 from crm_api.clients.timeline import service as communications
 from crm_api.clients.timeline.schemas import CommentCreate, CommentPublic
@@ -27,11 +27,6 @@ async def add_comment(
     comm = await communications.get_for(session, user, communication_id)
     comment = await communications.add_comment(session, user, comm, body.body)
     await session.commit()
-    public = CommentPublic(
-        id=comment.id,
-        user=user_ref(comment.user),
-        body=comment.body,
-        created_at=comment.created_at,
-    )
+    public = comment_public(comment, user_ref(comment.user))
     await notifier.communication_commented(services.hub, comm.id, comm.client_id, public)
     return public

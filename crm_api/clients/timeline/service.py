@@ -14,6 +14,7 @@ from crm_api.accounts import audit
 from crm_api.accounts.models import User
 from crm_api.accounts.permissions import can_access_client
 from crm_api.clients.models import Client
+from crm_api.clients.presenters import comment_of_row, communication_of_row
 from crm_api.clients.timeline.models import (
     CommDirection,
     CommKind,
@@ -25,7 +26,6 @@ from crm_api.platform.db.base import utcnow
 from crm_api.platform.db.reads import Queryable, core_rows
 from crm_api.platform.db.session import InsertNew
 from crm_api.platform.errors import Forbidden, NotFound
-from crm_api.platform.schemas import user_ref_of
 
 # Authors ride along in the communications' own query; the comments (with theirs) come
 # in one more query for the whole page.
@@ -102,31 +102,8 @@ async def timeline(
     commented = [row.id for row in rows if row.has_comments]
     if commented:
         for c in await core_rows(db, _COMMENTS, {"ids": commented}):
-            comments.setdefault(c.communication_id, []).append(
-                CommentPublic(
-                    id=c.id,
-                    user=user_ref_of(c.user_id, c.user_name),
-                    body=c.body,
-                    created_at=c.created_at,
-                )
-            )
-    items = [
-        CommunicationPublic(
-            id=row.id,
-            client_id=row.client_id,
-            kind=row.kind,
-            direction=row.direction,
-            status=row.status,
-            user=user_ref_of(row.user_id, row.user_name),
-            occurred_at=row.occurred_at,
-            subject=row.subject,
-            body=row.body,
-            deal_id=row.deal_id,
-            details=row.details or {},
-            comments=comments.get(row.id, []),
-        )
-        for row in rows
-    ]
+            comments.setdefault(c.communication_id, []).append(comment_of_row(c))
+    items = [communication_of_row(row, comments.get(row.id, [])) for row in rows]
     return items, rows[0].total
 
 
