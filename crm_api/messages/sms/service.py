@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import time
@@ -130,6 +131,17 @@ class SmsService:
             self.wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        # Messages in flight outlive the young generations, so at the SMSC's rate the
+        # collector runs a full collection every second or two, and walking what the
+        # process built before the worker (modules, mappers, models) was most of their
+        # cost: frozen, that lives outside the collector until the worker stops.
+        gc.freeze()
+        try:
+            await self._run(stop)
+        finally:
+            gc.unfreeze()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         tasks = [
             asyncio.create_task(self._claim_loop(stop), name="sms-claim"),
             asyncio.create_task(self._result_loop(stop), name="sms-results"),
