@@ -10,10 +10,9 @@ A run of rings, answers and recordings of a live call whose row this process wro
 needs no transaction at all: it is applied to that row and written with one guarded UPDATE
 (and the recording's INSERT), each committing on its own; nor does a known caller's
 start, whose one write is the call's INSERT (the card is only read). Its end reads no row
-either: it is written from that live row, its UPDATE guarded; nor its recordings, when
-this process wrote the call's first row and every recording since (the guard counts
-them). Events are processed idempotently: a replay after a reconnect or a retried stream
-entry finds the call already in that state and changes and pushes nothing."""
+either: it is written from that live row, its UPDATE guarded. Events are processed
+idempotently: a replay after a reconnect or a retried stream entry finds the call already
+in that state and changes and pushes nothing."""
 
 from __future__ import annotations
 
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, Update, bindparam, func, insert, select, update
+from sqlalchemy import Table, Update, bindparam, insert, select, update
 from sqlalchemy import event as orm_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -114,23 +113,13 @@ _READ_GUARD = (*_LIVE_GUARD, "client_id")
 
 
 _RECORDINGS = cast(Table, Recording.__table__)
-# How many recordings the call has: an end that took them from this process's memory
-# instead of reading them writes the call only if they are all it has.
-_RECORDINGS_COUNT = (
-    select(func.count()).where(_RECORDINGS.c.call_id == _CALLS.c.id).scalar_subquery()
-)
 
 
 @functools.lru_cache(maxsize=64)
-def _live_update_of(
-    columns: frozenset[str], guard: tuple[str, ...] = _LIVE_GUARD, recordings: bool = False
-) -> Update:
+def _live_update_of(columns: frozenset[str], guard: tuple[str, ...] = _LIVE_GUARD) -> Update:
     """`_update_of` if the call is still as this process last wrote it, returning the row
-    (the columns other writers change, the card a number was attached to say, are fresh).
-    `recordings`: and if it has as many recordings as it had (`old_recordings`)."""
+    (the columns other writers change, the card a number was attached to say, are fresh)."""
     unchanged = [_CALLS.c[column] == bindparam(f"old_{column}") for column in guard]
-    if recordings:
-        unchanged.append(bindparam("old_recordings") == _RECORDINGS_COUNT)
     return _update_of(columns).where(*unchanged).returning(*_CALLS.c)
 
 
@@ -207,10 +196,6 @@ class _Run:
     read: list[tuple[Call, dict[str, Any]]] = field(default_factory=list)
     unlocked: set[int] = field(default_factory=set)  # ids of the calls taken from live rows
     prepared: dict[CallKey, _Prepared] = field(default_factory=dict)  # pops made at starts
-    # What the run wrote of the recordings of calls whose every one this process knows
-    # (None: it does not any more), and how many an end took as all of a call's (by id).
-    recorded: dict[CallKey, Recorded | None] = field(default_factory=dict)
-    recordings_of: dict[int, int] = field(default_factory=dict)
 
 
 _COLUMNS = tuple(column.key for column in _CALLS.c)
@@ -238,11 +223,7 @@ async def _write_read_calls(run: _Run) -> None:
         if id(call) in run.unlocked:
             params = {"new_state": call.state, **params}  # written even if unchanged: checked
             params.update({f"old_{column}": read[column] for column in _READ_GUARD})
-            counted = run.recordings_of.get(call.id)
-            if counted is not None:
-                params["old_recordings"] = counted
-            columns = frozenset({"state", *changed})
-            statement = _live_update_of(columns, _READ_GUARD, counted is not None)
+            statement = _live_update_of(frozenset({"state", *changed}), _READ_GUARD)
             if (await session.execute(statement, {"row_id": call.id, **params})).first() is None:
                 raise _Moved
         elif changed:
@@ -285,10 +266,6 @@ class CallService:
         # The row of each live inbound call as this process committed it last, while it
         # handles the call's events (`forget` drops those another worker may have moved on).
         self._live: OrderedDict[CallKey, dict[str, Any]] = OrderedDict()
-        # Of the live calls whose row this process wrote first, the recordings it wrote
-        # since: all of the call's, unless another worker or a failed run wrote one too,
-        # which drops them (`forget`) or fails the end's guarded UPDATE.
-        self._recorded: dict[CallKey, Recorded] = {}
         self._bus_outage = Outage("call frames: the realtime bus", log)
 
     def ring_ahead(self, event: ev.CallRinging) -> None:
@@ -334,8 +311,6 @@ class CallService:
         their events since (a partition this worker takes over again)."""
         for key in [key for key in self._live if whose(key)]:
             del self._live[key]
-        for key in [key for key in self._recorded if whose(key)]:
-            del self._recorded[key]
 
     async def _in_transaction(
         self,
@@ -362,7 +337,6 @@ class CallService:
             await session.commit()
         # Only what was committed: a start rolled back may have made a card that never was.
         self._prepared.update(run.prepared)
-        self._know_recordings(run)
         while len(self._prepared) > PREPARED_POPS:
             self._prepared.popitem(last=False)
         for key, call in run.calls.items():
@@ -374,21 +348,7 @@ class CallService:
         if row["state"] in _LIVE_STATES and row["direction"] == ev.Direction.INBOUND:
             self._live[key] = row
             while len(self._live) > PREPARED_POPS:
-                self._recorded.pop(self._live.popitem(last=False)[0], None)
-        else:
-            self._recorded.pop(key, None)
-
-    def _know_recordings(self, run: _Run) -> None:
-        """The recordings of its calls as the run left them, once written."""
-        for key, recorded in run.recorded.items():
-            if recorded is None:
-                self._recorded.pop(key, None)
-            else:
-                self._recorded[key] = recorded
-
-    def _recordings_known(self, run: _Run, key: CallKey) -> Recorded | None:
-        """Every recording of the call, as far as this process knows (None: it does not)."""
-        return run.recorded[key] if key in run.recorded else self._recorded.get(key)
+                self._live.popitem(last=False)
 
     async def _on_live_row(self, events: Sequence[ev.CallEvent], again: bool) -> Frames | None:
         """A run of rings, answers and recordings of a live call whose row this process
@@ -406,7 +366,6 @@ class CallService:
             with session.no_autoflush:
                 for event in events:
                     frames += await self._apply(run, event)
-            self._know_recordings(run)  # written already, each on its own
             written = await self._write_live(session, call, read)
         if written is None:
             self._live.pop(key, None)  # the transaction reads the row
@@ -575,7 +534,6 @@ class CallService:
             return call  # the start writes it with its card (`_insert_new`)
         run.session.add(call)
         await run.session.flush()
-        run.recorded[key] = ()  # a row of its own: nobody recorded anything of it yet
         return call
 
     async def _read_locked(self, run: _Run, key: CallKey, event: ev.CallEvent) -> Call | None:
@@ -606,7 +564,6 @@ class CallService:
             raise _NeedsTransaction  # the call has its row: the start is applied to it locked
         if inserted is not None:
             call.id = inserted["id"]
-            run.recorded[key] = ()  # a row of its own: nobody recorded anything of it yet
             # Not in the session: what later events of the run change is written at the end.
             run.read.append((call, {**inserted}))
             return call
@@ -769,10 +726,10 @@ class CallService:
 
     async def _answered(self, run: _Run, call: Call, event: ev.CallAnswered) -> Frames:
         agent_ext = event.agent
-        if agent_ext and agent_ext in call.agents:
-            if not run.again:
-                return []
-        elif agent_ext:
+        told = bool(agent_ext) and agent_ext in call.agents
+        if told and not run.again:
+            return []  # (delivered again, it is sent again: see `_ringing`)
+        if agent_ext and not told:
             call.agents = [*call.agents, agent_ext]
         first = call.answered_at is None
         if first:
@@ -805,15 +762,11 @@ class CallService:
         name = recordings.relative_path(event.file)
         if name is None:
             return
-        session, key = run.session, self._key(event)
-        # Written at once (the end in the same run may read it back), once per call and file.
-        params = {"call": call.id, "path": event.file, "name": name}
-        written = (await session.execute(_ADD_RECORDING.on(session), params)).first()
-        known = self._recordings_known(run, key)
-        if known is not None and written is not None:
-            run.recorded[key] = (*known, (written.id, name))
-        elif known is not None and name not in {file for _, file in known}:
-            run.recorded[key] = None  # written before, by whom this process does not know
+        # Written at once (the end in the same run reads it back), once per call and file.
+        await run.session.execute(
+            _ADD_RECORDING.on(run.session),
+            {"call": call.id, "path": event.file, "name": name},
+        )
 
     async def _ended(self, run: _Run, call: Call, event: ev.CallEnded) -> Frames:
         session = run.session
@@ -844,13 +797,8 @@ class CallService:
         if client_id is None:
             client, _ = await self._client_for(session, call)
             client_id = client.id if client is not None else None
-        found = self._recordings_known(run, self._key(event))
-        if found is not None and id(call) in run.unlocked:
-            # Checked by the call's UPDATE (`_write_read_calls`), not read here.
-            run.recordings_of[call.id] = len(found)
-        else:
-            rows = await session.execute(_RECORDINGS_OF, {"id": call.id})
-            found = tuple((rec, name) for rec, name in rows)
+        rows = await session.execute(_RECORDINGS_OF, {"id": call.id})
+        found = tuple((rec, name) for rec, name in rows)
         offered = self._offered(found) if event.talk_s > 0 else []
         answered_user = await self._user_id_of(session, call.answered_by)
         if answered_user is not None:
