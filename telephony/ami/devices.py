@@ -19,10 +19,11 @@ BUSY_STATES = frozenset({"RINGING", "INUSE", "BUSY", "RINGINUSE", "ONHOLD"})
 # The events `feed` reads (the AMI adapter's parser builds no others for it).
 EVENTS = frozenset({"DeviceStateChange"})
 # The first lines are the only ones before Device and State: their values are the ones
-# `Event.get` gives.
+# `Event.get` gives. Asterisk writes Timestamp (`timestampevents`), then SystemName
+# (`systemname` in asterisk.conf), after the privilege.
 _LAID_OUT = re.compile(
     r"Event: DeviceStateChange\r\nPrivilege: [^\r]*\r\n(?:Timestamp: [^\r]*\r\n)?"
-    r"Device: ([^\r]*)\r\nState: ([^\r]*)(?:\r\n|\Z)"
+    r"(?:SystemName: [^\r]*\r\n)?Device: ([^\r]*)\r\nState: ([^\r]*)(?:\r\n|\Z)"
 ).match
 
 

@@ -55,8 +55,11 @@ def test_an_offer_the_pbx_never_rang_expires() -> None:
 def test_a_device_state_is_read_alike_laid_out_or_not() -> None:
     wire = "Event: DeviceStateChange\r\nPrivilege: call,all\r\nDevice: PJSIP/101\r\nState: INUSE"
     stamped = wire.replace("all\r\n", "all\r\nTimestamp: 1795386675.5\r\n")
+    # `systemname` set in asterisk.conf: Asterisk names itself in every event.
+    named = wire.replace("all\r\n", "all\r\nSystemName: pbx1\r\n")
+    both = stamped.replace("5.5\r\n", "5.5\r\nSystemName: pbx1\r\n")
     reordered = Event({"Event": "DeviceStateChange", "State": "INUSE", "Device": "PJSIP/101"})
-    for event in (Event.wire(wire), Event.wire(stamped), reordered):
+    for event in (*(Event.wire(raw) for raw in (wire, stamped, named, both)), reordered):
         assert devices._LAID_OUT(event.raw) is not None or event is reordered
         states = DeviceStates()
         states.feed(event)
