@@ -219,7 +219,6 @@ class Interest:
 
     __slots__ = (
         "_variable",
-        "_variable_names",
         "all_while",
         "names",
         "read_lines",
@@ -247,11 +246,12 @@ class Interest:
         # Asterisk has a few hundred).
         self.read_lines = {f"Event: {name}": name for name in self.names}
         self.unread_lines: set[str] = set()
-        # One search of the raw text (no header split): the variable's line, any number of
+        # The variable's line, matched where it starts (no header split): any number of
         # underscores before the name. A never-matching pattern when no variable is used.
-        self._variable_names = tuple(sorted(self.variables))
-        alternatives = "|".join(re.escape(v) for v in self._variable_names) or "(?!)"
-        self._variable = re.compile(rf"\r\nVariable: _*(?:{alternatives})(?:\r\n|$)").search
+        alternatives = "|".join(re.escape(v) for v in sorted(self.variables)) or "(?!)"
+        self._variable = re.compile(
+            rf"{re.escape(_VARIABLE_LINE)}_*(?:{alternatives})(?:\r\n|$)"
+        ).match
 
     def admits(self, name: str, raw: str) -> bool:
         """Whether an event named `name`, whose header lines are `raw`, is used. A query
@@ -273,12 +273,10 @@ class Interest:
 
     def reads_variable(self, raw: str) -> bool:
         """Whether a VarSet, whose header lines are `raw`, sets a variable used."""
-        # A scan for each name is cheaper than the pattern's search, which only the few
-        # VarSets that hold one of them need.
-        for variable in self._variable_names:
-            if variable in raw:
-                return self._variable(raw) is not None
-        return False
+        # A VarSet has one Variable line, next to last as Asterisk writes it: one scan back
+        # from the end finds it, where a scan for each name reads the whole block.
+        at = raw.rfind(_VARIABLE_LINE)
+        return at >= 0 and self._variable(raw, at) is not None
 
     def including(self, names: Iterable[str]) -> Interest:
         """This interest and another reader's events (the same `all_while`, `while_held`)."""
@@ -292,6 +290,7 @@ class Interest:
 
 # Enough for every event Asterisk has; garbage beyond it is only told the slower way.
 _UNREAD_LINES = 1024
+_VARIABLE_LINE = "\r\nVariable: "
 
 _KINDS: dict[str, type[Response | Event | Action]] = {
     "Event: ": Event,
@@ -386,14 +385,14 @@ class AmiParser:
         if text is not None:
             starts, admits, dropped = _STARTS, interest.admits, 0
             read, unread = interest.read_lines, interest.unread_lines
-            varset = interest.VARSET_LINE
+            varset, reads_variable = interest.VARSET_LINE, interest.reads_variable
             for block in text.split("\r\n\r\n"):
                 first = block.partition("\r\n")[0]
                 name = read.get(first)
                 if name is not None:
                     yield Event.wire(block, name)
                 elif first == varset:
-                    if interest.reads_variable(block):
+                    if reads_variable(block):
                         yield Event.wire(block, interest.VARSET)
                     else:
                         dropped += 1
