@@ -459,8 +459,9 @@ class AmiAdapter:
     def on_event(self, event: Event, now: datetime, admitted: bool) -> None:
         self.status.events += 1
         if event.name in devices.EVENTS:  # one in twenty: skip the call for the rest
+            # Not about a call (no channel: the translator decodes nothing of one).
             self.devices.feed(event)
-            admitted = False  # for the device states: the translator asks its interest
+            return
         # What `interest` admitted is what the translator's admits, but for device events.
         read = self.translator.read if admitted else self.translator.feed
         call_events = read(event, now)

@@ -284,7 +284,9 @@ class CallTranslator:
         """Whether an event read only while a start is held can change a call: a Newexten
         during an inbound call's setup is a fifth of the events decoded, and does not."""
         if name not in _INERT_SETUP:
-            return True
+            # Only a channel's event is a call's: without a Linkedid (ExtensionStatus,
+            # QueueMemberStatus...) one decodes to nothing.
+            return "Linkedid: " in raw
         if name != "Newexten":
             return False
         if header(raw, "Application") not in _SETUP_APPS:
