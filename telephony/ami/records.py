@@ -247,13 +247,12 @@ def leg(event: Event, prefix: str = "") -> Leg | None:
 
 def _split_leg(event: Event, prefix: str) -> Leg | None:
     # Any layout: the snapshot's headers by name (one split beats a search per header).
-    # No Uniqueid line at all (a DeviceStateChange, a Dial's missing caller): no split.
-    if prefix + "Uniqueid:" not in event.raw:
-        return None
-    get = event.headers.get
-    uniqueid = get(prefix + "Uniqueid")
+    # No Uniqueid (a DeviceStateChange, a Dial's missing caller): no leg, and no split. By
+    # search, as a scan for the key would find it in DestUniqueid.
+    uniqueid = event.get(prefix + "Uniqueid")
     if not uniqueid:
         return None
+    get = event.headers.get
     return Leg(
         channel=get(prefix + "Channel", ""),
         uniqueid=uniqueid,
