@@ -18,9 +18,11 @@ from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
+from crm_api.calls.consumer import CallService
 from crm_api.calls.models import Call, Recording
 from crm_api.calls.pipeline import start_call_events
 from crm_api.clients.timeline.models import Communication
+from crm_api.platform.realtime.frames import Frame
 from crm_api.platform.settings import Settings
 from crm_api.tasks.models import Task
 from telephony import events as ev
@@ -220,6 +222,45 @@ async def test_a_recording_another_worker_wrote_is_offered_with_the_end_this_one
         assert call.state == "ended" and call.communication_id is not None
         comm = await session.get_one(Communication, call.communication_id)
     assert comm.details["recording_id"] == elsewhere.id
+
+
+async def test_a_start_and_its_ring_read_together_pop_before_the_ring_is_written(
+    calls_api: RunningApi, actors: dict[Role, Actor], settings: Settings
+) -> None:
+    """The ring came right behind the start, in the same run (no time between them for
+    the card to be prepared): the start is written alone, as when the two come apart,
+    and the pop goes out ahead of the ring's write, not after a transaction of both."""
+    api, manager = calls_api, actors[Role.MANAGER]
+    services = api.app.state.services
+    async with api.client(actors[Role.SUPERVISOR].token) as http:
+        await make_client(http, "Сидоров Алексей", "8 916 123-45-67", manager_id=manager.user.id)
+    service = CallService(services.sessions, services.hub, region=settings.default_region,
+                          recordings_dir=settings.recordings_dir, tz=settings.tz,
+                          pbx=settings.pbx_name)  # fmt: skip
+    order: list[str] = []
+
+    def seen(_conn, _cursor, statement: str, *_: object) -> None:
+        order.append(" ".join(statement.split()[:3]))
+
+    publish = services.hub.publish
+
+    async def noted(frame: Frame) -> Frame:
+        order.append(frame.type)
+        return await publish(frame)
+
+    services.hub.publish = noted
+    start, _, ring, _, _ = answered_call("together1")
+    engine = services.sessions.kw["bind"].sync_engine
+    db_events.listen(engine, "before_cursor_execute", seen)
+    try:
+        await service.handle([start, ring])
+    finally:
+        db_events.remove(engine, "before_cursor_execute", seen)
+        services.hub.publish = publish
+    pop = order.index("call.ringing")
+    assert "INSERT INTO calls" in order[:pop], order  # the call it pops is written
+    assert "UPDATE calls SET" in order[pop:], order  # its ring after the pop
+    assert not [s for s in order[:pop] if s.startswith(("BEGIN", "UPDATE"))], order
 
 
 async def test_queue_call_pops_every_member_and_is_one_communication(
@@ -454,7 +495,7 @@ async def test_a_pop_and_answer_a_dead_worker_wrote_but_never_sent_come_from_the
     settings: Settings, actors: dict[Role, Actor]
 ) -> None:
     """A worker wrote a call's start, ring and answer, then died before the pop went out
-    (it had prepared no card ahead: the start came in the same run). The worker that
+    (every publish of it failed). The worker that
     takes the call's partition over gets the run again, from the stream's pending
     entries, and sends the pop and the answer; each reaches the phone's socket once."""
     manager = actors[Role.MANAGER]
