@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_api.accounts.models import User
 from crm_api.calls import followup, notifier, recordings
-from crm_api.calls.models import Call, CallParticipant, Recording, has_sound
+from crm_api.calls.models import Call, CallParticipant, CallRow, Recording, has_sound
 from crm_api.calls.notifier import Frames, call_data
 from crm_api.clients import phones
 from crm_api.clients import service as clients_domain
@@ -191,9 +191,9 @@ class _Run:
     autocommit: bool = False
     # Delivered before: a pop or answer already written may never have gone out.
     again: bool = False
-    calls: dict[CallKey, Call] = field(default_factory=dict)  # each call, read once a run
+    calls: dict[CallKey, CallRow] = field(default_factory=dict)  # each call, read once a run
     # The calls read as rows, with the row as read: `_write_read_calls` writes the changes.
-    read: list[tuple[Call, dict[str, Any]]] = field(default_factory=list)
+    read: list[tuple[CallRow, dict[str, Any]]] = field(default_factory=list)
     unlocked: set[int] = field(default_factory=set)  # ids of the calls taken from live rows
     prepared: dict[CallKey, _Prepared] = field(default_factory=dict)  # pops made at starts
 
@@ -201,7 +201,7 @@ class _Run:
 _COLUMNS = tuple(column.key for column in _CALLS.c)
 
 
-def _row(call: Call) -> dict[str, Any]:
+def _row(call: CallRow) -> dict[str, Any]:
     return {column: getattr(call, column) for column in _COLUMNS}
 
 
@@ -365,7 +365,7 @@ class CallService:
         read = self._live_row_for(key, events)
         if read is None:
             return None
-        call = Call(**read)
+        call = CallRow(**read)
         frames: Frames = []
         async with self._statements() as session:
             run = _Run(session, calls={key: call}, again=again)
@@ -379,7 +379,7 @@ class CallService:
         self._remember(key, written)
         if written != _row(call):
             # Another writer's columns (a card attached meanwhile): the frames say them too.
-            public = call_data(Call(**written))
+            public = call_data(CallRow(**written))
             frames = [(type_, {**data, **public}, users) for type_, data, users in frames]
         return frames
 
@@ -401,7 +401,7 @@ class CallService:
         return read
 
     async def _write_live(
-        self, session: AsyncSession, call: Call, read: dict[str, Any]
+        self, session: AsyncSession, call: CallRow, read: dict[str, Any]
     ) -> dict[str, Any] | None:
         """The call's row after this run's changes, or None when it is not as `read` any
         more (nothing was written)."""
@@ -502,7 +502,7 @@ class CallService:
     def _key(self, event: ev.CallEvent) -> CallKey:
         return event.pbx or self._pbx, event.call_id
 
-    async def _call_for(self, run: _Run, event: ev.CallEvent) -> Call:
+    async def _call_for(self, run: _Run, event: ev.CallEvent) -> CallRow:
         # Events of one run share the transaction: the call is locked and read once.
         key = self._key(event)
         if key in run.calls:
@@ -510,11 +510,11 @@ class CallService:
         run.calls[key] = call = await self._lock_call(run, key, event)
         return call
 
-    async def _lock_call(self, run: _Run, key: CallKey, event: ev.CallEvent) -> Call:
+    async def _lock_call(self, run: _Run, key: CallKey, event: ev.CallEvent) -> CallRow:
         live = None if run.locked else self._live.get(key)
         if live is not None:
             # The row this process wrote last: its UPDATE at the commit checks it still is.
-            call = Call(**live)
+            call = CallRow(**live)
             run.read.append((call, dict(live)))
             run.unlocked.add(id(call))
             return call
@@ -526,7 +526,7 @@ class CallService:
             return found
         # The first we hear of it (adapter restarted mid-call, resync).
         direction = getattr(event, "direction", ev.Direction.INBOUND)
-        call = Call(
+        call = CallRow(
             pbx=pbx,
             pbx_call_id=event.call_id,
             crm_call_id=event.crm_call_id,
@@ -538,11 +538,9 @@ class CallService:
         )
         if new:
             return call  # the start writes it with its card (`_insert_new`)
-        run.session.add(call)
-        await run.session.flush()
-        return call
+        return await self._insert_new(run, call, event)
 
-    async def _read_locked(self, run: _Run, key: CallKey, event: ev.CallEvent) -> Call | None:
+    async def _read_locked(self, run: _Run, key: CallKey, event: ev.CallEvent) -> CallRow | None:
         session, pbx = run.session, key[0]
         by_pbx_id = await session.execute(_ROW_BY_PBX_ID, {"pbx": pbx, "id": event.call_id})
         row = by_pbx_id.mappings().first()
@@ -552,15 +550,16 @@ class CallService:
         if row is None:
             return None
         # Not in the session: `_write_read_calls` writes what the run changed.
-        call = Call(**row)
+        call = CallRow(**row)
         run.read.append((call, dict(row)))
         # A click-to-call's, found by the CRM's id: the PBX that placed it says which it is.
         call.pbx, call.pbx_call_id = pbx, event.call_id
         return call
 
-    async def _insert_new(self, run: _Run, call: Call, event: ev.CallStarted) -> Call:
-        """The started call written, or the row the PBX's call already has (a replay, or
-        another worker's start): that one, locked, for the start to be applied to."""
+    async def _insert_new(self, run: _Run, call: CallRow, event: ev.CallEvent) -> CallRow:
+        """The call written (at its start, or the first event heard of it), or the row the
+        PBX's call already has (a replay, or another worker's start): that one, locked, for
+        the event to be applied to."""
         values = {column: getattr(call, column) for column in _COLUMNS}
         values = {column: value for column, value in values.items() if value is not None}
         session = run.session
@@ -581,7 +580,7 @@ class CallService:
     def _e164(self, number: str | None) -> str | None:
         return _e164(number, self._region)
 
-    async def _client_for(self, session: AsyncSession, call: Call) -> tuple[Client | None, bool]:
+    async def _client_for(self, session: AsyncSession, call: CallRow) -> tuple[Client | None, bool]:
         """The card of the external party; a fresh card for an unknown number, named
         after the caller when the PBX gave a person's name. Its own columns only, no
         related objects: the pop's summary is one query of its own."""
@@ -610,7 +609,7 @@ class CallService:
         call.client_id = client.id
         return client, created
 
-    def _card_of(self, call: Call) -> int | None:
+    def _card_of(self, call: CallRow) -> int | None:
         """The card an earlier event of the call found (as `_client_for` would)."""
         if call.client_id is None or call.direction == ev.Direction.INTERNAL:
             return None
@@ -625,7 +624,7 @@ class CallService:
         await self._read_extensions(session, fresh=extension not in self._extensions)
         return self._extensions.get(extension)
 
-    async def _started(self, run: _Run, call: Call, event: ev.CallStarted) -> Frames:
+    async def _started(self, run: _Run, call: CallRow, event: ev.CallStarted) -> Frames:
         session = run.session
         if call.state in ("ended", "failed"):
             return []  # a replay: the call is written, nothing to prepare
@@ -656,7 +655,7 @@ class CallService:
             run.prepared[self._key(event)] = prepared
         return []
 
-    async def _known_caller(self, session: AsyncSession, call: Call) -> CallerCard | None:
+    async def _known_caller(self, session: AsyncSession, call: CallRow) -> CallerCard | None:
         """The pop's card of a caller who has one, found by the number in the same query
         as the card is made from; None for a new number (or a call that knows its card)."""
         e164 = self._e164(call.caller)
@@ -668,7 +667,7 @@ class CallService:
         return card
 
     def _numbers(
-        self, call: Call, caller: str | None, callee: str | None, did: str | None = None
+        self, call: CallRow, caller: str | None, callee: str | None, did: str | None = None
     ) -> None:
         """E.164 for every external number (the DID too); extensions stay as they are. A
         withheld caller is no number at all: the journal lists the call without a phone."""
@@ -699,7 +698,7 @@ class CallService:
         self._extensions = {ext: uid for ext, uid in rows if ext}
         self._extensions_read = now
 
-    async def _summary(self, run: _Run, call: Call, key: CallKey) -> dict[str, Any]:
+    async def _summary(self, run: _Run, call: CallRow, key: CallKey) -> dict[str, Any]:
         session = run.session
         prepared = run.prepared.get(key) or self._prepared.get(key)
         # Made for this card (a start retried after a rollback may have made another).
@@ -709,7 +708,7 @@ class CallService:
         card = NOBODY if client is None else await caller_card(session, client)
         return card.model_dump(mode="json")
 
-    async def _ringing(self, run: _Run, call: Call, event: ev.CallRinging) -> Frames:
+    async def _ringing(self, run: _Run, call: CallRow, event: ev.CallRinging) -> Frames:
         session = run.session
         if event.caller and call.direction == ev.Direction.INBOUND:
             # Normalized by the dialplan since CallStarted.
@@ -730,7 +729,7 @@ class CallService:
         card = await self._summary(run, call, self._key(event))
         return [notifier.ringing(call_data(call), event.agent, agent, card)]
 
-    async def _answered(self, run: _Run, call: Call, event: ev.CallAnswered) -> Frames:
+    async def _answered(self, run: _Run, call: CallRow, event: ev.CallAnswered) -> Frames:
         agent_ext = event.agent
         told = bool(agent_ext) and agent_ext in call.agents
         if told and not run.again:
@@ -748,7 +747,7 @@ class CallService:
         users = [agent] if agent else ([call.user_id] if call.user_id else [])
         return [notifier.answered(call, agent_ext, users)]
 
-    async def _participants(self, session: AsyncSession, call: Call) -> None:
+    async def _participants(self, session: AsyncSession, call: CallRow) -> None:
         """Who talked, each by the user their extension belonged to now (a transfer's
         every agent), and the call's own user (who placed a click-to-call)."""
         talk = call.talk_by_agent or {}
@@ -764,7 +763,7 @@ class CallService:
                 _ADD_PARTICIPANTS, [{"call_id": call.id, **r} for r in rows.values()]
             )
 
-    async def _recording(self, run: _Run, call: Call, event: ev.RecordingStarted) -> None:
+    async def _recording(self, run: _Run, call: CallRow, event: ev.RecordingStarted) -> None:
         name = recordings.relative_path(event.file)
         if name is None:
             return
@@ -774,7 +773,7 @@ class CallService:
             {"call": call.id, "path": event.file, "name": name},
         )
 
-    async def _ended(self, run: _Run, call: Call, event: ev.CallEnded) -> Frames:
+    async def _ended(self, run: _Run, call: CallRow, event: ev.CallEnded) -> Frames:
         session = run.session
         self._prepared.pop(self._key(event), None)
         run.prepared.pop(self._key(event), None)
@@ -864,7 +863,7 @@ class CallService:
                 call.callback_task_id = task.id
         return await self._end_frames(session, call, client_id, responsible)
 
-    async def _ended_again(self, session: AsyncSession, call: Call) -> Frames:
+    async def _ended_again(self, session: AsyncSession, call: CallRow) -> Frames:
         """The frames of an end already written, as they went out (or should have): their
         tags make readers drop a second copy. Who was responsible is who owes the
         callback now."""
@@ -874,7 +873,7 @@ class CallService:
         return await self._end_frames(session, call, self._card_of(call), responsible)
 
     async def _end_frames(
-        self, session: AsyncSession, call: Call, client_id: int | None, responsible: int | None
+        self, session: AsyncSession, call: CallRow, client_id: int | None, responsible: int | None
     ) -> Frames:
         # Everyone whose phone rang sees the call end, not only who owns the follow-up.
         rung = [await self._user_id_of(session, ext) for ext in call.ringing]

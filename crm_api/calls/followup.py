@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.accounts.models import Role, User
-from crm_api.calls.models import Call
+from crm_api.calls.models import AnyCall, Call
 from crm_api.clients.models import Client
 from crm_api.clients.timeline.models import Communication
 from crm_api.platform.db.base import utcnow
@@ -43,16 +43,16 @@ _CALLBACK_ROLES = (Role.MANAGER, Role.OPERATOR, Role.SUPERVISOR)
 
 # The routing policy's pick for a callback of this call now (a user id), or nobody; read
 # in the call's own transaction.
-Picker = Callable[[AsyncSession, Call], Awaitable[int | None]]
+Picker = Callable[[AsyncSession, AnyCall], Awaitable[int | None]]
 
 
-def needs_callback(call: Call) -> bool:
+def needs_callback(call: AnyCall) -> bool:
     return call.direction == ev.Direction.INBOUND and call.disposition in UNANSWERED
 
 
 async def responsible(
     session: AsyncSession,
-    call: Call,
+    call: AnyCall,
     client: Client | None,
     *,
     pick: Picker | None,
@@ -93,7 +93,7 @@ async def next_on_shift(session: AsyncSession, now: datetime, tz: ZoneInfo) -> i
 
 
 async def open_callback(
-    session: AsyncSession, *, call: Call, client: Client, assignee_id: int, at: datetime
+    session: AsyncSession, *, call: AnyCall, client: Client, assignee_id: int, at: datetime
 ) -> Task:
     """The client's one open callback task, made or added to by this unanswered call."""
     task = await _open_task(session, client.id)
@@ -197,7 +197,7 @@ HAS_OPEN_CALLBACK = (
 )
 
 
-async def reached_since(session: AsyncSession, client_id: int, call: Call) -> bool:
+async def reached_since(session: AsyncSession, client_id: int, call: AnyCall) -> bool:
     """A later call with the client was answered already (events of calls seconds apart
     may be written out of order): this unanswered one owes no callback."""
     params = {"client_id": client_id, "call_id": call.id, "started_at": call.started_at}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -61,6 +62,47 @@ class Call(Base):
         Index("ix_calls_state", "state"),
         UniqueConstraint("pbx", "pbx_call_id", name="uq_calls_pbx_pbx_call_id"),
     )
+
+
+@dataclass(slots=True, eq=False)
+class CallRow:
+    """A call's row as plain data: what the call-event service reads, changes and writes
+    back with Core statements. Every call event reads and writes its call, and an ORM
+    entity's instrumented attributes cost more CPU per event than the statements do."""
+
+    pbx: str
+    direction: str
+    state: str
+    started_at: datetime
+    ringing: list[str]
+    agents: list[str]
+    id: int | None = None  # None until its INSERT
+    pbx_call_id: str | None = None
+    crm_call_id: str | None = None
+    client_id: int | None = None
+    user_id: int | None = None
+    caller: str | None = None
+    callee: str | None = None
+    did: str | None = None
+    answered_by: str | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    disposition: str | None = None
+    cause: int | None = None
+    ring_s: float | None = None
+    talk_s: float | None = None
+    unanswered: str | None = None
+    queue: str | None = None
+    caller_name: str | None = None
+    talk_by_agent: dict[str, float] | None = None
+    callback_task_id: int | None = None
+    failure: str | None = None
+    communication_id: int | None = None
+    score: dict[str, object] | None = None
+    result: str | None = None
+
+
+AnyCall = Call | CallRow  # the journal's entity or the call-event service's row
 
 
 class CallParticipant(Base):

@@ -8,7 +8,7 @@ from collections.abc import Coroutine
 from typing import Any, Literal
 
 from crm_api.accounts.models import Role
-from crm_api.calls.models import Call
+from crm_api.calls.models import AnyCall
 from crm_api.calls.schemas import CallPublic
 from crm_api.clients.schemas import CallerCard
 from crm_api.platform.realtime.frames import Audience, Frame, FrameModel
@@ -84,8 +84,9 @@ Outgoing = tuple[str, dict[str, Any], list[int]]  # a frame's type, its data, it
 Frames = list[Outgoing]
 
 
-def call_public(call: Call, recording_id: int | None = None) -> CallPublic:
+def call_public(call: AnyCall, recording_id: int | None = None) -> CallPublic:
     offered = recording_id if call.talk_s is None or call.talk_s > 0 else None
+    assert call.id is not None, "a call is shown once it is written"
     return CallPublic(
         id=call.id,
         pbx=call.pbx,
@@ -118,12 +119,12 @@ def call_public(call: Call, recording_id: int | None = None) -> CallPublic:
     )
 
 
-def call_data(call: Call, **more: Any) -> dict[str, Any]:
+def call_data(call: AnyCall, **more: Any) -> dict[str, Any]:
     """A frame's data: the call as the API shows it, and what this frame adds."""
     return {**call_public(call).model_dump(mode="json"), **more}
 
 
-def _owner(call: Call) -> list[int]:
+def _owner(call: AnyCall) -> list[int]:
     return [call.user_id] if call.user_id else []
 
 
@@ -131,7 +132,7 @@ def originating(call: CallPublic, user_id: int) -> Outgoing:
     return CallOriginatingFrame.name(), call.model_dump(mode="json"), [user_id]
 
 
-def dialling(call: Call) -> Outgoing:
+def dialling(call: AnyCall) -> Outgoing:
     return CallDiallingFrame.name(), call_data(call), _owner(call)
 
 
@@ -146,20 +147,20 @@ def ringing(
     return CallRingingFrame.name(), data, [agent_user_id]
 
 
-def answered(call: Call, agent: str | None, users: list[int]) -> Outgoing:
+def answered(call: AnyCall, agent: str | None, users: list[int]) -> Outgoing:
     return CallAnsweredFrame.name(), call_data(call, agent=agent), users
 
 
-def failed(call: Call, reason: str) -> Outgoing:
+def failed(call: AnyCall, reason: str) -> Outgoing:
     return CallFailedFrame.name(), call_data(call, reason=reason), _owner(call)
 
 
-def missed(call: Call, client_id: int, assignee_id: int) -> Outgoing:
+def missed(call: AnyCall, client_id: int, assignee_id: int) -> Outgoing:
     data = call_data(call, client_id=client_id, assignee_id=assignee_id)
     return CallMissedFrame.name(), data, [assignee_id]
 
 
-def ended(call: Call, client_id: int | None, users: list[int]) -> Outgoing:
+def ended(call: AnyCall, client_id: int | None, users: list[int]) -> Outgoing:
     return CallEndedFrame.name(), call_data(call, client_id=client_id), users
 
 

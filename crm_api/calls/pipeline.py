@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.calls import codec
 from crm_api.calls.consumer import CallService
 from crm_api.calls.followup import Picker
-from crm_api.calls.models import Call
+from crm_api.calls.models import AnyCall
 from crm_api.calls.notifier import CallRingingFrame
 from crm_api.calls.partitions import (
     CONSUMER,
@@ -128,7 +128,7 @@ def routing_pick(services: Services) -> Picker:
     robin): the one to call back when the card has no manager."""
     settings = services.settings
 
-    async def pick(session: AsyncSession, call: Call) -> int | None:
+    async def pick(session: AsyncSession, call: AnyCall) -> int | None:
         on_duty, _ = await agents_and_owner(
             services.sessions,
             session,
