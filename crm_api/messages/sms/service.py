@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import math
 import time
@@ -47,6 +46,7 @@ from crm_api.messages.sms.delivery import (
 )
 from crm_api.messages.sms.inbound import Received, inbound_key, receive
 from crm_api.platform.db.base import utcnow
+from crm_api.platform.heap import startup_heap_frozen
 from crm_api.platform.realtime.hub import Hub
 from crm_api.platform.realtime.outage import Outage, is_outage
 from sms_gateway import Incoming, OutgoingSms, SendResult, SmsGateway
@@ -131,15 +131,9 @@ class SmsService:
             self.wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        # Messages in flight outlive the young generations, so at the SMSC's rate the
-        # collector runs a full collection every second or two, and walking what the
-        # process built before the worker (modules, mappers, models) was most of their
-        # cost: frozen, that lives outside the collector until the worker stops.
-        gc.freeze()
-        try:
+        # At the SMSC's rate, full collections walking the startup heap were ~12% of the CPU.
+        with startup_heap_frozen():
             await self._run(stop)
-        finally:
-            gc.unfreeze()
 
     async def _run(self, stop: asyncio.Event) -> None:
         tasks = [
