@@ -93,7 +93,8 @@ async def lookup(
         e164 = phones.normalize(phone, reading.services.settings.default_region)
     except phones.InvalidPhone as exc:
         raise InvalidInput("phone", f"invalid phone number {phone!r}") from exc
-    summary = await summaries.summary_by_phone(reading.db, reading.user, e164)
+    async with reading.db() as db:
+        summary = await summaries.summary_by_phone(db, reading.user, e164)
     if summary is None:
         raise NotFound(f"no client with phone {e164}", details={"phone": e164})
     return summary
@@ -101,16 +102,18 @@ async def lookup(
 
 @router.get("/{client_id}", operation_id="get_client")
 async def get_client(client_id: Id, reading: Reading) -> ClientPublic:
-    return await cards.card_for(reading.db, reading.user, client_id)
+    async with reading.db() as db:
+        return await cards.card_for(db, reading.user, client_id)
 
 
 @router.get("/{client_id}/card", operation_id="get_client_card")
 async def get_card(client_id: Id, reading: Reading) -> ClientCard:
     """The card page in one request: the client and the newest communications."""
-    client = await cards.card_for(reading.db, reading.user, client_id)
-    items, total = await communications.timeline(
-        reading.db, client_id, kind=None, page=1, page_size=CARD_COMMUNICATIONS
-    )
+    async with reading.db() as db:
+        client = await cards.card_for(db, reading.user, client_id)
+        items, total = await communications.timeline(
+            db, client_id, kind=None, page=1, page_size=CARD_COMMUNICATIONS
+        )
     return ClientCard(client=client, communications=items, communications_total=total)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any
@@ -85,11 +86,15 @@ ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 
 @dataclass(frozen=True, slots=True)
 class ReadAccess:
-    """What a read-only route of the hot path gets from its one dependency."""
+    """What a read-only route of the hot path gets from its one dependency: who asks, and
+    where its reads go (`async with access.db() as db:`, only around them)."""
 
     user: User
-    db: Queryable  # a read connection (PostgreSQL) or a read session
     services: Services
+
+    def db(self) -> AbstractAsyncContextManager[Queryable]:
+        """A read connection (PostgreSQL) or a read session, back to the pool at the end."""
+        return reading(self.services.engine, self.services.reads)
 
 
 # How a request logs in, as the OpenAPI document says: the session cookie or a bearer token.
@@ -204,17 +209,14 @@ def required_permission(dependant: Dependant) -> Permission | None:
 
 
 class AuthorizeRead(Authorize):
-    """`Authorize`, and a read connection, and the services, as one dependency: on the
-    lookup and the card, solving a dependency each for the session, the services and the
-    user cost as much CPU as the rest of the request beyond the query."""
+    """`Authorize` and the services as one dependency: on the lookup and the card, solving
+    a dependency each for the session, the services and the user cost as much CPU as the
+    rest of the request beyond the query. It returns, it does not yield the connection:
+    FastAPI runs a generator dependency in an exit stack with a shielded exit (~30 µs of
+    every lookup), and the route holds a connection only around its reads."""
 
-    async def __call__(  # type: ignore[override]  # yields what Authorize returns, and more
-        self, request: Request
-    ) -> AsyncIterator[ReadAccess]:
-        user = await super().__call__(request)
-        services = services_of(request)
-        async with reading(services.engine, services.reads) as db:
-            yield ReadAccess(user, db, services)
+    async def __call__(self, request: Request) -> ReadAccess:  # type: ignore[override]
+        return ReadAccess(await super().__call__(request), services_of(request))
 
 
 def require_reading(permission: Permission) -> Any:
