@@ -1,14 +1,15 @@
 """Read connections (`platform/db/reads.py`): statements run straight on a pooled asyncpg
-connection read what the same statements read through a session, and a connection the
-server dropped costs one request, not one per pooled connection."""
+connection read what the same statements read through a session, an idle connection is
+checked out without awaiting, and a connection the server dropped costs one request, not
+one per pooled connection."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from sqlalchemy import bindparam, func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import bindparam, func, literal, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from support.factories import Actor
 from support.server import RunningApi
 
@@ -17,7 +18,8 @@ from crm_api.clients.models import Client
 from crm_api.clients.summary import BY_PHONE
 from crm_api.clients.timeline.models import CommKind, Communication
 from crm_api.platform.db.reads import ReadConnection, core_rows, reading
-from crm_api.platform.db.session import make_read_sessionmaker
+from crm_api.platform.db.session import make_engine, make_read_sessionmaker
+from crm_api.platform.settings import Settings
 
 # Every kind of column a read connection must read as SQLAlchemy does: enums, aware
 # datetimes, JSON, an enum parameter, an IN list, and a value of the statement's own.
@@ -84,6 +86,34 @@ async def test_a_read_connection_reads_what_a_session_reads(
             assert keys == [
                 list(row._fields) for row in await core_rows(session, statement, params)
             ]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_connections_are_made_awaiting_and_an_idle_one_is_checked_out_without(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(settings.database_url)  # an empty pool
+    reads = make_read_sessionmaker(engine)
+    one = select(literal(1).label("one"))
+    try:
+        async with reading(engine, reads) as first, reading(engine, reads) as second:
+            for conn in (first, second):
+                assert [tuple(row) for row in await core_rows(conn, one, {})] == [(1,)]
+        assert engine.pool.checkedin() == 2
+        awaited: list[AsyncEngine] = []
+        checkout = AsyncEngine.raw_connection
+
+        async def awaiting(self: AsyncEngine) -> object:
+            awaited.append(self)
+            return await checkout(self)
+
+        monkeypatch.setattr(AsyncEngine, "raw_connection", awaiting)
+        async with reading(engine, reads) as conn:
+            assert [tuple(row) for row in await core_rows(conn, one, {})] == [(1,)]
+        assert awaited == []
+        assert (engine.pool.checkedin(), engine.pool.checkedout()) == (2, 0)
+    finally:
+        await engine.dispose()
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
