@@ -77,6 +77,17 @@ class CpuBudget:
         )
 
 
+# Busy until its parent is gone: a benchmark killed (or interrupted) without its cleanup
+# must not leave a core taken from every figure measured after it.
+_HOG = """
+import os
+parent = os.getppid()
+while os.getppid() == parent:
+    for _ in range(1_000_000):
+        pass
+"""
+
+
 @contextlib.contextmanager
 def cpu_hog() -> Iterator[None]:
     """A process busy on one core for the whole block, when BENCH_HOG is not 0."""
@@ -84,7 +95,7 @@ def cpu_hog() -> Iterator[None]:
         print(f"\nno background CPU hog (BENCH_HOG=0); {loadavg()}")
         yield
         return
-    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    proc = subprocess.Popen([sys.executable, "-c", _HOG])
     print(f"\nbackground CPU hog running (pid {proc.pid}; BENCH_HOG=0 turns it off)")
     try:
         yield
