@@ -8,6 +8,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Literal, TextIO
+from urllib.parse import parse_qsl
 
 from telephony.call_context import current_call
 
@@ -20,6 +21,21 @@ class CallIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "call_id", None) is None:
             record.call_id = current_call.get()
+        return True
+
+
+class QueryValuesHidden(logging.Filter):
+    """uvicorn's access lines keep each request's query parameters by name, not by value:
+    a lookup's or a search's query is a client's phone number or name, which has no place
+    in the logs (they are kept and shipped with fewer precautions than the database)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
+            path, _, query = str(args[2]).partition("?")
+            if query:
+                names = "&".join(f"{name}=…" for name, _ in parse_qsl(query, True))
+                record.args = (*args[:2], f"{path}?{names}", *args[3:])
         return True
 
 
@@ -55,6 +71,7 @@ LogFormat = Literal["text", "json"]
 def log_handler(log_format: LogFormat, stream: TextIO | None = None) -> logging.Handler:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(CallIdFilter())
+    handler.addFilter(QueryValuesHidden())
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     return handler
 

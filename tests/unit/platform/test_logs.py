@@ -73,6 +73,29 @@ def test_text_lines_name_the_call() -> None:
     assert second.endswith("test.logs.text: idle")
 
 
+def test_access_lines_name_the_query_parameters_but_not_a_clients_number_or_name() -> None:
+    out = io.StringIO()
+    access = logging.getLogger("uvicorn.access")
+    kept = access.handlers[:], access.propagate, access.level
+    access.handlers[:] = [log_handler("json", out)]
+    access.propagate, access.level = False, logging.INFO
+    try:
+        for path in (
+            "/api/v1/clients/lookup?phone=%2B79161234567",
+            "/api/v1/clients?q=%D0%A1%D0%B8%D0%B4%D0%BE%D1%80%D0%BE%D0%B2&page=2",
+            "/health",
+        ):  # as uvicorn writes them
+            access.info('%s - "%s %s HTTP/%s" %d', "10.0.0.5:51000", "GET", path, "1.1", 200)
+    finally:
+        access.handlers[:], access.propagate, access.level = kept
+    lines = [json.loads(line)["message"] for line in out.getvalue().splitlines()]
+    assert lines == [
+        '10.0.0.5:51000 - "GET /api/v1/clients/lookup?phone=… HTTP/1.1" 200',
+        '10.0.0.5:51000 - "GET /api/v1/clients?q=…&page=… HTTP/1.1" 200',
+        '10.0.0.5:51000 - "GET /health HTTP/1.1" 200',
+    ]
+
+
 def test_migrate_names_each_migration_and_nothing_of_alembics_plugins(tmp_path: Path) -> None:
     env = {**os.environ, "CALLCARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cc.db"}
     done = subprocess.run(
