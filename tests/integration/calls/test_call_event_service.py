@@ -224,6 +224,34 @@ async def test_a_recording_another_worker_wrote_is_offered_with_the_end_this_one
     assert comm.details["recording_id"] == elsewhere.id
 
 
+async def test_a_call_first_heard_of_at_its_ring_is_written_once_and_ends_on_its_card(
+    calls_api: RunningApi, actors: dict[Role, Actor], db
+) -> None:
+    """`callcard telephony` came up while the call was already ringing (its start went by
+    before): the ring writes the call, and the answer and the end land on that row."""
+    api, manager = calls_api, actors[Role.MANAGER]
+    services = api.app.state.services
+    async with api.client(actors[Role.SUPERVISOR].token) as http:
+        card = await make_client(http, "Орлов Пётр", "8 916 555-44-33", manager_id=manager.user.id)
+    _, _, ring, answer, end = answered_call("midway1", caller="89165554433",
+                                            caller_e164="+79165554433")  # fmt: skip
+    async with open_socket(api.ws_url, manager.token) as conn:
+        sock = Socket(conn)
+        await sock.next_of("hello")
+        await feed(api, [ring, answer])
+        await wait_for(lambda: handled(services))
+        await feed(api, [ring, end])  # the ring resent with the end: no second pop
+        ended = await sock.next_of("call.ended")
+        await sock.settle(services.hub, manager.user.id)
+    assert [f["type"] for f in sock.frames].count("call.ringing") == 1
+    assert ended["data"]["state"] == "ended" and ended["data"]["agents"] == ["101"]
+    async with db() as session:
+        [call] = (await session.scalars(select(Call).where(Call.pbx_call_id == "midway1"))).all()
+        assert (call.state, call.ringing, call.answered_by) == ("ended", ["101"], "101")
+        comm = await session.get_one(Communication, call.communication_id)
+    assert comm.client_id == card["id"] and comm.status == "answered"
+
+
 async def test_a_start_and_its_ring_read_together_pop_before_the_ring_is_written(
     calls_api: RunningApi, actors: dict[Role, Actor], settings: Settings
 ) -> None:
