@@ -127,6 +127,33 @@ async def record_send(
     return None
 
 
+async def record_late_send(
+    session: AsyncSession, message: OutboxMessage, result: SendResult, now: datetime
+) -> Change | None:
+    """The result of a send whose claim lapsed before it was written (the worker stalled
+    longer than the claim): the message was recovered and waits as uncertain for receipts
+    to adopt. The SMSC's ids in the result are better proof than a receipt: they take the
+    parts in doubt, so the message is not sent again when its hold ends (its receipts may
+    come much later). Anything else the result says changes nothing: the hold decides."""
+    known = {int(e["index"]) for e in message.parts if e["message_id"]}
+    placed = {
+        p.index: p.message_id
+        for p in result.parts
+        if p.status == 0 and p.message_id and p.index not in known
+    }
+    if not placed:
+        return None
+    await _upsert_parts(session, [(message.id, i, mid) for i, mid in placed.items()], now)
+    message.parts = [
+        *(e for e in message.parts if e["message_id"] or int(e["index"]) not in placed),
+        *({"index": i, "message_id": mid, "status": "submitted"} for i, mid in placed.items()),
+    ]
+    if result.outcome != "submitted" or not all(e["message_id"] for e in message.parts):
+        return None
+    await set_status(session, message, "submitted")
+    return Change(MessageState.of(message), "submitted")
+
+
 async def record_first_submits(
     session: AsyncSession, results: dict[int, SendResult], now: datetime
 ) -> tuple[list[Change], set[int]]:
@@ -566,6 +593,13 @@ async def adopt(
                 or_(OutboxMessage.final_at.is_(None), OutboxMessage.final_at > now - ADOPT_QUIET),
             )
             .order_by(OutboxMessage.id)
+            # Locked, and read as they are now: a claim taking a message at the end of
+            # its hold and this adoption wait for each other. The claim won: the message
+            # reads "sending" here and is left alone; else the claim skips it. (Read
+            # unlocked, an adoption overwrote a claim it raced: the message counted as
+            # delivered and went to the SMSC a second time.)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
     ).all()
     by_address: dict[str, list[OutboxMessage]] = {}

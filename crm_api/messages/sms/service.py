@@ -40,6 +40,7 @@ from crm_api.messages.sms.delivery import (
     overdue_parts,
     placed_indexes,
     record_first_submits,
+    record_late_send,
     record_send,
     recover_abandoned,
     touch_parts,
@@ -332,11 +333,13 @@ class SmsService:
             await session.scalars(select(Communication).where(Communication.id.in_(comm_ids)))
         ).all()
         for message in messages:
-            if message.status != "sending":
-                continue  # someone else's claim won after ours ran out
-            change = await record_send(
-                session, message, results[message.id], now, hold=self.uncertain_hold
-            )
+            result = results[message.id]
+            if message.status == "uncertain":  # our claim lapsed: recovered meanwhile
+                change = await record_late_send(session, message, result, now)
+            elif message.status == "sending":
+                change = await record_send(session, message, result, now, hold=self.uncertain_hold)
+            else:
+                continue  # settled meanwhile (a receipt adopted)
             if change is not None:
                 changes.append(change)
         del comms
