@@ -578,7 +578,9 @@ async def adopt(
     receipts keep coming (an SMSC delivering its backlog after a crash), every uncertain
     message's hold starts again. Returns the ids adopted."""
     by_number: dict[str, list[DeliveryReceipt]] = {}
-    for r in receipts:
+    # One receipt per id: a copy delivered again (its session died while the first
+    # waited unanswered) is not a receipt of another part.
+    for r in {r.message_id: r for r in receipts}.values():
         digits = "".join(ch for ch in r.handset if ch.isdigit())
         if digits:
             by_number.setdefault("+" + digits, []).append(r)
@@ -593,23 +595,40 @@ async def adopt(
                 or_(OutboxMessage.final_at.is_(None), OutboxMessage.final_at > now - ADOPT_QUIET),
             )
             .order_by(OutboxMessage.id)
-            # Locked, and read as they are now: a claim taking a message at the end of
-            # its hold and this adoption wait for each other. The claim won: the message
-            # reads "sending" here and is left alone; else the claim skips it. (Read
-            # unlocked, an adoption overwrote a claim it raced: the message counted as
-            # delivered and went to the SMSC a second time.)
-            .with_for_update()
-            .execution_options(populate_existing=True)
         )
     ).all()
     by_address: dict[str, list[OutboxMessage]] = {}
     for message in recent:
         by_address.setdefault(message.to_address, []).append(message)
+    candidates = {
+        number: messages[0]
+        for number, messages in by_address.items()
+        if len(messages) == 1 and messages[0].status == "uncertain"
+    }
+    if not candidates:
+        return set()
+    # Locked, and read again as they are now: a claim taking a message as its hold ends
+    # and this adoption wait for each other. The claim won: the message is no longer
+    # uncertain and is left alone (its receipt stays an orphan); else the claim skips it.
+    # (Read unlocked, an adoption overwrote the claim it raced: the message counted as
+    # delivered, and the claim sent it again.)
+    still = {
+        m.id
+        for m in await session.scalars(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.id.in_([m.id for m in candidates.values()]),
+                OutboxMessage.status == "uncertain",
+            )
+            .order_by(OutboxMessage.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    }
     adopted: set[str] = set()
-    for number, messages in by_address.items():
-        if len(messages) != 1 or messages[0].status != "uncertain":
+    for number, message in candidates.items():
+        if message.id not in still:
             continue
-        message = messages[0]
         waiting = by_number[number]
         slots = [i for i, e in enumerate(message.parts) if e["status"] == "unknown"]
         if len(waiting) > len(slots):

@@ -1,6 +1,7 @@
 """A message the SMSC took is not sent again when the worker sending it loses its claim:
-its submit result still counts when it comes after the claim lapsed, and a receipt
-adopted while a claim takes the message leaves that claim alone."""
+its submit result still counts when it comes after the claim lapsed, a receipt adopted
+while a claim takes the message leaves that claim alone, and a receipt delivered twice
+is still adopted."""
 
 from __future__ import annotations
 
@@ -134,3 +135,21 @@ async def test_a_receipt_adopted_while_a_claim_takes_its_message_leaves_the_clai
             "sending",
             [{"index": 0, "message_id": None, "status": "unknown"}],
         )
+
+
+async def test_a_receipt_delivered_twice_in_one_batch_is_adopted_once(
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    # The copy the dead session left unanswered waits for the next try while the SMSC
+    # delivers it again on the new session: both come in one batch.
+    async with db() as session:
+        mid = await _message(
+            session,
+            status="uncertain",
+            next_attempt_at=utcnow() + HOLD,
+            parts=[{"index": 0, "message_id": None, "status": "unknown"}],
+        )
+        moved, unknown = await apply_receipts(session, [_receipt(), _receipt()], utcnow())
+        await session.commit()
+    assert ([(c.message.id, c.status) for c in moved], unknown) == ([(mid, "delivered")], set())
+    assert await _claimed(db, HOLD * 2) == []
