@@ -228,6 +228,9 @@ class CallTranslator:
         # Calls whose CallStarted is still held back. Mutated, never rebound: `interest`
         # wants every event while it is not empty.
         self._unstarted: set[str] = set()
+        # Those of them placed from an extension (not a trunk): their dialplan tells what
+        # was dialled, so their Newexten events are read.
+        self._unstarted_placed: set[str] = set()
         self.interest = Interest(
             NEEDED_EVENTS,
             READ_VARIABLES,
@@ -291,7 +294,7 @@ class CallTranslator:
             return False
         if header(raw, "Application") not in _SETUP_APPS:
             return True
-        return any(self._calls[held].first.kind != "trunk" for held in self._unstarted)
+        return bool(self._unstarted_placed)
 
     def apply(self, record: rec.Record, now: datetime) -> Out:
         """The same as `feed`, for an event already decoded."""
@@ -433,6 +436,8 @@ class CallTranslator:
         call = _Call(call_id=leg.linkedid, start_at=start, first_seen=at, first=first)
         self._calls[leg.linkedid] = call
         self._unstarted.add(leg.linkedid)
+        if first.kind != "trunk":
+            self._unstarted_placed.add(leg.linkedid)
         call.channels[first.uniqueid] = first
         self._by_uid[first.uniqueid] = leg.linkedid
         if first.kind == "trunk":
@@ -456,6 +461,7 @@ class CallTranslator:
             return  # an Originate: wait until the dialplan shows the number dialled
         call.started = True
         self._unstarted.discard(call.call_id)
+        self._unstarted_placed.discard(call.call_id)
         first_ext = call.first.ext
         if call.direction is ev.Direction.OUTBOUND and first_ext and first_ext not in call.agents:
             call.agents.append(first_ext)
@@ -816,6 +822,7 @@ class CallTranslator:
         if self._calls.pop(call.call_id, None) is None:
             return
         self._unstarted.discard(call.call_id)
+        self._unstarted_placed.discard(call.call_id)
         failed = bool(call.crm_call_id) and call.first.kind != "trunk" and not call.agent_up
         if call.crm_call_id and call.crm_call_id in self._by_crm and not failed:
             # Its OriginateResponse never came (link lost): forget the request with the call.
