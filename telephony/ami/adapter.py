@@ -486,19 +486,19 @@ class AmiAdapter:
         self.status.live_calls = self.translator.live_count
 
     async def _dispatch(self) -> None:
+        queue = self._queue
         while True:
-            call_event = await self._queue.get()
+            # A read queues its call events together: all but the first are taken without
+            # a wait (`get` is a coroutine, one per event).
+            call_event = queue.get_nowait() if queue.qsize() else await queue.get()
             try:
-                await self._deliver(call_event)
+                with about_call(call_event.call_id):
+                    try:
+                        await self._sink(call_event)
+                    except Exception:
+                        log.exception("call event sink failed on %r", call_event)
             finally:
-                self._queue.task_done()
-
-    async def _deliver(self, call_event: ev.CallEvent) -> None:
-        with about_call(call_event.call_id):
-            try:
-                await self._sink(call_event)
-            except Exception:
-                log.exception("call event sink failed on %r", call_event)
+                queue.task_done()
 
     async def _ticker(self) -> None:
         while True:
