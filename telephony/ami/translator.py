@@ -39,10 +39,10 @@ Where the pieces come from (see captures/README.md and captures/README-set2.md):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from telephony import events as ev
 from telephony.ami import records as rec
@@ -239,6 +239,16 @@ class CallTranslator:
         )
         self._cdr_seen = False
         self._cdr_misses = 0
+        # What each class of a call's records does to it (`_dispatch`).
+        self._handlers: dict[type[rec.Record], Callable[[_Call, Any, datetime, Out], None]] = {
+            rec.Dial: self._on_dial,
+            rec.Bridge: self._on_bridge,
+            rec.Hangup: self._on_hangup,
+            rec.QueueRecord: self._on_queue,
+            rec.VarSet: self._on_varset,
+            rec.Newexten: self._on_newexten,
+            rec.ChannelRecord: self._on_channel,
+        }
 
     # ----------------------------------------------------------------- public
     @property
@@ -547,33 +557,34 @@ class CallTranslator:
 
     # ---------------------------------------------------------------- events
     def _dispatch(self, call: _Call, record: rec.Record, at: datetime, out: Out) -> None:
-        if isinstance(record, rec.Dial):
-            if record.name == "DialBegin":
-                self._on_dialbegin(call, record, at, out)
-            else:
-                self._on_dialend(call, record, at, out)
-        elif isinstance(record, rec.Bridge):
-            if record.name == "BridgeEnter":
-                self._on_bridgeenter(call, record, at, out)
-            else:
-                self._on_bridgeleave(call, record, at, out)
-        elif isinstance(record, rec.Hangup):
-            self._on_hangup(call, record, at)
-        elif isinstance(record, rec.QueueRecord):
-            self._on_queue(call, record)
-        elif isinstance(record, rec.VarSet):
-            self._on_varset(call, record, at, out)
-        elif isinstance(record, rec.Newexten):
-            self._on_newexten(call, record.leg, out)
-        elif isinstance(record, rec.ChannelRecord):
-            if record.name == "Newchannel":
-                self._on_newchannel(call, record.leg, out)
-            elif record.name == "NewCallerid":
-                self._on_newcallerid(call, record.leg)
-            elif record.name == "HangupRequest":
-                self._on_hangup_request(call, record.leg)
+        # By the record's class, one dict lookup: a chain of isinstance tests cost up to
+        # seven per event.
+        on = self._handlers.get(type(record))
+        if on is not None:
+            on(call, record, at, out)
 
-    def _on_queue(self, call: _Call, record: rec.QueueRecord) -> None:
+    def _on_dial(self, call: _Call, dial: rec.Dial, at: datetime, out: Out) -> None:
+        if dial.name == "DialBegin":
+            self._on_dialbegin(call, dial, at, out)
+        else:
+            self._on_dialend(call, dial, at, out)
+
+    def _on_bridge(self, call: _Call, bridge: rec.Bridge, at: datetime, out: Out) -> None:
+        if bridge.name == "BridgeEnter":
+            self._on_bridgeenter(call, bridge, at, out)
+        else:
+            self._on_bridgeleave(call, bridge, at, out)
+
+    def _on_channel(self, call: _Call, record: rec.ChannelRecord, at: datetime, out: Out) -> None:
+        name = record.name
+        if name == "Newchannel":
+            self._on_newchannel(call, record.leg, out)
+        elif name == "NewCallerid":
+            self._on_newcallerid(call, record.leg)
+        elif name == "HangupRequest":
+            self._on_hangup_request(call, record.leg)
+
+    def _on_queue(self, call: _Call, record: rec.QueueRecord, at: datetime, out: Out) -> None:
         if record.leg.uniqueid != call.client_uid:
             return
         call.queue = record.queue or call.queue
@@ -605,7 +616,8 @@ class CallTranslator:
             call.caller = leg.caller_num or call.caller
             call.caller_name = leg.caller_name or call.caller_name
 
-    def _on_newexten(self, call: _Call, leg: rec.Leg, out: Out) -> None:
+    def _on_newexten(self, call: _Call, record: rec.Newexten, at: datetime, out: Out) -> None:
+        leg = record.leg
         channel = call.channels.get(leg.uniqueid)
         if channel is None:
             return
@@ -729,7 +741,7 @@ class CallTranslator:
             # The client leg was sent elsewhere in the dialplan while talking: a Redirect.
             self._transferred(call, leg.exten, "redirect", at, out)
 
-    def _on_hangup(self, call: _Call, hangup: rec.Hangup, at: datetime) -> None:
+    def _on_hangup(self, call: _Call, hangup: rec.Hangup, at: datetime, out: Out) -> None:
         uid = hangup.leg.uniqueid
         channel = call.channels.pop(uid, None)
         if channel is None:
