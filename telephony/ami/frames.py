@@ -212,17 +212,17 @@ class Interest:
     """
 
     # The one event told by its block rather than by its name (unless it is in `names`),
-    # half of Asterisk's events: `admits` knows it by name, `AmiParser.stream` by its
-    # first line before any name is cut, and both ask `reads_variable`.
+    # half of Asterisk's events: `admits` knows it by name and asks `reads_variable`;
+    # `AmiParser.stream` knows it by its first line and runs the same test inline.
     VARSET = "VarSet"
     VARSET_LINE = f"Event: {VARSET}"
 
     __slots__ = (
-        "_variable",
         "all_while",
         "names",
         "read_lines",
         "unread_lines",
+        "variable_at",
         "variables",
         "while_held",
     )
@@ -246,10 +246,11 @@ class Interest:
         # Asterisk has a few hundred).
         self.read_lines = {f"Event: {name}": name for name in self.names}
         self.unread_lines: set[str] = set()
-        # The variable's line, matched where it starts (no header split): any number of
-        # underscores before the name. A never-matching pattern when no variable is used.
+        # The variable's line, matched where it starts (`variable_at(raw, at)`, `at` the
+        # CRLF before it; no header split): any number of underscores before the name. A
+        # never-matching pattern when no variable is used.
         alternatives = "|".join(re.escape(v) for v in sorted(self.variables)) or "(?!)"
-        self._variable = re.compile(
+        self.variable_at = re.compile(
             rf"{re.escape(_VARIABLE_LINE)}_*(?:{alternatives})(?:\r\n|$)"
         ).match
 
@@ -276,7 +277,7 @@ class Interest:
         # A VarSet has one Variable line, next to last as Asterisk writes it: one scan back
         # from the end finds it, where a scan for each name reads the whole block.
         at = raw.rfind(_VARIABLE_LINE)
-        return at >= 0 and self._variable(raw, at) is not None
+        return at >= 0 and self.variable_at(raw, at) is not None
 
     def including(self, names: Iterable[str]) -> Interest:
         """This interest and another reader's events (the same `all_while`, `while_held`)."""
@@ -385,17 +386,21 @@ class AmiParser:
         if text is not None:
             starts, admits, dropped = _STARTS, interest.admits, 0
             read, unread = interest.read_lines, interest.unread_lines
-            varset, reads_variable = interest.VARSET_LINE, interest.reads_variable
+            # A VarSet, half of the blocks, is told first and inline (unless all are read).
+            varset = None if interest.VARSET in interest.names else interest.VARSET_LINE
+            variable = interest.variable_at
             for block in text.split("\r\n\r\n"):
                 first = block.partition("\r\n")[0]
-                name = read.get(first)
-                if name is not None:
-                    yield Event.wire(block, name)
-                elif first == varset:
-                    if reads_variable(block):
+                if first == varset:
+                    at = block.rfind(_VARIABLE_LINE)
+                    if at >= 0 and variable(block, at) is not None:
                         yield Event.wire(block, interest.VARSET)
                     else:
                         dropped += 1
+                    continue
+                name = read.get(first)
+                if name is not None:
+                    yield Event.wire(block, name)
                 elif first in unread and not interest.all_while:
                     dropped += 1
                 elif first.startswith("Event: "):
