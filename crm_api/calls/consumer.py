@@ -45,6 +45,8 @@ from crm_api.clients.schemas import CallerCard
 from crm_api.clients.summary import NOBODY, caller_card, caller_card_by_phone
 from crm_api.clients.timeline import service as communications
 from crm_api.clients.timeline.models import CommDirection, CommKind
+from crm_api.platform.db.base import utcnow
+from crm_api.platform.db.direct import Queryable, connect_direct, core_rows
 from crm_api.platform.db.session import InsertNew, make_autocommit_sessionmaker
 from crm_api.platform.errors import DuplicateContact
 from crm_api.platform.realtime.hub import Hub
@@ -146,7 +148,11 @@ _ADD_RECORDING = InsertNew(
         "call_id": bindparam("call"),
         "pbx_path": bindparam("path"),
         "file_name": bindparam("name"),
+        "created_at": bindparam("at"),
     },
+)
+_ACTIVE_EXTENSIONS = select(User.extension, User.id).where(
+    User.is_active.is_(True), User.extension.is_not(None)
 )
 
 # Runs of these events need no lock and no transaction on a call whose row this process
@@ -182,9 +188,10 @@ class _Prepared:
 
 @dataclass(slots=True, eq=False)
 class _Run:
-    """One run of a call's events: its session, how it writes, and what it read and made."""
+    """One run of a call's events: where it writes, how, and what it read and made."""
 
-    session: AsyncSession
+    # A transaction's session; a live call's run (`_on_live_row`) has statements only.
+    db: Queryable
     # Every call is read locked; otherwise a live call is taken from this process's row.
     locked: bool = True
     # A known caller's start, without a transaction (its one write is the call's INSERT).
@@ -196,6 +203,11 @@ class _Run:
     read: list[tuple[CallRow, dict[str, Any]]] = field(default_factory=list)
     unlocked: set[int] = field(default_factory=set)  # ids of the calls taken from live rows
     prepared: dict[CallKey, _Prepared] = field(default_factory=dict)  # pops made at starts
+
+    @property
+    def session(self) -> AsyncSession:
+        assert isinstance(self.db, AsyncSession), "a live call's run writes statements only"
+        return self.db
 
 
 _COLUMNS = tuple(column.key for column in _CALLS.c)
@@ -244,9 +256,10 @@ class CallService:
     ) -> None:
         """`pbx`: the PBX of the events that name none (sent before the name travelled)."""
         self._sessions = sessions
+        self._engine = sessions.kw["bind"]
         # For the runs that need no transaction: set on the engine once, not on each run's
         # connection.
-        self._statements = make_autocommit_sessionmaker(sessions.kw["bind"])
+        self._statements = make_autocommit_sessionmaker(self._engine)
         self._pbx = pbx
         self._hub = hub
         self._region = region
@@ -367,12 +380,11 @@ class CallService:
             return None
         call = CallRow(**read)
         frames: Frames = []
-        async with self._statements() as session:
-            run = _Run(session, calls={key: call}, again=again)
-            with session.no_autoflush:
-                for event in events:
-                    frames += await self._apply(run, event)
-            written = await self._write_live(session, call, read)
+        async with connect_direct(self._engine, self._statements) as db:
+            run = _Run(db, calls={key: call}, again=again)
+            for event in events:
+                frames += await self._apply(run, event)
+            written = await self._write_live(db, call, read)
         if written is None:
             self._live.pop(key, None)  # the transaction reads the row
             return None
@@ -401,7 +413,7 @@ class CallService:
         return read
 
     async def _write_live(
-        self, session: AsyncSession, call: CallRow, read: dict[str, Any]
+        self, db: Queryable, call: CallRow, read: dict[str, Any]
     ) -> dict[str, Any] | None:
         """The call's row after this run's changes, or None when it is not as `read` any
         more (nothing was written)."""
@@ -411,8 +423,8 @@ class CallService:
         params = {f"new_{column}": value for column, value in changed.items()}
         params.update({f"old_{column}": read[column] for column in _LIVE_GUARD})
         statement = _live_update_of(frozenset(changed))
-        row = (await session.execute(statement, {"row_id": call.id, **params})).mappings().first()
-        return None if row is None else dict(row)
+        rows = await core_rows(db, statement, {"row_id": call.id, **params})
+        return rows[0]._asdict() if rows else None
 
     async def _publish(self, frames: Frames) -> None:
         """After the commit, the frames must go out: a retry of the run would find the
@@ -616,12 +628,12 @@ class CallService:
         number = call.caller if call.direction == ev.Direction.INBOUND else call.callee
         return call.client_id if self._e164(number) is not None else None
 
-    async def _user_id_of(self, session: AsyncSession, extension: str | None) -> int | None:
+    async def _user_id_of(self, db: Queryable, extension: str | None) -> int | None:
         """The id of the active user on `extension`, from the map; an extension the map
         lacks is looked for again (a user given it a moment ago)."""
         if not extension:
             return None
-        await self._read_extensions(session, fresh=extension not in self._extensions)
+        await self._read_extensions(db, fresh=extension not in self._extensions)
         return self._extensions.get(extension)
 
     async def _started(self, run: _Run, call: CallRow, event: ev.CallStarted) -> Frames:
@@ -681,7 +693,7 @@ class CallService:
             call.caller, call.callee = call.caller or caller, call.callee or callee
         call.did = self._e164(did) or call.did
 
-    async def _read_extensions(self, session: AsyncSession, *, fresh: bool = False) -> None:
+    async def _read_extensions(self, db: Queryable, *, fresh: bool = False) -> None:
         now = time.monotonic()
         if (
             not fresh
@@ -690,26 +702,20 @@ class CallService:
         ):
             return
         self._extensions_writes = _UserWrites.count
-        rows = await session.execute(
-            select(User.extension, User.id).where(
-                User.is_active.is_(True), User.extension.is_not(None)
-            )
-        )
+        rows = await core_rows(db, _ACTIVE_EXTENSIONS, {})
         self._extensions = {ext: uid for ext, uid in rows if ext}
         self._extensions_read = now
 
     async def _summary(self, run: _Run, call: CallRow, key: CallKey) -> dict[str, Any]:
-        session = run.session
         prepared = run.prepared.get(key) or self._prepared.get(key)
         # Made for this card (a start retried after a rollback may have made another).
         if prepared is not None and call.client_id == prepared.client_id:
             return prepared.summary
-        client, _ = await self._client_for(session, call)
-        card = NOBODY if client is None else await caller_card(session, client)
+        client, _ = await self._client_for(run.session, call)
+        card = NOBODY if client is None else await caller_card(run.session, client)
         return card.model_dump(mode="json")
 
     async def _ringing(self, run: _Run, call: CallRow, event: ev.CallRinging) -> Frames:
-        session = run.session
         if event.caller and call.direction == ev.Direction.INBOUND:
             # Normalized by the dialplan since CallStarted.
             call.caller = self._e164(event.caller) or call.caller
@@ -720,12 +726,12 @@ class CallService:
         # (Delivered again: its pop may have been lost with the worker that wrote the ring;
         # sent again, it is dropped where it did go out, by its tag.)
         if call.direction == ev.Direction.OUTBOUND:
-            await self._client_for(session, call)
+            await self._client_for(run.session, call)
             return []  # the manager placed this call: nothing to pop
         prepared = self._prepared.get(self._key(event))
         if prepared is not None and event.agent in prepared.popped:
             return []  # popped ahead of this commit
-        agent = await self._user_id_of(session, event.agent)
+        agent = await self._user_id_of(run.db, event.agent)
         card = await self._summary(run, call, self._key(event))
         return [notifier.ringing(call_data(call), event.agent, agent, card)]
 
@@ -741,7 +747,7 @@ class CallService:
             call.answered_at = event.at
             call.answered_by = agent_ext
         call.state = "answered"
-        agent = await self._user_id_of(run.session, agent_ext)
+        agent = await self._user_id_of(run.db, agent_ext)
         if agent is not None and call.user_id is None:
             call.user_id = agent
         users = [agent] if agent else ([call.user_id] if call.user_id else [])
@@ -768,9 +774,10 @@ class CallService:
         if name is None:
             return
         # Written at once (the end in the same run reads it back), once per call and file.
-        await run.session.execute(
-            _ADD_RECORDING.on(run.session),
-            {"call": call.id, "path": event.file, "name": name},
+        await core_rows(
+            run.db,
+            _ADD_RECORDING.on(run.db),
+            {"call": call.id, "path": event.file, "name": name, "at": utcnow()},
         )
 
     async def _ended(self, run: _Run, call: CallRow, event: ev.CallEnded) -> Frames:

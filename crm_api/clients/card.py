@@ -32,7 +32,7 @@ from crm_api.clients.schemas import (
     PhonePublic,
 )
 from crm_api.clients.types import DateIn
-from crm_api.platform.db.reads import Queryable, core_rows
+from crm_api.platform.db.direct import Queryable, core_rows
 from crm_api.platform.errors import Forbidden, NotFound
 from crm_api.platform.schemas import user_ref_of
 

@@ -37,7 +37,7 @@ from crm_api.clients.schemas import CallerCard, ClientSummary, PopClient, PopDea
 from crm_api.clients.service import whose_number
 from crm_api.clients.timeline.models import Communication, CommunicationComment
 from crm_api.clients.timeline.schemas import CommentPublic, CommunicationPublic
-from crm_api.platform.db.reads import Queryable, core_rows
+from crm_api.platform.db.direct import Queryable, core_rows
 from crm_api.platform.errors import Forbidden
 from crm_api.platform.schemas import UserRef
 from crm_api.sales.models import Deal, DealStage, StageKind

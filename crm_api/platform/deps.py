@@ -23,7 +23,7 @@ from crm_api.accounts.permissions import Permission, allowed
 from crm_api.accounts.service import user_for_token
 from crm_api.accounts.throttle import LoginThrottle
 from crm_api.accounts.token_cache import TokenCache
-from crm_api.platform.db.reads import Queryable, reading
+from crm_api.platform.db.direct import Queryable, connect_direct
 from crm_api.platform.errors import Forbidden, Unauthorized
 from crm_api.platform.link_status import LinkBoard
 from crm_api.platform.links import Links
@@ -93,8 +93,8 @@ class ReadAccess:
     services: Services
 
     def db(self) -> AbstractAsyncContextManager[Queryable]:
-        """A read connection (PostgreSQL) or a read session, back to the pool at the end."""
-        return reading(self.services.engine, self.services.reads)
+        """A direct connection (PostgreSQL) or a read session, back to the pool at the end."""
+        return connect_direct(self.services.engine, self.services.reads)
 
 
 # How a request logs in, as the OpenAPI document says: the session cookie or a bearer token.

@@ -23,7 +23,7 @@ from crm_api.clients.timeline.models import (
 )
 from crm_api.clients.timeline.schemas import CommentPublic, CommunicationPublic
 from crm_api.platform.db.base import utcnow
-from crm_api.platform.db.reads import Queryable, core_rows
+from crm_api.platform.db.direct import Queryable, core_rows
 from crm_api.platform.db.session import InsertNew
 from crm_api.platform.errors import Forbidden, NotFound
 

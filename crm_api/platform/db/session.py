@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from crm_api.platform.db.direct import Queryable, dialect_of
+
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
@@ -72,6 +74,6 @@ class InsertNew:
             conflict = insert.on_conflict_do_nothing(index_elements=list(key))
             self._by_dialect[postgres] = conflict.returning(*table.c, *also)
 
-    def on(self, session: AsyncSession) -> Insert:
-        """The statement in the dialect of the session's database."""
-        return self._by_dialect[session.get_bind().dialect.name == "postgresql"]
+    def on(self, db: Queryable) -> Insert:
+        """The statement in the dialect of the database `db` is on."""
+        return self._by_dialect[dialect_of(db).name == "postgresql"]

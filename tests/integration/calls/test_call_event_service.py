@@ -7,8 +7,8 @@ import shutil
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import Executable, select
 from sqlalchemy import event as db_events
-from sqlalchemy import select
 from support.call_events import answered_call, at, call_sink, handled
 from support.factories import Actor, make_user, on_shift_all_week
 from support.publish_faults import FailOnce
@@ -22,6 +22,7 @@ from crm_api.calls.consumer import CallService
 from crm_api.calls.models import Call, Recording
 from crm_api.calls.pipeline import start_call_events
 from crm_api.clients.timeline.models import Communication
+from crm_api.platform.db.direct import DirectConnection
 from crm_api.platform.realtime.frames import Frame
 from crm_api.platform.settings import Settings
 from crm_api.tasks.models import Task
@@ -253,7 +254,10 @@ async def test_a_call_first_heard_of_at_its_ring_is_written_once_and_ends_on_its
 
 
 async def test_a_start_and_its_ring_read_together_pop_before_the_ring_is_written(
-    calls_api: RunningApi, actors: dict[Role, Actor], settings: Settings
+    calls_api: RunningApi,
+    actors: dict[Role, Actor],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The ring came right behind the start, in the same run (no time between them for
     the card to be prepared): the start is written alone, as when the two come apart,
@@ -277,6 +281,13 @@ async def test_a_start_and_its_ring_read_together_pop_before_the_ring_is_written
         return await publish(frame)
 
     services.hub.publish = noted
+    rows = DirectConnection.rows
+
+    async def direct(conn: DirectConnection, statement: Executable, params: dict) -> list:
+        order.append(" ".join(str(statement).split()[:3]))  # as SQLAlchemy would send it
+        return await rows(conn, statement, params)
+
+    monkeypatch.setattr(DirectConnection, "rows", direct)
     start, _, ring, _, _ = answered_call("together1")
     engine = services.sessions.kw["bind"].sync_engine
     db_events.listen(engine, "before_cursor_execute", seen)

@@ -1,4 +1,4 @@
-"""Read connections (`platform/db/reads.py`): statements run straight on a pooled asyncpg
+"""Direct connections (`platform/db/direct.py`): statements run straight on a pooled asyncpg
 connection read what the same statements read through a session, an idle connection is
 checked out without awaiting, and a connection the server dropped costs one request, not
 one per pooled connection."""
@@ -17,11 +17,11 @@ from crm_api.accounts.models import Role, User
 from crm_api.clients.models import Client
 from crm_api.clients.summary import BY_PHONE
 from crm_api.clients.timeline.models import CommKind, Communication
-from crm_api.platform.db.reads import ReadConnection, core_rows, reading
+from crm_api.platform.db.direct import DirectConnection, connect_direct, core_rows
 from crm_api.platform.db.session import make_engine, make_read_sessionmaker
 from crm_api.platform.settings import Settings
 
-# Every kind of column a read connection must read as SQLAlchemy does: enums, aware
+# Every kind of column a direct connection must read as SQLAlchemy does: enums, aware
 # datetimes, JSON, an enum parameter, an IN list, and a value of the statement's own.
 _CARDS = (
     select(
@@ -73,8 +73,8 @@ async def test_a_read_connection_reads_what_a_session_reads(
         (_CARDS, {"ids": [card["id"], card["id"] + 1000], "kind": CommKind.NOTE}),
         (select(func.count()).select_from(Client), {}),
     ]
-    async with reading(engine, make_read_sessionmaker(engine)) as conn, db() as session:
-        assert isinstance(conn, ReadConnection)
+    async with connect_direct(engine, make_read_sessionmaker(engine)) as conn, db() as session:
+        assert isinstance(conn, DirectConnection)
         for statement, params in statements:
             raw = [tuple(row) for row in await core_rows(conn, statement, params)]
             orm = [tuple(row) for row in await core_rows(session, statement, params)]
@@ -96,7 +96,7 @@ async def test_connections_are_made_awaiting_and_an_idle_one_is_checked_out_with
     reads = make_read_sessionmaker(engine)
     one = select(literal(1).label("one"))
     try:
-        async with reading(engine, reads) as first, reading(engine, reads) as second:
+        async with connect_direct(engine, reads) as first, connect_direct(engine, reads) as second:
             for conn in (first, second):
                 assert [tuple(row) for row in await core_rows(conn, one, {})] == [(1,)]
         assert engine.pool.checkedin() == 2
@@ -108,7 +108,7 @@ async def test_connections_are_made_awaiting_and_an_idle_one_is_checked_out_with
             return await checkout(self)
 
         monkeypatch.setattr(AsyncEngine, "raw_connection", awaiting)
-        async with reading(engine, reads) as conn:
+        async with connect_direct(engine, reads) as conn:
             assert [tuple(row) for row in await core_rows(conn, one, {})] == [(1,)]
         assert awaited == []
         assert (engine.pool.checkedin(), engine.pool.checkedout()) == (2, 0)

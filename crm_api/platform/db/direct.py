@@ -1,15 +1,16 @@
-"""Reads for the hottest read-only requests (the lookup by number, the card): prebuilt
-Core statements run straight on one pooled asyncpg connection.
+"""Statements for the hottest paths (the lookup by number, the card, a live call's
+events): prebuilt Core statements run straight on one pooled asyncpg connection.
 
-A read session's making, connection checkout (with its isolation level set and reset)
-and closing, and SQLAlchemy's execution and result machinery around asyncpg's fetch,
-cost the lookup more CPU than the fetch itself. Here each statement is compiled once for
-the dialect, with its parameters' order and the result processors of its columns, and a
-request checks out one connection from the engine's own pool. No transaction: asyncpg
-commits each statement on its own, as the read sessions do (AUTOCOMMIT).
+A session's making, connection checkout (with its isolation level set and reset) and
+closing, and SQLAlchemy's execution and result machinery around asyncpg's fetch, cost
+these paths more CPU than the statements themselves. Here each statement is compiled once
+for the dialect, with its parameters' order and the result processors of its columns,
+and a use checks out one connection from the engine's own pool. No transaction: asyncpg
+commits each statement on its own, as the autocommit sessions do, so a write through one
+is a write that stands alone (a guarded UPDATE, an INSERT of its own).
 
-Only PostgreSQL through asyncpg: with another driver (SQLite in `callcard run`) the
-request reads through a read session, the same statements run as Core on it."""
+Only PostgreSQL through asyncpg: with another driver (SQLite in `callcard run`) the same
+statements run as Core on an autocommit session."""
 
 from __future__ import annotations
 
@@ -22,22 +23,28 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Executable
+from sqlalchemy import Executable, Float, Numeric
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.selectable import SelectBase
+from sqlalchemy.types import TypeEngine
 
 
 class _Prepared:
     """A statement compiled once: its SQL, where each parameter goes, and how each column
     is read (the types' own bind and result processors, as SQLAlchemy applies them)."""
 
-    def __init__(self, statement: SelectBase, dialect: Dialect) -> None:
+    def __init__(self, statement: SelectBase | UpdateBase, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
+        # A column default SQLAlchemy computes in Python would be sent as NULL here.
+        assert not (compiled.insert_prefetch or compiled.update_prefetch), (
+            f"give every column with a Python default a value: {statement}"
+        )
         self.compiled = compiled
         self.defaults = dict(compiled.params)  # the statement's own values (LIMIT 1...)
         # An IN list (an "expanding" parameter) is rendered for each request's list.
@@ -57,7 +64,8 @@ class _Prepared:
         self.row: Callable[[Iterable[Any]], Any] = row_type._make
         self.results: list[tuple[int, Callable[[Any], Any]]] = []
         for i, column in enumerate(columns):
-            process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+            impl = column.type.dialect_impl(dialect)
+            process = impl.result_processor(dialect, _wire_type(impl))
             if process is not None:
                 self.results.append((i, process))
 
@@ -92,8 +100,16 @@ class _Prepared:
         return rows
 
 
-class ReadConnection:
-    """One pooled asyncpg connection a request reads through, outside any transaction."""
+def _wire_type(type_: TypeEngine[Any]) -> int | None:
+    """The PostgreSQL type (its OID) a column of this type arrives as, for the types whose
+    reading depends on it: numbers (float8 for Float, numeric for the other Numerics)."""
+    if isinstance(type_, Float):
+        return 701
+    return 1700 if isinstance(type_, Numeric) else None
+
+
+class DirectConnection:
+    """One pooled asyncpg connection a use runs its statements on, outside any transaction."""
 
     __slots__ = ("_dialect", "_driver", "_pool", "_pooled")
 
@@ -103,12 +119,17 @@ class ReadConnection:
         self._driver: asyncpg.Connection[Any] = pooled.driver_connection
         self._dialect = engine.dialect
 
+    @property
+    def dialect(self) -> Dialect:
+        return self._dialect
+
     async def rows(self, statement: Executable, params: Mapping[str, Any]) -> list[Any]:
-        """The rows of a statement of columns built once (module level): each is compiled
-        on its first use and kept for the life of the process."""
+        """The rows of a statement built once (module level), a SELECT or a write that
+        returns its rows: each is compiled on its first use and kept for the life of the
+        process."""
         prepared = _PREPARED.get(id(statement))
         if prepared is None or prepared[0] is not statement:
-            assert isinstance(statement, SelectBase), statement
+            assert isinstance(statement, SelectBase | UpdateBase), statement
             prepared = _PREPARED[id(statement)] = (statement, _Prepared(statement, self._dialect))
         sql, values = prepared[1].arguments(params)
         try:
@@ -129,22 +150,28 @@ class ReadConnection:
 
 _PREPARED: dict[int, tuple[Executable, _Prepared]] = {}
 _LOST = (asyncpg.PostgresConnectionError, OSError)
-# What the services that read take: a read connection, or any session (in its transaction).
-Queryable = AsyncSession | ReadConnection
+# What the services on these paths take: a direct connection, or any session (in its
+# transaction).
+Queryable = AsyncSession | DirectConnection
+
+
+def dialect_of(db: Queryable) -> Dialect:
+    return db.dialect if isinstance(db, DirectConnection) else db.get_bind().dialect
 
 
 @asynccontextmanager
-async def reading(
+async def connect_direct(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[Queryable]:
-    """A read connection on PostgreSQL; elsewhere a read session from `sessions`."""
+    """A direct connection on PostgreSQL; elsewhere a session from `sessions` (autocommit
+    ones, for a use that writes)."""
     if engine.dialect.driver != "asyncpg":
         async with sessions() as session:
             yield session
         return
     pooled = await _checkout(engine)
     try:
-        yield ReadConnection(engine, pooled)
+        yield DirectConnection(engine, pooled)
     finally:
         pooled.close()
 
@@ -168,11 +195,11 @@ async def _checkout(engine: AsyncEngine) -> PoolProxiedConnection:
 async def core_rows(
     db: Queryable, statement: Executable, params: Mapping[str, Any]
 ) -> Sequence[Any]:
-    """The rows of a statement of columns, built once: on a read connection, or run as
-    Core on a session's connection (in its transaction, after an autoflush, as
+    """The rows of a statement built once: on a direct connection, or run as Core on a
+    session's connection (in its transaction, after an autoflush, as
     `session.execute` would). The ORM's execution and result machinery cost more CPU than
     the query on the lookup and card paths and give nothing to rows that are not objects."""
-    if isinstance(db, ReadConnection):
+    if isinstance(db, DirectConnection):
         return await db.rows(statement, params)
     return (await db.run_sync(_core_rows, statement, params)).all()
 
