@@ -23,6 +23,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,11 +98,16 @@ _ROW_BY_PBX_ID = (
 _ROW_BY_CRM_ID = select(_CALLS).where(_CALLS.c.crm_call_id == bindparam("id")).with_for_update()
 
 
-@functools.lru_cache(maxsize=64)
-def _update_of(columns: frozenset[str]) -> Update:
+def _set(columns: frozenset[str]) -> Update:
     """An UPDATE of these columns of one call (parameters not named after them)."""
     values: dict[str, Any] = {column: bindparam(f"new_{column}") for column in columns}
     return update(_CALLS).where(_CALLS.c.id == bindparam("row_id")).values(values)
+
+
+@functools.lru_cache(maxsize=64)
+def _update_of(columns: frozenset[str]) -> Update:
+    """`_set`, returning the call's id (what a statement run as its rows must return)."""
+    return _set(columns).returning(_CALLS.c.id)
 
 
 # What a ring or an answer decides from: a live row that no longer has these values was
@@ -122,7 +128,7 @@ def _live_update_of(columns: frozenset[str], guard: tuple[str, ...] = _LIVE_GUAR
     """`_update_of` if the call is still as this process last wrote it, returning the row
     (the columns other writers change, the card a number was attached to say, are fresh)."""
     unchanged = [_CALLS.c[column] == bindparam(f"old_{column}") for column in guard]
-    return _update_of(columns).where(*unchanged).returning(*_CALLS.c)
+    return _set(columns).where(*unchanged).returning(*_CALLS.c)
 
 
 class _Moved(Exception):
@@ -133,8 +139,14 @@ class _NeedsTransaction(Exception):
     """A start tried without a transaction has more to write than the call's row."""
 
 
-# A call's first row; nothing when the call has one.
-_INSERT_CALL = InsertNew(_CALLS, ["pbx", "pbx_call_id"])
+@functools.lru_cache(maxsize=64)
+def _insert_of(columns: frozenset[str]) -> InsertNew:
+    """A call's first row with these columns given (the others NULL: a JSON column's
+    None would be JSON null); nothing when the call has one."""
+    values: dict[str, Any] = {column: bindparam(f"v_{column}") for column in columns}
+    return InsertNew(_CALLS, ["pbx", "pbx_call_id"], values=values)
+
+
 _ADD_PARTICIPANTS = insert(cast(Table, CallParticipant.__table__))
 _RECORDINGS_OF = (
     select(_RECORDINGS.c.id, _RECORDINGS.c.file_name)
@@ -227,7 +239,6 @@ async def _write_read_calls(run: _Run) -> None:
     """What the run changed of the calls it read as rows, one UPDATE each. A call read
     from this process's live row, not locked, is written only if it is still as read
     (`_Moved` otherwise: the run is done again on the locked row)."""
-    session = run.session
     for call, read in run.read:
         changed = {column: getattr(call, column) for column in read}
         changed = {column: value for column, value in changed.items() if value != read[column]}
@@ -236,10 +247,10 @@ async def _write_read_calls(run: _Run) -> None:
             params = {"new_state": call.state, **params}  # written even if unchanged: checked
             params.update({f"old_{column}": read[column] for column in _READ_GUARD})
             statement = _live_update_of(frozenset({"state", *changed}), _READ_GUARD)
-            if (await session.execute(statement, {"row_id": call.id, **params})).first() is None:
+            if not await core_rows(run.db, statement, {"row_id": call.id, **params}):
                 raise _Moved
         elif changed:
-            await session.execute(_update_of(frozenset(changed)), {"row_id": call.id, **params})
+            await core_rows(run.db, _update_of(frozenset(changed)), {"row_id": call.id, **params})
 
 
 class CallService:
@@ -344,16 +355,20 @@ class CallService:
         known caller's start, whose one write is the call's INSERT, needs no transaction
         (`_NeedsTransaction` when it turns out to be another start)."""
         frames: Frames = []
-        async with (self._statements if autocommit else self._sessions)() as session:
-            run = _Run(session, locked=locked, autocommit=autocommit, again=again)
+        opened: AbstractAsyncContextManager[Queryable] = (
+            connect_direct(self._engine, self._statements) if autocommit else self._sessions()
+        )
+        async with opened as db:
+            run = _Run(db, locked=locked, autocommit=autocommit, again=again)
             # A call's row is written once per transaction where it can be (its changes
             # go out with the commit), not before every read of the run; what a read
             # needs written is flushed where it is needed.
-            with session.no_autoflush:
+            with db.no_autoflush if isinstance(db, AsyncSession) else contextlib.nullcontext():
                 for event in events:
                     frames += await self._apply(run, event)
             await _write_read_calls(run)
-            await session.commit()
+            if isinstance(db, AsyncSession):
+                await db.commit()
         # Only what was committed: a start rolled back may have made a card that never was.
         self._prepared.update(run.prepared)
         while len(self._prepared) > PREPARED_POPS:
@@ -574,8 +589,9 @@ class CallService:
         the event to be applied to."""
         values = {column: getattr(call, column) for column in _COLUMNS}
         values = {column: value for column, value in values.items() if value is not None}
-        session = run.session
-        inserted = (await session.execute(_INSERT_CALL.on(session), values)).mappings().first()
+        statement = _insert_of(frozenset(values)).on(run.db)
+        rows = await core_rows(run.db, statement, {f"v_{k}": v for k, v in values.items()})
+        inserted = rows[0]._asdict() if rows else None
         key = self._key(event)
         if inserted is None and run.autocommit:
             raise _NeedsTransaction  # the call has its row: the start is applied to it locked
@@ -637,7 +653,6 @@ class CallService:
         return self._extensions.get(extension)
 
     async def _started(self, run: _Run, call: CallRow, event: ev.CallStarted) -> Frames:
-        session = run.session
         if call.state in ("ended", "failed"):
             return []  # a replay: the call is written, nothing to prepare
         call.direction = str(event.direction)
@@ -647,19 +662,19 @@ class CallService:
         if call.state == "originating":
             call.state = "ringing"
         inbound = call.direction == ev.Direction.INBOUND
-        card = await self._known_caller(session, call) if inbound else None
+        card = await self._known_caller(run.db, call) if inbound else None
         if card is None and run.autocommit:
             raise _NeedsTransaction  # a new number's card is made with the call
         if card is None:
-            client, _ = await self._client_for(session, call)
+            client, _ = await self._client_for(run.session, call)
             if client is not None and inbound:
-                card = await caller_card(session, client)
+                card = await caller_card(run.session, client)
         if call.id is None:  # the frames and the run's next events need its id
             written = await self._insert_new(run, call, event)
             if written is not call:
                 return await self._started(run, written, event)
         if card is not None and card.client is not None:
-            await self._read_extensions(session)
+            await self._read_extensions(run.db)
             earlier = self._prepared.get(self._key(event))
             popped = earlier.popped if earlier is not None else []
             summary = card.model_dump(mode="json")
@@ -667,13 +682,13 @@ class CallService:
             run.prepared[self._key(event)] = prepared
         return []
 
-    async def _known_caller(self, session: AsyncSession, call: CallRow) -> CallerCard | None:
+    async def _known_caller(self, db: Queryable, call: CallRow) -> CallerCard | None:
         """The pop's card of a caller who has one, found by the number in the same query
         as the card is made from; None for a new number (or a call that knows its card)."""
         e164 = self._e164(call.caller)
         if call.client_id is not None or e164 is None:
             return None
-        card = await caller_card_by_phone(session, e164)
+        card = await caller_card_by_phone(db, e164)
         if card is not None and card.client is not None:
             call.client_id = card.client.id
         return card

@@ -164,20 +164,18 @@ async def caller_card(session: AsyncSession, client: Client) -> CallerCard:
     return await _caller_card(session, await summary_of(session, client.id), untouched)
 
 
-async def caller_card_by_phone(session: AsyncSession, e164: str) -> CallerCard | None:
+async def caller_card_by_phone(db: Queryable, e164: str) -> CallerCard | None:
     """The pop's card of whoever's number this is; None when it is nobody's yet."""
-    found = await _summaries_untouched(session, BY_PHONE, {"e164": e164})
-    return await _caller_card(session, *found[0]) if found else None
+    found = await _summaries_untouched(db, BY_PHONE, {"e164": e164})
+    return await _caller_card(db, *found[0]) if found else None
 
 
-async def _caller_card(
-    session: AsyncSession, summary: ClientSummary, untouched: bool
-) -> CallerCard:
+async def _caller_card(db: Queryable, summary: ClientSummary, untouched: bool) -> CallerCard:
     comments: dict[int, list[CommentPublic]] = {}
     recent: list[CommunicationPublic] = []
     deals: list[PopDeal] = []
     tasks: list[PopTask] = []
-    for row in await core_rows(session, _POP_LISTS, {"client_id": summary.id}):
+    for row in await core_rows(db, _POP_LISTS, {"client_id": summary.id}):
         if row.part == _COMMENTS:
             comments.setdefault(row.communication_id, []).append(comment_of_row(row))
         elif row.part == _COMMUNICATIONS:
