@@ -24,9 +24,10 @@ from bench.measure import percentile
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.factories import Actor
 from support.kamailio import running_kamailio
+from support.peers import free_port
 from support.server import running_api
 from support.sip_bridge import CallLog, ScriptedRouter, wav_stats
-from support.sipp import free_udp_tcp_port, start_sipp
+from support.sipp import start_sipp
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
@@ -76,13 +77,13 @@ def invite_times(trace: str, key: str) -> dict[str, float]:
 
 async def test_concurrent_bridged_calls_through_kamailio(tmp_path: Path) -> None:
     workers = (CALLS + 1) // 2
-    kamailio_port = free_udp_tcp_port()
+    kamailio_port = free_port()
     at_kamailio = f"sip:{{user}}@127.0.0.1:{kamailio_port}"
     log = CallLog()
     pool = SipPool(
         PoolConfig(
             recordings_dir=tmp_path / "recordings",
-            port=free_udp_tcp_port(step=workers),
+            port=free_port(workers),
             workers=workers,
             phone_uri=at_kamailio,
             trunk_uri=at_kamailio,
@@ -194,7 +195,7 @@ async def test_invite_to_the_card_popping_on_the_operators_socket(
     phone = await start_sipp("phone.xml", tmp_path, pause_ms=300, rtp_echo=True, calls=POP_CALLS)
     await phone.listening()
     settings.recordings_dir.mkdir(parents=True, exist_ok=True)
-    settings.sip_bind = f"127.0.0.1:{free_udp_tcp_port()}"
+    settings.sip_bind = f"127.0.0.1:{free_port()}"
     settings.sip_phone_uri = f"sip:{{user}}@127.0.0.1:{phone.port}"
     call_events = start_call_events
     popped: list[float] = []

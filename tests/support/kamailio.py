@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from support.peers import require_binary
-from support.sipp import free_udp_tcp_port, udp_bound
+from support.peers import free_port, require_binary
+from support.sipp import udp_bound
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "kamailio" / "kamailio.cfg"
 
@@ -34,7 +34,7 @@ async def running_kamailio(
 ) -> AsyncIterator[Kamailio]:
     """`workers`: host:port of each bridge worker (2 calls each); `trunk`: host:port."""
     binary = require_binary("kamailio", "/usr/sbin/kamailio")
-    port = port or free_udp_tcp_port()
+    port = port or free_port()
     run = workdir / f"kamailio-{port}"
     run.mkdir()
     (run / "dispatcher.list").write_text(

@@ -3,10 +3,14 @@ instead of skipping it."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import random
 import shutil
 import socket
+import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -46,7 +50,33 @@ def _ephemeral_low() -> int:
 
 
 _EPHEMERAL_LOW = _ephemeral_low()
-_handed_out: set[int] = set()
+# A port handed out is locked (an fcntl record lock on its byte of this file) by the
+# process it was handed to, until that process ends however it ends: no other test
+# process on the machine (the other xdist worker, another run) is handed it meanwhile.
+RESERVATIONS = Path(tempfile.gettempdir()) / "callcard-test-ports.lock"
+_reservations: int | None = None  # never closed: closing it would drop every lock
+_handed_out: set[int] = set()  # a process's own locks do not exclude it: this does
+_guard = threading.Lock()
+
+
+def _reservations_fd() -> int:
+    global _reservations
+    if _reservations is None:
+        try:  # without O_CREAT: /tmp's protected_regular refuses it on another user's file
+            _reservations = os.open(RESERVATIONS, os.O_RDWR)
+        except FileNotFoundError:
+            _reservations = os.open(RESERVATIONS, os.O_RDWR | os.O_CREAT, 0o666)
+            with contextlib.suppress(OSError):  # the umask's doing: every user's runs share it
+                os.fchmod(_reservations, 0o666)
+    return _reservations
+
+
+def _reserve(port: int, count: int) -> bool:
+    try:
+        fcntl.lockf(_reservations_fd(), fcntl.LOCK_EX | fcntl.LOCK_NB, count, port)
+    except OSError:
+        return False
+    return True
 
 
 def _bindable(port: int) -> bool:
@@ -59,17 +89,24 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def free_port() -> int:
-    """A loopback port free for TCP and UDP, below the kernel's ephemeral range.
+def free_port(count: int = 1) -> int:
+    """A loopback port free for TCP and UDP (and the next `count - 1` ports too: a SIP
+    bridge's workers, SIPp's RTP ports), reserved for this process until it ends.
 
-    A port from bind(0) is in that range, so between its release and the server's bind an
-    outgoing connection (to PostgreSQL, Redis…) may take it as its local port and the
-    server fails with EADDRINUSE. Ports below the range are never given to connections;
-    a port is handed out once per process."""
+    The ports are below the kernel's ephemeral range: a port from bind(0) is in it, and
+    between its release and the server's bind an outgoing connection or socket (to
+    PostgreSQL, Redis, a resolver...) may take it as its local port, and the server fails
+    with EADDRINUSE (SIPp exits with 254). Ports below the range are never given out by
+    the kernel, and the reservation keeps the other test processes off them."""
     rng = random.SystemRandom()
-    for _ in range(200):
-        port = rng.randrange(10000, _EPHEMERAL_LOW)
-        if port not in _handed_out and _bindable(port):
-            _handed_out.add(port)
-            return port
-    raise RuntimeError(f"no free loopback port below {_EPHEMERAL_LOW}")
+    with _guard:
+        for _ in range(500):
+            port = rng.randrange(10000, _EPHEMERAL_LOW - count + 1)
+            ports = range(port, port + count)
+            if _handed_out.intersection(ports) or not _reserve(port, count):
+                continue
+            if all(_bindable(p) for p in ports):
+                _handed_out.update(ports)
+                return port
+            fcntl.lockf(_reservations_fd(), fcntl.LOCK_UN, count, port)
+    raise RuntimeError(f"no {count} free loopback port(s) below {_EPHEMERAL_LOW}")

@@ -7,54 +7,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from support.peers import require_binary
+from support.peers import free_port, require_binary
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "integration" / "sip" / "scenarios"
 STARTED: list[Sipp] = []  # every SIPp of the running test, for its teardown
 
 
-def free_udp_tcp_port(step: int = 1) -> int:
-    """A port free for both UDP and TCP (pjsua and Kamailio bind both), and the next
-    `step - 1` ports free for UDP too (SIPp's RTP uses media port and media port + 2)."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port + step > 65535:
-            continue
-        try:
-            held = []
-            for p in range(port, port + step):
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                    s = socket.socket(socket.AF_INET, kind)
-                    held.append(s)
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        finally:
-            for s in held:
-                s.close()
-        return port
-    raise RuntimeError("no free port pair")
+def holds_udp_port(pid: int, port: int) -> bool:
+    """Whether process `pid` itself has a UDP socket bound to `port` (Linux's /proc)."""
+    suffix = f":{port:04X}"
+    sockets = {
+        f"socket:[{fields[9]}]"
+        for fields in (line.split() for line in Path("/proc/net/udp").read_text().splitlines()[1:])
+        if fields[1].endswith(suffix)
+    }
+    with contextlib.suppress(OSError):  # the process is gone
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):  # that descriptor was closed meanwhile
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in sockets:
+                    return True
+    return False
 
 
 async def udp_bound(
     port: int, proc: asyncio.subprocess.Process, output: Callable[[], str], within: float = 10.0
 ) -> None:
-    """Returns once `proc` has bound UDP `port` on 127.0.0.1 (nobody else may take it)."""
+    """Returns once `proc` has bound UDP `port` (not once anybody has: then `proc` fails)."""
     deadline = asyncio.get_running_loop().time() + within
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                return
+    while not holds_udp_port(proc.pid, port):
         if proc.returncode is not None or asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{port} was not bound (exit {proc.returncode}):\n{output()}")
         await asyncio.sleep(0.02)
@@ -64,6 +50,7 @@ async def udp_bound(
 class Sipp:
     proc: asyncio.subprocess.Process
     trace: Path
+    errors: Path  # why SIPp stopped: "Unable to bind main socket" with its exit 254
     port: int
     media_port: int
 
@@ -72,11 +59,12 @@ class Sipp:
             return await asyncio.wait_for(self.proc.wait(), within)
         except TimeoutError:
             await self.kill()
-            raise AssertionError(f"SIPp did not finish within {within}s:\n{self.log()}") from None
+            message = f"SIPp did not finish within {within}s:\n{self.output()}"
+            raise AssertionError(message) from None
 
     async def listening(self, within: float = 10.0) -> None:
         """Returns once SIPp holds its SIP port (a UAS must, before it is dialled)."""
-        await udp_bound(self.port, self.proc, self.log, within)
+        await udp_bound(self.port, self.proc, self.output, within)
 
     async def kill(self) -> None:
         """Ends SIPp now (and reaps it: nothing outlives the test's loop)."""
@@ -89,6 +77,14 @@ class Sipp:
             return self.trace.read_text(errors="replace")
         except OSError:
             return ""
+
+    def output(self) -> str:
+        """SIPp's errors, then its message trace: for a failure's message."""
+        try:
+            errors = self.errors.read_text(errors="replace")
+        except OSError:
+            errors = ""
+        return f"{errors}\n{self.log()}"
 
     def responses(self) -> list[int]:
         """Status codes of the responses SIPp received, in order."""
@@ -121,9 +117,10 @@ async def start_sipp(
     extra: tuple[str, ...] = (),
 ) -> Sipp:
     binary = require_binary("sipp")
-    port = free_udp_tcp_port()
-    media_port = free_udp_tcp_port(step=4)
+    port = free_port()
+    media_port = free_port(4)  # RTP on it and on + 2, RTCP on + 1 and + 3
     trace = workdir / f"{scenario}-{port}.msg.log"
+    errors = workdir / f"{scenario}-{port}.err.log"
     args = [
         binary,
         "-sf",
@@ -148,7 +145,7 @@ async def start_sipp(
         str(trace),
         "-trace_err",
         "-error_file",
-        str(workdir / f"{scenario}-{port}.err.log"),
+        str(errors),
         "-timeout",
         "60",
         "-timeout_error",
@@ -171,7 +168,7 @@ async def start_sipp(
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
-    sipp = Sipp(proc, trace, port, media_port)
+    sipp = Sipp(proc, trace, errors, port, media_port)
     STARTED.append(sipp)
     return sipp
 

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.peers import require_binary
+from support.peers import free_port, require_binary
 from support.sip_bridge import Bridge, CallLog, ScriptedRouter, StartBridge
-from support.sipp import free_udp_tcp_port, kill_left
+from support.sipp import kill_left
 
-from telephony.pbx import PbxError
 from telephony.sip.pool import PoolConfig, SipPool
 
 
@@ -31,21 +30,14 @@ async def start_bridge(tmp_path: Path) -> AsyncIterator[StartBridge]:
         router = ScriptedRouter(targets or [])
         recordings = tmp_path / "recordings"
         log = CallLog()
-        for attempt in range(3):
-            pool_config = PoolConfig(
-                recordings_dir=recordings,
-                port=free_udp_tcp_port(step=workers),
-                workers=workers,
-                **{"ring_timeout_s": 10.0, "route_within_s": 2.0, **config},
-            )
-            pool = SipPool(pool_config, log.sink, router)
-            try:
-                await pool.start()
-                break
-            except PbxError:
-                # Another test on this machine took the free port meanwhile: another one.
-                if attempt == 2:
-                    raise
+        pool_config = PoolConfig(
+            recordings_dir=recordings,
+            port=free_port(workers),
+            workers=workers,
+            **{"ring_timeout_s": 10.0, "route_within_s": 2.0, **config},
+        )
+        pool = SipPool(pool_config, log.sink, router)
+        await pool.start()
         started.append(pool)
         return Bridge(
             log.events,

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 from support.kamailio import Kamailio, running_kamailio
+from support.peers import free_port
 from support.sip_bridge import Bridge, StartBridge, wav_stats
-from support.sipp import Sipp, free_udp_tcp_port, start_sipp
+from support.sipp import Sipp, start_sipp
 
 from telephony import events as ev
 from telephony.pbx import OriginateRequest
@@ -33,7 +34,7 @@ class Site:
 @pytest.fixture
 async def site(start_bridge: StartBridge, tmp_path: Path) -> AsyncIterator[Site]:
     """Two workers (4 calls) behind Kamailio; extensions are dialled at Kamailio."""
-    kamailio_port = free_udp_tcp_port()
+    kamailio_port = free_port()
     at_kamailio = f"sip:{{user}}@127.0.0.1:{kamailio_port}"
     trunk = await start_sipp("phone_hangs_up.xml", tmp_path, pause_ms=2000)
     await trunk.listening()

@@ -17,9 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.captures import split_at_bridge
 from support.factories import Actor
+from support.peers import free_port
 from support.processes import HeadlessProcess, active_one, headless, telephony
 from support.server import RunningApi, running_api
-from support.sipp import Sipp, free_udp_tcp_port, start_sipp
+from support.sipp import Sipp, start_sipp
 from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
@@ -99,7 +100,7 @@ async def test_a_call_of_a_killed_bridge_is_ended_once_by_its_next_process(
     tmp_path: Path,
 ) -> None:
     manager = actors[Role.MANAGER]
-    port = free_udp_tcp_port()
+    port = free_port()
     bind = f"127.0.0.1:{port}"
     async with open_socket(consumer.ws_url, manager.token) as conn:
         sock = Socket(conn)
@@ -149,7 +150,7 @@ async def test_the_bridge_pool_reports_its_load_and_capacity_on_metrics(
 ) -> None:
     phone = await start_sipp("phone.xml", tmp_path, pause_ms=500, rtp_echo=True, calls=2)
     await phone.listening()
-    bind = f"127.0.0.1:{free_udp_tcp_port()}"
+    bind = f"127.0.0.1:{free_port()}"
     async with bridge("sip", settings, bind, phone, tmp_path) as sip:
         worker = {"worker": bind}
 
@@ -188,7 +189,7 @@ async def test_a_click_to_call_on_an_api_worker_is_placed_by_the_bridge_once(
     client_phone = await start_sipp("phone_hangs_up.xml", tmp_path, pause_ms=2000)
     await client_phone.listening()
     trunk = f"sip:{{user}}@127.0.0.1:{client_phone.port}"
-    bind = f"127.0.0.1:{free_udp_tcp_port()}"
+    bind = f"127.0.0.1:{free_port()}"
     settings.recordings_dir.mkdir(parents=True, exist_ok=True)
     settings.pbx_command_wait_s = 30  # the bridge may still be starting its worker
     features = (start_call_events, start_remote_pbx)
@@ -251,7 +252,7 @@ async def test_the_bridge_and_an_ami_link_under_one_name_each_end_only_their_own
     bridge wrote down as its own. Then the bridge dies: its next process ends its call and
     not the AMI link's."""
     manager = actors[Role.MANAGER]
-    port = free_udp_tcp_port()
+    port = free_port()
     bind = f"127.0.0.1:{port}"
     on_ami, rest_of_ami = split_at_bridge("incoming-answered")
     later_on_ami, _ = split_at_bridge("incoming-answered")
@@ -315,7 +316,7 @@ async def test_the_bridge_sweeps_its_own_calls_that_outlive_the_longest_call_and
     silent. Older live calls, another PBX's and an AMI link's under the bridge's name,
     are not the bridge's to end."""
     manager = actors[Role.MANAGER]
-    bind = f"127.0.0.1:{free_udp_tcp_port()}"
+    bind = f"127.0.0.1:{free_port()}"
     long_ago = utcnow() - timedelta(hours=1)
     others = {"office-b": "1796221899.2096", settings.pbx_name: "1796221899.2097"}
     async with db() as session:

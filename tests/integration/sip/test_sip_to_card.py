@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.factories import Actor
+from support.peers import free_port
 from support.server import RunningApi, running_api
 from support.sip_bridge import wav_stats
-from support.sipp import Sipp, free_udp_tcp_port, start_sipp
+from support.sipp import Sipp, start_sipp
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
@@ -60,7 +61,7 @@ async def sip_api(
             await schedules.add_shift(session, manager, day, time(0), time(23, 59, 59), False)
         await session.commit()
     settings.recordings_dir.mkdir(parents=True, exist_ok=True)
-    settings.sip_bind = f"127.0.0.1:{free_udp_tcp_port()}"
+    settings.sip_bind = f"127.0.0.1:{free_port()}"
     settings.sip_phone_uri = f"sip:{{user}}@127.0.0.1:{phone.port}"
     settings.sip_trunk_uri = f"sip:{{user}}@127.0.0.1:{client_phone.port}"
     call_events = start_call_events
