@@ -12,6 +12,8 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+from support.children import dies_with_us
+
 # On by default: published figures must hold beside ordinary background load.
 HOG = os.environ.get("BENCH_HOG", "1") != "0"
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -77,15 +79,9 @@ class CpuBudget:
         )
 
 
-# Busy until its parent is gone: a benchmark killed (or interrupted) without its cleanup
-# must not leave a core taken from every figure measured after it.
-_HOG = """
-import os
-parent = os.getppid()
-while os.getppid() == parent:
-    for _ in range(1_000_000):
-        pass
-"""
+# Busy until it is stopped; it dies with the benchmark's process (dies_with_us): one killed
+# without its cleanup must not leave a core taken from every figure measured after it.
+_HOG = "while True: pass"
 
 
 @contextlib.contextmanager
@@ -95,7 +91,7 @@ def cpu_hog() -> Iterator[None]:
         print(f"\nno background CPU hog (BENCH_HOG=0); {loadavg()}")
         yield
         return
-    proc = subprocess.Popen([sys.executable, "-c", _HOG])
+    proc = subprocess.Popen([sys.executable, "-c", _HOG], preexec_fn=dies_with_us())
     print(f"\nbackground CPU hog running (pid {proc.pid}; BENCH_HOG=0 turns it off)")
     try:
         yield

@@ -18,9 +18,11 @@ import multiprocessing
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.load import loadavg
+from support.children import dies_with_us
 
 from telephony import events as ev
 from telephony.ami.adapter import AmiAdapter
@@ -44,8 +46,9 @@ def _blob(path: Path) -> tuple[int, int]:
     return count, calls
 
 
-def _server(path: str, sock: socket.socket) -> None:
+def _server(path: str, sock: socket.socket, dies_with_parent: Callable[[], None]) -> None:
     """Child process: per connection, answer Login and CoreShowChannels, then stream."""
+    dies_with_parent()
     blob = Path(path).read_bytes()
     while True:
         conn, _ = sock.accept()
@@ -156,7 +159,8 @@ def test_ami_ingestion_rate(tmp_path: Path) -> None:
     sock.listen(8)
     port = sock.getsockname()[1]
     ctx = multiprocessing.get_context("fork")
-    server = ctx.Process(target=_server, args=(str(path), sock), daemon=True)
+    # Forked, not spawned: the arguments are not pickled.
+    server = ctx.Process(target=_server, args=(str(path), sock, dies_with_us()), daemon=True)
     server.start()
     try:
         # The best of three each: by CPU per event (events/s printed beside it).

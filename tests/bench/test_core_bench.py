@@ -31,6 +31,7 @@ from bench.lean_http import LeanClient
 from bench.load import cpu_hog, cpu_seconds, loadavg, report_cpu
 from bench.measure import report
 from bench.seeding import CLIENTS, WITH_HISTORY, bench_database, number, seed_clients
+from support.children import dies_with_us
 from support.factories import PASSWORD
 from support.peers import free_port
 from support.server import api_process
@@ -72,6 +73,7 @@ async def _reference(dsn: str) -> AsyncIterator[tuple[LeanClient, int]]:
         str(LEAN_API),
         *("--dsn", dsn, "--port", str(port)),
         env=env,
+        preexec_fn=dies_with_us(),
     )
     try:
         for _ in range(300):

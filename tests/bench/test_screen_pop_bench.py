@@ -40,6 +40,7 @@ import httpx
 from bench.load import CpuBudget, cpu_hog, cpu_seconds, loadavg, report_cpu, report_profile
 from bench.measure import call_events_handled, percentile, report
 from bench.seeding import CLIENTS, bench_database, number, seed_clients
+from support.children import dies_with_us
 from support.factories import _HASH, PASSWORD
 from support.peers import free_port, missing
 from support.server import api_process
@@ -70,6 +71,7 @@ async def telephony_process(database_url: str, redis_url: str, ami_url: str) -> 
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "crm_api.cli", "telephony", env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        preexec_fn=dies_with_us(),
     )  # fmt: skip
     try:
         yield proc.pid

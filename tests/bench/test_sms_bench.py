@@ -35,6 +35,7 @@ import httpx
 from bench.jasmin_peer import VERSION, JasminRun, JasminUnavailable, run_batch
 from bench.seeding import CLIENT_COLUMNS, bench_database
 from sqlalchemy import func, select
+from support.children import dies_with_us
 from support.servers import PgServer
 from support.smsc import SmscProcess
 
@@ -236,6 +237,7 @@ async def _bare(smsc: SmscProcess) -> dict[str, float]:
         "--window",
         str(WINDOW),
         stdout=asyncio.subprocess.PIPE,
+        preexec_fn=dies_with_us(),
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 900)
     assert proc.returncode == 0, out

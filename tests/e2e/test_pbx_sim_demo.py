@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from e2e.helpers import login, new_context, shoot
 from playwright.async_api import Browser, expect
+from support.children import dies_with_us
 from support.peers import free_port
 from support.server import RunningApi, running_api
 
@@ -39,6 +40,7 @@ async def pbx_sim() -> AsyncIterator[int]:
         "104",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        preexec_fn=dies_with_us(),
     )
     assert process.stdout is not None
     async with asyncio.timeout(30):

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_api.accounts.models import Role
 from crm_api.seed import seed_demo
+from support.children import dies_with_us
 from support.factories import make_user
 from support.server import RunningApi
 
@@ -75,6 +76,7 @@ async def _fuzz(
         cwd=workdir,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        preexec_fn=dies_with_us(),
     )
     out, _ = await proc.communicate()
     return proc.returncode or 0, out.decode(errors="replace")

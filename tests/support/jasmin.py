@@ -27,6 +27,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+from support.children import dies_with_us
 from support.peers import free_port, port_open
 
 VERSION = "0.11.0"
@@ -143,6 +144,7 @@ class Jasmind:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             env=env,
+            preexec_fn=dies_with_us(),
         )
         assert self.proc.stdout is not None
         seen: list[str] = []

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from support.children import dies_with_us
 from support.peers import free_port, require_binary
 from support.sipp import udp_bound
 
@@ -65,6 +66,7 @@ async def running_kamailio(
             f'TRUNK="sip:{trunk}"',
             stdout=output,
             stderr=output,
+            preexec_fn=dies_with_us(),
         )
     kamailio = Kamailio(port, log)
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from crm_api.platform.settings import Settings
+from support.children import dies_with_us
 from support.metrics import Scrape, scrape
 from support.peers import free_port
 from support.waiting import wait_for
@@ -59,7 +60,14 @@ async def headless(
     output = await asyncio.to_thread(open, log, "ab")
     with output:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "crm_api.cli", command, env=environ, stdout=output, stderr=output
+            sys.executable,
+            "-m",
+            "crm_api.cli",
+            command,
+            env=environ,
+            stdout=output,
+            stderr=output,
+            preexec_fn=dies_with_us(),
         )
     running = HeadlessProcess(name, proc, f"http://127.0.0.1:{port}/metrics", log)
     try:

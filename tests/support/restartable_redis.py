@@ -10,6 +10,7 @@ from pathlib import Path
 
 import redis.asyncio as aredis
 
+from support.children import dies_with_us
 from support.peers import free_port, require_binary
 
 
@@ -40,6 +41,7 @@ class RestartableRedis:
             *args,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            preexec_fn=dies_with_us(),
         )
         client = aredis.Redis.from_url(self.url)
         try:

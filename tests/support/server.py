@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from crm_api.app import Feature, create_app
 from crm_api.platform.settings import Settings
+from support.children import dies_with_us
 from support.peers import free_port
 
 
@@ -145,7 +146,12 @@ async def api_process(
         if profile is not None:
             command = ["-c", _PROFILED, str(profile)]
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, *command, env=environ, stdout=output, stderr=output
+            sys.executable,
+            *command,
+            env=environ,
+            stdout=output,
+            stderr=output,
+            preexec_fn=dies_with_us(),
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -188,7 +194,14 @@ async def callcard_process(
     output = await asyncio.to_thread(open, log, "ab")
     with output:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "crm_api.cli", command, env=environ, stdout=output, stderr=output
+            sys.executable,
+            "-m",
+            "crm_api.cli",
+            command,
+            env=environ,
+            stdout=output,
+            stderr=output,
+            preexec_fn=dies_with_us(),
         )
     try:
         yield CallcardProcess(proc)

@@ -11,16 +11,19 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis
 
+from support.children import dies_with_us
 from support.peers import free_port, missing, port_open
 
 PG_URL_VAR = "CALLCARD_TEST_PG_URL"
@@ -68,11 +71,12 @@ def _version_key(path: str) -> int:
     return int(digits) if digits.isdigit() else 0
 
 
-def _as_postgres(cmd: list[str]) -> list[str]:
-    """initdb and the server refuse to run as root: run them as Debian's `postgres` user."""
+def _postgres_user() -> dict[str, Any]:
+    """initdb and the server refuse to run as root: then they run as Debian's `postgres`
+    user (the server a direct child still, not one of runuser's)."""
     if os.geteuid() != 0:
-        return cmd
-    return ["runuser", "-u", "postgres", "--", *cmd]
+        return {}
+    return {"user": "postgres", "group": "postgres", "extra_groups": []}
 
 
 @contextlib.contextmanager
@@ -88,24 +92,43 @@ def throwaway_postgres() -> Iterator[PgServer]:
     port = free_port()
     # Paths come from mkdtemp: no spaces, so plain splitting is safe.
     initdb = f"{bindir}/initdb -D {data} -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync"
-    _run_as_postgres(initdb.split(), "initdb")
+    done = subprocess.run(
+        initdb.split(), capture_output=True, text=True, check=False, **_postgres_user()
+    )
+    if done.returncode != 0:
+        missing("PostgreSQL", f"initdb failed: {done.stderr.strip() or done.stdout.strip()}")
+    # `postgres` itself in the foreground, not `pg_ctl start` (which daemonizes it): it stops
+    # when this process ends, however it ends; SIGQUIT is an immediate shutdown.
     options = (
         f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off"
         " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
     )
-    pg_ctl = f"{bindir}/pg_ctl -D {data} -l {home / 'server.log'} -w -t 60".split()
-    _run_as_postgres([*pg_ctl, "-o", options, "start"], "pg_ctl start")
+    with open(home / "server.log", "wb") as log:
+        server = subprocess.Popen(
+            [str(bindir / "postgres"), "-D", str(data), *options.split()],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            preexec_fn=dies_with_us(signal.SIGQUIT),
+            **_postgres_user(),
+        )
     try:
+        _ready(bindir, port, server, home / "server.log")
         yield PgServer(host="127.0.0.1", port=port, user="postgres", admin_db="postgres")
     finally:
-        subprocess.run(_as_postgres([*pg_ctl, "-m", "immediate", "stop"]), capture_output=True)
+        server.send_signal(signal.SIGQUIT)
+        server.wait()
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _run_as_postgres(cmd: list[str], what: str) -> None:
-    done = subprocess.run(_as_postgres(cmd), capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        missing("PostgreSQL", f"{what} failed: {done.stderr.strip() or done.stdout.strip()}")
+def _ready(bindir: Path, port: int, server: subprocess.Popen[bytes], log: Path) -> None:
+    """Returns once the server accepts connections (what `pg_ctl start -w` waits for)."""
+    ready = [str(bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-t", "1"]
+    deadline = time.monotonic() + 60
+    while subprocess.run(ready, check=False).returncode != 0:
+        if server.poll() is not None or time.monotonic() > deadline:
+            missing("PostgreSQL", f"the server did not start: {log.read_text(errors='replace')}")
+        time.sleep(0.05)
 
 
 @contextlib.contextmanager
@@ -158,6 +181,7 @@ class RedisServer:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=dies_with_us(),
         )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 20

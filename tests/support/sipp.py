@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from support.children import dies_with_us
 from support.peers import free_port, require_binary
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "integration" / "sip" / "scenarios"
@@ -167,6 +168,7 @@ async def start_sipp(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
+        preexec_fn=dies_with_us(),
     )
     sipp = Sipp(proc, trace, errors, port, media_port)
     STARTED.append(sipp)

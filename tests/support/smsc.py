@@ -333,6 +333,7 @@ class SmscProcess:
         return f"smpp://callcard:{self.password}@127.0.0.1:{self.port}"
 
     async def start(self) -> None:
+        from support.children import dies_with_us
         from support.peers import free_port
 
         self.proc = await asyncio.create_subprocess_exec(
@@ -349,6 +350,7 @@ class SmscProcess:
             *self.extra,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            preexec_fn=dies_with_us(),
         )
         assert self.proc.stdout is not None
         line = await asyncio.wait_for(self.proc.stdout.readline(), 20)

@@ -10,6 +10,7 @@ import signal
 import sys
 
 import pytest
+from support.children import dies_with_us
 from support.factories import Actor
 from support.server import RunningApi
 from support.sms import make_client, make_clients
@@ -41,7 +42,13 @@ async def test_callcard_sms_process_sends_and_pushes_frames_through_redis(
         "CALLCARD_SMPP_URL": smsc.url,
     }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "crm_api.cli", "sms", env=env, stderr=asyncio.subprocess.PIPE
+        sys.executable,
+        "-m",
+        "crm_api.cli",
+        "sms",
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=dies_with_us(),
     )
     try:
         async with api.client(manager.token) as http:
@@ -83,6 +90,7 @@ async def test_callcard_sms_without_an_smpp_url_says_so(tmp_path: object) -> Non
         env={**env, "CALLCARD_DATABASE_URL": "sqlite+aiosqlite:///:memory:"},
         stderr=asyncio.subprocess.PIPE,
         cwd=str(tmp_path),
+        preexec_fn=dies_with_us(),
     )
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode != 0
@@ -106,7 +114,13 @@ async def test_sms_process_killed_mid_bulk_and_restarted_sends_every_message_onc
 
     async def start() -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "crm_api.cli", "sms", env=env, stderr=asyncio.subprocess.DEVNULL
+            sys.executable,
+            "-m",
+            "crm_api.cli",
+            "sms",
+            env=env,
+            stderr=asyncio.subprocess.DEVNULL,
+            preexec_fn=dies_with_us(),
         )
 
     async with api.client(actors[Role.SUPERVISOR].token) as http:

@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from support.children import dies_with_us
 from support.peers import free_port
 
 from telephony import events as ev
@@ -161,6 +162,7 @@ async def test_pbx_sim_command_generates_calls_for_the_adapter() -> None:
         *scenarios,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        preexec_fn=dies_with_us(),
     )
     ended: list[ev.CallEnded] = []
 
