@@ -65,6 +65,21 @@ class SmsPart(Base):
     __table_args__ = (Index("ix_sms_parts_pending", "status", "updated_at"),)
 
 
+class KeptReceipt(Base):
+    """A delivery receipt acknowledged to the SMSC while no part had its id (it outran its
+    submit result, or that result died with a worker): the SMSC will not deliver it again,
+    so it waits here until a part takes it, and is dropped after a while."""
+
+    __tablename__ = "sms_kept_receipts"
+
+    smsc_message_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    handset: Mapped[str] = mapped_column(String(32))  # the number the message went to
+    stat: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class BulkSend(Base):
     """One send to many clients (a saved view or a filter). Its messages are ordinary
     outbox messages carrying its id, spaced `rate` per second apart; the report counts

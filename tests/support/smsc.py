@@ -9,7 +9,9 @@ kill it with SIGKILL:
 - submit_sm: accepted with a fresh message id (or ESME_RTHROTTLED every Nth with
   --throttle-every, or above --max-rate per second), written to the store, and a
   delivery receipt is sent (text form, or text + receipted_message_id/message_state
-  TLVs with --dlr-tlv) except for every Nth with --lose-receipts-every;
+  TLVs with --dlr-tlv) except for every Nth with --lose-receipts-every; with
+  --resp-delay the submit_sm_resp goes that many seconds after the receipt (a receipt
+  that outruns its submit's answer);
 - query_sm: answered by the front from the store (smpp34's Server does not know it);
 - receipts not yet acknowledged survive a restart (they are in the store) and go to the
   next ESME that binds;
@@ -148,7 +150,10 @@ class Smsc:
         # Stored before the answer: a message the ESME was told about is never forgotten.
         self.store.write(row)
         self.store.submits[mid] = row
-        event.accept(mid)
+        if self.args.resp_delay:
+            asyncio.get_running_loop().call_later(self.args.resp_delay, event.accept, mid)
+        else:
+            event.accept(mid)
         lose = self.args.lose_receipts_every
         if lose and self.accepted % lose == 0:
             self.store.write({"ev": "lost", "id": mid})
@@ -393,6 +398,7 @@ def main() -> None:
     parser.add_argument("--lose-receipts-every", type=int, default=0)
     parser.add_argument("--dlr-tlv", action="store_true")
     parser.add_argument("--dlr-delay", type=float, default=0.0)
+    parser.add_argument("--resp-delay", type=float, default=0.0)  # submit_sm_resp, seconds
     parser.add_argument("--dlr-workers", type=int, default=8)  # receipts in flight at once
     args = parser.parse_args()
     asyncio.run(Smsc(args).run())

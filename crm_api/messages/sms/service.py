@@ -10,7 +10,9 @@ with query_sm; a part with no final answer by the receipt deadline ends "expired
 
 Receiving: receipts and received texts are written in one transaction per batch and
 acknowledged to the SMSC only after the commit, so a crash makes the SMSC deliver them
-again. Frames are published after each commit."""
+again. A receipt no part has the id of yet waits unanswered a moment for its submit
+result; then it is written down as kept (in its batch's transaction) and answered, and
+matched again until a part takes it. Frames are published after each commit."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from crm_api.messages import notifier
 from crm_api.messages.models import OutboxMessage
 from crm_api.messages.outbox import CLAIM_FOR, claim_due_rows, renew_claims
 from crm_api.messages.sms import bulk as bulk_sends
+from crm_api.messages.sms import kept
 from crm_api.messages.sms.delivery import (
     UNCERTAIN_HOLD,
     Change,
@@ -56,11 +59,11 @@ from sms_gateway.types import DeliveryReceipt, InboundSms
 
 log = logging.getLogger(__name__)
 # A receipt can outrun the commit of its own submit: it waits this long unanswered, then
-# it is answered (an SMSC stalls when its receipts go unanswered) and kept in memory as
-# an orphan, matched again every second for ORPHAN_TTL.
+# it is kept in the database and answered (an SMSC stalls when its receipts go
+# unanswered), and matched again every second (KEPT_BATCH at a time) for KEPT_TTL.
 UNKNOWN_RECEIPT_GRACE = 2.0
-ORPHAN_TTL = 600.0
-MAX_ORPHANS = 20_000
+KEPT_TTL = timedelta(minutes=10)
+KEPT_BATCH = 5_000
 RESULT_LINGER = 0.05  # seconds submit results are left to the receive loop
 RECEIPT_OVERDUE = timedelta(minutes=10)  # no receipt this long after the submit: query_sm
 RECEIPT_DEADLINE = timedelta(hours=72)  # still no final state: the part ends "expired"
@@ -100,8 +103,9 @@ class SmsService:
         self._in_flight = 0
         self._sending: set[asyncio.Task[None]] = set()
         self._waiting: list[_Waiting] = []
-        self._orphans: dict[str, tuple[DeliveryReceipt, float]] = {}
-        self._orphans_tried = 0.0
+        # Receipts may be kept (a worker that died may have left some): looked for now.
+        self._kept = True
+        self._kept_tried = 0.0
         self._progress = bulk_sends.ProgressNotifier(sessions, hub)
         # Results, receipts and claim renewals touch the same rows: written one transaction
         # at a time, they never wait on each other's row locks (or deadlock on PostgreSQL).
@@ -222,8 +226,9 @@ class SmsService:
                 self._recovered = time.monotonic()
                 if await recover_abandoned(session, now, self.uncertain_hold):
                     await session.commit()
-                    # Their receipts may be orphans already: match them before the hold ends.
-                    self._orphans_tried = 0.0
+                    # Their receipts may be kept already: match them before the hold ends.
+                    self._kept = True
+                    self._kept_tried = 0.0
             rows = await claim_due_rows(
                 session,
                 "sms",
@@ -353,15 +358,15 @@ class SmsService:
             now = time.monotonic()
             retry = [w for w in self._waiting if now - w.since >= 0.2]
             self._waiting = [w for w in self._waiting if now - w.since < 0.2]
-            if self._orphans and now - self._orphans_tried >= 1.0:
-                self._orphans_tried = now
-                await self._retry_orphans(now)
+            if self._kept and now - self._kept_tried >= 1.0:
+                self._kept_tried = now
+                await self._retry_kept(now)
             if not items and not retry:
                 continue
             fresh = [_Waiting(i, now) for i in items]
             self._receiving = True
             try:
-                unknown, received, changes = await self._write_incoming(fresh + retry)
+                unknown, received, changes = await self._write_incoming(fresh + retry, now)
                 self._database.ok(now)
             except Exception as exc:
                 self._database.failed_or_bug(
@@ -375,46 +380,57 @@ class SmsService:
                 self._receiving = False
                 self._received_at = time.monotonic()
             for w in fresh + retry:
-                if id(w) not in unknown:
-                    self.gateway.ack(w.incoming)
-                elif now - w.since > UNKNOWN_RECEIPT_GRACE:
-                    self.gateway.ack(w.incoming)
-                    item = w.incoming.item
-                    if isinstance(item, DeliveryReceipt) and len(self._orphans) < MAX_ORPHANS:
-                        self._orphans[item.message_id] = (item, w.since)
-                    else:
-                        log.warning("a receipt for an unknown message dropped: %s", item)
-                else:
+                if id(w) in unknown:
                     self._waiting.append(w)
+                else:
+                    self.gateway.ack(w.incoming)
             await self._publish_changes(changes)
             for r in received:
                 if not r.again:
                     await notifier.sms_received(self.hub, r)
 
-    async def _retry_orphans(self, now: float) -> None:
-        receipts = [r for r, _ in self._orphans.values()]
+    async def _retry_kept(self, now: float) -> None:
+        """Matches the kept receipts again: those a part takes are applied and forgotten,
+        those older than KEPT_TTL are dropped (said in the log)."""
         try:
             async with self._write_lock, self.sessions() as session:
+                at = utcnow()
+                pending = await kept.kept(session, KEPT_BATCH)
+                receipts = [r for r, _ in pending]
                 changes, unknown = await apply_receipts(
-                    session, receipts, utcnow(), hold=self.uncertain_hold
+                    session, receipts, at, hold=self.uncertain_hold
+                )
+                expired = [
+                    r for r, came in pending if r.message_id in unknown and at - came > KEPT_TTL
+                ]
+                await kept.forget(
+                    session,
+                    [r.message_id for r in receipts if r.message_id not in unknown]
+                    + [r.message_id for r in expired],
                 )
                 await session.commit()
             self._database.ok(now)
         except Exception as exc:
-            self._database.failed_or_bug(exc, "matching orphan receipts failed")
+            self._database.failed_or_bug(exc, "matching kept SMS receipts failed")
             return
-        for mid in list(self._orphans):
-            receipt, since = self._orphans[mid]
-            if mid not in unknown:
-                del self._orphans[mid]
-            elif now - since > ORPHAN_TTL:
-                del self._orphans[mid]
-                log.warning("a receipt for an unknown message dropped: %s", receipt)
+        still = len({r.message_id for r in receipts} & unknown) - len(expired)
+        # Rows another worker was matching were skipped: that worker goes on with them.
+        self._kept = still > 0 or len(pending) == KEPT_BATCH
+        for r in expired:
+            log.warning(
+                "SMS receipt %s (%s, to %s) dropped: no message took it in %d s",
+                r.message_id,
+                r.stat,
+                r.handset or "?",
+                int(KEPT_TTL.total_seconds()),
+            )
         await self._publish_changes(changes)
 
     async def _write_incoming(
-        self, items: list[_Waiting]
+        self, items: list[_Waiting], now_mono: float
     ) -> tuple[set[int], list[Received], list[Change]]:
+        """Writes a batch; returns the receipts to wait on unanswered (by id() of their
+        _Waiting), the texts received and the changes."""
         receipts = [w for w in items if isinstance(w.incoming.item, DeliveryReceipt)]
         texts = [w for w in items if isinstance(w.incoming.item, InboundSms)]
         now = utcnow()
@@ -434,6 +450,17 @@ class SmsService:
                         session, only, now, hold=self.uncertain_hold
                     )
                     changes += receipt_changes
+                    # Unknown past their grace: kept, and answered after this commit.
+                    overdue = {
+                        id(w): i
+                        for w in receipts
+                        if now_mono - w.since > UNKNOWN_RECEIPT_GRACE
+                        and isinstance(i := w.incoming.item, DeliveryReceipt)
+                        and i.message_id in unknown_ids
+                    }
+                    if overdue:
+                        await kept.keep(session, list(overdue.values()), now)
+                        self._kept = True
                     for w in texts:
                         sms = w.incoming.item
                         assert isinstance(sms, InboundSms)
@@ -456,6 +483,7 @@ class SmsService:
             for w in receipts
             if isinstance(w.incoming.item, DeliveryReceipt)
             and w.incoming.item.message_id in unknown_ids
+            and id(w) not in overdue
         }
         return unknown, received, changes
 

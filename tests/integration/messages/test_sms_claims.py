@@ -1,11 +1,14 @@
 """A message the SMSC took is not sent again when the worker sending it loses its claim:
 its submit result still counts when it comes after the claim lapsed, a receipt adopted
-while a claim takes the message leaves that claim alone, and a receipt delivered twice
-is still adopted."""
+while a claim takes the message leaves that claim alone, a receipt delivered twice
+is still adopted, and a receipt answered before any part had its id is kept in the
+database until one does (or it expires)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, cast
@@ -15,13 +18,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_api.clients.models import Client, ClientKind
-from crm_api.messages.models import OutboxMessage, SmsPart
+from crm_api.messages.models import KeptReceipt, OutboxMessage, SmsPart
 from crm_api.messages.outbox import claim_due_rows
 from crm_api.messages.sms.delivery import apply_receipts, recover_abandoned
-from crm_api.messages.sms.service import SmsService
+from crm_api.messages.sms.service import KEPT_TTL, UNKNOWN_RECEIPT_GRACE, SmsService, _Waiting
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.realtime.bus import InProcessBus
 from crm_api.platform.realtime.hub import Hub
+from sms_gateway.gateway import Incoming
 from sms_gateway.types import DeliveryReceipt, PartResult, SendResult
 
 NUMBER = "+79265000003"
@@ -44,6 +48,15 @@ async def _message(session: AsyncSession, **values: Any) -> int:
 
 def _receipt() -> DeliveryReceipt:
     return DeliveryReceipt("smsc-4", "DELIVRD", "delivered", handset=NUMBER.lstrip("+"))
+
+
+def _service(db: async_sessionmaker[AsyncSession]) -> SmsService:
+    return SmsService(
+        db,
+        Hub(InProcessBus()),
+        cast(Any, SimpleNamespace(connected=True, state_listeners=[])),
+        region="RU",
+    )
 
 
 async def _claimed(db: async_sessionmaker[AsyncSession], after: timedelta) -> list[int]:
@@ -126,7 +139,7 @@ async def test_a_receipt_adopted_while_a_claim_takes_its_message_leaves_the_clai
         await claiming.commit()
         moved, unknown = await asyncio.wait_for(adoption, 10)
 
-    # The claim won: its worker sends the message; the receipt stays an orphan.
+    # The claim won: its worker sends the message; the receipt stays unmatched.
     assert (moved, unknown) == ([], {"smsc-4"})
     async with db() as session:
         message = await session.get(OutboxMessage, mid)
@@ -153,3 +166,42 @@ async def test_a_receipt_delivered_twice_in_one_batch_is_adopted_once(
         await session.commit()
     assert ([(c.message.id, c.status) for c in moved], unknown) == ([(mid, "delivered")], set())
     assert await _claimed(db, HOLD * 2) == []
+
+
+async def test_a_receipt_answered_before_its_result_is_kept_until_the_result_comes(
+    db: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
+) -> None:
+    async with db() as session:
+        mid = await _message(
+            session, status="sending", claimed_until=utcnow() + timedelta(seconds=60)
+        )
+    stray = DeliveryReceipt("smsc-9", "DELIVRD", "delivered", handset="79265000009")
+    # Both receipts found no part through their grace: kept, and to be answered.
+    service = _service(db)
+    since = time.monotonic()
+    waiting = [_Waiting(Incoming(r, ()), since) for r in (_receipt(), stray)]
+    unanswered, _, moved = await service._write_incoming(
+        waiting, since + UNKNOWN_RECEIPT_GRACE + 0.1
+    )
+    assert (unanswered, moved) == (set(), [])
+
+    # The worker is gone with its memory; its result is written late (by it, before it
+    # died, or as the next worker's record of the submit): the kept receipt applies.
+    service = _service(db)
+    accepted = SendResult("submitted", (PartResult(0, "smsc-4", 0),))
+    await service._write_results([(mid, accepted)])
+    await service._retry_kept(time.monotonic())
+    async with db() as session:
+        message = await session.get(OutboxMessage, mid)
+        assert message is not None and message.status == "delivered"
+        assert (await session.scalars(select(KeptReceipt.smsc_message_id))).all() == ["smsc-9"]
+        # The one no message takes is dropped once it is old, said in the log.
+        await session.execute(
+            update(KeptReceipt).values(received_at=utcnow() - KEPT_TTL - timedelta(seconds=1))
+        )
+        await session.commit()
+    with caplog.at_level(logging.WARNING, logger="crm_api.messages.sms.service"):
+        await service._retry_kept(time.monotonic())
+    assert "SMS receipt smsc-9 (DELIVRD, to 79265000009) dropped" in caplog.text
+    async with db() as session:
+        assert (await session.scalars(select(KeptReceipt))).all() == []

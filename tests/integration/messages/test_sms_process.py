@@ -8,6 +8,8 @@ import collections
 import os
 import signal
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from support.children import dies_with_us
@@ -151,6 +153,67 @@ async def test_sms_process_killed_mid_bulk_and_restarted_sends_every_message_onc
     per_dest = collections.Counter(r["dest"] for r in smsc.rows("submit"))
     assert len(per_dest) == count
     assert {d: n for d, n in per_dest.items() if n > 1} == {}
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_receipt_answered_before_its_submit_result_survives_a_kill(
+    api: RunningApi, settings: Settings, actors: dict[Role, Actor], tmp_path: Path
+) -> None:
+    # The SMSC answers the submit 6 s after sending its receipt: the receipt finds no part,
+    # waits its grace unanswered, is answered (the SMSC will not send it again), and then
+    # the worker is killed before the submit's answer is known. The next worker must
+    # still mark the message delivered, and must not send it again.
+    resp_delay = 6.0
+    slow = SmscProcess(tmp_path / "slow.jsonl", "--resp-delay", str(resp_delay))
+    await slow.start()
+    assert settings.redis_url
+    env = {
+        **os.environ,
+        "CALLCARD_DATABASE_URL": settings.database_url,
+        "CALLCARD_REDIS_URL": settings.redis_url,
+        "CALLCARD_SMPP_URL": slow.url,
+        "CALLCARD_SMS_CLAIM_S": "2",
+        "CALLCARD_SMS_RECEIPT_WAIT_S": "4",
+    }
+
+    async def start() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "crm_api.cli",
+            "sms",
+            env=env,
+            stderr=asyncio.subprocess.DEVNULL,
+            preexec_fn=dies_with_us(),
+        )
+
+    proc = await start()
+    try:
+        async with api.client(actors[Role.MANAGER].token) as http:
+            card = await make_client(http, "Крюков Олег", "+7 916 700-00-02")
+            sent = (await http.post(f"/clients/{card['id']}/sms", json={"text": "Счёт"})).json()
+            await wait_for(lambda: _rows_at_least(slow, "dlr", 1), within=30, step=0.02)
+            proc.kill()  # SIGKILL: the receipt was answered, the submit's answer not yet
+            await proc.wait()
+            [submit] = slow.rows("submit")
+            assert time.time() - submit["at"] < resp_delay, "killed too late for this test"
+            proc = await start()
+
+            async def delivered() -> bool:
+                r = await http.get(f"/messages/{sent['id']}")
+                return bool(r.json()["status"] == "delivered")
+
+            await wait_for(delivered, within=30, step=0.2)
+            await asyncio.sleep(5)  # past the hold: nothing goes again
+        assert [r["dest"] for r in slow.rows("submit")] == ["79167000002"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 20)
+        await slow.kill()
+
+
+async def _rows_at_least(smsc: SmscProcess, ev: str, n: int) -> bool:
+    return len(smsc.rows(ev)) >= n
 
 
 async def _submits_at_least(smsc: SmscProcess, n: int) -> bool:
