@@ -574,9 +574,12 @@ async def adopt(
     link died): taken only when they can belong to nothing else. The number's only
     recent message must be one waiting on such parts (uncertain), not being sent (its
     result could still bring the id): then the receipts are its own. Anything less
-    certain leaves them orphans, and the part goes again after its hold; while such
-    receipts keep coming (an SMSC delivering its backlog after a crash), every uncertain
-    message's hold starts again. Returns the ids adopted."""
+    certain leaves them unmatched (the caller keeps them and tries again), and the part
+    goes again after its hold. Each adoption starts every uncertain message's hold again:
+    an SMSC delivering its backlog after a crash is still bringing their receipts. A
+    receipt adopted by nothing does not: it may be anyone's (another sender on the
+    account, a message long settled), and a steady trickle of those would hold messages
+    in doubt forever. Returns the ids adopted."""
     by_number: dict[str, list[DeliveryReceipt]] = {}
     # One receipt per id: a copy delivered again (its session died while the first
     # waited unanswered) is not a receipt of another part.
@@ -609,7 +612,7 @@ async def adopt(
         return set()
     # Locked, and read again as they are now: a claim taking a message as its hold ends
     # and this adoption wait for each other. The claim won: the message is no longer
-    # uncertain and is left alone (its receipt stays an orphan); else the claim skips it.
+    # uncertain and is left alone (its receipt stays unmatched); else the claim skips it.
     # (Read unlocked, an adoption overwrote the claim it raced: the message counted as
     # delivered, and the claim sent it again.)
     still = {
