@@ -200,20 +200,22 @@ async def seed_demo(session: AsyncSession, clients: int = 50) -> list[DemoUser] 
         )
         await communications.record(
             session,
-            client_id=client.id,
-            kind=CommKind.CALL,
-            external_id=f"demo-call-{n}",
-            direction=CommDirection.INBOUND,
-            status="answered",
-            occurred_at=now - timedelta(days=n, hours=2),
-            user_id=author.id,
-            details={
-                "disposition": "answered",
-                "ring_s": 4.0,
-                "talk_s": 60.0 + n * 7,
-                "caller": client.phones[0].e164 if client.phones else None,
-                "agents": [author.extension] if author.extension else [],
-            },
+            communications.Fact(
+                client_id=client.id,
+                kind=CommKind.CALL,
+                external_id=f"demo-call-{n}",
+                direction=CommDirection.INBOUND,
+                status="answered",
+                occurred_at=now - timedelta(days=n, hours=2),
+                user_id=author.id,
+                details={
+                    "disposition": "answered",
+                    "ring_s": 4.0,
+                    "talk_s": 60.0 + n * 7,
+                    "caller": client.phones[0].e164 if client.phones else None,
+                    "agents": [author.extension] if author.extension else [],
+                },
+            ),
         )
     await seed_shifts(session, users)
     await seed_sales(

@@ -12,7 +12,13 @@ needs no transaction at all: it is applied to that row and written with one guar
 start, whose one write is the call's INSERT (the card is only read). Its end reads no row
 either: it is written from that live row, its UPDATE guarded. Events are processed
 idempotently: a replay after a reconnect or a retried stream entry finds the call already
-in that state and changes and pushes nothing."""
+in that state and changes and pushes nothing.
+
+Every run's statements are prebuilt Core statements run straight on a pooled asyncpg
+connection (`platform/db/direct.py`), in a transaction where the run needs one: a call
+event costs a few statements, and a session's machinery cost more CPU than they do. A run
+that comes to work done through the ORM (a new number's card, a missed call's callback)
+is done again in a session."""
 
 from __future__ import annotations
 
@@ -139,6 +145,11 @@ class _NeedsTransaction(Exception):
     """A start tried without a transaction has more to write than the call's row."""
 
 
+class _NeedsSession(_NeedsTransaction):
+    """A run on a direct connection came to work done through the ORM (a new number's
+    card, a missed call's callback): the run is done again in a session."""
+
+
 @functools.lru_cache(maxsize=64)
 def _insert_of(columns: frozenset[str]) -> InsertNew:
     """A call's first row with these columns given (the others NULL: a JSON column's
@@ -147,7 +158,8 @@ def _insert_of(columns: frozenset[str]) -> InsertNew:
     return InsertNew(_CALLS, ["pbx", "pbx_call_id"], values=values)
 
 
-_ADD_PARTICIPANTS = insert(cast(Table, CallParticipant.__table__))
+_PARTICIPANTS = cast(Table, CallParticipant.__table__)
+_ADD_PARTICIPANT = insert(_PARTICIPANTS).returning(_PARTICIPANTS.c.user_id)
 _RECORDINGS_OF = (
     select(_RECORDINGS.c.id, _RECORDINGS.c.file_name)
     .where(_RECORDINGS.c.call_id == bindparam("id"))
@@ -202,7 +214,7 @@ class _Prepared:
 class _Run:
     """One run of a call's events: where it writes, how, and what it read and made."""
 
-    # A transaction's session; a live call's run (`_on_live_row`) has statements only.
+    # A session, or a direct connection (`run.session` then raises `_NeedsSession`).
     db: Queryable
     # Every call is read locked; otherwise a live call is taken from this process's row.
     locked: bool = True
@@ -218,7 +230,8 @@ class _Run:
 
     @property
     def session(self) -> AsyncSession:
-        assert isinstance(self.db, AsyncSession), "a live call's run writes statements only"
+        if not isinstance(self.db, AsyncSession):
+            raise _NeedsSession
         return self.db
 
 
@@ -317,7 +330,9 @@ class CallService:
         for key in {self._key(event) for event in events}:
             await self._pushed(key)
         try:
-            frames = await self._on_live_row(events, again)
+            frames = None
+            with contextlib.suppress(_NeedsSession):
+                frames = await self._on_live_row(events, again)
             if frames is None and _a_start(events):
                 with contextlib.suppress(_NeedsTransaction):
                     frames = await self._in_transaction(
@@ -353,11 +368,28 @@ class CallService:
         """`locked`: every call is read locked; otherwise a live call is taken from this
         process's row of it and its UPDATE checks that it is still so. `autocommit`: a
         known caller's start, whose one write is the call's INSERT, needs no transaction
-        (`_NeedsTransaction` when it turns out to be another start)."""
+        (`_NeedsTransaction` when it turns out to be another start). The statements go
+        straight on a pooled connection unless the run needs the ORM: then it is done
+        again in a session (`_NeedsSession`)."""
+        if autocommit:
+            direct = connect_direct(self._engine, self._statements)
+            return await self._run_on(direct, events, locked, again, autocommit=True)
+        try:
+            direct = connect_direct(self._engine, self._sessions, transaction=True)
+            return await self._run_on(direct, events, locked, again)
+        except _NeedsSession:
+            return await self._run_on(self._sessions(), events, locked, again)
+
+    async def _run_on(
+        self,
+        opened: AbstractAsyncContextManager[Queryable],
+        events: Sequence[ev.CallEvent],
+        locked: bool,
+        again: bool,
+        *,
+        autocommit: bool = False,
+    ) -> Frames:
         frames: Frames = []
-        opened: AbstractAsyncContextManager[Queryable] = (
-            connect_direct(self._engine, self._statements) if autocommit else self._sessions()
-        )
         async with opened as db:
             run = _Run(db, locked=locked, autocommit=autocommit, again=again)
             # A call's row is written once per transaction where it can be (its changes
@@ -568,14 +600,13 @@ class CallService:
         return await self._insert_new(run, call, event)
 
     async def _read_locked(self, run: _Run, key: CallKey, event: ev.CallEvent) -> CallRow | None:
-        session, pbx = run.session, key[0]
-        by_pbx_id = await session.execute(_ROW_BY_PBX_ID, {"pbx": pbx, "id": event.call_id})
-        row = by_pbx_id.mappings().first()
-        if row is None and event.crm_call_id:
-            by_crm_id = await session.execute(_ROW_BY_CRM_ID, {"id": event.crm_call_id})
-            row = by_crm_id.mappings().first()
-        if row is None:
+        pbx = key[0]
+        rows = await core_rows(run.db, _ROW_BY_PBX_ID, {"pbx": pbx, "id": event.call_id})
+        if not rows and event.crm_call_id:
+            rows = await core_rows(run.db, _ROW_BY_CRM_ID, {"id": event.crm_call_id})
+        if not rows:
             return None
+        row = rows[0]._asdict()
         # Not in the session: `_write_read_calls` writes what the run changed.
         call = CallRow(**row)
         run.read.append((call, dict(row)))
@@ -768,21 +799,19 @@ class CallService:
         users = [agent] if agent else ([call.user_id] if call.user_id else [])
         return [notifier.answered(call, agent_ext, users)]
 
-    async def _participants(self, session: AsyncSession, call: CallRow) -> None:
+    async def _participants(self, db: Queryable, call: CallRow) -> None:
         """Who talked, each by the user their extension belonged to now (a transfer's
         every agent), and the call's own user (who placed a click-to-call)."""
         talk = call.talk_by_agent or {}
         rows: dict[int, dict[str, Any]] = {}
         for ext in call.agents:
-            user_id = await self._user_id_of(session, ext)
+            user_id = await self._user_id_of(db, ext)
             if user_id is not None and user_id not in rows:
                 rows[user_id] = {"user_id": user_id, "extension": ext, "talk_s": talk.get(ext)}
         if call.user_id is not None and call.user_id not in rows:
             rows[call.user_id] = {"user_id": call.user_id, "extension": None, "talk_s": None}
-        if rows:  # a Core INSERT: the ORM's unit of work costs more than the statement
-            await session.execute(
-                _ADD_PARTICIPANTS, [{"call_id": call.id, **r} for r in rows.values()]
-            )
+        for row in rows.values():  # usually one (a transfer's: one per agent)
+            await core_rows(db, _ADD_PARTICIPANT, {"call_id": call.id, **row})
 
     async def _recording(self, run: _Run, call: CallRow, event: ev.RecordingStarted) -> None:
         name = recordings.relative_path(event.file)
@@ -796,7 +825,6 @@ class CallService:
         )
 
     async def _ended(self, run: _Run, call: CallRow, event: ev.CallEnded) -> Frames:
-        session = run.session
         self._prepared.pop(self._key(event), None)
         run.prepared.pop(self._key(event), None)
         call.state = "ended"
@@ -822,24 +850,23 @@ class CallService:
         client: Client | None = None
         client_id = None if unanswered else self._card_of(call)
         if client_id is None:
-            client, _ = await self._client_for(session, call)
+            client, _ = await self._client_for(run.session, call)
             client_id = client.id if client is not None else None
-        rows = await session.execute(_RECORDINGS_OF, {"id": call.id})
+        rows = await core_rows(run.db, _RECORDINGS_OF, {"id": call.id})
         found = tuple((rec, name) for rec, name in rows)
         offered = self._offered(found) if event.talk_s > 0 else []
-        answered_user = await self._user_id_of(session, call.answered_by)
+        answered_user = await self._user_id_of(run.db, call.answered_by)
         if answered_user is not None:
             call.user_id = answered_user
-        await self._participants(session, call)
+        await self._participants(run.db, call)
         responsible = None
         if unanswered:
             responsible = await followup.responsible(
-                session, call, client, pick=self._pick, tz=self._tz, now=event.at
+                run.session, call, client, pick=self._pick, tz=self._tz, now=event.at
             )
         if client_id is not None:
             answered = event.disposition is ev.Disposition.ANSWERED
-            comm, created, has_open_callback = await communications.record(
-                session,
+            fact = communications.Fact(
                 client_id=client_id,
                 kind=CommKind.CALL,
                 external_id=f"call:{call.pbx}:{call.pbx_call_id}",
@@ -865,25 +892,30 @@ class CallService:
                     "recording_id": offered[0] if offered else None,
                     "ended_by": event.reason,
                 },
-                asking=followup.HAS_OPEN_CALLBACK if answered else None,
             )
-            call.communication_id = comm.id
-            if created and answered:
-                if has_open_callback:
+            asking = followup.HAS_OPEN_CALLBACK if answered else None
+            written = await communications.record_new(run.db, fact, asking)
+            if written is None:  # a replay of the fact: updated through the ORM
+                replayed = await communications.record(run.session, fact)
+                call.communication_id = replayed.communication.id
+            else:
+                call.communication_id = written["id"]
+            if written is not None and answered:
+                if written[followup.HAS_OPEN_CALLBACK.name]:
                     # A callback (or the client's own call) got through: nobody owes one now.
-                    await followup.close_callbacks(session, client_id, event.at)
+                    await followup.close_callbacks(run.db, client_id, event.at)
             elif (
-                created
+                written is not None
                 and client is not None
                 and unanswered
                 and responsible is not None
-                and not await followup.reached_since(session, client_id, call)
+                and not await followup.reached_since(run.session, client_id, call)
             ):
                 task = await followup.open_callback(
-                    session, call=call, client=client, assignee_id=responsible, at=event.at
+                    run.session, call=call, client=client, assignee_id=responsible, at=event.at
                 )
                 call.callback_task_id = task.id
-        return await self._end_frames(session, call, client_id, responsible)
+        return await self._end_frames(run.db, call, client_id, responsible)
 
     async def _ended_again(self, session: AsyncSession, call: CallRow) -> Frames:
         """The frames of an end already written, as they went out (or should have): their
@@ -895,10 +927,10 @@ class CallService:
         return await self._end_frames(session, call, self._card_of(call), responsible)
 
     async def _end_frames(
-        self, session: AsyncSession, call: CallRow, client_id: int | None, responsible: int | None
+        self, db: Queryable, call: CallRow, client_id: int | None, responsible: int | None
     ) -> Frames:
         # Everyone whose phone rang sees the call end, not only who owns the follow-up.
-        rung = [await self._user_id_of(session, ext) for ext in call.ringing]
+        rung = [await self._user_id_of(db, ext) for ext in call.ringing]
         users = sorted({u for u in (call.user_id, responsible, *rung) if u is not None})
         frames = [notifier.ended(call, client_id, users)]
         if call.callback_task_id is not None and client_id is not None and responsible:

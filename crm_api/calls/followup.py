@@ -27,6 +27,7 @@ from crm_api.calls.models import AnyCall, Call
 from crm_api.clients.models import Client
 from crm_api.clients.timeline.models import Communication
 from crm_api.platform.db.base import utcnow
+from crm_api.platform.db.direct import Queryable, core_rows
 from crm_api.schedules import service as schedules
 from crm_api.tasks.models import OPEN_CALLBACK as OPEN_CALLBACK_WHERE
 from crm_api.tasks.models import Task, TaskSource
@@ -204,7 +205,7 @@ async def reached_since(session: AsyncSession, client_id: int, call: AnyCall) ->
     return await session.scalar(_ANSWERED_LATER, params) is not None
 
 
-async def close_callbacks(session: AsyncSession, client_id: int, at: datetime) -> list[int]:
+async def close_callbacks(db: Queryable, client_id: int, at: datetime) -> list[int]:
     """A call with the client was answered: its open callback task is done."""
-    closed = await session.scalars(_CLOSE_CALLBACKS, {"client": client_id, "closed_at": at})
-    return list(closed)
+    closed = await core_rows(db, _CLOSE_CALLBACKS, {"client": client_id, "closed_at": at})
+    return [task_id for (task_id,) in closed]

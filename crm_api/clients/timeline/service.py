@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
@@ -171,12 +172,36 @@ _RECORDED = select(Communication).where(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """A communication another system produced (a call, an SMS), known by its external id."""
+
+    client_id: int
+    kind: CommKind
+    external_id: str
+    direction: CommDirection | None
+    status: str
+    occurred_at: datetime
+    user_id: int | None = None
+    subject: str | None = None
+    body: str | None = None
+    deal_id: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+_FACT_COLUMNS = tuple(f.name for f in fields(Fact))
+
+
 @functools.lru_cache(maxsize=8)
 def _record_new(asking: Label[Any] | None) -> InsertNew:
     """A new fact is one statement (returning what `asking` reads); a replay inserts
-    nothing."""
+    nothing. Every column named (the row's time too): it also runs on a direct
+    connection, where SQLAlchemy's Python-side defaults are not applied."""
     also = () if asking is None else (asking,)
-    return InsertNew(cast(Table, Communication.__table__), ["kind", "external_id"], also=also)
+    columns = (*_FACT_COLUMNS, "created_at")
+    values: dict[str, Any] = {column: bindparam(f"v_{column}") for column in columns}
+    table = cast(Table, Communication.__table__)
+    return InsertNew(table, ["kind", "external_id"], values=values, also=also)
 
 
 class Recorded(NamedTuple):
@@ -185,55 +210,35 @@ class Recorded(NamedTuple):
     asked: Any  # what `asking` read as the row was written (None on a replay)
 
 
-async def record(
-    session: AsyncSession,
-    *,
-    client_id: int,
-    kind: CommKind,
-    external_id: str,
-    direction: CommDirection | None,
-    status: str,
-    occurred_at: datetime,
-    user_id: int | None = None,
-    subject: str | None = None,
-    body: str | None = None,
-    deal_id: int | None = None,
-    details: dict[str, Any] | None = None,
-    asking: Label[Any] | None = None,
-) -> Recorded:
+async def record_new(
+    db: Queryable, fact: Fact, asking: Label[Any] | None = None
+) -> dict[str, Any] | None:
+    """The row of a fact written now (with what `asking` read, under its name); None for a
+    replay, which `record` updates."""
+    params = {f"v_{column}": getattr(fact, column) for column in _FACT_COLUMNS}
+    rows = await core_rows(db, _record_new(asking).on(db), {**params, "v_created_at": utcnow()})
+    return rows[0]._asdict() if rows else None
+
+
+async def record(session: AsyncSession, fact: Fact, asking: Label[Any] | None = None) -> Recorded:
     """Writes a communication produced by another system once: a replay of the same
     external fact updates the one row instead of adding a second. `asking`: an expression
     the INSERT returns as well (it may name the row written as `communications`), so what
     the writer needs to know next costs no statement of its own."""
-    values = {
-        "client_id": client_id,
-        "kind": kind,
-        "external_id": external_id,
-        "direction": direction,
-        "status": status,
-        "occurred_at": occurred_at,
-        "user_id": user_id,
-        "subject": subject,
-        "body": body,
-        "deal_id": deal_id,
-        "details": details or {},
-    }
-    statement = _record_new(asking).on(session)
-    inserted = (await session.execute(statement, values)).mappings().first()
-    if inserted is not None:
-        row = dict(inserted)
+    row = await record_new(session, fact, asking)
+    if row is not None:
         asked = row.pop(asking.name) if asking is not None else None
         # The row as written, in the session as if read: no second round trip for it.
         comm = Communication(**row, comments=[])
         make_transient_to_detached(comm)
         session.add(comm)
         return Recorded(comm, True, asked)
-    existing = await session.scalar(_RECORDED, {"kind": kind, "external_id": external_id})
-    assert existing is not None, f"{kind} {external_id}: neither inserted nor found"
-    existing.status = status
-    existing.details = {**existing.details, **(details or {})}
-    if user_id is not None:
-        existing.user_id = user_id
-    if body is not None:
-        existing.body = body
+    existing = await session.scalar(_RECORDED, {"kind": fact.kind, "external_id": fact.external_id})
+    assert existing is not None, f"{fact.kind} {fact.external_id}: neither inserted nor found"
+    existing.status = fact.status
+    existing.details = {**existing.details, **fact.details}
+    if fact.user_id is not None:
+        existing.user_id = fact.user_id
+    if fact.body is not None:
+        existing.body = fact.body
     return Recorded(existing, False, None)

@@ -12,7 +12,7 @@ from crm_api.clients import phones
 from crm_api.clients.models import Client
 from crm_api.clients.service import find_or_create_by_phone
 from crm_api.clients.timeline.models import CommDirection, CommKind, Communication
-from crm_api.clients.timeline.service import record
+from crm_api.clients.timeline.service import Fact, record
 from sms_gateway.types import InboundSms
 
 STOP_WORDS = frozenset({"STOP", "СТОП", "STOPALL", "UNSUBSCRIBE", "ОТПИСАТЬСЯ"})
@@ -43,15 +43,17 @@ async def receive(
     stop = is_stop(sms.text)
     comm, stored, _ = await record(
         session,
-        client_id=client.id,
-        kind=CommKind.SMS,
-        external_id=key,
-        direction=CommDirection.INBOUND,
-        status="received",
-        occurred_at=now,
-        user_id=client.manager_id,
-        body=sms.text,
-        details={"from": e164, "to": sms.destination, **({"opt_out": True} if stop else {})},
+        Fact(
+            client_id=client.id,
+            kind=CommKind.SMS,
+            external_id=key,
+            direction=CommDirection.INBOUND,
+            status="received",
+            occurred_at=now,
+            user_id=client.manager_id,
+            body=sms.text,
+            details={"from": e164, "to": sms.destination, **({"opt_out": True} if stop else {})},
+        ),
     )
     opted_out = stop and not client.sms_opted_out
     if stop:

@@ -161,17 +161,38 @@ def dialect_of(db: Queryable) -> Dialect:
 
 @asynccontextmanager
 async def connect_direct(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], *, transaction: bool = False
 ) -> AsyncIterator[Queryable]:
-    """A direct connection on PostgreSQL; elsewhere a session from `sessions` (autocommit
-    ones, for a use that writes)."""
+    """A direct connection on PostgreSQL, its statements in one transaction if
+    `transaction` (committed at the end, rolled back by an exception); elsewhere a session
+    from `sessions` (autocommit ones for a use that writes without a transaction), which
+    the use commits."""
     if engine.dialect.driver != "asyncpg":
         async with sessions() as session:
             yield session
         return
     pooled = await _checkout(engine)
     try:
-        yield DirectConnection(engine, pooled)
+        conn = DirectConnection(engine, pooled)
+        if not transaction:
+            yield conn
+            return
+        driver: asyncpg.Connection[Any] = pooled.driver_connection
+        begun = driver.transaction()
+        await begun.start()
+        try:
+            yield conn
+        except asyncio.CancelledError:
+            # No round trip while cancelled: the server rolls back what it loses the
+            # connection of (a statement cancelled has dropped it already).
+            if pooled.is_valid:
+                pooled.invalidate()
+            raise
+        except BaseException:
+            if not driver.is_closed():
+                await begun.rollback()
+            raise
+        await begun.commit()
     finally:
         pooled.close()
 

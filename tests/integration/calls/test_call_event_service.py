@@ -7,13 +7,13 @@ import shutil
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import Executable, select
-from sqlalchemy import event as db_events
+from sqlalchemy import select
 from support.call_events import answered_call, at, call_sink, handled
 from support.factories import Actor, make_user, on_shift_all_week
 from support.publish_faults import FailOnce
 from support.server import RunningApi, running_api
 from support.sms import make_client
+from support.statements import statements_sent
 from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
@@ -22,7 +22,6 @@ from crm_api.calls.consumer import CallService
 from crm_api.calls.models import Call, Recording
 from crm_api.calls.pipeline import start_call_events
 from crm_api.clients.timeline.models import Communication
-from crm_api.platform.db.direct import DirectConnection
 from crm_api.platform.realtime.frames import Frame
 from crm_api.platform.settings import Settings
 from crm_api.tasks.models import Task
@@ -158,7 +157,7 @@ async def test_unknown_number_gets_a_fresh_card_and_a_missed_call_is_followed_up
 
 
 async def test_an_answered_call_closes_its_own_clients_callback_and_no_other(
-    calls_api: RunningApi, actors: dict[Role, Actor], db
+    calls_api: RunningApi, actors: dict[Role, Actor], db, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A client who has no callback open costs the answered call's end no UPDATE of the
     tasks; one who has gets it closed, and another client's stays open."""
@@ -176,13 +175,11 @@ async def test_an_answered_call_closes_its_own_clients_callback_and_no_other(
 
     closing: list[str] = []
 
-    def seen(_conn, _cursor, statement: str, *_: object) -> None:
+    def seen(statement: str) -> None:
         if statement.startswith("UPDATE tasks"):
             closing.append(statement)
 
-    engine = services.sessions.kw["bind"].sync_engine
-    db_events.listen(engine, "before_cursor_execute", seen)
-    try:
+    with statements_sent(services.sessions.kw["bind"], monkeypatch, seen):
         await feed(api, answered_call("ok2", caller="89162220002", caller_e164="+79162220002"))
         await wait_for(lambda: handled(services))
         assert closing == []
@@ -191,8 +188,6 @@ async def test_an_answered_call_closes_its_own_clients_callback_and_no_other(
         await feed(api, answered_call("ok1", caller="89161110001", caller_e164="+79161110001"))
         await wait_for(lambda: handled(services))
         assert len(closing) == 1
-    finally:
-        db_events.remove(engine, "before_cursor_execute", seen)
     async with db() as session:
         assert (await session.get_one(Task, task.id)).done_at == at(5.2)
 
@@ -271,7 +266,7 @@ async def test_a_start_and_its_ring_read_together_pop_before_the_ring_is_written
                           pbx=settings.pbx_name)  # fmt: skip
     order: list[str] = []
 
-    def seen(_conn, _cursor, statement: str, *_: object) -> None:
+    def seen(statement: str) -> None:
         order.append(" ".join(statement.split()[:3]))
 
     publish = services.hub.publish
@@ -281,20 +276,11 @@ async def test_a_start_and_its_ring_read_together_pop_before_the_ring_is_written
         return await publish(frame)
 
     services.hub.publish = noted
-    rows = DirectConnection.rows
-
-    async def direct(conn: DirectConnection, statement: Executable, params: dict) -> list:
-        order.append(" ".join(str(statement).split()[:3]))  # as SQLAlchemy would send it
-        return await rows(conn, statement, params)
-
-    monkeypatch.setattr(DirectConnection, "rows", direct)
     start, _, ring, _, _ = answered_call("together1")
-    engine = services.sessions.kw["bind"].sync_engine
-    db_events.listen(engine, "before_cursor_execute", seen)
     try:
-        await service.handle([start, ring])
+        with statements_sent(services.sessions.kw["bind"], monkeypatch, seen):
+            await service.handle([start, ring])
     finally:
-        db_events.remove(engine, "before_cursor_execute", seen)
         services.hub.publish = publish
     pop = order.index("call.ringing")
     assert "INSERT INTO calls" in order[:pop], order  # the call it pops is written

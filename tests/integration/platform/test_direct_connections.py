@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import bindparam, func, literal, select, text
+from sqlalchemy import bindparam, func, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from support.factories import Actor
 from support.server import RunningApi
@@ -136,3 +136,61 @@ async def test_a_dropped_server_connection_fails_one_read_only(
         await asyncio.sleep(0.2)
         statuses = [(await http.get(lookup[0], params=lookup[1])).status_code for _ in range(4)]
     assert statuses[1:] == [200, 200, 200], statuses
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_direct_transaction_commits_at_its_end_and_leaves_nothing_of_a_failed_use(
+    api: RunningApi,
+    actors: dict[Role, Actor],
+    db: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    """What a failed or cancelled use wrote is undone and its row locks are released (a
+    connection back in the pool mid-transaction would keep both); a use that ends
+    commits."""
+    card = await _card_with_history(api, actors[Role.ADMIN])
+    engine = db.kw["bind"]
+    rename = (
+        update(Client)
+        .where(Client.id == bindparam("card"))
+        .values(name=bindparam("new_name"))
+        .returning(Client.id)
+    )
+    # The card is looked at through connections of its own, never one a use gave back.
+    elsewhere = make_engine(settings.database_url)
+    others = make_read_sessionmaker(elsewhere)
+
+    async def renamed_elsewhere(name: str) -> str:
+        """Another transaction changes the card: no lock of the use is held (a cancelled
+        statement's backend sees its connection gone once the statement is over)."""
+        async with others() as session, session.begin():
+            await session.execute(text("SET LOCAL lock_timeout = '10s'"))
+            await session.execute(rename, {"card": card["id"], "new_name": name})
+        async with others() as session:
+            return str(await session.scalar(select(Client.name).where(Client.id == card["id"])))
+
+    async def stuck() -> None:
+        async with connect_direct(engine, db, transaction=True) as conn:
+            await core_rows(conn, rename, {"card": card["id"], "new_name": "Вторая"})
+            await core_rows(conn, select(func.pg_sleep(1)), {})
+
+    try:
+        with pytest.raises(RuntimeError):
+            async with connect_direct(engine, db, transaction=True) as conn:
+                await core_rows(conn, rename, {"card": card["id"], "new_name": "Первая"})
+                raise RuntimeError("the use fails")
+        assert await renamed_elsewhere("После сбоя") == "После сбоя"
+        task = asyncio.create_task(stuck())
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await renamed_elsewhere("После отмены") == "После отмены"
+        async with connect_direct(engine, db, transaction=True) as conn:
+            await core_rows(conn, rename, {"card": card["id"], "new_name": "Третья"})
+        async with others() as session:
+            assert await session.scalar(select(Client.name).where(Client.id == card["id"])) == (
+                "Третья"
+            )
+    finally:
+        await elsewhere.dispose()
