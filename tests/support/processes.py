@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +12,9 @@ from pathlib import Path
 import httpx
 
 from crm_api.platform.settings import Settings
-from support.children import dies_with_us
 from support.metrics import Scrape, scrape
 from support.peers import free_port
+from support.server import spawn_callcard
 from support.waiting import wait_for
 from telephony.ami.simulator import AmiSimulator
 
@@ -50,25 +48,12 @@ async def headless(
 ) -> AsyncIterator[HeadlessProcess]:
     port = free_port()
     environ = {
-        **os.environ,
         "CALLCARD_METRICS_BIND": f"127.0.0.1:{port}",
-        "CALLCARD_SEED_DEMO_ON_FIRST_RUN": "false",
         "CALLCARD_LOG_FORMAT": "json",
         **env,
     }
     log = log_dir / f"{name}.log"
-    output = await asyncio.to_thread(open, log, "ab")
-    with output:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "crm_api.cli",
-            command,
-            env=environ,
-            stdout=output,
-            stderr=output,
-            preexec_fn=dies_with_us(),
-        )
+    proc = await spawn_callcard(["-m", "crm_api.cli", command], environ, log)
     running = HeadlessProcess(name, proc, f"http://127.0.0.1:{port}/metrics", log)
     try:
         yield running

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +125,24 @@ finally:
 """
 
 
+async def spawn_callcard(
+    args: Sequence[str], env: Mapping[str, str], log: Path | None
+) -> asyncio.subprocess.Process:
+    """`python <args>` (a `callcard` command) as the tests start one: no demo data, its
+    output to `log`, ending when the test process does."""
+    environ = {**os.environ, "CALLCARD_SEED_DEMO_ON_FIRST_RUN": "false", **env}
+    output = await asyncio.to_thread(open, log or os.devnull, "ab")
+    with output:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            *args,
+            env=environ,
+            stdout=output,
+            stderr=output,
+            preexec_fn=dies_with_us(),
+        )
+
+
 @contextlib.asynccontextmanager
 async def api_process(
     database_url: str, *, log: Path | None = None, profile: Path | None = None, **env: str
@@ -133,26 +151,11 @@ async def api_process(
     durability tests: it can be killed). `log` receives its output; `profile`, the
     process's cProfile statistics when it has stopped."""
     port = free_port()
-    environ = {
-        **os.environ,
-        "CALLCARD_DATABASE_URL": database_url,
-        "CALLCARD_BIND_PORT": str(port),
-        "CALLCARD_SEED_DEMO_ON_FIRST_RUN": "false",
-        **env,
-    }
-    output = await asyncio.to_thread(open, log or os.devnull, "ab")
-    with output:
-        command = ["-m", "crm_api.cli", "api"]
-        if profile is not None:
-            command = ["-c", _PROFILED, str(profile)]
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *command,
-            env=environ,
-            stdout=output,
-            stderr=output,
-            preexec_fn=dies_with_us(),
-        )
+    command = ["-m", "crm_api.cli", "api"]
+    if profile is not None:
+        command = ["-c", _PROFILED, str(profile)]
+    environ = {"CALLCARD_DATABASE_URL": database_url, "CALLCARD_BIND_PORT": str(port), **env}
+    proc = await spawn_callcard(command, environ, log)
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient() as probe:
@@ -190,19 +193,7 @@ async def callcard_process(
 ) -> AsyncIterator[CallcardProcess]:
     """Another `callcard` command (e.g. `telephony`) as its own process, stopped with
     SIGTERM at the end unless the test killed it; `log` receives its output."""
-    environ = {**os.environ, "CALLCARD_SEED_DEMO_ON_FIRST_RUN": "false", **env}
-    output = await asyncio.to_thread(open, log, "ab")
-    with output:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "crm_api.cli",
-            command,
-            env=environ,
-            stdout=output,
-            stderr=output,
-            preexec_fn=dies_with_us(),
-        )
+    proc = await spawn_callcard(["-m", "crm_api.cli", command], env, log)
     try:
         yield CallcardProcess(proc)
     finally:

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -104,26 +105,7 @@ async def test_sms_process_killed_mid_bulk_and_restarted_sends_every_message_onc
     api: RunningApi, settings: Settings, smsc: SmscProcess, actors: dict[Role, Actor]
 ) -> None:
     count = 200
-    assert settings.redis_url
-    env = {
-        **os.environ,
-        "CALLCARD_DATABASE_URL": settings.database_url,
-        "CALLCARD_REDIS_URL": settings.redis_url,
-        "CALLCARD_SMPP_URL": smsc.url,
-        "CALLCARD_SMS_CLAIM_S": "2",  # a dead worker's claims are looked at after 2 s
-        "CALLCARD_SMS_RECEIPT_WAIT_S": "4",
-    }
-
-    async def start() -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "crm_api.cli",
-            "sms",
-            env=env,
-            stderr=asyncio.subprocess.DEVNULL,
-            preexec_fn=dies_with_us(),
-        )
+    start = _restartable_sms(settings, smsc)
 
     async with api.client(actors[Role.SUPERVISOR].token) as http:
         await make_clients(http, count, prefix="Crash")
@@ -166,26 +148,7 @@ async def test_a_receipt_answered_before_its_submit_result_survives_a_kill(
     resp_delay = 6.0
     slow = SmscProcess(tmp_path / "slow.jsonl", "--resp-delay", str(resp_delay))
     await slow.start()
-    assert settings.redis_url
-    env = {
-        **os.environ,
-        "CALLCARD_DATABASE_URL": settings.database_url,
-        "CALLCARD_REDIS_URL": settings.redis_url,
-        "CALLCARD_SMPP_URL": slow.url,
-        "CALLCARD_SMS_CLAIM_S": "2",
-        "CALLCARD_SMS_RECEIPT_WAIT_S": "4",
-    }
-
-    async def start() -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "crm_api.cli",
-            "sms",
-            env=env,
-            stderr=asyncio.subprocess.DEVNULL,
-            preexec_fn=dies_with_us(),
-        )
+    start = _restartable_sms(settings, slow)
 
     proc = await start()
     try:
@@ -210,6 +173,35 @@ async def test_a_receipt_answered_before_its_submit_result_survives_a_kill(
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 20)
         await slow.kill()
+
+
+def _restartable_sms(
+    settings: Settings, smsc: SmscProcess
+) -> Callable[[], Awaitable[asyncio.subprocess.Process]]:
+    """How a test starts `callcard sms` (again, after killing it): a dead worker's claims
+    are looked at after 2 s, a message in doubt waits 4 s for its receipts."""
+    assert settings.redis_url
+    env = {
+        **os.environ,
+        "CALLCARD_DATABASE_URL": settings.database_url,
+        "CALLCARD_REDIS_URL": settings.redis_url,
+        "CALLCARD_SMPP_URL": smsc.url,
+        "CALLCARD_SMS_CLAIM_S": "2",
+        "CALLCARD_SMS_RECEIPT_WAIT_S": "4",
+    }
+
+    async def start() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "crm_api.cli",
+            "sms",
+            env=env,
+            stderr=asyncio.subprocess.DEVNULL,
+            preexec_fn=dies_with_us(),
+        )
+
+    return start
 
 
 async def _rows_at_least(smsc: SmscProcess, ev: str, n: int) -> bool:
