@@ -23,6 +23,7 @@ from support.servers import PgServer, postgres_server, redis_server
 from support.smsc import SmscProcess
 
 from crm_api.accounts.models import Role
+from crm_api.clients.directories.models import BUILTIN_LEAD_SOURCES
 from crm_api.models import Base
 from crm_api.platform.db.migrate import upgrade_url
 from crm_api.platform.db.session import make_engine, make_sessionmaker
@@ -106,6 +107,11 @@ async def reset_database(url: str) -> None:
                         await conn.execute(text(f"DELETE FROM {table}"))
             await conn.execute(text("DELETE FROM lead_sources WHERE code IS NULL"))
             await conn.execute(text("DELETE FROM deal_stages WHERE code IS NULL"))
+            for code, name in BUILTIN_LEAD_SOURCES.items():  # undo renames (the fuzz's)
+                await conn.execute(
+                    text("UPDATE lead_sources SET name = :name WHERE code = :code"),
+                    {"name": name, "code": code},
+                )
             for row in builtin_stage_rows():  # undo renames and reorders
                 await conn.execute(
                     text(

@@ -15,6 +15,11 @@ class LeadSource(Base):
     code: Mapped[str | None] = mapped_column(String(50), unique=True)
 
 
+# The sources the migrations made, by code, with the names they were made with (an admin
+# may rename them; tests resetting a database to its migrated state restore these).
+BUILTIN_LEAD_SOURCES = {"incoming_call": "Входящий звонок", "incoming_sms": "Входящее SMS"}
+
+
 class Segment(Base):
     __tablename__ = "segments"
 
