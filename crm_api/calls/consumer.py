@@ -17,8 +17,8 @@ in that state and changes and pushes nothing.
 Every run's statements are prebuilt Core statements run straight on a pooled asyncpg
 connection (`platform/db/direct.py`), in a transaction where the run needs one: a call
 event costs a few statements, and a session's machinery cost more CPU than they do. A run
-that comes to work done through the ORM (a new number's card, a missed call's callback)
-is done again in a session."""
+that comes to work done through the ORM (a missed call's callback) is done again in a
+session; a new number's start, found new without a transaction, goes to one at once."""
 
 from __future__ import annotations
 
@@ -333,17 +333,26 @@ class CallService:
             frames = None
             with contextlib.suppress(_NeedsSession):
                 frames = await self._on_live_row(events, again)
+            in_session = False
             if frames is None and _a_start(events):
-                with contextlib.suppress(_NeedsTransaction):
+                try:
                     frames = await self._in_transaction(
                         events, locked=False, again=again, autocommit=True
                     )
+                except _NeedsSession:
+                    in_session = True  # not worth a try on a direct connection either
+                except _NeedsTransaction:
+                    pass
             if frames is None:
                 try:
-                    frames = await self._in_transaction(events, locked=False, again=again)
+                    frames = await self._in_transaction(
+                        events, locked=False, again=again, in_session=in_session
+                    )
                 except _Moved:
                     self.forget({self._key(event) for event in events}.__contains__)
-                    frames = await self._in_transaction(events, locked=True, again=again)
+                    frames = await self._in_transaction(
+                        events, locked=True, again=again, in_session=in_session
+                    )
         except BaseException:
             # Written or not: the next run of these calls reads their rows.
             calls = {self._key(event) for event in events}
@@ -364,21 +373,23 @@ class CallService:
         locked: bool,
         again: bool,
         autocommit: bool = False,
+        in_session: bool = False,
     ) -> Frames:
         """`locked`: every call is read locked; otherwise a live call is taken from this
         process's row of it and its UPDATE checks that it is still so. `autocommit`: a
         known caller's start, whose one write is the call's INSERT, needs no transaction
-        (`_NeedsTransaction` when it turns out to be another start). The statements go
-        straight on a pooled connection unless the run needs the ORM: then it is done
-        again in a session (`_NeedsSession`)."""
+        (`_NeedsTransaction` when it turns out to be another start, `_NeedsSession` when
+        its caller is a new number). The statements go straight on a pooled connection
+        unless the run needs the ORM (`in_session`, or found out: `_NeedsSession`): then it
+        is done in a session."""
         if autocommit:
             direct = connect_direct(self._engine, self._statements)
             return await self._run_on(direct, events, locked, again, autocommit=True)
-        try:
-            direct = connect_direct(self._engine, self._sessions, transaction=True)
-            return await self._run_on(direct, events, locked, again)
-        except _NeedsSession:
-            return await self._run_on(self._sessions(), events, locked, again)
+        if not in_session:
+            with contextlib.suppress(_NeedsSession):
+                direct = connect_direct(self._engine, self._sessions, transaction=True)
+                return await self._run_on(direct, events, locked, again)
+        return await self._run_on(self._sessions(), events, locked, again)
 
     async def _run_on(
         self,
@@ -639,16 +650,21 @@ class CallService:
     def _e164(self, number: str | None) -> str | None:
         return _e164(number, self._region)
 
-    async def _client_for(self, session: AsyncSession, call: CallRow) -> tuple[Client | None, bool]:
+    def _party(self, call: CallRow) -> str | None:
+        """The external party's number in E.164: None for an internal call, and for an
+        anonymous, withheld or garbage number (nobody to put the call on)."""
+        if call.direction == ev.Direction.INTERNAL:
+            return None
+        return self._e164(call.caller if call.direction == ev.Direction.INBOUND else call.callee)
+
+    async def _client_for(self, run: _Run, call: CallRow) -> tuple[Client | None, bool]:
         """The card of the external party; a fresh card for an unknown number, named
         after the caller when the PBX gave a person's name. Its own columns only, no
         related objects: the pop's summary is one query of its own."""
-        if call.direction == ev.Direction.INTERNAL:
+        e164 = self._party(call)
+        if e164 is None:
             return None, False
-        number = call.caller if call.direction == ev.Direction.INBOUND else call.callee
-        e164 = self._e164(number)
-        if e164 is None:  # anonymous, withheld or garbage: nobody to put it on
-            return None, False
+        session = run.session
         if call.client_id is not None:
             # From the session when an earlier event of the run loaded it.
             client = await session.get(Client, call.client_id)
@@ -670,10 +686,9 @@ class CallService:
 
     def _card_of(self, call: CallRow) -> int | None:
         """The card an earlier event of the call found (as `_client_for` would)."""
-        if call.client_id is None or call.direction == ev.Direction.INTERNAL:
+        if call.client_id is None:
             return None
-        number = call.caller if call.direction == ev.Direction.INBOUND else call.callee
-        return call.client_id if self._e164(number) is not None else None
+        return call.client_id if self._party(call) is not None else None
 
     async def _user_id_of(self, db: Queryable, extension: str | None) -> int | None:
         """The id of the active user on `extension`, from the map; an extension the map
@@ -694,10 +709,10 @@ class CallService:
             call.state = "ringing"
         inbound = call.direction == ev.Direction.INBOUND
         card = await self._known_caller(run.db, call) if inbound else None
-        if card is None and run.autocommit:
-            raise _NeedsTransaction  # a new number's card is made with the call
+        if card is None and run.autocommit and self._party(call) is not None:
+            raise _NeedsSession  # a new number's card is made with the call, in a session
         if card is None:
-            client, _ = await self._client_for(run.session, call)
+            client, _ = await self._client_for(run, call)
             if client is not None and inbound:
                 card = await caller_card(run.session, client)
         if call.id is None:  # the frames and the run's next events need its id
@@ -757,7 +772,7 @@ class CallService:
         # Made for this card (a start retried after a rollback may have made another).
         if prepared is not None and call.client_id == prepared.client_id:
             return prepared.summary
-        client, _ = await self._client_for(run.session, call)
+        client, _ = await self._client_for(run, call)
         card = NOBODY if client is None else await caller_card(run.session, client)
         return card.model_dump(mode="json")
 
@@ -772,7 +787,7 @@ class CallService:
         # (Delivered again: its pop may have been lost with the worker that wrote the ring;
         # sent again, it is dropped where it did go out, by its tag.)
         if call.direction == ev.Direction.OUTBOUND:
-            await self._client_for(run.session, call)
+            await self._client_for(run, call)
             return []  # the manager placed this call: nothing to pop
         prepared = self._prepared.get(self._key(event))
         if prepared is not None and event.agent in prepared.popped:
@@ -850,7 +865,7 @@ class CallService:
         client: Client | None = None
         client_id = None if unanswered else self._card_of(call)
         if client_id is None:
-            client, _ = await self._client_for(run.session, call)
+            client, _ = await self._client_for(run, call)
             client_id = client.id if client is not None else None
         rows = await core_rows(run.db, _RECORDINGS_OF, {"id": call.id})
         found = tuple((rec, name) for rec, name in rows)

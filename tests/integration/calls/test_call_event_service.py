@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from support.waiting import wait_for
 from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
+from crm_api.calls import consumer
 from crm_api.calls.consumer import CallService
 from crm_api.calls.models import Call, Recording
 from crm_api.calls.pipeline import start_call_events
@@ -286,6 +288,35 @@ async def test_a_start_and_its_ring_read_together_pop_before_the_ring_is_written
     assert "INSERT INTO calls" in order[:pop], order  # the call it pops is written
     assert "UPDATE calls SET" in order[pop:], order  # its ring after the pop
     assert not [s for s in order[:pop] if s.startswith(("BEGIN", "UPDATE"))], order
+
+
+async def test_a_new_numbers_start_goes_to_one_transaction_and_an_anonymous_one_to_none(
+    calls_api: RunningApi, db, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new number's card is made with its call in a session: found new without a
+    transaction, the start is not tried in a direct transaction first (to be rolled back
+    at the card). A withheld number has no card to make: its start needs no transaction."""
+    services = calls_api.app.state.services
+    service = CallService(services.sessions, services.hub, region=settings.default_region,
+                          recordings_dir=settings.recordings_dir, tz=settings.tz,
+                          pbx=settings.pbx_name)  # fmt: skip
+    direct_transactions: list[bool] = []
+    connect = consumer.connect_direct
+
+    def counted(*args: Any, transaction: bool = False) -> Any:
+        direct_transactions.append(transaction)
+        return connect(*args, transaction=transaction)
+
+    monkeypatch.setattr(consumer, "connect_direct", counted)
+    new_start = answered_call("new1", caller="89163330003", caller_e164="+79163330003")[0]
+    withheld = replace(answered_call("anon1")[0], caller="anonymous", caller_name="Anonymous")
+    await service.handle([new_start])
+    await service.handle([withheld])
+    assert direct_transactions == [False, False]  # each start's try without a transaction
+    async with db() as session:
+        calls = {c.pbx_call_id: c for c in (await session.scalars(select(Call))).all()}
+    assert calls["new1"].client_id is not None and calls["anon1"].client_id is None
+    assert calls["anon1"].caller is None and calls["new1"].caller == "+79163330003"
 
 
 async def test_queue_call_pops_every_member_and_is_one_communication(
