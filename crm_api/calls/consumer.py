@@ -712,9 +712,9 @@ class CallService:
         if card is None and run.autocommit and self._party(call) is not None:
             raise _NeedsSession  # a new number's card is made with the call, in a session
         if card is None:
-            client, _ = await self._client_for(run, call)
+            client, made = await self._client_for(run, call)
             if client is not None and inbound:
-                card = await caller_card(run.session, client)
+                card = await caller_card(run.session, client, made=made)
         if call.id is None:  # the frames and the run's next events need its id
             written = await self._insert_new(run, call, event)
             if written is not call:

@@ -499,6 +499,8 @@ async def find_or_create_by_phone(
     )
     async with session.begin_nested():
         client = await create_client(session, None, data, "ZZ")
+    if not load:  # its own columns, as just written: nothing to read back
+        return client, True
     loaded = await load_card(session, client.id, load)
     assert loaded is not None
     return loaded, True

@@ -159,9 +159,13 @@ async def summary_by_phone(db: Queryable, actor: User, e164: str) -> ClientSumma
     return card
 
 
-async def caller_card(session: AsyncSession, client: Client) -> CallerCard:
+async def caller_card(session: AsyncSession, client: Client, *, made: bool = False) -> CallerCard:
+    """`made`: the card was made in this transaction, so nothing is on it yet."""
     untouched = client.created_by_id is None and client.updated_by_id is None
-    return await _caller_card(session, await summary_of(session, client.id), untouched)
+    summary = await summary_of(session, client.id)
+    if made:
+        return _pop_card(summary, untouched, [], [], [])
+    return await _caller_card(session, summary, untouched)
 
 
 async def caller_card_by_phone(db: Queryable, e164: str) -> CallerCard | None:
@@ -203,6 +207,16 @@ async def _caller_card(db: Queryable, summary: ClientSummary, untouched: bool) -
                     params=row.details,
                 )
             )
+    return _pop_card(summary, untouched, recent, deals, tasks)
+
+
+def _pop_card(
+    summary: ClientSummary,
+    untouched: bool,
+    recent: list[CommunicationPublic],
+    deals: list[PopDeal],
+    tasks: list[PopTask],
+) -> CallerCard:
     # A card the PBX made for an unknown number that nobody has filled in yet.
     is_new = untouched and not recent
     return CallerCard(
