@@ -1,6 +1,7 @@
 """A test process killed without its cleanup (SIGKILL, as an impatient CI runner or a
 second Ctrl-C does) leaves none of the processes it started running: not its PostgreSQL
-(which `pg_ctl` would have daemonized), its Redis, or its `callcard api`."""
+(which `pg_ctl` would have daemonized), its Redis, or its `callcard api`; and the next
+run that starts a server removes the data folders the killed one left."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.scratch import scratch_dir, sweep
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -107,6 +109,15 @@ def test_nothing_a_killed_test_process_started_keeps_running() -> None:
         ):
             time.sleep(0.1)
         assert left == {}, f"left running after their owner was killed: {left}"
+        assert len(folders) == 2 and all(folder.is_dir() for folder in folders), folders
+        # As the next run's servers do, making their folders:
+        removed = set(sweep("callcard-pg-")) | set(sweep("callcard-redis-"))
+        assert folders <= removed and not any(folder.exists() for folder in folders)
+        ours = scratch_dir("callcard-pg-")
+        try:
+            assert ours.is_dir() and ours not in sweep("callcard-pg-")  # a live run's stays
+        finally:
+            shutil.rmtree(ours, ignore_errors=True)
     finally:
         if owner.poll() is None:
             owner.kill()

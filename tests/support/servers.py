@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import redis
 
 from support.children import dies_with_us
 from support.peers import free_port, missing, port_open
+from support.scratch import scratch_dir
 
 PG_URL_VAR = "CALLCARD_TEST_PG_URL"
 REDIS_URL_VAR = "CALLCARD_TEST_REDIS_URL"
@@ -85,7 +85,7 @@ def throwaway_postgres() -> Iterator[PgServer]:
     if bindir is None:
         missing("PostgreSQL", "no initdb found (make test installs Debian's postgresql)")
     assert bindir is not None
-    home = Path(tempfile.mkdtemp(prefix="callcard-pg-"))
+    home = scratch_dir("callcard-pg-")
     data = home / "data"
     if os.geteuid() == 0:
         shutil.chown(home, "postgres", "postgres")
@@ -155,7 +155,7 @@ class RedisServer:
         self.binary = binary
         self.port = free_port()
         self.appendonly = appendonly
-        self.dir = Path(tempfile.mkdtemp(prefix="callcard-redis-"))
+        self.dir = scratch_dir("callcard-redis-")
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
