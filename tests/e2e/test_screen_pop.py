@@ -148,8 +148,8 @@ async def test_unknown_caller_gets_a_prefilled_new_card(
     await pbx(app, *ringing(call_id, "8 999 765-43-21"))
     form = page.get_by_test_id("new-card-form")
     await expect(form).to_be_visible()
-    # The number as the PBX normalised it (E.164 in every field, whatever form it came in).
-    await expect(form.get_by_label("Phone")).to_have_value("+79997654321")
+    # The number as the PBX normalised it, shown as the call's header shows it.
+    await expect(form.get_by_label("Phone")).to_have_value("+7\u00a0999\u00a0765\u201143\u201121")
     save = form.get_by_role("button", name="Save")
     await expect(save).to_be_disabled()  # no name yet: nothing can be written
     await form.get_by_label("Name").fill("Новиков Пётр")

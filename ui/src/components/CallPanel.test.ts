@@ -46,7 +46,8 @@ describe('CallPanel', () => {
     setLang('en')
     const w = render(call({ client: { id: 9, name: '+79161234567', company_name: null, is_new: true, manager: null } }))
     const form = w.get('[data-testid=new-card-form]')
-    expect((form.get('input[name=phone]').element as HTMLInputElement).value).toBe('+79161234567')
+    // As the call's header shows it (the card is written with the E.164 number).
+    expect((form.get('input[name=phone]').element as HTMLInputElement).value).toBe('+7\u00a0916\u00a0123\u201145\u201167')
     expect(w.find('[data-testid=call-client-name]').exists()).toBe(false)
   })
 
