@@ -20,7 +20,8 @@ then include the profiler's) and prints its heaviest entries at the end.
 
 Phases: every rate in BENCH_CALL_RATE (comma-separated, default 50 calls/s) × every lead
 in BENCH_LEAD (default "spread,none"), BENCH_SECONDS each (default 20); each call is the
-captured answered inbound call with a caller drawn from the seeded clients."""
+captured answered inbound call with a caller drawn from the seeded clients, or, for the
+share BENCH_NEW_CALLERS (default 0), from numbers no card has (a fresh card at each start)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,9 @@ from telephony.ami.simulator import AmiSimulator, Pairs, prepare
 RATES = [float(r) for r in os.environ.get("BENCH_CALL_RATE", "50").split(",")]
 SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 LEADS = os.environ.get("BENCH_LEAD", "spread,none").split(",")
+# The share of calls from numbers no card has (each gets a fresh card at its start).
+NEW_CALLERS = float(os.environ.get("BENCH_NEW_CALLERS", "0"))
+_UNSEEN = iter(range(CLIENTS + 1, 10_000_000))  # number(i) of these is nobody's, in any phase
 DRAIN_IDLE_S = 60.0  # a backlog behind an overloaded API may hold the first pop this long
 CAPTURE_CALLER = "79161234567"  # the caller of the incoming-answered capture
 PROFILE = os.environ.get("BENCH_PROFILE")
@@ -197,10 +201,15 @@ async def _phase(
 
     listener = asyncio.create_task(listen())
     rng = random.Random(3)
+
     # Each call's events are made (fresh ids, its caller) before the clock starts: a PBX
     # spends nothing of this machine's CPU on that, and the phase measures Callcard's.
+    def caller() -> str:
+        known = NEW_CALLERS == 0 or rng.random() >= NEW_CALLERS  # the same draws at 0
+        return number(rng.randint(1, CLIENTS) if known else next(_UNSEEN))[1:]
+
     planned = [
-        prepare("incoming-answered", literals={CAPTURE_CALLER: number(rng.randint(1, CLIENTS))[1:]})
+        prepare("incoming-answered", literals={CAPTURE_CALLER: caller()})
         for _ in range(math.ceil(rate * SECONDS) + 2)
     ]
 
@@ -241,8 +250,8 @@ async def _phase(
     listener.cancel()
     latencies = [received[c] - sent[c] for c in sent if c in received]
     print(
-        f"{n} calls at {rate:g}/s for {SECONDS:g} s, lead {lead}; "
-        f"pops received {len(latencies)}/{len(sent)}"
+        f"{n} calls at {rate:g}/s for {SECONDS:g} s, lead {lead}, "
+        f"{NEW_CALLERS:.0%} from new numbers; pops received {len(latencies)}/{len(sent)}"
     )
     assert latencies, f"no pop arrived within {DRAIN_IDLE_S:g} s of the last one"
     report("DialBegin → call.ringing on /ws", latencies, 20)
