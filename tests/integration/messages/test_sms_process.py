@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from support.children import dies_with_us
 from support.factories import Actor
-from support.server import RunningApi
+from support.server import RunningApi, spawn_callcard
 from support.sms import make_client, make_clients
 from support.smsc import SmscProcess
 from support.waiting import wait_for
@@ -23,6 +23,8 @@ from support.ws import Socket, open_socket
 
 from crm_api.accounts.models import Role
 from crm_api.platform.settings import Settings
+
+SMS = ("-m", "crm_api.cli", "sms")
 
 
 @pytest.fixture
@@ -34,25 +36,15 @@ def settings(settings: Settings, smsc: SmscProcess) -> Settings:
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 async def test_callcard_sms_process_sends_and_pushes_frames_through_redis(
-    api: RunningApi, settings: Settings, smsc: SmscProcess, actors: dict[Role, Actor]
+    api: RunningApi,
+    settings: Settings,
+    smsc: SmscProcess,
+    actors: dict[Role, Actor],
+    tmp_path: Path,
 ) -> None:
     manager = actors[Role.MANAGER]
-    assert settings.redis_url
-    env = {
-        **os.environ,
-        "CALLCARD_DATABASE_URL": settings.database_url,
-        "CALLCARD_REDIS_URL": settings.redis_url,
-        "CALLCARD_SMPP_URL": smsc.url,
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "crm_api.cli",
-        "sms",
-        env=env,
-        stderr=asyncio.subprocess.PIPE,
-        preexec_fn=dies_with_us(),
-    )
+    output = tmp_path / "sms.log"
+    proc = await spawn_callcard(SMS, _sms_env(settings, smsc), output)
     try:
         async with api.client(manager.token) as http:
             card = await make_client(
@@ -77,8 +69,7 @@ async def test_callcard_sms_process_sends_and_pushes_frames_through_redis(
         except TimeoutError:
             proc.kill()
             raise
-        assert proc.stderr is not None
-        log = (await proc.stderr.read()).decode(errors="replace")
+    log = output.read_text(errors="replace")
     assert code == 0, log
     assert "Traceback" not in log, log
 
@@ -175,31 +166,26 @@ async def test_a_receipt_answered_before_its_submit_result_survives_a_kill(
         await slow.kill()
 
 
+def _sms_env(settings: Settings, smsc: SmscProcess, **more: str) -> dict[str, str]:
+    """What `callcard sms` is started with: the test's database, Redis and SMSC."""
+    assert settings.redis_url
+    return {
+        "CALLCARD_DATABASE_URL": settings.database_url,
+        "CALLCARD_REDIS_URL": settings.redis_url,
+        "CALLCARD_SMPP_URL": smsc.url,
+        **more,
+    }
+
+
 def _restartable_sms(
     settings: Settings, smsc: SmscProcess
 ) -> Callable[[], Awaitable[asyncio.subprocess.Process]]:
     """How a test starts `callcard sms` (again, after killing it): a dead worker's claims
     are looked at after 2 s, a message in doubt waits 4 s for its receipts."""
-    assert settings.redis_url
-    env = {
-        **os.environ,
-        "CALLCARD_DATABASE_URL": settings.database_url,
-        "CALLCARD_REDIS_URL": settings.redis_url,
-        "CALLCARD_SMPP_URL": smsc.url,
-        "CALLCARD_SMS_CLAIM_S": "2",
-        "CALLCARD_SMS_RECEIPT_WAIT_S": "4",
-    }
+    env = _sms_env(settings, smsc, CALLCARD_SMS_CLAIM_S="2", CALLCARD_SMS_RECEIPT_WAIT_S="4")
 
     async def start() -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "crm_api.cli",
-            "sms",
-            env=env,
-            stderr=asyncio.subprocess.DEVNULL,
-            preexec_fn=dies_with_us(),
-        )
+        return await spawn_callcard(SMS, env, None)
 
     return start
 
