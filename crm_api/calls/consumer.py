@@ -10,7 +10,8 @@ A run of rings, answers and recordings of a live call whose row this process wro
 needs no transaction at all: it is applied to that row and written with one guarded UPDATE
 (and the recording's INSERT), each committing on its own; nor does a known caller's
 start, whose one write is the call's INSERT (the card is only read). Its end reads no row
-either: it is written from that live row, its UPDATE guarded. Events are processed
+either: it is written from that live row, its UPDATE guarded; on PostgreSQL an answered
+end on its card is one statement with no transaction (`_end_of`). Events are processed
 idempotently: a replay after a reconnect or a retried stream entry finds the call already
 in that state and changes and pushes nothing.
 
@@ -36,7 +37,21 @@ from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, Update, bindparam, insert, select, update
+from sqlalchemy import (
+    ARRAY,
+    Float,
+    Integer,
+    Select,
+    String,
+    Table,
+    Update,
+    bindparam,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy import event as orm_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -137,6 +152,55 @@ def _live_update_of(columns: frozenset[str], guard: tuple[str, ...] = _LIVE_GUAR
     return _set(columns).where(*unchanged).returning(*_CALLS.c)
 
 
+@functools.lru_cache(maxsize=64)
+def _end_of(columns: frozenset[str]) -> Select[Any]:
+    """An answered call's end in one statement (PostgreSQL): if the call is still as this
+    process last wrote it, its communication (`timeline.new_fact_from`), who talked, its
+    card's open callback closed and these columns of its row, returning the row; nothing
+    at all when it was changed meanwhile, or the communication was written before (a
+    replay, which the transaction writes)."""
+    row_id = bindparam("row_id", type_=_CALLS.c.id.type)
+    still = (
+        select(_CALLS.c.id)
+        .where(
+            _CALLS.c.id == row_id,
+            *(_CALLS.c[column] == bindparam(f"old_{column}") for column in _READ_GUARD),
+        )
+        .with_for_update()
+        .cte("still")
+    )
+    fact = communications.new_fact_from(still)
+    written = exists(select(fact.c.id))
+    talked = (
+        func.unnest(
+            bindparam("talked_users", type_=ARRAY(Integer)),
+            bindparam("talked_extensions", type_=ARRAY(String)),
+            bindparam("talked_s", type_=ARRAY(Float)),
+        )
+        .table_valued("user_id", "extension", "talk_s")
+        .render_derived()
+    )
+    participants = (
+        insert(_PARTICIPANTS)
+        .from_select(
+            ["call_id", "user_id", "extension", "talk_s"],
+            select(row_id, talked.c.user_id, talked.c.extension, talked.c.talk_s).where(written),
+        )
+        .cte("talked")
+    )
+    closed = (
+        followup.closing_callbacks(bindparam("card"), bindparam("closed_at"))
+        .where(written)
+        .cte("closed")
+    )
+    values: dict[str, Any] = {column: bindparam(f"new_{column}") for column in columns}
+    values["communication_id"] = select(fact.c.id).scalar_subquery()
+    ended = (
+        update(_CALLS).where(_CALLS.c.id == row_id, written).values(values).returning(*_CALLS.c)
+    ).cte("ended")
+    return select(ended).add_cte(participants, closed)
+
+
 class _Moved(Exception):
     """The live row a run read instead of locking the call was changed meanwhile."""
 
@@ -210,6 +274,16 @@ class _Prepared:
     popped: list[str]  # agents whose pop went out ahead of its commit
 
 
+@dataclass(frozen=True, slots=True)
+class _Ending:
+    """What an answered call's end writes beside its row: who talked, the communication
+    on the card, and the card's open callback closed (the call got through)."""
+
+    fact: communications.Fact
+    talked: list[dict[str, Any]]  # the call's participants' rows
+    closed_at: datetime
+
+
 @dataclass(slots=True, eq=False)
 class _Run:
     """One run of a call's events: where it writes, how, and what it read and made."""
@@ -227,6 +301,10 @@ class _Run:
     read: list[tuple[CallRow, dict[str, Any]]] = field(default_factory=list)
     unlocked: set[int] = field(default_factory=set)  # ids of the calls taken from live rows
     prepared: dict[CallKey, _Prepared] = field(default_factory=dict)  # pops made at starts
+    # An answered call's end whose writes go out in one statement with its row's
+    # (`CallService._on_live_row`): `_ended` leaves them here instead of writing them.
+    folding: bool = False
+    ending: _Ending | None = None
 
     @property
     def session(self) -> AsyncSession:
@@ -264,6 +342,25 @@ async def _write_read_calls(run: _Run) -> None:
                 raise _Moved
         elif changed:
             await core_rows(run.db, _update_of(frozenset(changed)), {"row_id": call.id, **params})
+
+
+async def _write_end(
+    db: Queryable, call: CallRow, read: dict[str, Any], ending: _Ending
+) -> dict[str, Any] | None:
+    """`_end_of` for this call: its row as written, or None when nothing was written."""
+    changed = {column: value for column, value in _row(call).items() if value != read[column]}
+    changed.pop("communication_id", None)  # the statement's
+    params = {f"new_{column}": value for column, value in changed.items()}
+    params["new_state"] = call.state
+    params.update({f"old_{column}": read[column] for column in _READ_GUARD})
+    params.update(communications.fact_params(ending.fact))
+    talked = ending.talked
+    params["talked_users"] = [row["user_id"] for row in talked]
+    params["talked_extensions"] = [row["extension"] for row in talked]
+    params["talked_s"] = [row["talk_s"] for row in talked]
+    params.update(row_id=call.id, card=ending.fact.client_id, closed_at=ending.closed_at)
+    rows = await core_rows(db, _end_of(frozenset({"state", *changed})), params)
+    return rows[0]._asdict() if rows else None
 
 
 class CallService:
@@ -331,7 +428,7 @@ class CallService:
             await self._pushed(key)
         try:
             frames = None
-            with contextlib.suppress(_NeedsSession):
+            with contextlib.suppress(_NeedsTransaction):  # (or a session)
                 frames = await self._on_live_row(events, again)
             in_session = False
             if frames is None and _a_start(events):
@@ -428,21 +525,28 @@ class CallService:
                 self._live.popitem(last=False)
 
     async def _on_live_row(self, events: Sequence[ev.CallEvent], again: bool) -> Frames | None:
-        """A run of rings, answers and recordings of a live call whose row this process
-        committed last, applied to that row: each statement commits on its own (the
-        run's one UPDATE of the call, guarded, is its only write to it). None when the
-        run is not such a run, or the row was changed by someone else meanwhile."""
+        """A run of rings, answers and recordings (and on PostgreSQL an answered end) of a
+        live call whose row this process committed last, applied to that row: each
+        statement commits on its own (the run's one UPDATE of the call, guarded, is its
+        only write to it; an end's writes go with it, `_end_of`). None when the run is not
+        such a run, or the row was changed by someone else meanwhile."""
         key = self._key(events[0])
         read = self._live_row_for(key, events)
         if read is None:
             return None
         call = CallRow(**read)
         frames: Frames = []
+        folding = isinstance(events[-1], ev.CallEnded)
         async with connect_direct(self._engine, self._statements) as db:
-            run = _Run(db, calls={key: call}, again=again)
+            run = _Run(db, calls={key: call}, again=again, folding=folding)
             for event in events:
                 frames += await self._apply(run, event)
-            written = await self._write_live(db, call, read)
+            if run.ending is None:
+                written = await self._write_live(db, call, read)
+            else:
+                written = await _write_end(db, call, read, run.ending)
+                if written is not None:
+                    call.communication_id = written["communication_id"]
         if written is None:
             self._live.pop(key, None)  # the transaction reads the row
             return None
@@ -456,12 +560,18 @@ class CallService:
     def _live_row_for(self, key: CallKey, events: Sequence[ev.CallEvent]) -> dict[str, Any] | None:
         """The live row of the call if this run is all rings, answers and recordings of it,
         and its rings need no card made (one was made at the start): nothing but the
-        call's UPDATE and the recording's INSERT is written."""
+        call's UPDATE and the recording's INSERT is written. On PostgreSQL the run may end
+        with the call's end: an answered call's end on its card is one statement with its
+        row's UPDATE (`_end_of`); any other end is found out (`_NeedsTransaction`) before
+        it writes."""
         read = self._live.get(key)
         prepared = self._prepared.get(key)
         if read is None:
             return None
-        for event in events:
+        ends = self._engine.dialect.driver == "asyncpg" and isinstance(events[-1], ev.CallEnded)
+        if ends and self._key(events[-1]) != key:
+            return None
+        for event in events[:-1] if ends else events:
             if not isinstance(event, _LIVE_EVENTS) or self._key(event) != key:
                 return None
             if isinstance(event, ev.CallRinging) and (
@@ -814,9 +924,9 @@ class CallService:
         users = [agent] if agent else ([call.user_id] if call.user_id else [])
         return [notifier.answered(call, agent_ext, users)]
 
-    async def _participants(self, db: Queryable, call: CallRow) -> None:
+    async def _participants(self, db: Queryable, call: CallRow) -> list[dict[str, Any]]:
         """Who talked, each by the user their extension belonged to now (a transfer's
-        every agent), and the call's own user (who placed a click-to-call)."""
+        every agent), and the call's own user (who placed a click-to-call): their rows."""
         talk = call.talk_by_agent or {}
         rows: dict[int, dict[str, Any]] = {}
         for ext in call.agents:
@@ -825,8 +935,7 @@ class CallService:
                 rows[user_id] = {"user_id": user_id, "extension": ext, "talk_s": talk.get(ext)}
         if call.user_id is not None and call.user_id not in rows:
             rows[call.user_id] = {"user_id": call.user_id, "extension": None, "talk_s": None}
-        for row in rows.values():  # usually one (a transfer's: one per agent)
-            await core_rows(db, _ADD_PARTICIPANT, {"call_id": call.id, **row})
+        return list(rows.values())  # usually one (a transfer's: one per agent)
 
     async def _recording(self, run: _Run, call: CallRow, event: ev.RecordingStarted) -> None:
         name = recordings.relative_path(event.file)
@@ -864,6 +973,8 @@ class CallService:
         # An answered call's card is named by its id only: loaded for the follow-up alone.
         client: Client | None = None
         client_id = None if unanswered else self._card_of(call)
+        if run.folding and (client_id is None or event.disposition is not ev.Disposition.ANSWERED):
+            raise _NeedsTransaction  # no card to write it on, or a callback to owe or not
         if client_id is None:
             client, _ = await self._client_for(run, call)
             client_id = client.id if client is not None else None
@@ -873,7 +984,10 @@ class CallService:
         answered_user = await self._user_id_of(run.db, call.answered_by)
         if answered_user is not None:
             call.user_id = answered_user
-        await self._participants(run.db, call)
+        talked = await self._participants(run.db, call)
+        if not run.folding:
+            for row in talked:
+                await core_rows(run.db, _ADD_PARTICIPANT, {"call_id": call.id, **row})
         responsible = None
         if unanswered:
             responsible = await followup.responsible(
@@ -908,6 +1022,9 @@ class CallService:
                     "ended_by": event.reason,
                 },
             )
+            if run.folding:
+                run.ending = _Ending(fact, talked, event.at)
+                return await self._end_frames(run.db, call, client_id, responsible)
             asking = followup.HAS_OPEN_CALLBACK if answered else None
             written = await communications.record_new(run.db, fact, asking)
             if written is None:  # a replay of the fact: updated through the ORM

@@ -15,10 +15,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, exists, literal_column, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    Update,
+    bindparam,
+    exists,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -170,16 +180,24 @@ _ANSWERED_LATER = (
     )
     .limit(1)
 )
-_CLOSE_CALLBACKS = (
-    update(Task)
-    .where(
-        Task.client_id == bindparam("client"),
-        Task.kind == CALLBACK_KIND,
-        Task.done_at.is_(None),
+_TASKS = cast(Table, Task.__table__)
+
+
+def closing_callbacks(client: ColumnElement[int], closed_at: ColumnElement[datetime]) -> Update:
+    """The UPDATE that closes the client's open callback (none: it changes nothing)."""
+    return (
+        update(_TASKS)
+        .where(
+            _TASKS.c.client_id == client,
+            _TASKS.c.kind == CALLBACK_KIND,
+            _TASKS.c.done_at.is_(None),
+        )
+        .values(done_at=closed_at)
     )
-    .values(done_at=bindparam("closed_at"))
-    .returning(Task.id)
-    .execution_options(synchronize_session=False)
+
+
+_CLOSE_CALLBACKS = closing_callbacks(bindparam("client"), bindparam("closed_at")).returning(
+    _TASKS.c.id
 )
 
 

@@ -7,7 +7,19 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Integer, Label, Select, Table, bindparam, exists, func, select
+from sqlalchemy import (
+    CTE,
+    FromClause,
+    Integer,
+    Label,
+    Select,
+    Table,
+    bindparam,
+    exists,
+    func,
+    select,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, make_transient_to_detached, selectinload
 
@@ -204,6 +216,28 @@ def _record_new(asking: Label[Any] | None) -> InsertNew:
     return InsertNew(table, ["kind", "external_id"], values=values, also=also)
 
 
+def fact_params(fact: Fact) -> dict[str, Any]:
+    """The parameters of a fact's INSERT (`_record_new`, `new_fact_from`), written now."""
+    params = {f"v_{column}": getattr(fact, column) for column in _FACT_COLUMNS}
+    return {**params, "v_created_at": utcnow()}
+
+
+def new_fact_from(source: FromClause) -> CTE:
+    """A fact's INSERT for each row of `source` (PostgreSQL; `fact_params`), nothing on a
+    replay, as a WITH query returning the row's id: a write that may only happen with
+    others, in one statement."""
+    table = cast(Table, Communication.__table__)
+    columns = (*_FACT_COLUMNS, "created_at")
+    values = [bindparam(f"v_{column}", type_=table.c[column].type) for column in columns]
+    return (
+        postgresql.insert(table)
+        .from_select(list(columns), select(*values).select_from(source))
+        .on_conflict_do_nothing(index_elements=["kind", "external_id"])
+        .returning(table.c.id)
+        .cte("fact")
+    )
+
+
 class Recorded(NamedTuple):
     communication: Communication
     created: bool  # False: a replay of a fact written already
@@ -215,8 +249,7 @@ async def record_new(
 ) -> dict[str, Any] | None:
     """The row of a fact written now (with what `asking` read, under its name); None for a
     replay, which `record` updates."""
-    params = {f"v_{column}": getattr(fact, column) for column in _FACT_COLUMNS}
-    rows = await core_rows(db, _record_new(asking).on(db), {**params, "v_created_at": utcnow()})
+    rows = await core_rows(db, _record_new(asking).on(db), fact_params(fact))
     return rows[0]._asdict() if rows else None
 
 

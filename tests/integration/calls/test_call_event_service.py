@@ -21,7 +21,7 @@ from support.ws import Socket, open_socket
 from crm_api.accounts.models import Role
 from crm_api.calls import consumer
 from crm_api.calls.consumer import CallService
-from crm_api.calls.models import Call, Recording
+from crm_api.calls.models import Call, CallParticipant, Recording
 from crm_api.calls.pipeline import start_call_events
 from crm_api.clients.timeline.models import Communication
 from crm_api.platform.realtime.frames import Frame
@@ -162,9 +162,11 @@ async def test_an_answered_call_closes_its_own_clients_callback_and_no_other(
     calls_api: RunningApi, actors: dict[Role, Actor], db, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A client who has no callback open costs the answered call's end no UPDATE of the
-    tasks; one who has gets it closed, and another client's stays open."""
+    tasks of its own (on PostgreSQL the end is one statement, which closes it in passing);
+    one who has gets it closed, and another client's stays open."""
     api = calls_api
     services = api.app.state.services
+    postgres = services.engine.dialect.name == "postgresql"
     start, _, ring, _, end = answered_call("cb1", caller="89161110001", caller_e164="+79161110001")
     unanswered = ev.Unanswered.NO_ANSWER
     missed = [start, ring, replace(end, disposition=ev.Disposition.MISSED, talk_s=0.0,
@@ -178,20 +180,86 @@ async def test_an_answered_call_closes_its_own_clients_callback_and_no_other(
     closing: list[str] = []
 
     def seen(statement: str) -> None:
-        if statement.startswith("UPDATE tasks"):
+        if statement.startswith("UPDATE tasks") or (postgres and "UPDATE tasks" in statement):
             closing.append(statement)
 
-    with statements_sent(services.sessions.kw["bind"], monkeypatch, seen):
-        await feed(api, answered_call("ok2", caller="89162220002", caller_e164="+79162220002"))
+    async def call(call_id: str, caller: str, e164: str) -> None:
+        # The end on its own, as it comes seconds after the answer.
+        *live, end = answered_call(call_id, caller=caller, caller_e164=e164)
+        await feed(api, live)
         await wait_for(lambda: handled(services))
-        assert closing == []
+        await feed(api, [end])
+        await wait_for(lambda: handled(services))
+
+    with statements_sent(services.sessions.kw["bind"], monkeypatch, seen):
+        await call("ok2", "89162220002", "+79162220002")
+        assert [s.startswith("WITH") for s in closing] == ([True] if postgres else [])
         async with db() as session:
             assert (await session.get_one(Task, task.id)).done_at is None
-        await feed(api, answered_call("ok1", caller="89161110001", caller_e164="+79161110001"))
-        await wait_for(lambda: handled(services))
-        assert len(closing) == 1
+        await call("ok1", "89161110001", "+79161110001")
+        assert len(closing) == (2 if postgres else 1)
     async with db() as session:
         assert (await session.get_one(Task, task.id)).done_at == at(5.2)
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_an_answered_end_is_one_statement_unless_its_call_moved_meanwhile(
+    calls_api: RunningApi, actors: dict[Role, Actor], db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the end of an answered call on its card writes in one statement, with
+    no transaction: its row, its communication and who talked. A call another writer
+    changed since this worker wrote it (its new number attached to a card people keep)
+    gets nothing written by that statement, and is ended in a transaction on the card it
+    is on now, once."""
+    api, manager, supervisor = calls_api, actors[Role.MANAGER], actors[Role.SUPERVISOR]
+    services = api.app.state.services
+    sent: list[str] = []
+
+    async def live(call_id: str, caller: str, e164: str) -> ev.CallEvent:
+        *events, end = answered_call(call_id, caller=caller, caller_e164=e164)
+        await feed(api, events)
+        await wait_for(lambda: handled(services))
+        return end
+
+    async def ended(call_id: str) -> tuple[Call, list[Communication], list[int]]:
+        async with db() as session:
+            call = await session.scalar(select(Call).where(Call.pbx_call_id == call_id))
+            assert call is not None
+            comms = (await session.scalars(select(Communication).where(
+                Communication.external_id == f"call:{call.pbx}:{call_id}"))).all()  # fmt: skip
+            talked = (await session.scalars(select(CallParticipant.user_id).where(
+                CallParticipant.call_id == call.id))).all()  # fmt: skip
+        return call, list(comms), list(talked)
+
+    end = await live("one1", "89164440004", "+79164440004")
+    with statements_sent(services.engine, monkeypatch, sent.append):
+        await feed(api, [end])
+        await wait_for(lambda: handled(services))
+    writes = [s.split(None, 1)[0] for s in sent if not s.startswith("SELECT")]
+    assert writes == ["WITH"]  # no BEGIN, no INSERT or UPDATE of its own
+    call, [comm], talked = await ended("one1")
+    assert call.state == "ended" and call.communication_id == comm.id
+    assert comm.client_id == call.client_id and comm.status == "answered"
+    assert talked == [manager.user.id]
+
+    card = {"name": "Кузнецова Мария", "phones": [{"number": "+7 916 555-00-05"}]}
+    async with api.client(supervisor.token) as http:
+        kept = (await http.post("/clients", json=card)).json()
+    end = await live("moved1", "89167770007", "+79167770007")
+    moving, _, _ = await ended("moved1")
+    async with api.client(supervisor.token) as http:
+        r = await http.post(f"/calls/{moving.id}/attach", json={"client_id": kept["id"]})
+        assert r.status_code == 200, r.text
+    sent.clear()
+    with statements_sent(services.engine, monkeypatch, sent.append):
+        await feed(api, [end])
+        await wait_for(lambda: handled(services))
+    writes = [s.split(None, 1)[0] for s in sent if not s.startswith("SELECT")]
+    assert writes[:2] == ["WITH", "BEGIN"]  # the statement wrote nothing: a transaction
+    call, [comm], talked = await ended("moved1")
+    assert call.state == "ended" and call.client_id == kept["id"]
+    assert call.communication_id == comm.id and comm.client_id == kept["id"]
+    assert talked == [manager.user.id]
 
 
 async def test_a_recording_another_worker_wrote_is_offered_with_the_end_this_one_writes(
