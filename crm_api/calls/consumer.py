@@ -882,8 +882,8 @@ class CallService:
         # Made for this card (a start retried after a rollback may have made another).
         if prepared is not None and call.client_id == prepared.client_id:
             return prepared.summary
-        client, _ = await self._client_for(run, call)
-        card = NOBODY if client is None else await caller_card(run.session, client)
+        client, made = await self._client_for(run, call)
+        card = NOBODY if client is None else await caller_card(run.session, client, made=made)
         return card.model_dump(mode="json")
 
     async def _ringing(self, run: _Run, call: CallRow, event: ev.CallRinging) -> Frames:

@@ -387,6 +387,44 @@ async def test_a_new_numbers_start_goes_to_one_transaction_and_an_anonymous_one_
     assert calls["anon1"].caller is None and calls["new1"].caller == "+79163330003"
 
 
+async def test_a_new_number_first_heard_of_at_its_ring_pops_its_fresh_card_unread(
+    calls_api: RunningApi, actors: dict[Role, Actor], db, settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The start of a new number's call went by this worker (another one's, or before a
+    restart): its ring makes the card and pops it new, reading no lists a card made this
+    moment cannot have."""
+    services = calls_api.app.state.services
+    published: list[Frame] = []
+    publish = services.hub.publish
+
+    async def kept(frame: Frame) -> Frame:
+        published.append(frame)
+        return await publish(frame)
+
+    monkeypatch.setattr(services.hub, "publish", kept)
+    service = CallService(services.sessions, services.hub, region=settings.default_region,
+                          recordings_dir=settings.recordings_dir, tz=settings.tz,
+                          pbx=settings.pbx_name)  # fmt: skip
+    ring = answered_call("ringfirst1", caller="89168880008", caller_e164="+79168880008")[2]
+    lists: list[str] = []
+
+    def seen(statement: str) -> None:
+        if "UNION ALL" in statement:
+            lists.append(statement)
+
+    with statements_sent(services.engine, monkeypatch, seen):
+        await service.handle([ring])
+    assert lists == []
+    [pop] = [f for f in published if f.type == "call.ringing"]
+    assert pop.data["agent_user_id"] == actors[Role.MANAGER].user.id
+    assert pop.data["client"]["is_new"] is True and pop.data["client"]["name"]
+    assert (pop.data["communications"], pop.data["deals"], pop.data["tasks"]) == ([], [], [])
+    async with db() as session:
+        call = await session.scalar(select(Call).where(Call.pbx_call_id == "ringfirst1"))
+    assert call is not None and call.client_id == pop.data["client"]["id"]
+
+
 async def test_queue_call_pops_every_member_and_is_one_communication(
     calls_api: RunningApi, actors: dict[Role, Actor], db
 ) -> None:
