@@ -57,71 +57,107 @@ class Audience:
     client_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
 class Frame:
-    type: str
-    data: dict[str, Any]
-    audience: Audience
-    ts: datetime = field(default_factory=utcnow)
-    id: str = ""  # assigned by the backlog; orders frames for `?since=`
-    # Made once per frame: a publish retried after a lost reply (Redis may have run it)
-    # carries the same tag, and readers drop the copy.
-    tag: str = field(default_factory=_new_tag, compare=False)
-    # One frame goes to every socket of its audience (all supervisors, say): encoded once.
-    _wire: str | None = field(default=None, init=False, repr=False, compare=False)
+    """A frame and its audience. Its JSON (`body`: type, data and time) is made once, by
+    the worker that publishes it, and travels on the bus as it is: every worker hands it
+    to its sockets as received, with the id the backlog gave it in front (`wire`), and
+    reads its data back only if something asks (`data`)."""
 
-    def wire(self) -> str:
-        """The JSON a browser receives."""
-        if self._wire is None:
-            text = json.dumps(
-                {"id": self.id, "type": self.type, "data": self.data, "ts": self.ts.isoformat()},
+    __slots__ = ("_body", "_data", "_wire", "audience", "id", "tag", "ts", "type")
+
+    def __init__(
+        self,
+        type: str,
+        data: dict[str, Any] | None,
+        audience: Audience,
+        ts: datetime | None = None,
+        id: str = "",
+        tag: str | None = None,
+        *,
+        body: str | None = None,  # its JSON as the bus brought it (then `data` may be None)
+    ) -> None:
+        assert data is not None or body is not None, "a frame has its data or its body"
+        self.type = type
+        self._data: dict[str, Any] | None = data
+        self.audience = audience
+        self.ts = ts or utcnow()
+        self.id = id  # assigned by the backlog; orders frames for `?since=`
+        # Made once per frame: a publish retried after a lost reply (Redis may have run it)
+        # carries the same tag, and readers drop the copy.
+        self.tag = tag or _new_tag()
+        self._body = body
+        # One frame goes to every socket of its audience (all supervisors, say).
+        self._wire: str | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            assert self._body is not None
+            self._data = json.loads(self._body)["data"]
+        return self._data
+
+    def body(self) -> str:
+        """The frame's JSON without its id: what the bus carries to every worker."""
+        if self._body is None:
+            self._body = json.dumps(
+                {"type": self.type, "data": self._data, "ts": self.ts.isoformat()},
                 ensure_ascii=False,
                 default=str,
             )
-            object.__setattr__(self, "_wire", text)  # a cache, not a change: frozen otherwise
-            return text
+        return self._body
+
+    def wire(self) -> str:
+        """The JSON a browser receives: the body with the frame's id first."""
+        if self._wire is None:
+            self._wire = f'{{"id":{json.dumps(self.id)},{self.body()[1:]}'
         return self._wire
 
     def encode(self) -> bytes:
-        """The bus form: the frame and its audience."""
-        return json.dumps(
+        """The bus form: a line of what the bus and the sockets' hub read (the id, type,
+        time and audience), then the body."""
+        head = json.dumps(
             {
                 "id": self.id,
                 "type": self.type,
-                "data": self.data,
                 "ts": self.ts.isoformat(),
                 "users": sorted(self.audience.user_ids),
                 "roles": sorted(self.audience.roles),
                 "client": self.audience.client_id,
             },
             ensure_ascii=False,
-            default=str,
-        ).encode()
+        )
+        return f"{head}\n{self.body()}".encode()
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Frame:
-        obj = json.loads(raw)
-        return cls(
-            id=obj["id"],
-            type=obj["type"],
-            data=obj["data"],
-            ts=datetime.fromisoformat(obj["ts"]),
-            audience=Audience(
-                user_ids=frozenset(obj["users"]),
-                roles=frozenset(obj["roles"]),
-                client_id=obj["client"],
-            ),
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        # JSON escapes the line breaks inside it: the first one ends the head.
+        line, _, body = text.partition("\n")
+        head = json.loads(line)
+        audience = Audience(
+            user_ids=frozenset(head["users"]),
+            roles=frozenset(head["roles"]),
+            client_id=head["client"],
         )
+        ts = datetime.fromisoformat(head["ts"])
+        # No body: a worker before this form sent the data in the one line.
+        return cls(head["type"], head.get("data"), audience, ts, head["id"], body=body or None)
 
     def with_id(self, frame_id: str) -> Frame:
         return Frame(
-            type=self.type,
-            data=self.data,
-            audience=self.audience,
-            ts=self.ts,
-            id=frame_id,
-            tag=self.tag,
+            self.type, self._data, self.audience, self.ts, frame_id, self.tag, body=self._body
         )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Frame):
+            return NotImplemented
+        mine = (self.type, self.audience, self.ts, self.id)
+        return mine == (other.type, other.audience, other.ts, other.id) and self.data == other.data
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Frame(type={self.type!r}, id={self.id!r}, audience={self.audience!r})"
 
 
 def frame_key(frame_id: str) -> tuple[int, int]:
