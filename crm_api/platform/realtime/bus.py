@@ -247,7 +247,7 @@ class RedisBus:
                         for raw_id, fields in rows:
                             last = _text(raw_id)
                             if seen.first_time(fields.get(b"u")):
-                                yield Frame.decode(fields[b"f"]).with_id(last)
+                                yield Frame.decode(fields[b"f"], last)
                     outage.ok()
                     pause, behind = 0.1, False
                     while not self._closed.is_set():
@@ -259,7 +259,7 @@ class RedisBus:
                         frame_id, tag, body = message["data"].split(b" ", 2)
                         last = frame_id.decode()
                         if seen.first_time(tag):
-                            yield Frame.decode(body).with_id(last)
+                            yield Frame.decode(body, last)
                 except (RedisError, OSError) as exc:
                     reraise_if_cancelled()
                     outage.failed(exc)
@@ -298,7 +298,7 @@ class RedisBus:
             seen.first_time(fields.get(b"u"))
         rows: Any = await self._redis.xrange(BACKLOG_STREAM, min=f"({frame_id}")
         return [
-            Frame.decode(fields[b"f"]).with_id(_text(raw_id))
+            Frame.decode(fields[b"f"], _text(raw_id))
             for raw_id, fields in rows
             if seen.first_time(fields.get(b"u"))
         ]

@@ -129,7 +129,8 @@ class Frame:
         return f"{head}\n{self.body()}".encode()
 
     @classmethod
-    def decode(cls, raw: bytes | str) -> Frame:
+    def decode(cls, raw: bytes | str, frame_id: str | None = None) -> Frame:
+        """`frame_id`: the id the backlog gave it, when the bus brings it apart."""
         text = raw.decode() if isinstance(raw, bytes) else raw
         # JSON escapes the line breaks inside it: the first one ends the head.
         line, _, body = text.partition("\n")
@@ -141,7 +142,8 @@ class Frame:
         )
         ts = datetime.fromisoformat(head["ts"])
         # No body: a worker before this form sent the data in the one line.
-        return cls(head["type"], head.get("data"), audience, ts, head["id"], body=body or None)
+        frame_id = head["id"] if frame_id is None else frame_id
+        return cls(head["type"], head.get("data"), audience, ts, frame_id, body=body or None)
 
     def with_id(self, frame_id: str) -> Frame:
         return Frame(
