@@ -12,6 +12,7 @@ from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, exists, 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from crm_api.accounts import audit
 from crm_api.accounts.models import Role, User
@@ -452,13 +453,16 @@ async def search(
     return list(ids.all()), total
 
 
-def whose_number(e164: str | BindParameter[str]) -> ColumnElement[bool]:
+def number_owner(e164: str | BindParameter[str]) -> ScalarSelect[int]:
     """Who is calling (or writing): the one query from a subscriber's E.164 number to their
-    card, as a condition on `Client` (one lookup on the unique E.164 index). The pop, the
-    calls journal, routing, the lookup, the search and inbound SMS all ask it."""
-    return (
-        Client.id == select(ClientPhone.client_id).where(ClientPhone.e164 == e164).scalar_subquery()
-    )
+    card's id (one lookup on the unique E.164 index). The pop, the calls journal, routing,
+    the lookup, the search and inbound SMS all ask it."""
+    return select(ClientPhone.client_id).where(ClientPhone.e164 == e164).scalar_subquery()
+
+
+def whose_number(e164: str | BindParameter[str]) -> ColumnElement[bool]:
+    """`number_owner` as a condition on `Client`."""
+    return Client.id == number_owner(e164)
 
 
 async def find_by_phone(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
+    CompoundSelect,
     Integer,
     Row,
     Select,
@@ -26,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.types import TypeEngine
 
 from crm_api.accounts.models import User
 from crm_api.accounts.permissions import may_see_client_of
@@ -34,7 +36,7 @@ from crm_api.clients.directories.schemas import DirectoryItem
 from crm_api.clients.models import Client, ClientEmail, ClientPhone, client_group_links
 from crm_api.clients.presenters import comment_of_row, communication_of_row
 from crm_api.clients.schemas import CallerCard, ClientSummary, PopClient, PopDeal, PopTask
-from crm_api.clients.service import whose_number
+from crm_api.clients.service import number_owner, whose_number
 from crm_api.clients.timeline.models import Communication, CommunicationComment
 from crm_api.clients.timeline.schemas import CommentPublic, CommunicationPublic
 from crm_api.platform.db.direct import Queryable, core_rows
@@ -68,7 +70,7 @@ _primary_email = (
 _SUMMARY = (
     select(
         Client.id,
-        Client.kind,
+        Client.kind.label("client_kind"),  # not the communications' kind (`_CARD_COLUMNS`)
         Client.name,
         Client.company_id,
         _company.name.label("company_name"),
@@ -120,13 +122,18 @@ async def _summaries_untouched(
     """`_summaries`, each with whether nobody has touched the card since the PBX made it."""
     found: dict[int, tuple[ClientSummary, bool]] = {}
     for row in await core_rows(db, statement, params):
-        if row.id not in found:
-            found[row.id] = (_summary(row), bool(row.untouched))
-        if row.group_id is not None:
-            found[row.id][0].groups.append(
-                DirectoryItem(id=row.group_id, name=row.group_name, color=row.group_color)
-            )
+        _take_summary_row(found, row)
     return list(found.values())
+
+
+def _take_summary_row(found: dict[int, tuple[ClientSummary, bool]], row: Any) -> None:
+    """A row of `_SUMMARY` (one per group of a card) into the cards `found` so far."""
+    if row.id not in found:
+        found[row.id] = (_summary(row), bool(row.untouched))
+    if row.group_id is not None:
+        found[row.id][0].groups.append(
+            DirectoryItem(id=row.group_id, name=row.group_name, color=row.group_color)
+        )
 
 
 async def find_summary(db: Queryable, client_id: int) -> ClientSummary | None:
@@ -165,22 +172,32 @@ async def caller_card(session: AsyncSession, client: Client, *, made: bool = Fal
     summary = await summary_of(session, client.id)
     if made:
         return _pop_card(summary, untouched, [], [], [])
-    return await _caller_card(session, summary, untouched)
+    rows = await core_rows(session, _POP_LISTS, {"client_id": summary.id})
+    return _caller_card(rows, (summary, untouched))
 
 
 async def caller_card_by_phone(db: Queryable, e164: str) -> CallerCard | None:
-    """The pop's card of whoever's number this is; None when it is nobody's yet."""
-    found = await _summaries_untouched(db, BY_PHONE, {"e164": e164})
-    return await _caller_card(db, *found[0]) if found else None
+    """The pop's card of whoever's number this is, the card in brief and its lists in one
+    statement (the pop's path waits on one round trip, not two); None when it is nobody's
+    yet."""
+    rows = await core_rows(db, _POP_CARD_BY_PHONE, {"e164": e164})
+    return _caller_card(rows) if rows else None
 
 
-async def _caller_card(db: Queryable, summary: ClientSummary, untouched: bool) -> CallerCard:
+def _caller_card(
+    rows: Sequence[Any], found: tuple[ClientSummary, bool] | None = None
+) -> CallerCard:
+    """The pop's card from the rows of its lists, and of the card in brief unless `found`
+    gives it (with whether nobody has touched the card)."""
+    cards: dict[int, tuple[ClientSummary, bool]] = {}
     comments: dict[int, list[CommentPublic]] = {}
     recent: list[CommunicationPublic] = []
     deals: list[PopDeal] = []
     tasks: list[PopTask] = []
-    for row in await core_rows(db, _POP_LISTS, {"client_id": summary.id}):
-        if row.part == _COMMENTS:
+    for row in rows:
+        if row.part == _CARD:
+            _take_summary_row(cards, row)
+        elif row.part == _COMMENTS:
             comments.setdefault(row.communication_id, []).append(comment_of_row(row))
         elif row.part == _COMMUNICATIONS:
             recent.append(communication_of_row(row, comments.get(row.id, [])))
@@ -207,6 +224,7 @@ async def _caller_card(db: Queryable, summary: ClientSummary, untouched: bool) -
                     params=row.details,
                 )
             )
+    summary, untouched = found or next(iter(cards.values()))
     return _pop_card(summary, untouched, recent, deals, tasks)
 
 
@@ -228,10 +246,11 @@ def _pop_card(
 
 
 # The pop's lists come in one statement, a UNION ALL of one part for each (one round trip
-# instead of three): each row says its part and its place in it. The comments come first,
-# for their communications to take them.
-_COMMENTS, _COMMUNICATIONS, _DEALS, _TASKS = range(4)
-# The columns every part has, the ones it has no use for NULL. Typed NULLs: PostgreSQL
+# instead of three), and by a number the card in brief with them: each row says its part
+# and its place in it. The card comes first, then the comments, for their communications
+# to take them.
+_CARD, _COMMENTS, _COMMUNICATIONS, _DEALS, _TASKS = range(5)
+# The columns every list part has, the ones it has no use for NULL. Typed NULLs: PostgreSQL
 # cannot tell the type of a column that is NULL in the first parts of a UNION, and
 # SQLAlchemy reads every row by the first part's types (aware datetimes, enums, JSON).
 # The columns' names are their tables': the timeline's presenters read these rows too.
@@ -258,113 +277,147 @@ _LIST_COLUMNS = {
     "stage_id": Deal.stage_id.type,
     "stage": DealStage.name.type,
 }
+# With the card in brief: its columns too (its id and creation time are the lists' own).
+_CARD_COLUMNS: dict[str, TypeEngine[Any]] = _LIST_COLUMNS | {
+    str(column.key): column.type
+    for column in _SUMMARY.selected_columns
+    if column.key not in _LIST_COLUMNS
+}
 
 
-def _part(part: int, order: Sequence[Any], **columns: Any) -> list[Any]:
-    """The columns of one part of the pop's lists: its own, by `_LIST_COLUMNS`' names."""
-    assert columns.keys() <= _LIST_COLUMNS.keys(), columns.keys() - _LIST_COLUMNS.keys()
+def _part(
+    part: int, order: Sequence[Any], names: dict[str, TypeEngine[Any]], **columns: Any
+) -> list[Any]:
+    """The columns of one part: its own, by `names`' names, and NULL for the others."""
+    assert columns.keys() <= names.keys(), columns.keys() - names.keys()
     return [
         literal_column(str(part), Integer).label("part"),
         func.row_number().over(order_by=order).label("place"),
         *(
             (columns[name] if name in columns else cast(null(), type_)).label(name)
-            for name, type_ in _LIST_COLUMNS.items()
+            for name, type_ in names.items()
         ),
     ]
 
 
 _LATEST_ORDER = (Communication.occurred_at.desc(), Communication.id.desc())
-_LATEST = (
-    select(Communication.id)
-    .where(Communication.client_id == bindparam("client_id"))
-    .order_by(*_LATEST_ORDER)
-    .limit(LAST_COMMUNICATIONS)
-)
 _DEALS_ORDER = (Deal.updated_at.desc(), Deal.id.desc())
 _TASKS_ORDER = (Task.due_at.is_(None), Task.due_at, Task.id)
-_POP_LISTS_PARTS = (
-    select(
-        *_part(
-            _COMMENTS,
-            (CommunicationComment.id,),
-            id=CommunicationComment.id,
-            communication_id=CommunicationComment.communication_id,
-            user_id=CommunicationComment.user_id,
-            user_name=User.full_name,
-            created_at=CommunicationComment.created_at,
-            body=CommunicationComment.body,
-        )
+
+
+def _list_parts(client: Any, names: dict[str, TypeEngine[Any]]) -> list[Select[Any]]:
+    """The parts of the lists of the card whose id `client` gives."""
+    latest = (
+        select(Communication.id)
+        .where(Communication.client_id == client)
+        .order_by(*_LATEST_ORDER)
+        .limit(LAST_COMMUNICATIONS)
     )
-    .select_from(CommunicationComment)
-    .outerjoin(User, User.id == CommunicationComment.user_id)
-    .where(CommunicationComment.communication_id.in_(_LATEST)),
-    select(
-        *_part(
-            _COMMUNICATIONS,
-            _LATEST_ORDER,
-            id=Communication.id,
-            client_id=Communication.client_id,
-            user_id=Communication.user_id,
-            user_name=User.full_name,
-            occurred_at=Communication.occurred_at,
-            subject=Communication.subject,
-            body=Communication.body,
-            kind=Communication.kind,
-            direction=Communication.direction,
-            status=Communication.status,
-            deal_id=Communication.deal_id,
-            details=Communication.details,
+    return [
+        select(
+            *_part(
+                _COMMENTS,
+                (CommunicationComment.id,),
+                names,
+                id=CommunicationComment.id,
+                communication_id=CommunicationComment.communication_id,
+                user_id=CommunicationComment.user_id,
+                user_name=User.full_name,
+                created_at=CommunicationComment.created_at,
+                body=CommunicationComment.body,
+            )
         )
-    )
-    .select_from(Communication)
-    .outerjoin(User, User.id == Communication.user_id)
-    .where(Communication.client_id == bindparam("client_id"))
-    .order_by(*_LATEST_ORDER)
-    .limit(LAST_COMMUNICATIONS),
-    select(
-        *_part(
-            _DEALS,
-            _DEALS_ORDER,
-            id=Deal.id,
-            title=Deal.title,
-            amount_minor=Deal.amount_minor,
-            currency=Deal.currency,
-            stage_id=Deal.stage_id,
-            stage=DealStage.name,
+        .select_from(CommunicationComment)
+        .outerjoin(User, User.id == CommunicationComment.user_id)
+        .where(CommunicationComment.communication_id.in_(latest)),
+        select(
+            *_part(
+                _COMMUNICATIONS,
+                _LATEST_ORDER,
+                names,
+                id=Communication.id,
+                client_id=Communication.client_id,
+                user_id=Communication.user_id,
+                user_name=User.full_name,
+                occurred_at=Communication.occurred_at,
+                subject=Communication.subject,
+                body=Communication.body,
+                kind=Communication.kind,
+                direction=Communication.direction,
+                status=Communication.status,
+                deal_id=Communication.deal_id,
+                details=Communication.details,
+            )
         )
-    )
-    .select_from(Deal)
-    .join(DealStage, DealStage.id == Deal.stage_id)
-    .where(Deal.client_id == bindparam("client_id"), Deal.stage_kind == StageKind.OPEN)
-    .order_by(*_DEALS_ORDER)
-    .limit(CARD_ITEMS),
-    select(
-        *_part(
-            _TASKS,
-            _TASKS_ORDER,
-            id=Task.id,
-            title=Task.title,
-            due_at=Task.due_at,
-            user_id=Task.assignee_id,
-            deal_id=Task.deal_id,
-            task_kind=Task.kind,
-            details=Task.params,
+        .select_from(Communication)
+        .outerjoin(User, User.id == Communication.user_id)
+        .where(Communication.client_id == client)
+        .order_by(*_LATEST_ORDER)
+        .limit(LAST_COMMUNICATIONS),
+        select(
+            *_part(
+                _DEALS,
+                _DEALS_ORDER,
+                names,
+                id=Deal.id,
+                title=Deal.title,
+                amount_minor=Deal.amount_minor,
+                currency=Deal.currency,
+                stage_id=Deal.stage_id,
+                stage=DealStage.name,
+            )
         )
-    )
-    .where(Task.client_id == bindparam("client_id"), Task.done_at.is_(None))
-    .order_by(*_TASKS_ORDER)
-    .limit(CARD_ITEMS),
-)
-# Each part from its own subquery: SQLite takes no ORDER BY or LIMIT in a UNION's parts.
-_POP_LISTS = union_all(*(select(part.subquery()) for part in _POP_LISTS_PARTS)).order_by(
-    "part", "place"
+        .select_from(Deal)
+        .join(DealStage, DealStage.id == Deal.stage_id)
+        .where(Deal.client_id == client, Deal.stage_kind == StageKind.OPEN)
+        .order_by(*_DEALS_ORDER)
+        .limit(CARD_ITEMS),
+        select(
+            *_part(
+                _TASKS,
+                _TASKS_ORDER,
+                names,
+                id=Task.id,
+                title=Task.title,
+                due_at=Task.due_at,
+                user_id=Task.assignee_id,
+                deal_id=Task.deal_id,
+                task_kind=Task.kind,
+                details=Task.params,
+            )
+        )
+        .where(Task.client_id == client, Task.done_at.is_(None))
+        .order_by(*_TASKS_ORDER)
+        .limit(CARD_ITEMS),
+    ]
+
+
+def _union(parts: Sequence[Select[Any]]) -> CompoundSelect:
+    # Each part from its own subquery: SQLite takes no ORDER BY or LIMIT in a UNION's parts.
+    return union_all(*(select(part.subquery()) for part in parts)).order_by("part", "place")
+
+
+_POP_LISTS = _union(_list_parts(bindparam("client_id"), _LIST_COLUMNS))
+_BY_PHONE_ROWS = BY_PHONE.subquery()
+_POP_CARD_BY_PHONE = _union(
+    [
+        select(
+            *_part(
+                _CARD,
+                (_BY_PHONE_ROWS.c.group_name, _BY_PHONE_ROWS.c.group_id),
+                _CARD_COLUMNS,
+                **_BY_PHONE_ROWS.c,
+            )
+        ),
+        *_list_parts(number_owner(bindparam("e164")), _CARD_COLUMNS),
+    ]
 )
 
 
 def _summary(row: Row[tuple[object, ...]]) -> ClientSummary:
     return ClientSummary(
         id=row.id,
-        kind=row.kind,
+        kind=row.client_kind,
         name=row.name,
         company_id=row.company_id,
         company_name=row.company_name,

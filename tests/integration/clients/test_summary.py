@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.factories import Actor, make_user
 from support.server import RunningApi
+from support.statements import statements_sent
 
 from crm_api.accounts.models import Role
 from crm_api.clients import service as clients
@@ -20,6 +22,8 @@ from crm_api.clients.timeline.models import (
     Communication,
     CommunicationComment,
 )
+from crm_api.platform.db.direct import connect_direct
+from crm_api.platform.db.session import make_read_sessionmaker
 from crm_api.sales.models import Deal, DealStage, StageKind
 from crm_api.sales.money import from_minor
 from crm_api.tasks.models import Task
@@ -192,3 +196,63 @@ async def test_caller_cards_lists_keep_their_order_and_limits(
         (t.id, t.due_at, t.kind, t.params) for t in by_due[: summary.CARD_ITEMS]
     ]
     assert card.client is not None and card.client.is_new is False
+
+
+async def test_a_callers_card_by_number_is_one_statement_and_the_same_card(
+    api: RunningApi,
+    actors: dict[Role, Actor],
+    db: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pop's card of a known caller, read by the number at the call's start in one
+    round trip: the card in brief (every group, its company, manager, segment and source)
+    with its lists, as the card read by its id gives it."""
+    admin, manager = actors[Role.ADMIN], actors[Role.MANAGER]
+    async with api.client(admin.token) as http:
+        segment = (await http.post("/directories/segments", json={"name": "Опт"})).json()
+        source = (await http.post("/directories/lead-sources", json={"name": "Выставка"})).json()
+        groups = [
+            (await http.post("/directories/groups", json={"name": name})).json()["id"]
+            for name in ("Постоянные", "Дилеры")
+        ]
+        company = (
+            await http.post("/clients", json={"name": "ООО «Ромашка»", "kind": "company"})
+        ).json()
+        r = await http.post(
+            "/clients",
+            json={
+                "name": "Сидоров Алексей",
+                "phones": [{"number": "8 (916) 555-01-02"}],
+                "emails": [{"email": "sidorov@example.ru"}],
+                "company_id": company["id"],
+                "manager_id": manager.user.id,
+                "segment_id": segment["id"],
+                "lead_source_id": source["id"],
+                "group_ids": groups,
+            },
+        )
+        assert r.status_code == 201, r.text
+        client = r.json()
+        await http.post(f"/clients/{client['id']}/notes", json={"body": "Ждёт счёт"})
+        await http.post("/deals", json={"client_id": client["id"], "title": "Поставка"})
+        await http.post("/tasks", json={"title": "Перезвонить", "client_id": client["id"]})
+    engine = db.kw["bind"]
+    sent: list[str] = []
+    # On PostgreSQL the call-event service's own way: straight on a pooled connection.
+    async with connect_direct(engine, make_read_sessionmaker(engine)) as conn:
+        with statements_sent(engine, monkeypatch, sent.append):
+            found = await summary.caller_card_by_phone(conn, "+79165550102")
+            nobody = await summary.caller_card_by_phone(conn, "+79165550103")
+    async with db() as session:
+        by_id = await summary.caller_card(session, await session.get_one(Client, client["id"]))
+    assert len(sent) == 2  # one each, the card found or not
+    assert nobody is None
+    assert found == by_id
+    assert found is not None and found.client is not None
+    assert sorted(g.id for g in found.client.groups) == sorted(groups)
+    assert found.client.company_name == "ООО «Ромашка»"
+    assert found.client.segment is not None and found.client.segment.name == "Опт"
+    assert found.client.lead_source is not None and found.client.lead_source.name == "Выставка"
+    assert [c.body for c in found.communications] == ["Ждёт счёт"]
+    assert [d.title for d in found.deals] == ["Поставка"]
+    assert [t.title for t in found.tasks] == ["Перезвонить"]
