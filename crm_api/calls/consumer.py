@@ -413,12 +413,13 @@ class CallService:
 
     async def handle(self, events: Sequence[ev.CallEvent], *, again: bool = False) -> None:
         """Events of one call that arrived together, in order: one transaction (or, for a
-        live call's rings, answers and recordings, one statement each; a start with its
-        ring behind it is written first on its own). `again`: they were delivered before
+        live call's rings, answers and recordings, one statement each; a start with events
+        behind it is written first on its own). `again`: they were delivered before
         (see streams.Handler)."""
-        if len(events) > 1 and _a_start(events[:1]) and isinstance(events[1], ev.CallRinging):
-            # As when the two come apart: the ring's pop then goes out ahead of the ring's
-            # write, not after one transaction of the whole run.
+        if len(events) > 1 and _a_start(events[:1]):
+            # As when they come apart: a ring among the rest (behind the recording's start,
+            # as Asterisk sends them) then pops ahead of its write, not after one
+            # transaction of the whole run.
             await self.handle(events[:1], again=again)
             events = events[1:]
         for event in events:

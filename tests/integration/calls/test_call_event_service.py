@@ -318,15 +318,19 @@ async def test_a_call_first_heard_of_at_its_ring_is_written_once_and_ends_on_its
     assert comm.client_id == card["id"] and comm.status == "answered"
 
 
+@pytest.mark.parametrize("recorded", [False, True], ids=["start-ring", "start-recording-ring"])
 async def test_a_start_and_its_ring_read_together_pop_before_the_ring_is_written(
     calls_api: RunningApi,
     actors: dict[Role, Actor],
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
+    recorded: bool,
 ) -> None:
     """The ring came right behind the start, in the same run (no time between them for
-    the card to be prepared): the start is written alone, as when the two come apart,
-    and the pop goes out ahead of the ring's write, not after a transaction of both."""
+    the card to be prepared), alone or after the recording's start as Asterisk sends them
+    (MixMonitor in the dialplan before Dial): the start is written alone, as when they
+    come apart, and the pop goes out ahead of the ring's write, not after a transaction
+    of them all."""
     api, manager = calls_api, actors[Role.MANAGER]
     services = api.app.state.services
     async with api.client(actors[Role.SUPERVISOR].token) as http:
@@ -346,10 +350,10 @@ async def test_a_start_and_its_ring_read_together_pop_before_the_ring_is_written
         return await publish(frame)
 
     services.hub.publish = noted
-    start, _, ring, _, _ = answered_call("together1")
+    start, recording, ring, _, _ = answered_call("together1")
     try:
         with statements_sent(services.sessions.kw["bind"], monkeypatch, seen):
-            await service.handle([start, ring])
+            await service.handle([start, recording, ring] if recorded else [start, ring])
     finally:
         services.hub.publish = publish
     pop = order.index("call.ringing")
