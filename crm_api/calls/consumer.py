@@ -64,7 +64,12 @@ from crm_api.clients import phones
 from crm_api.clients import service as clients_domain
 from crm_api.clients.models import Client
 from crm_api.clients.schemas import CallerCard
-from crm_api.clients.summary import NOBODY, caller_card, caller_card_by_phone
+from crm_api.clients.summary import (
+    NOBODY,
+    POP_CARD_BY_PHONE,
+    caller_card,
+    caller_card_by_phone,
+)
 from crm_api.clients.timeline import service as communications
 from crm_api.clients.timeline.models import CommDirection, CommKind
 from crm_api.platform.db.base import utcnow
@@ -242,6 +247,10 @@ _ADD_RECORDING = InsertNew(
 _ACTIVE_EXTENSIONS = select(User.extension, User.id).where(
     User.is_active.is_(True), User.extension.is_not(None)
 )
+
+# What every call runs on a direct connection, whatever changed (the rest is built per
+# change): compiled when the service starts.
+HOT_STATEMENTS = (POP_CARD_BY_PHONE, _ROW_BY_PBX_ID, _RECORDINGS_OF, _ACTIVE_EXTENSIONS)
 
 # Runs of these events need no lock and no transaction on a call whose row this process
 # committed last: a ring or an answer is one guarded UPDATE, a recording one INSERT.

@@ -20,7 +20,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.calls import codec
-from crm_api.calls.consumer import CallService
+from crm_api.calls.consumer import HOT_STATEMENTS, CallService
 from crm_api.calls.followup import Picker
 from crm_api.calls.models import AnyCall
 from crm_api.calls.notifier import CallRingingFrame
@@ -32,6 +32,7 @@ from crm_api.calls.partitions import (
     partition_stream,
 )
 from crm_api.platform.db.base import utcnow
+from crm_api.platform.db.direct import compile_ahead
 from crm_api.platform.deps import Services
 from crm_api.platform.realtime.frames import Frame
 from crm_api.platform.realtime.spool import SpooledAppender
@@ -167,6 +168,7 @@ async def _callback_turn(services: Services, session: AsyncSession) -> int:
 
 async def start_call_events(services: Services) -> Callable[[], Awaitable[None]]:
     settings = services.settings
+    compile_ahead(services.engine, HOT_STATEMENTS)  # not during the first calls
     service = CallService(
         services.sessions,
         services.hub,

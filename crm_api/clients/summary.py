@@ -180,7 +180,7 @@ async def caller_card_by_phone(db: Queryable, e164: str) -> CallerCard | None:
     """The pop's card of whoever's number this is, the card in brief and its lists in one
     statement (the pop's path waits on one round trip, not two); None when it is nobody's
     yet."""
-    rows = await core_rows(db, _POP_CARD_BY_PHONE, {"e164": e164})
+    rows = await core_rows(db, POP_CARD_BY_PHONE, {"e164": e164})
     return _caller_card(rows) if rows else None
 
 
@@ -399,7 +399,7 @@ def _union(parts: Sequence[Select[Any]]) -> CompoundSelect:
 
 _POP_LISTS = _union(_list_parts(bindparam("client_id"), _LIST_COLUMNS))
 _BY_PHONE_ROWS = BY_PHONE.subquery()
-_POP_CARD_BY_PHONE = _union(
+POP_CARD_BY_PHONE = _union(
     [
         select(
             *_part(

@@ -127,11 +127,8 @@ class DirectConnection:
         """The rows of a statement built once (module level), a SELECT or a write that
         returns its rows: each is compiled on its first use and kept for the life of the
         process."""
-        prepared = _PREPARED.get(id(statement))
-        if prepared is None or prepared[0] is not statement:
-            assert isinstance(statement, SelectBase | UpdateBase), statement
-            prepared = _PREPARED[id(statement)] = (statement, _Prepared(statement, self._dialect))
-        sql, values = prepared[1].arguments(params)
+        prepared = _prepared(statement, self._dialect)
+        sql, values = prepared.arguments(params)
         try:
             records = await self._driver.fetch(sql, *values)
         except asyncio.CancelledError:
@@ -145,10 +142,28 @@ class DirectConnection:
                 # of the pool made before now is replaced at its next checkout.
                 self._pool._invalidate(self._pooled, exc)
             raise
-        return prepared[1].rows(records)
+        return prepared.rows(records)
 
 
 _PREPARED: dict[int, tuple[Executable, _Prepared]] = {}
+
+
+def _prepared(statement: Executable, dialect: Dialect) -> _Prepared:
+    prepared = _PREPARED.get(id(statement))
+    if prepared is None or prepared[0] is not statement:
+        assert isinstance(statement, SelectBase | UpdateBase), statement
+        prepared = _PREPARED[id(statement)] = (statement, _Prepared(statement, dialect))
+    return prepared[1]
+
+
+def compile_ahead(engine: AsyncEngine, statements: Iterable[Executable]) -> None:
+    """Compiles these statements for direct connections now, not at their first use: a big
+    one (the pop's card) takes tens of ms, during which the process serves nothing."""
+    if engine.dialect.driver == "asyncpg":
+        for statement in statements:
+            _prepared(statement, engine.dialect)
+
+
 _LOST = (asyncpg.PostgresConnectionError, OSError)
 # What the services on these paths take: a direct connection, or any session (in its
 # transaction).

@@ -24,6 +24,7 @@ from crm_api.calls.consumer import CallService
 from crm_api.calls.models import Call, CallParticipant, Recording
 from crm_api.calls.pipeline import start_call_events
 from crm_api.clients.timeline.models import Communication
+from crm_api.platform.db import direct
 from crm_api.platform.realtime.frames import Frame
 from crm_api.platform.settings import Settings
 from crm_api.tasks.models import Task
@@ -732,3 +733,27 @@ async def test_an_end_whose_frames_failed_after_its_commit_sends_each_frame_once
     async with api.client(actors[Role.SUPERVISOR].token) as http:
         journal = (await http.get("/calls")).json()["items"]
     assert [c["disposition"] for c in journal if c["call_id"] == "lost1"] == ["missed"]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_the_statements_every_call_runs_are_compiled_before_the_first_call(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pop's card is a big statement: compiling it takes tens of ms, during which the
+    process serves nothing. The call-event service compiles what every call runs when it
+    starts, so the first calls after a restart do not wait for it."""
+    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setattr(direct, "_PREPARED", {})  # as in a process that just started
+    compiled: list[object] = []
+    compile_now = direct._Prepared.__init__
+
+    def noted(prepared: direct._Prepared, statement: Any, dialect: Any) -> None:
+        compiled.append(statement)
+        compile_now(prepared, statement, dialect)
+
+    async with running_api(settings, features=(start_call_events,)) as api:
+        monkeypatch.setattr(direct._Prepared, "__init__", noted)
+        await feed(api, answered_call("compiled1")[:1])  # a start: its card is looked for
+        await wait_for(lambda: handled(api.app.state.services))
+    assert not [s for s in compiled if any(s is hot for hot in consumer.HOT_STATEMENTS)]
+    assert consumer.POP_CARD_BY_PHONE in consumer.HOT_STATEMENTS
