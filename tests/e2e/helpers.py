@@ -35,6 +35,13 @@ async def login(page: Page, username: str, password: str, lang: str | None = Non
     await page.wait_for_url(lambda url: "/login" not in url)
 
 
+async def logout(page: Page, lang: str) -> None:
+    """Logs out from the header and waits for the sign-in page, as a user would: leaving
+    sooner cuts the log-out request off, and the next page finds the user still signed in."""
+    await page.get_by_role("button", name="Выйти" if lang == "ru" else "Log out").click()
+    await page.wait_for_url("**/login")
+
+
 async def set_language(page: Page, username: str, password: str, lang: str) -> None:
     """The user's profile language, set as the user through the API (then signed out)."""
     headers = same_site(page)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from e2e.helpers import login, new_context, pbx, shoot_widths
+from e2e.helpers import login, logout, new_context, pbx, shoot_widths
 from playwright.async_api import Browser, FloatRect, Locator, Page, expect
 from support.server import RunningApi
 
@@ -175,7 +175,7 @@ async def test_a_phone_reads_every_number_and_is_shown_what_scrolls(
 
         # The admin's tabs in Russian run past the edge: an arrow says so and brings the last one
         # in view. The English ones fit.
-        await page.get_by_role("button", name="Выйти" if lang == "ru" else "Log out").click()
+        await logout(page, lang)
         await login(page, "admin", "admin-demo-1", lang)
         await page.goto("/admin")
         last = page.locator(".n-tabs-tab[data-name='status']")  # naive-ui's tabs have no role

@@ -5,7 +5,7 @@ a human to look at (var/e2e-screenshots)."""
 from __future__ import annotations
 
 import pytest
-from e2e.helpers import choose, login, new_context, shoot_widths
+from e2e.helpers import choose, login, logout, new_context, shoot_widths
 from playwright.async_api import Browser, ConsoleMessage, expect
 from support.server import RunningApi
 
@@ -71,7 +71,7 @@ async def test_every_page_renders(app: RunningApi, browser: Browser, lang: str) 
     await page.get_by_text("Журнал" if lang == "ru" else "Audit", exact=True).click()
     await expect(page.get_by_test_id("audit").locator("tbody tr").first).to_be_visible()
 
-    await page.get_by_role("button", name="Выйти" if lang == "ru" else "Log out").click()
+    await logout(page, lang)
     await login(page, "admin", "admin-demo-1", lang)
     await page.goto("/admin")
     await expect(page.get_by_role("heading", level=1)).to_have_text(ADMIN[lang])
