@@ -3,6 +3,7 @@ import { createApp } from 'vue'
 import App from './App.vue'
 import { setUnauthorizedHandler } from './api/client'
 import { i18n } from './i18n'
+import { realtime } from './realtime/socket'
 import { router } from './router'
 import { useSession } from './stores/session'
 
@@ -12,11 +13,14 @@ app.use(i18n)
 document.documentElement.lang = i18n.global.locale.value
 
 const session = useSession()
-setUnauthorizedHandler(() => {
-  if (session.user) {
-    session.user = null
-    void router.push({ name: 'login', query: { next: router.currentRoute.value.fullPath } })
-  }
-})
+// The session ended elsewhere (logged out in another tab, revoked, deactivated): an API
+// call or the live socket is refused. The sign-in page, and back here after it.
+function signedOut(): void {
+  if (!session.user) return
+  void session.logout(false)
+  void router.push({ name: 'login', query: { next: router.currentRoute.value.fullPath } })
+}
+setUnauthorizedHandler(signedOut)
+realtime.on('unauthorized', signedOut)
 app.use(router)
 app.mount('#app')

@@ -193,6 +193,10 @@ async def websocket(ws: WebSocket) -> None:
     found = credential_of(ws)
     user = await authorized_user(services, found.token, found.source) if found else None
     if user is None or found is None:
+        # Accepted only to be closed: a browser cannot read why a handshake was refused,
+        # and a tab whose session ended while its socket was away must learn it (the
+        # sign-in page), not retry for ever.
+        await ws.accept()
         await ws.close(code=CLOSE_UNAUTHORIZED, reason="log in first")
         return
     if not allowed(user.role, Permission.SELF):

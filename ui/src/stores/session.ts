@@ -20,7 +20,6 @@ export const useSession = defineStore('session', () => {
   const checked = ref(false)
   const socket = ref<SocketState>('closed')
   realtime.onState = (s) => (socket.value = s)
-  realtime.on('unauthorized', () => void logout(false))
 
   const sections = computed<Section[]>(() => (user.value ? SECTIONS[user.value.role] : []))
   const home = computed(() => (sections.value[0] ? `/${sections.value[0]}` : '/login'))
