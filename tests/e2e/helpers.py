@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from playwright.async_api import Browser, BrowserContext, Page
+from playwright.async_api import Browser, BrowserContext, Page, expect
 from support.call_events import call_sink
 from support.server import RunningApi
 
@@ -137,6 +137,9 @@ async def pbx(app: RunningApi, *events: CallEvent) -> None:
 
 async def choose(page: Page, label: str, option: str) -> None:
     """Picks an option of a naive-ui select (its options are not ARIA options)."""
+    # A select opened before keeps its menu in the page, hidden once it has faded out: until
+    # then it may lie over this one's, or be the first to offer the same option.
+    menus = page.locator(".n-base-select-menu:visible")
+    await expect(menus).to_have_count(0)
     await page.get_by_label(label, exact=True).first.click()
-    # A select opened before keeps its (hidden) menu in the page: only the open one counts.
-    await page.locator(".n-base-select-option:visible", has_text=option).first.click()
+    await menus.locator(".n-base-select-option", has_text=option).first.click()
