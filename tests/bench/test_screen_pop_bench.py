@@ -18,7 +18,7 @@ goes: the API, `callcard telephony`, PostgreSQL, Redis and the benchmark's own p
 the API's log. BENCH_PROFILE=<file> runs the API under cProfile (slower: its CPU figures
 then include the profiler's) and prints its heaviest entries at the end.
 
-Phases: every rate in BENCH_CALL_RATE (comma-separated, default 50 calls/s) × every lead
+Phases: every rate in BENCH_CALL_RATE (comma-separated, default 10, 50 and 100 calls/s) × every lead
 in BENCH_LEAD (default "spread,none"), BENCH_SECONDS each (default 20); each call is the
 captured answered inbound call with a caller drawn from the seeded clients, or, for the
 share BENCH_NEW_CALLERS (default 0), from numbers no card has (a fresh card at each start)."""
@@ -51,7 +51,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from telephony.ami.simulator import AmiSimulator, Pairs, prepare
 
 # One phase per rate, on the same seeded database: "20,50" measures 20 calls/s, then 50.
-RATES = [float(r) for r in os.environ.get("BENCH_CALL_RATE", "50").split(",")]
+RATES = [float(r) for r in os.environ.get("BENCH_CALL_RATE", "10,50,100").split(",")]
 SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 LEADS = os.environ.get("BENCH_LEAD", "spread,none").split(",")
 # The share of calls from numbers no card has (each gets a fresh card at its start).
