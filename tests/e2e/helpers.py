@@ -29,6 +29,11 @@ async def login(page: Page, username: str, password: str, lang: str | None = Non
     await page.goto("/login")
     if lang is not None:
         await set_language(page, username, password, lang)
+    await sign_in(page, username, password)
+
+
+async def sign_in(page: Page, username: str, password: str) -> None:
+    """Fills the sign-in page the browser is on and waits to be taken past it."""
     await page.locator("#username").fill(username)
     await page.locator("#password").fill(password)
     await page.locator("#password").press("Enter")

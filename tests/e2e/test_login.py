@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from e2e.helpers import login, new_context, set_language, shoot
+from e2e.helpers import login, logout, new_context, set_language, shoot
 from playwright.async_api import Browser, expect
 from support.server import RunningApi
 
@@ -64,7 +64,7 @@ async def test_navigation_by_role_and_language_switch(app: RunningApi, browser: 
     me = await (await page.request.get("/api/v1/auth/me")).json()
     assert me["language"] == "en"
 
-    await page.get_by_role("button", name="Log out").click()
+    await logout(page, "en")
     await expect(page).to_have_url(f"{app.base_url}/login")
     await page.goto("/clients")
     await expect(page).to_have_url(f"{app.base_url}/login?next=/clients")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from e2e.helpers import login, new_context, same_site
+from e2e.helpers import login, new_context, same_site, shoot, sign_in
 from playwright.async_api import Browser, Page, WebSocketRoute, expect
 from support.server import RunningApi
 
@@ -20,12 +20,11 @@ async def _end_session(page: Page) -> None:
     assert response.ok, await response.text()
 
 
-async def _signs_in_again(page: Page, app: RunningApi) -> None:
+async def _signs_in_again(page: Page, app: RunningApi, shot: str) -> None:
     await expect(page).to_have_url(f"{app.base_url}/login?next=/clients")
     await expect(page.locator("#username")).to_be_visible()
-    await page.locator("#username").fill("manager")
-    await page.locator("#password").fill("manager-demo-1")
-    await page.locator("#password").press("Enter")
+    await shoot(page, shot)
+    await sign_in(page, "manager", "manager-demo-1")
     await expect(page).to_have_url(f"{app.base_url}/clients")
     await expect(page.get_by_test_id("my-status")).to_have_text(STATUS_ONLINE)
 
@@ -57,5 +56,5 @@ async def test_a_session_ended_elsewhere_takes_the_tab_to_the_sign_in_page(
         await expect(page.get_by_test_id("my-status")).not_to_have_text(STATUS_ONLINE)
     await _end_session(page)
     ended.set()
-    await _signs_in_again(page, app)
+    await _signs_in_again(page, app, f"session-ended-socket-{socket}")
     await context.close()
