@@ -12,6 +12,7 @@ from playwright.async_api import Browser, Page, WebSocketRoute, expect
 from support.server import RunningApi
 
 STATUS_ONLINE = "В сети"
+SESSION_ENDED = "Сеанс завершён. Войдите снова."
 
 
 async def _end_session(page: Page) -> None:
@@ -23,7 +24,11 @@ async def _end_session(page: Page) -> None:
 async def _signs_in_again(page: Page, app: RunningApi, shot: str) -> None:
     await expect(page).to_have_url(f"{app.base_url}/login?next=/clients")
     await expect(page.locator("#username")).to_be_visible()
+    await expect(page.get_by_test_id("session-ended")).to_have_text(SESSION_ENDED)
     await shoot(page, shot)
+    # The page's own requests refused on the way out are not toasted on top of that (the
+    # shot's settling time is long enough for such a toast to show).
+    assert await page.locator(".n-message").count() == 0
     await sign_in(page, "manager", "manager-demo-1")
     await expect(page).to_have_url(f"{app.base_url}/clients")
     await expect(page.get_by_test_id("my-status")).to_have_text(STATUS_ONLINE)
@@ -57,4 +62,29 @@ async def test_a_session_ended_elsewhere_takes_the_tab_to_the_sign_in_page(
     await _end_session(page)
     ended.set()
     await _signs_in_again(page, app, f"session-ended-socket-{socket}")
+    await context.close()
+
+
+async def test_the_sign_in_page_says_a_session_ended_only_when_one_did(
+    app: RunningApi, browser: Browser
+) -> None:
+    context = await new_context(browser, app, "ru")
+    page = await context.new_page()
+    await page.goto("/login?next=/clients")
+    await expect(page.locator("#username")).to_be_visible()
+    await expect(page.get_by_test_id("session-ended")).to_have_count(0)
+    await login(page, "manager", "manager-demo-1")
+    await page.goto("/clients")
+    await expect(page.get_by_test_id("my-status")).to_have_text(STATUS_ONLINE)
+    await _end_session(page)
+    await expect(page.get_by_test_id("session-ended")).to_have_text(SESSION_ENDED)
+    # A failed sign-in says why it failed instead; a reload of the page claims nothing.
+    await page.locator("#username").fill("manager")
+    await page.locator("#password").fill("wrong-password")
+    await page.locator("#password").press("Enter")
+    await expect(page.get_by_role("alert")).to_have_text("Неверный логин или пароль")
+    await expect(page.get_by_test_id("session-ended")).to_have_count(0)
+    await page.reload()
+    await expect(page.locator("#username")).to_be_visible()
+    await expect(page.get_by_test_id("session-ended")).to_have_count(0)
     await context.close()

@@ -18,7 +18,8 @@ const session = useSession()
 function signedOut(): void {
   if (!session.user) return
   void session.logout(false)
-  void router.push({ name: 'login', query: { next: router.currentRoute.value.fullPath } })
+  // The reason rides in the history entry, not the address, so a bookmark of it claims nothing.
+  void router.push({ name: 'login', query: { next: router.currentRoute.value.fullPath }, state: { sessionEnded: true } })
 }
 setUnauthorizedHandler(signedOut)
 realtime.on('unauthorized', signedOut)

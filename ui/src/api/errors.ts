@@ -1,5 +1,6 @@
 // What a user reads when the API refuses: the stable `code` in their language, never the
 // server's own text or a field's internal name.
+import { useMessage } from 'naive-ui'
 import { i18n } from '../i18n'
 import { ApiError } from './client'
 
@@ -14,4 +15,13 @@ export function errorText(e: unknown): string {
   if (te(`errors.${e.code}`)) return t(`errors.${e.code}`)
   if (e.status >= 500) return t('errors.server_error')
   return t('errors.unknown')
+}
+
+/** Shows a refusal as a toast. A refused session is not shown: the tab is taken to the
+ * sign-in page, which says that the session ended. */
+export function useErrorToast(): (e: unknown) => void {
+  const message = useMessage()
+  return (e) => {
+    if (!(e instanceof ApiError && e.status === 401)) message.error(errorText(e))
+  }
 }

@@ -11,7 +11,7 @@ export default {
   },
   login: {
     title: 'Sign in to Callcard', username: 'Username', password: 'Password', submit: 'Sign in',
-    failed: 'Wrong username or password',
+    failed: 'Wrong username or password', sessionEnded: 'Your session has ended. Please sign in again.',
   },
   common: {
     save: 'Save', cancel: 'Cancel', delete: 'Delete', edit: 'Edit', add: 'Add', search: 'Search',

@@ -13,7 +13,7 @@ const ru: typeof en = {
   },
   login: {
     title: 'Вход в Callcard', username: 'Логин', password: 'Пароль', submit: 'Войти',
-    failed: 'Неверный логин или пароль',
+    failed: 'Неверный логин или пароль', sessionEnded: 'Сеанс завершён. Войдите снова.',
   },
   common: {
     save: 'Сохранить', cancel: 'Отмена', delete: 'Удалить', edit: 'Изменить', add: 'Добавить',
