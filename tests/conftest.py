@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 import redis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from support.factories import Actor, make_user
 from support.peers import missing
 from support.server import RunningApi, running_api
@@ -170,10 +170,15 @@ async def api(settings: Settings) -> AsyncIterator[RunningApi]:
 
 
 @pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     engine = make_engine(settings.database_url)
-    yield make_sessionmaker(engine)
+    yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+def db(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return make_sessionmaker(engine)
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ async def route_target(
     ringing or talking on the PBX, and those just offered a call, count as busy."""
     settings = services.settings
     decision = await choose_extension(
+        services.engine,
         services.sessions,
         services.redis,
         caller=caller or "",

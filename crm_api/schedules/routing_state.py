@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
-from sqlalchemy import delete, func, literal, or_, select, union_all, update
+from sqlalchemy import bindparam, delete, func, literal, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_api.accounts.models import Role, User
 from crm_api.calls.models import Call
@@ -25,6 +25,7 @@ from crm_api.clients import phones
 from crm_api.clients.models import Client
 from crm_api.clients.service import whose_number
 from crm_api.platform.db.base import utcnow
+from crm_api.platform.db.direct import Queryable, connect_direct, core_rows
 from crm_api.schedules import service as schedules
 from crm_api.schedules.models import RouteAsk, RouteCounter
 from crm_api.schedules.routing import (
@@ -195,7 +196,7 @@ def forget_roster(sessions: async_sessionmaker[AsyncSession]) -> None:
 
 
 async def _roster(
-    sessions: async_sessionmaker[AsyncSession], session: AsyncSession, now: datetime, tz: ZoneInfo
+    sessions: async_sessionmaker[AsyncSession], now: datetime, tz: ZoneInfo
 ) -> _Roster:
     cached = _rosters.get(sessions)
     if (
@@ -204,22 +205,42 @@ async def _roster(
         and abs(now - cached.around) < ROSTER_WINDOW
     ):
         return cached
-    shifts, absences = await schedules.load(session, now - 2 * schedules.DAY, now + schedules.DAY)
-    users = await session.execute(
-        select(User.id, User.extension).where(
-            User.is_active.is_(True), User.extension.is_not(None), User.role.in_(ROUTABLE_ROLES)
+    async with sessions() as session:
+        shifts, absences = await schedules.load(
+            session, now - 2 * schedules.DAY, now + schedules.DAY
         )
-    )
+        users = await session.execute(
+            select(User.id, User.extension).where(
+                User.is_active.is_(True), User.extension.is_not(None), User.role.in_(ROUTABLE_ROLES)
+            )
+        )
+        extensions = {uid: ext for uid, ext in users if ext}
     # Laying the weekly pattern out is the costly part: once per read, not per call.
     window = schedules.duties(shifts, absences, now - 2 * schedules.DAY, now + schedules.DAY, tz)
-    roster = _Roster(time.monotonic(), now, window, {uid: ext for uid, ext in users if ext})
+    roster = _Roster(time.monotonic(), now, window, extensions)
     _rosters[sessions] = roster
     return roster
 
 
+# Who of the on-duty users is on a live call (not the one being routed), and the caller's
+# manager: one round trip, built once and run as a prepared statement.
+_BUSY = select(literal("busy"), Call.user_id).where(
+    Call.user_id.in_(bindparam("on_duty", expanding=True)),
+    Call.ended_at.is_(None),
+    Call.started_at > bindparam("since"),
+    or_(
+        Call.pbx != bindparam("pbx"),
+        func.coalesce(Call.pbx_call_id, "") != bindparam("call_id"),
+    ),
+)
+_BUSY_AND_OWNER = union_all(
+    _BUSY, select(literal("owner"), Client.manager_id).where(whose_number(bindparam("e164")))
+)
+
+
 async def agents_and_owner(
     sessions: async_sessionmaker[AsyncSession],
-    session: AsyncSession,
+    db: Queryable,
     *,
     now: datetime,
     tz: ZoneInfo,
@@ -230,30 +251,21 @@ async def agents_and_owner(
     busy_extensions: frozenset[str] = frozenset(),
 ) -> tuple[list[Agent], int | None]:
     """On-duty users with an extension in schedule order, each with its busy flag, and
-    the caller's responsible manager: one query (the schedule comes from the roster).
-    The call being routed is `pbx`'s `call_id`: another PBX's call of that id is not it."""
-    roster = await _roster(sessions, session, now, tz)
+    the caller's responsible manager: one query on `db` (the schedule comes from the
+    roster). The call being routed is `pbx`'s `call_id`: another PBX's call of that id is
+    not it."""
+    roster = await _roster(sessions, now, tz)
     order = roster.on_duty(now)
     if not order:
         return [], None
-    busy_q = select(literal("busy"), Call.user_id).where(
-        Call.user_id.in_(order),
-        Call.ended_at.is_(None),
-        Call.started_at > now - LIVE_CALL_HORIZON,
-        or_(Call.pbx != pbx, func.coalesce(Call.pbx_call_id, "") != call_id),
-    )
+    params = {"on_duty": order, "since": now - LIVE_CALL_HORIZON, "pbx": pbx, "call_id": call_id}
     e164 = phones.try_normalize(caller, region)  # withheld or garbage: no owner to prefer
-    query = (
-        union_all(
-            busy_q,
-            select(literal("owner"), Client.manager_id).where(whose_number(e164)),
-        )
-        if e164 is not None
-        else busy_q
-    )
+    if e164 is None:
+        rows = await core_rows(db, _BUSY, params)
+    else:
+        rows = await core_rows(db, _BUSY_AND_OWNER, {**params, "e164": e164})
     busy, owner = set(), None
-    conn = await session.connection()  # Core, not the ORM: this runs on every call
-    for what, uid in await conn.execute(query):
+    for what, uid in rows:
         if what == "owner":
             owner = uid
         else:
@@ -265,6 +277,7 @@ async def agents_and_owner(
 
 
 async def choose_extension(
+    engine: AsyncEngine,
     sessions: async_sessionmaker[AsyncSession],
     redis: Redis | None,
     *,
@@ -286,12 +299,11 @@ async def choose_extension(
     state: _RedisState | _DbState = _RedisState(redis) if redis is not None else _DbState(sessions)
 
     async def agents() -> tuple[list[Agent], int | None]:
-        async with sessions() as session:
-            # Reads only: no transaction to begin and roll back around them (two round trips).
-            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        # Reads only: no transaction (two round trips), no session on PostgreSQL.
+        async with connect_direct(engine, sessions) as db:
             return await agents_and_owner(
                 sessions,
-                session,
+                db,
                 now=now,
                 tz=tz,
                 pbx=pbx,

@@ -319,6 +319,7 @@ async def test_sales_reports_and_routing_at_scale(pg_server: PgServer, redis_url
                 caller = "+7916" + f"{rng.randint(0, 9_999_999):07d}"
                 t = time.perf_counter()
                 d = await choose_extension(
+                    engine,
                     sessions,
                     redis,
                     caller=caller,

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from support.server import RunningApi
 
 from crm_api.accounts.models import User
@@ -21,7 +21,7 @@ MONDAY = datetime(2026, 11, 30, 0, 30, tzinfo=MSK)
 
 
 async def test_every_hour_of_the_week_rings_someone_on_shift(
-    db: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine, db: async_sessionmaker[AsyncSession]
 ) -> None:
     async with db() as session:
         await seed_demo(session, clients=5)
@@ -31,6 +31,7 @@ async def test_every_hour_of_the_week_rings_someone_on_shift(
     for hour in range(7 * 24):
         now = MONDAY + timedelta(hours=hour)
         decision = await choose_extension(
+            engine,
             db,
             None,
             caller="+79990000000",  # nobody's number: the policy picks who is on shift

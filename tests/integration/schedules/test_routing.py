@@ -55,6 +55,7 @@ class Worker:
         pbx: str = "pbx",
     ) -> RouteDecision:
         return await choose_extension(
+            self.engine,
             self.sessions,
             self.redis,
             caller=caller,
@@ -301,6 +302,7 @@ async def test_a_schedule_change_reaches_routing_at_once(
 
     async def ask(call_id: str) -> str:
         decision = await choose_extension(
+            services.engine,
             services.sessions,
             services.redis,
             caller=STRANGER,
