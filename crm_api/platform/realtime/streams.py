@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError, ResponseError
 
 from crm_api.platform.db.base import utcnow
@@ -47,6 +48,7 @@ BATCH = 100
 MAX_RUNS_IN_HAND = 4 * BATCH  # read ahead of the handlers no further than this
 REDIS_BACKOFF_MIN_S = 0.2
 REDIS_BACKOFF_MAX_S = 2.0  # Redis back is noticed within this
+READ_TIMEOUT_S = 5.0  # a read's reply (beyond its BLOCK) arrives within this, or Redis is away
 
 
 @dataclass(slots=True)
@@ -238,6 +240,7 @@ class RedisStream:
         self._redis_outage, self._handler_outage = outages or stream_outages(name)
         self._ack_with_reads = ack_with_reads
         self._handled: list[Any] = []  # ids of handled entries the next read acknowledges
+        self._reader: AbstractConnection | None = None  # the connection reads go on
 
     async def add(self, event: dict[str, Any]) -> str:
         return await append(self._redis, self.name, event, maxlen=self._maxlen)
@@ -257,7 +260,8 @@ class RedisStream:
         runs: dict[str, list[tuple[Any, dict[str, Any]]]] = {}
         for raw_id, fields in rows:
             try:
-                event = json.loads(fields[b"e"])
+                # The fields as Redis sends them: [b"e", <json>]; None when deleted.
+                event = json.loads(fields[fields.index(b"e") + 1])
                 key = self._key(event) if self._key else ""
             except (KeyError, TypeError, ValueError, AttributeError):
                 log.error("%s: dropping unreadable entry %s: %r", self.name, raw_id, fields)
@@ -347,26 +351,48 @@ class RedisStream:
         finally:
             self.status.running = False
             await self._settle()
+            await self._close_reader()
 
     async def _read(self, start: str, block: int | None = None) -> Any:
+        """The entries XREADGROUP returns as Redis sends them ([[stream, [[id, fields]...]]]
+        or None), on this consumer's own connection, with the acknowledgements of the runs
+        handled since the last read in the same write."""
         began = time.monotonic()
-        if not self._handled:
-            reply = await self._redis.xreadgroup(
-                self.group, self.consumer, {self.name: start}, count=BATCH, block=block
-            )
-            self._read_ok(began)
-            return reply
         handled, self._handled = self._handled, []
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.xack(self.name, self.group, *handled)
-        pipe.xreadgroup(self.group, self.consumer, {self.name: start}, count=BATCH, block=block)
+        commands: list[tuple[Any, ...]] = []
+        if handled:
+            commands.append(("XACK", self.name, self.group, *handled))
+        blocking = () if block is None else ("BLOCK", block)
+        read = ("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", BATCH, *blocking)
+        commands.append((*read, "STREAMS", self.name, start))
+        conn = self._reader
+        if conn is None:
+            # Not from the pool: no pool, retry or per-command timer around each read (on
+            # Python 3.11 the send's timer is a task of its own), which cost a read several
+            # times what Redis spends on it. The read's own timeout stays.
+            pool = self._redis.connection_pool
+            conn = self._reader = pool.connection_class(
+                **{**pool.connection_kwargs, "socket_timeout": None}
+            )
         try:
-            _, reply = await pipe.execute()
+            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            timeout = READ_TIMEOUT_S + (block or 0) / 1000
+            replies = [await conn.read_response(timeout=timeout) for _ in commands]
         except BaseException:
             self._handled[:0] = handled  # acknowledged again with the next read, harmlessly
+            # Replies may be left unread on it: the next read opens another.
+            self._reader = None
+            with contextlib.suppress(Exception):
+                await conn.disconnect(nowait=True)
             raise
         self._read_ok(began)
-        return reply
+        return replies[-1]
+
+    async def _close_reader(self) -> None:
+        conn, self._reader = self._reader, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.disconnect(nowait=True)
 
     def _read_ok(self, began: float) -> None:
         # A read begun before the outage was noticed (a blocking one may have waited its
