@@ -380,10 +380,7 @@ class RedisStream:
             replies = [await conn.read_response(timeout=timeout) for _ in commands]
         except BaseException:
             self._handled[:0] = handled  # acknowledged again with the next read, harmlessly
-            # Replies may be left unread on it: the next read opens another.
-            self._reader = None
-            with contextlib.suppress(Exception):
-                await conn.disconnect(nowait=True)
+            await self._close_reader()  # replies may be left unread on it: a new one next time
             raise
         self._read_ok(began)
         return replies[-1]
