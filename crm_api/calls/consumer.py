@@ -58,7 +58,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_api.accounts.models import User
 from crm_api.calls import followup, notifier, recordings
-from crm_api.calls.models import Call, CallParticipant, CallRow, Recording, has_sound
+from crm_api.calls.models import Call, CallParticipant, CallRow, Recording, recording_state
 from crm_api.calls.notifier import Frames, call_data
 from crm_api.clients import phones
 from crm_api.clients import service as clients_domain
@@ -1081,10 +1081,8 @@ class CallService:
 
     def _offered(self, found: Recorded) -> list[int]:
         """The ids of the recordings worth offering."""
-        offered = []
-        for rec, name in found:
-            size = recordings.size_of(self._recordings_dir, name)
-            # Not visible from here (yet): offered, served when it appears.
-            if size is None or has_sound(size):
-                offered.append(rec)
-        return offered
+        # Not visible from here (yet): offered, served when it appears. The names were
+        # made relative to the root when written (`recordings.relative_path`).
+        return [
+            rec for rec, name in found if recording_state(self._recordings_dir, name) != "empty"
+        ]

@@ -29,11 +29,3 @@ def resolve(root: Path, file_name: str) -> Path | None:
     base = root.resolve()
     path = (base / file_name).resolve()
     return path if path.is_relative_to(base) and path != base else None
-
-
-def size_of(root: Path, file_name: str) -> int | None:
-    path = resolve(root, file_name)
-    try:
-        return path.stat().st_size if path is not None else None
-    except OSError:
-        return None
