@@ -241,6 +241,7 @@ class RedisStream:
         self._ack_with_reads = ack_with_reads
         self._handled: list[Any] = []  # ids of handled entries the next read acknowledges
         self._reader: AbstractConnection | None = None  # the connection reads go on
+        self._reads: dict[tuple[str, int | None], bytes] = {}  # XREADGROUP, as sent
 
     async def add(self, event: dict[str, Any]) -> str:
         return await append(self._redis, self.name, event, maxlen=self._maxlen)
@@ -359,12 +360,6 @@ class RedisStream:
         handled since the last read in the same write."""
         began = time.monotonic()
         handled, self._handled = self._handled, []
-        commands: list[tuple[Any, ...]] = []
-        if handled:
-            commands.append(("XACK", self.name, self.group, *handled))
-        blocking = () if block is None else ("BLOCK", block)
-        read = ("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", BATCH, *blocking)
-        commands.append((*read, "STREAMS", self.name, start))
         conn = self._reader
         if conn is None:
             # Not from the pool: no pool, retry or per-command timer around each read (on
@@ -374,10 +369,20 @@ class RedisStream:
             conn = self._reader = pool.connection_class(
                 **{**pool.connection_kwargs, "socket_timeout": None}
             )
+        # The read is the same every time (there are two): packed once, not per read.
+        read = self._reads.get((start, block))
+        if read is None:
+            blocking = () if block is None else ("BLOCK", block)
+            command = ("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", BATCH, *blocking)
+            read = b"".join(conn.pack_command(*command, "STREAMS", self.name, start))
+            self._reads[start, block] = read
+        packed = [read]
+        if handled:
+            packed[:0] = conn.pack_command("XACK", self.name, self.group, *handled)
         try:
-            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            await conn.send_packed_command(packed, check_health=False)
             timeout = READ_TIMEOUT_S + (block or 0) / 1000
-            replies = [await conn.read_response(timeout=timeout) for _ in commands]
+            replies = [await conn.read_response(timeout=timeout) for _ in range(1 + bool(handled))]
         except BaseException:
             self._handled[:0] = handled  # acknowledged again with the next read, harmlessly
             await self._close_reader()  # replies may be left unread on it: a new one next time
