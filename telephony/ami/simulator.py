@@ -172,6 +172,16 @@ def prepare(
     return [renamer.event(event) for event in events]
 
 
+def overlapping(calls: Sequence[list[Pairs]], apart: int) -> list[Pairs]:
+    """The calls' events in the order a busy PBX writes them: each call's in its own order,
+    a new call starting every `apart` events of the one before (a call of 90 events at
+    `apart=3` overlaps the next 30)."""
+    timed = sorted(
+        (k * apart + i, k, i) for k, events in enumerate(calls) for i in range(len(events))
+    )
+    return [calls[k][i] for _, k, i in timed]
+
+
 def linkedid_of(pairs: Pairs) -> str | None:
     # A Cdr has only its channel's UniqueID: the first leg's is the Linkedid.
     return next((v for k, v in pairs if k in ("Linkedid", "DestLinkedid", "UniqueID")), None)
