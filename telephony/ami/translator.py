@@ -294,17 +294,20 @@ class CallTranslator:
         return [] if record is None else self.apply(record, now)
 
     def _read_while_held(self, name: str, raw: str) -> bool:
-        """Whether an event read only while a start is held can change a call: a Newexten
-        during an inbound call's setup is a fifth of the events decoded, and does not."""
+        """Whether an event read only while a start is held can change a call: one of a
+        held call (without a Linkedid, ExtensionStatus, QueueMemberStatus... are nobody's;
+        those of the calls already started are read as when none is held), and not a
+        Newexten during an inbound call's setup, a fifth of the events decoded."""
+        linkedid = header(raw, "Linkedid")
+        if linkedid not in self._unstarted:
+            return False
         if name not in _INERT_SETUP:
-            # Only a channel's event is a call's: without a Linkedid (ExtensionStatus,
-            # QueueMemberStatus...) one decodes to nothing.
-            return "Linkedid: " in raw
+            return True
         if name != "Newexten":
             return False
         if header(raw, "Application") not in _SETUP_APPS:
             return True
-        return bool(self._unstarted_placed)
+        return linkedid in self._unstarted_placed
 
     def apply(self, record: rec.Record, now: datetime) -> Out:
         """The same as `feed`, for an event already decoded."""
