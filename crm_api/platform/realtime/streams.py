@@ -261,8 +261,9 @@ class RedisStream:
         runs: dict[str, list[tuple[Any, dict[str, Any]]]] = {}
         for raw_id, fields in rows:
             try:
-                # The fields as Redis sends them: [b"e", <json>]; None when deleted.
-                event = json.loads(fields[fields.index(b"e") + 1])
+                # The fields as Redis sends them, [b"e", <json>] (None when deleted): names
+                # and values by turns.
+                event = json.loads(dict(zip(fields[::2], fields[1::2], strict=True))[b"e"])
                 key = self._key(event) if self._key else ""
             except (KeyError, TypeError, ValueError, AttributeError):
                 log.error("%s: dropping unreadable entry %s: %r", self.name, raw_id, fields)
