@@ -18,8 +18,11 @@ const session = useSession()
 function signedOut(): void {
   if (!session.user) return
   void session.logout(false)
-  // The reason rides in the history entry, not the address, so a bookmark of it claims nothing.
-  void router.push({ name: 'login', query: { next: router.currentRoute.value.fullPath }, state: { sessionEnded: true } })
+  // Back to the address the tab shows: during the first load the router's current route is
+  // still its start ('/'). The reason rides in the history entry, not the address, so a
+  // bookmark of it claims nothing.
+  const next = window.location.pathname + window.location.search
+  void router.push({ name: 'login', query: { next }, state: { sessionEnded: true } })
 }
 setUnauthorizedHandler(signedOut)
 realtime.on('unauthorized', signedOut)
