@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from crm_api.platform.realtime.outage import Outage, reraise_if_cancelled
+from crm_api.platform.realtime.redis_line import RedisLine
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class SpooledAppender:
         route: Callable[[dict[str, Any]], str] | None = None,
     ) -> None:
         """`route(event)`: the stream an event goes to (default: `stream`)."""
-        self._redis = redis
+        self._line = RedisLine(redis)  # a round trip per batch, often of one event
         self._stream = stream
         self._route = route or (lambda _: stream)
         self._marker = f"{stream}:writer"
@@ -81,7 +82,6 @@ class SpooledAppender:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._append: Any = None
         self.spooled = 0  # events that went to disk, for tests and the status page
 
     # ------------------------------------------------------------ lifecycle
@@ -93,7 +93,6 @@ class SpooledAppender:
             log.warning(
                 "%s: %d spool file(s) from before found; sending them", self._stream, len(left)
             )
-        self._append = self._redis.register_script(_APPEND)
         self._task = asyncio.create_task(self._run(), name=f"spool-{self._stream}")
         self._wake.set()
 
@@ -106,6 +105,7 @@ class SpooledAppender:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self._line.close()
         if self._memory:
             first = _segment_number(self._segments[0]) - 1 if self._segments else 10**9
             self._write(self._dir / f"{first:012d}.jsonl", [line for _, line in self._memory])
@@ -208,7 +208,7 @@ class SpooledAppender:
                 keys.append(stream)
                 index[stream] = len(keys)  # Lua counts from 1
             args += [index[stream], line]
-        return int(await self._append(keys=keys, args=args))
+        return int(await self._line.evalsha(_APPEND, keys, args))
 
     async def _send(self, batch: list[_Line]) -> None:
         added = await self._append_batch(batch, mark=not self._marked)
