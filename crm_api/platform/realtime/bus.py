@@ -20,6 +20,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from crm_api.platform.realtime.frames import Frame, frame_key
 from crm_api.platform.realtime.outage import Outage, reraise_if_cancelled
+from crm_api.platform.realtime.redis_line import Arg, RedisLine
 
 log = logging.getLogger(__name__)
 FRAMES_CHANNEL = "callcard:rt:frames"
@@ -168,7 +169,7 @@ class RedisBus:
         self._marker = f"{BACKLOG_STREAM}:writer:{uuid.uuid4().hex}"
         self._marked = False
         self._recent: deque[tuple[float, str, bytes]] = deque()  # (when, tag, frame)
-        self._publish_script: Any = redis.register_script(_PUBLISH)
+        self._line = RedisLine(redis)  # publishes: on a call's path
 
     async def publish(self, frame: Frame) -> Frame:
         tag, encoded = frame.tag, frame.encode()
@@ -191,14 +192,11 @@ class RedisBus:
         if not self._marked:  # the first publish makes this writer's marker
             return [await self.publish(frames[0]), *await self.publish_many(frames[1:])]
         encoded = [(frame.tag, frame.encode()) for frame in frames]
-        pipe = self._redis.pipeline(transaction=False)
-        for tag, body in encoded:
-            await self._publish_script(
-                keys=[BACKLOG_STREAM, self._marker, FRAMES_CHANNEL],
-                args=[self._backlog, "0", body, tag],
-                client=pipe,
-            )
-        ids = await pipe.execute()
+        keys = [BACKLOG_STREAM, self._marker, FRAMES_CHANNEL]
+        calls: list[tuple[list[str], list[Arg]]] = [
+            (keys, [self._backlog, "0", body, tag]) for tag, body in encoded
+        ]
+        ids = await self._line.evalsha_many(_PUBLISH, calls)
         published: list[Frame] = []
         for i, (frame, (tag, body), frame_id) in enumerate(zip(frames, encoded, ids, strict=True)):
             if frame_id is None:
@@ -219,9 +217,10 @@ class RedisBus:
     async def _append(self, tag: str, encoded: bytes) -> Any:
         """The new entry's id, or None when the marker is gone (Redis lost its data)."""
         create = "0" if self._marked else "1"
-        frame_id = await self._publish_script(
-            keys=[BACKLOG_STREAM, self._marker, FRAMES_CHANNEL],
-            args=[self._backlog, create, encoded, tag],
+        frame_id = await self._line.evalsha(
+            _PUBLISH,
+            [BACKLOG_STREAM, self._marker, FRAMES_CHANNEL],
+            [self._backlog, create, encoded, tag],
         )
         self._marked = self._marked or frame_id is not None
         return frame_id
@@ -306,3 +305,4 @@ class RedisBus:
     async def close(self) -> None:
         """Subscriptions end within one blocking read."""
         self._closed.set()
+        await self._line.close()
