@@ -24,11 +24,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
-from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError, ResponseError
 
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.realtime.outage import Outage, is_outage, reraise_if_cancelled
+from crm_api.platform.realtime.redis_line import RedisLine, error_of, pack
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,6 @@ BATCH = 100
 MAX_RUNS_IN_HAND = 4 * BATCH  # read ahead of the handlers no further than this
 REDIS_BACKOFF_MIN_S = 0.2
 REDIS_BACKOFF_MAX_S = 2.0  # Redis back is noticed within this
-READ_TIMEOUT_S = 5.0  # a read's reply (beyond its BLOCK) arrives within this, or Redis is away
 
 
 @dataclass(slots=True)
@@ -240,7 +239,7 @@ class RedisStream:
         self._redis_outage, self._handler_outage = outages or stream_outages(name)
         self._ack_with_reads = ack_with_reads
         self._handled: list[Any] = []  # ids of handled entries the next read acknowledges
-        self._reader: AbstractConnection | None = None  # the connection reads go on
+        self._reader = RedisLine(redis)  # the reads, each waiting up to block_ms
         self._reads: dict[tuple[str, int | None], bytes] = {}  # XREADGROUP, as sent
 
     async def add(self, event: dict[str, Any]) -> str:
@@ -353,7 +352,7 @@ class RedisStream:
         finally:
             self.status.running = False
             await self._settle()
-            await self._close_reader()
+            await self._reader.close()
 
     async def _read(self, start: str, block: int | None = None) -> Any:
         """The entries XREADGROUP returns as Redis sends them ([[stream, [[id, fields]...]]]
@@ -361,41 +360,24 @@ class RedisStream:
         handled since the last read in the same write."""
         began = time.monotonic()
         handled, self._handled = self._handled, []
-        conn = self._reader
-        if conn is None:
-            # Not from the pool: no pool, retry or per-command timer around each read (on
-            # Python 3.11 the send's timer is a task of its own), which cost a read several
-            # times what Redis spends on it. The read's own timeout stays.
-            pool = self._redis.connection_pool
-            conn = self._reader = pool.connection_class(
-                **{**pool.connection_kwargs, "socket_timeout": None}
-            )
         # The read is the same every time (there are two): packed once, not per read.
         read = self._reads.get((start, block))
         if read is None:
             blocking = () if block is None else ("BLOCK", block)
             command = ("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", BATCH, *blocking)
-            read = b"".join(conn.pack_command(*command, "STREAMS", self.name, start))
-            self._reads[start, block] = read
-        packed = [read]
+            read = self._reads[start, block] = pack(*command, "STREAMS", self.name, start)
         if handled:
-            packed[:0] = conn.pack_command("XACK", self.name, self.group, *handled)
+            read = pack("XACK", self.name, self.group, *handled) + read
         try:
-            await conn.send_packed_command(packed, check_health=False)
-            timeout = READ_TIMEOUT_S + (block or 0) / 1000
-            replies = [await conn.read_response(timeout=timeout) for _ in range(1 + bool(handled))]
+            replies = await self._reader.send(read, 1 + bool(handled), wait_s=(block or 0) / 1000)
+            for reply in replies:
+                if (error := error_of(reply)) is not None:
+                    raise error
         except BaseException:
             self._handled[:0] = handled  # acknowledged again with the next read, harmlessly
-            await self._close_reader()  # replies may be left unread on it: a new one next time
             raise
         self._read_ok(began)
         return replies[-1]
-
-    async def _close_reader(self) -> None:
-        conn, self._reader = self._reader, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.disconnect(nowait=True)
 
     def _read_ok(self, began: float) -> None:
         # A read begun before the outage was noticed (a blocking one may have waited its
