@@ -7,7 +7,6 @@ that stay open."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -158,18 +157,16 @@ class RedisBus:
     `replay_s` seconds again before it; readers drop the copies they already delivered
     (every frame carries a unique tag)."""
 
-    def __init__(
-        self, redis: Redis, backlog: int = 1000, block_ms: int = 1000, replay_s: float = 30.0
-    ) -> None:
+    def __init__(self, redis: Redis, backlog: int = 1000, replay_s: float = 30.0) -> None:
         self._redis = redis
         self._backlog = backlog
-        self._block_ms = block_ms
         self._replay_s = replay_s
         self._closed = asyncio.Event()
         self._marker = f"{BACKLOG_STREAM}:writer:{uuid.uuid4().hex}"
         self._marked = False
         self._recent: deque[tuple[float, str, bytes]] = deque()  # (when, tag, frame)
         self._line = RedisLine(redis)  # publishes: on a call's path
+        self._inboxes: set[asyncio.Queue[list[Any] | BaseException | None]] = set()
 
     async def publish(self, frame: Frame) -> Frame:
         tag, encoded = frame.tag, frame.encode()
@@ -234,40 +231,42 @@ class RedisBus:
             outage = Outage("realtime frames: Redis", log)
             seen = _Seen()
             pause, behind = 0.1, False
-            # Ended by close() within a second: a read cancelled while blocked can hang
-            # (redis/redis-py#2579).
-            while not self._closed.is_set():
-                pubsub = self._redis.pubsub()
-                try:
-                    await pubsub.subscribe(FRAMES_CHANNEL)
-                    if behind:
-                        # Published while this worker was cut off: read from the backlog.
-                        rows: Any = await self._redis.xrange(BACKLOG_STREAM, min=f"({last}")
-                        for raw_id, fields in rows:
-                            last = _text(raw_id)
-                            if seen.first_time(fields.get(b"u")):
-                                yield Frame.decode(fields[b"f"], last)
-                    outage.ok()
-                    pause, behind = 0.1, False
-                    while not self._closed.is_set():
-                        message: Any = await pubsub.get_message(
-                            ignore_subscribe_messages=True, timeout=self._block_ms / 1000
-                        )
-                        if message is None or message["type"] != "message":
-                            continue
-                        frame_id, tag, body = message["data"].split(b" ", 2)
-                        last = frame_id.decode()
-                        if seen.first_time(tag):
-                            yield Frame.decode(body, last)
-                except (RedisError, OSError) as exc:
-                    reraise_if_cancelled()
-                    outage.failed(exc)
-                    behind = True
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, RETRY_MAX_S)
-                finally:
-                    with contextlib.suppress(RedisError, OSError):
-                        await pubsub.aclose()
+            # Messages as they arrive, then the error the connection ended with; None: closed.
+            inbox: asyncio.Queue[list[Any] | BaseException | None] = asyncio.Queue()
+            line = RedisLine(self._redis, pushed=inbox.put_nowait)
+            self._inboxes.add(inbox)
+            try:
+                while not self._closed.is_set():
+                    try:
+                        await line.execute("SUBSCRIBE", FRAMES_CHANNEL)
+                        if behind:
+                            # Published while this worker was cut off: read from the backlog.
+                            rows: Any = await self._redis.xrange(BACKLOG_STREAM, min=f"({last}")
+                            for raw_id, fields in rows:
+                                last = _text(raw_id)
+                                if seen.first_time(fields.get(b"u")):
+                                    yield Frame.decode(fields[b"f"], last)
+                        outage.ok()
+                        pause, behind = 0.1, False
+                        while (message := await inbox.get()) is not None:
+                            if isinstance(message, BaseException):
+                                raise message
+                            frame_id, tag, body = message[2].split(b" ", 2)
+                            last = frame_id.decode()
+                            if seen.first_time(tag):
+                                yield Frame.decode(body, last)
+                    except (RedisError, OSError) as exc:
+                        reraise_if_cancelled()
+                        outage.failed(exc)
+                        behind = True
+                        await line.close()
+                        while not inbox.empty():  # left by that connection: in the backlog
+                            inbox.get_nowait()
+                        await asyncio.sleep(pause)
+                        pause = min(pause * 2, RETRY_MAX_S)
+            finally:
+                self._inboxes.discard(inbox)
+                await line.close()
 
         return frames()
 
@@ -303,6 +302,8 @@ class RedisBus:
         ]
 
     async def close(self) -> None:
-        """Subscriptions end within one blocking read."""
+        """Subscriptions end at once."""
         self._closed.set()
+        for inbox in self._inboxes:
+            inbox.put_nowait(None)
         await self._line.close()

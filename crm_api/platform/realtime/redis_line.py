@@ -1,5 +1,6 @@
 """A Redis connection of one component's own, for the commands on a call's path: the
-call events `callcard telephony` appends, the frames the API publishes, a stream's reads.
+call events `callcard telephony` appends, the frames the API publishes and receives, a
+stream's reads.
 
 Commands are written the moment they are given and their replies matched to them in
 order as they arrive (pipelined), parsed by hiredis in the protocol's callback. Through
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import hiredis
@@ -43,11 +44,25 @@ def error_of(reply: Any) -> ResponseError | None:
     return NoScriptError(str(reply)) if str(reply).startswith("NOSCRIPT") else reply
 
 
+Pushed = Callable[[list[Any] | BaseException], None]
+
+
 class RedisLine:
     """One connection, opened on first use with the settings of `redis`'s own (address,
-    unix socket or TLS, user, password, database)."""
+    unix socket or TLS, user, password, database).
 
-    def __init__(self, redis: Redis, *, reply_timeout_s: float = REPLY_TIMEOUT_S) -> None:
+    `pushed`: for a subscribing connection, gets each message of the channels it
+    subscribed to (["message", channel, data]) as it arrives, and the error the
+    connection ended with, should it end after it was opened."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        reply_timeout_s: float = REPLY_TIMEOUT_S,
+        pushed: Pushed | None = None,
+    ) -> None:
+        self._pushed = pushed
         pool = redis.connection_pool
         self._settings = pool.connection_kwargs
         self._tls = issubclass(pool.connection_class, SSLConnection)
@@ -104,7 +119,7 @@ class RedisLine:
             if self._link is not None:
                 return self._link
             settings, loop = self._settings, asyncio.get_running_loop()
-            link = _Link(self)
+            link = _Link(self, self._pushed)
             within = settings.get("socket_connect_timeout") or self._reply_timeout_s
             try:
                 async with asyncio.timeout(within):
@@ -137,16 +152,20 @@ class RedisLine:
                 if (error := error_of(reply)) is not None:
                     raise errors.ConnectionError(f"Redis refused the connection: {error}")
 
-    def _lost(self, link: _Link) -> None:
-        if self._link is link:
-            self._link = None
+    def _lost(self, link: _Link) -> bool:
+        """Whether `link` was this line's open connection."""
+        if self._link is not link:
+            return False
+        self._link = None
+        return True
 
 
 class _Link(asyncio.Protocol):
     """One open connection: the commands sent on it wait, oldest first, for their replies."""
 
-    def __init__(self, line: RedisLine) -> None:
+    def __init__(self, line: RedisLine, pushed: Pushed | None) -> None:
         self._line = line
+        self._pushed = pushed
         self._transport: asyncio.Transport | None = None
         self._parser = hiredis.Reader(replyError=ResponseError)
         self._waiting: deque[asyncio.Future[Any]] = deque()
@@ -186,6 +205,9 @@ class _Link(asyncio.Protocol):
         self._parser.feed(data)
         try:
             while (reply := self._parser.gets()) is not False:
+                if self._pushed is not None and type(reply) is list and reply[:1] == [b"message"]:
+                    self._pushed(reply)
+                    continue
                 if not self._waiting:
                     raise hiredis.ProtocolError("a reply no command asked for")
                 future = self._waiting.popleft()
@@ -200,9 +222,11 @@ class _Link(asyncio.Protocol):
     def close(self, why: BaseException) -> None:
         if self._closed is None:
             self._closed = why
-            self._line._lost(self)
+            opened = self._line._lost(self)
             if self._transport is not None:
                 self._transport.abort()
+            if opened and self._pushed is not None:
+                self._pushed(why)
         while self._waiting:
             future = self._waiting.popleft()
             if not future.done():

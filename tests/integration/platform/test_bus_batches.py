@@ -1,18 +1,21 @@
 """A batch of frames through the Redis bus in one round trip (`publish_many`): the backlog
 holds them in order, once each (a retried frame too), and a batch published after Redis
-lost its data first says again what readers may have missed, as single publishes do.
-Real Redis, restarted without persistence by the test."""
+lost its data first says again what readers may have missed, as single publishes do; a
+worker whose subscription a restart cut gets what was published meanwhile, once each.
+Real Redis, restarted by the test."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
 
 import redis.asyncio as aredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from support.restartable_redis import restartable_redis
+from support.waiting import wait_for
 
-from crm_api.platform.realtime.bus import RedisBus
+from crm_api.platform.realtime.bus import FRAMES_CHANNEL, RedisBus
 from crm_api.platform.realtime.frames import Audience, Frame, frame_key
 
 
@@ -56,4 +59,39 @@ async def test_a_batch_after_redis_lost_its_data_publishes_the_recent_frames_aga
             assert backlog is not None and [f.data["n"] for f in backlog] == [1, 2, 3, 4, 5, 6]
         finally:
             await bus.close()
+            await client.aclose()
+
+
+async def test_a_subscriber_cut_off_by_a_restart_gets_each_frame_published_meanwhile(
+    tmp_path: Path,
+) -> None:
+    async with restartable_redis(tmp_path / "redis", persistent=True) as server:
+        client = aredis.Redis.from_url(server.url)
+        publisher, reader = RedisBus(client), RedisBus(client)
+        frames = await reader.subscribe()
+
+        async def subscribed() -> bool:
+            return dict(await client.pubsub_numsub(FRAMES_CHANNEL))[FRAMES_CHANNEL.encode()] > 0
+
+        try:
+            arriving = asyncio.ensure_future(anext(frames))  # subscribes
+            await wait_for(subscribed)
+            await publisher.publish(_frames(1)[0])
+            first = await asyncio.wait_for(arriving, 5)
+            await server.stop()
+            # The subscription's connection ends with the server: the reader is cut off.
+            await server.start()
+            with contextlib.suppress(RedisConnectionError):
+                await client.ping()
+            await publisher.publish_many(_frames(2, 3))
+            await publisher.publish(_frames(4)[0])
+            got = [first] + [await asyncio.wait_for(anext(frames), 10) for _ in range(3)]
+            assert [f.data["n"] for f in got] == [1, 2, 3, 4]
+            with contextlib.suppress(TimeoutError):  # and nothing twice
+                extra = await asyncio.wait_for(anext(frames), 0.5)
+                raise AssertionError(f"a frame came twice: {extra}")
+        finally:
+            await publisher.close()
+            await reader.close()
+            await frames.aclose()
             await client.aclose()

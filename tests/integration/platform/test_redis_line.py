@@ -10,6 +10,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -95,6 +96,28 @@ async def test_redis_stopped_fails_what_waits_and_once_back_it_connects_again(
         await server.start()
         assert await line.execute("INCR", key) == 1  # restarted empty
         assert await line.evalsha(COUNT_UP, [key], [1]) == 2  # its script cache empty too
+
+
+async def test_a_subscribing_line_hands_on_each_message_then_the_end_of_its_connection(
+    tmp_path: Path,
+) -> None:
+    async with restartable_redis(tmp_path / "redis", persistent=False) as server:
+        client = aredis.Redis.from_url(server.url, protocol=2)
+        pushed: asyncio.Queue[list[Any] | BaseException] = asyncio.Queue()
+        line = RedisLine(client, pushed=pushed.put_nowait)
+        try:
+            assert await line.execute("SUBSCRIBE", "канал") == [b"subscribe", "канал".encode(), 1]
+            for n in range(3):
+                await client.publish("канал", f"кадр {n}")
+            for n in range(3):
+                message = await asyncio.wait_for(pushed.get(), 5)
+                assert message == [b"message", "канал".encode(), f"кадр {n}".encode()]
+            await server.stop()
+            assert isinstance(await asyncio.wait_for(pushed.get(), 5), ConnectionError)
+        finally:
+            await line.close()
+            await client.aclose()
+        assert pushed.empty()  # closing a line whose connection is gone says nothing more
 
 
 @contextlib.asynccontextmanager
