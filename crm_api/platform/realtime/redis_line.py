@@ -44,6 +44,14 @@ def error_of(reply: Any) -> ResponseError | None:
     return NoScriptError(str(reply)) if str(reply).startswith("NOSCRIPT") else reply
 
 
+def raise_errors(replies: list[Any]) -> list[Any]:
+    """`replies`, unless one is an error reply: then the first such is raised."""
+    for reply in replies:
+        if (error := error_of(reply)) is not None:
+            raise error
+    return replies
+
+
 Pushed = Callable[[list[Any] | BaseException], None]
 
 
@@ -78,9 +86,7 @@ class RedisLine:
         return await link.send(packed, replies, self._reply_timeout_s + wait_s)
 
     async def execute(self, *args: Arg) -> Any:
-        (reply,) = await self.send(pack(*args))
-        if (error := error_of(reply)) is not None:
-            raise error
+        (reply,) = raise_errors(await self.send(pack(*args)))
         return reply
 
     async def evalsha(self, script: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
@@ -104,10 +110,7 @@ class RedisLine:
             # Redis restarted since (its script cache is empty): none of them ran.
             await self.execute("SCRIPT", "LOAD", script)
             replies = await self.send(packed, len(calls))
-        for reply in replies:
-            if (error := error_of(reply)) is not None:
-                raise error
-        return replies
+        return raise_errors(replies)
 
     async def close(self) -> None:
         link, self._link = self._link, None

@@ -28,7 +28,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from crm_api.platform.db.base import utcnow
 from crm_api.platform.realtime.outage import Outage, is_outage, reraise_if_cancelled
-from crm_api.platform.realtime.redis_line import RedisLine, error_of, pack
+from crm_api.platform.realtime.redis_line import RedisLine, pack, raise_errors
 
 log = logging.getLogger(__name__)
 
@@ -369,10 +369,8 @@ class RedisStream:
         if handled:
             read = pack("XACK", self.name, self.group, *handled) + read
         try:
-            replies = await self._reader.send(read, 1 + bool(handled), wait_s=(block or 0) / 1000)
-            for reply in replies:
-                if (error := error_of(reply)) is not None:
-                    raise error
+            sent = self._reader.send(read, 1 + bool(handled), wait_s=(block or 0) / 1000)
+            replies = raise_errors(await sent)
         except BaseException:
             self._handled[:0] = handled  # acknowledged again with the next read, harmlessly
             raise
