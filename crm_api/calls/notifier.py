@@ -192,5 +192,6 @@ async def publish(hub: Hub, frames: Frames) -> None:
 
 
 def push(hub: Hub, outgoing: Outgoing) -> Coroutine[Any, Any, Frame]:
-    """One frame, as an awaitable the caller schedules itself (the early pop)."""
-    return hub.publish(frame(outgoing))
+    """One frame (the early pop), handed to the bus now; its outcome an awaitable the
+    caller schedules itself."""
+    return hub.publish_now(frame(outgoing))

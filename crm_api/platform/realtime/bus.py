@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -46,6 +46,11 @@ class Bus(Protocol):
         once. A bus that drops a copy itself returns it as given, without an id."""
         ...
 
+    def publish_now(self, frame: Frame) -> Coroutine[Any, Any, Frame]:
+        """`publish`, handed on before this returns where the bus can (its connection is
+        open); the awaitable, which must be awaited, gives the outcome."""
+        ...
+
     async def publish_many(self, frames: Sequence[Frame]) -> list[Frame]:
         """`publish` of each frame in order, at the cost of one: one round trip for all."""
         ...
@@ -78,6 +83,12 @@ class InProcessBus:
         return f"{self._last[0]}-{self._last[1]}"
 
     async def publish(self, frame: Frame) -> Frame:
+        return self._deliver(frame)
+
+    def publish_now(self, frame: Frame) -> Coroutine[Any, Any, Frame]:
+        return _done(self._deliver(frame))
+
+    def _deliver(self, frame: Frame) -> Frame:
         if not self._seen.first_time(frame.tag.encode()):
             return frame
         frame = frame.with_id(self._next_id())
@@ -114,6 +125,10 @@ class InProcessBus:
         for queue in self._subscribers:
             queue.put_nowait(None)  # the end of each subscription
         self._subscribers.clear()
+
+
+async def _done(frame: Frame) -> Frame:
+    return frame
 
 
 def _parse(frame_id: str) -> tuple[int, int] | None:
@@ -169,8 +184,22 @@ class RedisBus:
         self._inboxes: set[asyncio.Queue[list[Any] | BaseException | None]] = set()
 
     async def publish(self, frame: Frame) -> Frame:
+        return await self.publish_now(frame)
+
+    def publish_now(self, frame: Frame) -> Coroutine[Any, Any, Frame]:
+        """`publish`, its command written before this returns (when the bus's connection
+        is open): a pop goes out the moment it is known, however busy the loop."""
         tag, encoded = frame.tag, frame.encode()
-        frame_id = await self._append(tag, encoded)
+        create = "0" if self._marked else "1"
+        keys = [BACKLOG_STREAM, self._marker, FRAMES_CHANNEL]
+        appended = self._line.evalsha_now(_PUBLISH, [(keys, [self._backlog, create, encoded, tag])])
+        return self._numbered(frame, tag, encoded, appended)
+
+    async def _numbered(
+        self, frame: Frame, tag: str, encoded: bytes, appended: Coroutine[Any, Any, list[Any]]
+    ) -> Frame:
+        (frame_id,) = await appended
+        self._marked = self._marked or frame_id is not None
         if frame_id is None:
             # Redis lost its data since our last publish: what readers may have missed first.
             now = time.monotonic()

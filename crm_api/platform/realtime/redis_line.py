@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, cast
 
 import hiredis
@@ -85,6 +85,15 @@ class RedisLine:
         link = self._link if self._link is not None else await self._connect()
         return await link.send(packed, replies, self._reply_timeout_s + wait_s)
 
+    def send_now(self, packed: bytes, replies: int = 1) -> Coroutine[Any, Any, list[Any]]:
+        """`send`, with `packed` written before this returns when the line is open (else
+        when the returned awaitable connects it): what is given now goes out now, not
+        when its task's turn on a busy loop comes."""
+        link = self._link
+        if link is None or link.closed:
+            return self.send(packed, replies)
+        return link.replies(*link.write(packed, replies, self._reply_timeout_s))
+
     async def execute(self, *args: Arg) -> Any:
         (reply,) = raise_errors(await self.send(pack(*args)))
         return reply
@@ -101,15 +110,32 @@ class RedisLine:
     ) -> list[Any]:
         """`script` run once per (keys, args) of `calls`, in order and in one round trip;
         an error reply is raised."""
+        return await self.evalsha_now(script, calls)
+
+    def evalsha_now(
+        self,
+        script: str,
+        calls: Sequence[tuple[Sequence[str], Sequence[Arg]]],
+    ) -> Coroutine[Any, Any, list[Any]]:
+        """`evalsha_many`, written now as `send_now` writes."""
         sha = self._shas.get(script)
         if sha is None:
             sha = self._shas[script] = hashlib.sha1(script.encode()).hexdigest()
         packed = b"".join(pack("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls)
-        replies = await self.send(packed, len(calls))
+        return self._evaluated(script, packed, len(calls), self.send_now(packed, len(calls)))
+
+    async def _evaluated(
+        self,
+        script: str,
+        packed: bytes,
+        count: int,
+        sent: Coroutine[Any, Any, list[Any]],
+    ) -> list[Any]:
+        replies = await sent
         if any(isinstance(error_of(reply), NoScriptError) for reply in replies):
             # Redis restarted since (its script cache is empty): none of them ran.
             await self.execute("SCRIPT", "LOAD", script)
-            replies = await self.send(packed, len(calls))
+            replies = await self.send(packed, count)
         return raise_errors(replies)
 
     async def close(self) -> None:
@@ -177,15 +203,28 @@ class _Link(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # (uvloop's is not a subclass)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None or self._transport is None
+
     async def send(self, packed: bytes, replies: int, within_s: float) -> list[Any]:
+        return await self.replies(*self.write(packed, replies, within_s))
+
+    def write(
+        self, packed: bytes, replies: int, within_s: float
+    ) -> tuple[list[asyncio.Future[Any]], asyncio.TimerHandle]:
+        """`packed` written now; the futures of its replies, and the timer that gives the
+        connection up should the last of them not come within `within_s`."""
         if self._closed is not None or self._transport is None:
             raise errors.ConnectionError(f"Redis connection lost: {self._closed}")
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in range(replies)]
         self._waiting.extend(futures)
         self._transport.write(packed)
-        # Silent past the timeout: the connection is given up, with all that waits on it.
-        timer = loop.call_later(within_s, self._silent, futures[-1])
+        return futures, loop.call_later(within_s, self._silent, futures[-1])
+
+    @staticmethod
+    async def replies(futures: list[asyncio.Future[Any]], timer: asyncio.TimerHandle) -> list[Any]:
         try:
             return [await future for future in futures]
         except BaseException:

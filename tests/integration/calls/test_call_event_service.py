@@ -4,6 +4,7 @@ per call, recordings, missed calls, idempotent replays, bad entries."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
 
@@ -344,19 +345,23 @@ async def test_a_start_and_its_ring_read_together_pop_before_the_ring_is_written
     def seen(statement: str) -> None:
         order.append(" ".join(statement.split()[:3]))
 
-    publish = services.hub.publish
+    publish, publish_now = services.hub.publish, services.hub.publish_now
 
     async def noted(frame: Frame) -> Frame:
         order.append(frame.type)
         return await publish(frame)
 
-    services.hub.publish = noted
+    def noted_now(frame: Frame) -> Coroutine[Any, Any, Frame]:  # the pop ahead
+        order.append(frame.type)
+        return publish_now(frame)
+
+    services.hub.publish, services.hub.publish_now = noted, noted_now
     start, recording, ring, _, _ = answered_call("together1")
     try:
         with statements_sent(services.sessions.kw["bind"], monkeypatch, seen):
             await service.handle([start, recording, ring] if recorded else [start, ring])
     finally:
-        services.hub.publish = publish
+        services.hub.publish, services.hub.publish_now = publish, publish_now
     pop = order.index("call.ringing")
     assert "INSERT INTO calls" in order[:pop], order  # the call it pops is written
     assert "UPDATE calls SET" in order[pop:], order  # its ring after the pop

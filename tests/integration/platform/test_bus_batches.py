@@ -95,3 +95,32 @@ async def test_a_subscriber_cut_off_by_a_restart_gets_each_frame_published_meanw
             await reader.close()
             await frames.aclose()
             await client.aclose()
+
+
+async def test_a_frame_published_now_reaches_a_reader_before_its_publisher_awaits_it(
+    redis_url: str,
+) -> None:
+    """The early pop: `publish_now` hands the frame to Redis before it returns, so a reader
+    gets it however long the publisher's task waits for its turn; awaited, it gives the
+    frame with the id the reader saw."""
+    client = aredis.Redis.from_url(redis_url)
+    publisher, reader = RedisBus(client), RedisBus(client)
+    frames = await reader.subscribe()
+
+    async def subscribed() -> bool:
+        return dict(await client.pubsub_numsub(FRAMES_CHANNEL))[FRAMES_CHANNEL.encode()] > 0
+
+    try:
+        arriving = asyncio.ensure_future(anext(frames))
+        await wait_for(subscribed)
+        await publisher.publish(_frames(1)[0])  # opens the publisher's connection
+        assert (await asyncio.wait_for(arriving, 5)).data == {"n": 1}
+        publishing = publisher.publish_now(_frames(2)[0])
+        seen = await asyncio.wait_for(anext(frames), 5)
+        assert seen.data == {"n": 2}
+        assert (await publishing).id == seen.id
+    finally:
+        await publisher.close()
+        await reader.close()
+        await frames.aclose()
+        await client.aclose()

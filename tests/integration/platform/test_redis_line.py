@@ -17,6 +17,7 @@ import pytest
 import redis.asyncio as aredis
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 from support.restartable_redis import restartable_redis
+from support.waiting import wait_for
 
 from crm_api.platform.realtime.redis_line import RedisLine, pack
 
@@ -55,6 +56,26 @@ async def test_an_error_reply_is_raised_and_the_next_command_is_answered(redis_u
         replies = await line.send(pack("INCR", key) + pack("GET", key), 2)
         assert isinstance(replies[0], ResponseError)
         assert replies[1] == b"text"
+
+
+async def test_a_command_given_now_is_carried_out_before_it_is_awaited(redis_url: str) -> None:
+    """`send_now` writes the command before it returns, so Redis carries it out while the
+    awaitable still waits for its turn on the loop; awaited, it gives the reply. On a line
+    not connected yet, the awaitable connects first."""
+    key = f"test:line:{uuid.uuid4().hex}"
+    client = aredis.Redis.from_url(redis_url)
+    try:
+        async with line_to(redis_url) as line:
+            assert await line.send_now(pack("SET", key, "0")) == [b"OK"]  # connects
+            pending = line.send_now(pack("INCR", key))
+
+            async def carried_out() -> bool:
+                return await client.get(key) == b"1"
+
+            await wait_for(carried_out, within=5)
+            assert await pending == [1]
+    finally:
+        await client.aclose()
 
 
 async def test_a_cancelled_command_puts_no_other_out_of_step(redis_url: str) -> None:
