@@ -178,6 +178,7 @@ class RedisBus:
         self._replay_s = replay_s
         self._closed = asyncio.Event()
         self._marker = f"{BACKLOG_STREAM}:writer:{uuid.uuid4().hex}"
+        self._keys = [BACKLOG_STREAM, self._marker, FRAMES_CHANNEL]  # _PUBLISH's
         self._marked = False
         self._recent: deque[tuple[float, str, bytes]] = deque()  # (when, tag, frame)
         self._line = RedisLine(redis)  # publishes: on a call's path
@@ -190,16 +191,12 @@ class RedisBus:
         """`publish`, its command written before this returns (when the bus's connection
         is open): a pop goes out the moment it is known, however busy the loop."""
         tag, encoded = frame.tag, frame.encode()
-        create = "0" if self._marked else "1"
-        keys = [BACKLOG_STREAM, self._marker, FRAMES_CHANNEL]
-        appended = self._line.evalsha_now(_PUBLISH, [(keys, [self._backlog, create, encoded, tag])])
-        return self._numbered(frame, tag, encoded, appended)
+        return self._numbered(frame, tag, encoded, self._appending(tag, encoded))
 
     async def _numbered(
-        self, frame: Frame, tag: str, encoded: bytes, appended: Coroutine[Any, Any, list[Any]]
+        self, frame: Frame, tag: str, encoded: bytes, appending: Coroutine[Any, Any, list[Any]]
     ) -> Frame:
-        (frame_id,) = await appended
-        self._marked = self._marked or frame_id is not None
+        frame_id = await self._appended(appending)
         if frame_id is None:
             # Redis lost its data since our last publish: what readers may have missed first.
             now = time.monotonic()
@@ -208,8 +205,8 @@ class RedisBus:
                 log.warning("realtime frames: Redis lost its data; publishing %d again", len(again))
             self._marked = False
             for old_tag, old_frame in again:
-                await self._append(old_tag, old_frame)
-            frame_id = await self._append(tag, encoded)
+                await self._appended(self._appending(old_tag, old_frame))
+            frame_id = await self._appended(self._appending(tag, encoded))
         return self._remember(frame, tag, encoded, frame_id)
 
     async def publish_many(self, frames: Sequence[Frame]) -> list[Frame]:
@@ -218,9 +215,8 @@ class RedisBus:
         if not self._marked:  # the first publish makes this writer's marker
             return [await self.publish(frames[0]), *await self.publish_many(frames[1:])]
         encoded = [(frame.tag, frame.encode()) for frame in frames]
-        keys = [BACKLOG_STREAM, self._marker, FRAMES_CHANNEL]
         calls: list[tuple[list[str], list[Arg]]] = [
-            (keys, [self._backlog, "0", body, tag]) for tag, body in encoded
+            (self._keys, [self._backlog, "0", body, tag]) for tag, body in encoded
         ]
         ids = await self._line.evalsha_many(_PUBLISH, calls)
         published: list[Frame] = []
@@ -240,14 +236,16 @@ class RedisBus:
             self._recent.popleft()
         return frame.with_id(_text(frame_id))
 
-    async def _append(self, tag: str, encoded: bytes) -> Any:
-        """The new entry's id, or None when the marker is gone (Redis lost its data)."""
+    def _appending(self, tag: str, encoded: bytes) -> Coroutine[Any, Any, list[Any]]:
+        """The frame's XADD and PUBLISH, written now where the line can (`evalsha_now`)."""
         create = "0" if self._marked else "1"
-        frame_id = await self._line.evalsha(
-            _PUBLISH,
-            [BACKLOG_STREAM, self._marker, FRAMES_CHANNEL],
-            [self._backlog, create, encoded, tag],
+        return self._line.evalsha_now(
+            _PUBLISH, [(self._keys, [self._backlog, create, encoded, tag])]
         )
+
+    async def _appended(self, appending: Coroutine[Any, Any, list[Any]]) -> Any:
+        """The new entry's id, or None when the marker is gone (Redis lost its data)."""
+        (frame_id,) = await appending
         self._marked = self._marked or frame_id is not None
         return frame_id
 

@@ -168,13 +168,13 @@ class Hub:
     async def publish(self, frame: Frame) -> Frame:
         """`frame` as the bus numbered it. After an error, retry with the same frame: the
         failed attempt may have gone out, and readers drop a second copy of a frame."""
-        return await self._numbered(self.bus.publish_now(frame))
+        return await self.publish_now(frame)
 
     def publish_now(self, frame: Frame) -> Coroutine[Any, Any, Frame]:
         """`publish`, handed to the bus before this returns (`Bus.publish_now`)."""
-        return self._numbered(self.bus.publish_now(frame))
+        return self._reported(self.bus.publish_now(frame))
 
-    async def _numbered(self, publishing: Coroutine[Any, Any, Frame]) -> Frame:
+    async def _reported(self, publishing: Coroutine[Any, Any, Frame]) -> Frame:
         published = await publishing
         if self._published is not None and published.id:
             self._published(published)

@@ -89,8 +89,8 @@ class RedisLine:
         """`send`, with `packed` written before this returns when the line is open (else
         when the returned awaitable connects it): what is given now goes out now, not
         when its task's turn on a busy loop comes."""
-        link = self._link
-        if link is None or link.closed:
+        link = self._link  # (a link that closed is no longer the line's)
+        if link is None:
             return self.send(packed, replies)
         return link.replies(*link.write(packed, replies, self._reply_timeout_s))
 
@@ -202,10 +202,6 @@ class _Link(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # (uvloop's is not a subclass)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed is not None or self._transport is None
 
     async def send(self, packed: bytes, replies: int, within_s: float) -> list[Any]:
         return await self.replies(*self.write(packed, replies, within_s))
