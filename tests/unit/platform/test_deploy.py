@@ -97,6 +97,25 @@ def test_nginx_upgrades_websockets_and_hides_metrics() -> None:
         assert re.search(r"location = /metrics \{\s*return 404;", text), site
 
 
+# What an access line may not carry: the query string (a lookup's phone, a search's name)
+# in any of its spellings, nor the referrer (the page the search was typed on).
+_PRIVATE_VARIABLES = re.compile(r"\$(request|request_uri|args|query_string|arg_\w+|http_referer)\b")
+
+
+def test_nginx_access_lines_carry_no_query_strings() -> None:
+    for site in (DEPLOY / "compose" / "nginx.conf", DEPLOY / "nginx" / "callcard.conf"):
+        text = site.read_text()
+        found = re.search(r"log_format callcard ((?:'[^']*'\s*)+);", text)
+        assert found, f"{site}: no callcard log format"
+        assert "$uri" in found[1], site
+        assert not _PRIVATE_VARIABLES.search(found[1]), site
+        servers = text.split("server {")[1:]
+        assert servers, site
+        for server in servers:
+            # Every server logs in that format (nginx's default one has the whole request line).
+            assert re.search(r"^\s*access_log \S+ callcard;", server, re.M), site
+
+
 @pytest.mark.parametrize(
     "path",
     sorted(
