@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -22,6 +22,7 @@ from crm_api.platform.realtime.outage import Outage, reraise_if_cancelled
 from crm_api.platform.realtime.redis_line import Arg, RedisLine
 
 log = logging.getLogger(__name__)
+Deliver = Callable[[Frame], None]
 FRAMES_CHANNEL = "callcard:rt:frames"
 BACKLOG_STREAM = "callcard:rt:backlog"
 READ_BATCH = 500
@@ -55,8 +56,11 @@ class Bus(Protocol):
         """`publish` of each frame in order, at the cost of one: one round trip for all."""
         ...
 
-    async def subscribe(self) -> AsyncIterator[Frame]:
-        """Every frame published by any worker from the moment this returns."""
+    async def subscribe(self, deliver: Deliver) -> Coroutine[Any, Any, None]:
+        """`deliver` gets every frame published by any worker from the moment this
+        returns, in order and once, as it is read (no task's turn in between: a pop goes on
+        to its sockets in the same turn of the loop). The awaitable, which must be awaited,
+        keeps the subscription through any outage until the bus is closed."""
         ...
 
     async def since(self, frame_id: str) -> list[Frame] | None:
@@ -69,7 +73,8 @@ class Bus(Protocol):
 class InProcessBus:
     def __init__(self, backlog: int = 1000) -> None:
         self._backlog: deque[Frame] = deque(maxlen=backlog)
-        self._subscribers: set[asyncio.Queue[Frame | None]] = set()
+        self._subscribers: set[Deliver] = set()
+        self._closed = asyncio.Event()
         self._last = (int(time.time() * 1000), 0)
         # The newest id that fell out of the backlog; at start, everything before now
         # (an id from a previous process cannot be resumed from).
@@ -95,25 +100,22 @@ class InProcessBus:
         if len(self._backlog) == self._backlog.maxlen:
             self._dropped = frame_key(self._backlog[0].id)
         self._backlog.append(frame)
-        for queue in self._subscribers:
-            queue.put_nowait(frame)
+        for deliver in self._subscribers:
+            deliver(frame)
         return frame
 
     async def publish_many(self, frames: Sequence[Frame]) -> list[Frame]:
         return [await self.publish(frame) for frame in frames]
 
-    async def subscribe(self) -> AsyncIterator[Frame]:
-        queue: asyncio.Queue[Frame | None] = asyncio.Queue()
-        self._subscribers.add(queue)
+    async def subscribe(self, deliver: Deliver) -> Coroutine[Any, Any, None]:
+        self._subscribers.add(deliver)
+        return self._subscribed(deliver)
 
-        async def frames() -> AsyncIterator[Frame]:
-            try:
-                while (frame := await queue.get()) is not None:
-                    yield frame
-            finally:
-                self._subscribers.discard(queue)
-
-        return frames()
+    async def _subscribed(self, deliver: Deliver) -> None:
+        try:
+            await self._closed.wait()
+        finally:
+            self._subscribers.discard(deliver)
 
     async def since(self, frame_id: str) -> list[Frame] | None:
         key = _parse(frame_id)
@@ -122,8 +124,7 @@ class InProcessBus:
         return [f for f in self._backlog if frame_key(f.id) > key]
 
     async def close(self) -> None:
-        for queue in self._subscribers:
-            queue.put_nowait(None)  # the end of each subscription
+        self._closed.set()  # the end of each subscription
         self._subscribers.clear()
 
 
@@ -158,6 +159,10 @@ class _Seen:
         return True
 
 
+# What decoding a message that is not a frame raises (its JSON, a key, a time, the UTF-8).
+_NOT_A_FRAME = (ValueError, KeyError, TypeError, AttributeError)
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -182,7 +187,8 @@ class RedisBus:
         self._marked = False
         self._recent: deque[tuple[float, str, bytes]] = deque()  # (when, tag, frame)
         self._line = RedisLine(redis)  # publishes: on a call's path
-        self._inboxes: set[asyncio.Queue[list[Any] | BaseException | None]] = set()
+        # Each subscription's news of its connection: the error it ended with; None: closed.
+        self._endings: set[asyncio.Queue[BaseException | None]] = set()
 
     async def publish(self, frame: Frame) -> Frame:
         return await self.publish_now(frame)
@@ -249,53 +255,83 @@ class RedisBus:
         self._marked = self._marked or frame_id is not None
         return frame_id
 
-    async def subscribe(self) -> AsyncIterator[Frame]:
+    async def subscribe(self, deliver: Deliver) -> Coroutine[Any, Any, None]:
         newest: Any = await self._redis.xrevrange(BACKLOG_STREAM, count=1)
-        last = _text(newest[0][0]) if newest else "0-0"
+        return self._subscribed(deliver, _text(newest[0][0]) if newest else "0-0")
 
-        async def frames() -> AsyncIterator[Frame]:
+    async def _subscribed(self, deliver: Deliver, last: str) -> None:
+        """Live frames are handed on from the connection's callback as they are read. Cut
+        off, the subscription reads the backlog on from `last` once Redis is back, and holds
+        the live ones read meanwhile until it has: frames come late, in order, not twice."""
+        outage = Outage("realtime frames: Redis", log)
+        seen = _Seen()
+        held: list[bytes] | None = None  # None: live; else what came while catching up
+
+        def take(frame_id: str, tag: bytes | None, body: bytes) -> None:
             nonlocal last
-            outage = Outage("realtime frames: Redis", log)
-            seen = _Seen()
-            pause, behind = 0.1, False
-            # Messages as they arrive, then the error the connection ended with; None: closed.
-            inbox: asyncio.Queue[list[Any] | BaseException | None] = asyncio.Queue()
-            line = RedisLine(self._redis, pushed=inbox.put_nowait)
-            self._inboxes.add(inbox)
-            try:
-                while not self._closed.is_set():
-                    try:
-                        await line.execute("SUBSCRIBE", FRAMES_CHANNEL)
-                        if behind:
-                            # Published while this worker was cut off: read from the backlog.
-                            rows: Any = await self._redis.xrange(BACKLOG_STREAM, min=f"({last}")
-                            for raw_id, fields in rows:
-                                last = _text(raw_id)
-                                if seen.first_time(fields.get(b"u")):
-                                    yield Frame.decode(fields[b"f"], last)
-                        outage.ok()
-                        pause, behind = 0.1, False
-                        while (message := await inbox.get()) is not None:
-                            if isinstance(message, BaseException):
-                                raise message
-                            frame_id, tag, body = message[2].split(b" ", 2)
-                            last = frame_id.decode()
-                            if seen.first_time(tag):
-                                yield Frame.decode(body, last)
-                    except (RedisError, OSError) as exc:
-                        reraise_if_cancelled()
-                        outage.failed(exc)
-                        behind = True
-                        await line.close()
-                        while not inbox.empty():  # left by that connection: in the backlog
-                            inbox.get_nowait()
-                        await asyncio.sleep(pause)
-                        pause = min(pause * 2, RETRY_MAX_S)
-            finally:
-                self._inboxes.discard(inbox)
-                await line.close()
+            last = frame_id
+            if seen.first_time(tag):
+                try:
+                    frame = Frame.decode(body, frame_id)
+                except _NOT_A_FRAME:  # skipped alone: it must not end the subscription
+                    log.error("realtime frames: skipped %s, not a frame: %r", frame_id, body[:200])
+                    return
+                deliver(frame)
 
-        return frames()
+        def message_taken(message: bytes) -> None:
+            # As _PUBLISH sends it: the id, the tag and the frame.
+            try:
+                frame_id, tag, body = message.split(b" ", 2)
+                read_id = frame_id.decode()
+            except ValueError:
+                log.error(
+                    "realtime frames: skipped a message that is not a frame: %r", message[:200]
+                )
+                return
+            take(read_id, tag, body)
+
+        def pushed(message: list[Any] | BaseException) -> None:
+            if isinstance(message, BaseException):
+                ending.put_nowait(message)
+            elif held is not None:
+                held.append(message[2])
+            else:
+                message_taken(message[2])
+
+        ending: asyncio.Queue[BaseException | None] = asyncio.Queue()
+        line = RedisLine(self._redis, pushed=pushed)
+        self._endings.add(ending)
+        pause, behind = 0.1, False
+        try:
+            while not self._closed.is_set():
+                try:
+                    held = [] if behind else None
+                    await line.execute("SUBSCRIBE", FRAMES_CHANNEL)
+                    if behind:
+                        # Published while this worker was cut off: read from the backlog.
+                        rows: Any = await self._redis.xrange(BACKLOG_STREAM, min=f"({last}")
+                        for raw_id, fields in rows:
+                            take(_text(raw_id), fields.get(b"u"), fields.get(b"f", b""))
+                        for message in held or ():
+                            message_taken(message)
+                        held = None
+                    outage.ok()
+                    pause, behind = 0.1, False
+                    ended = await ending.get()
+                    if ended is not None:
+                        raise ended
+                except (RedisError, OSError) as exc:
+                    reraise_if_cancelled()
+                    outage.failed(exc)
+                    behind = True
+                    await line.close()
+                    while not ending.empty():  # what closing that connection told
+                        ending.get_nowait()
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, RETRY_MAX_S)
+        finally:
+            self._endings.discard(ending)
+            await line.close()
 
     async def since(self, frame_id: str) -> list[Frame] | None:
         key = _parse(frame_id)
@@ -331,6 +367,6 @@ class RedisBus:
     async def close(self) -> None:
         """Subscriptions end at once."""
         self._closed.set()
-        for inbox in self._inboxes:
-            inbox.put_nowait(None)
+        for ending in self._endings:
+            ending.put_nowait(None)
         await self._line.close()

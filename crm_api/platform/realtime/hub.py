@@ -84,11 +84,10 @@ class Hub:
         outage = Outage("realtime bus subscription", log)
         while True:
             try:
-                frames = await self.bus.subscribe()
+                subscribed = await self.bus.subscribe(self._deliver)
                 outage.ok()
                 ready.set()
-                async for frame in frames:
-                    self._deliver(frame)
+                await subscribed
                 return  # the bus was closed
             except asyncio.CancelledError:
                 raise

@@ -62,22 +62,22 @@ async def test_a_batch_after_redis_lost_its_data_publishes_the_recent_frames_aga
             await client.aclose()
 
 
+async def _subscribed(client: aredis.Redis) -> bool:
+    return dict(await client.pubsub_numsub(FRAMES_CHANNEL))[FRAMES_CHANNEL.encode()] > 0
+
+
 async def test_a_subscriber_cut_off_by_a_restart_gets_each_frame_published_meanwhile(
     tmp_path: Path,
 ) -> None:
     async with restartable_redis(tmp_path / "redis", persistent=True) as server:
         client = aredis.Redis.from_url(server.url)
         publisher, reader = RedisBus(client), RedisBus(client)
-        frames = await reader.subscribe()
-
-        async def subscribed() -> bool:
-            return dict(await client.pubsub_numsub(FRAMES_CHANNEL))[FRAMES_CHANNEL.encode()] > 0
-
+        got: asyncio.Queue[Frame] = asyncio.Queue()
+        subscription = asyncio.ensure_future(await reader.subscribe(got.put_nowait))
         try:
-            arriving = asyncio.ensure_future(anext(frames))  # subscribes
-            await wait_for(subscribed)
+            await wait_for(lambda: _subscribed(client))
             await publisher.publish(_frames(1)[0])
-            first = await asyncio.wait_for(arriving, 5)
+            first = await asyncio.wait_for(got.get(), 5)
             await server.stop()
             # The subscription's connection ends with the server: the reader is cut off.
             await server.start()
@@ -85,15 +85,15 @@ async def test_a_subscriber_cut_off_by_a_restart_gets_each_frame_published_meanw
                 await client.ping()
             await publisher.publish_many(_frames(2, 3))
             await publisher.publish(_frames(4)[0])
-            got = [first] + [await asyncio.wait_for(anext(frames), 10) for _ in range(3)]
-            assert [f.data["n"] for f in got] == [1, 2, 3, 4]
+            rest = [await asyncio.wait_for(got.get(), 10) for _ in range(3)]
+            assert [f.data["n"] for f in [first, *rest]] == [1, 2, 3, 4]
             with contextlib.suppress(TimeoutError):  # and nothing twice
-                extra = await asyncio.wait_for(anext(frames), 0.5)
+                extra = await asyncio.wait_for(got.get(), 0.5)
                 raise AssertionError(f"a frame came twice: {extra}")
         finally:
             await publisher.close()
             await reader.close()
-            await frames.aclose()
+            await asyncio.wait_for(subscription, 5)  # closing the bus ends it
             await client.aclose()
 
 
@@ -105,22 +105,50 @@ async def test_a_frame_published_now_reaches_a_reader_before_its_publisher_await
     frame with the id the reader saw."""
     client = aredis.Redis.from_url(redis_url)
     publisher, reader = RedisBus(client), RedisBus(client)
-    frames = await reader.subscribe()
-
-    async def subscribed() -> bool:
-        return dict(await client.pubsub_numsub(FRAMES_CHANNEL))[FRAMES_CHANNEL.encode()] > 0
-
+    got: asyncio.Queue[Frame] = asyncio.Queue()
+    subscription = asyncio.ensure_future(await reader.subscribe(got.put_nowait))
     try:
-        arriving = asyncio.ensure_future(anext(frames))
-        await wait_for(subscribed)
+        await wait_for(lambda: _subscribed(client))
         await publisher.publish(_frames(1)[0])  # opens the publisher's connection
-        assert (await asyncio.wait_for(arriving, 5)).data == {"n": 1}
+        assert (await asyncio.wait_for(got.get(), 5)).data == {"n": 1}
         publishing = publisher.publish_now(_frames(2)[0])
-        seen = await asyncio.wait_for(anext(frames), 5)
+        seen = await asyncio.wait_for(got.get(), 5)
         assert seen.data == {"n": 2}
         assert (await publishing).id == seen.id
     finally:
         await publisher.close()
         await reader.close()
-        await frames.aclose()
+        await asyncio.wait_for(subscription, 5)
+        await client.aclose()
+
+
+async def test_a_frame_is_handed_on_as_it_is_read_and_garbage_on_the_channel_is_skipped(
+    redis_url: str,
+) -> None:
+    """A frame goes to `deliver` from the connection's own callback, in the turn of the
+    loop that read it (no task is running then), not from a task woken for it; a message
+    on the channel that is not a frame is skipped alone, and the next frame still comes."""
+    client = aredis.Redis.from_url(redis_url)
+    publisher, reader = RedisBus(client), RedisBus(client)
+    got: asyncio.Queue[tuple[Frame, asyncio.Task[object] | None]] = asyncio.Queue()
+    subscribed = await reader.subscribe(lambda f: got.put_nowait((f, asyncio.current_task())))
+    subscription = asyncio.ensure_future(subscribed)
+    try:
+        await wait_for(lambda: _subscribed(client))
+        for garbage in (
+            b"garbage",
+            b"1-1 tag not json",
+            b"1-2 tag {}\n{}",
+            "1-3 t \xff".encode("latin-1"),
+        ):
+            await client.publish(FRAMES_CHANNEL, garbage)
+        await publisher.publish(_frames(1)[0])
+        frame, task = await asyncio.wait_for(got.get(), 5)
+        assert frame.data == {"n": 1}
+        assert task is None, f"handed on from a task ({task}), a turn of the loop later"
+        assert got.empty()
+    finally:
+        await publisher.close()
+        await reader.close()
+        await asyncio.wait_for(subscription, 5)
         await client.aclose()
