@@ -37,7 +37,10 @@ from support.peers import free_port
 from support.server import api_process
 from support.servers import PgServer
 
-REQUESTS = int(os.environ.get("BENCH_REQUESTS", "1000"))
+# The p99 of 1,000 requests is their 10th worst, which one stall behind the hog decides
+# (the lookup's was 1.8 and 2.8 ms within one hour); of 5,000, their 50th worst.
+REQUESTS = int(os.environ.get("BENCH_REQUESTS", "5000"))
+SEARCHES = min(REQUESTS, 1000)  # fragment searches: ~7 ms each, far within their 50 ms
 LEAN_API = Path(__file__).with_name("lean_api.py")
 ROOT = LEAN_API.resolve().parents[2]
 
@@ -137,7 +140,7 @@ async def _run(url: str, dsn: str) -> None:
         report("card + last 20 communications", samples, 10)
         cpu_ms = report_cpu("card + last 20 communications", pid, before, len(cards) + 50)
         _ratios("card + last 20 communications", cpu_ms, samples, reference)
-        fragments = [f"/clients?q={number(i)[-7:]}&page_size=25" for i in picks]
+        fragments = [f"/clients?q={number(i)[-7:]}&page_size=25" for i in picks[:SEARCHES]]
         report("phone fragment search (7 digits)", await _measure(http, fragments), 50)
-        short = [f"/clients?q={number(i)[-5:]}&page_size=25" for i in picks[: REQUESTS // 4]]
+        short = [f"/clients?q={number(i)[-5:]}&page_size=25" for i in picks[: SEARCHES // 4]]
         report("phone fragment search (5 digits)", await _measure(http, short), 50)
