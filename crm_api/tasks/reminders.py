@@ -14,7 +14,10 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from crm_api.platform.db.base import utcnow
+from crm_api.platform.db.direct import connect_direct
 from crm_api.platform.deps import Services
 from crm_api.platform.realtime.outage import Outage
 from crm_api.tasks import notifier
@@ -24,10 +27,13 @@ log = logging.getLogger(__name__)
 
 
 async def send_due(services: Services, now: datetime | None = None) -> int:
-    """One poll: claim, commit, then push (a frame never reports an uncommitted claim)."""
-    async with services.sessions() as session:
-        due = await tasks_domain.claim_due(session, now or utcnow())
-        await session.commit()
+    """One poll: claim, commit, then push (a frame never reports an uncommitted claim). On
+    PostgreSQL the claim is one statement on a pooled connection, committed on its own: no
+    session, no BEGIN and COMMIT, every second in every worker."""
+    async with connect_direct(services.engine, services.sessions) as db:
+        due = await tasks_domain.claim_due(db, now or utcnow())
+        if isinstance(db, AsyncSession):
+            await db.commit()
     for reminder in due:
         await notifier.task_due(services.hub, reminder)
     return len(due)

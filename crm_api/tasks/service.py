@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,7 @@ from crm_api.accounts.models import Role, User
 from crm_api.clients import service as clients_domain
 from crm_api.clients.timeline.models import Communication
 from crm_api.platform.db.base import utcnow
+from crm_api.platform.db.direct import Queryable, core_rows
 from crm_api.platform.errors import Conflict, InvalidInput, NotFound
 from crm_api.sales import service as deals_domain
 from crm_api.sales.models import Deal, StageKind
@@ -250,34 +251,43 @@ async def tasks_of_deal(session: AsyncSession, deal_id: int) -> list[Task]:
 # --- reminders -------------------------------------------------------------------------
 
 
-async def claim_due(
-    session: AsyncSession, now: datetime, limit: int = CLAIM_BATCH
-) -> list[DueReminder]:
+# Built once (the poll runs every second in every worker): the reminders due at `now`,
+# oldest first, marked sent and answered in one statement.
+_CLAIM_DUE = (
+    update(Task)
+    .where(
+        Task.id.in_(
+            select(Task.id)
+            .where(
+                Task.reminded_at.is_(None),
+                Task.remind_at <= bindparam("now"),
+                Task.done_at.is_(None),
+            )
+            .order_by(Task.remind_at)
+            .limit(CLAIM_BATCH)
+            .scalar_subquery()
+        ),
+        Task.reminded_at.is_(None),
+    )
+    .values(reminded_at=bindparam("now"))
+    .returning(
+        Task.id,
+        Task.assignee_id,
+        Task.title,
+        Task.client_id,
+        Task.deal_id,
+        Task.due_at,
+        Task.remind_at,
+        Task.kind,
+        Task.params,
+    )
+)
+
+
+async def claim_due(db: Queryable, now: datetime) -> list[DueReminder]:
     """Marks due reminders as sent and returns them; a reminder another worker claimed
     first no longer matches `reminded_at IS NULL` and is skipped."""
-    due = (
-        select(Task.id)
-        .where(Task.reminded_at.is_(None), Task.remind_at <= now, Task.done_at.is_(None))
-        .order_by(Task.remind_at)
-        .limit(limit)
-    )
-    rows = await session.execute(
-        update(Task)
-        .where(Task.id.in_(due.scalar_subquery()), Task.reminded_at.is_(None))
-        .values(reminded_at=now)
-        .returning(
-            Task.id,
-            Task.assignee_id,
-            Task.title,
-            Task.client_id,
-            Task.deal_id,
-            Task.due_at,
-            Task.remind_at,
-            Task.kind,
-            Task.params,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    rows = await core_rows(db, _CLAIM_DUE, {"now": now})
     return [
         DueReminder(task_id, assignee, title, client, deal, due_at, remind_at or now, kind, params)
         for task_id, assignee, title, client, deal, due_at, remind_at, kind, params in rows
