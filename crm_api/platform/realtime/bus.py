@@ -160,7 +160,7 @@ class _Seen:
 
 
 # What decoding a message that is not a frame raises (its JSON, a key, a time, the UTF-8).
-_NOT_A_FRAME = (ValueError, KeyError, TypeError, AttributeError)
+_NOT_A_FRAME = (ValueError, KeyError, TypeError)
 
 
 def _text(value: bytes | str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import redis.asyncio as aredis
@@ -62,39 +63,59 @@ async def test_a_batch_after_redis_lost_its_data_publishes_the_recent_frames_aga
             await client.aclose()
 
 
-async def _subscribed(client: aredis.Redis) -> bool:
-    return dict(await client.pubsub_numsub(FRAMES_CHANNEL))[FRAMES_CHANNEL.encode()] > 0
+Arrival = tuple[Frame, "asyncio.Task[object] | None"]  # a frame, and the task it came in
+
+
+@contextlib.asynccontextmanager
+async def _reading(
+    url: str,
+) -> AsyncIterator[tuple[aredis.Redis, RedisBus, asyncio.Queue[Arrival]]]:
+    """A publisher, and a reader subscribed on the same Redis: what it is handed arrives
+    in the queue."""
+    client = aredis.Redis.from_url(url)
+    publisher, reader = RedisBus(client), RedisBus(client)
+    got: asyncio.Queue[Arrival] = asyncio.Queue()
+    subscribed = await reader.subscribe(lambda f: got.put_nowait((f, asyncio.current_task())))
+    subscription = asyncio.ensure_future(subscribed)
+
+    async def listening() -> bool:
+        return dict(await client.pubsub_numsub(FRAMES_CHANNEL))[FRAMES_CHANNEL.encode()] > 0
+
+    try:
+        await wait_for(listening)
+        yield client, publisher, got
+    finally:
+        await publisher.close()
+        await reader.close()
+        await asyncio.wait_for(subscription, 5)  # closing the bus ends it
+        await client.aclose()
+
+
+async def _next(got: asyncio.Queue[Arrival], within_s: float = 5) -> Frame:
+    return (await asyncio.wait_for(got.get(), within_s))[0]
 
 
 async def test_a_subscriber_cut_off_by_a_restart_gets_each_frame_published_meanwhile(
     tmp_path: Path,
 ) -> None:
-    async with restartable_redis(tmp_path / "redis", persistent=True) as server:
-        client = aredis.Redis.from_url(server.url)
-        publisher, reader = RedisBus(client), RedisBus(client)
-        got: asyncio.Queue[Frame] = asyncio.Queue()
-        subscription = asyncio.ensure_future(await reader.subscribe(got.put_nowait))
-        try:
-            await wait_for(lambda: _subscribed(client))
-            await publisher.publish(_frames(1)[0])
-            first = await asyncio.wait_for(got.get(), 5)
-            await server.stop()
-            # The subscription's connection ends with the server: the reader is cut off.
-            await server.start()
-            with contextlib.suppress(RedisConnectionError):
-                await client.ping()
-            await publisher.publish_many(_frames(2, 3))
-            await publisher.publish(_frames(4)[0])
-            rest = [await asyncio.wait_for(got.get(), 10) for _ in range(3)]
-            assert [f.data["n"] for f in [first, *rest]] == [1, 2, 3, 4]
-            with contextlib.suppress(TimeoutError):  # and nothing twice
-                extra = await asyncio.wait_for(got.get(), 0.5)
-                raise AssertionError(f"a frame came twice: {extra}")
-        finally:
-            await publisher.close()
-            await reader.close()
-            await asyncio.wait_for(subscription, 5)  # closing the bus ends it
-            await client.aclose()
+    async with (
+        restartable_redis(tmp_path / "redis", persistent=True) as server,
+        _reading(server.url) as (client, publisher, got),
+    ):
+        await publisher.publish(_frames(1)[0])
+        first = await _next(got)
+        await server.stop()
+        # The subscription's connection ends with the server: the reader is cut off.
+        await server.start()
+        with contextlib.suppress(RedisConnectionError):
+            await client.ping()
+        await publisher.publish_many(_frames(2, 3))
+        await publisher.publish(_frames(4)[0])
+        rest = [await _next(got, 10) for _ in range(3)]
+        assert [f.data["n"] for f in [first, *rest]] == [1, 2, 3, 4]
+        with contextlib.suppress(TimeoutError):  # and nothing twice
+            extra = await _next(got, 0.5)
+            raise AssertionError(f"a frame came twice: {extra}")
 
 
 async def test_a_frame_published_now_reaches_a_reader_before_its_publisher_awaits_it(
@@ -103,23 +124,13 @@ async def test_a_frame_published_now_reaches_a_reader_before_its_publisher_await
     """The early pop: `publish_now` hands the frame to Redis before it returns, so a reader
     gets it however long the publisher's task waits for its turn; awaited, it gives the
     frame with the id the reader saw."""
-    client = aredis.Redis.from_url(redis_url)
-    publisher, reader = RedisBus(client), RedisBus(client)
-    got: asyncio.Queue[Frame] = asyncio.Queue()
-    subscription = asyncio.ensure_future(await reader.subscribe(got.put_nowait))
-    try:
-        await wait_for(lambda: _subscribed(client))
+    async with _reading(redis_url) as (_, publisher, got):
         await publisher.publish(_frames(1)[0])  # opens the publisher's connection
-        assert (await asyncio.wait_for(got.get(), 5)).data == {"n": 1}
+        assert (await _next(got)).data == {"n": 1}
         publishing = publisher.publish_now(_frames(2)[0])
-        seen = await asyncio.wait_for(got.get(), 5)
+        seen = await _next(got)
         assert seen.data == {"n": 2}
         assert (await publishing).id == seen.id
-    finally:
-        await publisher.close()
-        await reader.close()
-        await asyncio.wait_for(subscription, 5)
-        await client.aclose()
 
 
 async def test_a_frame_is_handed_on_as_it_is_read_and_garbage_on_the_channel_is_skipped(
@@ -128,13 +139,7 @@ async def test_a_frame_is_handed_on_as_it_is_read_and_garbage_on_the_channel_is_
     """A frame goes to `deliver` from the connection's own callback, in the turn of the
     loop that read it (no task is running then), not from a task woken for it; a message
     on the channel that is not a frame is skipped alone, and the next frame still comes."""
-    client = aredis.Redis.from_url(redis_url)
-    publisher, reader = RedisBus(client), RedisBus(client)
-    got: asyncio.Queue[tuple[Frame, asyncio.Task[object] | None]] = asyncio.Queue()
-    subscribed = await reader.subscribe(lambda f: got.put_nowait((f, asyncio.current_task())))
-    subscription = asyncio.ensure_future(subscribed)
-    try:
-        await wait_for(lambda: _subscribed(client))
+    async with _reading(redis_url) as (client, publisher, got):
         for garbage in (
             b"garbage",
             b"1-1 tag not json",
@@ -147,8 +152,3 @@ async def test_a_frame_is_handed_on_as_it_is_read_and_garbage_on_the_channel_is_
         assert frame.data == {"n": 1}
         assert task is None, f"handed on from a task ({task}), a turn of the loop later"
         assert got.empty()
-    finally:
-        await publisher.close()
-        await reader.close()
-        await asyncio.wait_for(subscription, 5)
-        await client.aclose()
